@@ -1,0 +1,5 @@
+import sys
+
+from h2books.cli import main
+
+sys.exit(main())

@@ -1,0 +1,255 @@
+"""The `h2books` command line: serve, cert, catalog."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from h2books import __version__
+from h2books.server.config import ServerConfig, default_data_dir
+
+
+class UsageError(Exception):
+    """A bad option value; reported in one line."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"H2BOOKS_{name}", default)
+
+
+def _env_int(name: str, default: int | None) -> int | None:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise UsageError(f"H2BOOKS_{name} must be a whole number, not {raw!r}") from None
+
+
+def _env_bool(name: str, default: bool) -> bool:
+    raw = _env(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() not in ("0", "false", "no", "off")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="h2books",
+        description="A fast pure-Python HTTP/2 + HTTP/1.1 server, serving a science-fiction bookstore.",
+    )
+    parser.add_argument("--version", action="version", version=f"h2books {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the bookstore over HTTPS (h2 + http/1.1)",
+        description="Serve the bookstore. Every option has an H2BOOKS_* environment variable "
+        "(H2BOOKS_HOST, H2BOOKS_PORT, H2BOOKS_HTTP_PORT, H2BOOKS_CERTFILE, H2BOOKS_KEYFILE, "
+        "H2BOOKS_DATA_DIR, H2BOOKS_WORKERS, H2BOOKS_LOG_LEVEL, H2BOOKS_ACCESS_LOG).",
+    )
+    serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTPS port (default 8443)")
+    serve.add_argument(
+        "--http-port", type=int, help="also listen for cleartext HTTP/1.1 and h2c on this port"
+    )
+    serve.add_argument("--certfile", type=Path, help="your own certificate chain (PEM)")
+    serve.add_argument("--keyfile", type=Path, help="the key of --certfile (PEM)")
+    serve.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
+    serve.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
+    serve.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
+    )
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="combined log format on stdout (default on)",
+    )
+
+    cert = commands.add_parser(
+        "cert",
+        help="create the local CA and localhost certificate; --trust makes Chrome accept it",
+    )
+    cert.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
+    trust = cert.add_mutually_exclusive_group()
+    trust.add_argument(
+        "--trust",
+        action="store_true",
+        help="trust the local CA in ~/.pki/nssdb (Chrome/Chromium on Linux; needs certutil "
+        "from libnss3-tools) and print the steps for macOS, Windows and Firefox",
+    )
+    trust.add_argument(
+        "--untrust", action="store_true", help="remove the local CA from ~/.pki/nssdb again"
+    )
+
+    catalog = commands.add_parser("catalog", help="manage the book catalogue")
+    catalog_commands = catalog.add_subparsers(dest="catalog_command", metavar="ACTION")
+    catalog_import = catalog_commands.add_parser(
+        "import", help="load a books.json (the post's format) from a path or URL"
+    )
+    catalog_import.add_argument("source", help="path or http(s) URL of books.json")
+    catalog_import.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
+    catalog_reset = catalog_commands.add_parser(
+        "reset", help="go back to the generated catalogue"
+    )
+    catalog_reset.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
+    return parser
+
+
+def serve_config(args: argparse.Namespace) -> ServerConfig:
+    config = ServerConfig()
+    config.host = args.host or _env("HOST") or config.host
+    config.port = _pick_int(args.port, "PORT", config.port)
+    config.http_port = _pick_int(args.http_port, "HTTP_PORT", None)
+    certfile = args.certfile or _path_env("CERTFILE")
+    keyfile = args.keyfile or _path_env("KEYFILE")
+    if (certfile is None) != (keyfile is None):
+        raise UsageError("--certfile and --keyfile go together")
+    config.certfile, config.keyfile = certfile, keyfile
+    config.data_dir = args.data_dir or default_data_dir()
+    config.workers = _pick_int(args.workers, "WORKERS", 1) or 1
+    if config.workers < 1:
+        raise UsageError("--workers must be at least 1")
+    config.log_level = args.log_level or _env("LOG_LEVEL") or config.log_level
+    config.access_log = (
+        args.access_log if args.access_log is not None else _env_bool("ACCESS_LOG", True)
+    )
+    for port in (config.port, config.http_port):
+        if port is not None and not 0 <= port <= 65535:
+            raise UsageError(f"port {port} is out of range")
+    return config
+
+
+def _pick_int(value: int | None, env_name: str, default: int | None) -> int | None:
+    return value if value is not None else _env_int(env_name, default)
+
+
+def _path_env(name: str) -> Path | None:
+    raw = _env(name)
+    return Path(raw).expanduser() if raw else None
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from h2books.app import create_app, open_catalog
+    from h2books.certs import ensure_certificates
+    from h2books.server.runner import (
+        bind_listeners,
+        check_data_dir,
+        configure_logging,
+        load_ssl_context,
+        raise_open_file_limit,
+        run_workers,
+    )
+
+    config = serve_config(args)
+    configure_logging(config.log_level)
+    check_data_dir(config.data_dir)
+    # Create the catalogue (first run) here, once, before any worker is forked.
+    open_catalog(config.data_dir).close()
+    own_certificate = config.certfile is not None
+    ca_path = None
+    if not own_certificate:
+        paths = ensure_certificates(config.data_dir / "tls")
+        config.certfile, config.keyfile, ca_path = paths.cert, paths.key, paths.ca_cert
+    context = load_ssl_context(config)
+    raise_open_file_limit()
+    listeners = bind_listeners(config)
+    port = listeners.tls[0].getsockname()[1]
+    shown_host = "localhost" if config.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::") else config.host
+    lines = [f"h2books {__version__} serving the bookstore on https://{shown_host}:{port}/ (h2, http/1.1)"]
+    if listeners.http:
+        http_port = listeners.http[0].getsockname()[1]
+        lines.append(f"  cleartext HTTP/1.1 and h2c on http://{shown_host}:{http_port}/")
+    if ca_path is not None:
+        lines.append(f"  try:   curl --http2 --cacert {ca_path} https://{shown_host}:{port}/book?id=1")
+        lines.append(
+            f"  trust: the local CA is {ca_path}; import it as a trusted authority in your browser"
+            " (Chrome: Settings > Privacy and security > Security > Manage certificates > Authorities)"
+        )
+    lines.append(f"  data:  {config.data_dir}   workers: {config.workers}   stop: Ctrl+C")
+    print("\n".join(lines), file=sys.stderr, flush=True)
+    data_dir = config.data_dir
+    return run_workers(config, lambda: create_app(data_dir), context, listeners)
+
+
+def cmd_cert(args: argparse.Namespace) -> int:
+    from h2books.certs import CertPaths, ensure_certificates
+    from h2books.trust import TrustError, manual_steps, trust_ca, untrust_ca
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.untrust:
+        # Never create a CA just to remove it.
+        ca_cert = CertPaths.in_directory(data_dir / "tls").ca_cert
+        if not ca_cert.is_file():
+            print(f"not trusted: there is no local CA at {ca_cert}; nothing to do")
+            return 0
+        print(untrust_ca(ca_cert))
+        return 0
+    paths = ensure_certificates(data_dir / "tls")
+    print(f"CA certificate:     {paths.ca_cert}")
+    print(f"server certificate: {paths.cert}")
+    print(f"server key:         {paths.key}")
+    print(f"use it with:        curl --cacert {paths.ca_cert} https://localhost:8443/")
+    if args.trust:
+        try:
+            print(trust_ca(paths.ca_cert))
+        except TrustError:
+            # Where certutil cannot help, the manual steps still can.
+            print(manual_steps(paths.ca_cert), file=sys.stderr)
+            raise
+        print(manual_steps(paths.ca_cert))
+    return 0
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from h2books.app import import_catalog, open_catalog
+    from h2books.app.generator import generate_books
+
+    data_dir = args.data_dir or default_data_dir()
+    if args.catalog_command == "import":
+        count = import_catalog(data_dir, args.source)
+        print(f"imported {count} books into {data_dir}; a running server picks them up by itself")
+        return 0
+    if args.catalog_command == "reset":
+        with open_catalog(data_dir) as store:
+            count = store.replace_all(generate_books(), source="generated")
+        print(f"restored the generated catalogue of {count} books in {data_dir}")
+        return 0
+    raise UsageError("catalog needs an action: import or reset")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    handlers = {"serve": cmd_serve, "cert": cmd_cert, "catalog": cmd_catalog}
+    try:
+        return handlers[args.command](args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        if _is_user_error(exc):
+            print(f"h2books: error: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+def _is_user_error(exc: Exception) -> bool:
+    from h2books.app import CatalogError
+    from h2books.certs import CertificateError
+    from h2books.server.runner import StartupError
+
+    if isinstance(exc, UsageError | StartupError | CatalogError | CertificateError):
+        return True
+    return bool(getattr(exc, "user_facing", False))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

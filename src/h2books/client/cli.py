@@ -1,0 +1,151 @@
+"""`h2books crawl`: the post's client scripts as one command.
+
+`register` adds the sub-command to the main `h2books` parser; `main_crawl`
+runs it on its own (``python -m h2books.client.cli URL ...``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
+
+__all__ = ["build_parser", "cmd_crawl", "main_crawl", "register"]
+
+DESCRIPTION = (
+    "Fetch the bookstore's index (/) and then every book (/book?id=N), check that each "
+    "answer is a 200 with a JSON body and that all arrived, and print the post's figures: "
+    "wall, user, sys, CPU%, requests/s, CPU per request, and the bytes on the wire "
+    "(before TLS) split into headers, bodies and framing."
+)
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``crawl`` to the main parser's sub-commands."""
+    parser = commands.add_parser(
+        "crawl",
+        help="fetch every book over HTTP/1.1 or HTTP/2 and time it",
+        description=DESCRIPTION,
+    )
+    _add_arguments(parser)
+    parser.set_defaults(handler=cmd_crawl)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="h2books crawl", description=DESCRIPTION)
+    _add_arguments(parser)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
+    return value or None  # 0 means no limit
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("url", help="the server, e.g. https://localhost:8443")
+    protocol = parser.add_mutually_exclusive_group()
+    protocol.add_argument(
+        "--http2",
+        dest="http2",
+        action="store_true",
+        default=True,
+        help="HTTP/2: ALPN h2 on https://, h2c prior knowledge on http:// (default)",
+    )
+    protocol.add_argument(
+        "--http1", dest="http2", action="store_false", help="HTTP/1.1 with keep-alive"
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=100,
+        metavar="N",
+        help="requests in flight, as a sliding window (default 100)",
+    )
+    parser.add_argument(
+        "--chunked",
+        action="store_true",
+        help="the post's way: send --concurrency requests, wait for all, send the next batch",
+    )
+    parser.add_argument(
+        "--connections",
+        type=_positive_int,
+        default=1,
+        metavar="N",
+        help="spread the requests over N connections (default 1)",
+    )
+    parser.add_argument("--cacert", type=Path, metavar="PATH", help="trust this CA (PEM)")
+    parser.add_argument(
+        "--insecure", action="store_true", help="do not verify the server's certificate"
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_seconds,
+        default=30.0,
+        metavar="S",
+        help="give up when the whole crawl takes longer (default 30; 0 = no limit)",
+    )
+    parser.add_argument(
+        "--request-timeout",
+        type=_seconds,
+        default=10.0,
+        metavar="S",
+        help="give up when one request takes longer (default 10; 0 = no limit)",
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def cmd_crawl(args: argparse.Namespace) -> int:
+    options = CrawlOptions(
+        url=args.url,
+        http2=args.http2,
+        concurrency=args.concurrency,
+        chunked=args.chunked,
+        connections=args.connections,
+        cacert=args.cacert,
+        insecure=args.insecure,
+        timeout=args.timeout,
+        request_timeout=args.request_timeout,
+    )
+    try:
+        result = run(lambda: crawl(options))
+    except CrawlError as exc:
+        if args.json:
+            print(json.dumps({"ok": False, "url": args.url, "error": str(exc)}))
+        print(f"h2books crawl: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(result.report())
+    return 0
+
+
+def main_crawl(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return cmd_crawl(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main_crawl())

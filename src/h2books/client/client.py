@@ -1,0 +1,312 @@
+"""`Client`: the library face of h2books' HTTP/1.1 and HTTP/2 clients.
+
+    async with Client("https://localhost:8443", http2=True, cacert=ca) as client:
+        response = await client.get("/book?id=1")
+
+A client talks to one origin over ``connections`` connections (default one).
+Each connection slot (a lane) connects lazily, reconnects when its connection
+retires (GOAWAY, keep-alive off, closed while idle), and moves requests that
+were never sent to the new connection. Requests go to the lane with the least
+outstanding work.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from collections import deque
+from collections.abc import Iterable
+from pathlib import Path
+from types import TracebackType
+
+from h2books.client.base import ConnectionSettings
+from h2books.client.connection_h1 import H1ClientProtocol
+from h2books.client.connection_h2 import H2ClientProtocol
+from h2books.client.errors import ClientError, ConnectError, RemoteClosedError
+from h2books.client.exchange import MAX_ATTEMPTS, Exchange
+from h2books.client.origin import Origin
+from h2books.client.response import Response
+from h2books.client.stats import WireStats
+from h2books.client.transport import create_ssl_context, open_connection
+
+__all__ = ["Client"]
+
+Connection = H1ClientProtocol | H2ClientProtocol
+HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
+
+DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
+# How long `aclose` waits for connections to finish closing (TLS close_notify).
+_CLOSE_WAIT = 2.0
+
+
+class Client:
+    """An HTTP/2 (``http2=True``) or HTTP/1.1 client for one origin.
+
+    ``http2=True`` negotiates ``h2`` with ALPN on https:// URLs and uses h2c with
+    prior knowledge on http:// URLs; many concurrent requests share one
+    connection as streams. ``http2=False`` uses HTTP/1.1 keep-alive: one request
+    at a time per connection, in submission order. ``timeout`` bounds each
+    request from submission to its complete response (and each connect), in
+    seconds; ``None`` waits forever. Pass a `WireStats` as ``stats`` to count the
+    bytes on the wire.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        http2: bool = True,
+        cacert: str | Path | None = None,
+        insecure: bool = False,
+        connections: int = 1,
+        timeout: float | None = 10.0,
+        headers: HeaderInput = (),
+        stats: WireStats | None = None,
+        max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+    ) -> None:
+        if connections < 1:
+            raise ValueError("connections must be at least 1")
+        if timeout is not None and timeout <= 0:
+            raise ValueError("timeout must be positive")
+        self.origin = Origin(url)
+        self.http2 = http2
+        self.stats = stats
+        self._ssl = (
+            create_ssl_context(http2=http2, cacert=cacert, insecure=insecure)
+            if self.origin.tls
+            else None
+        )
+        import h2books  # here, not at import time: h2books/__init__ imports this module
+
+        user_agent = (b"user-agent", f"h2books/{h2books.__version__}".encode("ascii"))
+        extra = _normalise_fields(headers)
+        if not any(name == b"user-agent" for name, _ in extra):
+            extra = (user_agent, *extra)
+        self._settings = ConnectionSettings(extra, timeout, max_response_size)
+        self._lanes = [_Lane(self) for _ in range(connections)]
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._closed = False
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def connect(self) -> None:
+        """Open every connection now, so that a refused connection or a TLS failure shows here."""
+        self._loop = asyncio.get_running_loop()
+        await asyncio.gather(*(lane.connect() for lane in self._lanes))
+
+    async def aclose(self) -> None:
+        """Close every connection; requests still waiting are cancelled."""
+        if self._closed:
+            return
+        self._closed = True
+        waiters = [waiter for lane in self._lanes for waiter in lane.close()]
+        if waiters:
+            await asyncio.wait(waiters, timeout=_CLOSE_WAIT)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def submit(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        headers: HeaderInput = (),
+        body: bytes = b"",
+    ) -> asyncio.Future[Response]:
+        """Send a request; the future resolves to its `Response` or a `ClientError`.
+
+        No coroutine and no task: this is the cheap way to keep many requests in
+        flight. ``target`` is a path with its query (``/book?id=1``).
+        """
+        if self._closed:
+            raise RuntimeError("this Client is closed")
+        loop = self._loop
+        if loop is None:
+            loop = self._loop = asyncio.get_running_loop()
+        if type(target) is str:
+            target = target.encode("ascii")
+        if type(method) is str:
+            method = method.encode("ascii")
+        assert isinstance(target, bytes) and isinstance(method, bytes)
+        if target[:1] != b"/" and target != b"*":
+            raise ValueError(f"the target must be a path starting with '/', not {target!r}")
+        fields = _normalise_fields(headers) if headers else ()
+        future: asyncio.Future[Response] = loop.create_future()
+        exchange = Exchange(method, target, fields, body, future, loop.time())
+        lanes = self._lanes
+        lane = lanes[0] if len(lanes) == 1 else min(lanes, key=_lane_load)
+        lane.submit(exchange)
+        return future
+
+    async def request(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        headers: HeaderInput = (),
+        body: bytes = b"",
+    ) -> Response:
+        return await self.submit(method, target, headers, body)
+
+    async def get(self, target: str | bytes, headers: HeaderInput = ()) -> Response:
+        return await self.submit(b"GET", target, headers)
+
+    # -- connections (for the lanes) ------------------------------------------------------
+
+    async def _open(self, lane: _Lane) -> Connection:
+        origin, settings, stats = self.origin, self._settings, self.stats
+        connection: Connection
+        if self.http2:
+            connection = await open_connection(
+                lambda: H2ClientProtocol(lane, origin, settings, stats),
+                origin,
+                self._ssl,
+                settings.timeout,
+            )
+        else:
+            connection = await open_connection(
+                lambda: H1ClientProtocol(lane, origin, settings, stats),
+                origin,
+                self._ssl,
+                settings.timeout,
+            )
+        if connection.setup_error is not None:
+            raise connection.setup_error
+        if not connection.accepting:
+            raise RemoteClosedError(f"{origin.address} closed the connection right after it opened")
+        return connection
+
+
+def _lane_load(lane: _Lane) -> int:
+    return lane.outstanding
+
+
+def _normalise_fields(headers: HeaderInput) -> tuple[tuple[bytes, bytes], ...]:
+    fields = []
+    for name, value in headers:
+        raw_name = name.encode("ascii") if isinstance(name, str) else name
+        raw_value = value.encode("latin-1") if isinstance(value, str) else value
+        fields.append((raw_name.lower(), raw_value))
+    return tuple(fields)
+
+
+class _Lane:
+    """One connection slot of a `Client`: the connection, or the requests waiting for one."""
+
+    __slots__ = ("_backlog", "_client", "_closed", "_connecting", "_live", "conn")
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+        self.conn: Connection | None = None
+        self._connecting: asyncio.Task[ClientError | None] | None = None
+        self._backlog: deque[Exchange] = deque()
+        self._closed = False
+        # Every connection not yet closed, including retired ones still finishing streams.
+        self._live: set[Connection] = set()
+
+    @property
+    def outstanding(self) -> int:
+        conn = self.conn
+        return len(self._backlog) + (conn.outstanding if conn is not None else 0)
+
+    def submit(self, exchange: Exchange) -> None:
+        conn = self.conn
+        if conn is not None and conn.accepting:
+            conn.submit(exchange)
+            return
+        self._backlog.append(exchange)
+        if self._connecting is None:
+            self._start_connecting()
+
+    async def connect(self) -> None:
+        conn = self.conn
+        if conn is not None and conn.accepting:
+            return
+        task = self._connecting if self._connecting is not None else self._start_connecting()
+        error = await asyncio.shield(task)
+        if error is not None:
+            raise copy.copy(error) from None
+
+    def _start_connecting(self) -> asyncio.Task[ClientError | None]:
+        task = asyncio.get_running_loop().create_task(self._connect_and_drain())
+        self._connecting = task
+        return task
+
+    async def _connect_and_drain(self) -> ClientError | None:
+        try:
+            conn = await self._client._open(self)
+        except ClientError as exc:
+            error: ClientError = exc
+        except OSError as exc:  # anything open_connection did not foresee
+            error = ConnectError(f"cannot connect to {self._client.origin.address}: {exc}")
+        except asyncio.CancelledError:
+            self._connecting = None
+            self._cancel_backlog()
+            raise
+        else:
+            self._connecting = None
+            live = self._live
+            live.add(conn)
+            conn.closed_future.add_done_callback(lambda _: live.discard(conn))
+            if self._closed:
+                conn.close()
+                return None
+            self.conn = conn
+            backlog, self._backlog = self._backlog, deque()
+            for exchange in backlog:
+                conn.submit(exchange)
+            return None
+        self._connecting = None
+        backlog, self._backlog = self._backlog, deque()
+        for exchange in backlog:
+            exchange.fail(copy.copy(error))
+        return error
+
+    # -- ConnectionOwner --------------------------------------------------------------------
+
+    def retire(self, connection: object) -> None:
+        if self.conn is connection:
+            self.conn = None
+
+    def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
+        for exchange in exchanges:
+            if self._closed:
+                exchange.future.cancel()
+            elif exchange.attempts >= MAX_ATTEMPTS:
+                exchange.fail(copy.copy(error))
+            else:
+                self.submit(exchange)
+
+    # -- closing ----------------------------------------------------------------------------
+
+    def close(self) -> list[asyncio.Future[None]]:
+        """Close every connection; returns futures done when they are closed."""
+        self._closed = True
+        if self._connecting is not None:
+            self._connecting.cancel()
+        self._cancel_backlog()
+        self.conn = None
+        waiters = []
+        for conn in list(self._live):
+            conn.close()
+            waiters.append(conn.closed_future)
+        return waiters
+
+    def _cancel_backlog(self) -> None:
+        backlog, self._backlog = self._backlog, deque()
+        for exchange in backlog:
+            exchange.future.cancel()

@@ -1,0 +1,440 @@
+"""One HTTP/2 client connection: asyncio glue around the sans-IO `H2Connection` core.
+
+Requests are multiplexed: `submit` opens a stream at once when the server's
+SETTINGS_MAX_CONCURRENT_STREAMS allows, or queues the request until a stream
+finishes. Nothing here starts a task: a request is a future, a response is the
+events of one read, and all output of one loop iteration (new requests, window
+updates, SETTINGS ACKs) leaves in one write, flushed by a single `call_soon`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from typing import cast
+
+from h2books.client.base import ConnectionOwner, ConnectionSettings, Watchdog
+from h2books.client.errors import (
+    ClientError,
+    GoAwayError,
+    ProtocolError,
+    RemoteClosedError,
+    RequestTimeout,
+    StreamResetError,
+    TLSError,
+)
+from h2books.client.exchange import MAX_ATTEMPTS, Exchange
+from h2books.client.origin import Origin
+from h2books.client.stats import H2FrameTap, WireStats
+from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
+from h2books.protocol.h2 import events as ev
+
+__all__ = ["H2ClientProtocol", "error_name"]
+
+HTTP_VERSION = "HTTP/2"
+_SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
+# Until the server's SETTINGS say otherwise (RFC 9113 §6.5.2 suggests no less than 100).
+_INITIAL_MAX_STREAMS = 100
+
+
+def error_name(code: int) -> str:
+    """``ENHANCE_YOUR_CALM (0xb)`` for a known HTTP/2 error code, ``0x...`` otherwise."""
+    try:
+        return f"{ErrorCode(code).name} (0x{code:x})"
+    except ValueError:
+        return f"unknown error code 0x{code:x}"
+
+
+def _debug_suffix(debug: bytes) -> str:
+    text = debug[:200].decode("utf-8", "replace").strip()
+    return f": {text!r}" if text else ""
+
+
+class H2ClientProtocol(asyncio.Protocol):
+    """Drives one client-side `H2Connection` over a transport (TLS with ALPN h2, or h2c)."""
+
+    http_version = HTTP_VERSION
+
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        origin: Origin,
+        settings: ConnectionSettings,
+        stats: WireStats | None = None,
+    ) -> None:
+        self._owner = owner
+        self._origin = origin
+        self._where = origin.address
+        self._settings = settings
+        self._max_response_size = settings.max_response_size
+        self._loop = asyncio.get_running_loop()
+        self._conn = H2Connection(H2Config(client_side=True))
+        self._transport: asyncio.Transport | None = None
+        # Open streams in the order they were opened (the watchdog checks the oldest).
+        self._streams: dict[int, Exchange] = {}
+        self._queue: deque[Exchange] = deque()
+        self._max_streams = _INITIAL_MAX_STREAMS
+        self._scheme = (b":scheme", origin.scheme.encode("ascii"))
+        self._authority = (b":authority", origin.authority.encode("ascii"))
+        self._extra = settings.extra_fields
+        self._flush_scheduled = False
+        self._first_read = True
+        self._accepting = True  # takes new requests
+        self._lost = False
+        self._error: ClientError | None = None  # why the connection ended, for what is left
+        self.setup_error: ClientError | None = None
+        # Done when the transport is gone (`Client.aclose` waits for it).
+        self.closed_future: asyncio.Future[None] = self._loop.create_future()
+        self._watchdog = Watchdog(self._loop, settings.timeout, self._check_timeouts)
+        self._out_tap: H2FrameTap | None = None
+        self._in_tap: H2FrameTap | None = None
+        if stats is not None:
+            self._out_tap, self._in_tap = stats.h2_taps()
+
+    # -- state for the owner --------------------------------------------------------------
+
+    @property
+    def accepting(self) -> bool:
+        """Whether new requests may be submitted to this connection."""
+        return self._accepting
+
+    @property
+    def outstanding(self) -> int:
+        """Requests submitted and not yet answered (open streams plus queued)."""
+        return len(self._streams) + len(self._queue)
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def submit(self, exchange: Exchange) -> None:
+        if self._conn.open_stream_count < self._max_streams and not self._queue:
+            self._open_stream(exchange)
+        else:
+            self._queue.append(exchange)
+        self._watchdog.arm()
+
+    def _open_stream(self, exchange: Exchange) -> bool:
+        fields = [
+            (b":method", exchange.method),
+            self._scheme,
+            self._authority,
+            (b":path", exchange.target),
+            *self._extra,
+            *exchange.fields,
+        ]
+        try:
+            stream_id = self._conn.send_request(fields, exchange.body, True)
+        except H2UsageError:
+            # The core's view of the stream limit is the one that counts: wait for a slot.
+            self._queue.appendleft(exchange)
+            return False
+        self._streams[stream_id] = exchange
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+        return True
+
+    def _open_queued(self) -> None:
+        queue = self._queue
+        limit = self._max_streams
+        conn = self._conn
+        while queue and conn.open_stream_count < limit and self._accepting:
+            if not self._open_stream(queue.popleft()):
+                break
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
+        ssl_object = transport.get_extra_info("ssl_object")
+        if ssl_object is not None:
+            alpn = ssl_object.selected_alpn_protocol()
+            if alpn != "h2":
+                offered = f"chose {alpn!r}" if alpn else "did not answer ALPN"
+                self.setup_error = TLSError(
+                    f"{self._where} does not speak HTTP/2 over TLS: it {offered} "
+                    "when offered only 'h2' (try --http1)"
+                )
+                self._accepting = False
+                transport.abort()
+                return
+        self._conn.initiate()
+        self._flush()
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_tap is not None:
+            self._in_tap.feed(data)
+        if self._first_read:
+            self._first_read = False
+            if data.startswith(b"HTTP/1."):
+                self._fail_connection(
+                    ProtocolError(
+                        f"{self._where} answered the HTTP/2 preface in HTTP/1.x: it does not "
+                        "speak h2c with prior knowledge (try --http1)"
+                    )
+                )
+                return
+        conn = self._conn
+        streams = self._streams
+        for event in conn.receive_data(data, self._loop.time()):
+            # isinstance narrows for mypy and costs the same as a `type(...) is` test.
+            if isinstance(event, ev.DataReceived):
+                stream_id = event.stream_id
+                if event.flow_controlled_length:
+                    # Bodies are buffered here, so the window reopens as bytes arrive;
+                    # the core batches the WINDOW_UPDATEs.
+                    conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
+                exchange = streams.get(stream_id)
+                if exchange is None:
+                    continue
+                chunk = event.data
+                if chunk:
+                    exchange.received += len(chunk)
+                    if exchange.received > self._max_response_size:
+                        self._response_too_large(stream_id, exchange)
+                        continue
+                    exchange.chunks.append(chunk)
+                if event.end_stream:
+                    self._finish(stream_id, exchange)
+            elif isinstance(event, ev.ResponseReceived):
+                exchange = streams.get(event.stream_id)
+                if exchange is None:
+                    continue
+                exchange.status = event.status
+                exchange.response_headers = event.headers
+                if event.end_stream:
+                    self._finish(event.stream_id, exchange)
+            elif isinstance(event, ev.TrailersReceived):
+                exchange = streams.get(event.stream_id)
+                if exchange is not None:
+                    self._finish(event.stream_id, exchange)
+            elif isinstance(event, ev.StreamReset):
+                self._on_stream_reset(event)
+            elif isinstance(event, ev.RemoteSettingsChanged):
+                limit = event.changes.get(_SETTINGS_MAX_CONCURRENT_STREAMS)
+                if limit is not None:
+                    self._max_streams = limit
+            elif isinstance(event, ev.GoAwayReceived):
+                self._on_goaway(event.error_code, event.last_stream_id, event.debug)
+            elif isinstance(event, ev.ConnectionTerminated):
+                self._on_terminated(event)
+        if self._queue:
+            self._open_queued()
+        if not self._flush_scheduled:
+            # After the futures' callbacks that this read scheduled: their new
+            # requests leave in the same write as the window updates.
+            self._flush_scheduled = True
+            self._loop.call_soon(self._flush)
+
+    def eof_received(self) -> bool | None:
+        return None  # close our side too; connection_lost fails whatever is left
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        if not self.closed_future.done():
+            self.closed_future.set_result(None)
+        self._accepting = False
+        self._watchdog.cancel()
+        error = self._error
+        streams, self._streams = self._streams, {}
+        for exchange in streams.values():
+            if error is not None:
+                exchange.fail(_for_request(error, exchange))
+            else:
+                progress = f" ({exchange.received} bytes of its body had arrived)"
+                exchange.fail(
+                    RemoteClosedError(
+                        f"{self._where} closed the connection before the response to "
+                        f"{exchange.label} was complete{progress if exchange.status else ''}"
+                    )
+                )
+        self._hand_back_queue(error or RemoteClosedError(f"{self._where} closed the connection"))
+        self._owner.retire(self)
+
+    # -- responses --------------------------------------------------------------------------
+
+    def _finish(self, stream_id: int, exchange: Exchange) -> None:
+        del self._streams[stream_id]
+        chunks = exchange.chunks
+        if not chunks:
+            content = b""
+        elif len(chunks) == 1:
+            content = bytes(chunks[0])
+        else:
+            content = b"".join(chunks)
+        exchange.resolve(content, HTTP_VERSION)
+        if not self._streams and not self._accepting:
+            self._close_when_idle()
+
+    def _response_too_large(self, stream_id: int, exchange: Exchange) -> None:
+        del self._streams[stream_id]
+        self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
+        exchange.fail(
+            ProtocolError(
+                f"the response from {self._where} to {exchange.label} is larger than "
+                f"{self._max_response_size} bytes"
+            )
+        )
+
+    def _on_stream_reset(self, event: ev.StreamReset) -> None:
+        exchange = self._streams.pop(event.stream_id, None)
+        if exchange is None:
+            return
+        code = event.error_code
+        if event.remote and code == ErrorCode.REFUSED_STREAM:
+            # RFC 9113 §8.7: a refused stream was not processed; it is safe to retry.
+            exchange.attempts += 1
+            if exchange.attempts < MAX_ATTEMPTS and self._accepting:
+                exchange.chunks = []
+                exchange.received = 0
+                self._queue.appendleft(exchange)
+                return
+        if event.remote:
+            exchange.fail(
+                StreamResetError(
+                    f"{self._where} reset the stream of {exchange.label} with {error_name(code)}",
+                    code,
+                )
+            )
+        else:
+            exchange.fail(
+                ProtocolError(
+                    f"malformed response from {self._where} to {exchange.label} "
+                    f"(stream reset with {error_name(code)})"
+                )
+            )
+        if not self._streams and not self._accepting:
+            self._close_when_idle()
+
+    def _on_goaway(self, code: int, last_stream_id: int, debug: bytes) -> None:
+        # Streams above last_stream_id were not processed: they are cut off.
+        # Those at or below it still finish on this connection.
+        self._stop_accepting()
+        reason = f"{error_name(code)}, last stream {last_stream_id}{_debug_suffix(debug)}"
+        for stream_id in [sid for sid in self._streams if sid > last_stream_id]:
+            exchange = self._streams.pop(stream_id)
+            exchange.fail(
+                GoAwayError(
+                    f"{self._where} sent GOAWAY ({reason}) before processing {exchange.label}",
+                    code,
+                    last_stream_id,
+                )
+            )
+        self._hand_back_queue(
+            GoAwayError(f"{self._where} sent GOAWAY ({reason})", code, last_stream_id)
+        )
+        if not self._streams:
+            self._close_when_idle()
+
+    def _on_terminated(self, event: ev.ConnectionTerminated) -> None:
+        code = event.error_code
+        detail = f"{error_name(code)}{_debug_suffix(event.debug)}"
+        error: ClientError
+        if event.remote:
+            error = GoAwayError(
+                f"{self._where} ended the connection with GOAWAY {detail}",
+                code,
+                event.last_stream_id,
+            )
+        else:
+            error = ProtocolError(f"{self._where} broke the HTTP/2 protocol ({detail})")
+        self._fail_connection(error)
+
+    # -- ending ---------------------------------------------------------------------------
+
+    def _stop_accepting(self) -> None:
+        if self._accepting:
+            self._accepting = False
+            self._owner.retire(self)
+
+    def _hand_back_queue(self, error: ClientError) -> None:
+        if self._queue:
+            queued, self._queue = self._queue, deque()
+            self._owner.requeue(queued, error)
+
+    def _fail_connection(self, error: ClientError) -> None:
+        """A connection-level failure: every open stream fails with `error`, then close."""
+        if self._error is None:
+            self._error = error
+        self._stop_accepting()
+        streams, self._streams = self._streams, {}
+        for exchange in streams.values():
+            exchange.fail(_for_request(error, exchange))
+        self._hand_back_queue(error)
+        self._flush()
+        if self._transport is not None:
+            self._transport.close()
+
+    def _close_when_idle(self) -> None:
+        # A GOAWAY'd or retired connection whose last stream finished: say goodbye.
+        if self._lost or self._transport is None:
+            return
+        if not self._conn.closed:
+            self._conn.close(ErrorCode.NO_ERROR)
+        self._flush()
+        self._transport.close()
+
+    def close(self) -> None:
+        """Close now (GOAWAY NO_ERROR); requests still waiting are cancelled."""
+        self._stop_accepting()
+        self._watchdog.cancel()
+        streams, self._streams = self._streams, {}
+        for exchange in streams.values():
+            exchange.future.cancel()
+        queued, self._queue = self._queue, deque()
+        for exchange in queued:
+            exchange.future.cancel()
+        self._close_when_idle()
+
+    # -- output and timeouts -------------------------------------------------------------
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        transport = self._transport
+        if transport is None or self._lost:
+            return
+        data = self._conn.data_to_send()
+        if data:
+            if self._out_tap is not None:
+                self._out_tap.feed(data)
+            transport.write(data)
+        if self._conn.closed and not transport.is_closing():
+            transport.close()
+
+    def _check_timeouts(self, now: float) -> bool:
+        timeout = self._settings.timeout
+        if timeout is None or self._lost:
+            return False
+        deadline = now - timeout
+        expired = []
+        for stream_id, exchange in self._streams.items():
+            if exchange.started > deadline:
+                break
+            expired.append(stream_id)
+        for stream_id in expired:
+            exchange = self._streams.pop(stream_id)
+            self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
+            exchange.fail(self._timeout_error(exchange, timeout))
+        queue = self._queue
+        while queue and queue[0].started <= deadline:
+            exchange = queue.popleft()
+            exchange.fail(self._timeout_error(exchange, timeout))
+        if expired:
+            self._open_queued()
+            self._flush()
+        return bool(self._streams or self._queue)
+
+    def _timeout_error(self, exchange: Exchange, timeout: float) -> RequestTimeout:
+        return RequestTimeout(
+            f"no response from {self._where} to {exchange.label} within {timeout:g} s"
+        )
+
+
+def _for_request(error: ClientError, exchange: Exchange) -> ClientError:
+    """The connection's error, reworded to name the request it cut off."""
+    message = f"{error} (while waiting for {exchange.label})"
+    if isinstance(error, GoAwayError):
+        return GoAwayError(message, error.error_code, error.last_stream_id)
+    if isinstance(error, StreamResetError):
+        return StreamResetError(message, error.error_code)
+    return type(error)(message)

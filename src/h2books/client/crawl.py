@@ -1,0 +1,320 @@
+"""The post's experiment as one function: fetch the index, then every book, and time it.
+
+`crawl` fetches ``/`` (a JSON array of book ids), then ``/book?id=N`` for each
+id, checks that every answer is a 200 with a JSON body and that all of them
+arrived, and reports the post's figures: wall time, user and system CPU
+(``getrusage`` deltas of this process), CPU%, requests/s, CPU per request, and
+the bytes on the wire split into header fields, bodies and framing.
+
+Requests are kept in flight as a sliding window (a new one leaves as soon as
+one completes) or, with ``chunked``, exactly the post's way: send a batch,
+wait for the whole batch, send the next. Both are driven by future callbacks,
+without a task or a coroutine per request. The first failure ends the crawl
+with a `CrawlError` whose message is one line naming the book and the cause.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import resource
+import time
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+from h2books.client.client import Client
+from h2books.client.errors import ClientError
+from h2books.client.response import Response
+from h2books.client.stats import WireStats
+
+__all__ = ["CrawlError", "CrawlOptions", "CrawlResult", "crawl", "run"]
+
+T = TypeVar("T")
+
+
+class CrawlError(Exception):
+    """The crawl failed; the message is the one line to show."""
+
+
+@dataclass(slots=True)
+class CrawlOptions:
+    url: str
+    http2: bool = True
+    concurrency: int = 100  # requests in flight (sliding window), or the batch size when chunked
+    chunked: bool = False
+    connections: int = 1
+    cacert: Path | None = None
+    insecure: bool = False
+    timeout: float | None = 30.0  # the whole crawl
+    request_timeout: float | None = 10.0  # each request, connecting included
+
+
+@dataclass(slots=True)
+class CrawlResult:
+    url: str
+    http_version: str
+    tls: bool
+    books: int
+    requests: int
+    concurrency: int
+    chunked: bool
+    wall: float
+    user: float
+    sys: float
+    wire: WireStats = field(repr=False)
+
+    @property
+    def cpu(self) -> float:
+        return self.user + self.sys
+
+    @property
+    def cpu_percent(self) -> float:
+        return 100.0 * self.cpu / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def requests_per_second(self) -> float:
+        return self.requests / self.wall if self.wall > 0 else 0.0
+
+    @property
+    def cpu_us_per_request(self) -> float:
+        return 1e6 * self.cpu / self.requests if self.requests else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": self.url,
+            "http_version": self.http_version,
+            "tls": self.tls,
+            "books": self.books,
+            "requests": self.requests,
+            "connections": self.wire.connections,
+            "concurrency": self.concurrency,
+            "mode": "chunked" if self.chunked else "sliding",
+            "wall_s": round(self.wall, 6),
+            "user_s": round(self.user, 6),
+            "sys_s": round(self.sys, 6),
+            "cpu_percent": round(self.cpu_percent, 1),
+            "requests_per_s": round(self.requests_per_second, 1),
+            "cpu_us_per_request": round(self.cpu_us_per_request, 1),
+            "wire": self.wire.as_dict(),
+        }
+
+    def report(self) -> str:
+        """The figures for a terminal, the post's first."""
+        transport = "TLS" if self.tls else "cleartext"
+        mode = "batches" if self.chunked else "sliding window"
+        connections = self.wire.connections
+        plural = "" if connections == 1 else "s"
+        sent, received = self.wire.sent, self.wire.received
+        lines = [
+            f"{self.books} books fetched from {self.url} over {self.http_version} ({transport}), "
+            "all 200 and JSON",
+            f"  {connections} connection{plural}, {self.concurrency} requests in flight ({mode})",
+            f"  wall {self.wall:.3f} s   user {self.user:.3f} s   sys {self.sys:.3f} s   "
+            f"CPU {self.cpu_percent:.0f}%",
+            f"  {self.requests} requests   {self.requests_per_second:,.0f} requests/s   "
+            f"{self.cpu_us_per_request:,.0f} µs CPU per request",
+            f"  {'bytes on the wire (before TLS)':<31}{'headers':>12}{'bodies':>12}"
+            f"{'framing':>12}{'total':>12}",
+        ]
+        for name, counts in (("sent", sent), ("received", received)):
+            lines.append(
+                f"    {name:<29}{counts.headers:>12,}{counts.body:>12,}"
+                f"{counts.framing:>12,}{counts.total:>12,}"
+            )
+        return "\n".join(lines)
+
+
+async def crawl(options: CrawlOptions) -> CrawlResult:
+    """Run one crawl in the running loop; raises `CrawlError` on the first failure."""
+    if options.concurrency < 1:
+        raise CrawlError("--concurrency must be at least 1")
+    if options.connections < 1:
+        raise CrawlError("--connections must be at least 1")
+    stats = WireStats()
+    try:
+        client = Client(
+            options.url,
+            http2=options.http2,
+            cacert=options.cacert,
+            insecure=options.insecure,
+            connections=options.connections,
+            timeout=options.request_timeout,
+            stats=stats,
+        )
+    except (ValueError, ClientError) as exc:
+        raise CrawlError(str(exc)) from None
+    progress = _Progress()
+    wall_start = time.perf_counter()
+    usage_start = resource.getrusage(resource.RUSAGE_SELF)
+    try:
+        async with asyncio.timeout(options.timeout):
+            try:
+                await client.connect()
+                books = await _crawl_books(client, options, progress)
+            finally:
+                await client.aclose()
+    except TimeoutError:
+        raise CrawlError(
+            f"the crawl did not finish within {options.timeout:g} s "
+            f"({progress.done} of {progress.total if progress.total >= 0 else '?'} books fetched)"
+        ) from None
+    except ClientError as exc:
+        raise CrawlError(str(exc)) from None
+    usage_end = resource.getrusage(resource.RUSAGE_SELF)
+    wall = time.perf_counter() - wall_start
+    return CrawlResult(
+        url=options.url,
+        http_version="HTTP/2" if options.http2 else "HTTP/1.1",
+        tls=client.origin.tls,
+        books=books,
+        requests=books + 1,
+        concurrency=options.concurrency,
+        chunked=options.chunked,
+        wall=wall,
+        user=usage_end.ru_utime - usage_start.ru_utime,
+        sys=usage_end.ru_stime - usage_start.ru_stime,
+        wire=stats,
+    )
+
+
+class _Progress:
+    __slots__ = ("done", "total")
+
+    def __init__(self) -> None:
+        self.done = 0
+        self.total = -1
+
+
+async def _crawl_books(client: Client, options: CrawlOptions, progress: _Progress) -> int:
+    index_target = client.origin.path
+    try:
+        index = await client.get(index_target)
+    except ClientError as exc:
+        raise CrawlError(f"index {index_target}: {exc}") from None
+    ids = _book_ids(index, index_target)
+    progress.total = len(ids)
+    if not ids:
+        return 0
+    window = _Window(client, ids, options.concurrency, options.chunked, progress)
+    window.start()
+    await window.finished
+    if progress.done != len(ids):  # pragma: no cover - the window only finishes when all arrived
+        raise CrawlError(f"only {progress.done} of {len(ids)} books arrived")
+    return progress.done
+
+
+def _book_ids(index: Response, target: str) -> list[str]:
+    if index.status != 200:
+        raise CrawlError(f"index {target}: status {index.status}, expected 200")
+    try:
+        ids = index.json()
+    except ValueError as exc:
+        raise CrawlError(f"index {target}: the body is not JSON ({exc})") from None
+    if not isinstance(ids, list) or not all(
+        isinstance(i, str | int) and not isinstance(i, bool) for i in ids
+    ):
+        raise CrawlError(f"index {target}: expected a JSON array of book ids")
+    return [str(i) for i in ids]
+
+
+class _Window:
+    """Keeps up to `concurrency` book requests in flight and checks each answer."""
+
+    __slots__ = (
+        "_batch",
+        "_chunked",
+        "_client",
+        "_ids",
+        "_in_flight",
+        "_next",
+        "_progress",
+        "_targets",
+        "finished",
+    )
+
+    def __init__(
+        self,
+        client: Client,
+        ids: list[str],
+        concurrency: int,
+        chunked: bool,
+        progress: _Progress,
+    ) -> None:
+        self._client = client
+        self._ids = ids
+        self._targets = [b"/book?id=" + quote(i, safe="").encode("ascii") for i in ids]
+        self._batch = concurrency
+        self._chunked = chunked
+        self._progress = progress
+        self._next = 0
+        self._in_flight = 0
+        self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def start(self) -> None:
+        self._launch(self._batch)
+
+    def _launch(self, count: int) -> None:
+        submit = self._client.submit
+        targets = self._targets
+        on_done = self._on_done
+        first = self._next
+        last = min(first + count, len(targets))
+        self._next = last
+        self._in_flight += last - first
+        for index in range(first, last):
+            submit(b"GET", targets[index]).add_done_callback(partial(on_done, index))
+
+    def _on_done(self, index: int, future: asyncio.Future[Response]) -> None:
+        if future.cancelled():
+            return
+        error = future.exception()  # retrieved even when the crawl is over already
+        if self.finished.done():
+            return
+        if error is not None:
+            self._fail(f"book {self._ids[index]}: {error}")
+            return
+        response = future.result()
+        if response.status != 200:
+            self._fail(
+                f"book {self._ids[index]}: status {response.status} for GET "
+                f"{response.target}, expected 200"
+            )
+            return
+        try:
+            json.loads(response.content)
+        except ValueError as exc:
+            self._fail(
+                f"book {self._ids[index]}: the body is not JSON "
+                f"({len(response.content)} bytes, truncated?): {exc}"
+            )
+            return
+        progress = self._progress
+        progress.done += 1
+        self._in_flight -= 1
+        if self._next < len(self._targets):
+            if not self._chunked:
+                self._launch(1)
+            elif not self._in_flight:
+                self._launch(self._batch)
+        elif not self._in_flight:
+            self.finished.set_result(None)
+
+    def _fail(self, message: str) -> None:
+        self.finished.set_exception(CrawlError(message))
+
+
+def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine in a fresh event loop, uvloop's when it is installed."""
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency on POSIX
+        factory = None
+    else:
+        factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(main())

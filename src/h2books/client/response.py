@@ -1,0 +1,58 @@
+"""The response a request resolves to."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+__all__ = ["Response"]
+
+
+class Response:
+    """A complete response: status, header fields as they arrived, the whole body.
+
+    ``headers`` is a list of ``(name, value)`` bytes pairs with lowercase names
+    (without HTTP/2 pseudo-header fields); ``http_version`` is ``"HTTP/2"``,
+    ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
+    """
+
+    __slots__ = ("content", "headers", "http_version", "method", "status", "target")
+
+    def __init__(
+        self,
+        status: int,
+        headers: list[tuple[bytes, bytes]],
+        content: bytes,
+        http_version: str,
+        method: str = "GET",
+        target: str = "/",
+    ) -> None:
+        self.status = status
+        self.headers = headers
+        self.content = content
+        self.http_version = http_version
+        self.method = method
+        self.target = target
+
+    def header(self, name: str | bytes) -> str | None:
+        """The first value of a field (case-insensitive name), decoded as latin-1."""
+        key = name.lower().encode("latin-1") if isinstance(name, str) else name.lower()
+        for field_name, value in self.headers:
+            if field_name == key:
+                return value.decode("latin-1")
+        return None
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8 (invalid bytes replaced)."""
+        return self.content.decode("utf-8", "replace")
+
+    def json(self) -> Any:
+        """The body parsed as JSON; raises `ValueError` when it is not JSON."""
+        return json.loads(self.content)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Response {self.status} {self.http_version} {self.method} {self.target} "
+            f"{len(self.content)} bytes>"
+        )

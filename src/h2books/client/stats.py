@@ -1,0 +1,294 @@
+"""Bytes on the wire, split into header fields, bodies and everything else.
+
+The counting is a tap on the plaintext byte streams (what goes into TLS and
+what comes out of it), independent of the protocol cores: it re-reads frame
+headers (HTTP/2) or message delimiters (HTTP/1.x) on its own, so the figures
+show what the protocols cost on the wire, not what our cores think they sent.
+
+HTTP/2: HEADERS and CONTINUATION payloads count as headers, DATA payloads as
+body; the 9-byte frame headers, padding, priority fields, the connection
+preface and every other frame (SETTINGS, WINDOW_UPDATE, PING, ...) count as
+framing. HTTP/1.x: the head (start line, fields, blank line) and trailer lines
+count as headers; content as body; chunk-size lines and chunk CRLFs as framing.
+
+A tap never raises: bytes it cannot make sense of are counted as framing.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import deque
+from typing import Any
+
+__all__ = ["H1StreamTap", "H2FrameTap", "WireCounts", "WireStats"]
+
+_LENGTH_AND_TYPE = struct.Struct(">I")
+_DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
+_PADDED, _PRIORITY = 0x8, 0x20
+_FRAME_HEADER = 9
+_PREFACE_SIZE = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+
+class WireCounts:
+    """Byte totals for one direction."""
+
+    __slots__ = ("body", "framing", "headers")
+
+    def __init__(self) -> None:
+        self.headers = 0
+        self.body = 0
+        self.framing = 0
+
+    @property
+    def total(self) -> int:
+        return self.headers + self.body + self.framing
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "headers": self.headers,
+            "body": self.body,
+            "framing": self.framing,
+            "total": self.total,
+        }
+
+
+class WireStats:
+    """Totals for a client (all its connections): bytes sent and received, connections opened."""
+
+    __slots__ = ("connections", "received", "sent")
+
+    def __init__(self) -> None:
+        self.sent = WireCounts()
+        self.received = WireCounts()
+        self.connections = 0
+
+    def h2_taps(self) -> tuple[H2FrameTap, H2FrameTap]:
+        """(outgoing, incoming) taps for a new client-side HTTP/2 connection."""
+        self.connections += 1
+        return H2FrameTap(self.sent, preface=True), H2FrameTap(self.received)
+
+    def h1_taps(self) -> tuple[H1StreamTap, H1StreamTap]:
+        """(outgoing, incoming) taps for a new client-side HTTP/1.1 connection."""
+        self.connections += 1
+        incoming = H1StreamTap(self.received, responses=True)
+        return H1StreamTap(self.sent, responses=False, peer=incoming), incoming
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "connections": self.connections,
+            "sent": self.sent.as_dict(),
+            "received": self.received.as_dict(),
+        }
+
+
+class H2FrameTap:
+    """Counts one direction of an HTTP/2 connection by reading its frame headers.
+
+    Only frame headers (and the pad-length byte) are looked at; payloads are
+    skipped by length, even when they span many reads.
+    """
+
+    __slots__ = ("_counts", "_partial", "_preface", "_skip")
+
+    def __init__(self, counts: WireCounts, *, preface: bool = False) -> None:
+        self._counts = counts
+        self._preface = _PREFACE_SIZE if preface else 0
+        self._skip = 0  # payload bytes of the current frame still to come
+        self._partial = b""  # an incomplete frame header (< 10 bytes)
+
+    def feed(self, data: bytes) -> None:
+        size = len(data)
+        pos = 0
+        counts = self._counts
+        if self._preface:
+            pos = min(self._preface, size)
+            self._preface -= pos
+            counts.framing += pos
+        if self._skip:
+            take = min(self._skip, size - pos)
+            self._skip -= take
+            pos += take
+        if pos >= size:
+            return
+        if self._partial:
+            data = self._partial + data[pos:]
+            self._partial = b""
+            size = len(data)
+            pos = 0
+        headers = body = framing = 0
+        unpack_from = _LENGTH_AND_TYPE.unpack_from
+        while size - pos >= _FRAME_HEADER:
+            word = unpack_from(data, pos)[0]
+            length = word >> 8
+            kind = word & 0xFF
+            if kind in (_DATA, _HEADERS):
+                flags = data[pos + 4]
+                overhead = 0
+                if flags & _PADDED:
+                    if size - pos <= _FRAME_HEADER:
+                        break  # the pad length is in the next read
+                    overhead = 1 + data[pos + _FRAME_HEADER]
+                if kind == _HEADERS and flags & _PRIORITY:
+                    overhead += 5
+                content = length - overhead if length >= overhead else 0
+                framing += _FRAME_HEADER + length - content
+                if kind == _DATA:
+                    body += content
+                else:
+                    headers += content
+            elif kind == _CONTINUATION:
+                headers += length
+                framing += _FRAME_HEADER
+            else:
+                framing += _FRAME_HEADER + length
+            pos += _FRAME_HEADER + length
+        if pos > size:
+            self._skip = pos - size
+        elif pos < size:
+            self._partial = bytes(data[pos:])
+        counts.headers += headers
+        counts.body += body
+        counts.framing += framing
+
+
+# H1StreamTap states
+_HEAD, _FIXED, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _LOST = range(8)
+# Beyond this much buffered without finding a delimiter, stop trying to parse.
+_MAX_PARTIAL = 1 << 20
+
+
+class H1StreamTap:
+    """Counts one direction of an HTTP/1.x connection: heads, bodies, chunk framing.
+
+    The request-side tap tells its response-side peer which requests were HEAD,
+    since a response to HEAD has no body whatever its Content-Length says.
+    """
+
+    __slots__ = ("_bodiless", "_buffer", "_counts", "_peer", "_remaining", "_responses", "_state")
+
+    def __init__(
+        self, counts: WireCounts, *, responses: bool, peer: H1StreamTap | None = None
+    ) -> None:
+        self._counts = counts
+        self._responses = responses
+        self._peer = peer
+        self._state = _HEAD
+        self._remaining = 0
+        self._buffer = b""
+        # For a response tap: one flag per request sent, True when its response has no body.
+        self._bodiless: deque[bool] = deque()
+
+    def feed(self, data: bytes) -> None:
+        if self._buffer:
+            data = self._buffer + data
+            self._buffer = b""
+        size = len(data)
+        pos = 0
+        counts = self._counts
+        while pos < size:
+            state = self._state
+            if state in (_FIXED, _CHUNK_DATA, _CHUNK_END):
+                take = min(self._remaining, size - pos)
+                if state == _CHUNK_END:
+                    counts.framing += take
+                else:
+                    counts.body += take
+                pos += take
+                self._remaining -= take
+                if not self._remaining:
+                    if state == _FIXED:
+                        self._state = _HEAD
+                    elif state == _CHUNK_DATA:
+                        self._state = _CHUNK_END
+                        self._remaining = 2
+                    else:
+                        self._state = _CHUNK_SIZE
+            elif state == _HEAD:
+                end = data.find(b"\r\n\r\n", pos)
+                if end < 0:
+                    self._keep(data, pos)
+                    return
+                end += 4
+                counts.headers += end - pos
+                self._on_head(data[pos:end])
+                pos = end
+            elif state in (_CHUNK_SIZE, _TRAILERS):
+                end = data.find(b"\r\n", pos)
+                if end < 0:
+                    self._keep(data, pos)
+                    return
+                line = data[pos:end]
+                pos = end + 2
+                if state == _CHUNK_SIZE:
+                    counts.framing += len(line) + 2
+                    self._on_chunk_size(line)
+                elif line:
+                    counts.headers += len(line) + 2
+                else:
+                    counts.framing += 2
+                    self._state = _HEAD
+            else:  # _UNTIL_CLOSE, _LOST
+                if state == _UNTIL_CLOSE:
+                    counts.body += size - pos
+                else:
+                    counts.framing += size - pos
+                return
+
+    def _keep(self, data: bytes, pos: int) -> None:
+        rest = data[pos:]
+        if len(rest) > _MAX_PARTIAL:
+            self._counts.framing += len(rest)
+            self._state = _LOST
+        else:
+            self._buffer = rest
+
+    def _on_head(self, head: bytes) -> None:
+        lower = head.lower()
+        chunked = _field_value(lower, b"transfer-encoding").endswith(b"chunked")
+        length_text = _field_value(lower, b"content-length")
+        length = int(length_text) if length_text.isdigit() else -1
+        if self._responses:
+            status_text = head[9:12]
+            status = int(status_text) if status_text.isdigit() else 0
+            if 100 <= status < 200:
+                return  # interim: the final response still follows
+            bodiless = self._bodiless.popleft() if self._bodiless else False
+            if bodiless or status in (204, 304):
+                self._state = _HEAD
+                return
+            if not chunked and length < 0:
+                self._state = _UNTIL_CLOSE
+                return
+        elif self._peer is not None:
+            self._peer._bodiless.append(head.startswith(b"HEAD "))
+        if chunked:
+            self._state = _CHUNK_SIZE
+        elif length > 0:
+            self._state = _FIXED
+            self._remaining = length
+        else:
+            self._state = _HEAD
+
+    def _on_chunk_size(self, line: bytes) -> None:
+        digits = line.split(b";", 1)[0].strip(b" \t")
+        try:
+            size = int(digits, 16) if digits else -1
+        except ValueError:
+            size = -1
+        if size < 0:
+            self._state = _LOST
+        elif size == 0:
+            self._state = _TRAILERS
+        else:
+            self._state = _CHUNK_DATA
+            self._remaining = size
+
+
+def _field_value(lower_head: bytes, name: bytes) -> bytes:
+    """The (stripped) value of the first field called `name` in a lowercased head, or b""."""
+    start = lower_head.find(b"\r\n" + name + b":")
+    if start < 0:
+        return b""
+    start += len(name) + 3
+    end = lower_head.find(b"\r\n", start)
+    return lower_head[start:end].strip(b" \t")

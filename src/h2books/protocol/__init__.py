@@ -1,0 +1,1 @@
+"""Sans-IO protocol cores: bytes in, events out, bytes to send. No sockets, no clocks."""

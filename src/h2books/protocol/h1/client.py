@@ -1,0 +1,237 @@
+"""The client side of an HTTP/1.1 connection (RFC 9112), sans-IO.
+
+Used by the load generator and by tests. Requests may be pipelined; each
+response is matched to the oldest request still unanswered. Malformed input
+raises `H1Error`; responses completed before the malformed part are returned
+first and the error is raised by the next `receive_data` call.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+
+from h2books.protocol.h1.config import H1Config
+from h2books.protocol.h1.errors import H1Error
+from h2books.protocol.h1.events import (
+    ConnectionClosed,
+    Event,
+    InformationalResponse,
+    ResponseReceived,
+)
+from h2books.protocol.h1.parser import (
+    TOKEN_CHARS,
+    keep_alive_of,
+    parse_content_length,
+    parse_fields,
+    parse_status_line,
+)
+from h2books.protocol.h1.reader import MessageReader
+from h2books.protocol.h1.serializer import encode_fields
+
+__all__ = ["H1ClientConnection"]
+
+_HEAD, _FIXED, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2, 3
+
+# Methods whose requests carry content, so an empty body is still announced.
+_BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
+_TARGET_CHARS = bytes(range(0x21, 0x7F))
+
+_PendingResponse = tuple[int, bytes, bytes, list[tuple[bytes, bytes]], bool]
+
+
+class H1ClientConnection:
+    """One HTTP/1.1 client connection: requests out, `ResponseReceived` events in."""
+
+    __slots__ = (
+        "_body_length",
+        "_closing",
+        "_done",
+        "_eof",
+        "_error",
+        "_max_body",
+        "_methods",
+        "_out",
+        "_reader",
+        "_response",
+        "_state",
+    )
+
+    def __init__(self, config: H1Config | None = None) -> None:
+        config = config or H1Config()
+        self._reader = MessageReader(config, 400)
+        self._max_body = config.max_body_size
+        self._out: list[bytes] = []
+        self._methods: deque[bytes] = deque()  # of requests awaiting their response
+        self._state = _HEAD
+        self._response: _PendingResponse | None = None
+        self._body_length = 0
+        self._closing = False  # a request asked to close: send no more
+        self._done = False  # the response that ends the connection was received
+        self._eof = False
+        self._error: H1Error | None = None
+
+    @property
+    def unanswered(self) -> int:
+        """Requests sent whose final response has not been received."""
+        return len(self._methods)
+
+    def send_request(
+        self,
+        method: bytes,
+        target: bytes,
+        fields: Iterable[tuple[bytes, bytes]],
+        body: bytes = b"",
+    ) -> None:
+        """Queue a request; adds content-length when a body (or the method) needs it.
+
+        ``fields`` must include ``host``. With ``transfer-encoding: chunked``
+        the body is sent as one chunk.
+        """
+        if self._closing or self._done:
+            raise H1Error("the connection closes after an earlier request")
+        if not method or method.translate(None, TOKEN_CHARS):
+            raise H1Error("invalid method")
+        if method == b"CONNECT":
+            raise H1Error("CONNECT is not supported")
+        if not target or target.translate(None, _TARGET_CHARS):
+            raise H1Error("invalid request target")
+        out = [method + b" " + target + b" HTTP/1.1\r\n"]
+        encode_fields(fields, out)
+        names = [name.lower() for name in out[1::4]]
+        values = out[3::4]
+        if b"host" not in names:
+            raise H1Error("an HTTP/1.1 request needs a host field")
+        if b"transfer-encoding" in names:
+            if b"content-length" in names:
+                raise H1Error("both content-length and transfer-encoding")
+            coding = values[names.index(b"transfer-encoding")].strip(b" \t").lower()
+            if coding != b"chunked" or names.count(b"transfer-encoding") != 1:
+                raise H1Error("only transfer-encoding: chunked is supported")
+            body = b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+        elif b"content-length" in names:
+            declared = [v for n, v in zip(names, values, strict=True) if n == b"content-length"]
+            if declared != [b"%d" % len(body)]:
+                raise H1Error("content-length does not match the body")
+        elif body or method in _BODY_METHODS:
+            out.append(b"content-length: %d\r\n" % len(body))
+        connection = [v for n, v in zip(names, values, strict=True) if n == b"connection"]
+        if connection and not keep_alive_of(connection, b"1.1"):
+            self._closing = True
+        out.append(b"\r\n")
+        if body:
+            out.append(body)
+        self._out += out
+        self._methods.append(method)
+
+    def data_to_send(self) -> bytes:
+        out = self._out
+        if not out:
+            return b""
+        data = b"".join(out)
+        out.clear()
+        return data
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed received bytes (``b""`` for EOF); returns the events they complete."""
+        if self._error is not None:
+            raise self._error
+        if self._done:
+            return []
+        if data:
+            self._reader.feed(data)
+        else:
+            self._eof = True
+        events: list[Event] = []
+        try:
+            self._parse_into(events)
+        except H1Error as exc:
+            self._error = exc
+            if not events:
+                raise
+        return events
+
+    def _parse_into(self, events: list[Event]) -> None:
+        reader = self._reader
+        while not self._done:
+            state = self._state
+            if state == _HEAD:
+                lines = reader.read_head()
+                if lines is None:
+                    break
+                self._start_response(lines, events)
+            elif state == _UNTIL_CLOSE:
+                reader.read_until_close()
+                break
+            else:
+                if state == _FIXED:
+                    body = reader.read_fixed(self._body_length)
+                else:
+                    body = reader.read_chunked()
+                if body is None:
+                    break
+                self._complete(body, events)
+        if not self._eof or self._done:
+            return
+        if self._state == _UNTIL_CLOSE:
+            self._complete(reader.finish_until_close(), events)
+        elif self._state == _HEAD and reader.only_empty_lines_left():
+            self._done = True
+            events.append(ConnectionClosed())
+        else:
+            raise H1Error("connection closed in the middle of a response")
+
+    def _start_response(self, lines: list[bytes], events: list[Event]) -> None:
+        version, status, reason = parse_status_line(lines[0])
+        headers, framing = parse_fields(lines)
+        if not self._methods:
+            raise H1Error("response received with no request outstanding")
+        if status < 200:
+            if status == 101:
+                raise H1Error("101 Switching Protocols is not supported")
+            events.append(InformationalResponse(status, headers))
+            return
+        method = self._methods[0]
+        keep_alive = keep_alive_of(framing.get(b"connection"), version)
+        transfer_encoding = framing.get(b"transfer-encoding")
+        content_length = framing.get(b"content-length")
+        # RFC 9112 §6.3, in order.
+        if method == b"HEAD" or status == 204 or status == 304:
+            state = _HEAD
+        elif transfer_encoding is not None:
+            if content_length is not None:
+                raise H1Error("both content-length and transfer-encoding")
+            codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encoding).split(b",")]
+            codings = [c for c in codings if c]
+            if codings == [b"chunked"]:
+                state = _CHUNKED
+                self._reader.start_chunked()
+            elif codings and codings[-1] != b"chunked":
+                state = _UNTIL_CLOSE
+                keep_alive = False
+            else:
+                raise H1Error("unsupported transfer coding")
+        elif content_length is not None:
+            self._body_length = parse_content_length(content_length)
+            if self._body_length > self._max_body:
+                raise H1Error("response body too large")
+            state = _FIXED if self._body_length else _HEAD
+        else:
+            state = _UNTIL_CLOSE
+            keep_alive = False
+        self._response = (status, reason, version, headers, keep_alive)
+        if state == _HEAD:
+            self._complete(b"", events)
+        else:
+            self._state = state
+
+    def _complete(self, body: bytes, events: list[Event]) -> None:
+        assert self._response is not None
+        status, reason, version, headers, keep_alive = self._response
+        self._response = None
+        self._state = _HEAD
+        self._methods.popleft()
+        events.append(ResponseReceived(status, reason, version, headers, body, keep_alive))
+        if not keep_alive:
+            self._done = True
+            self._closing = True

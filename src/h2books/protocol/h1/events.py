@@ -1,0 +1,75 @@
+"""Events produced by the HTTP/1.1 connection cores."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "ConnectionClosed",
+    "Event",
+    "InformationalResponse",
+    "ProtocolError",
+    "RequestReceived",
+    "ResponseReceived",
+]
+
+
+@dataclass(slots=True)
+class RequestReceived:
+    """A complete request: head plus the whole (de-chunked) body.
+
+    Header names are lowercase, values have surrounding whitespace removed.
+    ``host`` is the Host field value, or the authority of an absolute-form or
+    authority-form target (RFC 9112 §3.2.2 says that one wins); ``None`` only
+    for an HTTP/1.0 request that named no host at all.
+    """
+
+    method: bytes
+    target: bytes
+    http_version: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+    host: bytes | None
+
+
+@dataclass(slots=True)
+class ResponseReceived:
+    """A complete final response (client role)."""
+
+    status: int
+    reason: bytes
+    http_version: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    keep_alive: bool
+
+
+@dataclass(slots=True)
+class InformationalResponse:
+    """A 1xx interim response other than 101 (client role)."""
+
+    status: int
+    headers: list[tuple[bytes, bytes]]
+
+
+@dataclass(slots=True)
+class ProtocolError:
+    """The peer sent malformed input (server role).
+
+    The error response is already queued (after any responses still owed) and
+    the core reads no further input: flush `data_to_send` and close.
+    """
+
+    status: int
+    reason: str
+
+
+@dataclass(slots=True)
+class ConnectionClosed:
+    """The peer closed its side at a message boundary."""
+
+
+Event = (
+    RequestReceived | ResponseReceived | InformationalResponse | ProtocolError | ConnectionClosed
+)

@@ -1,0 +1,462 @@
+"""The server side of an HTTP/1.1 connection (RFC 9112), sans-IO.
+
+Requests are delivered whole (head and body) and in order; responses are
+given back in the same order and the core frames them: it adds the
+content-length or chunked coding, ``connection: close`` on the last response,
+``connection: keep-alive`` for persistent HTTP/1.0, drops bodies of HEAD/204/
+304 answers, and sends ``100 Continue`` and error responses at the right place
+in the response stream.
+
+Input after the request that ends the connection, or after malformed input,
+is ignored: the core never parses a request it will not answer.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from h2books.protocol.h1.config import H1Config
+from h2books.protocol.h1.errors import H1Error
+from h2books.protocol.h1.events import ConnectionClosed, Event, ProtocolError, RequestReceived
+from h2books.protocol.h1.parser import (
+    HTTP_10,
+    HTTP_11,
+    keep_alive_of,
+    parse_content_length,
+    parse_fields,
+    parse_request_line,
+    parse_transfer_encoding,
+    target_authority,
+    validate_host,
+)
+from h2books.protocol.h1.reader import MessageReader
+from h2books.protocol.h1.serializer import CONTINUE_RESPONSE, HeadInfo, error_response
+
+__all__ = ["H1ServerConnection"]
+
+# What the core is reading: a head, a Content-Length body, a chunked body.
+_HEAD, _FIXED, _CHUNKED = 0, 1, 2
+
+# Facts about a delivered request that its response needs, packed in an int
+# so the queue of owed responses holds no objects.
+_IS_HEAD = 1
+_IS_HTTP10 = 2
+_CLOSE = 4
+
+# How a streamed response body goes out.
+_DROP, _RAW, _LENGTH, _CHUNK = 0, 1, 2, 3
+
+_CLOSE_FIELD = b"connection: close\r\n"
+_KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
+_CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
+_LAST_CHUNK = b"0\r\n\r\n"
+
+_PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, bytes | None]
+
+
+class _Stream:
+    __slots__ = ("close", "mode", "remaining")
+
+    def __init__(self, mode: int, remaining: int, close: bool) -> None:
+        self.mode = mode
+        self.remaining = remaining
+        self.close = close
+
+
+class H1ServerConnection:
+    """One HTTP/1.1 server connection: bytes in, `Event`s out, bytes to send.
+
+    The driver feeds `receive_data`, answers each `RequestReceived` in order
+    with `send_response` (or `start_response`/`send_body`/`end_response`),
+    writes `data_to_send`, and closes once `must_close` is set. When `paused`
+    (``max_pipelined`` answers owed) parsing stops; call `resume` after
+    responses went out, and stop reading from the socket meanwhile.
+    """
+
+    __slots__ = (
+        "_body_length",
+        "_continue_wanted",
+        "_eof",
+        "_error_response",
+        "_last_host",
+        "_max_body",
+        "_max_pipelined",
+        "_method",
+        "_must_close",
+        "_out",
+        "_owed",
+        "_peer_closed",
+        "_reader",
+        "_reading",
+        "_request",
+        "_state",
+        "_stream",
+    )
+
+    def __init__(self, config: H1Config | None = None) -> None:
+        config = config or H1Config()
+        self._reader = MessageReader(config, 414)
+        self._max_body = config.max_body_size
+        self._max_pipelined = config.max_pipelined
+        self._state = _HEAD
+        self._request: _PendingRequest | None = None  # head parsed, body still arriving
+        self._body_length = 0
+        self._method = b""  # of a request being parsed, so an error answer to HEAD has no body
+        self._last_host: bytes | None = None  # already validated
+        self._owed: deque[int] = deque()  # flags of delivered requests, oldest first
+        self._stream: _Stream | None = None  # response being streamed
+        self._out: list[bytes] = []
+        self._continue_wanted = False
+        self._error_response: bytes | None = None  # queued once earlier answers are out
+        self._reading = True
+        self._eof = False
+        self._peer_closed = False
+        self._must_close = False
+
+    # -- state ---------------------------------------------------------------
+
+    @property
+    def must_close(self) -> bool:
+        """The last response this connection will carry has been queued."""
+        return self._must_close
+
+    @property
+    def unanswered(self) -> int:
+        """Requests delivered whose response is not completely queued yet."""
+        return len(self._owed) + (self._stream is not None)
+
+    @property
+    def paused(self) -> bool:
+        """Parsing waits for answers (``max_pipelined`` reached); see `resume`."""
+        return self._reading and self.unanswered >= self._max_pipelined
+
+    @property
+    def has_partial_request(self) -> bool:
+        """Bytes of an unfinished request are waiting (the runtime's slow-request clock)."""
+        if not self._reading or self.paused:
+            return False
+        reader = self._reader
+        return self._state != _HEAD or (reader.buffered > 0 and not reader.only_empty_lines_left())
+
+    # -- input ---------------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed received bytes (``b""`` for EOF); returns the events they complete."""
+        if not self._reading:
+            return []
+        if data:
+            self._reader.feed(data)
+        else:
+            self._eof = True
+        return self._parse()
+
+    def resume(self) -> list[Event]:
+        """Parse input held back while `paused`."""
+        if not self._reading:
+            return []
+        return self._parse()
+
+    def _parse(self) -> list[Event]:
+        events: list[Event] = []
+        try:
+            self._parse_into(events)
+        except H1Error as exc:
+            self._fail(exc, events)
+        return events
+
+    def _parse_into(self, events: list[Event]) -> None:
+        reader = self._reader
+        while True:
+            state = self._state
+            if state == _HEAD:
+                if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
+                    if reader.buffered and not reader.only_empty_lines_left():
+                        return  # paused: the rest stays buffered until resume()
+                    break
+                lines = reader.read_head()
+                if lines is None:
+                    break
+                request = self._start_request(lines)
+                if request is None:
+                    continue
+                events.append(request)
+            else:
+                if state == _FIXED:
+                    body = reader.read_fixed(self._body_length)
+                else:
+                    body = reader.read_chunked()
+                if body is None:
+                    break
+                assert self._request is not None
+                method, target, version, headers, keep_alive, host = self._request
+                self._request = None
+                self._state = _HEAD
+                self._continue_wanted = False
+                request = self._deliver(method, target, version, headers, body, keep_alive, host)
+                events.append(request)
+            if not self._reading:
+                return
+        if self._eof:
+            if self._state == _HEAD and reader.only_empty_lines_left():
+                self._reading = False
+                self._peer_closed = True
+                if not self.unanswered:
+                    self._must_close = True
+                events.append(ConnectionClosed())
+                return
+            raise H1Error("connection closed in the middle of a request")
+        if self._continue_wanted and not self._owed and self._stream is None:
+            self._out.append(CONTINUE_RESPONSE)
+            self._continue_wanted = False
+
+    def _start_request(self, lines: list[bytes]) -> RequestReceived | None:
+        """Act on a parsed head: the request if it has no body, else None (body pending)."""
+        method, target, version = parse_request_line(lines[0])
+        self._method = method
+        headers, framing = parse_fields(lines)
+
+        hosts = framing.get(b"host")
+        host: bytes | None = None
+        if hosts is None:
+            if version == HTTP_11:
+                raise H1Error("missing host header")
+        elif len(hosts) > 1:
+            raise H1Error("multiple host headers")
+        else:
+            host = hosts[0]
+            if host != self._last_host:
+                validate_host(host)
+                self._last_host = host
+        if target[:1] != b"/":
+            host = target_authority(method, target) or host
+
+        length = 0
+        chunked = False
+        transfer_encoding = framing.get(b"transfer-encoding")
+        content_length = framing.get(b"content-length")
+        if transfer_encoding is not None:
+            if content_length is not None:
+                raise H1Error("both content-length and transfer-encoding")
+            if version == HTTP_10:
+                raise H1Error("transfer-encoding in an HTTP/1.0 request")
+            parse_transfer_encoding(transfer_encoding)
+            chunked = True
+        elif content_length is not None:
+            length = parse_content_length(content_length)
+            if length > self._max_body:
+                raise H1Error("request body too large", 413)
+
+        keep_alive = keep_alive_of(framing.get(b"connection"), version)
+
+        expect = framing.get(b"expect")
+        wants_continue = False
+        if expect is not None and version == HTTP_11:  # 1.0 expectations are ignored
+            tokens = {t.strip(b" \t").lower() for t in b",".join(expect).split(b",")}
+            if tokens != {b"100-continue"}:
+                raise H1Error("unsupported expectation", 417)
+            wants_continue = True
+
+        if not chunked and not length:
+            return self._deliver(method, target, version, headers, b"", keep_alive, host)
+        self._request = (method, target, version, headers, keep_alive, host)
+        if chunked:
+            self._reader.start_chunked()
+            self._state = _CHUNKED
+        else:
+            self._body_length = length
+            self._state = _FIXED
+        self._continue_wanted = wants_continue
+        return None
+
+    def _deliver(
+        self,
+        method: bytes,
+        target: bytes,
+        version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        keep_alive: bool,
+        host: bytes | None,
+    ) -> RequestReceived:
+        flags = 0 if keep_alive else _CLOSE
+        if method == b"HEAD":
+            flags |= _IS_HEAD
+        if version == HTTP_10:
+            flags |= _IS_HTTP10
+        self._owed.append(flags)
+        self._method = b""
+        if not keep_alive:
+            self._reading = False  # RFC 9112 §9.6: no requests after "close"
+        return RequestReceived(method, target, version, headers, body, keep_alive, host)
+
+    def _fail(self, exc: H1Error, events: list[Event]) -> None:
+        self._reading = False
+        self._continue_wanted = False
+        response = error_response(exc.status, exc.reason, head_only=self._method == b"HEAD")
+        events.append(ProtocolError(exc.status, exc.reason))
+        if self.unanswered:
+            self._error_response = response
+        else:
+            self._out.append(response)
+            self._must_close = True
+
+    # -- output --------------------------------------------------------------
+
+    def send_response(self, head: bytes, body: bytes) -> None:
+        """Answer the oldest unanswered request with a complete response.
+
+        ``head`` is `serialize_head` output. A 1xx head (not 101) is sent as an
+        interim response and leaves the request unanswered. After `must_close`
+        responses are discarded: the connection is ending.
+        """
+        if self._must_close:
+            return
+        info = self._check_can_answer(head)
+        if info.status < 200:
+            self._send_informational(info, head)
+            return
+        if info.transfer_encoding is not None:
+            raise H1Error("send_response takes a whole body; stream with start_response")
+        flags = self._owed.popleft()
+        status = info.status
+        # A HEAD answer given without a body leaves the length unknown: say nothing.
+        if (
+            not info.has_content_length
+            and status != 204
+            and status != 304
+            and (body or not flags & _IS_HEAD)
+        ):
+            head += b"content-length: %d\r\n" % len(body)
+        close = bool(flags & _CLOSE) or info.close or (self._peer_closed and not self._owed)
+        head += self._connection_field(close, flags, info)
+        if body and not flags & _IS_HEAD and status != 204 and status != 304:
+            self._out.append(head + b"\r\n" + body)
+        else:
+            self._out.append(head + b"\r\n")
+        self._response_done(close)
+
+    def start_response(self, head: bytes) -> None:
+        """Begin a streamed answer to the oldest unanswered request.
+
+        Without a content-length in ``head`` the body is chunked (HTTP/1.1) or
+        delimited by closing the connection (HTTP/1.0).
+        """
+        if self._must_close:
+            return
+        info = self._check_can_answer(head)
+        if info.status < 200:
+            self._send_informational(info, head)
+            return
+        flags = self._owed[0]
+        status = info.status
+        no_body = bool(flags & _IS_HEAD) or status == 204 or status == 304
+        close = bool(flags & _CLOSE) or info.close or (self._peer_closed and len(self._owed) == 1)
+        remaining = 0
+        if info.transfer_encoding is not None:
+            if info.transfer_encoding != b"chunked" or info.has_content_length:
+                raise H1Error("a streamed head may only carry transfer-encoding: chunked")
+            if flags & _IS_HTTP10:
+                raise H1Error("transfer-encoding cannot be sent to an HTTP/1.0 client")
+            mode = _CHUNK
+        elif info.has_content_length:
+            remaining = info.content_length()
+            mode = _LENGTH
+        elif no_body:
+            mode = _DROP
+        elif flags & _IS_HTTP10:
+            mode = _RAW
+            close = True
+        else:
+            mode = _CHUNK
+            head += _CHUNKED_FIELD
+        if no_body:
+            mode = _DROP
+        self._owed.popleft()
+        head += self._connection_field(close, flags, info)
+        self._out.append(head + b"\r\n")
+        self._stream = _Stream(mode, remaining, close)
+
+    def send_body(self, data: bytes) -> None:
+        """Queue part of the streamed body (chunk-encoded when chunked)."""
+        stream = self._stream
+        if stream is None:
+            if self._must_close:
+                return
+            raise H1Error("no streamed response in progress")
+        if not data:
+            return  # an empty chunk would end a chunked body
+        mode = stream.mode
+        if mode == _CHUNK:
+            self._out += (b"%x\r\n" % len(data), data, b"\r\n")
+        elif mode == _LENGTH:
+            if len(data) > stream.remaining:
+                raise H1Error("response body longer than its content-length")
+            stream.remaining -= len(data)
+            self._out.append(data)
+        elif mode == _RAW:
+            self._out.append(data)
+
+    def end_response(self) -> None:
+        """Finish the streamed response."""
+        stream = self._stream
+        if stream is None:
+            if self._must_close:
+                return
+            raise H1Error("no streamed response in progress")
+        self._stream = None
+        if stream.mode == _CHUNK:
+            self._out.append(_LAST_CHUNK)
+        elif stream.mode == _LENGTH and stream.remaining:
+            # The peer would read the next response as body: only closing is honest.
+            self._response_done(True)
+            raise H1Error("response body shorter than its content-length")
+        self._response_done(stream.close)
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the peer since the last call."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    def _check_can_answer(self, head: bytes) -> HeadInfo:
+        if self._stream is not None:
+            raise H1Error("a streamed response is still in progress")
+        if not self._owed:
+            raise H1Error("no request is awaiting a response")
+        return HeadInfo(head)
+
+    def _send_informational(self, info: HeadInfo, head: bytes) -> None:
+        if info.status == 101:
+            raise H1Error("101 Switching Protocols is not supported by the HTTP/1.1 core")
+        if not self._owed[0] & _IS_HTTP10:  # RFC 9110 §15.2: never 1xx to HTTP/1.0
+            self._out.append(head + b"\r\n")
+
+    @staticmethod
+    def _connection_field(close: bool, flags: int, info: HeadInfo) -> bytes:
+        if close:
+            return b"" if info.close else _CLOSE_FIELD
+        if flags & _IS_HTTP10 and not info.has_connection:
+            return _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
+        return b""
+
+    def _response_done(self, close: bool) -> None:
+        if close:
+            self._must_close = True
+            self._reading = False
+            self._continue_wanted = False
+            self._error_response = None
+            return
+        if self._owed:
+            return
+        if self._error_response is not None:
+            self._out.append(self._error_response)
+            self._error_response = None
+            self._must_close = True
+        elif self._peer_closed:
+            self._must_close = True
+        elif self._continue_wanted:
+            self._out.append(CONTINUE_RESPONSE)
+            self._continue_wanted = False

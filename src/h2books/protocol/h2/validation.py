@@ -1,0 +1,257 @@
+"""HTTP/2 field rules (RFC 9113 §8.2-8.3): turn a decoded field list into a request,
+a response or trailers, or reject it as malformed (the caller sends RST_STREAM
+PROTOCOL_ERROR).
+
+This runs once per request, so it is written for speed: one pass over the fields,
+and names/values already seen valid skip the character checks (bounded caches).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from .errors import H2Error
+
+__all__ = [
+    "MalformedHeaders",
+    "check_name",
+    "check_value",
+    "parse_content_length",
+    "validate_request",
+    "validate_response",
+    "validate_trailers",
+]
+
+Fields = list[tuple[bytes, bytes]]
+
+
+class MalformedHeaders(H2Error):
+    """A field block breaks §8.2-8.3; a stream error of type PROTOCOL_ERROR."""
+
+
+# tchar (RFC 9110 §5.6.2) without uppercase: field names must be lowercase in HTTP/2.
+_NAME_CHARS: Final = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
+_TOKEN_CHARS: Final = _NAME_CHARS + b"ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+_CONNECTION_SPECIFIC: Final = frozenset(
+    {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
+)
+# Names with a rule of their own; everything else only needs valid characters.
+_SPECIAL_NAMES: Final = _CONNECTION_SPECIFIC | {b"te", b"cookie", b"content-length", b"host"}
+
+_CACHE_LIMIT: Final = 4096
+# Plain names (valid characters, no rule of their own) and values already checked.
+_good_names: set[bytes] = {
+    b"accept",
+    b"accept-encoding",
+    b"accept-language",
+    b"cache-control",
+    b"content-type",
+    b"user-agent",
+    b"referer",
+    b"origin",
+    b"authorization",
+    b"if-none-match",
+    b"if-modified-since",
+    b"priority",
+    b"x-forwarded-for",
+    b"date",
+    b"server",
+    b"etag",
+    b"last-modified",
+    b"location",
+    b"vary",
+}
+_good_values: set[bytes] = set()
+_REQUEST_PSEUDO: Final = {b":method": 0, b":scheme": 1, b":authority": 2, b":path": 3}
+_KNOWN_METHODS: Final = frozenset(
+    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"}
+)
+
+
+def check_name(name: bytes) -> None:
+    """A regular field name: non-empty, lowercase token characters only (§8.2.1)."""
+    if not name or name.translate(None, _NAME_CHARS):
+        raise MalformedHeaders(f"invalid field name {name!r}")
+
+
+def check_value(value: bytes) -> None:
+    """No NUL, CR or LF anywhere, no leading or trailing SP/HTAB (§8.2.1)."""
+    if value:
+        if value[0] in (0x20, 0x09) or value[-1] in (0x20, 0x09):
+            raise MalformedHeaders("field value with leading or trailing whitespace")
+        if b"\0" in value or b"\r" in value or b"\n" in value:
+            raise MalformedHeaders("field value with NUL, CR or LF")
+
+
+def _remember_value(value: bytes) -> None:
+    if len(_good_values) >= _CACHE_LIMIT:
+        _good_values.clear()
+    _good_values.add(value)
+
+
+def _plain_name(name: bytes) -> None:
+    check_name(name)
+    if len(_good_names) >= _CACHE_LIMIT:
+        _good_names.clear()
+    _good_names.add(name)
+
+
+def parse_content_length(value: bytes) -> int:
+    """Digits only (a comma list of one repeated value is tolerated, RFC 9110 §8.6)."""
+    if b"," in value:
+        parts = {part.strip(b" \t") for part in value.split(b",")}
+        if len(parts) != 1:
+            raise MalformedHeaders("conflicting content-length values")
+        value = parts.pop()
+    if not value or len(value) > 18 or not value.isdigit():
+        raise MalformedHeaders("invalid content-length")
+    return int(value)
+
+
+def _special(name: bytes, value: bytes, content_length: int | None) -> int | None:
+    """Rules for connection-specific fields, te and content-length; returns the
+    content length seen so far."""
+    if name in _CONNECTION_SPECIFIC:
+        raise MalformedHeaders(f"connection-specific field {name!r}")
+    if name == b"te":
+        if value.lower() != b"trailers":
+            raise MalformedHeaders("te other than trailers")
+    elif name == b"content-length":
+        length = parse_content_length(value)
+        if content_length is not None and length != content_length:
+            raise MalformedHeaders("conflicting content-length values")
+        return length
+    return content_length
+
+
+def validate_request(
+    fields: Fields,
+) -> tuple[bytes, bytes, bytes, bytes, Fields, int | None]:
+    """``(method, scheme, authority, path, regular_fields, content_length)``.
+
+    Cookie crumbs are joined with ``"; "`` into one field (§8.2.3), at the place of
+    the first one. `authority` falls back to the Host field when :authority is absent.
+    """
+    good_values = _good_values
+    # Pseudo-header fields come first (§8.3): read them in a tight loop of their own.
+    pseudo: list[bytes | None] = [None, None, None, None]
+    count = 0
+    for field in fields:
+        slot = _REQUEST_PSEUDO.get(field[0])
+        if slot is None:
+            break
+        if pseudo[slot] is not None:
+            raise MalformedHeaders(f"duplicated {field[0]!r}")
+        value = field[1]
+        if value not in good_values:
+            check_value(value)
+            _remember_value(value)
+        pseudo[slot] = value
+        count += 1
+    method, scheme, authority, path = pseudo
+
+    headers: Fields = []
+    content_length: int | None = None
+    host: bytes | None = None
+    cookies: list[bytes] | None = None
+    cookie_at = 0
+    good_names = _good_names
+    for field in fields[count:] if count else fields:
+        name, value = field
+        if value not in good_values:
+            check_value(value)
+            _remember_value(value)
+        if name in good_names:
+            headers.append(field)
+            continue
+        if name[:1] == b":":
+            raise MalformedHeaders(f"misplaced, duplicated or unknown pseudo-header {name!r}")
+        if name in _SPECIAL_NAMES:
+            if name == b"cookie":
+                if cookies is None:
+                    cookies = [value]
+                    cookie_at = len(headers)
+                    headers.append(field)
+                else:
+                    cookies.append(value)
+                continue
+            if name == b"host":
+                host = value
+            else:
+                content_length = _special(name, value, content_length)
+        else:
+            _plain_name(name)
+        headers.append(field)
+
+    if method is None:
+        raise MalformedHeaders("missing :method")
+    if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
+        raise MalformedHeaders("invalid :method")
+    if method == b"CONNECT":
+        if scheme is not None or path is not None:
+            raise MalformedHeaders("CONNECT with :scheme or :path")
+        if not authority:
+            raise MalformedHeaders("CONNECT without :authority")
+        scheme = path = b""
+    else:
+        if scheme is None or not scheme:
+            raise MalformedHeaders("missing :scheme")
+        if path is None or not path:
+            raise MalformedHeaders("missing or empty :path")
+        if (
+            path[0] != 0x2F
+            and not (path == b"*" and method == b"OPTIONS")
+            and scheme in (b"https", b"http")
+        ):
+            raise MalformedHeaders(":path must start with '/'")
+    if host is not None:
+        if authority is None:
+            authority = host
+        elif host.lower() != authority.lower():
+            raise MalformedHeaders("host differs from :authority")
+    if cookies is not None and len(cookies) > 1:
+        headers[cookie_at] = (b"cookie", b"; ".join(cookies))
+    return method, scheme, authority or b"", path, headers, content_length
+
+
+def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
+    """``(status, regular_fields, content_length)`` of a response head."""
+    status: bytes | None = None
+    headers: Fields = []
+    content_length: int | None = None
+    for field in fields:
+        name, value = field
+        if value not in _good_values:
+            check_value(value)
+            _remember_value(value)
+        if name[:1] == b":":
+            if headers:
+                raise MalformedHeaders("pseudo-header field after a regular field")
+            if name != b":status":
+                raise MalformedHeaders(f"invalid response pseudo-header {name!r}")
+            if status is not None:
+                raise MalformedHeaders("duplicated :status")
+            status = value
+            continue
+        if name in _SPECIAL_NAMES:
+            content_length = _special(name, value, content_length)
+        elif name not in _good_names:
+            _plain_name(name)
+        headers.append(field)
+    if status is None or len(status) != 3 or not status.isdigit():
+        raise MalformedHeaders("missing or invalid :status")
+    return int(status), headers, content_length
+
+
+def validate_trailers(fields: Fields) -> Fields:
+    """Trailer fields: no pseudo-headers, same name/value rules as any field."""
+    for name, value in fields:
+        if value not in _good_values:
+            check_value(value)
+        if name[:1] == b":":
+            raise MalformedHeaders("pseudo-header field in trailers")
+        if name in _SPECIAL_NAMES:
+            _special(name, value, None)
+        elif name not in _good_names:
+            check_name(name)
+    return fields

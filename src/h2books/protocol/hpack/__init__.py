@@ -1,0 +1,7 @@
+"""HPACK, header compression for HTTP/2 (RFC 7541): a sans-IO encoder and decoder."""
+
+from h2books.protocol.hpack.decoder import Decoder
+from h2books.protocol.hpack.encoder import Encoder
+from h2books.protocol.hpack.errors import HeaderListTooLargeError, HPACKDecodingError, HPACKError
+
+__all__ = ["Decoder", "Encoder", "HPACKDecodingError", "HPACKError", "HeaderListTooLargeError"]

@@ -1,0 +1,155 @@
+"""The HPACK decoder (RFC 7541 §3, §6)."""
+
+from typing import Final
+
+from h2books.protocol.hpack.errors import HeaderListTooLargeError, HPACKDecodingError
+from h2books.protocol.hpack.integers import decode_integer, decode_integer_continuation
+from h2books.protocol.hpack.static_table import (
+    STATIC_ENTRY_SIZES,
+    STATIC_TABLE,
+    STATIC_TABLE_LENGTH,
+)
+from h2books.protocol.hpack.strings import decode_string
+from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
+
+# Values of these fields stay out of the shared Huffman cache: secrets should not linger there,
+# nor should a cache hit let one connection time another's credentials.
+_SECRET_NAMES: Final = frozenset(
+    (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie")
+)
+
+
+class Decoder:
+    """Decodes header blocks into lists of (name, value) pairs; one instance per connection."""
+
+    __slots__ = (
+        "_max_allowed_table_size",
+        "_size_update_required",
+        "_table",
+        "max_header_list_size",
+    )
+
+    def __init__(self, max_table_size: int = 4096, max_header_list_size: int = 65536) -> None:
+        self._table = DynamicTable(max_table_size)
+        self._max_allowed_table_size = max_table_size
+        self._size_update_required = False
+        self.max_header_list_size = max_header_list_size
+
+    @property
+    def max_allowed_table_size(self) -> int:
+        """The SETTINGS_HEADER_TABLE_SIZE in force; size updates above it are errors.
+
+        Assign it when the peer ACKs our SETTINGS. If it drops below the table's current size,
+        the peer MUST open its next header block with a size update (RFC 7541 §4.2), and a block
+        that starts with a field instead is a decoding error.
+        """
+        return self._max_allowed_table_size
+
+    @max_allowed_table_size.setter
+    def max_allowed_table_size(self, value: int) -> None:
+        self._max_allowed_table_size = value
+        self._size_update_required = self._table.max_size > value
+
+    @property
+    def header_table_size(self) -> int:
+        """Current maximum size of the dynamic table, as last set by the peer's encoder."""
+        return self._table.max_size
+
+    @property
+    def table_entries(self) -> list[tuple[bytes, bytes]]:
+        """Copy of the dynamic table, newest entry (index 62) first."""
+        return list(self._table.entries)
+
+    @property
+    def table_size(self) -> int:
+        """Octets the dynamic table currently holds (RFC 7541 §4.1)."""
+        return self._table.size
+
+    def decode(self, data: bytes | memoryview) -> list[tuple[bytes, bytes]]:
+        """Decode one complete header block.
+
+        Raises :class:`HPACKDecodingError` for malformed input (the connection is then unusable)
+        and :class:`HeaderListTooLargeError` once the whole block has been processed, if the
+        decoded list exceeded ``max_header_list_size``; in that case the table is still in sync.
+        """
+        if type(data) is not bytes:
+            data = bytes(data)
+        end = len(data)
+        table = self._table
+
+        # Dynamic table size updates may only open a block (§4.2), possibly two in a row.
+        pos = 0
+        while pos < end and data[pos] & 0xE0 == 0x20:
+            new_size, pos = decode_integer(data, pos, 5)
+            if new_size > self._max_allowed_table_size:
+                raise HPACKDecodingError(
+                    f"dynamic table size update to {new_size} exceeds the advertised "
+                    f"{self._max_allowed_table_size}"
+                )
+            table.resize(new_size)
+            self._size_update_required = False
+        if self._size_update_required and pos < end:
+            raise HPACKDecodingError("header block must start with a dynamic table size update")
+
+        static = STATIC_TABLE
+        static_sizes = STATIC_ENTRY_SIZES
+        entries = table.entries
+        limit = self.max_header_list_size
+        list_size = 0
+        headers: list[tuple[bytes, bytes]] = []
+        while pos < end:
+            octet = data[pos]
+            pos += 1
+            if octet & 0x80:  # indexed field (§6.1): the common case, kept inline
+                index = octet & 0x7F
+                if index == 0x7F:
+                    index, pos = decode_integer_continuation(data, pos, 0x7F)
+                if index <= STATIC_TABLE_LENGTH:
+                    if not index:
+                        raise HPACKDecodingError("index 0 is not a valid field index")
+                    field = static[index]
+                    list_size += static_sizes[index]
+                else:
+                    index -= STATIC_TABLE_LENGTH + 1
+                    if index >= len(entries):
+                        raise HPACKDecodingError("field index beyond the dynamic table")
+                    field = entries[index]
+                    list_size += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+                # Past the limit, keep decoding (the table must stay in sync) but store nothing.
+                if list_size <= limit:
+                    headers.append(field)
+                continue
+
+            if octet & 0x40:  # literal with incremental indexing (§6.2.1)
+                prefix_max = 0x3F
+                cacheable = True
+            elif octet & 0x20:
+                raise HPACKDecodingError("dynamic table size update after the start of a block")
+            else:  # literal without indexing (§6.2.2) or never indexed (§6.2.3)
+                prefix_max = 0x0F
+                cacheable = not octet & 0x10
+            name_index = octet & prefix_max
+            if name_index == prefix_max:
+                name_index, pos = decode_integer_continuation(data, pos, prefix_max)
+            if not name_index:
+                name, pos = decode_string(data, pos)
+            elif name_index <= STATIC_TABLE_LENGTH:
+                name = static[name_index][0]
+            else:
+                name_index -= STATIC_TABLE_LENGTH + 1
+                if name_index >= len(entries):
+                    raise HPACKDecodingError("name index beyond the dynamic table")
+                name = entries[name_index][0]
+            value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+            field = (name, value)
+            if prefix_max == 0x3F:
+                table.add(field)
+            list_size += len(name) + len(value) + ENTRY_OVERHEAD
+            if list_size <= limit:
+                headers.append(field)
+
+        if list_size > limit:
+            raise HeaderListTooLargeError(
+                f"header list of {list_size} octets exceeds the limit of {limit}"
+            )
+        return headers

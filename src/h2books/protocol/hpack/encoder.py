@@ -1,0 +1,227 @@
+"""The HPACK encoder (RFC 7541 §3, §6) and its indexing policy.
+
+Policy, per field:
+
+* exact match in the static or dynamic table -> indexed field (1 octet for the first 126 indexes);
+* credentials (and short cookies, which are easy to brute-force, §7.1.3) -> literal never indexed;
+* volatile fields whose values rarely repeat (dates, lengths, ids, long values) -> literal without
+  indexing, so they do not churn useful entries out of the table;
+* everything else -> literal with incremental indexing, 1 octet from its second use on.
+
+Representations that do not depend on the dynamic table are cached in a bounded module-level dict,
+so a repeated volatile field costs one dict lookup.
+"""
+
+import sys
+from collections.abc import Iterable
+from typing import Final
+
+from h2books.protocol.hpack.integers import encode_integer
+from h2books.protocol.hpack.static_table import STATIC_INDEX_BY_FIELD, STATIC_INDEX_BY_NAME
+from h2books.protocol.hpack.strings import (
+    encode_raw_string,
+    encode_string,
+    encode_string_uncached,
+)
+from h2books.protocol.hpack.table import ENTRY_OVERHEAD, EncoderTable
+
+# Our encoder never keeps a table larger than this, whatever the peer allows: the peer's
+# SETTINGS_HEADER_TABLE_SIZE must not decide how much memory we spend per connection (§4.2 lets an
+# encoder use less than allowed). nghttp2 uses the same default.
+DEFAULT_TABLE_SIZE_LIMIT: Final = 4096
+
+# name -> value length below which the field is sent as "never indexed".
+NEVER_INDEXED_BELOW: Final[dict[bytes, int]] = {
+    b"authorization": sys.maxsize,
+    b"proxy-authorization": sys.maxsize,
+    b"set-cookie": sys.maxsize,
+    b"cookie": 20,
+}
+
+# name -> longest value worth a dynamic table entry; other names use DEFAULT_INDEXABLE_LENGTH.
+INDEXABLE_UP_TO: Final[dict[bytes, int]] = {
+    name: -1
+    for name in (
+        b"content-length",
+        b"etag",
+        b"date",
+        b"last-modified",
+        b"expires",
+        b"age",
+        b"location",
+        b"if-none-match",
+        b"if-modified-since",
+        b"x-request-id",
+        b"content-range",
+    )
+}
+INDEXABLE_UP_TO[b":path"] = 64
+DEFAULT_INDEXABLE_LENGTH: Final = 128
+
+# Bounds of the shared cache of table-independent representations.
+REPRESENTATION_CACHE_MAX_ENTRIES: Final = 4096
+CACHED_REPRESENTATION_MAX_LENGTH: Final = 256
+
+_INDEXED: Final[tuple[bytes, ...]] = tuple(bytes((0x80 | index,)) for index in range(0x7F))
+_STATIC_INDEXED: Final[dict[tuple[bytes, bytes], bytes]] = {
+    field: _INDEXED[index] for field, index in STATIC_INDEX_BY_FIELD.items()
+}
+_unindexed_representations: dict[tuple[bytes, bytes], bytes] = {}
+_NOTHING_CACHED: Final[dict[tuple[bytes, bytes], bytes]] = {}
+
+
+def _size_update(size: int) -> bytes:
+    return encode_integer(size, 5, 0x20)
+
+
+class Encoder:
+    """Encodes header lists into header blocks; one instance per connection.
+
+    ``huffman=False`` sends every string raw (for tests and debugging); it also bypasses the
+    shared representation cache, whose entries are Huffman-coded.
+    """
+
+    __slots__ = (
+        "_encode_secret",
+        "_encode_string",
+        "_huffman",
+        "_smallest_pending_size",
+        "_table",
+        "_table_size_limit",
+    )
+
+    def __init__(
+        self,
+        max_table_size: int = 4096,
+        *,
+        table_size_limit: int = DEFAULT_TABLE_SIZE_LIMIT,
+        huffman: bool = True,
+    ) -> None:
+        self._table_size_limit = table_size_limit
+        effective_size = min(max_table_size, table_size_limit)
+        self._table = EncoderTable(effective_size)
+        # The peer's decoder starts at max_table_size; using less must be announced.
+        self._smallest_pending_size: int | None = (
+            effective_size if effective_size != max_table_size else None
+        )
+        self._huffman = huffman
+        self._encode_string = encode_string if huffman else encode_raw_string
+        self._encode_secret = encode_string_uncached if huffman else encode_raw_string
+
+    @property
+    def header_table_size(self) -> int:
+        """Maximum size of the dynamic table we currently use."""
+        return self._table.max_size
+
+    @property
+    def table_entries(self) -> list[tuple[bytes, bytes]]:
+        """Copy of the dynamic table, newest entry (index 62) first."""
+        return list(self._table.entries)
+
+    @property
+    def table_size(self) -> int:
+        """Octets the dynamic table currently holds (RFC 7541 §4.1)."""
+        return self._table.size
+
+    def set_max_table_size(self, size: int) -> None:
+        """Apply the peer's new SETTINGS_HEADER_TABLE_SIZE.
+
+        Evicts at once, and announces the change at the start of the next block: the smallest
+        size reached meanwhile first, then the final one (RFC 7541 §4.2).
+        """
+        if size < 0:
+            raise ValueError(f"table size must not be negative, got {size}")
+        size = min(size, self._table_size_limit)
+        pending = self._smallest_pending_size
+        if pending is None:
+            if size == self._table.max_size:
+                return
+            self._smallest_pending_size = size
+        elif size < pending:
+            self._smallest_pending_size = size
+        self._table.resize(size)
+
+    def encode(self, fields: Iterable[tuple[bytes, bytes]]) -> bytes:
+        """Encode one header list (names as given: the caller lowercases) into a header block."""
+        table = self._table
+        parts: list[bytes] = []
+        if self._smallest_pending_size is not None:
+            if self._smallest_pending_size < table.max_size:
+                parts.append(_size_update(self._smallest_pending_size))
+            parts.append(_size_update(table.max_size))
+            self._smallest_pending_size = None
+
+        static_indexed = _STATIC_INDEXED
+        unindexed = _unindexed_representations if self._huffman else _NOTHING_CACHED
+        number_by_field = table.number_by_field
+        for field in fields:
+            representation = static_indexed.get(field)
+            if representation is None:
+                # Fields cached here are never inserted, so they cannot be in the dynamic table.
+                representation = unindexed.get(field)
+                if representation is None:
+                    number = number_by_field.get(field)
+                    if number is None:
+                        representation = self._encode_literal(field)
+                    else:
+                        index = table.index_of(number)
+                        representation = (
+                            _INDEXED[index] if index < 0x7F else encode_integer(index, 7, 0x80)
+                        )
+            parts.append(representation)
+        return b"".join(parts)
+
+    def _encode_literal(self, field: tuple[bytes, bytes]) -> bytes:
+        name, value = field
+        table = self._table
+        encode_str = self._encode_string
+        value_length = len(value)
+
+        if value_length < NEVER_INDEXED_BELOW.get(name, 0):
+            # Secrets bypass the shared caches.
+            name_index = self._name_index(name)
+            head = (
+                encode_integer(name_index, 4, 0x10)
+                if name_index
+                else b"\x10" + self._encode_secret(name)
+            )
+            return head + self._encode_secret(value)
+
+        static_name_index = STATIC_INDEX_BY_NAME.get(name, 0)
+        if value_length > INDEXABLE_UP_TO.get(name, DEFAULT_INDEXABLE_LENGTH):
+            dynamic_name_number = None if static_name_index else table.number_by_name.get(name)
+            if dynamic_name_number is not None:
+                # Depends on the table, so it cannot be shared.
+                name_index = table.index_of(dynamic_name_number)
+                return encode_integer(name_index, 4) + encode_str(value)
+            representation = self._literal_without_indexing(static_name_index, name, value)
+            if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
+                if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
+                    _unindexed_representations.clear()
+                _unindexed_representations[field] = representation
+            return representation
+
+        name_index = static_name_index or self._name_index(name)
+        if len(name) + value_length + ENTRY_OVERHEAD > table.max_size:
+            # Inserting would only empty the table.
+            if name_index:
+                return encode_integer(name_index, 4) + encode_str(value)
+            return self._literal_without_indexing(0, name, value)
+        # The name index must be taken before inserting, which may evict that very entry.
+        head = encode_integer(name_index, 6, 0x40) if name_index else b"\x40" + encode_str(name)
+        table.add(field)
+        return head + encode_str(value)
+
+    def _name_index(self, name: bytes) -> int:
+        """Static or dynamic index of an entry named ``name``, or 0 if there is none."""
+        static_index = STATIC_INDEX_BY_NAME.get(name)
+        if static_index is not None:
+            return static_index
+        number = self._table.number_by_name.get(name)
+        return 0 if number is None else self._table.index_of(number)
+
+    def _literal_without_indexing(self, static_name_index: int, name: bytes, value: bytes) -> bytes:
+        encode_str = self._encode_string
+        if static_name_index:
+            return encode_integer(static_name_index, 4) + encode_str(value)
+        return b"\x00" + encode_str(name) + encode_str(value)

@@ -1,0 +1,19 @@
+"""HPACK error hierarchy.
+
+The HTTP/2 core maps :class:`HPACKDecodingError` to a connection-level COMPRESSION_ERROR (the
+dynamic table can no longer be trusted), while :class:`HeaderListTooLargeError` is raised only
+after the whole block was processed, so the table is still in sync and the stream alone can be
+refused.
+"""
+
+
+class HPACKError(Exception):
+    """Base class of every error raised by the HPACK codec."""
+
+
+class HPACKDecodingError(HPACKError):
+    """A header block is malformed; the decoding context is now unusable."""
+
+
+class HeaderListTooLargeError(HPACKError):
+    """The decoded header list exceeds the advertised limit; the decoder is still in sync."""

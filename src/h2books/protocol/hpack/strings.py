@@ -1,0 +1,73 @@
+"""HPACK string literals (RFC 7541 §5.2) with bounded caches for the short strings that repeat.
+
+Both caches are module-level, shared by every connection, and keyed by content, so a hit always
+returns what a miss would compute. They are cleared when full: an attacker churning them only
+costs us the work the cache would have saved.
+"""
+
+from typing import Final
+
+from h2books.protocol.hpack.errors import HPACKDecodingError
+from h2books.protocol.hpack.huffman import huffman_decode, huffman_encode, huffman_encoded_length
+from h2books.protocol.hpack.integers import decode_integer_continuation, encode_integer
+
+CACHE_MAX_ENTRIES: Final = 4096
+CACHED_STRING_MAX_LENGTH: Final = 64
+
+_encoded_strings: dict[bytes, bytes] = {}
+_decoded_strings: dict[bytes, bytes] = {}
+
+
+def encode_raw_string(data: bytes) -> bytes:
+    """Length-prefixed string literal without Huffman coding."""
+    return encode_integer(len(data), 7) + data
+
+
+def encode_string_uncached(data: bytes) -> bytes:
+    """Length-prefixed string literal: Huffman-coded when strictly shorter, raw otherwise."""
+    huffman_length = huffman_encoded_length(data)
+    if huffman_length < len(data):
+        return encode_integer(huffman_length, 7, 0x80) + huffman_encode(data)
+    return encode_integer(len(data), 7) + data
+
+
+def encode_string(data: bytes) -> bytes:
+    """Like :func:`encode_string_uncached`, remembering short strings. Never pass secrets."""
+    encoded = _encoded_strings.get(data)
+    if encoded is None:
+        encoded = encode_string_uncached(data)
+        if len(data) <= CACHED_STRING_MAX_LENGTH:
+            if len(_encoded_strings) >= CACHE_MAX_ENTRIES:
+                _encoded_strings.clear()
+            _encoded_strings[data] = encoded
+    return encoded
+
+
+def decode_string(data: bytes, pos: int, cacheable: bool = True) -> tuple[bytes, int]:
+    """Decode the string literal at ``data[pos]``; return (string, position after it).
+
+    ``cacheable=False`` keeps secrets out of the shared cache (and out of its timing).
+    """
+    end = len(data)
+    if pos >= end:
+        raise HPACKDecodingError("truncated block: string literal expected")
+    octet = data[pos]
+    length = octet & 0x7F
+    pos += 1
+    if length == 0x7F:
+        length, pos = decode_integer_continuation(data, pos, 0x7F)
+    stop = pos + length
+    if stop > end:
+        raise HPACKDecodingError("truncated string literal")
+    raw = data[pos:stop]
+    if octet < 0x80:
+        return raw, stop
+    if not cacheable or length > CACHED_STRING_MAX_LENGTH:
+        return huffman_decode(raw), stop
+    decoded = _decoded_strings.get(raw)
+    if decoded is None:
+        decoded = huffman_decode(raw)
+        if len(_decoded_strings) >= CACHE_MAX_ENTRIES:
+            _decoded_strings.clear()
+        _decoded_strings[raw] = decoded
+    return decoded, stop

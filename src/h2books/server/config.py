@@ -1,0 +1,70 @@
+"""Server settings: every limit an untrusted peer could push against has a bound here.
+
+Defaults follow nginx, h2o and nghttp2 in spirit; docs/security.md gives the reasoning.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+def default_data_dir() -> Path:
+    """$H2BOOKS_DATA_DIR, else $XDG_DATA_HOME/h2books, else ~/.local/share/h2books."""
+    explicit = os.environ.get("H2BOOKS_DATA_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    xdg = os.environ.get("XDG_DATA_HOME")
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".local" / "share"
+    return base / "h2books"
+
+
+@dataclass(slots=True)
+class Limits:
+    # HTTP/2
+    max_concurrent_streams: int = 128
+    initial_window_size: int = 1 << 20
+    connection_window_size: int = 1 << 24
+    max_frame_size: int = 16384
+    max_header_list_size: int = 65536
+    # HTTP/1.1
+    max_request_line: int = 8192
+    max_header_bytes: int = 65536
+    max_header_count: int = 100
+    max_pipelined: int = 32
+    # Both
+    max_body_size: int = 8 * 1024 * 1024
+    max_connections: int = 10000
+    # Bytes a connection may have waiting in the kernel-side write buffer before we stop
+    # reading from that peer (it is not reading its responses).
+    write_buffer_high: int = 256 * 1024
+    write_buffer_low: int = 64 * 1024
+
+
+@dataclass(slots=True)
+class Timeouts:
+    tls_handshake: float = 10.0
+    # h1: time allowed from the start of a request to its complete head (slowloris);
+    # h2: time allowed for the client preface and first SETTINGS.
+    request_head: float = 10.0
+    keep_alive: float = 75.0  # an idle h1 connection / an h2 connection with no streams
+    # No progress at all (no bytes read, no bytes written) while work is pending.
+    stall: float = 60.0
+    graceful_shutdown: float = 10.0
+
+
+@dataclass(slots=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8443
+    http_port: int | None = None
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    data_dir: Path = field(default_factory=default_data_dir)
+    workers: int = 1
+    log_level: str = "info"
+    access_log: bool = True
+    server_name: bytes = b"h2books"
+    limits: Limits = field(default_factory=Limits)
+    timeouts: Timeouts = field(default_factory=Timeouts)

@@ -1,0 +1,66 @@
+"""Turning a handler's Response into what each protocol core sends, cached per second.
+
+A precomputed Response is sent many times a second; its HTTP/1.1 head and its HTTP/2
+field list are built once per Date value and kept on the object itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from h2books.http import Response
+from h2books.protocol.h1 import serialize_head
+
+log = logging.getLogger("h2books.server")
+
+# Statuses that never carry a body, so never a content-length computed from one.
+_BODYLESS = frozenset({204, 304})
+_CONTENT_LENGTH = b"content-length"
+
+
+def _fixed_fields(response: Response, server_name: bytes) -> list[tuple[bytes, bytes]]:
+    fields = list(response.headers)
+    if response.stream is None and response.status not in _BODYLESS:
+        if not any(name == _CONTENT_LENGTH for name, _ in fields):
+            fields.append((_CONTENT_LENGTH, str(len(response.body)).encode("ascii")))
+    fields.append((b"server", server_name))
+    return fields
+
+
+def h2_fields(
+    response: Response, server_name: bytes, http_date: bytes
+) -> tuple[tuple[bytes, bytes], ...]:
+    cached = response._h2_fields
+    if cached is not None and cached[0] is http_date:
+        return cached[1]
+    fields = _fixed_fields(response, server_name)
+    fields.append((b"date", http_date))
+    built = tuple(fields)
+    response._h2_fields = (http_date, built)
+    return built
+
+
+def h1_head(response: Response, server_name: bytes, http_date: bytes) -> bytes:
+    cached = response._h1_head
+    if cached is not None and cached[0] is http_date:
+        return cached[1]
+    fields = _fixed_fields(response, server_name)
+    fields.append((b"date", http_date))
+    head = serialize_head(response.status, fields)
+    response._h1_head = (http_date, head)
+    return head
+
+
+def error_response(status: int, message: str) -> Response:
+    body = json.dumps({"error": message}).encode()
+    return Response(
+        status,
+        [(b"content-type", b"application/json; charset=utf-8"), (b"cache-control", b"no-store")],
+        body,
+    )
+
+
+INTERNAL_ERROR = error_response(500, "internal server error")
+BODY_TOO_LARGE = error_response(413, "request body too large")
+SERVICE_UNAVAILABLE = error_response(503, "server is shutting down")

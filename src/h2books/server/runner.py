@@ -1,0 +1,233 @@
+"""Running a server process (or a supervisor of N worker processes) from a ServerConfig."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import logging
+import os
+import resource
+import signal
+import socket
+import ssl
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from h2books.http import Handler
+from h2books.server.config import ServerConfig
+from h2books.server.server import Server, bind_socket
+from h2books.server.tls import create_server_ssl_context
+
+log = logging.getLogger("h2books.server")
+
+
+class StartupError(Exception):
+    """Something the user can fix; the message is one line."""
+
+
+@dataclass(slots=True)
+class Listeners:
+    tls: list[socket.socket]
+    http: list[socket.socket]
+
+
+def raise_open_file_limit() -> int:
+    """Lift the soft RLIMIT_NOFILE to the hard limit: each connection is a descriptor."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            return target
+    return soft
+
+
+def install_event_loop_policy() -> str:
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
+
+
+def bind_listeners(config: ServerConfig) -> Listeners:
+    reuse_port = config.workers > 1
+    count = config.workers if reuse_port else 1
+    listeners = Listeners([], [])
+    tls_port, http_port = config.port, config.http_port
+    try:
+        for _ in range(count):
+            # Port 0 means "any free port": later workers join the one the first got.
+            listeners.tls.append(_bind(config.host, tls_port, reuse_port))
+            tls_port = listeners.tls[0].getsockname()[1]
+            if http_port is not None:
+                listeners.http.append(_bind(config.host, http_port, reuse_port))
+                http_port = listeners.http[0].getsockname()[1]
+    except BaseException:
+        for sock in listeners.tls + listeners.http:
+            sock.close()
+        raise
+    return listeners
+
+
+def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+    try:
+        return bind_socket(host, port, reuse_port=reuse_port)
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot resolve host {host!r}: {exc.strerror}") from None
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(f"port {port} on {host} is already in use") from None
+        if exc.errno == errno.EACCES:
+            raise StartupError(f"no permission to listen on {host}:{port}") from None
+        if exc.errno == errno.EADDRNOTAVAIL:
+            raise StartupError(f"address {host} is not available on this machine") from None
+        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+
+
+def load_ssl_context(config: ServerConfig) -> ssl.SSLContext:
+    from h2books.server.tls import TLSConfigError
+
+    assert config.certfile is not None and config.keyfile is not None
+    try:
+        return create_server_ssl_context(config.certfile, config.keyfile)
+    except TLSConfigError as exc:
+        raise StartupError(str(exc)) from None
+
+
+async def _serve(
+    config: ServerConfig,
+    handler: Handler,
+    context: ssl.SSLContext,
+    tls_socket: socket.socket | None,
+    http_socket: socket.socket | None,
+    on_started: Callable[[Server], None] | None,
+) -> None:
+    server = Server(config, handler, context)
+    await server.start(tls_socket=tls_socket, http_socket=http_socket)
+    server.install_signal_handlers()
+    if on_started is not None:
+        on_started(server)
+    await server.serve_until_stopped()
+
+
+def serve_in_this_process(
+    config: ServerConfig,
+    make_handler: Callable[[], Handler],
+    context: ssl.SSLContext,
+    tls_socket: socket.socket | None,
+    http_socket: socket.socket | None,
+    on_started: Callable[[Server], None] | None = None,
+) -> None:
+    install_event_loop_policy()
+    handler = make_handler()
+    asyncio.run(_serve(config, handler, context, tls_socket, http_socket, on_started))
+
+
+def run_workers(
+    config: ServerConfig,
+    make_handler: Callable[[], Handler],
+    context: ssl.SSLContext,
+    listeners: Listeners,
+    on_started: Callable[[Server], None] | None = None,
+) -> int:
+    """Fork one process per SO_REUSEPORT socket and supervise them until SIGINT/SIGTERM."""
+    if config.workers <= 1:
+        serve_in_this_process(
+            config,
+            make_handler,
+            context,
+            listeners.tls[0],
+            listeners.http[0] if listeners.http else None,
+            on_started,
+        )
+        return 0
+
+    children: dict[int, int] = {}  # pid -> worker index
+    stopping = False
+
+    def spawn(index: int) -> None:
+        pid = os.fork()
+        if pid == 0:
+            code = 0
+            try:
+                signal.signal(signal.SIGINT, signal.SIG_DFL)
+                signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                for i, sock in enumerate(listeners.tls + listeners.http):
+                    if sock not in (listeners.tls[index], _nth(listeners.http, index)):
+                        sock.close()
+                serve_in_this_process(
+                    config,
+                    make_handler,
+                    context,
+                    listeners.tls[index],
+                    _nth(listeners.http, index),
+                    on_started if index == 0 else None,
+                )
+            except BaseException:
+                log.exception("worker %d failed", index)
+                code = 1
+            finally:
+                os._exit(code)
+        children[pid] = index
+
+    def forward(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    for index in range(config.workers):
+        spawn(index)
+    log.info("started %d workers", config.workers)
+    failures = 0
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        index = children.pop(pid, None)
+        if index is None or stopping:
+            continue
+        failures += 1
+        log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
+        if failures > 10 * config.workers:
+            log.error("workers keep failing; giving up")
+            forward(signal.SIGTERM, None)
+            continue
+        time.sleep(0.5)
+        spawn(index)
+    return 0
+
+
+def _nth(socks: list[socket.socket], index: int) -> socket.socket | None:
+    return socks[index] if index < len(socks) else None
+
+
+def check_data_dir(path: Path) -> None:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StartupError(f"cannot create data directory {path}: {exc.strerror}") from None
+    if not path.is_dir():
+        raise StartupError(f"data directory {path} is not a directory")
+    if not os.access(path, os.R_OK | os.W_OK | os.X_OK):
+        raise StartupError(f"data directory {path} is not readable and writable")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level.upper(), logging.INFO),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )

@@ -1,0 +1,168 @@
+"""The server: listeners, the set of live connections, housekeeping, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import ssl
+import sys
+from collections.abc import Callable
+
+from h2books.http import Handler
+from h2books.server.acceptor import CleartextAcceptor, TLSAcceptor
+from h2books.server.accesslog import AccessLog
+from h2books.server.clock import WallClock
+from h2books.server.config import ServerConfig
+from h2books.server.state import ServerState
+
+log = logging.getLogger("h2books.server")
+
+# How often idle/stalled connections are looked for; timeouts are whole seconds anyway.
+_SWEEP_INTERVAL = 1.0
+
+
+class Server:
+    """Serves one handler on an HTTPS listener (h2 + http/1.1) and an optional cleartext one.
+
+    `start()` binds (or adopts pre-bound sockets, as workers do); `serve_until_stopped()`
+    runs until SIGINT/SIGTERM or `stop()`, then shuts down gracefully: stop accepting,
+    GOAWAY every HTTP/2 connection, let accepted requests finish, close.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        handler: Handler,
+        ssl_context: ssl.SSLContext | None,
+        *,
+        access_log_stream=None,  # type: ignore[no-untyped-def]
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.ssl_context = ssl_context
+        self._access_log_stream = access_log_stream if access_log_stream is not None else sys.stdout
+        self._servers: list[asyncio.base_events.Server] = []
+        self._stop = asyncio.Event()
+        self._sweeper: asyncio.TimerHandle | None = None
+        self.state: ServerState | None = None
+
+    @property
+    def sockets(self) -> list[socket.socket]:
+        return [sock for server in self._servers for sock in server.sockets]  # type: ignore[misc]
+
+    async def start(
+        self,
+        tls_socket: socket.socket | None = None,
+        http_socket: socket.socket | None = None,
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        clock = WallClock()
+        access_log = AccessLog(self._access_log_stream, clock) if self.config.access_log else None
+        state = ServerState(self.config, self.handler, loop, access_log, clock)
+        self.state = state
+        config = self.config
+        if self.ssl_context is not None:
+            sock = tls_socket or bind_socket(config.host, config.port)
+            self._servers.append(
+                await loop.create_server(
+                    self._accept(lambda: TLSAcceptor(state)),
+                    sock=sock,
+                    ssl=self.ssl_context,
+                    ssl_handshake_timeout=config.timeouts.tls_handshake,
+                    backlog=2048,
+                )
+            )
+        if config.http_port is not None or http_socket is not None:
+            sock = http_socket or bind_socket(config.host, config.http_port or 0)
+            self._servers.append(
+                await loop.create_server(
+                    self._accept(lambda: CleartextAcceptor(state)), sock=sock, backlog=2048
+                )
+            )
+        self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
+
+    def _accept(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
+        def make() -> asyncio.Protocol:
+            self._make_room()
+            return factory()
+
+        return make
+
+    def _make_room(self) -> None:
+        """At the connection cap, close the idlest idle connections instead of refusing new ones."""
+        state = self.state
+        assert state is not None
+        cap = self.config.limits.max_connections
+        if len(state.connections) < cap:
+            return
+        idle = sorted(
+            (c for c in state.connections if c.is_idle()), key=lambda c: c.last_activity
+        )
+        for connection in idle[: max(1, len(state.connections) - cap + 1)]:
+            connection.shutdown()
+            state.connections.discard(connection)
+
+    def _sweep(self) -> None:
+        state = self.state
+        assert state is not None
+        now = state.loop.time()
+        state.clock.tick()
+        for connection in list(state.connections):
+            connection.check_timeouts(now)
+        self._sweeper = state.loop.call_later(_SWEEP_INTERVAL, self._sweep)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, self.stop)
+
+    async def serve_until_stopped(self) -> None:
+        await self._stop.wait()
+        await self.shutdown()
+
+    async def shutdown(self) -> None:
+        state = self.state
+        if state is None:
+            return
+        state.shutting_down = True
+        for server in self._servers:
+            server.close()
+        for connection in list(state.connections):
+            connection.shutdown()
+        loop = state.loop
+        deadline = loop.time() + self.config.timeouts.graceful_shutdown
+        while state.connections and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for connection in list(state.connections):
+            connection.abort()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for server in self._servers:
+            await server.wait_closed()
+        if state.access_log is not None:
+            state.access_log.flush()
+
+
+def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind a listening TCP socket, raising OSError with the usual errno when it can't."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.listen(2048)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock

@@ -1,0 +1,110 @@
+"""What every connection of one server shares: the handler, the limits, the clock, the log."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Protocol
+
+from h2books.http import Handler, Request, Response
+from h2books.protocol.h1 import H1Config
+from h2books.protocol.h2 import H2Config
+from h2books.server.accesslog import AccessLog
+from h2books.server.clock import WallClock
+from h2books.server.config import ServerConfig
+from h2books.server.responses import INTERNAL_ERROR
+
+if TYPE_CHECKING:
+    pass
+
+log = logging.getLogger("h2books.server")
+
+
+class ServedConnection(Protocol):
+    """What the server needs from a live connection, whatever its protocol."""
+
+    last_activity: float
+
+    def check_timeouts(self, now: float) -> None: ...
+    def shutdown(self) -> None: ...
+    def abort(self) -> None: ...
+    def is_idle(self) -> bool: ...
+
+
+class ServerState:
+    __slots__ = (
+        "access_log",
+        "clock",
+        "config",
+        "connections",
+        "h1_config",
+        "h2_config",
+        "handler",
+        "loop",
+        "server_name",
+        "shutting_down",
+    )
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        handler: Handler,
+        loop: asyncio.AbstractEventLoop,
+        access_log: AccessLog | None,
+        clock: WallClock,
+    ) -> None:
+        self.config = config
+        self.handler = handler
+        self.loop = loop
+        self.access_log = access_log
+        self.clock = clock
+        self.server_name = config.server_name
+        self.connections: set[ServedConnection] = set()
+        self.shutting_down = False
+        limits = config.limits
+        self.h2_config = H2Config(
+            client_side=False,
+            max_concurrent_streams=limits.max_concurrent_streams,
+            initial_window_size=limits.initial_window_size,
+            connection_window_size=limits.connection_window_size,
+            max_frame_size=limits.max_frame_size,
+            max_header_list_size=limits.max_header_list_size,
+        )
+        self.h1_config = H1Config(
+            max_request_line=limits.max_request_line,
+            max_header_bytes=limits.max_header_bytes,
+            max_header_count=limits.max_header_count,
+            max_body_size=limits.max_body_size,
+            max_pipelined=limits.max_pipelined,
+        )
+
+    def invoke(self, request: Request) -> Response | Awaitable[Response]:
+        """Run the handler inline. A sync handler's answer is returned as it is; an async
+        handler's coroutine is returned for the caller to schedule."""
+        try:
+            result = self.handler(request)
+        except Exception:
+            log.exception("handler failed for %r", request)
+            return INTERNAL_ERROR
+        if type(result) is Response or isinstance(result, Response):
+            return result
+        if inspect.isawaitable(result):
+            return result
+        log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
+        return INTERNAL_ERROR
+
+
+async def await_response(pending: Awaitable[Response], request: Request) -> Response:
+    try:
+        result = await pending
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("handler failed for %r", request)
+        return INTERNAL_ERROR
+    if isinstance(result, Response):
+        return result
+    log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
+    return INTERNAL_ERROR

@@ -1,0 +1,115 @@
+"""A real Chromium (Debian's, driven by Playwright) against the real server, over TLS.
+
+Chromium trusts our CA only if the NSS database under its $HOME does, so every
+browser here gets a HOME of its own: one made trusting by `h2books cert --trust`,
+one left empty. No certificate flag (--ignore-certificate-errors) is ever passed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import IN_CI, REPO_ROOT, ServerProcess
+
+CHROMIUM = "/usr/bin/chromium"
+# This machine's closed network: without the background-networking flags Chromium
+# keeps trying (and failing) to reach Google's services. QUIC is off so h2 is the
+# only protocol it can pick.
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+
+
+def _missing(message: str) -> None:
+    """Missing browser tooling: a skip on a developer's machine, a failure in CI."""
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def playwright_api() -> Iterator[Any]:
+    if not Path(CHROMIUM).is_file():
+        _missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
+    if shutil.which("certutil") is None:
+        _missing("certutil is not installed (apt-get install libnss3-tools)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install playwright)")
+    with sync_playwright() as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def store_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A server of the browser tests' own, with its access log, to see what reached it."""
+    process = ServerProcess(tmp_path_factory.mktemp("browser-data")).start()
+    yield process
+    process.stop()
+
+
+def run_h2books(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
+    """The real CLI, with HOME pointing at a home of the test's own."""
+    done = subprocess.run(
+        [sys.executable, "-m", "h2books", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HOME": str(home)},
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+@pytest.fixture(scope="module")
+def trusting_home(
+    store_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    home = tmp_path_factory.mktemp("home-trusting")
+    done = run_h2books("cert", "--trust", "--data-dir", str(store_server.data_dir), home=home)
+    assert "trusted: h2books local CA" in done.stdout
+    return home
+
+
+BrowserFactory = Callable[[Path], Any]
+
+
+@pytest.fixture
+def launch_browser(playwright_api: Any, tmp_path: Path) -> Iterator[BrowserFactory]:
+    """Start Chromium with HOME=home and a fresh profile; returns its browser context."""
+    contexts: list[Any] = []
+
+    def launch(home: Path) -> Any:
+        profile = tmp_path / f"profile-{len(contexts)}"
+        context = playwright_api.chromium.launch_persistent_context(
+            str(profile),
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS,
+            env={**os.environ, "HOME": str(home)},
+            viewport={"width": 1280, "height": 800},
+            ignore_https_errors=False,
+        )
+        contexts.append(context)
+        return context
+
+    yield launch
+    for context in contexts:
+        context.close()

@@ -1,0 +1,323 @@
+"""The HTTP/2 client connection against `h2`-library servers: limits, resets, GOAWAY, windows."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import h2.errors
+import h2.events
+import h2.settings
+import pytest
+
+from h2books.client import (
+    Client,
+    GoAwayError,
+    ProtocolError,
+    RemoteClosedError,
+    RequestTimeout,
+    Response,
+    StreamResetError,
+    WireStats,
+)
+from h2books.client.connection_h2 import error_name
+from tests.client.fakes import FakeServer, H2Session, book_body, book_id_of, h2_bookstore, serving
+
+T = TypeVar("T")
+
+
+def run(coroutine: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coroutine)
+
+
+def fetch_all(url: str, targets: list[str], **options: Any) -> list[Response]:
+    async def main() -> list[Response]:
+        async with Client(url, **options) as client:
+            return await asyncio.gather(*(client.get(target) for target in targets))
+
+    return run(main())
+
+
+def test_error_names() -> None:
+    assert error_name(0xB) == "ENHANCE_YOUR_CALM (0xb)"
+    assert error_name(0x99) == "unknown error code 0x99"
+
+
+def test_max_concurrent_streams_is_respected_and_the_rest_is_queued() -> None:
+    # The server answers only once three streams are open (counted after each whole read):
+    # the client must never have a fourth open, yet every request must complete.
+    peak = {"open": 0}
+
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        session = H2Session(sock, server)
+        session.conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 3})
+        session.flush()
+        waiting: list[tuple[int, bytes]] = []
+        while data := sock.recv(65536):
+            for event in session.conn.receive_data(data):
+                if isinstance(event, h2.events.RequestReceived):
+                    path = dict(event.headers)[b":path"]
+                    if path == b"/warm-up":
+                        session.answer(event.stream_id, 200, b"{}")
+                    else:
+                        waiting.append((event.stream_id, path))
+            peak["open"] = max(peak["open"], len(waiting))
+            if len(waiting) >= 3:
+                for stream_id, target in waiting:
+                    session.answer(stream_id, 200, book_body(book_id_of(target) or ""))
+                waiting.clear()
+            session.flush()
+
+    async def main() -> list[Response]:
+        async with Client(fake.url) as client:
+            # One round trip first, so the client has seen the server's SETTINGS.
+            await client.get("/warm-up")
+            return await asyncio.gather(*(client.get(f"/book?id={i}") for i in range(30)))
+
+    with serving(handler) as fake:
+        responses = run(main())
+    assert [r.json()["id"] for r in responses] == [str(i) for i in range(30)]
+    assert peak["open"] == 3
+
+
+def test_refused_streams_are_retried() -> None:
+    refused: list[bytes] = []
+
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if path not in refused:
+            refused.append(path)
+            session.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+            return True
+        return False
+
+    with serving(h2_bookstore(behaviour)) as fake:
+        responses = fetch_all(fake.url, ["/book?id=1", "/book?id=2"])
+    assert [r.status for r in responses] == [200, 200]
+    assert sorted(refused) == [b"/book?id=1", b"/book?id=2"]
+
+
+def test_a_stream_refused_again_and_again_fails_in_the_end() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.conn.reset_stream(stream_id, h2.errors.ErrorCodes.REFUSED_STREAM)
+        return True
+
+    with serving(h2_bookstore(behaviour)) as fake, pytest.raises(StreamResetError) as caught:
+        fetch_all(fake.url, ["/book?id=1"])
+    assert caught.value.error_code == h2.errors.ErrorCodes.REFUSED_STREAM
+    assert "REFUSED_STREAM" in str(caught.value)
+
+
+def test_a_reset_stream_fails_only_its_request() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if book_id_of(path) == "2":
+            session.conn.reset_stream(stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
+            return True
+        return False
+
+    async def main() -> list[Any]:
+        async with Client(fake.url) as client:
+            return await asyncio.gather(
+                *(client.get(f"/book?id={i}") for i in (1, 2, 3)), return_exceptions=True
+            )
+
+    with serving(h2_bookstore(behaviour)) as fake:
+        first, second, third = run(main())
+    assert first.status == third.status == 200
+    assert isinstance(second, StreamResetError)
+    assert second.error_code == 2
+    assert "reset the stream of GET /book?id=2 with INTERNAL_ERROR" in str(second)
+
+
+def test_graceful_goaway_moves_new_requests_to_a_new_connection() -> None:
+    # Each connection answers one request and then says GOAWAY (NO_ERROR) covering it.
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.answer(stream_id, 200, book_body(book_id_of(path) or ""))
+        session.conn.close_connection(
+            error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=stream_id
+        )
+        session.flush()
+        return True
+
+    stats = WireStats()
+
+    async def main() -> list[str]:
+        async with Client(fake.url, stats=stats) as client:
+            return [(await client.get(f"/book?id={i}")).json()["id"] for i in range(1, 4)]
+
+    with serving(h2_bookstore(behaviour)) as fake:
+        assert run(main()) == ["1", "2", "3"]
+    assert stats.connections == 3
+
+
+def test_goaway_cuts_off_streams_above_its_last_stream_id() -> None:
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        session = H2Session(sock, server)
+        seen: list[int] = []
+        for event in session.events():
+            if isinstance(event, h2.events.RequestReceived):
+                seen.append(event.stream_id)
+                if len(seen) == 3:
+                    first = seen[0]
+                    session.answer(first, 200, b"{}")
+                    session.conn.close_connection(last_stream_id=first)
+                    session.flush()
+
+    async def main() -> list[Any]:
+        async with Client(fake.url) as client:
+            return await asyncio.gather(
+                *(client.get(f"/book?id={i}") for i in (1, 2, 3)), return_exceptions=True
+            )
+
+    with serving(handler) as fake:
+        first, second, third = run(main())
+    assert isinstance(first, Response) and first.status == 200
+    for cut in (second, third):
+        assert isinstance(cut, GoAwayError)
+        assert cut.error_code == 0 and cut.last_stream_id == 1
+        assert "sent GOAWAY (NO_ERROR (0x0), last stream 1) before processing" in str(cut)
+
+
+def test_responses_larger_than_the_limit_are_refused() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.answer(stream_id, 200, b"x" * 5000)
+        return True
+
+    async def main() -> None:
+        async with Client(fake.url, max_response_size=1000) as client:
+            await client.get("/big")
+
+    with (
+        serving(h2_bookstore(behaviour)) as fake,
+        pytest.raises(ProtocolError, match="larger than 1000 bytes"),
+    ):
+        run(main())
+
+
+def test_large_bodies_flow_through_the_windows() -> None:
+    # 3 MiB per response: well beyond the 64 KiB default window the server starts from and
+    # the client's own stream window, so WINDOW_UPDATEs must flow both ways.
+    body = bytes(range(256)) * (3 * 4096)
+
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        session = H2Session(sock, server)
+        pending: dict[int, memoryview] = {}
+
+        def pump() -> None:
+            for stream_id, rest in list(pending.items()):
+                window = session.conn.local_flow_control_window(stream_id)
+                size = min(window, len(rest), session.conn.max_outbound_frame_size)
+                while size > 0:
+                    session.conn.send_data(
+                        stream_id, bytes(rest[:size]), end_stream=size == len(rest)
+                    )
+                    rest = rest[size:]
+                    window = session.conn.local_flow_control_window(stream_id)
+                    size = min(window, len(rest), session.conn.max_outbound_frame_size)
+                if rest:
+                    pending[stream_id] = rest
+                else:
+                    del pending[stream_id]
+            session.flush()
+
+        for event in session.events():
+            if isinstance(event, h2.events.RequestReceived):
+                session.conn.send_headers(
+                    event.stream_id, [(b":status", b"200"), (b"content-length", b"%d" % len(body))]
+                )
+                pending[event.stream_id] = memoryview(body)
+            pump()
+
+    with serving(handler) as fake:
+        responses = fetch_all(fake.url, ["/a", "/b"])
+    assert [r.content == body for r in responses] == [True, True]
+
+
+def test_informational_responses_and_trailers() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.conn.send_headers(stream_id, [(b":status", b"103"), (b"link", b"</a>")])
+        session.conn.send_headers(stream_id, [(b":status", b"200")])
+        session.conn.send_data(stream_id, b"[1, 2]")
+        session.conn.send_headers(stream_id, [(b"checksum", b"abc")], end_stream=True)
+        return True
+
+    with serving(h2_bookstore(behaviour)) as fake:
+        (response,) = fetch_all(fake.url, ["/"])
+    assert response.status == 200
+    assert response.json() == [1, 2]
+
+
+def test_a_head_response_without_a_body() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.conn.send_headers(
+            stream_id, [(b":status", b"200"), (b"content-length", b"1234")], end_stream=True
+        )
+        return True
+
+    async def main() -> Response:
+        async with Client(fake.url) as client:
+            return await client.request("HEAD", "/")
+
+    with serving(h2_bookstore(behaviour)) as fake:
+        response = run(main())
+    assert response.status == 200 and response.content == b""
+    assert response.header("content-length") == "1234"
+
+
+def test_a_connection_closed_mid_stream_says_how_far_it_got() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.conn.send_headers(stream_id, [(b":status", b"200"), (b"content-length", b"10")])
+        session.conn.send_data(stream_id, b"12345")
+        session.flush()
+        session.sock.shutdown(socket.SHUT_RDWR)
+        return True
+
+    with (
+        serving(h2_bookstore(behaviour)) as fake,
+        pytest.raises(RemoteClosedError, match="5 bytes of its body had arrived"),
+    ):
+        fetch_all(fake.url, ["/"])
+
+
+def test_request_timeout_resets_the_stream_and_frees_the_slot() -> None:
+    resets: list[int] = []
+
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        session = H2Session(sock, server)
+        for event in session.events():
+            if isinstance(event, h2.events.RequestReceived):
+                path = dict(event.headers)[b":path"]
+                if path != b"/slow":
+                    session.answer(event.stream_id, 200, b"{}")
+            elif isinstance(event, h2.events.StreamReset):
+                resets.append(event.error_code)
+            session.flush()
+
+    async def main() -> tuple[BaseException | Response, Response]:
+        async with Client(fake.url, timeout=0.2) as client:
+            slow, fast = await asyncio.gather(
+                client.get("/slow"), client.get("/fast"), return_exceptions=True
+            )
+            after = await client.get("/after")
+            assert isinstance(fast, Response)
+            return slow, after
+
+    with serving(handler) as fake:
+        slow, after = run(main())
+    assert isinstance(slow, RequestTimeout)
+    assert isinstance(slow, TimeoutError)
+    assert "no response from" in str(slow) and "GET /slow within 0.2 s" in str(slow)
+    assert after.status == 200
+    assert resets == [h2.errors.ErrorCodes.CANCEL]
+
+
+def test_several_connections_share_the_load() -> None:
+    stats = WireStats()
+    with serving(h2_bookstore()) as fake:
+        responses = fetch_all(
+            fake.url, [f"/book?id={i}" for i in range(1, 31)], connections=3, stats=stats
+        )
+        connections = fake.connections
+    assert len(responses) == 30
+    assert stats.connections == connections == 3

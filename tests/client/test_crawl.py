@@ -1,0 +1,147 @@
+"""`h2books crawl` against the real server: every book arrives, as JSON, over h1, h2 and h2c."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from typing import Any
+
+import httpx
+import pytest
+
+from h2books.client.cli import main_crawl
+from tests.conftest import ServerProcess
+
+
+def crawl_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code = main_crawl([*args, "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+@pytest.fixture(scope="module")
+def index(server: ServerProcess) -> list[str]:
+    """The id list, fetched with httpx (independent of our client)."""
+    context = ssl.create_default_context(cafile=str(server.ca))
+    with httpx.Client(http2=True, verify=context, timeout=10) as client:
+        ids: list[str] = client.get(server.url + "/").json()
+    assert ids
+    return ids
+
+
+@pytest.mark.parametrize("protocol", ["--http2", "--http1"])
+def test_crawl_over_tls(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str], protocol: str
+) -> None:
+    result = crawl_json(capsys, server.url, protocol, "--cacert", str(server.ca))
+    assert result["ok"] is True
+    assert result["books"] == len(index)
+    assert result["requests"] == len(index) + 1
+    assert result["http_version"] == ("HTTP/2" if protocol == "--http2" else "HTTP/1.1")
+    assert result["tls"] is True
+    assert result["wire"]["connections"] == 1
+    assert result["wall_s"] > 0
+    assert result["cpu_us_per_request"] > 0
+
+
+@pytest.mark.parametrize("protocol", ["--http2", "--http1"])
+def test_crawl_over_cleartext(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str], protocol: str
+) -> None:
+    result = crawl_json(capsys, server.http_url, protocol)
+    assert result["books"] == len(index)
+    assert result["tls"] is False
+
+
+def test_wire_bytes_show_hpack_against_http1(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+) -> None:
+    h2 = crawl_json(capsys, server.http_url, "--http2")["wire"]
+    h1 = crawl_json(capsys, server.http_url, "--http1")["wire"]
+    # The same books arrive whatever the protocol...
+    assert h2["received"]["body"] == h1["received"]["body"] > 0
+    assert h2["sent"]["body"] == h1["sent"]["body"] == 0
+    # ...with far fewer header bytes once HPACK has indexed the repeated fields,
+    assert h2["sent"]["headers"] * 2 < h1["sent"]["headers"]
+    assert h2["received"]["headers"] < h1["received"]["headers"]
+    # while HTTP/2 pays 9 bytes of frame header per frame, and HTTP/1.1 (content-length) none.
+    assert h2["sent"]["framing"] >= 9 * (len(index) + 1)
+    assert h1["sent"]["framing"] == h1["received"]["framing"] == 0
+    for wire in (h1, h2):
+        for side in ("sent", "received"):
+            counts = wire[side]
+            assert counts["total"] == counts["headers"] + counts["body"] + counts["framing"]
+
+
+def test_chunked_mode_and_several_connections(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+) -> None:
+    result = crawl_json(
+        capsys, server.url, "--cacert", str(server.ca), "--chunked", "--connections", "3"
+    )
+    assert result["books"] == len(index)
+    assert result["mode"] == "chunked"
+    assert result["wire"]["connections"] == 3
+
+
+def test_http1_over_several_connections(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+) -> None:
+    result = crawl_json(
+        capsys, server.http_url, "--http1", "--connections", "4", "--concurrency", "8"
+    )
+    assert result["books"] == len(index)
+    assert result["wire"]["connections"] == 4
+
+
+def test_insecure_skips_verification(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+) -> None:
+    result = crawl_json(capsys, server.url, "--insecure", "--concurrency", "50")
+    assert result["books"] == len(index)
+
+
+def test_report_prints_the_posts_figures(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+) -> None:
+    code = main_crawl([server.url, "--cacert", str(server.ca)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert f"{len(index)} books fetched" in out
+    for figure in ("wall", "user", "sys", "CPU", "requests/s", "µs CPU per request"):
+        assert figure in out
+    for column in ("headers", "bodies", "framing", "sent", "received"):
+        assert column in out
+
+
+def test_unknown_ca_is_a_tls_failure(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess
+) -> None:
+    code = main_crawl([server.url])
+    _, err = capsys.readouterr()
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1
+    assert "TLS handshake" in lines[0]
+    assert "certificate verify failed" in lines[0] or "unable to get local issuer" in lines[0]
+    assert "--cacert" in lines[0]
+
+
+def test_tls_to_the_cleartext_port_is_a_tls_failure(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess
+) -> None:
+    url = server.http_url.replace("http://", "https://")
+    code = main_crawl([url, "--insecure", "--request-timeout", "5"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1
+    assert "TLS handshake" in err
+
+
+def test_missing_cacert_file(capsys: pytest.CaptureFixture[str], server: ServerProcess) -> None:
+    code = main_crawl([server.url, "--cacert", "/nonexistent/ca.pem"])
+    _, err = capsys.readouterr()
+    assert code == 1
+    assert "CA certificate file not found: /nonexistent/ca.pem" in err

@@ -1,0 +1,273 @@
+"""`h2books crawl` against misbehaving servers: each failure is one clear line and exit 1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+
+import h2.errors
+import pytest
+
+from h2books.client.cli import main_crawl
+from tests.client.fakes import (
+    BOOK_IDS,
+    CloseConnection,
+    FakeServer,
+    H2Session,
+    book_id_of,
+    h1_answer,
+    h1_bookstore,
+    h1_response,
+    h2_answer,
+    h2_bookstore,
+    serving,
+)
+
+
+def crawl(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main_crawl(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code: int, err: str, *fragments: str) -> str:
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    line = lines[0]
+    assert line.startswith("h2books crawl: error: "), line
+    for fragment in fragments:
+        assert fragment in line, line
+    return line
+
+
+# -- the fakes themselves are sane: a good crawl passes -------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["--http1", "--http2"])
+def test_a_well_behaved_fake_is_crawled_completely(
+    capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    handler = h1_bookstore() if protocol == "--http1" else h2_bookstore()
+    with serving(handler) as server:
+        code, out, err = crawl(capsys, server.url, protocol, "--concurrency", "7", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["books"] == len(BOOK_IDS)
+    assert result["requests"] == len(BOOK_IDS) + 1
+
+
+# -- refused connection and TLS are in test_crawl.py (they need the real server) ------------
+
+
+def test_refused_connection(capsys: pytest.CaptureFixture[str]) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code, _, err = crawl(capsys, f"http://127.0.0.1:{port}")
+    assert_one_line_error(code, err, "refused", f"127.0.0.1:{port}")
+
+
+# -- closes mid-stream --------------------------------------------------------------------
+
+
+def test_h1_server_closing_mid_response(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(sock: socket.socket, server: FakeServer, target: bytes) -> bool:
+        if book_id_of(target) == "9":
+            sock.sendall(h1_response(200, b'{"id": "9", "title": "Bo')[:-5])
+            raise CloseConnection
+        return False
+
+    with serving(h1_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url, "--http1")
+    assert_one_line_error(code, err, "book 9:", "closed the connection", "GET /book?id=9")
+
+
+def test_h2_server_closing_mid_stream(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if book_id_of(path) == "9":
+            session.conn.send_headers(
+                stream_id, [(b":status", b"200"), (b"content-length", b"100")]
+            )
+            session.conn.send_data(stream_id, b'{"id": "9"')
+            session.flush()
+            raise CloseConnection
+        return False
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url, "--http2", "--concurrency", "1")
+    assert_one_line_error(code, err, "book 9:", "closed the connection", "GET /book?id=9")
+
+
+# -- garbage ------------------------------------------------------------------------------
+
+
+def test_h1_server_sending_garbage(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(sock: socket.socket, server: FakeServer, target: bytes) -> bool:
+        if book_id_of(target) == "4":
+            sock.sendall(b"SPAM SPAM SPAM\r\nwonderful: spam\r\n\r\n")
+            return True
+        return False
+
+    with serving(h1_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url, "--http1")
+    assert_one_line_error(code, err, "book 4:", "malformed HTTP/1.1 response", "GET /book?id=4")
+
+
+def test_h2_server_sending_garbage(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if book_id_of(path) == "4":
+            session.flush()
+            # A DATA frame on stream 0: a connection error (PROTOCOL_ERROR) for any client.
+            session.sock.sendall(b"\x00\x00\x04\x00\x00\x00\x00\x00\x00spam")
+            return True
+        return False
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url, "--http2", "--concurrency", "1")
+    assert_one_line_error(code, err, "book 4:", "broke the HTTP/2 protocol", "PROTOCOL_ERROR")
+
+
+def test_h2c_crawl_of_an_http1_only_server_says_so(capsys: pytest.CaptureFixture[str]) -> None:
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        sock.recv(65536)
+        sock.sendall(h1_response(400, b"bad request", b"connection: close"))
+
+    with serving(handler) as server:
+        code, _, err = crawl(capsys, server.url, "--http2")
+    assert_one_line_error(code, err, "index /:", "HTTP/1", "--http1")
+
+
+# -- non-200, non-JSON --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["--http1", "--http2"])
+def test_a_500_names_the_book_and_the_status(
+    capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    target = b"/book?id=17"
+    handler = (
+        h1_bookstore(h1_answer(target, 500, b"oops"))
+        if protocol == "--http1"
+        else h2_bookstore(h2_answer(target, 500, b"oops"))
+    )
+    with serving(handler) as server:
+        code, _, err = crawl(capsys, server.url, protocol)
+    assert_one_line_error(code, err, "book 17:", "status 500", "GET /book?id=17")
+
+
+def test_an_index_that_is_not_200(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = h2_bookstore(h2_answer(b"/", 503, b"busy"))
+    with serving(handler) as server:
+        code, _, err = crawl(capsys, server.url)
+    assert_one_line_error(code, err, "index /:", "status 503")
+
+
+@pytest.mark.parametrize("protocol", ["--http1", "--http2"])
+def test_a_body_that_is_not_json(capsys: pytest.CaptureFixture[str], protocol: str) -> None:
+    truncated = b'{"id": "23", "title": "Bo'
+    target = b"/book?id=23"
+    handler = (
+        h1_bookstore(h1_answer(target, 200, truncated))
+        if protocol == "--http1"
+        else h2_bookstore(h2_answer(target, 200, truncated))
+    )
+    with serving(handler) as server:
+        code, _, err = crawl(capsys, server.url, protocol)
+    assert_one_line_error(code, err, "book 23:", "not JSON", f"{len(truncated)} bytes")
+
+
+def test_a_body_shorter_than_its_content_length_on_h2(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if book_id_of(path) == "6":
+            # END_STREAM after fewer bytes than announced: a malformed response (§8.1.1).
+            session.conn.send_headers(stream_id, [(b":status", b"200"), (b"content-length", b"50")])
+            session.conn.send_data(stream_id, b"{}", end_stream=True)
+            return True
+        return False
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url)
+    assert_one_line_error(code, err, "book 6:", "malformed response", "PROTOCOL_ERROR")
+
+
+# -- GOAWAY -------------------------------------------------------------------------------
+
+
+def test_goaway_early_cuts_off_the_crawl(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if path != b"/":
+            # Answer nothing more: the streams in flight were never processed.
+            session.conn.close_connection(
+                error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=1
+            )
+            session.flush()
+            raise CloseConnection
+        return False
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url)
+    assert_one_line_error(code, err, "GOAWAY", "NO_ERROR", "last stream 1", "book ")
+
+
+def test_goaway_with_an_error_code(capsys: pytest.CaptureFixture[str]) -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if book_id_of(path) == "3":
+            session.conn.close_connection(
+                error_code=h2.errors.ErrorCodes.ENHANCE_YOUR_CALM,
+                last_stream_id=stream_id,
+                additional_data=b"calm down",
+            )
+            session.flush()
+            return True
+        return False
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, _, err = crawl(capsys, server.url, "--concurrency", "1")
+    assert_one_line_error(code, err, "book 3:", "GOAWAY", "ENHANCE_YOUR_CALM", "calm down")
+
+
+# -- silence ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("protocol", ["--http1", "--http2"])
+def test_a_server_that_never_answers_times_out_per_request(
+    capsys: pytest.CaptureFixture[str], protocol: str
+) -> None:
+    handler = (
+        h1_bookstore(lambda sock, server, target: book_id_of(target) is not None)
+        if protocol == "--http1"
+        else h2_bookstore(lambda session, sid, path: book_id_of(path) is not None)
+    )
+    with serving(handler) as server:
+        started = time.monotonic()
+        code, _, err = crawl(capsys, server.url, protocol, "--request-timeout", "0.3")
+        elapsed = time.monotonic() - started
+    assert_one_line_error(code, err, "no response", "within 0.3 s", "GET /book?id=")
+    assert elapsed < 5
+
+
+def test_a_server_that_never_answers_hits_the_crawl_timeout(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    def silent(sock: socket.socket, server: FakeServer) -> None:
+        while sock.recv(65536):
+            pass
+
+    with serving(silent) as server:
+        started = time.monotonic()
+        code, _, err = crawl(capsys, server.url, "--timeout", "0.4", "--request-timeout", "0")
+        elapsed = time.monotonic() - started
+    assert_one_line_error(code, err, "did not finish within 0.4 s", "0 of ? books")
+    assert elapsed < 5
+
+
+def test_json_output_on_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = h2_bookstore(h2_answer(b"/book?id=2", 404, b"{}"))
+    with serving(handler) as server:
+        code, out, err = crawl(capsys, server.url, "--json")
+    assert_one_line_error(code, err, "book 2:", "status 404")
+    result = json.loads(out)
+    assert result["ok"] is False
+    assert "book 2: status 404" in result["error"]

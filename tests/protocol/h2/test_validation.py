@@ -1,0 +1,185 @@
+"""RFC 9113 §8.2-8.3 field rules, checked directly on field lists."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from h2books.protocol.h2.validation import (
+    MalformedHeaders,
+    check_name,
+    check_value,
+    parse_content_length,
+    validate_request,
+    validate_response,
+    validate_trailers,
+)
+
+BASE = [
+    (b":method", b"GET"),
+    (b":scheme", b"https"),
+    (b":path", b"/p?q=1"),
+    (b":authority", b"a.b"),
+]
+
+
+def test_valid_request() -> None:
+    method, scheme, authority, path, headers, length = validate_request(
+        [*BASE, (b"accept", b"*/*"), (b"x-empty", b""), (b"content-length", b"12")]
+    )
+    assert (method, scheme, authority, path, length) == (b"GET", b"https", b"a.b", b"/p?q=1", 12)
+    assert headers == [(b"accept", b"*/*"), (b"x-empty", b""), (b"content-length", b"12")]
+
+
+def test_host_used_when_authority_missing() -> None:
+    result = validate_request([*BASE[:3], (b"host", b"h.example")])
+    assert result[2] == b"h.example" and result[4] == [(b"host", b"h.example")]
+    assert validate_request([*BASE, (b"host", b"A.B")])[2] == b"a.b"
+    with pytest.raises(MalformedHeaders):
+        validate_request([*BASE, (b"host", b"other")])
+
+
+def test_options_asterisk_and_other_schemes() -> None:
+    assert validate_request([(b":method", b"OPTIONS"), (b":scheme", b"https"), (b":path", b"*")])
+    with pytest.raises(MalformedHeaders):
+        validate_request([(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"*")])
+    with pytest.raises(MalformedHeaders):
+        validate_request([(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"rel")])
+    assert validate_request([(b":method", b"GET"), (b":scheme", b"urn"), (b":path", b"x:y")])
+
+
+def test_cookie_crumbs_joined_in_place() -> None:
+    headers = validate_request(
+        [*BASE, (b"a", b"1"), (b"cookie", b"x=1"), (b"b", b"2"), (b"cookie", b"y=2")]
+    )[4]
+    assert headers == [(b"a", b"1"), (b"cookie", b"x=1; y=2"), (b"b", b"2")]
+    assert validate_request([*BASE, (b"cookie", b"only=1")])[4] == [(b"cookie", b"only=1")]
+
+
+def test_connect() -> None:
+    assert validate_request([(b":method", b"CONNECT"), (b":authority", b"h:443")])[:4] == (
+        b"CONNECT",
+        b"",
+        b"h:443",
+        b"",
+    )
+    with pytest.raises(MalformedHeaders):
+        validate_request([(b":method", b"CONNECT"), (b":authority", b"h:443"), (b":path", b"/")])
+    with pytest.raises(MalformedHeaders):
+        validate_request([(b":method", b"CONNECT")])
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        [*BASE, (b"Accept", b"x")],
+        [BASE[0], (b"accept", b"x"), *BASE[1:]],
+        [*BASE, (b":protocol", b"websocket")],
+        [*BASE, (b":status", b"200")],
+        [*BASE, (b":method", b"GET")],
+        [*BASE, (b":scheme", b"https")],
+        [*BASE, (b":path", b"/")],
+        [*BASE, (b":authority", b"x")],
+        BASE[1:],
+        [BASE[0], *BASE[2:]],
+        [*BASE[:2], BASE[3]],
+        [*BASE[:2], (b":path", b""), BASE[3]],
+        [(b":method", b""), *BASE[1:]],
+        [(b":method", b"G T"), *BASE[1:]],
+        [*BASE, (b"connection", b"close")],
+        [*BASE, (b"te", b"trailers, deflate")],
+        [*BASE, (b"content-length", b"1"), (b"content-length", b"2")],
+        [*BASE, (b"content-length", b"-1")],
+        [*BASE, (b"x", b"\x00")],
+        [*BASE, (b"x", b"a\r\nb")],
+        [*BASE, (b"x", b" lead")],
+        [*BASE, (b"x", b"trail\t")],
+        [*BASE, (b"x\x7f", b"1")],
+        [*BASE, (b"\xe9", b"1")],
+        [*BASE, (b"a:b", b"1")],
+        [*BASE, (b"", b"1")],
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":path", b"/\n"), BASE[3]],
+    ],
+)
+def test_malformed_requests(fields: list[tuple[bytes, bytes]]) -> None:
+    with pytest.raises(MalformedHeaders):
+        validate_request(fields)
+
+
+def test_te_trailers_any_case() -> None:
+    assert validate_request([*BASE, (b"te", b"Trailers")])
+
+
+def test_content_length_parsing() -> None:
+    assert parse_content_length(b"0") == 0
+    assert parse_content_length(b"42, 42") == 42
+    for bad in (b"", b"4 2", b"0x10", b"1,2", b"9" * 19, b"+1"):
+        with pytest.raises(MalformedHeaders):
+            parse_content_length(bad)
+
+
+def test_response_validation() -> None:
+    assert validate_response([(b":status", b"204"), (b"content-length", b"0"), (b"x", b"y")]) == (
+        204,
+        [(b"content-length", b"0"), (b"x", b"y")],
+        0,
+    )
+    for bad in (
+        [(b":status", b"2000")],
+        [(b":status", b"20x")],
+        [(b":status", b"200"), (b":method", b"GET")],
+        [(b":status", b"200"), (b"keep-alive", b"1")],
+        [(b":status", b"200"), (b"X", b"1")],
+        [(b"x", b"1"), (b":status", b"200")],
+    ):
+        with pytest.raises(MalformedHeaders):
+            validate_response(bad)
+
+
+def test_trailers_validation() -> None:
+    assert validate_trailers([(b"x-sum", b"1")]) == [(b"x-sum", b"1")]
+    for bad in (
+        [(b":path", b"/")],
+        [(b"transfer-encoding", b"x")],
+        [(b"Up", b"1")],
+        [(b"x", b"\n")],
+    ):
+        with pytest.raises(MalformedHeaders):
+            validate_trailers(bad)
+
+
+_NAME = re.compile(rb"[!#$%&'*+\-.^_`|~0-9a-z]+")
+_BAD_VALUE = re.compile(rb"[\x00\r\n]|\A[ \t]|[ \t]\Z")
+
+
+@given(st.binary(max_size=20))
+def test_check_name_matches_reference(name: bytes) -> None:
+    valid = _NAME.fullmatch(name) is not None
+    try:
+        check_name(name)
+    except MalformedHeaders:
+        assert not valid
+    else:
+        assert valid
+
+
+@given(st.binary(max_size=20))
+def test_check_value_matches_reference(value: bytes) -> None:
+    valid = _BAD_VALUE.search(value) is None
+    try:
+        check_value(value)
+    except MalformedHeaders:
+        assert not valid
+    else:
+        assert valid
+
+
+@given(st.lists(st.tuples(st.binary(max_size=8), st.binary(max_size=8)), max_size=8))
+def test_arbitrary_fields_only_raise_malformed(fields: list[tuple[bytes, bytes]]) -> None:
+    for validate in (validate_request, validate_response, validate_trailers):
+        with contextlib.suppress(MalformedHeaders):
+            validate(fields)  # type: ignore[operator]

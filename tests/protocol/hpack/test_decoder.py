@@ -1,0 +1,265 @@
+import tracemalloc
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from h2books.protocol.hpack import (
+    Decoder,
+    Encoder,
+    HeaderListTooLargeError,
+    HPACKDecodingError,
+    HPACKError,
+)
+from h2books.protocol.hpack.integers import encode_integer
+from h2books.protocol.hpack.strings import encode_raw_string, encode_string
+
+
+def literal_with_indexing(name: bytes, value: bytes) -> bytes:
+    return b"\x40" + encode_raw_string(name) + encode_raw_string(value)
+
+
+def size_update(size: int) -> bytes:
+    return encode_integer(size, 5, 0x20)
+
+
+def test_accepts_memoryview_and_bytearray_backed_input() -> None:
+    block = bytes.fromhex("828684418cf1e3c2e5f23a6ba0ab90f4ff")
+    expected = [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":path", b"/"),
+        (b":authority", b"www.example.com"),
+    ]
+    assert Decoder().decode(memoryview(block)) == expected
+    assert Decoder().decode(memoryview(bytearray(b"xx" + block))[2:]) == expected
+
+
+def test_empty_block_decodes_to_nothing() -> None:
+    assert Decoder().decode(b"") == []
+
+
+def test_names_are_returned_exactly_as_sent() -> None:
+    block = literal_with_indexing(b"X-Mixed-Case", b"V") + b"\x00" + encode_raw_string(b"UPPER")
+    block += encode_raw_string(b"v")
+    assert Decoder().decode(block) == [(b"X-Mixed-Case", b"V"), (b"UPPER", b"v")]
+
+
+def test_never_indexed_and_without_indexing_leave_the_table_alone() -> None:
+    decoder = Decoder()
+    block = b"\x14" + encode_string(b"/secret") + b"\x04" + encode_string(b"/plain")
+    assert decoder.decode(block) == [(b":path", b"/secret"), (b":path", b"/plain")]
+    assert decoder.table_entries == []
+
+
+def test_literal_name_index_can_refer_to_the_dynamic_table() -> None:
+    decoder = Decoder()
+    decoder.decode(literal_with_indexing(b"x-a", b"1"))
+    assert decoder.decode(b"\x7e" + encode_raw_string(b"2")) == [(b"x-a", b"2")]  # 6-bit 62
+    assert decoder.decode(b"\x0f\x30" + encode_raw_string(b"3")) == [(b"x-a", b"3")]  # 15 + 48
+
+
+def test_name_of_an_entry_evicted_by_its_own_insertion_is_kept() -> None:
+    # §4.4: the new entry's name may reference the entry that adding it evicts.
+    decoder = Decoder(max_table_size=40)
+    decoder.decode(literal_with_indexing(b"x-a", b"1"))  # 36 octets
+    assert decoder.decode(b"\x7e" + encode_raw_string(b"22")) == [(b"x-a", b"22")]
+    assert decoder.table_entries == [(b"x-a", b"22")]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b"\x80",  # indexed field 0
+        b"\xbe",  # index 62 with an empty dynamic table
+        b"\xff\x00",  # index 127
+        b"\xff\xff\xff\xff\xff\x0f",  # index over the integer limit
+        b"\x7e\x01a",  # literal naming dynamic entry 62 that does not exist
+        b"\x0f\x2f\x01a",  # same with the 4-bit prefix (15 + 47 = 62)
+        b"\x1f\x2f\x01a",  # same, never indexed
+        b"\x40",  # literal name missing
+        b"\x40\x01a",  # value missing
+        b"\x41",  # value missing after an indexed name
+        b"\x41\x05abc",  # value truncated
+        b"\x41\x81\x00",  # invalid Huffman value (padding not all ones)
+        b"\x40\x81\x00\x00",  # invalid Huffman name
+        b"\x41\x7f",  # value length prefix truncated
+        b"\xff",  # index prefix truncated
+        b"\x82\x20",  # table size update after a field
+        b"\x82\x3f\xe1\x1f",  # same, with a multi-octet size
+        b"\x3f\xe2\x1f",  # size update to 4097 > 4096
+    ],
+)
+def test_malformed_blocks_raise_decoding_error(block: bytes) -> None:
+    with pytest.raises(HPACKDecodingError):
+        Decoder().decode(block)
+
+
+def test_huffman_string_with_eos_is_rejected() -> None:
+    eos_then_padding = b"\xff\xff\xff\xff"  # 30 ones (EOS) + 2 ones
+    with pytest.raises(HPACKDecodingError):
+        Decoder().decode(b"\x41\x84" + eos_then_padding)
+
+
+@given(st.binary(max_size=64))
+def test_arbitrary_input_gives_a_list_or_an_hpack_error(data: bytes) -> None:
+    try:
+        result = Decoder().decode(data)
+    except HPACKError:
+        return
+    assert isinstance(result, list)
+    assert all(isinstance(n, bytes) and isinstance(v, bytes) for n, v in result)
+
+
+@given(st.lists(st.binary(max_size=24), max_size=6))
+def test_arbitrary_block_sequences_on_one_decoder(blocks: list[bytes]) -> None:
+    decoder = Decoder(max_header_list_size=200)
+    for block in blocks:
+        try:
+            decoder.decode(block)
+        except HeaderListTooLargeError:
+            continue
+        except HPACKDecodingError:
+            return
+
+
+def test_every_truncation_of_a_block_is_rejected_or_ends_on_a_boundary() -> None:
+    fields = [
+        (b":method", b"GET"),
+        (b":authority", b"example.com"),
+        (b"x-custom", b"v" * 200),
+        (b"authorization", b"Basic Zm9vOmJhcg=="),
+    ]
+    block = Encoder().encode(fields)
+    # The representation of a field does not depend on the fields after it.
+    boundaries = [len(Encoder().encode(fields[:count])) for count in range(len(fields) + 1)]
+    assert boundaries[-1] == len(block)
+    for cut in range(len(block)):
+        if cut in boundaries:
+            assert Decoder().decode(block[:cut]) == fields[: boundaries.index(cut)]
+        else:
+            with pytest.raises(HPACKDecodingError):
+                Decoder().decode(block[:cut])
+
+
+class TestTableSizeUpdates:
+    def test_update_at_the_start_resizes_and_evicts(self) -> None:
+        decoder = Decoder()
+        decoder.decode(literal_with_indexing(b"a", b"1") + literal_with_indexing(b"b", b"2"))
+        assert decoder.decode(size_update(34) + b"\xbe") == [(b"b", b"2")]
+        assert decoder.header_table_size == 34
+        assert decoder.table_entries == [(b"b", b"2")]
+
+    def test_two_updates_at_the_start_are_accepted(self) -> None:
+        decoder = Decoder()
+        decoder.decode(literal_with_indexing(b"a", b"1"))
+        assert decoder.decode(size_update(0) + size_update(4096) + b"\x82") == [
+            (b":method", b"GET")
+        ]
+        assert decoder.table_entries == []
+        assert decoder.header_table_size == 4096
+
+    def test_block_of_only_an_update_is_fine(self) -> None:
+        decoder = Decoder()
+        assert decoder.decode(size_update(100)) == []
+        assert decoder.header_table_size == 100
+
+    def test_update_after_a_field_is_rejected(self) -> None:
+        with pytest.raises(HPACKDecodingError):
+            Decoder().decode(b"\x82" + size_update(100))
+        with pytest.raises(HPACKDecodingError):
+            Decoder().decode(size_update(100) + b"\x82" + size_update(100))
+
+    def test_update_above_the_advertised_maximum_is_rejected(self) -> None:
+        decoder = Decoder()
+        assert decoder.decode(size_update(4096)) == []
+        with pytest.raises(HPACKDecodingError):
+            Decoder().decode(size_update(4097))
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 8192
+        assert decoder.decode(size_update(8192)) == []
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(size_update(8193))
+
+    def test_raising_the_allowed_size_needs_no_update(self) -> None:
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 65536
+        assert decoder.decode(b"\x82") == [(b":method", b"GET")]
+        assert decoder.header_table_size == 4096
+
+    def test_lowering_the_allowed_size_requires_an_update_first(self) -> None:
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 1024
+        assert decoder.max_allowed_table_size == 1024
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(b"\x82")
+
+    def test_lowering_then_receiving_the_update_works(self) -> None:
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 1024
+        assert decoder.decode(size_update(512) + b"\x82") == [(b":method", b"GET")]
+        assert decoder.decode(b"\x82") == [(b":method", b"GET")]
+
+    def test_lowering_requires_the_update_to_fit(self) -> None:
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 1024
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(size_update(2048) + b"\x82")
+
+    def test_an_empty_block_does_not_consume_the_requirement(self) -> None:
+        decoder = Decoder()
+        decoder.max_allowed_table_size = 1024
+        assert decoder.decode(b"") == []
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(b"\x82")
+
+    def test_update_applied_before_the_ack_satisfies_a_later_lowering(self) -> None:
+        # The peer may apply our SETTINGS before we see its ACK.
+        decoder = Decoder()
+        assert decoder.decode(size_update(1024)) == []
+        decoder.max_allowed_table_size = 1024
+        assert decoder.decode(b"\x82") == [(b":method", b"GET")]
+
+
+class TestHeaderListSize:
+    def test_limit_is_inclusive(self) -> None:
+        block = literal_with_indexing(b"x", b"y" * 67)  # 1 + 67 + 32 = 100
+        assert Decoder(max_header_list_size=100).decode(block) == [(b"x", b"y" * 67)]
+        with pytest.raises(HeaderListTooLargeError):
+            Decoder(max_header_list_size=99).decode(block)
+
+    def test_static_and_dynamic_fields_count(self) -> None:
+        decoder = Decoder(max_header_list_size=42 * 2)  # ":method: GET" is 42 octets
+        assert decoder.decode(b"\x82\x82") == [(b":method", b"GET")] * 2
+        with pytest.raises(HeaderListTooLargeError):
+            decoder.decode(b"\x82\x82\x82")
+
+    def test_table_stays_in_sync_after_an_oversized_list(self) -> None:
+        decoder = Decoder(max_header_list_size=100)
+        block = literal_with_indexing(b"x-big", b"v" * 80) + literal_with_indexing(b"x-c", b"1")
+        with pytest.raises(HeaderListTooLargeError):
+            decoder.decode(block)
+        # Both literals were inserted although only the limit was exceeded.
+        assert decoder.table_entries == [(b"x-c", b"1"), (b"x-big", b"v" * 80)]
+        assert decoder.decode(b"\xbe") == [(b"x-c", b"1")]
+
+    def test_malformed_data_after_the_limit_is_still_a_decoding_error(self) -> None:
+        decoder = Decoder(max_header_list_size=40)
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(b"\x82\x82\x80")
+
+    def test_hpack_bomb_costs_no_memory_and_keeps_the_table_in_sync(self) -> None:
+        decoder = Decoder()
+        big_value = b"v" * 4000
+        block = literal_with_indexing(b"x-bomb", big_value) + b"\xbe" * 10_000
+        tracemalloc.start()
+        try:
+            with pytest.raises(HeaderListTooLargeError):
+                decoder.decode(block)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        # The block itself is ~14 KB; 10,000 stored references alone would take ~80 KB more.
+        assert peak < 64 * 1024
+        assert decoder.table_entries == [(b"x-bomb", big_value)]
+        assert decoder.decode(b"\x82\xbe") == [(b":method", b"GET"), (b"x-bomb", big_value)]

@@ -1,0 +1,245 @@
+"""HTTP/2 edge cases against the real server over TLS, driven frame by frame.
+
+Every test ends by checking that a second client is still served.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+
+from tests.conftest import ServerProcess
+from tests.server.h2wire import (
+    ACK,
+    COMPRESSION_ERROR,
+    CONTINUATION,
+    DATA,
+    END_HEADERS,
+    END_STREAM,
+    FLOW_CONTROL_ERROR,
+    FRAME_SIZE_ERROR,
+    GOAWAY,
+    HEADERS,
+    PING,
+    PREFACE,
+    PROTOCOL_ERROR,
+    REFUSED_STREAM,
+    RST_STREAM,
+    SETTINGS,
+    WINDOW_UPDATE,
+    WireClient,
+    frame,
+    settings,
+)
+
+
+@pytest.fixture
+def client(server: ServerProcess):  # type: ignore[no-untyped-def]
+    c = WireClient(server.port, server.ca)
+    c.handshake()
+    yield c
+    c.close()
+
+
+def assert_still_serving(server: ServerProcess) -> None:
+    other = WireClient(server.port, server.ca)
+    try:
+        other.handshake()
+        other.get(1, "/book?id=7")
+        headers, body = other.response(1)
+        assert headers[":status"] == "200"
+        assert "title" in json.loads(body)
+    finally:
+        other.close()
+
+
+def test_simple_get(client: WireClient, server: ServerProcess) -> None:
+    client.get(1, "/hello")
+    headers, body = client.response(1)
+    assert headers[":status"] == "200"
+    assert body == b"hello world (in HTTP2)"
+    assert headers["server"] == "h2books"
+    assert "date" in headers
+
+
+def test_many_streams_on_one_connection(client: WireClient) -> None:
+    # Two waves of 128 concurrent streams: the advertised SETTINGS_MAX_CONCURRENT_STREAMS.
+    for wave in (range(1, 257, 2), range(257, 513, 2)):
+        for i in wave:
+            client.get(i, f"/book?id={i}")
+        for i in wave:
+            headers, _ = client.response(i)
+            assert headers[":status"] == "200", (i, headers)
+
+
+def test_streams_beyond_the_limit_are_refused(client: WireClient) -> None:
+    # 129 requests in one write: the server sees all before answering any, so the last is refused.
+    client.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, i, client.request_block(f"/book?id={i}")) for i in range(1, 259, 2)))
+    frames = client.frames_until(lambda f: f.type == RST_STREAM)
+    assert frames[-1].stream_id == 257 and frames[-1].error_code == REFUSED_STREAM
+    for i in range(1, 257, 2):
+        headers, _ = client.response(i)
+        assert headers[":status"] == "200"
+
+
+def test_small_window_large_response(server: ServerProcess) -> None:
+    """The index (~20 KB) through a 100-byte stream window: sent piecewise as windows open."""
+    c = WireClient(server.port, server.ca)
+    try:
+        c.handshake(initial_window_size=100)
+        c.get(1, "/")
+        headers, body = c.response(1)
+        assert headers[":status"] == "200"
+        assert len(json.loads(body)) == 3000
+    finally:
+        c.close()
+    assert_still_serving(server)
+
+
+def test_window_shrunk_by_settings_goes_negative(server: ServerProcess) -> None:
+    c = WireClient(server.port, server.ca)
+    try:
+        c.handshake(initial_window_size=1000)
+        c.get(1, "/")
+        # Take the first 1000 bytes, then shrink every stream window by 900: it is now -900.
+        got = b""
+        while len(got) < 1000:
+            f = c.read_frame()
+            assert f is not None
+            if f.type == DATA:
+                got += f.payload
+        c.send(settings(initial_window_size=100))
+        c.send(frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 900)))  # back to 0: nothing may come
+        with pytest.raises(TimeoutError):
+            while True:
+                f = c.read_frame(timeout=0.5)
+                assert f is not None
+                assert f.type != DATA, "DATA sent while the stream window was not positive"
+        c.send(frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 1 << 20)))
+        c.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 1 << 20)))
+        while True:
+            f = c.read_frame()
+            assert f is not None
+            if f.type == DATA:
+                got += f.payload
+                if f.flags & END_STREAM:
+                    break
+        assert len(json.loads(got)) == 3000
+    finally:
+        c.close()
+
+
+def test_continuation_frames(client: WireClient) -> None:
+    block = client.request_block("/book?id=3", extra=[("x-filler", "a" * 300)])
+    parts = [block[:10], block[10:50], block[50:]]
+    client.send(
+        frame(HEADERS, END_STREAM, 1, parts[0])
+        + frame(CONTINUATION, 0, 1, parts[1])
+        + frame(CONTINUATION, END_HEADERS, 1, parts[2])
+    )
+    headers, body = client.response(1)
+    assert headers[":status"] == "200"
+
+
+def test_rst_stream_then_more_requests(client: WireClient) -> None:
+    client.send(frame(HEADERS, END_HEADERS, 1, client.request_block("/book?id=1", "POST")))
+    client.send(frame(RST_STREAM, 0, 1, struct.pack(">I", 0x8)))
+    client.get(3, "/book?id=2")
+    headers, _ = client.response(3)
+    assert headers[":status"] == "200"
+
+
+def test_request_body(client: WireClient) -> None:
+    client.send(frame(HEADERS, END_HEADERS, 1, client.request_block("/book?id=1", "POST", [("content-length", "5")])))
+    client.send(frame(DATA, END_STREAM, 1, b"hello"))
+    headers, body = client.response(1)
+    assert headers[":status"] == "405"
+    assert "GET" in headers["allow"]
+
+
+def test_ping(client: WireClient) -> None:
+    client.send(frame(PING, 0, 0, b"12345678"))
+    frames = client.frames_until(lambda f: f.type == PING)
+    assert frames[-1].flags & ACK and frames[-1].payload == b"12345678"
+
+
+def test_bad_hpack_is_compression_error(client: WireClient, server: ServerProcess) -> None:
+    client.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\xff\xff\xff\x7f"))  # index far out of range
+    goaway = client.expect_goaway()
+    assert goaway.error_code == COMPRESSION_ERROR
+    client.expect_closed()
+    assert_still_serving(server)
+
+
+def test_oversized_frame_is_frame_size_error(client: WireClient, server: ServerProcess) -> None:
+    client.send(frame(HEADERS, END_HEADERS, 1, b"\x82" * 16385))
+    goaway = client.expect_goaway()
+    assert goaway.error_code == FRAME_SIZE_ERROR
+    client.expect_closed()
+    assert_still_serving(server)
+
+
+def test_headers_on_stream_zero(client: WireClient, server: ServerProcess) -> None:
+    client.send(frame(HEADERS, END_HEADERS | END_STREAM, 0, client.request_block()))
+    assert client.expect_goaway().error_code == PROTOCOL_ERROR
+    client.expect_closed()
+
+
+def test_uppercase_header_name_is_stream_error(client: WireClient) -> None:
+    client.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, client.request_block(extra=[("X-Upper", "1")])))
+    frames = client.frames_until(lambda f: f.type == RST_STREAM)
+    assert frames[-1].stream_id == 1 and frames[-1].error_code == PROTOCOL_ERROR
+    client.get(3)
+    headers, _ = client.response(3)
+    assert headers[":status"] == "200"
+
+
+def test_connection_window_overflow(client: WireClient, server: ServerProcess) -> None:
+    client.send(frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7FFFFFFF)))
+    assert client.expect_goaway().error_code == FLOW_CONTROL_ERROR
+    client.expect_closed()
+
+
+def test_invalid_preface(server: ServerProcess) -> None:
+    c = WireClient(server.port, server.ca)
+    try:
+        c.send(b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n" + settings())
+        frames = c.frames_until(lambda f: False, timeout=5)
+        # RFC 9113 §3.4: a connection error; the GOAWAY may be omitted, the close may not.
+        assert c.closed
+        assert all(f.error_code == PROTOCOL_ERROR for f in frames if f.type == GOAWAY)
+    finally:
+        c.close()
+    assert_still_serving(server)
+
+
+def test_garbage_over_tls_after_handshake(server: ServerProcess) -> None:
+    c = WireClient(server.port, server.ca)
+    try:
+        c.send(b"\x00\x01garbage that is no preface at all\r\n\r\n")
+        c.expect_closed()
+    finally:
+        c.close()
+    assert_still_serving(server)
+
+
+def test_settings_are_acknowledged(client: WireClient) -> None:
+    client.send(settings(max_frame_size=32768, header_table_size=0))
+    frames = client.frames_until(lambda f: f.type == SETTINGS and bool(f.flags & ACK))
+    assert frames[-1].payload == b""
+    client.get(1, "/book?id=9")  # the server must now encode with a zero-size table
+    headers, _ = client.response(1)
+    assert headers[":status"] == "200"
+
+
+def test_preface_over_cleartext_h2c(server: ServerProcess) -> None:
+    c = WireClient(server.http_port, tls=False)
+    try:
+        c.handshake()
+        c.get(1, "/book?id=11")
+        headers, body = c.response(1)
+        assert headers[":status"] == "200" and json.loads(body)["title"]
+    finally:
+        c.close()

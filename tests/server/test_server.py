@@ -1,0 +1,205 @@
+"""The whole server against real peers: h2load, httpx, curl; shutdown; workers; access log."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import ServerProcess, require_tool
+
+
+def write_uris(path: Path, base: str, count: int = 3000) -> Path:
+    path.write_text("\n".join(f"{base}/book?id={i}" for i in range(1, count + 1)) + "\n")
+    return path
+
+
+def h2load(*args: str, timeout: float = 240) -> dict[str, int]:
+    exe = require_tool("h2load")
+    done = subprocess.run([exe, *args], capture_output=True, text=True, timeout=timeout)
+    out = done.stdout
+    match = re.search(
+        r"requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored",
+        out,
+    )
+    assert match, out + done.stderr
+    status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    assert status, out
+    total, _, done_n, ok, failed, errored = map(int, match.groups())
+    return {
+        "total": total,
+        "done": done_n,
+        "succeeded": ok,
+        "failed": failed,
+        "errored": errored,
+        "2xx": int(status.group(1)),
+    }
+
+
+def test_h2load_tls_10_connections(server: ServerProcess, tmp_path: Path) -> None:
+    uris = write_uris(tmp_path / "uris.txt", f"https://127.0.0.1:{server.port}")
+    result = h2load("-n", "30000", "-c", "10", "-m", "100", "-i", str(uris))
+    assert result["succeeded"] == 30000 and result["2xx"] == 30000, result
+
+
+def test_h2load_h2c_prior_knowledge(server: ServerProcess, tmp_path: Path) -> None:
+    uris = write_uris(tmp_path / "uris.txt", f"http://127.0.0.1:{server.http_port}")
+    result = h2load("-n", "30000", "-c", "10", "-m", "100", "-i", str(uris))
+    assert result["succeeded"] == 30000 and result["2xx"] == 30000, result
+
+
+def test_h2load_http11_keepalive(server: ServerProcess, tmp_path: Path) -> None:
+    uris = write_uris(tmp_path / "uris.txt", f"https://127.0.0.1:{server.port}")
+    result = h2load("--h1", "-n", "10000", "-c", "10", "-m", "1", "-i", str(uris))
+    assert result["succeeded"] == 10000 and result["2xx"] == 10000, result
+
+
+def test_h2load_http11_pipelined(server: ServerProcess, tmp_path: Path) -> None:
+    uris = write_uris(tmp_path / "uris.txt", f"http://127.0.0.1:{server.http_port}")
+    result = h2load("--h1", "-n", "5000", "-c", "2", "-m", "10", "-i", str(uris))
+    assert result["succeeded"] == 5000 and result["2xx"] == 5000, result
+
+
+def test_httpx_http2(server: ServerProcess) -> None:
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
+        index = client.get(f"{server.url}/")
+        assert index.http_version == "HTTP/2"
+        assert index.headers["content-type"] == "application/json; charset=utf-8"
+        ids = index.json()
+        assert len(ids) == 3000
+        book = client.get(f"{server.url}/book", params={"id": ids[41]})
+        assert book.status_code == 200 and "title" in book.json()
+        assert client.get(f"{server.url}/book", params={"id": "999999"}).status_code == 404
+        assert client.get(f"{server.url}/book").status_code == 400
+        etag = book.headers["etag"]
+        again = client.get(f"{server.url}/book?id={ids[41]}", headers={"if-none-match": etag})
+        assert again.status_code == 304 and again.content == b""
+        head = client.head(f"{server.url}/book?id=1")
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len(client.get(f"{server.url}/book?id=1").content)
+        posted = client.post(f"{server.url}/book?id=1", content=b"x" * 100_000)
+        assert posted.status_code == 405 and "GET" in posted.headers["allow"]
+
+
+def test_httpx_http11(server: ServerProcess) -> None:
+    with httpx.Client(http2=False, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
+        r = client.get(f"{server.url}/book?id=5")
+        assert r.http_version == "HTTP/1.1" and r.status_code == 200
+        assert r.headers["server"] == "h2books" and "date" in r.headers
+
+
+def test_access_log_shows_protocol(server: ServerProcess) -> None:
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
+        body = client.get(f"{server.url}/hello", headers={"user-agent": "log-test/1"}).content
+    line_re = re.compile(
+        r'^127\.0\.0\.1 - - \[\d\d/\w{3}/\d{4}:\d\d:\d\d:\d\d \+0000\] "GET /hello HTTP/2\.0" 200 '
+        + str(len(body))
+        + r' "-" "log-test/1"$'
+    )
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if any(line_re.match(line.rstrip("\n")) for line in server.stdout_lines):
+            return
+        time.sleep(0.05)
+    pytest.fail("no access-log line matched; last lines: " + "".join(server.stdout_lines[-5:]))
+
+
+def test_sigterm_under_load_loses_nothing(fresh_server: ServerProcess, tmp_path: Path) -> None:
+    """SIGTERM while h2load runs: every request the server accepted is answered in full."""
+    fresh_server.start()
+    exe = require_tool("h2load")
+    uris = write_uris(tmp_path / "uris.txt", f"https://127.0.0.1:{fresh_server.port}")
+    load = subprocess.Popen(
+        [exe, "-n", "200000", "-c", "4", "-m", "50", "-i", str(uris)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    time.sleep(1.5)
+    fresh_server.signal(signal.SIGTERM)
+    assert fresh_server.proc is not None
+    assert fresh_server.proc.wait(20) == 0
+    out, _ = load.communicate(timeout=60)
+    match = re.search(r"(\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
+    assert match, out
+    started, done, succeeded, failed = map(int, match.groups())
+    assert succeeded > 0
+    # h2load counts requests it never sent after the GOAWAY as failed; every request it did
+    # send (and so the server accepted or cleanly refused for retry) must have a full answer.
+    assert started == done == succeeded, out
+    status = re.search(r"status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx", out)
+    assert status and int(status.group(1)) == succeeded, out
+
+
+def test_workers_share_one_port(tmp_path: Path) -> None:
+    process = ServerProcess(tmp_path / "data", "--workers", "2", "--no-access-log").start()
+    try:
+        with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(process.ca))) as client:
+            for i in range(1, 21):
+                assert client.get(f"{process.url}/book?id={i}").status_code == 200
+        assert process.proc is not None
+        children = Path(f"/proc/{process.proc.pid}/task/{process.proc.pid}/children").read_text().split()
+        assert len(children) == 2
+    finally:
+        assert process.stop() == 0
+
+
+def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            ["python3", "-m", "h2books", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"port {port}" in done.stderr and "already in use" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_missing_certificate_is_one_line_error(tmp_path: Path) -> None:
+    done = subprocess.run(
+        ["python3", "-m", "h2books", "serve", "--port", "0", "--data-dir", str(tmp_path),
+         "--certfile", str(tmp_path / "nope.pem"), "--keyfile", str(tmp_path / "nope-key.pem")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "certificate file not found" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_bad_data_dir_is_one_line_error(tmp_path: Path) -> None:
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("x")
+    done = subprocess.run(
+        ["python3", "-m", "h2books", "serve", "--port", "0", "--data-dir", str(not_a_dir)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0
+    assert "data directory" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_index_is_the_catalogue(server: ServerProcess) -> None:
+    with httpx.Client(http2=True, verify=ssl.create_default_context(cafile=str(server.ca))) as client:
+        raw = client.get(f"{server.url}/").content
+        ids = json.loads(raw)
+        book = client.get(f"{server.url}/book?id={ids[-1]}").json()
+    # The post's format: json.dumps of the id list, default separators.
+    assert raw == json.dumps(ids).encode()
+    assert set(book) <= {"title", "author", "url", "score", "vote_count"}
