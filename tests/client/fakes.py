@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import socket
+import ssl
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -237,3 +238,19 @@ def h2_bookstore(
             session.flush()
 
     return handler
+
+
+def over_tls(
+    handler: Callable[[socket.socket, FakeServer], None], context: ssl.SSLContext
+) -> Callable[[socket.socket, FakeServer], None]:
+    """`handler`, behind a TLS handshake with `context` (its ALPN protocols decide)."""
+
+    def tls_handler(sock: socket.socket, server: FakeServer) -> None:
+        try:
+            tls = context.wrap_socket(sock, server_side=True)
+        except (ssl.SSLError, OSError):
+            return
+        with tls:
+            handler(tls, server)
+
+    return tls_handler

@@ -22,7 +22,7 @@ from h2books.client import (
     StreamResetError,
     WireStats,
 )
-from h2books.client.connection_h2 import error_name
+from h2books.client.connection_h2 import H2ClientProtocol, error_name
 from tests.client.fakes import FakeServer, H2Session, book_body, book_id_of, h2_bookstore, serving
 
 T = TypeVar("T")
@@ -321,3 +321,21 @@ def test_several_connections_share_the_load() -> None:
         connections = fake.connections
     assert len(responses) == 30
     assert stats.connections == connections == 3
+
+
+def test_exhausted_stream_ids_move_requests_to_a_new_connection() -> None:
+    stats = WireStats()
+
+    async def main() -> list[int]:
+        async with Client(fake.url, stats=stats) as client:
+            first = await client.get("/book?id=1")
+            # Jump the core to the end of the stream id space (2^31-1 is the last id).
+            conn = client._lanes[0].conn
+            assert isinstance(conn, H2ClientProtocol)
+            conn._conn._next_local = 2**31 + 1
+            rest = await asyncio.gather(*(client.get(f"/book?id={i}") for i in (2, 3)))
+            return [r.status for r in (first, *rest)]
+
+    with serving(h2_bookstore()) as fake:
+        assert run(main()) == [200, 200, 200]
+    assert stats.connections == 2

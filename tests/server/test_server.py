@@ -203,3 +203,15 @@ def test_index_is_the_catalogue(server: ServerProcess) -> None:
     # The post's format: json.dumps of the id list, default separators.
     assert raw == json.dumps(ids).encode()
     assert set(book) <= {"title", "author", "url", "score", "vote_count"}
+
+
+def test_one_connection_carries_a_million_requests(fresh_server: ServerProcess, tmp_path: Path) -> None:
+    """Hypercorn closes a connection after 1000 requests; ours keeps going, in flat memory."""
+    fresh_server.start()
+    uris = write_uris(tmp_path / "uris.txt", f"https://127.0.0.1:{fresh_server.port}")
+    h2load("-n", "20000", "-c", "1", "-m", "100", "-i", str(uris))  # warm up the allocator
+    before = fresh_server.rss_kib()
+    result = h2load("-n", "1000000", "-c", "1", "-m", "100", "-i", str(uris), timeout=600)
+    after = fresh_server.rss_kib()
+    assert result["succeeded"] == 1_000_000 and result["2xx"] == 1_000_000, result
+    assert after - before < 5 * 1024, f"RSS grew from {before} KiB to {after} KiB"

@@ -123,9 +123,15 @@ class H2ClientProtocol(asyncio.Protocol):
         ]
         try:
             stream_id = self._conn.send_request(fields, exchange.body, True)
-        except H2UsageError:
-            # The core's view of the stream limit is the one that counts: wait for a slot.
+        except H2UsageError as exc:
             self._queue.appendleft(exchange)
+            if self._conn.open_stream_count:
+                return False  # the core's view of the stream limit counts: wait for a slot
+            # Nothing open, so not the limit: stream ids exhausted or the connection is
+            # closing. Its requests move to a new connection.
+            self._stop_accepting()
+            self._hand_back_queue(RemoteClosedError(f"{self._where}: {exc}"))
+            self._close_when_idle()
             return False
         self._streams[stream_id] = exchange
         if not self._flush_scheduled:
@@ -391,7 +397,7 @@ class H2ClientProtocol(asyncio.Protocol):
     def _flush(self) -> None:
         self._flush_scheduled = False
         transport = self._transport
-        if transport is None or self._lost:
+        if transport is None or self._lost or transport.is_closing():
             return
         data = self._conn.data_to_send()
         if data:

@@ -103,6 +103,12 @@ class CrawlResult:
             "wire": self.wire.as_dict(),
         }
 
+    def _in_flight_text(self) -> str:
+        if self.http_version == "HTTP/2":
+            return f"{self.concurrency} requests in flight"
+        # HTTP/1.1 without pipelining: the window only feeds each connection's queue.
+        return f"{self.concurrency} requests submitted, one at a time per connection"
+
     def report(self) -> str:
         """The figures for a terminal, the post's first."""
         transport = "TLS" if self.tls else "cleartext"
@@ -113,7 +119,7 @@ class CrawlResult:
         lines = [
             f"{self.books} books fetched from {self.url} over {self.http_version} ({transport}), "
             "all 200 and JSON",
-            f"  {connections} connection{plural}, {self.concurrency} requests in flight ({mode})",
+            f"  {connections} connection{plural}, {self._in_flight_text()} ({mode})",
             f"  wall {self.wall:.3f} s   user {self.user:.3f} s   sys {self.sys:.3f} s   "
             f"CPU {self.cpu_percent:.0f}%",
             f"  {self.requests} requests   {self.requests_per_second:,.0f} requests/s   "

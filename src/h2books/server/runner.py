@@ -47,6 +47,9 @@ def raise_open_file_limit() -> int:
 
 
 def install_event_loop_policy() -> str:
+    """uvloop when it is installed, unless H2BOOKS_LOOP=asyncio asks for the stdlib loop."""
+    if os.environ.get("H2BOOKS_LOOP", "auto") == "asyncio":
+        return "asyncio"
     try:
         import uvloop
     except ImportError:

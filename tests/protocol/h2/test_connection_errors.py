@@ -219,6 +219,13 @@ def test_headers_padding_longer_than_payload() -> None:
     assert_connection_error(c, P)
 
 
+def test_headers_padding_eating_into_priority_fields() -> None:
+    c = RawClient()
+    payload = b"\x08" + struct.pack(">IB", 0, 16) + b"\0" * 5
+    c.send(frame(HEADERS, PADDED | PRIORITY_FLAG | END_HEADERS, 1, payload))
+    assert_connection_error(c, P)
+
+
 def test_padded_frame_without_pad_length_octet() -> None:
     c = RawClient()
     c.send(frame(HEADERS, PADDED | END_HEADERS, 1))
@@ -659,6 +666,17 @@ def test_made_you_reset_counts_our_stream_errors() -> None:
 def test_control_frame_flood(noise: bytes) -> None:
     c = RawClient(H2Config(control_frame_budget=20, control_refill_per_second=1.0))
     c.send(noise * 21)
+    assert_connection_error(c, ErrorCode.ENHANCE_YOUR_CALM)
+
+
+def test_rst_stream_flood_on_a_closed_stream() -> None:
+    c = RawClient(H2Config(control_frame_budget=20, control_refill_per_second=1.0))
+    c.send(c.headers(1))
+    c.conn.send_response(1, 200, [], b"")
+    c.take()
+    c.send(frame(RST_STREAM, 0, 1, b"\0\0\0\x08") * 19)  # + the SETTINGS frame: 20
+    assert not c.conn.closed
+    c.send(frame(RST_STREAM, 0, 1, b"\0\0\0\x08"))
     assert_connection_error(c, ErrorCode.ENHANCE_YOUR_CALM)
 
 

@@ -12,7 +12,7 @@ from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection
 from h2books.protocol.h2 import events as ev
 from tests.protocol.h2.support import PREFACE, REQUEST, frame, parse, settings_frame
 
-FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(conn: H2Connection, chunks: list[bytes], now_step: float = 0.0) -> None:

@@ -81,12 +81,11 @@
   function renderRequestStats() {
     const entries = requestEntries();
     let finished = 0;
-    let connections = 0;
+    const protocols = new Set();
     const groups = new Map();
     for (const entry of entries) {
       finished = Math.max(finished, entry.responseEnd);
-      // A reused connection reports no connect time; a new one (TCP + TLS) does.
-      if (entry.connectEnd > entry.connectStart) connections += 1;
+      if (entry.nextHopProtocol) protocols.add(entry.nextHopProtocol);
       const key = groupOf(entry);
       let group = groups.get(key);
       if (!group) {
@@ -98,10 +97,11 @@
       group.bytes += entry.encodedBodySize || 0;
     }
     const requests = entries.length;
+    const over = [...protocols].join(", ") || "an unknown protocol";
     ui.stats.textContent =
-      `${NUMBER.format(requests)} request${requests === 1 ? "" : "s"} · ` +
-      `done in ${MS.format(finished)} ms · ` +
-      `${NUMBER.format(connections)} connection${connections === 1 ? "" : "s"}`;
+      `${NUMBER.format(requests)} request${requests === 1 ? "" : "s"}, ` +
+      `${requests === 1 || protocols.size > 1 ? "" : "all "}over ${over} · ` +
+      `done in ${MS.format(finished)} ms`;
     ui.stats.dataset.requests = String(requests);
 
     const rows = [];

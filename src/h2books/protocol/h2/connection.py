@@ -162,7 +162,9 @@ class H2Connection:
         "_initiated",
         "_local",
         "_local_initial_window",
+        "_max_block_bytes",
         "_max_frame_in",
+        "_max_streams",
         "_need",
         "_next_local",
         "_now",
@@ -224,6 +226,8 @@ class H2Connection:
         # Frames up to our advertised size are accepted at once: before its ACK the
         # peer is bound by the smaller default anyway.
         self._max_frame_in = cfg.max_frame_size
+        self._max_streams = cfg.max_concurrent_streams
+        self._max_block_bytes = cfg.max_header_block_bytes
         self._peer_max_frame = DEFAULT_MAX_FRAME_SIZE
         self._peer_initial_window = DEFAULT_INITIAL_WINDOW_SIZE
         self._send_window = DEFAULT_INITIAL_WINDOW_SIZE
@@ -409,21 +413,24 @@ class H2Connection:
     def _on_headers(self, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
         if not sid:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
+        pad = 0
         if flags & PADDED:
             if start >= stop:
                 raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "no room for pad length")
             pad = data[start]
             start += 1
-            if pad > stop - start:
-                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding exceeds payload")
-            stop -= pad
         bad_priority = False
         if flags & PRIORITY_FLAG:
             if stop - start < 5:
                 raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "no room for priority")
             bad_priority = parse_u31(data, start) == sid
             start += 5
-        if stop - start > self._config.max_header_block_bytes:
+        if pad:
+            # Padding may use up what is left after the fields, not more (§6.2).
+            if pad > stop - start:
+                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding exceeds payload")
+            stop -= pad
+        if stop - start > self._max_block_bytes:
             raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
         if flags & END_HEADERS:
             self._on_header_block(sid, bool(flags & END_STREAM), data[start:stop], bad_priority)
@@ -501,7 +508,7 @@ class H2Connection:
         if fields is None:
             self._reject_oversized_request(sid, end_stream)
             return
-        if len(self._streams) >= self._config.max_concurrent_streams:
+        if len(self._streams) >= self._max_streams:
             self._stream_error(None, sid, ErrorCode.REFUSED_STREAM)
             return
         try:
@@ -783,6 +790,7 @@ class H2Connection:
         if stream is None:
             if self._is_idle(sid):
                 raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "RST_STREAM on an idle stream")
+            self._charge_control()  # harmless (it crossed our END_STREAM) unless repeated
             return
         self._charge_reset()
         code = _error_code(int.from_bytes(data[start:stop], "big"))
