@@ -121,9 +121,7 @@ def test_trust_repairs_flags_that_no_longer_trust(
     assert trust_flags(certutil, nssdb, nickname) == "C,,"
 
 
-def test_untrust_removes_it_and_is_idempotent(
-    certutil: str, paths: CertPaths, nssdb: Path
-) -> None:
+def test_untrust_removes_it_and_is_idempotent(certutil: str, paths: CertPaths, nssdb: Path) -> None:
     trust_ca(paths.ca_cert, nssdb)
     nickname = ca_nickname(paths.ca_cert)
     assert untrust_ca(paths.ca_cert, nssdb) == (
@@ -134,7 +132,9 @@ def test_untrust_removes_it_and_is_idempotent(
     assert untrust_ca(paths.ca_cert, nssdb).startswith("not trusted: ")
 
 
-def test_untrust_without_a_database_creates_none(certutil: str, paths: CertPaths, nssdb: Path) -> None:
+def test_untrust_without_a_database_creates_none(
+    certutil: str, paths: CertPaths, nssdb: Path
+) -> None:
     assert untrust_ca(paths.ca_cert, nssdb).startswith("not trusted: ")
     assert not is_trusted(paths.ca_cert, nssdb)
     assert not nssdb.exists()
@@ -219,7 +219,10 @@ def test_a_broken_database_is_a_one_line_error(
 
 def test_manual_steps_cover_macos_windows_and_firefox(paths: CertPaths) -> None:
     steps = manual_steps(paths.ca_cert)
-    assert f'security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db "{paths.ca_cert}"' in steps
+    assert (
+        f'security add-trusted-cert -r trustRoot -k ~/Library/Keychains/login.keychain-db "{paths.ca_cert}"'
+        in steps
+    )
     assert f'certutil -addstore -user Root "{paths.ca_cert}"' in steps
     assert "Trusted Root Certification Authorities" in steps
     assert "Firefox" in steps
@@ -271,7 +274,11 @@ def test_cli_untrust_never_creates_a_ca(tmp_path: Path) -> None:
 
 def test_cli_trust_without_certutil(tmp_path: Path) -> None:
     done = h2books(
-        "cert", "--trust", "--data-dir", str(tmp_path / "data"), home=tmp_path,
+        "cert",
+        "--trust",
+        "--data-dir",
+        str(tmp_path / "data"),
+        home=tmp_path,
         path=str(tmp_path / "empty-bin"),
     )
     assert done.returncode == 1

@@ -184,8 +184,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if ca_path is not None:
         lines.append(f"  try:   curl --http2 --cacert {ca_path} https://{shown_host}:{port}/book?id=1")
         lines.append(
-            f"  trust: the local CA is {ca_path}; import it as a trusted authority in your browser"
-            " (Chrome: Settings > Privacy and security > Security > Manage certificates > Authorities)"
+            f"  trust: python3 -m h2books cert --trust   (puts {ca_path} into Chrome's NSS database)"
         )
     lines.append(f"  data:  {config.data_dir}   workers: {config.workers}   stop: Ctrl+C")
     print("\n".join(lines), file=sys.stderr, flush=True)

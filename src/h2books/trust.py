@@ -161,7 +161,9 @@ def _nickname(certificate: x509.Certificate) -> str:
 def _find_certutil() -> str:
     path = shutil.which("certutil")
     if path is None:
-        raise TrustError(f"certutil (from NSS) is not installed; install it with {CERTUTIL_PACKAGES}")
+        raise TrustError(
+            f"certutil (from NSS) is not installed; install it with {CERTUTIL_PACKAGES}"
+        )
     return path
 
 

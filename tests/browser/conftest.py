@@ -80,9 +80,7 @@ def run_h2books(*args: str, home: Path) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def trusting_home(
-    store_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
+def trusting_home(store_server: ServerProcess, tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("home-trusting")
     done = run_h2books("cert", "--trust", "--data-dir", str(store_server.data_dir), home=home)
     assert "trusted: h2books local CA" in done.stdout

@@ -126,7 +126,7 @@ def test_detail_view_fetches_the_book_on_demand(
     assert page.text_content("#detail-title") == book["title"]
     assert page.text_content("#detail-author") == f"by {book['author']}"
     assert page.text_content("#detail-score") == book["score"]
-    assert page.text_content("#detail-votes") == book.get("vote_count", "–")
+    assert page.text_content("#detail-votes") == book.get("vote_count", "\N{EN DASH}")
     assert page.get_attribute("#detail-json", "href") == f"/book?id={book_id}"
     fetched = page.text_content("#detail-fetch") or ""
     assert fetched.startswith(f"GET /book?id={book_id} → 200 in ") and fetched.endswith(" over h2")
@@ -185,7 +185,9 @@ def test_phone_sized_screen_has_no_sideways_scrolling(
     page.set_viewport_size({"width": 375, "height": 740})
     page.click(".request-log summary")  # the widest part, opened
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    columns = page.evaluate("getComputedStyle(document.getElementById('books')).gridTemplateColumns")
+    columns = page.evaluate(
+        "getComputedStyle(document.getElementById('books')).gridTemplateColumns"
+    )
     assert len(columns.split()) == 1
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "storefront-phone.png"))

@@ -184,8 +184,8 @@ class Client:
                 self._ssl,
                 settings.timeout,
             )
-        if connection.setup_error is not None:
-            raise connection.setup_error
+        if connection.error is not None:
+            raise connection.error
         if not connection.accepting:
             raise RemoteClosedError(f"{origin.address} closed the connection right after it opened")
         return connection
@@ -268,7 +268,8 @@ class _Lane:
             self.conn = conn
             backlog, self._backlog = self._backlog, deque()
             for exchange in backlog:
-                conn.submit(exchange)
+                # Should the new connection retire at once, the rest waits for the next one.
+                (conn if conn.accepting else self).submit(exchange)
             return None
         self._connecting = None
         backlog, self._backlog = self._backlog, deque()

@@ -52,6 +52,7 @@ class H1ClientProtocol(asyncio.Protocol):
         self._lost = False
         self._answered = 0  # responses completed on this connection
         self._response_started = False  # bytes arrived since the current request went out
+        self._error: ClientError | None = None  # why the connection failed, once it has
         self.setup_error: ClientError | None = None
         # Done when the transport is gone (`Client.aclose` waits for it).
         self.closed_future: asyncio.Future[None] = self._loop.create_future()
@@ -64,6 +65,11 @@ class H1ClientProtocol(asyncio.Protocol):
     @property
     def accepting(self) -> bool:
         return self._accepting
+
+    @property
+    def error(self) -> ClientError | None:
+        """Why the connection failed, once it has."""
+        return self.setup_error or self._error
 
     @property
     def outstanding(self) -> int:
@@ -232,6 +238,8 @@ class H1ClientProtocol(asyncio.Protocol):
             self._owner.requeue(queued, error)
 
     def _fail_connection(self, error: ClientError) -> None:
+        if self._error is None:
+            self._error = error
         self._stop_accepting()
         current, self._current = self._current, None
         if current is not None:

@@ -99,6 +99,11 @@ class H2ClientProtocol(asyncio.Protocol):
         return self._accepting
 
     @property
+    def error(self) -> ClientError | None:
+        """Why the connection failed, once it has."""
+        return self.setup_error or self._error
+
+    @property
     def outstanding(self) -> int:
         """Requests submitted and not yet answered (open streams plus queued)."""
         return len(self._streams) + len(self._queue)

@@ -42,6 +42,10 @@ class GoAwayError(ClientError):
         self.error_code = error_code
         self.last_stream_id = last_stream_id
 
+    def __reduce__(self) -> tuple[type[GoAwayError], tuple[str, int, int]]:
+        # copy/pickle rebuild from these (the client copies one error per failed request).
+        return type(self), (str(self), self.error_code, self.last_stream_id)
+
 
 class StreamResetError(ClientError):
     """The server reset this request's stream (RST_STREAM)."""
@@ -49,6 +53,9 @@ class StreamResetError(ClientError):
     def __init__(self, message: str, error_code: int) -> None:
         super().__init__(message)
         self.error_code = error_code
+
+    def __reduce__(self) -> tuple[type[StreamResetError], tuple[str, int]]:
+        return type(self), (str(self), self.error_code)
 
 
 class RemoteClosedError(ClientError):

@@ -430,8 +430,9 @@ def test_round_robin_across_blocked_streams() -> None:
     assert sum(n for _, n in first) == 65535  # the connection window
     c.send(window_update(0, 3 * 16384))
     frames = [(f.stream_id, len(f.payload)) for f in c.take() if f.type == DATA]
-    # One frame per blocked stream per round: streams 3 and 5 each get a turn.
-    assert {sid for sid, _ in frames} == {3, 5} or len({sid for sid, _ in frames}) >= 2
+    # Stream 1 went out whole and stream 3 in part; then one frame per blocked stream
+    # per round: stream 3 finishes, stream 5 takes the rest of the new credit.
+    assert frames == [(3, 14465), (5, 16384), (5, 16384), (5, 1919)]
     c.send(window_update(0, 10**6))
     rest = [f for f in c.take() if f.type == DATA]
     total = {1: 0, 3: 0, 5: 0}
@@ -848,3 +849,20 @@ def test_validation_caches_are_bounded() -> None:
 
     assert len(validation._good_values) <= 4096 and len(validation._good_names) <= 4096
     assert len(requests_of(c.events)) == 50
+
+
+def test_window_update_serves_blocked_streams_in_turn() -> None:
+    c = RawClient(settings=settings_frame((0x4, 10**6)))
+    c.send(window_update(0, 10**6 - 65535))  # connection window 1,000,000
+    for sid in (1, 3):
+        c.send(c.headers(sid))
+    c.take()
+    c.conn.send_response(1, 200, [], b"a" * 600_000)
+    c.conn.send_response(3, 200, [], b"b" * 600_000)
+    c.take()  # 1,000,000 octets went out: 600,000 of stream 1, 400,000 of stream 3
+    assert (c.conn.pending_send_bytes(1), c.conn.pending_send_bytes(3)) == (0, 200_000)
+    c.send(c.headers(5))
+    c.conn.send_response(5, 200, [], b"c" * 100_000)
+    c.send(window_update(0, 4 * 16384))
+    frames = [(f.stream_id, len(f.payload)) for f in c.take() if f.type == DATA]
+    assert frames == [(3, 16384), (5, 16384), (3, 16384), (5, 16384)]

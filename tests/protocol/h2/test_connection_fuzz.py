@@ -12,7 +12,7 @@ from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection
 from h2books.protocol.h2 import events as ev
 from tests.protocol.h2.support import PREFACE, REQUEST, frame, parse, settings_frame
 
-FUZZ = settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def check(conn: H2Connection, chunks: list[bytes], now_step: float = 0.0) -> None:
@@ -61,6 +61,59 @@ frames = st.builds(
         st.builds(lambda pad: bytes([pad]) + _block, st.integers(0, 40)),
     ),
 )
+
+
+# Context-free HPACK blocks (static table only), valid in any order: GET and POST.
+_GET = b"\x82\x87\x84\x01\x0bexample.com"
+_POST = b"\x83\x87\x84\x01\x0bexample.com"
+_sids = st.sampled_from([1, 3, 5, 7, 9])
+plausible = st.one_of(
+    st.builds(
+        lambda sid, block, flags: frame(1, flags | 0x4, sid, block),
+        _sids,
+        st.sampled_from([_GET, _POST]),
+        st.sampled_from([0, 1]),
+    ),
+    st.builds(
+        lambda sid, size, flags: frame(0, flags, sid, b"d" * size),
+        _sids,
+        st.integers(0, 400),
+        st.sampled_from([0, 1]),
+    ),
+    st.builds(
+        lambda sid, inc: frame(8, 0, sid, inc.to_bytes(4, "big")),
+        st.sampled_from([0, 1, 3, 5]),
+        st.integers(0, 2**31 - 1),
+    ),
+    st.builds(
+        lambda sid, code: frame(3, 0, sid, code.to_bytes(4, "big")), _sids, st.integers(0, 13)
+    ),
+    st.builds(lambda sid: frame(2, 0, sid, b"\0\0\0\0\x10"), _sids),
+    st.builds(lambda data: frame(6, 0, 0, data), st.binary(min_size=8, max_size=8)),
+    st.builds(
+        lambda ident, value: settings_frame((ident, value)),
+        st.sampled_from([1, 3, 4, 5, 6, 9]),
+        st.integers(0, 70000),
+    ),
+    frames,
+)
+
+
+@FUZZ
+@given(st.lists(plausible, max_size=30))
+def test_plausible_frame_sequences(sequence: list[bytes]) -> None:
+    conn = server()
+    for raw in sequence:
+        for event in conn.receive_data(raw):
+            if isinstance(event, ev.RequestReceived) and event.stream_id % 3:
+                conn.send_response(event.stream_id, 200, [], b"r" * 1000)
+            elif isinstance(event, ev.DataReceived):
+                conn.acknowledge_received_data(event.stream_id, event.flow_controlled_length)
+            assert not (
+                isinstance(event, ev.ConnectionTerminated)
+                and event.error_code == ErrorCode.INTERNAL_ERROR
+            )
+        parse(conn.data_to_send())
 
 
 @FUZZ

@@ -413,6 +413,28 @@ class H2Connection:
     def _on_headers(self, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
         if not sid:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
+        bad_priority = False
+        if flags & (PADDED | PRIORITY_FLAG):
+            start, stop, bad_priority = self._headers_prefix(flags, sid, data, start, stop)
+        if stop - start > self._max_block_bytes:
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
+        if flags & END_HEADERS:
+            end_stream = flags & END_STREAM != 0
+            self._on_header_block(sid, end_stream, data[start:stop], bad_priority)
+            return
+        self._hb_sid = sid
+        self._hb_end_stream = bool(flags & END_STREAM)
+        self._hb_bad_priority = bad_priority
+        self._hb_chunks = [data[start:stop]]
+        self._hb_count = 0
+        self._hb_size = stop - start
+
+    @staticmethod
+    def _headers_prefix(
+        flags: int, sid: int, data: bytes, start: int, stop: int
+    ) -> tuple[int, int, bool]:
+        """Strip the Pad Length and priority fields of a HEADERS payload; returns the
+        fragment bounds and whether the stream depends on itself."""
         pad = 0
         if flags & PADDED:
             if start >= stop:
@@ -425,22 +447,10 @@ class H2Connection:
                 raise H2ConnectionError(ErrorCode.FRAME_SIZE_ERROR, "no room for priority")
             bad_priority = parse_u31(data, start) == sid
             start += 5
-        if pad:
-            # Padding may use up what is left after the fields, not more (§6.2).
-            if pad > stop - start:
-                raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding exceeds payload")
-            stop -= pad
-        if stop - start > self._max_block_bytes:
-            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, "header block too large")
-        if flags & END_HEADERS:
-            self._on_header_block(sid, bool(flags & END_STREAM), data[start:stop], bad_priority)
-            return
-        self._hb_sid = sid
-        self._hb_end_stream = bool(flags & END_STREAM)
-        self._hb_bad_priority = bad_priority
-        self._hb_chunks = [data[start:stop]]
-        self._hb_count = 0
-        self._hb_size = stop - start
+        # Padding may use up what is left after the fields, not more (§6.2).
+        if pad > stop - start:
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding exceeds payload")
+        return start, stop - pad, bad_priority
 
     def _on_block_frame(
         self, frame_type: int, flags: int, sid: int, data: bytes, start: int, stop: int

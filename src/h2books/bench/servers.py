@@ -1,0 +1,325 @@
+"""The servers under test: how to start each one, wait until it serves, and stop it.
+
+Every server gets the same data directory, certificate and key, binds 127.0.0.1
+on a free port, and runs pinned to the server core in a session of its own (its
+CPU time is the session's, workers included). "Serving" means it answered an
+HTTPS ``GET /`` with a 200, so a peer whose app failed to import is caught here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import importlib.metadata
+import importlib.util
+import os
+import shlex
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import h2books
+from h2books.bench.peers.catalog import DATA_DIR_VARIABLE
+from h2books.bench.processes import Pinning, session_cpu_seconds
+
+__all__ = [
+    "PEERS",
+    "SERVERS",
+    "BenchPaths",
+    "RunningServer",
+    "ServerSpec",
+    "ServerStartError",
+    "child_environment",
+    "custom_server",
+    "free_port",
+    "start_server",
+]
+
+ASGI_APP = "h2books.bench.peers.asgi_app:app"
+
+
+@dataclass(frozen=True, slots=True)
+class BenchPaths:
+    """The bookstore every server serves, and the TLS files they all use."""
+
+    data_dir: Path
+    cert: Path
+    key: Path
+    ca: Path
+
+
+CommandBuilder = Callable[[int, BenchPaths], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerSpec:
+    name: str
+    description: str
+    command: CommandBuilder
+    modules: tuple[str, ...] = ()  # what must be importable for the server to run
+    distributions: tuple[str, ...] = ()  # whose versions the report names
+
+    def missing(self) -> list[str]:
+        return [name for name in self.modules if importlib.util.find_spec(name) is None]
+
+    @property
+    def installed(self) -> bool:
+        return not self.missing()
+
+    def versions(self) -> dict[str, str]:
+        found = {}
+        for name in self.distributions:
+            with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+                found[name] = importlib.metadata.version(name)
+        return found
+
+
+def _python(*args: str) -> list[str]:
+    return [sys.executable, *args]
+
+
+def _ours(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "h2books", "serve",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--data-dir", str(paths.data_dir),
+        "--certfile", str(paths.cert), "--keyfile", str(paths.key),
+        "--no-access-log", "--log-level", "warning",
+    )  # fmt: skip
+
+
+def _twisted(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "h2books.bench.peers.twisted_server",
+        "--port", str(port), "--data-dir", str(paths.data_dir),
+        "--cert", str(paths.cert), "--key", str(paths.key),
+    )  # fmt: skip
+
+
+def _hypercorn(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "hypercorn", "-k", "uvloop",
+        "--bind", f"127.0.0.1:{port}",
+        "--certfile", str(paths.cert), "--keyfile", str(paths.key),
+        "--log-level", "warning",
+        ASGI_APP,
+    )  # fmt: skip
+
+
+def _granian(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "granian", "--interface", "asgi", "--http", "auto", "--loop", "uvloop",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key),
+        "--log-level", "warning", "--no-access-log",
+        ASGI_APP,
+    )  # fmt: skip
+
+
+def _uvicorn(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "uvicorn", "--http", "zttp", "--http2", "--loop", "uvloop",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--ssl-certfile", str(paths.cert), "--ssl-keyfile", str(paths.key),
+        "--log-level", "warning", "--no-access-log",
+        ASGI_APP,
+    )  # fmt: skip
+
+
+OURS = ServerSpec("ours", f"h2books {h2books.__version__}", _ours, (), ("uvloop",))
+PEERS = (
+    ServerSpec(
+        "twisted",
+        "Twisted, the post's server (twisted[tls,http2])",
+        _twisted,
+        ("twisted", "h2", "OpenSSL", "service_identity"),
+        ("twisted", "h2", "pyOpenSSL"),
+    ),
+    ServerSpec(
+        "hypercorn",
+        "Hypercorn -k uvloop",
+        _hypercorn,
+        ("hypercorn", "uvloop"),
+        ("hypercorn", "h2", "uvloop"),
+    ),
+    ServerSpec(
+        "granian",
+        "Granian --interface asgi --http auto (Rust)",
+        _granian,
+        ("granian", "uvloop"),
+        ("granian", "uvloop"),
+    ),
+    ServerSpec(
+        "uvicorn",
+        "Uvicorn --http zttp --http2 --loop uvloop (Zig core)",
+        _uvicorn,
+        ("uvicorn", "zttp", "uvloop"),
+        ("uvicorn", "zttp", "uvloop"),
+    ),
+)
+SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in (OURS, *PEERS)}
+
+
+def custom_server(name: str, template: str) -> ServerSpec:
+    """A server given on the command line: ``{port} {cert} {key} {data_dir} {python}`` are filled in."""
+
+    def command(port: int, paths: BenchPaths) -> list[str]:
+        return [
+            part.format(
+                port=port,
+                cert=paths.cert,
+                key=paths.key,
+                data_dir=paths.data_dir,
+                python=sys.executable,
+            )
+            for part in shlex.split(template)
+        ]
+
+    return ServerSpec(name, f"custom: {template}", command)
+
+
+class ServerStartError(Exception):
+    """The server did not come up; the message is one line for the report."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def child_environment() -> dict[str, str]:
+    # Peers import h2books (the ASGI app, the Twisted resources) by name, so they
+    # must find this very copy of it, installed or not.
+    source_root = str(Path(h2books.__file__).resolve().parent.parent)
+    path = os.environ.get("PYTHONPATH")
+    return {
+        **os.environ,
+        "PYTHONPATH": source_root + (os.pathsep + path if path else ""),
+        "PYTHONUNBUFFERED": "1",
+    }
+
+
+@dataclass(slots=True)
+class RunningServer:
+    spec: ServerSpec
+    port: int
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    _log: IO[bytes] = field(repr=False)
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def cpu_seconds(self) -> float:
+        return session_cpu_seconds(self.process.pid)
+
+    def exit_reason(self) -> str:
+        code = self.process.poll()
+        state = "is running" if code is None else f"exited with code {code}"
+        tail = self.log_tail()
+        return f"{self.spec.name} {state}" + (f": {tail}" if tail else "")
+
+    def log_tail(self) -> str:
+        try:
+            lines = self.log_path.read_text("utf-8", "replace").strip().splitlines()
+        except OSError:
+            return ""
+        return lines[-1].strip()[:200] if lines else ""
+
+    def stop(self, timeout: float = 10.0) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        # Whatever is left of the session it leads (workers that ignored SIGTERM).
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        if self.process.poll() is None:
+            self.process.wait()
+        self._log.close()
+
+
+def start_server(
+    spec: ServerSpec,
+    paths: BenchPaths,
+    pinning: Pinning,
+    log_dir: Path,
+    *,
+    timeout: float = 30.0,
+) -> RunningServer:
+    """Start `spec` pinned to the server core and return once it answers ``GET /``."""
+    port = free_port()
+    log_path = log_dir / f"{spec.name}-{port}.log"
+    log = log_path.open("wb")
+    env = child_environment()
+    env[DATA_DIR_VARIABLE] = str(paths.data_dir)
+    argv = pinning.server_prefix + spec.command(port, paths)
+    try:
+        process = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        log.close()
+        raise ServerStartError(f"{spec.name} could not be started: {exc}") from None
+    server = RunningServer(spec, port, process, log_path, log)
+    try:
+        _wait_until_serving(server, paths.ca, timeout)
+    except BaseException:
+        server.stop()
+        raise
+    return server
+
+
+def _wait_until_serving(server: RunningServer, ca: Path, timeout: float) -> None:
+    context = ssl.create_default_context(cafile=str(ca))
+    deadline = time.monotonic() + timeout
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if not server.alive():
+            raise ServerStartError(f"failed to start: {server.exit_reason()}")
+        status = _probe(server.port, context)
+        if status == 200:
+            return
+        last_error = f"GET / answered {status}" if isinstance(status, int) else status
+        time.sleep(0.1)
+    raise ServerStartError(
+        f"{server.spec.name} did not serve within {timeout:g} s ({last_error})"
+    )
+
+
+def _probe(port: int, context: ssl.SSLContext) -> int | str:
+    connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=context)
+    try:
+        connection.request("GET", "/")
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    except (OSError, http.client.HTTPException) as exc:
+        return f"{type(exc).__name__}: {exc}"
+    finally:
+        connection.close()
+
+
+def command_line(argv: Sequence[str]) -> str:
+    return shlex.join(argv)
