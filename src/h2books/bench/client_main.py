@@ -85,6 +85,8 @@ def crawl_requests(url: str, http2: bool, cacert: Path, figures: _Figures) -> No
     if http2:
         raise CrawlFailed("requests speaks HTTP/1.1 only")
     with requests.Session() as session:
+        # The environment's CA bundle (REQUESTS_CA_BUNDLE) or proxies must not apply here.
+        session.trust_env = False
         session.verify = str(cacert)
         index = session.get(url + "/")
         ids = _check_index(index.status_code, index.content)
@@ -100,7 +102,9 @@ def crawl_httpx(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
 
     async def main() -> None:
         context = ssl.create_default_context(cafile=str(cacert))
-        async with httpx.AsyncClient(http2=http2, http1=not http2, verify=context) as client:
+        async with httpx.AsyncClient(
+            http2=http2, http1=not http2, verify=context, trust_env=False
+        ) as client:
             index = await client.get(url + "/")
             ids = _check_index(index.status_code, index.content)
             figures.http_version = index.http_version

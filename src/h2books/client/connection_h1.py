@@ -135,7 +135,7 @@ class H1ClientProtocol(asyncio.Protocol):
         self._on_events(events)
         # The core hands out the responses parsed before malformed bytes and keeps the
         # error for its next call; nothing may come to make that call, so ask for it now.
-        error = _pending_error(conn)
+        error = conn.pending_error
         if error is not None and not self._lost:
             self._fail_connection(self._malformed(error))
 
@@ -284,14 +284,3 @@ class H1ClientProtocol(asyncio.Protocol):
                 )
             )
         return bool(self._current is not None or self._queue)
-
-
-def _pending_error(conn: H1ClientConnection) -> H1Error | None:
-    """The error `conn` will raise on its next `receive_data`, if any.
-
-    H1ClientConnection has no public accessor for it yet; reading the slot keeps a
-    server that sends a response plus garbage and then goes quiet from looking like
-    a timeout.
-    """
-    error = getattr(conn, "_error", None)
-    return error if isinstance(error, H1Error) else None

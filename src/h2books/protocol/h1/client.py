@@ -72,6 +72,12 @@ class H1ClientConnection:
         self._error: H1Error | None = None
 
     @property
+    def pending_error(self) -> H1Error | None:
+        """A malformed response seen after complete ones in the same read; the next
+        `receive_data` raises it. A runtime can act on it without waiting for more bytes."""
+        return self._error
+
+    @property
     def unanswered(self) -> int:
         """Requests sent whose final response has not been received."""
         return len(self._methods)

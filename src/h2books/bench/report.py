@@ -1,0 +1,419 @@
+"""Showing a benchmark: a terminal table (rich when installed), markdown, JSON and a PNG chart."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from h2books.bench.experiment import POST_BASELINE, POST_SERVER, Cell, ExperimentResult
+from h2books.bench.loadtest import LoadCell, LoadResult
+from h2books.bench.stats import Spread
+
+__all__ = [
+    "Table",
+    "experiment_markdown",
+    "experiment_table",
+    "load_markdown",
+    "load_table",
+    "print_table",
+    "write_experiment_png",
+    "write_json",
+    "write_load_png",
+]
+
+
+@dataclass(slots=True)
+class Table:
+    """Rows of text, printable by rich or as markdown; `notes` go underneath."""
+
+    title: str
+    columns: list[str]
+    rows: list[list[str]]
+    notes: list[str]
+    numeric: set[int]  # right-aligned columns
+    sections: list[int]  # row indexes that start a new group
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _spread_text(value: Spread | None, digits: int = 3, thousands: bool = False) -> str:
+    if value is None:
+        return "–"
+    if thousands:
+        return f"{value.median:,.0f} ({value.low:,.0f}–{value.high:,.0f})"
+    return f"{value.median:.{digits}f} ({value.low:.{digits}f}–{value.high:.{digits}f})"
+
+
+def _times(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.2f}×" if value < 10 else f"{value:.1f}×"
+
+
+def _us(value: Spread | None) -> str:
+    return "–" if value is None else f"{value.median:,.0f}"
+
+
+def experiment_table(result: ExperimentResult) -> Table:
+    columns = [
+        "server",
+        "client",
+        "wall s (min–max)",
+        "user s",
+        "sys s",
+        "CPU%",
+        "req/s",
+        "client µs/req",
+        "server µs/req",
+        "× post",
+        "× ours",
+    ]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    sections: list[int] = []
+    previous = None
+    for cell in result.cells:
+        if cell.server != previous:
+            sections.append(len(rows))
+            previous = cell.server
+        rows.append(_experiment_row(result, cell, notes))
+    notes.append(
+        f"wall, user, sys: medians of {result.repeat} crawls of {result.book_count + 1} requests "
+        "(the index, then every book); user/sys/CPU% are the client's, as in the post."
+    )
+    notes.append(
+        f"× post: speed relative to the post's setup over the same protocol ({POST_SERVER} with "
+        f"{POST_BASELINE['h1']} over HTTP/1.1, with {POST_BASELINE['h2']} standing in for hyper "
+        "over HTTP/2); × ours: relative to our server with the same client. >1 is faster."
+    )
+    notes.append(f"pinning: {result.pinning.describe()}.")
+    return Table(
+        "The post's experiment: each client crawls each server",
+        columns,
+        rows,
+        notes,
+        numeric=set(range(2, len(columns))),
+        sections=sections,
+    )
+
+
+def _experiment_row(result: ExperimentResult, cell: Cell, notes: list[str]) -> list[str]:
+    name = [cell.server, cell.client.label]
+    wall = cell.wall()
+    if wall is None:
+        reason = cell.errors[0] if cell.errors else "no run"
+        notes.append(f"✗ {cell.server} ⇄ {cell.client.label}: {reason}")
+        return [*name, "✗ " + _short(reason), *["–"] * 8]
+    failures = [run.error for run in cell.runs if not run.ok]
+    if failures or cell.note:
+        marker = f"{len(cell.ok_runs)}/{len(cell.runs)} ok"
+        notes.append(f"⚠ {cell.server} ⇄ {cell.client.label}: {marker}; {(failures or [cell.note])[0]}")
+        name[1] += f" ⚠ {marker}"
+    user, system = cell.median_of("user"), cell.median_of("sys")
+    cpu_percent = (
+        f"{100 * (user + system) / wall.median:.0f}"
+        if user is not None and system is not None and wall.median
+        else "–"
+    )
+    requests = cell.ok_runs[0].requests
+    return [
+        *name,
+        _spread_text(wall),
+        _seconds(user),
+        _seconds(system),
+        cpu_percent,
+        f"{requests / wall.median:,.0f}" if wall.median else "–",
+        _us(cell.client_cpu_us()),
+        _us(cell.server_cpu_us()),
+        _times(result.speed_vs_post(cell)),
+        _times(result.speed_vs_ours(cell)),
+    ]
+
+
+def _short(text: str, limit: int = 48) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def load_table(result: LoadResult) -> Table:
+    columns = ["workload", "server", "req/s median (min–max)", "runs ok", "server µs/req", "ours ÷ this"]
+    rows: list[list[str]] = []
+    notes: list[str] = []
+    sections: list[int] = []
+    workloads: list[str] = []
+    for cell in result.cells:
+        if cell.workload.key not in workloads:
+            workloads.append(cell.workload.key)
+    for key in workloads:
+        sections.append(len(rows))
+        for cell in (c for c in result.cells if c.workload.key == key):
+            rows.append(_load_row(result, cell, notes))
+    notes.append(
+        f"req/s: median of {result.runs} h2load runs after one unrecorded warm-up; a run counts "
+        "only when every request succeeded. server µs/req: the server's CPU (utime+stime of its "
+        "processes) over the run, per request."
+    )
+    notes.append(f"pinning: {result.pinning.describe()}.")
+    return Table(
+        "h2load, over TLS: requests cycle over every book",
+        columns,
+        rows,
+        notes,
+        numeric={2, 3, 4, 5},
+        sections=sections,
+    )
+
+
+def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]:
+    title = f"{cell.workload.key}  ({cell.workload.title})"
+    rate = cell.rate()
+    problems = cell.problems()
+    if problems:
+        notes.append(f"{'✗' if rate is None else '⚠'} {cell.server} {cell.workload.key}: " + "; ".join(problems))
+    if rate is None:
+        reason = problems[0] if problems else "no run"
+        return [title, cell.server, "✗ " + _short(reason), f"0/{len(cell.runs)}", "–", "–"]
+    ratio = result.ours_over(cell)
+    return [
+        title,
+        cell.server,
+        _spread_text(rate, thousands=True),
+        f"{len(cell.ok_runs)}/{len(cell.runs)}",
+        _us(cell.server_cpu_us()),
+        "–" if cell.server == "ours" else _times(ratio),
+    ]
+
+
+def print_table(table: Table) -> None:
+    try:
+        from rich.console import Console
+        from rich.table import Table as RichTable
+    except ImportError:
+        print(_plain(table))
+        return
+    console = Console()
+    rich_table = RichTable(title=table.title, title_justify="left", header_style="bold")
+    for index, column in enumerate(table.columns):
+        rich_table.add_column(column, justify="right" if index in table.numeric else "left")
+    for index, row in enumerate(table.rows):
+        rich_table.add_row(*row, end_section=index + 1 in table.sections)
+    console.print(rich_table)
+    for note in table.notes:
+        console.print(note, highlight=False, markup=False)
+
+
+def _plain(table: Table) -> str:
+    widths = [
+        max(len(table.columns[i]), *(len(row[i]) for row in table.rows)) if table.rows else len(c)
+        for i, c in enumerate(table.columns)
+    ]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.rjust(width) if i in table.numeric else cell.ljust(width)
+            for i, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    out = [table.title, line(table.columns), line(["-" * w for w in widths])]
+    out += [line(row) for row in table.rows]
+    return "\n".join(out + table.notes)
+
+
+def markdown(table: Table) -> str:
+    def escape(text: str) -> str:
+        return text.replace("|", "\\|")
+
+    align = ["---:" if i in table.numeric else "---" for i in range(len(table.columns))]
+    out = [
+        "| " + " | ".join(escape(c) for c in table.columns) + " |",
+        "|" + "|".join(align) + "|",
+    ]
+    out += ["| " + " | ".join(escape(c) for c in row) + " |" for row in table.rows]
+    out.append("")
+    out += [f"- {escape(note)}" for note in table.notes]
+    return "\n".join(out) + "\n"
+
+
+def _machine_lines(machine: dict[str, Any], extra: Sequence[str] = ()) -> list[str]:
+    lines = [
+        f"- Machine: {machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, "
+        f"{machine.get('memory_gib', '?')} GiB, {machine.get('kernel', '?')}, "
+        f"{machine.get('python', '?')}; load average before the run "
+        f"{machine.get('load_average', '?')}.",
+    ]
+    return lines + [f"- {line}" for line in extra]
+
+
+def _versions_line(servers: dict[str, dict[str, str]]) -> str:
+    parts = []
+    for name, versions in servers.items():
+        if versions:
+            parts.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+    return "Versions: " + "; ".join(parts) + "." if parts else "Versions: –"
+
+
+def experiment_markdown(result: ExperimentResult, command: str) -> str:
+    versions = {o.spec.name: o.spec.versions() for o in result.servers}
+    statuses = [f"{o.spec.name}: {o.status}" for o in result.servers if o.status != "ok"]
+    lines = [
+        f"## {experiment_table(result).title}",
+        "",
+        f"Command: `{command}` ({result.duration:.0f} s, "
+        f"{time_text(result.started)}).",
+        "",
+        *_machine_lines(result.machine, [_versions_line(versions), *statuses]),
+        "",
+        markdown(experiment_table(result)),
+    ]
+    return "\n".join(lines)
+
+
+def load_markdown(result: LoadResult) -> str:
+    workloads: list[str] = []
+    servers: list[str] = []
+    for cell in result.cells:
+        if cell.workload.key not in workloads:
+            workloads.append(cell.workload.key)
+        if cell.server not in servers:
+            servers.append(cell.server)
+    summary = ["| workload | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
+    for key in workloads:
+        row = [key]
+        for server in servers:
+            cell = result.cell(server, key)
+            rate = cell.rate() if cell is not None else None
+            if cell is None or rate is None:
+                row.append("✗")
+                continue
+            text = f"{rate.median:,.0f}"
+            ratio = result.ours_over(cell)
+            if server != "ours" and ratio is not None:
+                text += f" (ours {_times(ratio)})"
+            row.append(text)
+        summary.append("| " + " | ".join(row) + " |")
+    statuses = [f"{name}: {status}" for name, status in result.server_status.items() if status != "ok"]
+    lines = [
+        "## h2load: our server against the peers",
+        "",
+        f"Command: `{result.command}` ({result.duration:.0f} s, {time_text(result.started)}).",
+        "",
+        *_machine_lines(
+            result.machine,
+            [
+                f"Load generator: {result.h2load_version or 'h2load'}.",
+                _versions_line(result.server_versions),
+                *statuses,
+            ],
+        ),
+        "",
+        "Median req/s (and our median ÷ theirs):",
+        "",
+        *summary,
+        "",
+        markdown(load_table(result)),
+    ]
+    return "\n".join(lines)
+
+
+def time_text(timestamp: float) -> str:
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M %Z", time.localtime(timestamp))
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", "utf-8")
+
+
+_COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
+
+
+def _bar_chart(
+    path: Path,
+    title: str,
+    groups: list[str],
+    series: list[str],
+    values: dict[tuple[str, str], Spread | None],
+    failed: dict[tuple[str, str], bool],
+    xlabel: str,
+    log: bool,
+) -> None:
+    try:
+        import matplotlib
+    except ImportError:
+        raise RuntimeError("--png needs matplotlib: pip install 'h2books[bench]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    height = 0.8 / max(len(series), 1)
+    figure, axes = plt.subplots(figsize=(10, 1.0 + 0.28 * len(groups) * len(series) + 0.5))
+    for s_index, name in enumerate(series):
+        ys, widths, lows, highs = [], [], [], []
+        for g_index, group in enumerate(groups):
+            y = g_index + (s_index - (len(series) - 1) / 2) * height
+            value = values.get((group, name))
+            if value is None:
+                if failed.get((group, name)):
+                    axes.text(0.0, y, "  ✗ failed", va="center", fontsize=7, color="#c44e52",
+                              transform=axes.get_yaxis_transform())  # fmt: skip
+                continue
+            ys.append(y)
+            widths.append(value.median)
+            lows.append(value.median - value.low)
+            highs.append(value.high - value.median)
+        colour = _COLOURS[s_index % len(_COLOURS)]
+        axes.barh(ys, widths, height=height * 0.9, color=colour, label=name,
+                  xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2})  # fmt: skip
+        for y, width in zip(ys, widths, strict=True):
+            label = f"{width:.3f}" if width < 10 else f"{width:,.0f}"
+            axes.text(width, y, f" {label}", va="center", fontsize=7)
+    axes.set_yticks(range(len(groups)), groups)
+    axes.invert_yaxis()
+    if log:
+        axes.set_xscale("log")
+    axes.set_xlabel(xlabel)
+    axes.set_title(title, fontsize=10)
+    axes.legend(fontsize=8, loc="best")
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_experiment_png(path: Path, result: ExperimentResult) -> None:
+    groups = list(dict.fromkeys(cell.server for cell in result.cells))
+    series = list(dict.fromkeys(cell.client.label for cell in result.cells))
+    values = {(c.server, c.client.label): c.wall() for c in result.cells}
+    failed = {(c.server, c.client.label): c.failed for c in result.cells}
+    _bar_chart(
+        path,
+        f"HTTP/1.1 vs HTTP/2: the post's crawl ({result.book_count + 1} requests over one "
+        f"connection), median of {result.repeat}, whiskers min–max",
+        groups,
+        series,
+        values,
+        failed,
+        "wall time, seconds (log scale; shorter is faster)",
+        log=True,
+    )
+
+
+def write_load_png(path: Path, result: LoadResult) -> None:
+    groups = list(dict.fromkeys(cell.workload.key for cell in result.cells))
+    series = list(dict.fromkeys(cell.server for cell in result.cells))
+    values = {(c.workload.key, c.server): c.rate() for c in result.cells}
+    failed = {(c.workload.key, c.server): c.rate() is None for c in result.cells}
+    _bar_chart(
+        path,
+        f"h2load over TLS, median of {result.runs} runs, whiskers min–max",
+        groups,
+        series,
+        values,
+        failed,
+        "requests per second (longer is faster)",
+        log=False,
+    )
