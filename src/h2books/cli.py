@@ -37,6 +37,29 @@ def _env_bool(name: str, default: bool) -> bool:
     return raw.strip().lower() not in ("0", "false", "no", "off")
 
 
+# (flag, type, help); each also reads H2BOOKS_<FLAG>, and _LIMIT_TARGETS says where it goes.
+_LIMIT_FLAGS: list[tuple[str, type, str]] = [
+    ("--max-connections", int, "open connections at most; at the cap the idlest are closed (10000)"),
+    ("--max-concurrent-streams", int, "HTTP/2 streams per connection (128)"),
+    ("--max-body-size", int, "request body bytes (8 MiB)"),
+    ("--keep-alive-timeout", float, "close a connection idle this long (75)"),
+    ("--request-head-timeout", float, "time to send a request head or the h2 preface (10)"),
+    ("--stall-timeout", float, "close a busy connection that makes no progress this long (60)"),
+    ("--tls-handshake-timeout", float, "time to finish the TLS handshake (10)"),
+    ("--graceful-timeout", float, "time accepted requests get to finish on shutdown (10)"),
+]
+_LIMIT_TARGETS = {
+    "max_connections": ("limits", "max_connections"),
+    "max_concurrent_streams": ("limits", "max_concurrent_streams"),
+    "max_body_size": ("limits", "max_body_size"),
+    "keep_alive_timeout": ("timeouts", "keep_alive"),
+    "request_head_timeout": ("timeouts", "request_head"),
+    "stall_timeout": ("timeouts", "stall"),
+    "tls_handshake_timeout": ("timeouts", "tls_handshake"),
+    "graceful_timeout": ("timeouts", "graceful_shutdown"),
+}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="h2books",
@@ -70,6 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="combined log format on stdout (default on)",
     )
+    limits = serve.add_argument_group(
+        "limits and timeouts", "bounds on what a peer can make the server spend (docs/security.md)"
+    )
+    for flag, kind, help_text in _LIMIT_FLAGS:
+        limits.add_argument(flag, type=kind, metavar="N" if kind is int else "SECONDS", help=help_text)
     serve.set_defaults(handler=cmd_serve)
 
     cert = commands.add_parser(
@@ -135,6 +163,22 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
     config.access_log = (
         args.access_log if args.access_log is not None else _env_bool("ACCESS_LOG", True)
     )
+    for flag, kind, _ in _LIMIT_FLAGS:
+        dest = flag[2:].replace("-", "_")
+        value = getattr(args, dest)
+        if value is None:
+            raw = _env(dest.upper())
+            if raw:
+                try:
+                    value = kind(raw)
+                except ValueError:
+                    raise UsageError(f"H2BOOKS_{dest.upper()} must be a number, not {raw!r}") from None
+        if value is None:
+            continue
+        if value <= 0:
+            raise UsageError(f"{flag} must be positive")
+        group, field_name = _LIMIT_TARGETS[dest]
+        setattr(getattr(config, group), field_name, value)
     for port in (config.port, config.http_port):
         if port is not None and not 0 <= port <= 65535:
             raise UsageError(f"port {port} is out of range")

@@ -106,7 +106,6 @@ class H2ServerProtocol(asyncio.Protocol):
         state = self.state
         now = state.loop.time()
         self.last_activity = now
-        self._preface_seen = True
         events = self.conn.receive_data(data, now)
         for event in events:
             kind = type(event)
@@ -127,6 +126,9 @@ class H2ServerProtocol(asyncio.Protocol):
                     self._dispatch(pending.event, b"".join(pending.chunks))
             elif kind is ev.ConnectionTerminated:
                 self._closing = True
+            elif kind is ev.RemoteSettingsChanged:
+                # The preface is complete once the peer's first SETTINGS has arrived.
+                self._preface_seen = True
             elif kind is ev.GoAwayReceived:
                 pass  # in-flight streams still finish; the peer opens no new ones
         self._flush()
