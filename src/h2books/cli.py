@@ -39,7 +39,11 @@ def _env_bool(name: str, default: bool) -> bool:
 
 # (flag, type, help); each also reads H2BOOKS_<FLAG>, and _LIMIT_TARGETS says where it goes.
 _LIMIT_FLAGS: list[tuple[str, type, str]] = [
-    ("--max-connections", int, "open connections at most; at the cap the idlest are closed (10000)"),
+    (
+        "--max-connections",
+        int,
+        "open connections at most; at the cap the idlest are closed (10000)",
+    ),
     ("--max-concurrent-streams", int, "HTTP/2 streams per connection (128)"),
     ("--max-body-size", int, "request body bytes (8 MiB)"),
     ("--keep-alive-timeout", float, "close a connection idle this long (75)"),
@@ -97,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
         "limits and timeouts", "bounds on what a peer can make the server spend (docs/security.md)"
     )
     for flag, kind, help_text in _LIMIT_FLAGS:
-        limits.add_argument(flag, type=kind, metavar="N" if kind is int else "SECONDS", help=help_text)
+        limits.add_argument(
+            flag, type=kind, metavar="N" if kind is int else "SECONDS", help=help_text
+        )
     serve.set_defaults(handler=cmd_serve)
 
     cert = commands.add_parser(
@@ -125,9 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     catalog_import.add_argument("source", help="path or http(s) URL of books.json")
     catalog_import.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
-    catalog_reset = catalog_commands.add_parser(
-        "reset", help="go back to the generated catalogue"
-    )
+    catalog_reset = catalog_commands.add_parser("reset", help="go back to the generated catalogue")
     catalog_reset.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
     _register_optional(commands)
     return parser
@@ -148,7 +152,7 @@ def _register_optional(commands: argparse._SubParsersAction) -> None:  # type: i
 def serve_config(args: argparse.Namespace) -> ServerConfig:
     config = ServerConfig()
     config.host = args.host or _env("HOST") or config.host
-    config.port = _pick_int(args.port, "PORT", config.port)
+    config.port = _pick_int(args.port, "PORT", config.port) or 0
     config.http_port = _pick_int(args.http_port, "HTTP_PORT", None)
     certfile = args.certfile or _path_env("CERTFILE")
     keyfile = args.keyfile or _path_env("KEYFILE")
@@ -172,7 +176,9 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
                 try:
                     value = kind(raw)
                 except ValueError:
-                    raise UsageError(f"H2BOOKS_{dest.upper()} must be a number, not {raw!r}") from None
+                    raise UsageError(
+                        f"H2BOOKS_{dest.upper()} must be a number, not {raw!r}"
+                    ) from None
         if value is None:
             continue
         if value <= 0:
@@ -220,13 +226,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     raise_open_file_limit()
     listeners = bind_listeners(config)
     port = listeners.tls[0].getsockname()[1]
-    shown_host = "localhost" if config.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::") else config.host
-    lines = [f"h2books {__version__} serving the bookstore on https://{shown_host}:{port}/ (h2, http/1.1)"]
+    shown_host = (
+        "localhost"
+        if config.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
+        else config.host
+    )
+    lines = [
+        f"h2books {__version__} serving the bookstore on https://{shown_host}:{port}/ (h2, http/1.1)"
+    ]
     if listeners.http:
         http_port = listeners.http[0].getsockname()[1]
         lines.append(f"  cleartext HTTP/1.1 and h2c on http://{shown_host}:{http_port}/")
     if ca_path is not None:
-        lines.append(f"  try:   curl --http2 --cacert {ca_path} https://{shown_host}:{port}/book?id=1")
+        lines.append(
+            f"  try:   curl --http2 --cacert {ca_path} https://{shown_host}:{port}/book?id=1"
+        )
         lines.append(
             f"  trust: python3 -m h2books cert --trust   (puts {ca_path} into Chrome's NSS database)"
         )

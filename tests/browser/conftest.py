@@ -43,7 +43,9 @@ def _missing(message: str) -> None:
     pytest.skip(message)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps an event loop running in this thread
+# while it is open, and later tests call asyncio.run().
+@pytest.fixture(scope="module")
 def playwright_api() -> Iterator[Any]:
     if not Path(CHROMIUM).is_file():
         _missing(f"{CHROMIUM} is not installed (apt-get install chromium)")

@@ -6,6 +6,7 @@ HPACK encoding for well-formed requests comes from the `hpack` library (the orac
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 import struct
@@ -17,7 +18,18 @@ import hpack
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
+(
+    DATA,
+    HEADERS,
+    PRIORITY,
+    RST_STREAM,
+    SETTINGS,
+    PUSH_PROMISE,
+    PING,
+    GOAWAY,
+    WINDOW_UPDATE,
+    CONTINUATION,
+) = range(10)
 END_STREAM, ACK, END_HEADERS, PADDED, PRIORITY_FLAG = 0x1, 0x1, 0x4, 0x8, 0x20
 
 NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
@@ -42,21 +54,38 @@ class Frame:
 
 
 def frame(kind: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
-    return struct.pack(">I", len(payload))[1:] + bytes([kind, flags]) + struct.pack(">I", stream_id) + payload
+    return (
+        struct.pack(">I", len(payload))[1:]
+        + bytes([kind, flags])
+        + struct.pack(">I", stream_id)
+        + payload
+    )
 
 
 def settings(**values: int) -> bytes:
-    ids = {"header_table_size": 1, "enable_push": 2, "max_concurrent_streams": 3,
-           "initial_window_size": 4, "max_frame_size": 5, "max_header_list_size": 6}
+    ids = {
+        "header_table_size": 1,
+        "enable_push": 2,
+        "max_concurrent_streams": 3,
+        "initial_window_size": 4,
+        "max_frame_size": 5,
+        "max_header_list_size": 6,
+    }
     payload = b"".join(struct.pack(">HI", ids[name], value) for name, value in values.items())
     return frame(SETTINGS, 0, 0, payload)
 
 
 class WireClient:
-    def __init__(self, port: int, ca: Path | None = None, *, tls: bool = True, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, port: int, ca: Path | None = None, *, tls: bool = True, host: str = "127.0.0.1"
+    ) -> None:
         raw = socket.create_connection((host, port), timeout=10)
         if tls:
-            context = ssl.create_default_context(cafile=str(ca)) if ca else ssl._create_unverified_context()
+            context = (
+                ssl.create_default_context(cafile=str(ca))
+                if ca
+                else ssl._create_unverified_context()
+            )
             context.set_alpn_protocols(["h2"])
             self.sock: socket.socket = context.wrap_socket(raw, server_hostname="localhost")
             assert self.sock.selected_alpn_protocol() == "h2"  # type: ignore[attr-defined]
@@ -81,8 +110,15 @@ class WireClient:
     def send(self, data: bytes) -> None:
         self.sock.sendall(data)
 
-    def request_block(self, path: str = "/hello", method: str = "GET", extra: list[tuple[str, str]] | None = None) -> bytes:
-        fields = [(":method", method), (":scheme", "https"), (":authority", "localhost"), (":path", path)]
+    def request_block(
+        self, path: str = "/hello", method: str = "GET", extra: list[tuple[str, str]] | None = None
+    ) -> bytes:
+        fields = [
+            (":method", method),
+            (":scheme", "https"),
+            (":authority", "localhost"),
+            (":path", path),
+        ]
         return self.encoder.encode(fields + (extra or []))
 
     def get(self, stream_id: int, path: str = "/hello") -> None:
@@ -155,7 +191,10 @@ class WireClient:
                     f.decoded = self.decoder.decode(f.payload)  # type: ignore[attr-defined]
                 if f.type == DATA and f.payload:
                     increment = struct.pack(">I", len(f.payload))
-                    self.send(frame(WINDOW_UPDATE, 0, 0, increment) + frame(WINDOW_UPDATE, 0, f.stream_id, increment))
+                    self.send(
+                        frame(WINDOW_UPDATE, 0, 0, increment)
+                        + frame(WINDOW_UPDATE, 0, f.stream_id, increment)
+                    )
                 if f.stream_id != stream_id:
                     if f.stream_id:
                         self.backlog.setdefault(f.stream_id, []).append(f)
@@ -171,7 +210,5 @@ class WireClient:
                 return headers, body
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

@@ -23,7 +23,6 @@ from tests.server.h2wire import (
     GOAWAY,
     HEADERS,
     PING,
-    PREFACE,
     PROTOCOL_ERROR,
     REFUSED_STREAM,
     RST_STREAM,
@@ -76,7 +75,12 @@ def test_many_streams_on_one_connection(client: WireClient) -> None:
 
 def test_streams_beyond_the_limit_are_refused(client: WireClient) -> None:
     # 129 requests in one write: the server sees all before answering any, so the last is refused.
-    client.send(b"".join(frame(HEADERS, END_HEADERS | END_STREAM, i, client.request_block(f"/book?id={i}")) for i in range(1, 259, 2)))
+    client.send(
+        b"".join(
+            frame(HEADERS, END_HEADERS | END_STREAM, i, client.request_block(f"/book?id={i}"))
+            for i in range(1, 259, 2)
+        )
+    )
     frames = client.frames_until(lambda f: f.type == RST_STREAM)
     assert frames[-1].stream_id == 257 and frames[-1].error_code == REFUSED_STREAM
     for i in range(1, 257, 2):
@@ -139,7 +143,7 @@ def test_continuation_frames(client: WireClient) -> None:
         + frame(CONTINUATION, 0, 1, parts[1])
         + frame(CONTINUATION, END_HEADERS, 1, parts[2])
     )
-    headers, body = client.response(1)
+    headers, _ = client.response(1)
     assert headers[":status"] == "200"
 
 
@@ -152,9 +156,16 @@ def test_rst_stream_then_more_requests(client: WireClient) -> None:
 
 
 def test_request_body(client: WireClient) -> None:
-    client.send(frame(HEADERS, END_HEADERS, 1, client.request_block("/book?id=1", "POST", [("content-length", "5")])))
+    client.send(
+        frame(
+            HEADERS,
+            END_HEADERS,
+            1,
+            client.request_block("/book?id=1", "POST", [("content-length", "5")]),
+        )
+    )
     client.send(frame(DATA, END_STREAM, 1, b"hello"))
-    headers, body = client.response(1)
+    headers, _ = client.response(1)
     assert headers[":status"] == "405"
     assert "GET" in headers["allow"]
 
@@ -166,7 +177,9 @@ def test_ping(client: WireClient) -> None:
 
 
 def test_bad_hpack_is_compression_error(client: WireClient, server: ServerProcess) -> None:
-    client.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\xff\xff\xff\x7f"))  # index far out of range
+    client.send(
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, b"\xff\xff\xff\xff\x7f")
+    )  # index far out of range
     goaway = client.expect_goaway()
     assert goaway.error_code == COMPRESSION_ERROR
     client.expect_closed()
@@ -188,7 +201,9 @@ def test_headers_on_stream_zero(client: WireClient, server: ServerProcess) -> No
 
 
 def test_uppercase_header_name_is_stream_error(client: WireClient) -> None:
-    client.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, client.request_block(extra=[("X-Upper", "1")])))
+    client.send(
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, client.request_block(extra=[("X-Upper", "1")]))
+    )
     frames = client.frames_until(lambda f: f.type == RST_STREAM)
     assert frames[-1].stream_id == 1 and frames[-1].error_code == PROTOCOL_ERROR
     client.get(3)

@@ -21,8 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from h2books.bench.h2load import H2loadParseError, h2load_command, parse_h2load_output
-from h2books.bench.h2load import write_uri_list
+from h2books.bench.h2load import (
+    H2loadParseError,
+    h2load_command,
+    parse_h2load_output,
+    write_uri_list,
+)
+from h2books.bench.names import DEFAULT_CLIENT_KEYS
 from h2books.bench.processes import Pinning, run_bounded
 from h2books.bench.servers import (
     RunningServer,
@@ -78,8 +83,7 @@ ALL_CLIENTS: dict[str, ClientSpec] = {
         ClientSpec("h2load", "h2"),
     )
 }
-# httpx over HTTP/1.1 is left out of the default run: the post had no such client.
-DEFAULT_CLIENTS = ("ours-h1", "ours-h2", "requests-h1", "httpx-h2", "h2load-h1", "h2load-h2")
+DEFAULT_CLIENTS = DEFAULT_CLIENT_KEYS
 
 
 @dataclass(slots=True)
@@ -316,9 +320,7 @@ def _run_server_cells(
     pinning: Pinning,
     progress: Progress,
 ) -> None:
-    uri_list = write_uri_list(
-        space.scratch / f"uris-{server.port}.txt", server.url, space.book_ids
-    )
+    uri_list = write_uri_list(space.scratch / f"uris-{server.port}.txt", server.url, space.book_ids)
     if config.warm_up:
         progress(f"{server.spec.name}: warming up", 0)
         for protocol in ("h2", "h1"):
@@ -351,12 +353,13 @@ def _crawl(
     pinning: Pinning,
     uri_list: Path,
 ) -> CrawlRun:
-    before = server.cpu_seconds()
+    # A crawl is short (~3000 requests): clock ticks (10 ms) would be too coarse.
+    before = server.cpu_seconds(precise=True)
     if client.name == "h2load":
         run = _h2load_crawl(client, config, space, pinning, uri_list)
     else:
         run = _python_crawl(client, server, config, space, pinning)
-    run.server_cpu = server.cpu_seconds() - before
+    run.server_cpu = max(0.0, server.cpu_seconds(precise=True) - before)
     if not run.ok and not server.alive():
         run.error = f"{run.error} (server died: {server.exit_reason()})"
     return run

@@ -21,6 +21,7 @@ from h2books.bench.h2load import (
     parse_h2load_output,
     write_uri_list,
 )
+from h2books.bench.names import WORKLOAD_KEYS
 from h2books.bench.processes import Pinning, run_bounded
 from h2books.bench.servers import RunningServer, ServerSpec, ServerStartError, start_server
 from h2books.bench.stats import Spread, ratio, spread
@@ -61,13 +62,13 @@ class Workload:
 WORKLOADS: dict[str, Workload] = {
     workload.key: workload
     for workload in (
-        Workload("h2-1c", "h2, 1 connection × 100 streams", False, 30000, 1, 100),
-        Workload("h2-10c", "h2, 10 connections × 100 streams", False, 30000, 10, 100),
+        Workload("h2-1c", "h2, 1 connection x 100 streams", False, 30000, 1, 100),
+        Workload("h2-10c", "h2, 10 connections x 100 streams", False, 30000, 10, 100),
         Workload("h1-10c", "h1, 10 keep-alive connections", True, 30000, 10, 1),
         Workload("h1-1c", "h1, 1 connection, one request at a time", True, 10000, 1, 1),
     )
 }
-DEFAULT_WORKLOADS = ("h2-1c", "h2-10c", "h1-10c", "h1-1c")
+DEFAULT_WORKLOADS = WORKLOAD_KEYS
 
 
 @dataclass(slots=True)
@@ -120,9 +121,7 @@ class LoadCell:
 
     def server_cpu_us(self) -> Spread | None:
         return spread(
-            value
-            for run in self.ok_runs
-            if (value := run.server_cpu_us_per_request) is not None
+            value for run in self.ok_runs if (value := run.server_cpu_us_per_request) is not None
         )
 
     def problems(self) -> list[str]:
@@ -281,10 +280,11 @@ def _run_cell(
     pinning: Pinning,
     progress: Progress,
 ) -> None:
-    uri_list = write_uri_list(
-        space.scratch / f"uris-{server.port}.txt", server.url, space.book_ids
-    )
-    command = [*pinning.client_prefix, *cell.workload.command(uri_list, config.h2load, config.requests)]
+    uri_list = write_uri_list(space.scratch / f"uris-{server.port}.txt", server.url, space.book_ids)
+    command = [
+        *pinning.client_prefix,
+        *cell.workload.command(uri_list, config.h2load, config.requests),
+    ]
     name = f"{server.spec.name} {cell.workload.key}"
     progress(f"{name}: warm-up", 0)
     cell.warm_up = _run(command, server, config)

@@ -82,9 +82,14 @@ def _stat_fields(pid: int) -> list[str] | None:
     return raw[end + 2 :].decode("ascii", "replace").split()
 
 
-def session_cpu_seconds(session_id: int) -> float:
-    """utime + stime (+ waited-for children) of every live process in a session, in seconds."""
-    ticks = 0
+def session_cpu_seconds(session_id: int, *, precise: bool = False) -> float:
+    """CPU seconds of every live process in a session, plus the children they reaped.
+
+    By default utime + stime from ``/proc/PID/stat``, the method's measure, in clock
+    ticks (10 ms). `precise` reads each thread's ``schedstat`` (nanoseconds) instead,
+    for runs too short for ticks; it falls back to ticks where schedstat is missing.
+    """
+    total = 0.0
     try:
         entries = os.listdir("/proc")
     except OSError:
@@ -96,8 +101,27 @@ def session_cpu_seconds(session_id: int) -> float:
         # After the name: state ppid pgrp session ... utime(11) stime(12) cutime(13) cstime(14).
         if fields is None or len(fields) < 15 or fields[3] != str(session_id):
             continue
-        ticks += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
-    return ticks / _TICKS
+        own = (int(fields[11]) + int(fields[12])) / _TICKS
+        reaped = (int(fields[13]) + int(fields[14])) / _TICKS
+        if precise:
+            threads = _threads_runtime(int(entry))
+            if threads is not None:
+                own = threads
+        total += own + reaped
+    return total
+
+
+def _threads_runtime(pid: int) -> float | None:
+    """Seconds on CPU of a process's live threads, from their schedstat (nanoseconds)."""
+    runtime = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+        for task in tasks:
+            with open(f"/proc/{pid}/task/{task}/schedstat", "rb") as stat:
+                runtime += int(stat.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return runtime / 1e9
 
 
 @dataclass(slots=True)
@@ -171,4 +195,3 @@ def run_bounded(
             usage.ru_utime,
             usage.ru_stime,
         )
-

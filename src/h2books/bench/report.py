@@ -25,6 +25,11 @@ __all__ = [
 ]
 
 
+# Typographic marks, spelled as escapes so that no look-alike character hides in the source.
+DASH = "\u2013"  # en dash: ranges, and "no figure"
+TIMES = "\u00d7"  # multiplication sign: ratios
+
+
 @dataclass(slots=True)
 class Table:
     """Rows of text, printable by rich or as markdown; `notes` go underneath."""
@@ -38,40 +43,40 @@ class Table:
 
 
 def _seconds(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
+    return DASH if value is None else f"{value:.3f}"
 
 
 def _spread_text(value: Spread | None, digits: int = 3, thousands: bool = False) -> str:
     if value is None:
-        return "–"
+        return DASH
     if thousands:
-        return f"{value.median:,.0f} ({value.low:,.0f}–{value.high:,.0f})"
-    return f"{value.median:.{digits}f} ({value.low:.{digits}f}–{value.high:.{digits}f})"
+        return f"{value.median:,.0f} ({value.low:,.0f}{DASH}{value.high:,.0f})"
+    return f"{value.median:.{digits}f} ({value.low:.{digits}f}{DASH}{value.high:.{digits}f})"
 
 
 def _times(value: float | None) -> str:
     if value is None:
-        return "–"
-    return f"{value:.2f}×" if value < 10 else f"{value:.1f}×"
+        return DASH
+    return f"{value:.2f}{TIMES}" if value < 10 else f"{value:.1f}{TIMES}"
 
 
 def _us(value: Spread | None) -> str:
-    return "–" if value is None else f"{value.median:,.0f}"
+    return DASH if value is None else f"{value.median:,.0f}"
 
 
 def experiment_table(result: ExperimentResult) -> Table:
     columns = [
         "server",
         "client",
-        "wall s (min–max)",
+        f"wall s (min{DASH}max)",
         "user s",
         "sys s",
         "CPU%",
         "req/s",
         "client µs/req",
         "server µs/req",
-        "× post",
-        "× ours",
+        f"{TIMES} post",
+        f"{TIMES} ours",
     ]
     rows: list[list[str]] = []
     notes: list[str] = []
@@ -87,9 +92,9 @@ def experiment_table(result: ExperimentResult) -> Table:
         "(the index, then every book); user/sys/CPU% are the client's, as in the post."
     )
     notes.append(
-        f"× post: speed relative to the post's setup over the same protocol ({POST_SERVER} with "
+        f"{TIMES} post: speed relative to the post's setup over the same protocol ({POST_SERVER} with "
         f"{POST_BASELINE['h1']} over HTTP/1.1, with {POST_BASELINE['h2']} standing in for hyper "
-        "over HTTP/2); × ours: relative to our server with the same client. >1 is faster."
+        f"over HTTP/2); {TIMES} ours: relative to our server with the same client. >1 is faster."
     )
     notes.append(f"pinning: {result.pinning.describe()}.")
     return Table(
@@ -108,17 +113,19 @@ def _experiment_row(result: ExperimentResult, cell: Cell, notes: list[str]) -> l
     if wall is None:
         reason = cell.errors[0] if cell.errors else "no run"
         notes.append(f"✗ {cell.server} ⇄ {cell.client.label}: {reason}")
-        return [*name, "✗ " + _short(reason), *["–"] * 8]
+        return [*name, "✗ " + _short(reason), *[DASH] * 8]
     failures = [run.error for run in cell.runs if not run.ok]
     if failures or cell.note:
         marker = f"{len(cell.ok_runs)}/{len(cell.runs)} ok"
-        notes.append(f"⚠ {cell.server} ⇄ {cell.client.label}: {marker}; {(failures or [cell.note])[0]}")
+        notes.append(
+            f"⚠ {cell.server} ⇄ {cell.client.label}: {marker}; {(failures or [cell.note])[0]}"
+        )
         name[1] += f" ⚠ {marker}"
     user, system = cell.median_of("user"), cell.median_of("sys")
     cpu_percent = (
         f"{100 * (user + system) / wall.median:.0f}"
         if user is not None and system is not None and wall.median
-        else "–"
+        else DASH
     )
     requests = cell.ok_runs[0].requests
     return [
@@ -127,7 +134,7 @@ def _experiment_row(result: ExperimentResult, cell: Cell, notes: list[str]) -> l
         _seconds(user),
         _seconds(system),
         cpu_percent,
-        f"{requests / wall.median:,.0f}" if wall.median else "–",
+        f"{requests / wall.median:,.0f}" if wall.median else DASH,
         _us(cell.client_cpu_us()),
         _us(cell.server_cpu_us()),
         _times(result.speed_vs_post(cell)),
@@ -140,7 +147,14 @@ def _short(text: str, limit: int = 48) -> str:
 
 
 def load_table(result: LoadResult) -> Table:
-    columns = ["workload", "server", "req/s median (min–max)", "runs ok", "server µs/req", "ours ÷ this"]
+    columns = [
+        "workload",
+        "server",
+        f"req/s median (min{DASH}max)",
+        "runs ok",
+        "server µs/req",
+        "ours ÷ this",
+    ]
     rows: list[list[str]] = []
     notes: list[str] = []
     sections: list[int] = []
@@ -150,8 +164,11 @@ def load_table(result: LoadResult) -> Table:
             workloads.append(cell.workload.key)
     for key in workloads:
         sections.append(len(rows))
-        for cell in (c for c in result.cells if c.workload.key == key):
-            rows.append(_load_row(result, cell, notes))
+        for index, cell in enumerate(c for c in result.cells if c.workload.key == key):
+            row = _load_row(result, cell, notes)
+            if index:
+                row[0] = ""  # the workload is named once per group
+            rows.append(row)
     notes.append(
         f"req/s: median of {result.runs} h2load runs after one unrecorded warm-up; a run counts "
         "only when every request succeeded. server µs/req: the server's CPU (utime+stime of its "
@@ -173,10 +190,13 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
     rate = cell.rate()
     problems = cell.problems()
     if problems:
-        notes.append(f"{'✗' if rate is None else '⚠'} {cell.server} {cell.workload.key}: " + "; ".join(problems))
+        notes.append(
+            f"{'✗' if rate is None else '⚠'} {cell.server} {cell.workload.key}: "
+            + "; ".join(problems)
+        )
     if rate is None:
         reason = problems[0] if problems else "no run"
-        return [title, cell.server, "✗ " + _short(reason), f"0/{len(cell.runs)}", "–", "–"]
+        return [title, cell.server, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH]
     ratio = result.ours_over(cell)
     return [
         title,
@@ -184,7 +204,7 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
         _spread_text(rate, thousands=True),
         f"{len(cell.ok_runs)}/{len(cell.runs)}",
         _us(cell.server_cpu_us()),
-        "–" if cell.server == "ours" else _times(ratio),
+        DASH if cell.server == "ours" else _times(ratio),
     ]
 
 
@@ -196,6 +216,9 @@ def print_table(table: Table) -> None:
         print(_plain(table))
         return
     console = Console()
+    if not console.is_terminal:
+        # Into a file or a pipe: no terminal to fit, so keep every figure whole.
+        console = Console(width=200)
     rich_table = RichTable(title=table.title, title_justify="left", header_style="bold")
     for index, column in enumerate(table.columns):
         rich_table.add_column(column, justify="right" if index in table.numeric else "left")
@@ -253,7 +276,7 @@ def _versions_line(servers: dict[str, dict[str, str]]) -> str:
     for name, versions in servers.items():
         if versions:
             parts.append(f"{name}: " + ", ".join(f"{k} {v}" for k, v in versions.items()))
-    return "Versions: " + "; ".join(parts) + "." if parts else "Versions: –"
+    return "Versions: " + "; ".join(parts) + "." if parts else f"Versions: {DASH}"
 
 
 def experiment_markdown(result: ExperimentResult, command: str) -> str:
@@ -262,8 +285,7 @@ def experiment_markdown(result: ExperimentResult, command: str) -> str:
     lines = [
         f"## {experiment_table(result).title}",
         "",
-        f"Command: `{command}` ({result.duration:.0f} s, "
-        f"{time_text(result.started)}).",
+        f"Command: `{command}` ({result.duration:.0f} s, {time_text(result.started)}).",
         "",
         *_machine_lines(result.machine, [_versions_line(versions), *statuses]),
         "",
@@ -284,18 +306,20 @@ def load_markdown(result: LoadResult) -> str:
     for key in workloads:
         row = [key]
         for server in servers:
-            cell = result.cell(server, key)
-            rate = cell.rate() if cell is not None else None
-            if cell is None or rate is None:
+            found = result.cell(server, key)
+            rate = found.rate() if found is not None else None
+            if found is None or rate is None:
                 row.append("✗")
                 continue
             text = f"{rate.median:,.0f}"
-            ratio = result.ours_over(cell)
+            ratio = result.ours_over(found)
             if server != "ours" and ratio is not None:
                 text += f" (ours {_times(ratio)})"
             row.append(text)
         summary.append("| " + " | ".join(row) + " |")
-    statuses = [f"{name}: {status}" for name, status in result.server_status.items() if status != "ok"]
+    statuses = [
+        f"{name}: {status}" for name, status in result.server_status.items() if status != "ok"
+    ]
     lines = [
         "## h2load: our server against the peers",
         "",
@@ -352,7 +376,10 @@ def _bar_chart(
     height = 0.8 / max(len(series), 1)
     figure, axes = plt.subplots(figsize=(10, 1.0 + 0.28 * len(groups) * len(series) + 0.5))
     for s_index, name in enumerate(series):
-        ys, widths, lows, highs = [], [], [], []
+        ys: list[float] = []
+        widths: list[float] = []
+        lows: list[float] = []
+        highs: list[float] = []
         for g_index, group in enumerate(groups):
             y = g_index + (s_index - (len(series) - 1) / 2) * height
             value = values.get((group, name))
@@ -368,16 +395,16 @@ def _bar_chart(
         colour = _COLOURS[s_index % len(_COLOURS)]
         axes.barh(ys, widths, height=height * 0.9, color=colour, label=name,
                   xerr=[lows, highs], error_kw={"elinewidth": 0.8, "capsize": 2})  # fmt: skip
-        for y, width in zip(ys, widths, strict=True):
+        for y, width, high in zip(ys, widths, highs, strict=True):
             label = f"{width:.3f}" if width < 10 else f"{width:,.0f}"
-            axes.text(width, y, f" {label}", va="center", fontsize=7)
+            axes.text(width + high, y, f" {label}", va="center", fontsize=7)
     axes.set_yticks(range(len(groups)), groups)
     axes.invert_yaxis()
     if log:
         axes.set_xscale("log")
     axes.set_xlabel(xlabel)
     axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8, loc="best")
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=120)
@@ -392,7 +419,7 @@ def write_experiment_png(path: Path, result: ExperimentResult) -> None:
     _bar_chart(
         path,
         f"HTTP/1.1 vs HTTP/2: the post's crawl ({result.book_count + 1} requests over one "
-        f"connection), median of {result.repeat}, whiskers min–max",
+        f"connection), median of {result.repeat}, whiskers min{DASH}max",
         groups,
         series,
         values,
@@ -409,7 +436,7 @@ def write_load_png(path: Path, result: LoadResult) -> None:
     failed = {(c.workload.key, c.server): c.rate() is None for c in result.cells}
     _bar_chart(
         path,
-        f"h2load over TLS, median of {result.runs} runs, whiskers min–max",
+        f"h2load over TLS, median of {result.runs} runs, whiskers min{DASH}max",
         groups,
         series,
         values,

@@ -42,7 +42,7 @@ __all__ = [
     "start_server",
 ]
 
-ASGI_APP = "h2books.bench.peers.asgi_app:app"
+ASGI_APP = "h2books.bench.peers.asgi_entry:app"
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,8 +223,8 @@ class RunningServer:
     def alive(self) -> bool:
         return self.process.poll() is None
 
-    def cpu_seconds(self) -> float:
-        return session_cpu_seconds(self.process.pid)
+    def cpu_seconds(self, *, precise: bool = False) -> float:
+        return session_cpu_seconds(self.process.pid, precise=precise)
 
     def exit_reason(self) -> str:
         code = self.process.poll()
@@ -243,10 +243,8 @@ class RunningServer:
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.process.pid, signal.SIGTERM)
-            try:
+            with contextlib.suppress(subprocess.TimeoutExpired):
                 self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
         # Whatever is left of the session it leads (workers that ignored SIGTERM).
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(self.process.pid, signal.SIGKILL)
@@ -303,9 +301,7 @@ def _wait_until_serving(server: RunningServer, ca: Path, timeout: float) -> None
             return
         last_error = f"GET / answered {status}" if isinstance(status, int) else status
         time.sleep(0.1)
-    raise ServerStartError(
-        f"{server.spec.name} did not serve within {timeout:g} s ({last_error})"
-    )
+    raise ServerStartError(f"{server.spec.name} did not serve within {timeout:g} s ({last_error})")
 
 
 def _probe(port: int, context: ssl.SSLContext) -> int | str:

@@ -8,13 +8,19 @@ is ready. Reading pauses while too many answers are owed or the peer isn't readi
 from __future__ import annotations
 
 import asyncio
-from typing import cast
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import cast
 
 from h2books.http import Request, Response
-from h2books.protocol.h1 import ConnectionClosed, H1ServerConnection, ProtocolError, RequestReceived
+from h2books.protocol.h1 import (
+    ConnectionClosed,
+    Event,
+    H1ServerConnection,
+    ProtocolError,
+    RequestReceived,
+)
 from h2books.server.responses import h1_head
 from h2books.server.state import ServerState, await_response
 
@@ -33,6 +39,24 @@ class _Slot:
 
 
 class H1ServerProtocol(asyncio.Protocol):
+    __slots__ = (
+        "_close_when_done",
+        "_closing",
+        "_drained",
+        "_head_started",
+        "_paused_reading",
+        "_paused_writing",
+        "_queue",
+        "_streaming",
+        "client",
+        "client_host",
+        "conn",
+        "last_activity",
+        "scheme",
+        "state",
+        "transport",
+    )
+
     def __init__(self, state: ServerState, scheme: str) -> None:
         self.state = state
         self.scheme = scheme
@@ -62,7 +86,9 @@ class H1ServerProtocol(asyncio.Protocol):
             self.client = (str(peer[0]), int(peer[1]))
             self.client_host = self.client[0]
         limits = self.state.config.limits
-        transport.set_write_buffer_limits(high=limits.write_buffer_high, low=limits.write_buffer_low)
+        transport.set_write_buffer_limits(
+            high=limits.write_buffer_high, low=limits.write_buffer_low
+        )
         self.state.connections.add(self)
         if self.state.shutting_down:
             self._close_when_done = True
@@ -103,7 +129,7 @@ class H1ServerProtocol(asyncio.Protocol):
             return
         self._handle(self.conn.receive_data(data))
 
-    def _handle(self, events: list[object]) -> None:
+    def _handle(self, events: Sequence[Event]) -> None:
         conn = self.conn
         while True:
             for event in events:

@@ -9,9 +9,10 @@ schedule one coalesced flush per loop iteration.
 from __future__ import annotations
 
 import asyncio
-from typing import cast
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable
+from typing import Any, cast
 
 from h2books.http import Request, Response
 from h2books.protocol.h2 import ErrorCode, H2Connection
@@ -39,6 +40,26 @@ class _PendingBody:
 
 
 class H2ServerProtocol(asyncio.Protocol):
+    # Slots keep an idle connection small (docs/security.md: memory per connection).
+    __slots__ = (
+        "_bodies",
+        "_closing",
+        "_flush_scheduled",
+        "_paused_reading",
+        "_paused_writing",
+        "_preface_seen",
+        "_tasks",
+        "_waiters",
+        "client",
+        "client_host",
+        "conn",
+        "created",
+        "last_activity",
+        "scheme",
+        "state",
+        "transport",
+    )
+
     def __init__(self, state: ServerState, scheme: str) -> None:
         self.state = state
         self.scheme = scheme
@@ -68,7 +89,9 @@ class H2ServerProtocol(asyncio.Protocol):
             self.client = (str(peer[0]), int(peer[1]))
             self.client_host = self.client[0]
         limits = self.state.config.limits
-        transport.set_write_buffer_limits(high=limits.write_buffer_high, low=limits.write_buffer_low)
+        transport.set_write_buffer_limits(
+            high=limits.write_buffer_high, low=limits.write_buffer_low
+        )
         self.state.connections.add(self)
         self.conn.initiate()
         if self.state.shutting_down:
@@ -106,7 +129,9 @@ class H2ServerProtocol(asyncio.Protocol):
         state = self.state
         now = state.loop.time()
         self.last_activity = now
-        events = self.conn.receive_data(data, now)
+        # Dispatch on the exact event type (cheaper than isinstance); Any lets the
+        # branches use each type's fields without a cast per event.
+        events: list[Any] = self.conn.receive_data(data, now)
         for event in events:
             kind = type(event)
             if kind is ev.RequestReceived:
@@ -293,7 +318,7 @@ class H2ServerProtocol(asyncio.Protocol):
     def _start_task(self, stream_id: int, coro: object) -> None:
         task: asyncio.Task[None] = self.state.loop.create_task(coro)  # type: ignore[arg-type]
         self._tasks[stream_id] = task
-        task.add_done_callback(lambda _t, sid=stream_id: self._task_done(sid, _t))
+        task.add_done_callback(functools.partial(self._task_done, stream_id))
 
     def _task_done(self, stream_id: int, task: asyncio.Task[None]) -> None:
         if self._tasks.get(stream_id) is task:

@@ -21,9 +21,12 @@ _CONTENT_LENGTH = b"content-length"
 
 def _fixed_fields(response: Response, server_name: bytes) -> list[tuple[bytes, bytes]]:
     fields = list(response.headers)
-    if response.stream is None and response.status not in _BODYLESS:
-        if not any(name == _CONTENT_LENGTH for name, _ in fields):
-            fields.append((_CONTENT_LENGTH, str(len(response.body)).encode("ascii")))
+    if (
+        response.stream is None
+        and response.status not in _BODYLESS
+        and not any(name == _CONTENT_LENGTH for name, _ in fields)
+    ):
+        fields.append((_CONTENT_LENGTH, str(len(response.body)).encode("ascii")))
     fields.append((b"server", server_name))
     return fields
 

@@ -161,7 +161,7 @@ def run_workers(
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                for i, sock in enumerate(listeners.tls + listeners.http):
+                for sock in listeners.tls + listeners.http:
                     if sock not in (listeners.tls[index], _nth(listeners.http, index)):
                         sock.close()
                 serve_in_this_process(
@@ -199,8 +199,8 @@ def run_workers(
             break
         except InterruptedError:
             continue
-        index = children.pop(pid, None)
-        if index is None or stopping:
+        index = children.pop(pid, -1)
+        if index < 0 or stopping:
             continue
         failures += 1
         log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)

@@ -9,6 +9,7 @@ import socket
 import ssl
 import sys
 from collections.abc import Callable
+from typing import TextIO
 
 from h2books.http import Handler
 from h2books.server.acceptor import CleartextAcceptor, TLSAcceptor
@@ -37,20 +38,20 @@ class Server:
         handler: Handler,
         ssl_context: ssl.SSLContext | None,
         *,
-        access_log_stream=None,  # type: ignore[no-untyped-def]
+        access_log_stream: TextIO | None = None,
     ) -> None:
         self.config = config
         self.handler = handler
         self.ssl_context = ssl_context
         self._access_log_stream = access_log_stream if access_log_stream is not None else sys.stdout
-        self._servers: list[asyncio.base_events.Server] = []
+        self._servers: list[asyncio.Server] = []
         self._stop = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
         self.state: ServerState | None = None
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [sock for server in self._servers for sock in server.sockets]  # type: ignore[misc]
+        return [sock for server in self._servers for sock in server.sockets]
 
     async def start(
         self,
@@ -97,9 +98,7 @@ class Server:
         cap = self.config.limits.max_connections
         if len(state.connections) < cap:
             return
-        idle = sorted(
-            (c for c in state.connections if c.is_idle()), key=lambda c: c.last_activity
-        )
+        idle = sorted((c for c in state.connections if c.is_idle()), key=lambda c: c.last_activity)
         for connection in idle[: max(1, len(state.connections) - cap + 1)]:
             connection.shutdown()
             state.connections.discard(connection)

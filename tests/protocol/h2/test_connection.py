@@ -771,14 +771,14 @@ def test_padded_data_without_pad_length() -> None:
     assert goaway_code_of(c.conn) == ErrorCode.FRAME_SIZE_ERROR
 
 
-def test_internal_bug_fails_closed() -> None:
-    class Buggy(H2Connection):
-        __slots__ = ()
+def test_internal_bug_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    from h2books.protocol.h2 import connection as connection_module
 
-        def _on_ping(self, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
-            raise KeyError("bug")
+    def buggy(self: H2Connection, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
+        raise KeyError("bug")
 
-    conn = Buggy()
+    monkeypatch.setitem(connection_module._CONTROL_HANDLERS, PING, buggy)
+    conn = H2Connection()
     events = conn.receive_data(PREFACE + settings_frame() + frame(PING, 0, 0, b"\0" * 8))
     assert events[-1] == ev.ConnectionTerminated(
         ErrorCode.INTERNAL_ERROR, 0, b"internal error", False

@@ -1,7 +1,7 @@
 """One small ASGI app for Hypercorn, Granian and Uvicorn: the bookstore, precomputed.
 
-Servers import it by name (``h2books.bench.peers.asgi_app:app``), so it reads the
-data directory from the environment (`DATA_DIR_VARIABLE`) when first imported.
+Servers import the ready app by name from `h2books.bench.peers.asgi_entry`, which
+reads the data directory from the environment (`DATA_DIR_VARIABLE`).
 Each response is two prebuilt ASGI messages: the work per request is a dict
 lookup, like every other server in the benchmark.
 """
@@ -13,9 +13,9 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from h2books.bench.peers.catalog import Bodies, data_dir_from_environment, load_bodies
+from h2books.bench.peers.catalog import Bodies
 
-__all__ = ["BookstoreApp", "app"]
+__all__ = ["BookstoreApp"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -91,6 +91,3 @@ async def _lifespan(receive: Receive, send: Send) -> None:
         elif message["type"] == "lifespan.shutdown":
             await send({"type": "lifespan.shutdown.complete"})
             return
-
-
-app = BookstoreApp(load_bodies(data_dir_from_environment()))

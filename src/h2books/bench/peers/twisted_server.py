@@ -11,6 +11,7 @@ server in the benchmark.
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Sequence
@@ -24,20 +25,26 @@ __all__ = ["build_site", "main"]
 _JSON = b"application/json"
 
 
+def _twisted(name: str) -> Any:
+    # Twisted is optional and only partly typed: it is used as an untyped module.
+    return importlib.import_module(name)
+
+
 def build_site(bodies: Bodies) -> Any:
-    from twisted.web import resource, server
+    server = _twisted("twisted.web.server")
+    base: Any = _twisted("twisted.web.resource").Resource
 
     not_found = json.dumps({"error": "no book with this id"}).encode()
     id_missing = json.dumps({"error": "missing query parameter: id"}).encode()
 
-    class Index(resource.Resource):  # type: ignore[misc]
+    class Index(base):  # type: ignore[misc]
         isLeaf = True
 
         def render_GET(self, request: Any) -> bytes:
             request.setHeader(b"content-type", _JSON)
             return bodies.index
 
-    class Book(resource.Resource):  # type: ignore[misc]
+    class Book(base):  # type: ignore[misc]
         isLeaf = True
 
         def render_GET(self, request: Any) -> bytes:
@@ -52,7 +59,7 @@ def build_site(bodies: Bodies) -> Any:
                 return not_found
             return body
 
-    root = resource.Resource()
+    root = base()
     root.putChild(b"", Index())
     root.putChild(b"book", Book())
     return server.Site(root)
@@ -67,8 +74,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True)
     args = parser.parse_args(argv)
 
-    from twisted.internet import endpoints, reactor
-    from twisted.web import http
+    endpoints = _twisted("twisted.internet.endpoints")
+    reactor = _twisted("twisted.internet.reactor")
+    http = _twisted("twisted.web.http")
 
     site = build_site(load_bodies(args.data_dir))
     quote = endpoints.quoteStringArgument
@@ -78,8 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     endpoints.serverFromString(reactor, description).listen(site)
     h2 = "h2 and http/1.1" if getattr(http, "H2_ENABLED", False) else "http/1.1 only"
-    print(f"twisted serving on https://{args.host}:{args.port}/ ({h2})", file=sys.stderr, flush=True)
-    reactor.run()  # type: ignore[attr-defined]
+    print(
+        f"twisted serving on https://{args.host}:{args.port}/ ({h2})", file=sys.stderr, flush=True
+    )
+    reactor.run()
     return 0
 
 

@@ -22,6 +22,7 @@ from typing import Final
 from h2books.protocol.hpack import (
     Decoder,
     Encoder,
+    HeaderListBombError,
     HeaderListTooLargeError,
     HPACKError,
 )
@@ -73,7 +74,7 @@ from .windows import ReceiveWindow
 __all__ = ["H2Config", "H2Connection"]
 
 Fields = Sequence[tuple[bytes, bytes]]
-_FrameHandler = Callable[[int, int, bytes, int, int], None]
+_FrameHandler = Callable[["H2Connection", int, int, bytes, int, int], None]
 
 _pack_header = FRAME_HEADER.pack
 _unpack_header = FRAME_HEADER.unpack_from
@@ -149,7 +150,6 @@ class H2Connection:
         "_goaway_final",
         "_goaway_last",
         "_goaway_received",
-        "_handlers",
         "_hb_bad_priority",
         "_hb_chunks",
         "_hb_count",
@@ -177,6 +177,7 @@ class H2Connection:
         "_recent",
         "_recent_pos",
         "_recent_ring",
+        "_recent_size",
         "_recv",
         "_reset_budget",
         "_send_window",
@@ -208,7 +209,9 @@ class H2Connection:
         self._next_local = 1 if cfg.client_side else 2
         size = min(_RECENT_MAX, max(_RECENT_MIN, cfg.max_concurrent_streams))
         self._recent: dict[int, int] = {}
-        self._recent_ring = [0] * size
+        # Allocated with the first closed stream: an idle connection never needs it.
+        self._recent_ring: list[int] = []
+        self._recent_size = size
         self._recent_pos = 0
 
         self._decoder = Decoder(
@@ -248,17 +251,6 @@ class H2Connection:
         self._reset_budget = TokenBucket(cfg.reset_budget, cfg.reset_refill_per_second)
         self._control_budget = TokenBucket(cfg.control_frame_budget, cfg.control_refill_per_second)
         self._control_pending = 0
-
-        self._handlers: dict[int, _FrameHandler] = {
-            SETTINGS: self._on_settings,
-            WINDOW_UPDATE: self._on_window_update,
-            PING: self._on_ping,
-            RST_STREAM: self._on_rst_stream,
-            PRIORITY: self._on_priority,
-            GOAWAY: self._on_goaway,
-            PUSH_PROMISE: self._on_push_promise,
-            CONTINUATION: self._on_stray_continuation,
-        }
 
     # -- public state ----------------------------------------------------------------
 
@@ -373,7 +365,7 @@ class H2Connection:
                     ErrorCode.PROTOCOL_ERROR, "the first frame must be SETTINGS"
                 )
             self._awaiting_settings = False
-        handlers = self._handlers
+        handlers = _CONTROL_HANDLERS
         while end - offset >= 9:
             word, flags, sid = unpack(data, offset)
             length = word >> 8
@@ -398,7 +390,7 @@ class H2Connection:
                     # Unknown frame types are ignored (§5.5), but they still cost us.
                     self._charge_control()
                 else:
-                    handler(flags, sid, data, start, stop)
+                    handler(self, flags, sid, data, start, stop)
                     if self._terminated:
                         return
         if offset < end:
@@ -486,6 +478,8 @@ class H2Connection:
             return self._decoder.decode(block)
         except HeaderListTooLargeError:
             return None
+        except HeaderListBombError as exc:
+            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from None
         except HPACKError as exc:
             raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
 
@@ -503,12 +497,7 @@ class H2Connection:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "server opened a stream")
         # A new request stream.
         self._highest_peer = sid
-        try:
-            fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
-        except HeaderListTooLargeError:
-            fields = None
-        except HPACKError as exc:
-            raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
+        fields = self._decode(block)
         goaway_last = self._goaway_last
         if goaway_last is not None and sid > goaway_last:
             return  # after our GOAWAY: not processed, ignored (HPACK state kept in sync)
@@ -852,6 +841,8 @@ class H2Connection:
     def _remember_closed(self, sid: int, how: int) -> None:
         recent = self._recent
         ring = self._recent_ring
+        if not ring:
+            ring = self._recent_ring = [0] * self._recent_size
         pos = self._recent_pos
         old = ring[pos]
         if old and old != sid:
@@ -1264,3 +1255,17 @@ class H2Connection:
         elif end_stream:
             self._local_ended(stream)
         return sid
+
+
+# Frame types other than HEADERS and DATA, dispatched through one shared table: a
+# per-connection dict of bound methods would cost every idle connection ~1 KB.
+_CONTROL_HANDLERS: dict[int, _FrameHandler] = {
+    SETTINGS: H2Connection._on_settings,
+    WINDOW_UPDATE: H2Connection._on_window_update,
+    PING: H2Connection._on_ping,
+    RST_STREAM: H2Connection._on_rst_stream,
+    PRIORITY: H2Connection._on_priority,
+    GOAWAY: H2Connection._on_goaway,
+    PUSH_PROMISE: H2Connection._on_push_promise,
+    CONTINUATION: H2Connection._on_stray_continuation,
+}

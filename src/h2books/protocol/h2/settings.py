@@ -6,7 +6,6 @@ Our own values take effect only when the peer acknowledges them (§6.5.3), so
 
 from __future__ import annotations
 
-from collections import deque
 from enum import IntEnum
 from typing import Final
 
@@ -147,7 +146,7 @@ class LocalSettings:
             SettingCode.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
             SettingCode.MAX_HEADER_LIST_SIZE: UNLIMITED,
         }
-        self._unacked: deque[dict[int, int]] = deque()
+        self._unacked: list[dict[int, int]] = []  # rarely more than one; a deque costs 624 B
 
     def send(self, values: dict[int, int]) -> list[tuple[int, int]]:
         """Record a SETTINGS frame we are about to send; returns its pairs."""
@@ -166,7 +165,7 @@ class LocalSettings:
         if not self._unacked:
             return None
         changed: dict[int, int] = {}
-        for ident, value in self._unacked.popleft().items():
+        for ident, value in self._unacked.pop(0).items():
             if self.acknowledged.get(ident) != value:
                 self.acknowledged[ident] = value
                 changed[ident] = value

@@ -2,6 +2,18 @@
 
 from h2books.protocol.hpack.decoder import Decoder
 from h2books.protocol.hpack.encoder import Encoder
-from h2books.protocol.hpack.errors import HeaderListTooLargeError, HPACKDecodingError, HPACKError
+from h2books.protocol.hpack.errors import (
+    HeaderListBombError,
+    HeaderListTooLargeError,
+    HPACKDecodingError,
+    HPACKError,
+)
 
-__all__ = ["Decoder", "Encoder", "HPACKDecodingError", "HPACKError", "HeaderListTooLargeError"]
+__all__ = [
+    "Decoder",
+    "Encoder",
+    "HPACKDecodingError",
+    "HPACKError",
+    "HeaderListBombError",
+    "HeaderListTooLargeError",
+]

@@ -2,7 +2,11 @@
 
 from typing import Final
 
-from h2books.protocol.hpack.errors import HeaderListTooLargeError, HPACKDecodingError
+from h2books.protocol.hpack.errors import (
+    HeaderListBombError,
+    HeaderListTooLargeError,
+    HPACKDecodingError,
+)
 from h2books.protocol.hpack.integers import decode_integer, decode_integer_continuation
 from h2books.protocol.hpack.static_table import (
     STATIC_ENTRY_SIZES,
@@ -17,6 +21,14 @@ from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 _SECRET_NAMES: Final = frozenset(
     (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie")
 )
+
+# Past the limit, decoding goes on (so that the table stays in sync and only the stream is
+# refused) while the list stays below twice the limit (and at least 16 KiB past it). Beyond
+# that the block is an HPACK bomb (CVE-2016-6581: one table entry referenced thousands of
+# times): the rest is not decoded, which bounds the work per block to about 2 x limit / 32
+# fields whatever the block holds.
+ABORT_FACTOR: Final = 2
+ABORT_MIN_EXTRA: Final = 16384
 
 
 class Decoder:
@@ -71,6 +83,9 @@ class Decoder:
         Raises :class:`HPACKDecodingError` for malformed input (the connection is then unusable)
         and :class:`HeaderListTooLargeError` once the whole block has been processed, if the
         decoded list exceeded ``max_header_list_size``; in that case the table is still in sync.
+        A list that runs past ``ABORT_FACTOR`` times the limit (at least ``ABORT_MIN_EXTRA``
+        octets past it) raises :class:`HeaderListBombError` at once, with the rest of the block
+        undecoded (the table is then out of sync).
         """
         if type(data) is not bytes:
             data = bytes(data)
@@ -95,6 +110,7 @@ class Decoder:
         static_sizes = STATIC_ENTRY_SIZES
         entries = table.entries
         limit = self.max_header_list_size
+        abort = max(limit * ABORT_FACTOR, limit + ABORT_MIN_EXTRA)
         list_size = 0
         headers: list[tuple[bytes, bytes]] = []
         while pos < end:
@@ -118,6 +134,8 @@ class Decoder:
                 # Past the limit, keep decoding (the table must stay in sync) but store nothing.
                 if list_size <= limit:
                     headers.append(field)
+                elif list_size > abort:
+                    raise _bomb(list_size, limit)
                 continue
 
             if octet & 0x40:  # literal with incremental indexing (§6.2.1)
@@ -147,9 +165,17 @@ class Decoder:
             list_size += len(name) + len(value) + ENTRY_OVERHEAD
             if list_size <= limit:
                 headers.append(field)
+            elif list_size > abort:
+                raise _bomb(list_size, limit)
 
         if list_size > limit:
             raise HeaderListTooLargeError(
                 f"header list of {list_size} octets exceeds the limit of {limit}"
             )
         return headers
+
+
+def _bomb(list_size: int, limit: int) -> HeaderListBombError:
+    return HeaderListBombError(
+        f"header list reached {list_size} octets against a limit of {limit}: decoding stopped"
+    )

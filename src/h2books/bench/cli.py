@@ -1,0 +1,149 @@
+"""`h2books bench`: the post's experiment (default) or the h2load benchmark (``--load h2load``).
+
+`register` adds the sub-command to the main parser; ``python -m h2books.bench``
+runs it on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from h2books.bench.names import CLIENT_KEYS, DEFAULT_CLIENT_KEYS, SERVER_NAMES, WORKLOAD_KEYS
+
+__all__ = ["BenchUsageError", "build_parser", "cmd_bench", "main_bench", "register"]
+
+DESCRIPTION = (
+    "Run the post's experiment: each client (ours over HTTP/1.1 and HTTP/2, requests, httpx, "
+    "h2load) crawls each server (ours, and Twisted, Hypercorn, Granian and Uvicorn+zttp where "
+    "installed: pip install 'h2books[peers]'), repeated, with the server and the client pinned "
+    "to separate cores. With --load h2load, run the h2load workloads of BENCHMARKING.md instead."
+)
+
+
+class BenchUsageError(Exception):
+    """A bad option; reported in one line by the main command line."""
+
+    user_facing = True
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add ``bench`` to the main parser's sub-commands."""
+    parser = commands.add_parser(
+        "bench", help="the post's HTTP/1.1-vs-HTTP/2 experiment, ours against the peers",
+        description=DESCRIPTION,
+    )  # fmt: skip
+    _add_arguments(parser)
+    parser.set_defaults(handler=cmd_bench)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="h2books bench", description=DESCRIPTION)
+    _add_arguments(parser)
+    return parser
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive: {text}")
+    return value
+
+
+def _list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def _add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--load", choices=["h2load"],
+        help="run the h2load workloads (BENCHMARKING.md) instead of the crawl experiment",
+    )  # fmt: skip
+    parser.add_argument(
+        "--quick", action="store_true",
+        help="our server alone, fewer repeats (about 20 s): a smoke test",
+    )  # fmt: skip
+    parser.add_argument(
+        "--servers", type=_list, metavar="LIST",
+        help=f"comma-separated, from {','.join(SERVER_NAMES)} (default: ours and every installed peer)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--add-server", action="append", default=[], metavar="NAME=COMMAND",
+        help="also bench your own server: COMMAND may use {port} {cert} {key} {data_dir} {python}",
+    )  # fmt: skip
+    parser.add_argument(
+        "--clients",
+        type=_list,
+        metavar="LIST",
+        help=f"crawl mode: from {','.join(CLIENT_KEYS)} (default {','.join(DEFAULT_CLIENT_KEYS)}; "
+        "h2load ones when it is on the PATH)",
+    )
+    parser.add_argument(
+        "--repeat", type=_positive_int, metavar="N",
+        help="crawl mode: crawls per cell (default 3; 2 with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--workloads", type=_list, metavar="LIST",
+        help=f"h2load mode: from {','.join(WORKLOAD_KEYS)} (default all)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--runs", type=_positive_int, metavar="N",
+        help="h2load mode: recorded runs per server and workload (default 5; 1 with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--requests", type=_positive_int, metavar="N",
+        help="h2load mode: requests per run instead of each workload's (30000 or 10000)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=_seconds, metavar="S",
+        help="give up on one crawl or h2load run after S seconds (default 60 / 180)",
+    )  # fmt: skip
+    parser.add_argument("--json", type=Path, metavar="PATH", help="write the results as JSON")
+    parser.add_argument("--png", type=Path, metavar="PATH", help="write a chart (needs matplotlib)")
+    parser.add_argument(
+        "--markdown", type=Path, metavar="PATH", help="write the results as a markdown section"
+    )
+    parser.add_argument(
+        "--data-dir", type=Path, metavar="DIR",
+        help="serve this data directory (default: a fresh one with the generated catalogue)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--catalog", metavar="PATH_OR_URL",
+        help="import this books.json (the post's format) into the data directory first",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-pin", action="store_true", help="do not pin the server and the client to cores"
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    # The benchmark itself is loaded only when it runs.
+    from h2books.bench.command import run_bench
+
+    return run_bench(args)
+
+
+def main_bench(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return cmd_bench(args)
+    except BenchUsageError as exc:
+        print(f"h2books bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

@@ -1,0 +1,233 @@
+"""What `h2books bench` does once its options are parsed: pick, run, report."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from h2books.bench.cli import BenchUsageError
+from h2books.bench.experiment import (
+    ALL_CLIENTS,
+    DEFAULT_CLIENTS,
+    ExperimentConfig,
+    ExperimentResult,
+    run_experiment,
+)
+from h2books.bench.h2load import find_h2load
+from h2books.bench.loadtest import (
+    DEFAULT_WORKLOADS,
+    WORKLOADS,
+    LoadConfig,
+    LoadResult,
+    run_loadtest,
+)
+from h2books.bench.machine import describe_machine, h2load_version
+from h2books.bench.processes import Pinning, detect_pinning
+from h2books.bench.servers import PEERS, SERVERS, ServerSpec, custom_server
+from h2books.bench.workspace import Workspace, workspace
+
+__all__ = ["run_bench"]
+
+PEER_HINT = "pip install 'h2books[peers]'"
+
+
+def _pick_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
+    """The servers to run, and a note per default peer that is not installed."""
+    notes: list[str] = []
+    if args.servers is not None:
+        unknown = [name for name in args.servers if name not in SERVERS]
+        if unknown:
+            raise BenchUsageError(
+                f"unknown server {', '.join(unknown)}; choose from {', '.join(SERVERS)}"
+            )
+        servers = [SERVERS[name] for name in dict.fromkeys(args.servers)]
+    elif args.quick:
+        servers = [SERVERS["ours"]]
+    else:
+        servers = [SERVERS["ours"]]
+        for peer in PEERS:
+            if peer.installed:
+                servers.append(peer)
+            else:
+                notes.append(f"{peer.name} is not installed (no {', '.join(peer.missing())})")
+        if notes:
+            notes.append(f"for every peer: {PEER_HINT}")
+    for entry in args.add_server:
+        name, sep, template = entry.partition("=")
+        if not sep or not name.strip() or not template.strip():
+            raise BenchUsageError(f"--add-server needs NAME=COMMAND, not {entry!r}")
+        if name.strip() in SERVERS or any(s.name == name.strip() for s in servers):
+            raise BenchUsageError(f"--add-server: the name {name.strip()!r} is taken")
+        servers.append(custom_server(name.strip(), template))
+    return servers, notes
+
+
+def _pick_clients(args: argparse.Namespace, h2load: str | None) -> tuple[list[str], list[str]]:
+    notes: list[str] = []
+    if args.clients is not None:
+        unknown = [name for name in args.clients if name not in ALL_CLIENTS]
+        if unknown:
+            raise BenchUsageError(
+                f"unknown client {', '.join(unknown)}; choose from {', '.join(ALL_CLIENTS)}"
+            )
+        return list(dict.fromkeys(args.clients)), notes
+    keys = list(DEFAULT_CLIENTS)
+    if h2load is None:
+        keys = [key for key in keys if not key.startswith("h2load")]
+        notes.append("h2load is not on the PATH (apt-get install nghttp2-client): no h2load cells")
+    return keys, notes
+
+
+def _command_text() -> str:
+    args = sys.argv[1:]
+    if args[:1] != ["bench"]:
+        args = ["bench", *args]
+    return "h2books " + shlex.join(args)
+
+
+@contextmanager
+def _progress_bar(total: int) -> Iterator[Callable[[str, int], None]]:
+    try:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+    except ImportError:
+        yield _print_progress
+        return
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=total)
+
+        def update(description: str, advance: int) -> None:
+            progress.update(task, description=description, advance=advance)
+
+        yield update
+
+
+def _print_progress(description: str, advance: int) -> None:
+    if advance == 0:
+        print(f"  {description} …", file=sys.stderr, flush=True)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    servers, notes = _pick_servers(args)
+    pinning = detect_pinning(not args.no_pin)
+    h2load = find_h2load()
+    machine = describe_machine()
+    for note in notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.png is not None:
+        _check_matplotlib()
+    with workspace(args.data_dir, args.catalog) as space:
+        if args.load == "h2load":
+            result = _run_load(args, servers, space, pinning, h2load)
+            result.machine = machine
+            return _report_load(args, result)
+        clients, client_notes = _pick_clients(args, h2load)
+        for note in client_notes:
+            print(f"note: {note}", file=sys.stderr)
+        repeat = args.repeat or (2 if args.quick else 3)
+        config = ExperimentConfig(
+            servers=servers,
+            clients=[ALL_CLIENTS[key] for key in clients],
+            repeat=repeat,
+            client_timeout=args.timeout or 60.0,
+            h2load=h2load,
+        )
+        with _progress_bar(len(servers) * len(clients) * repeat) as progress:
+            experiment = run_experiment(config, space, pinning, progress)
+        experiment.machine = machine
+        return _report_experiment(args, experiment)
+
+
+def _check_matplotlib() -> None:
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise BenchUsageError("--png needs matplotlib: pip install 'h2books[bench]'") from None
+
+
+def _run_load(
+    args: argparse.Namespace,
+    servers: list[ServerSpec],
+    space: Workspace,
+    pinning: Pinning,
+    h2load: str | None,
+) -> LoadResult:
+    if h2load is None:
+        raise BenchUsageError(
+            "--load h2load needs h2load on the PATH (apt-get install nghttp2-client)"
+        )
+    keys = args.workloads if args.workloads is not None else list(DEFAULT_WORKLOADS)
+    unknown = [key for key in keys if key not in WORKLOADS]
+    if unknown:
+        raise BenchUsageError(
+            f"unknown workload {', '.join(unknown)}; choose from {', '.join(WORKLOADS)}"
+        )
+    runs = args.runs or (1 if args.quick else 5)
+    config = LoadConfig(
+        servers=servers,
+        workloads=[WORKLOADS[key] for key in dict.fromkeys(keys)],
+        h2load=h2load,
+        runs=runs,
+        requests=args.requests or (3000 if args.quick else None),
+        run_timeout=args.timeout or 180.0,
+    )
+    with _progress_bar(len(servers) * len(config.workloads) * (runs + 1)) as progress:
+        result = run_loadtest(config, space, pinning, progress)
+    result.h2load_version = h2load_version(h2load)
+    result.command = _command_text()
+    return result
+
+
+def _report_load(args: argparse.Namespace, result: LoadResult) -> int:
+    from h2books.bench.report import (
+        load_markdown,
+        load_table,
+        print_table,
+        write_json,
+        write_load_png,
+    )
+
+    print_table(load_table(result))
+    if args.json is not None:
+        write_json(args.json, result.as_dict())
+    if args.markdown is not None:
+        args.markdown.write_text(load_markdown(result), "utf-8")
+    if args.png is not None:
+        write_load_png(args.png, result)
+    ours = [cell for cell in result.cells if cell.server == "ours"]
+    return 1 if any(cell.rate() is None for cell in ours) else 0
+
+
+def _report_experiment(args: argparse.Namespace, result: ExperimentResult) -> int:
+    from h2books.bench.report import (
+        experiment_markdown,
+        experiment_table,
+        print_table,
+        write_experiment_png,
+        write_json,
+    )
+
+    print_table(experiment_table(result))
+    if args.json is not None:
+        write_json(args.json, {"command": _command_text(), **result.as_dict()})
+    if args.markdown is not None:
+        args.markdown.write_text(experiment_markdown(result, _command_text()), "utf-8")
+    if args.png is not None:
+        write_experiment_png(args.png, result)
+    # Peers may fail (that is a finding); our own server must not.
+    ours = [cell for cell in result.cells if cell.server == "ours"]
+    return 1 if any(cell.failed for cell in ours) else 0

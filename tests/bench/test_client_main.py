@@ -1,0 +1,39 @@
+"""The client process's own failures come back as one JSON line, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from h2books.bench.client_main import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
+    code = main(list(args))
+    lines = capsys.readouterr().out.strip().splitlines()
+    return code, json.loads(lines[-1])
+
+
+def test_requests_has_no_http2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pytest.importorskip("requests")
+    code, report = run(
+        capsys, "requests", "https://127.0.0.1:1", "--http2", "--cacert", str(tmp_path)
+    )
+    assert code == 1
+    assert report == {"ok": False, "error": "requests speaks HTTP/1.1 only"}
+
+
+@pytest.mark.parametrize("client", ["ours", "requests", "httpx"])
+def test_refused_connection(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, client: str
+) -> None:
+    if client != "ours":
+        pytest.importorskip(client)
+    ca = tmp_path / "ca.pem"
+    ca.write_text("")
+    code, report = run(capsys, client, "https://127.0.0.1:1", "--no-http2", "--cacert", str(ca))
+    assert code == 1
+    assert report["ok"] is False
+    assert isinstance(report["error"], str) and report["error"]

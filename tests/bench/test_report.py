@@ -1,0 +1,119 @@
+"""Tables, markdown and charts from results built by hand (no servers needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from h2books.bench.experiment import ALL_CLIENTS, Cell, CrawlRun, ExperimentResult
+from h2books.bench.loadtest import WORKLOADS, LoadCell, LoadResult, LoadRun
+from h2books.bench.processes import Pinning
+from h2books.bench.report import (
+    _plain,
+    experiment_markdown,
+    experiment_table,
+    load_markdown,
+    load_table,
+    write_experiment_png,
+    write_load_png,
+)
+from h2books.bench.servers import SERVERS
+
+
+def crawl(wall: float) -> CrawlRun:
+    return CrawlRun(True, wall=wall, user=wall / 2, sys=wall / 10, requests=3001, server_cpu=0.03)
+
+
+def experiment() -> ExperimentResult:
+    cells = [
+        Cell("ours", ALL_CLIENTS["ours-h2"], [crawl(0.1), crawl(0.12), crawl(0.2)]),
+        Cell("ours", ALL_CLIENTS["httpx-h2"], [crawl(2.0)]),
+        Cell("twisted", ALL_CLIENTS["ours-h2"], [crawl(1.0), CrawlRun(False, error="GOAWAY")]),
+        Cell("twisted", ALL_CLIENTS["httpx-h2"], [crawl(4.0)]),
+        Cell("hypercorn", ALL_CLIENTS["httpx-h2"], note="failed to start: boom"),
+    ]
+    return ExperimentResult(cells, [], 3, Pinning(0, 1), 3000, started=0.0)
+
+
+def test_experiment_ratios() -> None:
+    result = experiment()
+    ours_h2, _ours_httpx, twisted_ours, twisted_httpx, _ = result.cells
+    # The post's baseline over h2 is Twisted with httpx (4.0 s).
+    assert result.speed_vs_post(ours_h2) == pytest.approx(4.0 / 0.12)
+    assert result.speed_vs_post(twisted_httpx) == pytest.approx(1.0)
+    assert result.speed_vs_ours(twisted_ours) == pytest.approx(0.12 / 1.0)
+    assert result.speed_vs_ours(twisted_httpx) == pytest.approx(2.0 / 4.0)
+
+
+def test_experiment_table_marks_failed_and_partial_cells() -> None:
+    table = experiment_table(experiment())
+    rows = {(row[0], row[1]): row for row in table.rows}
+    assert rows[("ours", "ours HTTP/2")][2] == "0.120 (0.100\u20130.200)"
+    assert rows[("ours", "ours HTTP/2")][9] == "33.3\u00d7"
+    assert ("twisted", "ours HTTP/2 ⚠ 1/2 ok") in rows
+    failed = rows[("hypercorn", "httpx HTTP/2")]
+    assert failed[2].startswith("✗ failed to start")
+    assert any(note.startswith("✗ hypercorn") for note in table.notes)
+    assert any("GOAWAY" in note for note in table.notes)
+    assert table.sections == [0, 2, 4]
+    text = _plain(table)
+    assert "hypercorn" in text and "✗" in text
+
+
+def test_experiment_markdown_and_png(tmp_path: Path) -> None:
+    result = experiment()
+    text = experiment_markdown(result, "h2books bench")
+    assert "Command: `h2books bench`" in text
+    assert text.count("\n| ") >= len(result.cells) + 1
+    pytest.importorskip("matplotlib")
+    write_experiment_png(tmp_path / "e.png", result)
+    assert (tmp_path / "e.png").read_bytes().startswith(b"\x89PNG")
+
+
+def load_run(rate: float, ok: bool = True) -> LoadRun:
+    return LoadRun(ok, rate, 30000 / rate, 30000, 0.9, "" if ok else "2 of 30000 succeeded")
+
+
+def load() -> LoadResult:
+    h2 = WORKLOADS["h2-1c"]
+    cells = [
+        LoadCell("ours", h2, [load_run(30000), load_run(32000), load_run(31000)]),
+        LoadCell("twisted", h2, [load_run(2000), load_run(2200, ok=False)]),
+        LoadCell("granian", h2, note="failed to start: no"),
+    ]
+    return LoadResult(
+        cells,
+        {"ours": "ok", "twisted": "ok", "granian": "failed to start: no"},
+        {"ours": SERVERS["ours"].versions()},
+        {},
+        3,
+        Pinning(None, None),
+        3000,
+        started=0.0,
+        command="h2books bench --load h2load",
+    )
+
+
+def test_load_ratios_and_table() -> None:
+    result = load()
+    ours, twisted, granian = result.cells
+    assert result.ours_over(twisted) == pytest.approx(31000 / 2000)
+    assert result.ours_over(ours) == pytest.approx(1.0)
+    assert result.ours_over(granian) is None
+    table = load_table(result)
+    assert table.rows[0][2] == "31,000 (30,000\u201332,000)"
+    assert table.rows[1][0] == ""  # the workload is named once
+    assert table.rows[1][3] == "1/2"
+    assert table.rows[2][2].startswith("✗ failed to start")
+    assert any("run 2: 2 of 30000 succeeded" in note for note in table.notes)
+
+
+def test_load_markdown_and_png(tmp_path: Path) -> None:
+    text = load_markdown(load())
+    assert "| workload | ours | twisted | granian |" in text
+    assert "| h2-1c | 31,000 | 2,000 (ours 15.5\u00d7) | ✗ |" in text
+    assert "granian: failed to start: no" in text
+    pytest.importorskip("matplotlib")
+    write_load_png(tmp_path / "l.png", load())
+    assert (tmp_path / "l.png").read_bytes().startswith(b"\x89PNG")
