@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 from h2books.protocol.hpack import (
     Decoder,
     Encoder,
+    HeaderListBombError,
     HeaderListTooLargeError,
     HPACKDecodingError,
     HPACKError,
@@ -248,18 +249,36 @@ class TestHeaderListSize:
         with pytest.raises(HPACKDecodingError):
             decoder.decode(b"\x82\x82\x80")
 
-    def test_hpack_bomb_costs_no_memory_and_keeps_the_table_in_sync(self) -> None:
+    def test_hpack_bomb_is_abandoned_past_twice_the_limit(self) -> None:
         decoder = Decoder()
         big_value = b"v" * 4000
-        block = literal_with_indexing(b"x-bomb", big_value) + b"\xbe" * 10_000
+        after = literal_with_indexing(b"x-after", b"1")
+        block = literal_with_indexing(b"x-bomb", big_value) + b"\xbe" * 10_000 + after
         tracemalloc.start()
         try:
-            with pytest.raises(HeaderListTooLargeError):
+            with pytest.raises(HeaderListBombError):
                 decoder.decode(block)
             _, peak = tracemalloc.get_traced_memory()
         finally:
             tracemalloc.stop()
         # The block itself is ~14 KB; 10,000 stored references alone would take ~80 KB more.
         assert peak < 64 * 1024
+        # Decoding stopped at the 33rd reference (33 x 4038 > 2 x 65536): the literal at the
+        # end of the block was never reached.
         assert decoder.table_entries == [(b"x-bomb", big_value)]
-        assert decoder.decode(b"\x82\xbe") == [(b":method", b"GET"), (b"x-bomb", big_value)]
+
+    def test_a_list_short_of_the_abort_size_keeps_the_table_in_sync(self) -> None:
+        decoder = Decoder()
+        block = literal_with_indexing(b"x-big", b"v" * 4000) + b"\xbe" * 31
+        with pytest.raises(HeaderListTooLargeError) as raised:
+            decoder.decode(block + literal_with_indexing(b"x-after", b"1"))
+        assert not isinstance(raised.value, HeaderListBombError)
+        assert decoder.decode(b"\xbe\xbf") == [(b"x-after", b"1"), (b"x-big", b"v" * 4000)]
+
+    def test_abort_size_is_at_least_16_kib_past_a_small_limit(self) -> None:
+        block = literal_with_indexing(b"x", b"y" * 10_000)
+        with pytest.raises(HeaderListTooLargeError) as raised:
+            Decoder(max_header_list_size=100).decode(block)
+        assert not isinstance(raised.value, HeaderListBombError)
+        with pytest.raises(HeaderListBombError):
+            Decoder(max_header_list_size=100).decode(block * 2)

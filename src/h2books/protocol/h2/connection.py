@@ -138,7 +138,9 @@ class H2Connection:
 
     __slots__ = (
         "_awaiting_settings",
+        "_batch_first",
         "_blocked",
+        "_cancelled",
         "_client",
         "_config",
         "_control_budget",
@@ -206,6 +208,10 @@ class H2Connection:
         self._blocked: dict[int, Stream] = {}
         self._highest_peer = 0
         self._highest_local = 0
+        # The highest peer stream id before the current `receive_data` call, and the
+        # streams opened and reset within it (their events are taken back at its end).
+        self._batch_first = 0
+        self._cancelled: set[int] | None = None
         self._next_local = 1 if cfg.client_side else 2
         size = min(_RECENT_MAX, max(_RECENT_MIN, cfg.max_concurrent_streams))
         self._recent: dict[int, int] = {}
@@ -319,6 +325,7 @@ class H2Connection:
         if type(data) is not bytes:
             data = bytes(data)
         self._now = now
+        self._batch_first = self._highest_peer
         events: list[ev.Event] = []
         self._events = events
         inbuf = self._inbuf
@@ -341,7 +348,20 @@ class H2Connection:
             self._connection_error(exc.error_code, str(exc))
         except Exception:  # a bug must not let a peer crash the server: fail closed
             self._connection_error(ErrorCode.INTERNAL_ERROR, "internal error")
+        if self._cancelled is not None or (self._terminated and not self._client):
+            self._drop_cancelled(events)
         return events
+
+    def _drop_cancelled(self, events: list[ev.Event]) -> None:
+        """Take back the events of requests nobody should work on: streams the peer
+        opened and reset in the same batch (Rapid Reset: their handlers never run), or,
+        once the connection is over, every request of the batch (no answer can go out)."""
+        cancelled = self._cancelled
+        self._cancelled = None
+        if self._terminated:
+            events[:] = [e for e in events if type(e) not in _REQUEST_EVENTS]
+        elif cancelled:
+            events[:] = [e for e in events if getattr(e, "stream_id", 0) not in cancelled]
 
     def _read_preface(self, data: bytes) -> int:
         size = len(CLIENT_PREFACE)
@@ -795,6 +815,7 @@ class H2Connection:
         code = _error_code(int.from_bytes(data[start:stop], "big"))
         self._forget(stream, RESET_BY_PEER)
         self._events.append(ev.StreamReset(sid, code, True))
+        self._cancel_if_unannounced(sid)
 
     def _on_priority(self, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
         if not sid:
@@ -885,8 +906,17 @@ class H2Connection:
         if stream is not None:
             self._forget(stream, RESET_BY_US)
             self._events.append(ev.StreamReset(sid, code, False))
+            self._cancel_if_unannounced(sid)
         else:
             self._remember_closed(sid, RESET_BY_US)
+
+    def _cancel_if_unannounced(self, sid: int) -> None:
+        """A stream reset in the batch that opened it: the application has not seen its
+        request yet, and will not (see `_drop_cancelled`)."""
+        if sid > self._batch_first and (sid & 1) == self._peer_parity and not self._client:
+            if self._cancelled is None:
+                self._cancelled = set()
+            self._cancelled.add(sid)
 
     def _connection_error(self, code: ErrorCode, message: str) -> None:
         if self._terminated:
@@ -1256,6 +1286,9 @@ class H2Connection:
             self._local_ended(stream)
         return sid
 
+
+# What a server application would act on: dropped once nobody can be answered.
+_REQUEST_EVENTS: Final = frozenset({ev.RequestReceived, ev.DataReceived, ev.TrailersReceived})
 
 # Frame types other than HEADERS and DATA, dispatched through one shared table: a
 # per-connection dict of bound methods would cost every idle connection ~1 KB.
