@@ -164,9 +164,8 @@ def test_handler_exception_is_500(client: httpx.Client) -> None:
 
 
 def test_broken_stream_is_cut_not_completed(client: httpx.Client) -> None:
-    with pytest.raises(httpx.HTTPError):
-        with client.stream("GET", "/broken-stream") as r:
-            b"".join(r.iter_bytes())
+    with pytest.raises(httpx.HTTPError), client.stream("GET", "/broken-stream") as r:
+        b"".join(r.iter_bytes())
     # a new connection is served normally
     assert client.get("/sync").status_code == 200
 
