@@ -5,11 +5,15 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from h2books import __version__
 from h2books.server.config import ServerConfig, default_data_dir
+
+if TYPE_CHECKING:
+    from h2books.http import Handler
 
 
 class UsageError(Exception):
@@ -104,6 +108,12 @@ def build_parser() -> argparse.ArgumentParser:
         limits.add_argument(
             flag, type=kind, metavar="N" if kind is int else "SECONDS", help=help_text
         )
+    serve.add_argument(
+        "--app",
+        metavar="MODULE:FACTORY",
+        help="serve another handler: FACTORY() (called in each worker) returns it; "
+        "default: the bookstore",
+    )
     serve.set_defaults(handler=cmd_serve)
 
     cert = commands.add_parser(
@@ -247,7 +257,25 @@ def cmd_serve(args: argparse.Namespace) -> int:
     lines.append(f"  data:  {config.data_dir}   workers: {config.workers}   stop: Ctrl+C")
     print("\n".join(lines), file=sys.stderr, flush=True)
     data_dir = config.data_dir
-    return run_workers(config, lambda: create_app(data_dir), context, listeners)
+    make_handler = _handler_factory(args.app) if args.app else lambda: create_app(data_dir)
+    return run_workers(config, make_handler, context, listeners)
+
+
+def _handler_factory(spec: str) -> Callable[[], Handler]:
+    """`package.module:factory` -> the factory, checked before any worker starts."""
+    import importlib
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise UsageError(f"--app must look like MODULE:FACTORY, not {spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise UsageError(f"--app: cannot import {module_name}: {exc}") from None
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise UsageError(f"--app: {module_name} has no callable {attr!r}")
+    return cast("Callable[[], Handler]", factory)
 
 
 def cmd_cert(args: argparse.Namespace) -> int:

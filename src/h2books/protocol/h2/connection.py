@@ -356,11 +356,15 @@ class H2Connection:
         """Take back the events of requests nobody should work on: streams the peer
         opened and reset in the same batch (Rapid Reset: their handlers never run), or,
         once the connection is over, every request of the batch (no answer can go out)."""
-        cancelled = self._cancelled
+        cancelled = self._cancelled or ()
         self._cancelled = None
         if self._terminated:
-            events[:] = [e for e in events if type(e) not in _REQUEST_EVENTS]
-        elif cancelled:
+            events[:] = [
+                e
+                for e in events
+                if type(e) not in _REQUEST_EVENTS and getattr(e, "stream_id", 0) not in cancelled
+            ]
+        else:
             events[:] = [e for e in events if getattr(e, "stream_id", 0) not in cancelled]
 
     def _read_preface(self, data: bytes) -> int:
@@ -739,6 +743,10 @@ class H2Connection:
 
     def _on_settings_ack(self) -> None:
         changed = self._local.on_ack()
+        if changed is None:
+            # An ACK of nothing we sent: an empty frame that only costs us (CVE-2019-9518).
+            self._charge_control()
+            return
         if changed:
             window = changed.get(SettingCode.INITIAL_WINDOW_SIZE)
             if window is not None:
@@ -795,6 +803,8 @@ class H2Connection:
             if self._shutdown_ping is not None and opaque == self._shutdown_ping:
                 self.finish_graceful_shutdown()
                 return
+            # Only our own PINGs earn an ACK; a stream of them is a flood like any other.
+            self._charge_control()
             self._events.append(ev.PingAckReceived(opaque))
             return
         self._charge_control()
