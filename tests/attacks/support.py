@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import select
 import socket
 import ssl
 import statistics
@@ -144,9 +145,17 @@ class H2Peer:
         self.decoder = hpack.Decoder()
         self.reaction = Reaction()
         if handshake:
+            # Settled: both SETTINGS sent and acknowledged, nothing left to read.
             self.sock.sendall(PREFACE + settings(**our_settings))
             self.read_until(lambda f: f.type == SETTINGS and not f.flags & ACK)
             self.sock.sendall(frame(SETTINGS, ACK, 0))
+            self.read_until(lambda f: f.type == SETTINGS and bool(f.flags & ACK))
+
+    def has_input(self) -> bool:
+        """Something from the server is waiting (a flood stops sending when it answers)."""
+        if self.buffer or self.sock.pending():
+            return True
+        return bool(select.select([self.sock], [], [], 0)[0])
 
     def send(self, data: bytes) -> bool:
         """False once the server has closed or reset the connection."""

@@ -29,7 +29,8 @@ def flood_round(port: int) -> Reaction:
         # Bursts of 50 pairs, a millisecond apart: each burst is read (and its requests
         # parsed) on its own, so most bursts end without any connection error.
         for first in range(1, 2 * PAIRS, 100):
-            burst = b"".join(get(sid, ATTACK_PATH) + rst(sid, CANCEL) for sid in range(first, first + 100, 2))
+            sids = range(first, first + 100, 2)
+            burst = b"".join(get(sid, ATTACK_PATH) + rst(sid, CANCEL) for sid in sids)
             if not peer.send(burst):
                 break
             time.sleep(0.001)
@@ -42,7 +43,7 @@ def test_rapid_reset_is_cut_off_with_enhance_your_calm(
     start_server: Callable[..., ServerProcess],
 ) -> None:
     server = start_server(access_log=True)
-    result = measure(server, flood_round, max_rounds=200)
+    result = measure(server, flood_round)
     print(result)
     rounds = [r for r in result.reactions if not r.note]
     assert len(rounds) == len(result.reactions) >= 20, [r.note for r in result.reactions]
@@ -55,7 +56,6 @@ def test_rapid_reset_is_cut_off_with_enhance_your_calm(
     # Work for a cancelled stream is never done: the handler ran only for pairs that a
     # read boundary happened to split (a handful per connection at most).
     handled = sum(ATTACK_PATH in line for line in server.stdout_lines)
-    print("handled", handled)
     assert handled <= 3 * len(rounds), f"{handled} cancelled requests were handled"
     assert result.rss_growth_kib < RSS_BOUND_KIB, result
     assert result.latency_ok, result

@@ -385,8 +385,8 @@ def _bar_chart(
             value = values.get((group, name))
             if value is None:
                 if failed.get((group, name)):
-                    axes.text(0.0, y, "  ✗ failed", va="center", fontsize=7, color="#c44e52",
-                              transform=axes.get_yaxis_transform())  # fmt: skip
+                    axes.text(0.0, y, f"  ✗ {name}: failed", va="center", fontsize=7,
+                              color="#c44e52", transform=axes.get_yaxis_transform())  # fmt: skip
                 continue
             ys.append(y)
             widths.append(value.median)
