@@ -186,6 +186,7 @@ class H2Peer:
             if not chunk:
                 self.closed = True
                 self.reaction.closed = True
+                self.reaction.closed_at = time.monotonic()
                 return None
             buffer += chunk
         length = int.from_bytes(buffer[:3], "big")
@@ -244,10 +245,13 @@ class Reaction:
     statuses: Counter[str] = field(default_factory=Counter)
     ended_streams: list[int] = field(default_factory=list)  # END_STREAM seen
     data_bytes: int = 0
+    frames: Counter[int] = field(default_factory=Counter)  # frame type -> count
     closed: bool = False
+    closed_at: float = 0.0  # time.monotonic() when the close was seen
     note: str = ""
 
     def record(self, f: Frame, peer: H2Peer | None = None) -> None:
+        self.frames[f.type] += 1
         if f.type == GOAWAY:
             self.goaways.append((struct.unpack_from(">I", f.payload)[0] & 0x7FFFFFFF, f.error_code))
         elif f.type == RST_STREAM:

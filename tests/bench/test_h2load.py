@@ -77,6 +77,15 @@ def test_refused_connection() -> None:
     assert report.problem().startswith("0 of 100 succeeded")
 
 
+def test_answers_without_a_readable_status_line() -> None:
+    # Recorded against a server whose status line has an empty reason phrase, as Hypercorn's.
+    report = parse_h2load_output(recorded("h2load-h1-empty-reason.txt"))
+    assert (report.done, report.succeeded, report.status_2xx) == (10, 0, 0)
+    assert report.problem() == (
+        "0 of 10 succeeded, 10 failed, no status code read from any response"
+    )
+
+
 def test_non_2xx_answers_do_not_count() -> None:
     text = recorded("h2load-h1-1c.txt").replace("2000 2xx, 0 3xx, 0 4xx", "1990 2xx, 0 3xx, 10 4xx")
     report = parse_h2load_output(text)

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from h2books.bench.experiment import ALL_CLIENTS, Cell, CrawlRun, ExperimentResult
+from h2books.bench.h2load import parse_h2load_output
 from h2books.bench.loadtest import WORKLOADS, LoadCell, LoadResult, LoadRun
 from h2books.bench.processes import Pinning
 from h2books.bench.report import (
@@ -19,6 +20,7 @@ from h2books.bench.report import (
     write_load_png,
 )
 from h2books.bench.servers import SERVERS
+from tests.bench.conftest import DATA
 
 
 def crawl(wall: float) -> CrawlRun:
@@ -75,16 +77,23 @@ def load_run(rate: float, ok: bool = True) -> LoadRun:
     return LoadRun(ok, rate, 30000 / rate, 30000, 0.9, "" if ok else "2 of 30000 succeeded")
 
 
+def load_run_failed(rate: float) -> LoadRun:
+    # A run that h2load reported on, with failures: only such runs have a rate to show.
+    report = parse_h2load_output((DATA / "h2load-h2-connection-closed.txt").read_text())
+    return LoadRun(False, rate, 1.0, 30000, 0.5, "1001 of 30000 succeeded", report)
+
+
 def load() -> LoadResult:
     h2 = WORKLOADS["h2-1c"]
     cells = [
         LoadCell("ours", h2, [load_run(30000), load_run(32000), load_run(31000)]),
         LoadCell("twisted", h2, [load_run(2000), load_run(2200, ok=False)]),
         LoadCell("granian", h2, note="failed to start: no"),
+        LoadCell("hypercorn", h2, [load_run_failed(2500), load_run_failed(3100)]),
     ]
     return LoadResult(
         cells,
-        {"ours": "ok", "twisted": "ok", "granian": "failed to start: no"},
+        {"ours": "ok", "twisted": "ok", "granian": "failed to start: no", "hypercorn": "ok"},
         {"ours": SERVERS["ours"].versions()},
         {},
         3,
@@ -97,7 +106,7 @@ def load() -> LoadResult:
 
 def test_load_ratios_and_table() -> None:
     result = load()
-    ours, twisted, granian = result.cells
+    ours, twisted, granian, hypercorn = result.cells
     assert result.ours_over(twisted) == pytest.approx(31000 / 2000)
     assert result.ours_over(ours) == pytest.approx(1.0)
     assert result.ours_over(granian) is None
@@ -107,12 +116,21 @@ def test_load_ratios_and_table() -> None:
     assert table.rows[1][3] == "1/2"
     assert table.rows[2][2].startswith("✗ failed to start")
     assert any("run 2: 2 of 30000 succeeded" in note for note in table.notes)
+    # No run of Hypercorn's counted: its failed runs' rate is shown, bracketed, not counted.
+    assert hypercorn.rate() is None
+    assert result.ours_over(hypercorn) is None
+    assert result.ratio_to_failed(hypercorn) == pytest.approx(31000 / 2800)
+    assert table.rows[3][2] == "✗ (2,800 (2,500\u20133,100))"
+    assert table.rows[3][5] == "(11.1\u00d7)"
+    assert any(
+        note.startswith("✗ hypercorn h2-1c: all 2 runs: 1001 of 30000") for note in table.notes
+    )
 
 
 def test_load_markdown_and_png(tmp_path: Path) -> None:
     text = load_markdown(load())
-    assert "| workload | ours | twisted | granian |" in text
-    assert "| h2-1c | 31,000 | 2,000 (ours 15.5\u00d7) | ✗ |" in text
+    assert "| workload | ours | twisted | granian | hypercorn |" in text
+    assert "| h2-1c | 31,000 | 2,000 (ours 15.5\u00d7) | ✗ | ✗ (2,800, ours 11.1\u00d7) |" in text
     assert "granian: failed to start: no" in text
     pytest.importorskip("matplotlib")
     write_load_png(tmp_path / "l.png", load())

@@ -65,9 +65,14 @@ class H2loadReport:
         ):
             if count:
                 parts.append(f"{count} {name}")
-        not_ok = self.status_3xx + self.status_4xx + self.status_5xx
+        statuses = self.status_2xx + self.status_3xx + self.status_4xx + self.status_5xx
+        not_ok = statuses - self.status_2xx
         if not_ok:
             parts.append(f"{not_ok} non-2xx")
+        if self.done and not statuses:
+            # Answers came, but h2load read no status line from any of them (h2load 1.52
+            # does so for an empty reason phrase, "HTTP/1.1 200 ", which RFC 9112 allows).
+            parts.append("no status code read from any response")
         return ", ".join(parts)
 
     def as_dict(self) -> dict[str, Any]:

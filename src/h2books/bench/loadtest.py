@@ -124,11 +124,33 @@ class LoadCell:
             value for run in self.ok_runs if (value := run.server_cpu_us_per_request) is not None
         )
 
+    def failed_rate(self) -> Spread | None:
+        """req/s of the runs that do not count (h2load's rate of the requests that succeeded).
+
+        Shown, marked, for a server none of whose runs counted: a peer that closes
+        its connection midway still has a speed until then.
+        """
+        return spread(
+            run.requests_per_second
+            for run in self.failed_runs
+            if run.report is not None and run.requests_per_second > 0
+        )
+
     def problems(self) -> list[str]:
+        """The note, then each distinct problem once, with the runs that had it."""
         found = [self.note] if self.note else []
+        runs_by_problem: dict[str, list[int]] = {}
         for index, run in enumerate(self.runs, 1):
             if not run.ok:
-                found.append(f"run {index}: {run.problem}")
+                runs_by_problem.setdefault(run.problem, []).append(index)
+        for problem, indexes in runs_by_problem.items():
+            if len(indexes) == len(self.runs) > 1:
+                which = f"all {len(indexes)} runs"
+            elif len(indexes) == 1:
+                which = f"run {indexes[0]}"
+            else:
+                which = "runs " + ", ".join(map(str, indexes))
+            found.append(f"{which}: {problem}")
         return found
 
     def as_dict(self) -> dict[str, Any]:
@@ -139,6 +161,9 @@ class LoadCell:
             "runs_ok": len(self.ok_runs),
             "runs_failed": len(self.failed_runs),
             "requests_per_s": rate.as_dict(1) if rate else None,
+            "failed_runs_requests_per_s": failed.as_dict(1)
+            if (failed := self.failed_rate())
+            else None,
             "server_cpu_us_per_request": cpu.as_dict(1) if cpu else None,
             "problems": self.problems(),
             "warm_up": self.warm_up.as_dict() if self.warm_up else None,
@@ -184,6 +209,13 @@ class LoadResult:
         ours_rate = ours.rate() if ours is not None else None
         rate = cell.rate()
         return ratio(ours_rate.median if ours_rate else None, rate.median if rate else None)
+
+    def ratio_to_failed(self, cell: LoadCell) -> float | None:
+        """Our median req/s over the rate of this cell's failed runs (for information only)."""
+        ours = self.cell("ours", cell.workload.key)
+        ours_rate = ours.rate() if ours is not None else None
+        failed = cell.failed_rate()
+        return ratio(ours_rate.median if ours_rate else None, failed.median if failed else None)
 
     def as_dict(self) -> dict[str, Any]:
         cells = []

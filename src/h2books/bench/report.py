@@ -171,7 +171,8 @@ def load_table(result: LoadResult) -> Table:
             rows.append(row)
     notes.append(
         f"req/s: median of {result.runs} h2load runs after one unrecorded warm-up; a run counts "
-        "only when every request succeeded. server µs/req: the server's CPU (utime+stime of its "
+        "only when every request succeeded; ✗ (…): no run counted, in brackets the rate of the "
+        "failed runs, for information only. server µs/req: the server's CPU (utime+stime of its "
         "processes) over the run, per request."
     )
     notes.append(f"pinning: {result.pinning.describe()}.")
@@ -195,8 +196,20 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
             + "; ".join(problems)
         )
     if rate is None:
-        reason = problems[0] if problems else "no run"
-        return [title, cell.server, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH]
+        failed = cell.failed_rate()
+        if failed is None:
+            reason = problems[0] if problems else "no run"
+            return [title, cell.server, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH]
+        # No run counts, but the failed ones still show how fast it went until it failed.
+        ratio = result.ratio_to_failed(cell)
+        return [
+            title,
+            cell.server,
+            f"✗ ({_spread_text(failed, thousands=True)})",
+            f"0/{len(cell.runs)}",
+            DASH,
+            f"({_times(ratio)})" if ratio is not None else DASH,
+        ]
     ratio = result.ours_over(cell)
     return [
         title,
@@ -309,7 +322,13 @@ def load_markdown(result: LoadResult) -> str:
             found = result.cell(server, key)
             rate = found.rate() if found is not None else None
             if found is None or rate is None:
-                row.append("✗")
+                failed = found.failed_rate() if found is not None else None
+                ratio = result.ratio_to_failed(found) if found is not None else None
+                if failed is None:
+                    row.append("✗")
+                else:
+                    extra = f", ours {_times(ratio)}" if ratio is not None else ""
+                    row.append(f"✗ ({failed.median:,.0f}{extra})")
                 continue
             text = f"{rate.median:,.0f}"
             ratio = result.ours_over(found)
@@ -334,7 +353,8 @@ def load_markdown(result: LoadResult) -> str:
             ],
         ),
         "",
-        "Median req/s (and our median ÷ theirs):",
+        "Median req/s (and our median ÷ theirs). ✗ (N): no run counted, because requests "
+        "failed in every run; N is h2load's rate of the requests that succeeded until then.",
         "",
         *summary,
         "",

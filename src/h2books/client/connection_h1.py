@@ -46,8 +46,8 @@ class H1ClientProtocol(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
         self._current: Exchange | None = None
         self._queue: deque[Exchange] = deque()
-        self._host = (b"host", origin.authority.encode("ascii"))
-        self._extra = settings.extra_fields
+        # The fields of every request, as one tuple: the core encodes it once.
+        self._fields = ((b"host", origin.authority.encode("ascii")), *settings.extra_fields)
         self._accepting = True
         self._lost = False
         self._answered = 0  # responses completed on this connection
@@ -87,7 +87,7 @@ class H1ClientProtocol(asyncio.Protocol):
     def _send(self, exchange: Exchange) -> None:
         self._current = exchange
         self._response_started = False
-        fields = [self._host, *self._extra, *exchange.fields]
+        fields = (*self._fields, *exchange.fields) if exchange.fields else self._fields
         try:
             self._conn.send_request(exchange.method, exchange.target, fields, exchange.body)
         except H1Error as exc:
@@ -100,9 +100,9 @@ class H1ClientProtocol(asyncio.Protocol):
     def _write(self) -> None:
         data = self._conn.data_to_send()
         if data and self._transport is not None and not self._lost:
+            self._transport.write(data)
             if self._out_tap is not None:
                 self._out_tap.feed(data)
-            self._transport.write(data)
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -124,15 +124,18 @@ class H1ClientProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self._response_started = True
-        if self._in_tap is not None:
-            self._in_tap.feed(data)
         conn = self._conn
         try:
             events = conn.receive_data(data)
         except H1Error as exc:
+            if self._in_tap is not None:
+                self._in_tap.feed(data)
             self._fail_connection(self._malformed(exc))
             return
         self._on_events(events)
+        # Counted after the next request went out (in _on_events): off the round trip.
+        if self._in_tap is not None:
+            self._in_tap.feed(data)
         # The core hands out the responses parsed before malformed bytes and keeps the
         # error for its next call; nothing may come to make that call, so ask for it now.
         error = conn.pending_error
@@ -165,31 +168,40 @@ class H1ClientProtocol(asyncio.Protocol):
     # -- responses --------------------------------------------------------------------------
 
     def _on_events(self, events: list[Event]) -> None:
+        answered: list[tuple[Exchange, ResponseReceived]] = []
         for event in events:
             if not isinstance(event, ResponseReceived):
                 continue  # 1xx interim responses, ConnectionClosed
             exchange = self._current
             if exchange is None:
+                self._resolve(answered)
                 self._fail_connection(
                     ProtocolError(f"{self._where} sent a response nobody asked for")
                 )
                 return
             self._current = None
             self._answered += 1
+            answered.append((exchange, event))
+            if not event.keep_alive:
+                self._stop_accepting()
+        if self._current is None:
+            if self._accepting:
+                if self._queue:
+                    # The next request leaves before this answer is handed over, so the
+                    # server works on it while the caller looks at this one.
+                    self._send(self._queue.popleft())
+            else:
+                self._hand_back_queue(RemoteClosedError(f"{self._where} ended keep-alive"))
+                if self._transport is not None:
+                    self._transport.close()
+        self._resolve(answered)
+
+    @staticmethod
+    def _resolve(answered: list[tuple[Exchange, ResponseReceived]]) -> None:
+        for exchange, event in answered:
             exchange.status = event.status
             exchange.response_headers = event.headers
             exchange.resolve(event.body, _VERSIONS.get(event.http_version, "HTTP/1.1"))
-            if not event.keep_alive:
-                self._stop_accepting()
-        if self._current is not None:
-            return
-        if self._accepting:
-            if self._queue:
-                self._send(self._queue.popleft())
-        else:
-            self._hand_back_queue(RemoteClosedError(f"{self._where} ended keep-alive"))
-            if self._transport is not None:
-                self._transport.close()
 
     def _retry_current(self) -> bool:
         """A kept-alive connection closed under a request that saw no answer yet.

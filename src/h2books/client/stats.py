@@ -185,6 +185,21 @@ class H1StreamTap:
         size = len(data)
         pos = 0
         counts = self._counts
+        if self._state == _HEAD:
+            # The common read: one whole message, its head and a Content-Length body.
+            end = data.find(b"\r\n\r\n") + 4
+            if end > 3:
+                self._on_head(data[:end])
+                if (self._state == _FIXED and end + self._remaining == size) or (
+                    self._state == _HEAD and end == size
+                ):
+                    counts.headers += end
+                    counts.body += size - end
+                    self._state = _HEAD
+                    self._remaining = 0
+                    return
+                counts.headers += end
+                pos = end
         while pos < size:
             state = self._state
             if state in (_FIXED, _CHUNK_DATA, _CHUNK_END):
@@ -244,8 +259,11 @@ class H1StreamTap:
 
     def _on_head(self, head: bytes) -> None:
         lower = head.lower()
-        chunked = _field_value(lower, b"transfer-encoding").endswith(b"chunked")
-        length_text = _field_value(lower, b"content-length")
+        chunked = (
+            _TRANSFER_ENCODING in lower
+            and _field_value(lower, _TRANSFER_ENCODING).endswith(b"chunked")
+        )
+        length_text = _field_value(lower, _CONTENT_LENGTH)
         length = int(length_text) if length_text.isdigit() else -1
         if self._responses:
             status_text = head[9:12]
@@ -284,11 +302,16 @@ class H1StreamTap:
             self._remaining = size
 
 
-def _field_value(lower_head: bytes, name: bytes) -> bytes:
-    """The (stripped) value of the first field called `name` in a lowercased head, or b""."""
-    start = lower_head.find(b"\r\n" + name + b":")
+_TRANSFER_ENCODING = b"\r\ntransfer-encoding:"
+_CONTENT_LENGTH = b"\r\ncontent-length:"
+
+
+def _field_value(lower_head: bytes, marker: bytes) -> bytes:
+    """The (stripped) value of the first field `marker` (CRLF, name, colon) introduces in a
+    lowercased head, or b""."""
+    start = lower_head.find(marker)
     if start < 0:
         return b""
-    start += len(name) + 3
+    start += len(marker)
     end = lower_head.find(b"\r\n", start)
     return lower_head[start:end].strip(b" \t")

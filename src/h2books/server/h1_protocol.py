@@ -27,6 +27,13 @@ from h2books.server.state import ServerState, await_response
 log = logging.getLogger("h2books.server")
 
 
+# Method names as handlers see them, without a decode per request.
+_METHOD_NAMES = {
+    name.encode("ascii"): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+}
+
+
 class _Slot:
     """One request's place in the response order."""
 
@@ -44,6 +51,8 @@ class H1ServerProtocol(asyncio.Protocol):
         "_closing",
         "_drained",
         "_head_started",
+        "_host_bytes",
+        "_host_text",
         "_paused_reading",
         "_paused_writing",
         "_queue",
@@ -74,6 +83,9 @@ class H1ServerProtocol(asyncio.Protocol):
         self.last_activity = state.loop.time()
         # Set while bytes of an unfinished request head are waiting (slowloris guard).
         self._head_started: float | None = None
+        # The last Host value and its text: decoded once per connection, not per request.
+        self._host_bytes = b""
+        self._host_text = ""
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
@@ -120,7 +132,8 @@ class H1ServerProtocol(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.last_activity = self.state.loop.time()
-        self._feed(data)
+        if not self._closing:
+            self._handle(self.conn.receive_data(data))
 
     # -- requests -----------------------------------------------------------------------
 
@@ -164,24 +177,38 @@ class H1ServerProtocol(asyncio.Protocol):
             path, query = target.decode("latin-1"), ""
         else:
             path, query = target[:split].decode("latin-1"), target[split + 1 :].decode("latin-1")
+        method = _METHOD_NAMES.get(event.method) or event.method.decode("latin-1")
+        host = event.host
+        if host is None:
+            authority = ""
+        elif host is self._host_bytes or host == self._host_bytes:
+            authority = self._host_text  # a keep-alive client names the same host each time
+        else:
+            authority = host.decode("latin-1")
+            self._host_bytes, self._host_text = host, authority
         request = Request(
-            event.method.decode("latin-1"),
+            method,
             path,
             query,
             event.headers,
             event.body,
             "1.1" if event.http_version == b"1.1" else "1.0",
             self.scheme,
-            event.host.decode("latin-1") if event.host is not None else "",
+            authority,
             self.client,
         )
-        slot = _Slot(request)
-        self._queue.append(slot)
         result = self.state.invoke(request)
-        if isinstance(result, Response):
+        if type(result) is Response or isinstance(result, Response):
+            if not self._queue and self._streaming is None:
+                # Nothing owed before it: straight into the core, no place in the queue.
+                self._respond(request, result)
+                return
+            slot = _Slot(request)
             slot.response = result
         else:
+            slot = _Slot(request)
             slot.task = self.state.loop.create_task(self._answer_later(slot, result))
+        self._queue.append(slot)
 
     async def _answer_later(self, slot: _Slot, pending: Awaitable[Response]) -> None:
         slot.response = await await_response(pending, slot.request)
@@ -195,30 +222,19 @@ class H1ServerProtocol(asyncio.Protocol):
         """Send every response that is ready, in order, then write once."""
         conn = self.conn
         queue = self._queue
-        state = self.state
         while queue and self._streaming is None:
             slot = queue[0]
             response = slot.response
             if response is None:
                 break
             queue.popleft()
-            request = slot.request
-            head = h1_head(response, state.server_name, state.clock.http_date)
-            if response.stream is not None and request.method != "HEAD":
-                conn.start_response(head)
-                self._streaming = state.loop.create_task(self._stream_body(response.stream))
-                size = 0
-            else:
-                conn.send_response(head, response.body)
-                size = 0 if request.method == "HEAD" else len(response.body)
-            if state.access_log is not None:
-                self._log(request, response.status, size)
+            self._respond(slot.request, response)
         transport = self.transport
         if transport is None:
             return
         data = conn.data_to_send()
         if data:
-            self.last_activity = state.loop.time()
+            self.last_activity = self.state.loop.time()
             transport.write(data)
         if queue or self._streaming is not None:
             return
@@ -226,8 +242,22 @@ class H1ServerProtocol(asyncio.Protocol):
             self._closing = True
             if not transport.is_closing():
                 transport.close()
-        else:
+        elif self._paused_reading:
             self._maybe_resume_reading()
+
+    def _respond(self, request: Request, response: Response) -> None:
+        """Hand one response to the core (its turn has come)."""
+        state = self.state
+        head = h1_head(response, state.server_name, state.clock.http_date)
+        if response.stream is not None and request.method != "HEAD":
+            self.conn.start_response(head)
+            self._streaming = state.loop.create_task(self._stream_body(response.stream))
+            size = 0
+        else:
+            self.conn.send_response(head, response.body)
+            size = 0 if request.method == "HEAD" else len(response.body)
+        if state.access_log is not None:
+            self._log(request, response.status, size)
 
     async def _stream_body(self, chunks: AsyncIterator[bytes]) -> None:
         try:

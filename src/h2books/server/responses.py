@@ -35,8 +35,15 @@ def h2_fields(
     response: Response, server_name: bytes, http_date: bytes
 ) -> tuple[tuple[bytes, bytes], ...]:
     cached = response._h2_fields
-    if cached is not None and cached[0] is http_date:
-        return cached[1]
+    if cached is not None:
+        old_date, built = cached
+        if old_date is http_date:
+            return built
+        # A new second: only the date changed (the list ends with server, then date).
+        if len(built) >= 2 and built[-2][1] is server_name:
+            built = (*built[:-1], (b"date", http_date))
+            response._h2_fields = (http_date, built)
+            return built
     fields = _fixed_fields(response, server_name)
     fields.append((b"date", http_date))
     built = tuple(fields)
@@ -46,8 +53,17 @@ def h2_fields(
 
 def h1_head(response: Response, server_name: bytes, http_date: bytes) -> bytes:
     cached = response._h1_head
-    if cached is not None and cached[0] is http_date:
-        return cached[1]
+    if cached is not None:
+        old_date, head = cached
+        if old_date is http_date:
+            return head
+        # A new second: the head ends with "server: NAME\r\ndate: DATE\r\n", and only
+        # the date changed, so swap it in rather than validate and join every field again.
+        tail = b"server: %s\r\ndate: %s\r\n" % (server_name, old_date)
+        if head.endswith(tail):
+            head = b"%sdate: %s\r\n" % (head[: len(head) - len(old_date) - 8], http_date)
+            response._h1_head = (http_date, head)
+            return head
     fields = _fixed_fields(response, server_name)
     fields.append((b"date", http_date))
     head = serialize_head(response.status, fields)

@@ -194,3 +194,68 @@ def test_window_updates_on_closed_streams_stay_free() -> None:
     c.take()
     c.send(window_update(1, 100) * 50)
     assert not c.conn.closed
+
+
+# -- stalls: since when has response data been waiting for the peer's window? -----------
+
+
+def test_flow_blocked_since_tracks_the_start_of_a_stall() -> None:
+    from tests.protocol.h2.support import settings_frame
+
+    c = RawClient(settings=settings_frame((4, 0)))  # SETTINGS_INITIAL_WINDOW_SIZE = 0
+    assert c.conn.flow_blocked_since is None
+    c.send(c.headers(1), now=10.0)
+    c.conn.send_response(1, 200, [], b"x" * 1000)
+    assert c.conn.flow_blocked_since == 10.0
+    c.send(frame(PING, 0, 0, b"\0" * 8), now=20.0)  # no progress: still since 10
+    assert c.conn.flow_blocked_since == 10.0
+    c.send(window_update(1, 100), now=30.0)  # 100 octets go out: the stall restarts
+    assert c.conn.flow_blocked_since == 30.0
+    c.send(window_update(1, 900), now=31.0)  # the rest goes out: nothing waits
+    assert c.conn.flow_blocked_since is None
+
+
+def test_flow_blocked_since_ends_when_the_stream_is_reset() -> None:
+    from tests.protocol.h2.support import settings_frame
+
+    c = RawClient(settings=settings_frame((4, 0)))
+    c.send(c.headers(1), now=1.0)
+    c.conn.send_response(1, 200, [], b"x" * 1000)
+    c.send(frame(RST_STREAM, 0, 1, CANCEL), now=2.0)
+    assert c.conn.flow_blocked_since is None
+
+
+# -- slow request heads: what the runtime's slowloris clock looks at ---------------------
+
+
+def test_has_partial_request_during_an_unfinished_header_block() -> None:
+    c = RawClient()
+    assert not c.conn.has_partial_request
+    block = c.block()
+    c.send(frame(HEADERS, END_STREAM, 1, block[:3]))
+    assert c.conn.has_partial_request
+    c.send(frame(CONTINUATION, END_HEADERS, 1, block[3:]))
+    assert not c.conn.has_partial_request
+
+
+def test_has_partial_request_for_part_of_a_frame_but_not_of_data() -> None:
+    c = RawClient()
+    headers = c.headers(1, POST, end_stream=False)
+    c.send(headers[:5])
+    assert c.conn.has_partial_request
+    c.send(headers[5:])
+    assert not c.conn.has_partial_request
+    data = frame(DATA, END_STREAM, 1, b"x" * 100)
+    c.send(data[:2])  # not even the type yet: could be anything
+    assert c.conn.has_partial_request
+    c.send(data[2:50])  # a body arriving slowly is not a slow head
+    assert not c.conn.has_partial_request
+
+
+def test_has_partial_request_for_an_unfinished_preface() -> None:
+    from h2books.protocol.h2 import H2Connection
+    from tests.protocol.h2.support import PREFACE
+
+    conn = H2Connection()
+    conn.receive_data(PREFACE[:10])
+    assert conn.has_partial_request

@@ -36,6 +36,7 @@ _HEAD, _FIXED, _CHUNKED, _UNTIL_CLOSE = 0, 1, 2, 3
 # Methods whose requests carry content, so an empty body is still announced.
 _BODY_METHODS = frozenset((b"POST", b"PUT", b"PATCH"))
 _TARGET_CHARS = bytes(range(0x21, 0x7F))
+_FRAMING = frozenset((b"content-length", b"transfer-encoding", b"connection"))
 
 _PendingResponse = tuple[int, bytes, bytes, list[tuple[bytes, bytes]], bool]
 
@@ -52,6 +53,7 @@ class H1ClientConnection:
         "_max_body",
         "_methods",
         "_out",
+        "_plain_fields",
         "_reader",
         "_response",
         "_state",
@@ -70,6 +72,8 @@ class H1ClientConnection:
         self._done = False  # the response that ends the connection was received
         self._eof = False
         self._error: H1Error | None = None
+        # (fields tuple, its encoded lines) of the last request without framing fields.
+        self._plain_fields: tuple[object, bytes] | None = None
 
     @property
     def pending_error(self) -> H1Error | None:
@@ -102,7 +106,19 @@ class H1ClientConnection:
             raise H1Error("CONNECT is not supported")
         if not target or target.translate(None, _TARGET_CHARS):
             raise H1Error("invalid request target")
-        out = [method + b" " + target + b" HTTP/1.1\r\n"]
+        request_line = method + b" " + target + b" HTTP/1.1\r\n"
+        cached = self._plain_fields
+        if cached is not None and cached[0] is fields:
+            # The same tuple as last time: already validated, and it has a host and no
+            # framing or connection field, so only the body needs thought.
+            if body or method in _BODY_METHODS:
+                tail = b"content-length: %d\r\n\r\n" % len(body)
+                self._out += (request_line, cached[1], tail, body)
+            else:
+                self._out += (request_line, cached[1], b"\r\n")
+            self._methods.append(method)
+            return
+        out = [request_line]
         encode_fields(fields, out)
         names = [name.lower() for name in out[1::4]]
         values = out[3::4]
@@ -124,6 +140,9 @@ class H1ClientConnection:
         connection = [v for n, v in zip(names, values, strict=True) if n == b"connection"]
         if connection and not keep_alive_of(connection, b"1.1"):
             self._closing = True
+        if type(fields) is tuple and _FRAMING.isdisjoint(names):
+            # A tuple cannot change: the next request passing this very one skips the work.
+            self._plain_fields = (fields, b"".join(out[1 : 1 + 4 * len(names)]))
         out.append(b"\r\n")
         if body:
             out.append(body)

@@ -86,6 +86,11 @@ class MessageReader:
         """Unconsumed bytes."""
         return len(self._buf) - self._pos
 
+    @property
+    def idle(self) -> bool:
+        """Nothing buffered and no empty lines counted: the next input starts a message."""
+        return self._pos >= len(self._buf) and not self._empty_lines
+
     def only_empty_lines_left(self) -> bool:
         """True when nothing but line-ending bytes is buffered (a clean EOF point)."""
         return not bytes(self._buf[self._pos :]).strip(b"\r\n")

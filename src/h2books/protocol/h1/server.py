@@ -52,6 +52,42 @@ _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
 _PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, bytes | None]
+# (field lines as sent, HTTP version, headers, Host value, keep-alive) of a bodiless request.
+_FieldsCache = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
+# Field lines longer than this are not kept: an idle connection stays small.
+_MAX_CACHED_FIELDS = 2048
+
+# "HTTP/1.1 NNN " -> NNN for final statuses: the start of a head the runtime built.
+_FINAL_STATUS_PREFIXES = {b"HTTP/1.1 %d " % status: status for status in range(200, 1000)}
+# Facts about a response head, packed in an int: its status, and whether it has a
+# content-length; 0 for a head that needs the full `HeadInfo` treatment.
+_STATUS_MASK = 0x3FF
+_HAS_CONTENT_LENGTH = 0x400
+# head -> facts. A runtime sends the same head objects many times (one per response
+# per Date value): a hit costs a dict lookup, where the facts cost three searches.
+_PLAIN_HEAD_FACTS: dict[bytes, int] = {}
+_PLAIN_HEAD_FACTS_LIMIT = 4096
+_PLAIN_HEAD_MAX_CACHED = 1024  # bytes per head: the cache stays under ~5 MiB
+
+
+def _plain_head_facts(head: bytes) -> int:
+    """Facts of a final-status head without connection or transfer-encoding fields, else 0."""
+    status = _FINAL_STATUS_PREFIXES.get(head[:13], 0)
+    lowered = head.lower()
+    facts = 0
+    if (
+        status
+        and b"\ntransfer-encoding:" not in lowered
+        and b"\nconnection:" not in lowered
+        and head[-2:] == b"\r\n"
+        and head[-4:] != b"\r\n\r\n"
+    ):
+        facts = status | (_HAS_CONTENT_LENGTH if b"\ncontent-length:" in lowered else 0)
+    if len(head) <= _PLAIN_HEAD_MAX_CACHED:
+        if len(_PLAIN_HEAD_FACTS) >= _PLAIN_HEAD_FACTS_LIMIT:
+            _PLAIN_HEAD_FACTS.clear()
+        _PLAIN_HEAD_FACTS[head] = facts
+    return facts
 
 
 class _Stream:
@@ -78,8 +114,11 @@ class H1ServerConnection:
         "_continue_wanted",
         "_eof",
         "_error_response",
+        "_fields_cache",
         "_last_host",
         "_max_body",
+        "_max_head",
+        "_max_line",
         "_max_pipelined",
         "_method",
         "_must_close",
@@ -97,7 +136,11 @@ class H1ServerConnection:
         config = config or H1Config()
         self._reader = MessageReader(config, 414)
         self._max_body = config.max_body_size
+        self._max_head = config.max_header_bytes
+        self._max_line = config.max_request_line
         self._max_pipelined = config.max_pipelined
+        # The field lines of the last bodiless request and what parsing them gave.
+        self._fields_cache: _FieldsCache | None = None
         self._state = _HEAD
         self._request: _PendingRequest | None = None  # head parsed, body still arriving
         self._body_length = 0
@@ -128,15 +171,20 @@ class H1ServerConnection:
     @property
     def paused(self) -> bool:
         """Parsing waits for answers (``max_pipelined`` reached); see `resume`."""
-        return self._reading and self.unanswered >= self._max_pipelined
+        return (
+            self._reading
+            and len(self._owed) + (self._stream is not None) >= self._max_pipelined
+        )
 
     @property
     def has_partial_request(self) -> bool:
         """Bytes of an unfinished request are waiting (the runtime's slow-request clock)."""
+        reader = self._reader
+        if self._state == _HEAD and not reader.buffered:
+            return False  # asked after every read: the common answer comes first
         if not self._reading or self.paused:
             return False
-        reader = self._reader
-        return self._state != _HEAD or (reader.buffered > 0 and not reader.only_empty_lines_left())
+        return self._state != _HEAD or not reader.only_empty_lines_left()
 
     # -- input ---------------------------------------------------------------
 
@@ -145,10 +193,45 @@ class H1ServerConnection:
         if not self._reading:
             return []
         if data:
+            if self._fields_cache is not None and self._state == _HEAD and self._reader.idle:
+                request = self._repeated_fields_request(data)
+                if request is not None:
+                    return [request]
             self._reader.feed(data)
         else:
             self._eof = True
         return self._parse()
+
+    def _repeated_fields_request(self, data: bytes) -> RequestReceived | None:
+        """The request when ``data`` is exactly one bodiless head whose field lines repeat,
+        byte for byte, those of the last bodiless request, else None.
+
+        A keep-alive client sends the same fields with every request: then only the
+        request line is parsed, and the fields' parse is reused. Identical bytes parse
+        identically, so this gives what the general path would; anything else (a body,
+        more than one head, a partial head, a limit reached, an error) takes the general
+        path, which produces the errors.
+        """
+        size = len(data)
+        if data.find(b"\r\n\r\n") != size - 4 or size > self._max_head:
+            return None
+        line_end = data.find(b"\r\n")
+        if line_end <= 0 or line_end > self._max_line:
+            return None
+        block, version, headers, host, keep_alive = self._fields_cache  # type: ignore[misc]
+        if data[line_end + 2 : size - 4] != block:
+            return None
+        if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
+            return None
+        try:
+            method, target, line_version = parse_request_line(data[:line_end])
+        except H1Error:
+            return None
+        if line_version != version:
+            return None
+        if target[:1] != b"/":
+            host = target_authority(method, target) or host
+        return self._deliver(method, target, version, list(headers), b"", keep_alive, host)
 
     def resume(self) -> list[Event]:
         """Parse input held back while `paused`."""
@@ -216,17 +299,18 @@ class H1ServerConnection:
         headers, framing = parse_fields(lines)
 
         hosts = framing.get(b"host")
-        host: bytes | None = None
+        field_host: bytes | None = None
         if hosts is None:
             if version == HTTP_11:
                 raise H1Error("missing host header")
         elif len(hosts) > 1:
             raise H1Error("multiple host headers")
         else:
-            host = hosts[0]
-            if host != self._last_host:
-                validate_host(host)
-                self._last_host = host
+            field_host = hosts[0]
+            if field_host != self._last_host:
+                validate_host(field_host)
+                self._last_host = field_host
+        host = field_host
         if target[:1] != b"/":
             host = target_authority(method, target) or host
 
@@ -257,6 +341,7 @@ class H1ServerConnection:
             wants_continue = True
 
         if not chunked and not length:
+            self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
         self._request = (method, target, version, headers, keep_alive, host)
         if chunked:
@@ -267,6 +352,21 @@ class H1ServerConnection:
             self._state = _FIXED
         self._continue_wanted = wants_continue
         return None
+
+    def _remember_fields(
+        self,
+        lines: list[bytes],
+        version: bytes,
+        headers: list[tuple[bytes, bytes]],
+        host: bytes | None,
+        keep_alive: bool,
+    ) -> None:
+        block = b"\r\n".join(lines[1:])
+        cache = self._fields_cache
+        if cache is not None and cache[0] == block and cache[1] == version:
+            return
+        if len(block) <= _MAX_CACHED_FIELDS:
+            self._fields_cache = (block, version, tuple(headers), host, keep_alive)
 
     def _deliver(
         self,
@@ -311,6 +411,34 @@ class H1ServerConnection:
         """
         if self._must_close:
             return
+        facts = _PLAIN_HEAD_FACTS.get(head)
+        if facts is None:
+            facts = _plain_head_facts(head)
+        if not facts or self._stream is not None or not self._owed:
+            self._send_response_checked(head, body)
+            return
+        status = facts & _STATUS_MASK
+        flags = self._owed.popleft()
+        # A HEAD answer given without a body leaves the length unknown: say nothing.
+        if (
+            status != 204
+            and status != 304
+            and (body or not flags & _IS_HEAD)
+            and not facts & _HAS_CONTENT_LENGTH
+        ):
+            head += b"content-length: %d\r\n" % len(body)
+        close = bool(flags & _CLOSE) or (self._peer_closed and not self._owed)
+        if close:
+            head += _CLOSE_FIELD
+        elif flags & _IS_HTTP10:
+            head += _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
+        if body and not flags & _IS_HEAD and status != 204 and status != 304:
+            self._out.append(head + b"\r\n" + body)
+        else:
+            self._out.append(head + b"\r\n")
+        self._response_done(close)
+
+    def _send_response_checked(self, head: bytes, body: bytes) -> None:
         info = self._check_can_answer(head)
         if info.status < 200:
             self._send_informational(info, head)
@@ -319,7 +447,6 @@ class H1ServerConnection:
             raise H1Error("send_response takes a whole body; stream with start_response")
         flags = self._owed.popleft()
         status = info.status
-        # A HEAD answer given without a body leaves the length unknown: say nothing.
         if (
             not info.has_content_length
             and status != 204

@@ -140,6 +140,7 @@ class H2Connection:
         "_awaiting_settings",
         "_batch_first",
         "_blocked",
+        "_blocked_since",
         "_cancelled",
         "_client",
         "_config",
@@ -206,6 +207,7 @@ class H2Connection:
 
         self._streams: dict[int, Stream] = {}
         self._blocked: dict[int, Stream] = {}
+        self._blocked_since = 0.0
         self._highest_peer = 0
         self._highest_local = 0
         # The highest peer stream id before the current `receive_data` call, and the
@@ -275,6 +277,25 @@ class H2Connection:
     @property
     def open_stream_count(self) -> int:
         return len(self._streams)
+
+    @property
+    def has_partial_request(self) -> bool:
+        """Part of a request head is waiting: an unfinished preface, a header block
+        still expecting CONTINUATION frames, or part of a frame other than DATA. The
+        runtime's slow-request clock (slowloris) runs while this is true; a slow
+        request body (partial DATA) is a stall, not a slow head."""
+        if self._hb_sid:
+            return True
+        inbuf = self._inbuf
+        return bool(inbuf) and (self._preface_pending or len(inbuf) < 4 or inbuf[3] != DATA)
+
+    @property
+    def flow_blocked_since(self) -> float | None:
+        """Since when (a `now` given to `receive_data`) response data has been waiting
+        for the peer's flow-control window without any of it going out; None while
+        nothing waits. A runtime closes a connection stalled this way for too long
+        whatever else the peer sends (PINGs, SETTINGS, PRIORITY...)."""
+        return self._blocked_since if self._blocked else None
 
     def data_to_send(self) -> bytes:
         out = self._out
@@ -1139,6 +1160,8 @@ class H2Connection:
         queue.append(view[pos:] if isinstance(data, bytes) else bytes(view[pos:]))
         queue.end_stream = end_stream
         stream.send_queue = queue
+        if not self._blocked:
+            self._blocked_since = self._now
         self._blocked[sid] = stream
 
     def _drain(self, stream: Stream, quantum: int) -> bool:
@@ -1193,6 +1216,7 @@ class H2Connection:
                     progress = True
             if not progress:
                 break
+            self._blocked_since = self._now
 
     def reset_stream(self, stream_id: int, error_code: ErrorCode = ErrorCode.CANCEL) -> None:
         """RST_STREAM from the application (no StreamReset event for it)."""

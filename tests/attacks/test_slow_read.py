@@ -1,0 +1,125 @@
+"""Slow readers (CVE-2019-9511 data dribble, CVE-2019-9517 internal data buffering):
+clients that ask for big responses and then shut their flow-control window.
+
+Response bodies are never copied into per-connection buffers (queued data is a view
+of the handler's bytes), and a connection with work pending that makes no progress
+for `--stall-timeout` seconds gets GOAWAY and is closed. An honest slow download that
+keeps reading is not cut off, however long it takes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from tests.attacks.support import H2Peer, Reaction, get, measure, window_update
+from tests.conftest import ServerProcess
+from tests.server.h2wire import DATA, END_STREAM, NO_ERROR, PING, frame
+
+STALL = 2.0  # --stall-timeout for these tests
+SWEEP = 1.0  # the server checks timeouts once a second
+CONNECTIONS = 10
+STREAMS = 100  # per connection, each asking for /books.json (~300 KB)
+# 1,000 blocked responses of 300 KB: 300 MB if bodies were copied; they are not.
+RSS_BOUND_KIB = 24 * 1024
+
+
+def _zero_window_round(keep_alive_pings: bool) -> Callable[[int], Reaction]:
+    def slow_read_round(port: int) -> Reaction:
+        peers = [H2Peer(port, initial_window_size=0) for _ in range(CONNECTIONS)]
+        try:
+            started = time.monotonic()
+            for peer in peers:
+                peer.send(b"".join(get(sid, "/books.json") for sid in range(1, 2 * STREAMS, 2)))
+            deadline = started + STALL + SWEEP + 4
+            while time.monotonic() < deadline and not all(p.closed for p in peers):
+                for peer in peers:
+                    if keep_alive_pings and not peer.closed:
+                        peer.send(frame(PING, 0, 0, b"alive!!!"))
+                    try:
+                        while not peer.closed and peer.has_input():
+                            peer.read_frame(0.5)
+                    except TimeoutError:
+                        pass
+                time.sleep(0.25)
+            merged = Reaction()
+            for peer in peers:
+                r = peer.reaction
+                merged.goaways += r.goaways
+                merged.data_bytes += r.data_bytes
+                merged.closed = all(p.closed for p in peers)
+                merged.closed_at = max(merged.closed_at, r.closed_at)
+                merged.statuses.update(r.statuses)
+            merged.note = f"{merged.closed_at - started:.2f}" if merged.closed else "open"
+            return merged
+        finally:
+            for peer in peers:
+                peer.close()
+
+    return slow_read_round
+
+
+def _check(result_reactions: list[Reaction]) -> None:
+    for reaction in result_reactions:
+        assert reaction.closed, f"still open {STALL + SWEEP + 4} s later: {reaction}"
+        elapsed = float(reaction.note)
+        assert STALL - 0.5 <= elapsed <= STALL + SWEEP + 1.5, elapsed
+        assert reaction.goaway_codes == [NO_ERROR] * CONNECTIONS, reaction
+        assert reaction.data_bytes == 0  # the window never opened: nothing was sent
+        assert reaction.statuses == {"200": CONNECTIONS * STREAMS}, reaction
+
+
+def test_zero_window_readers_are_closed_after_the_stall_timeout(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server("--stall-timeout", str(STALL))
+    result = measure(server, _zero_window_round(keep_alive_pings=False), max_rounds=3)
+    print(result)
+    _check(result.reactions)
+    assert result.rss_growth_kib < RSS_BOUND_KIB, result
+    assert result.latency_ok, result
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="runtime: h2 stall detection counts any frame read as progress, so PINGs keep "
+    "a zero-window connection alive forever (use H2Connection.flow_blocked_since)",
+)
+def test_zero_window_readers_kept_alive_by_pings_are_closed_too(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    server = start_server("--stall-timeout", str(STALL))
+    result = measure(server, _zero_window_round(keep_alive_pings=True), max_rounds=3)
+    print(result)
+    _check(result.reactions)
+    assert result.rss_growth_kib < RSS_BOUND_KIB, result
+    assert result.latency_ok, result
+
+
+def test_honest_slow_download_is_not_cut_off(start_server: Callable[..., ServerProcess]) -> None:
+    """16 KiB of window every 0.3 s: /books.json takes ~5.5 s, well past the stall timeout,
+    but every step makes progress."""
+    server = start_server("--stall-timeout", str(STALL))
+    window = 16384
+    peer = H2Peer(server.port, initial_window_size=window)
+    try:
+        started = time.monotonic()
+        peer.send(get(1, "/books.json"))
+        received = 0
+        done = False
+        while not done:
+            f = peer.read_frame(STALL + SWEEP + 2)
+            assert f is not None, f"cut off after {received} bytes: {peer.reaction}"
+            if f.type == DATA and f.stream_id == 1:
+                received += len(f.payload)
+                done = bool(f.flags & END_STREAM)
+                if not done and received % window == 0:
+                    time.sleep(0.3)
+                    peer.send(window_update(1, window) + window_update(0, window))
+        elapsed = time.monotonic() - started
+        assert received > 250_000 and elapsed > STALL + SWEEP, (received, elapsed)
+        assert not peer.reaction.goaways
+    finally:
+        peer.close()
