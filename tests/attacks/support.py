@@ -21,8 +21,10 @@ is measured again once (baseline and attack) before it counts.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
+import os
 import select
 import socket
 import ssl
@@ -41,7 +43,6 @@ import hpack
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
     ACK,
-    CONTINUATION,
     DATA,
     END_HEADERS,
     END_STREAM,
@@ -57,7 +58,8 @@ from tests.server.h2wire import (
 )
 
 # Below this the probe's median is noise on a 2-core box shared with the attacker
-# (baseline medians are ~0.1-0.3 ms); every attack that matters costs far more.
+# (baseline medians are ~0.5-1 ms with the probe's spacing); every attack that matters
+# costs far more (Hypercorn's SETTINGS flood: 700-2,000 ms).
 LATENCY_FLOOR_MS = 5.0
 PROBE_REQUESTS = 30
 PROBE_SPACING = 0.05  # seconds between two probe requests
@@ -179,7 +181,7 @@ class H2Peer:
             self.sock.settimeout(remaining)
             try:
                 chunk = self.sock.recv(262144)
-            except (TimeoutError, socket.timeout):
+            except TimeoutError:
                 raise TimeoutError("no frame from the server") from None
             except (OSError, ssl.SSLError):
                 chunk = b""
@@ -216,10 +218,8 @@ class H2Peer:
         return self.reaction
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass
 
 
 @dataclass
@@ -244,7 +244,8 @@ class Reaction:
     reset_streams: list[int] = field(default_factory=list)
     statuses: Counter[str] = field(default_factory=Counter)
     ended_streams: list[int] = field(default_factory=list)  # END_STREAM seen
-    data_bytes: int = 0
+    data_bytes: int = 0  # DATA payload octets received
+    sent_bytes: int = 0  # what the attacker got through, when a test counts it
     frames: Counter[int] = field(default_factory=Counter)  # frame type -> count
     closed: bool = False
     closed_at: float = 0.0  # time.monotonic() when the close was seen
@@ -285,25 +286,39 @@ class Reaction:
 
 
 class Probe:
-    """Sequential requests on a connection of its own; reconnects if the server closes it."""
+    """Sequential requests on a connection of its own.
 
-    def __init__(self, server: ServerProcess, protocol: str = "h2", path: str = "/hello") -> None:
+    An attack must not hurt other clients: by default a probe request that fails (reset,
+    connection closed, no answer in 10 s) fails the test. `reconnect=True` is for tests
+    where the server may rightly close the probe's connection (the connection cap)."""
+
+    def __init__(
+        self,
+        server: ServerProcess,
+        protocol: str = "h2",
+        path: str = "/hello",
+        *,
+        reconnect: bool = False,
+    ) -> None:
         self.server = server
         self.protocol = protocol
         self.path = path
+        self.reconnect = reconnect
         self.peer: H2Peer | None = None
         self.h1: ssl.SSLSocket | None = None
         self.next_stream = 1
 
     def request_ms(self) -> float:
         """One request's round trip in milliseconds (connection setup not included)."""
-        for _attempt in range(3):
+        for _attempt in range(3 if self.reconnect else 1):
             try:
                 if self.protocol == "h2":
                     return self._h2_request()
                 return self._h1_request()
             except (OSError, AssertionError, TimeoutError):
                 self.close()
+                if not self.reconnect:
+                    raise
         raise AssertionError("the probe could not complete a request in three attempts")
 
     def _h2_request(self) -> float:
@@ -356,10 +371,8 @@ class Probe:
             self.peer.close()
             self.peer = None
         if self.h1 is not None:
-            try:
+            with contextlib.suppress(OSError):
                 self.h1.close()
-            except OSError:
-                pass
             self.h1 = None
 
 
@@ -465,6 +478,8 @@ class Measurement:
 
 
 def probe_median(probe: Probe, server: ServerProcess, peak: list[int]) -> float:
+    """The median of PROBE_REQUESTS spaced-out requests; `peak[0]` tracks the server's
+    highest RSS seen meanwhile."""
     samples = []
     for _ in range(PROBE_REQUESTS):
         samples.append(probe.request_ms())
@@ -480,7 +495,6 @@ def measure(
     protocol: str = "h2",
     max_rounds: int = 1000,
     seconds: float = 15.0,
-    after: Callable[[], None] | None = None,
 ) -> Measurement:
     """Baseline latency, then the same measurement while `attack` runs; repeated once
     when the latency check fails. Reactions of both attempts are kept."""
@@ -491,16 +505,13 @@ def measure(
         try:
             for _ in range(5):  # warm the connection and the server's caches
                 probe.request_ms()
-            peak = [server.rss_kib()]
-            baseline = probe_median(probe, server, peak)
+            baseline = probe_median(probe, server, [0])
             before = server.rss_kib()
             peak = [before]
             with attacker(attack, server.port, max_rounds=max_rounds, seconds=seconds) as finish:
                 time.sleep(0.2)  # let the first round get going
                 under_attack = probe_median(probe, server, peak)
                 reactions.extend(finish())
-            if after is not None:
-                after()
             result = Measurement(
                 baseline, under_attack, before, peak[0], server.rss_kib(), list(reactions)
             )
@@ -512,26 +523,7 @@ def measure(
     return result
 
 
-def rss_of(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-__all__ = [
-    "CONTINUATION",
-    "LATENCY_FLOOR_MS",
-    "H2Peer",
-    "Measurement",
-    "Probe",
-    "Reaction",
-    "attacker",
-    "get",
-    "literal_field",
-    "measure",
-    "request_block",
-    "rst",
-    "tls_socket",
-    "window_update",
-]
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

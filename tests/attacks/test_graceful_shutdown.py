@@ -38,7 +38,9 @@ def test_sigterm_completes_every_stream_up_to_the_last_stream_id(
     h2load = shutil.which("h2load")
     if h2load:
         uris = tmp_path / "uris.txt"
-        uris.write_text("".join(f"https://127.0.0.1:{server.port}/book?id={i}\n" for i in range(1, 500)))
+        uris.write_text(
+            "".join(f"https://127.0.0.1:{server.port}/book?id={i}\n" for i in range(1, 500))
+        )
         load = subprocess.Popen(
             [h2load, "-n", "1000000", "-c", "2", "-m", "50", "-i", str(uris)],
             stdout=subprocess.DEVNULL,

@@ -9,7 +9,7 @@ second client's latency and the server's memory are watched.
 
 from __future__ import annotations
 
-import socket
+import contextlib
 import ssl
 
 import pytest
@@ -108,8 +108,9 @@ STREAM_ERRORS = {
         PROTOCOL_ERROR,
     ),
     "empty-path": (
-        _headers(_block((b":method", b"GET"), (b":scheme", b"https"), (b":path", b""),
-                        pseudo=False)),
+        _headers(
+            _block((b":method", b"GET"), (b":scheme", b"https"), (b":path", b""), pseudo=False)
+        ),
         PROTOCOL_ERROR,
     ),
     "unknown-pseudo-header": (_headers(_block((b":protocol", b"x"))), PROTOCOL_ERROR),
@@ -265,17 +266,15 @@ def h1_round(port: int, data: bytes) -> tuple[int | None, bool]:
     """(status of the first response, whether the server closed the connection after it)."""
     sock = tls_socket(port, "http/1.1")
     try:
-        try:
+        with contextlib.suppress(OSError):
             sock.sendall(data)
-        except OSError:
-            pass
         received = b""
         sock.settimeout(5)
         try:
             while chunk := sock.recv(65536):
                 received += chunk
             closed = True
-        except (TimeoutError, socket.timeout):
+        except TimeoutError:
             closed = False
         except (OSError, ssl.SSLError):
             closed = True

@@ -8,7 +8,7 @@ stream is still open when the offending frame arrives.
 
 from __future__ import annotations
 
-import struct
+from collections.abc import Callable
 
 import pytest
 
@@ -47,19 +47,22 @@ PROVOCATIONS = {
         FLOW_CONTROL_ERROR,
     ),
     "data-after-end-stream": (
-        lambda sid: frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
-        + frame(DATA, 0, sid, b"late"),
+        lambda sid: (
+            frame(HEADERS, END_HEADERS | END_STREAM, sid, request_block())
+            + frame(DATA, 0, sid, b"late")
+        ),
         STREAM_CLOSED,
     ),
     "content-length-mismatch": (
-        lambda sid: _open_post(sid, _content_length(b"1"))
-        + frame(DATA, END_STREAM, sid, b"too long"),
+        lambda sid: (
+            _open_post(sid, _content_length(b"1")) + frame(DATA, END_STREAM, sid, b"too long")
+        ),
         PROTOCOL_ERROR,
     ),
 }
 
 
-def make_round(kind: str):  # type: ignore[no-untyped-def]
+def make_round(kind: str) -> Callable[[int], Reaction]:
     provoke, _ = PROVOCATIONS[kind]
 
     def flood_round(port: int) -> Reaction:

@@ -21,6 +21,7 @@ from tests.server.h2wire import (
     ACK,
     DATA,
     END_HEADERS,
+    HEADERS,
     PREFACE,
     SETTINGS,
     WINDOW_UPDATE,
@@ -66,7 +67,7 @@ def body_flood_round(port: int) -> Reaction:
             assert f is not None
             take(f.type, f.flags, f.stream_id, f.payload)
         for sid in sids:
-            peer.send(frame(HEADERS_FRAME, END_HEADERS, sid, request_block("POST", "/hello")))
+            peer.send(frame(HEADERS, END_HEADERS, sid, request_block("POST", "/hello")))
             windows[sid] = stream_window
         chunk = b"b" * 16384
         while time.monotonic() < deadline and not peer.closed:
@@ -93,13 +94,10 @@ def body_flood_round(port: int) -> Reaction:
             except TimeoutError:
                 pass
         reaction = peer.reaction
-        reaction.data_bytes = sum(sent.values())  # here: body octets the server accepted
+        reaction.sent_bytes = sum(sent.values())  # body octets the server's windows let in
         return reaction
     finally:
         peer.close()
-
-
-HEADERS_FRAME = 0x1
 
 
 @pytest.mark.xfail(
@@ -114,10 +112,10 @@ def test_unfinished_bodies_are_bounded_by_the_connection_window(
 ) -> None:
     server = start_server("--max-body-size", str(BODY))
     result = measure(server, body_flood_round, max_rounds=2)
-    print(result, [r.data_bytes for r in result.reactions])
+    print(result, [r.sent_bytes for r in result.reactions])
     for reaction in result.reactions:
         assert not reaction.note, reaction.note
         # The server stops crediting once a window's worth is buffered.
-        assert reaction.data_bytes <= CONNECTION_WINDOW + STREAMS * 65535, reaction.data_bytes
+        assert reaction.sent_bytes <= CONNECTION_WINDOW + STREAMS * 65535, reaction.sent_bytes
     assert result.rss_growth_kib < RSS_BOUND_KIB, result
     assert result.latency_ok, result

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.attacks.support import H2Peer, Reaction, get, measure, window_update
+from tests.attacks.support import H2Peer, Reaction, cpu_seconds, get, measure, window_update
 from tests.conftest import ServerProcess
-from tests.server.h2wire import DATA, END_STREAM, NO_ERROR, PING, frame
+from tests.server.h2wire import DATA, END_STREAM, HEADERS, NO_ERROR, PING, frame
 
 STALL = 2.0  # --stall-timeout for these tests
 SWEEP = 1.0  # the server checks timeouts once a second
@@ -121,5 +121,23 @@ def test_honest_slow_download_is_not_cut_off(start_server: Callable[..., ServerP
         elapsed = time.monotonic() - started
         assert received > 250_000 and elapsed > STALL + SWEEP, (received, elapsed)
         assert not peer.reaction.goaways
+    finally:
+        peer.close()
+
+
+def test_blocked_streams_cost_no_cpu(server: ServerProcess) -> None:
+    """Nothing to send and no window to send it in: the server must sleep, not spin
+    (Twisted spins at 100% CPU on a single flow-control-blocked stream)."""
+    peer = H2Peer(server.port, initial_window_size=0)
+    try:
+        peer.send(b"".join(get(sid, "/books.json") for sid in range(1, 2 * STREAMS, 2)))
+        for _ in range(STREAMS):
+            peer.read_until(lambda f: f.type == HEADERS)
+        assert server.proc is not None
+        before = cpu_seconds(server.proc.pid)
+        time.sleep(2.0)
+        used = cpu_seconds(server.proc.pid) - before
+        assert used < 0.1, f"{used:.2f} s of CPU in 2 s with every stream blocked"
+        assert peer.reaction.data_bytes == 0 and not peer.closed
     finally:
         peer.close()

@@ -161,9 +161,7 @@ def data(
 def priority(
     stream_id: int, *, depends_on: int = 0, weight: int = 255, exclusive: bool = False
 ) -> bytes:
-    return frame(
-        PRIORITY, 0, stream_id, struct.pack(">IB", depends_on | (exclusive << 31), weight)
-    )
+    return frame(PRIORITY, 0, stream_id, struct.pack(">IB", depends_on | (exclusive << 31), weight))
 
 
 def rst_stream(stream_id: int, code: int) -> bytes:
@@ -259,6 +257,7 @@ class Conn:
         self._sent = bytearray()
         self._preface_sent = False
         self._block: dict[int, tuple[bytes, bool]] = {}  # blocks awaiting CONTINUATION
+        self.response_fields: dict[int, Fields] = {}  # each stream's response head, in order
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -458,32 +457,39 @@ class Conn:
             ):
                 self.fail("GOAWAY with an unexpected code before the close")
 
-    def _response_head(self, stream_id: int) -> Frame:
+    def expect_head_frame(self, stream_id: int) -> Frame:
+        """The frame completing the next response field block on `stream_id` (its
+        `fields` and `ends_stream` attributes set); a reset or GOAWAY fails."""
         f = self.wait_for(
-            lambda f: (f.stream_id == stream_id and hasattr(f, "fields"))
-            or (f.type == RST_STREAM and f.stream_id == stream_id)
-            or f.type == GOAWAY,
+            lambda f: (
+                (f.stream_id == stream_id and hasattr(f, "fields"))
+                or (f.type == RST_STREAM and f.stream_id == stream_id)
+                or f.type == GOAWAY
+            ),
             f"a HEADERS frame on stream {stream_id}",
         )
         if f.type in (RST_STREAM, GOAWAY):
             self.fail(f"expected a response on stream {stream_id}")
+        self.response_fields[stream_id] = list(f.fields)  # type: ignore[attr-defined]
         return f
 
     def expect_headers(self, stream_id: int) -> Fields:
         """The response header fields on `stream_id` (h2spec's VerifyHeadersFrame)."""
-        return list(self._response_head(stream_id).fields)  # type: ignore[attr-defined]
+        return list(self.expect_head_frame(stream_id).fields)  # type: ignore[attr-defined]
 
     def expect_response(self, stream_id: int) -> tuple[dict[str, str], bytes]:
         """A complete response: its header fields and its body."""
-        head_frame = self._response_head(stream_id)
+        head_frame = self.expect_head_frame(stream_id)
         head = dict(head_frame.fields)  # type: ignore[attr-defined]
         body = bytearray()
         if head_frame.ends_stream:  # type: ignore[attr-defined]
             return head, bytes(body)
         while True:
             f = self.wait_for(
-                lambda f: (f.stream_id == stream_id and f.type in (DATA, HEADERS, RST_STREAM))
-                or f.type == GOAWAY,
+                lambda f: (
+                    (f.stream_id == stream_id and f.type in (DATA, HEADERS, RST_STREAM))
+                    or f.type == GOAWAY
+                ),
                 f"the end of the response on stream {stream_id}",
             )
             if f.type in (RST_STREAM, GOAWAY):
@@ -496,8 +502,11 @@ class Conn:
     def expect_stream_end(self, stream_id: int) -> None:
         """h2spec's VerifyStreamClose: a DATA or HEADERS frame with END_STREAM."""
         self.wait_for(
-            lambda f: f.type in (DATA, HEADERS) and f.stream_id == stream_id
-            and bool(f.flags & END_STREAM),
+            lambda f: (
+                f.type in (DATA, HEADERS)
+                and f.stream_id == stream_id
+                and bool(f.flags & END_STREAM)
+            ),
             f"END_STREAM on stream {stream_id}",
         )
 
@@ -512,6 +521,20 @@ class Conn:
             return bool(f.flags & ACK) and f.payload == payload
 
         self.wait_for(accept, f"PING ACK with payload {payload!r}")
+
+    def expect_ping_ack_or_eof(self, payload: bytes) -> None:
+        """h2spec's VerifyPingFrameOrConnectionClose: the PING ACK, or a closed connection."""
+        deadline = time.monotonic() + REACTION_TIMEOUT
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                f = self.read(remaining)
+            except TimeoutError:
+                self.fail(f"neither a PING ACK with payload {payload!r} nor a close")
+            if f is None or (f.type == PING and f.flags & ACK and f.payload == payload):
+                return
 
     def expect_alive(self) -> None:
         """The connection still works: a fresh PING is answered."""

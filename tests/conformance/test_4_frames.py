@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conformance.support import (
     SETTINGS_HEADER_TABLE_SIZE,
     SETTINGS_MAX_FRAME_SIZE,
+    SETTINGS_MAX_HEADER_LIST_SIZE,
     Conn,
     continuation,
     data,
     headers,
-    hpack_integer,
     ping,
     priority,
     settings_frame,
@@ -21,6 +23,7 @@ from tests.server.h2wire import (
     END_HEADERS,
     END_STREAM,
     FRAME_SIZE_ERROR,
+    GOAWAY,
     HEADERS,
     PADDED,
     PING,
@@ -222,17 +225,60 @@ def test_4_3_field_block_on_a_stream_the_server_reset_is_still_decoded(conn: Con
     assert head[":status"] == "200" and body == b"hello world (in HTTP2)"
 
 
-def _starts_with_size_update_to_zero(block: bytes) -> bool:
-    return bool(block) and block[0] & 0xE0 == 0x20 and block[:1] == hpack_integer(0, 5, 0x20)
+def test_4_3_oversized_field_block_is_still_decoded(conn: Conn) -> None:
+    """§4.3, §10.5.1: a field block larger than the server accepts may be refused (431, a
+    reset, or closing the connection), but unless the connection closes it MUST still be
+    decoded: the next request reuses its dynamic-table entries and must be understood."""
+    limit = conn.server_settings.get(SETTINGS_MAX_HEADER_LIST_SIZE, 65536)
+    # 1000-octet values: the last three stay in the 4096-octet dynamic table.
+    big = [(f"x-big{i:03}", "v" * 1000) for i in range(limit // 1000 + 2)]
+    block = conn.encode(conn.request("GET", "/hello", *big))
+    pieces = [block[i : i + 16384] for i in range(0, len(block), 16384)]
+    conn.send(
+        headers(1, pieces[0], end_headers=False),
+        *(continuation(1, p, end_headers=False) for p in pieces[1:-1]),
+        continuation(1, pieces[-1]),
+    )
+    refusal = conn.wait_for(
+        lambda f: f.stream_id == 1 or f.type == GOAWAY, "an answer to the oversized request"
+    )
+    if refusal.type == GOAWAY:
+        conn.expect_eof()
+        return
+    reuse = conn.encode(conn.request("GET", "/hello", *big[-3:]))
+    assert len(reuse) < 100, "the hpack oracle no longer refers to the entries by index"
+    conn.send(headers(3, reuse))
+    head, body = conn.expect_response(3)
+    assert head[":status"] == "200" and body == b"hello world (in HTTP2)"
 
 
-def test_4_3_1_table_size_zero_in_the_preface_is_signalled(raw_conn: Conn) -> None:
-    """§4.3.1 (RFC 7541 §4.2): once the server acknowledges SETTINGS_HEADER_TABLE_SIZE 0,
-    its encoder MUST start the next field block with a Dynamic Table Size Update <= 0."""
-    raw_conn.handshake((SETTINGS_HEADER_TABLE_SIZE, 0))
+def _leading_size_update(block: bytes) -> int | None:
+    """The value of the Dynamic Table Size Update opening `block` (RFC 7541 §6.3), if any."""
+    if not block or block[0] & 0xE0 != 0x20:
+        return None
+    value, shift = block[0] & 0x1F, 0
+    if value < 0x1F:
+        return value
+    for octet in block[1:6]:
+        value += (octet & 0x7F) << shift
+        shift += 7
+        if not octet & 0x80:
+            return value
+    return None
+
+
+@pytest.mark.parametrize("table_size", [0, 256])
+def test_4_3_1_table_size_reduced_in_the_preface_is_signalled(
+    raw_conn: Conn, table_size: int
+) -> None:
+    """§4.3.1 (RFC 7541 §4.2): once the server acknowledges a SETTINGS_HEADER_TABLE_SIZE
+    below 4096, its encoder MUST start the next field block with a Dynamic Table Size
+    Update to at most that value."""
+    raw_conn.handshake((SETTINGS_HEADER_TABLE_SIZE, table_size))
     raw_conn.send(headers(1, raw_conn.encode(raw_conn.request("GET", "/hello"))))
     head = raw_conn.wait_for(lambda f: f.type == HEADERS and f.stream_id == 1, "HEADERS")
-    assert _starts_with_size_update_to_zero(head.block), head.block[:8].hex()  # type: ignore[attr-defined]
+    size = _leading_size_update(head.block)  # type: ignore[attr-defined]
+    assert size is not None and size <= table_size, head.block[:8].hex()  # type: ignore[attr-defined]
 
 
 def test_4_3_1_table_size_reduced_later_is_signalled(conn: Conn) -> None:
@@ -244,4 +290,4 @@ def test_4_3_1_table_size_reduced_later_is_signalled(conn: Conn) -> None:
     conn.wait_for(lambda f: f.type == SETTINGS and bool(f.flags & 1), "SETTINGS ACK")
     conn.send(headers(5, conn.encode(conn.request("GET", "/hello"))))
     head = conn.wait_for(lambda f: f.type == HEADERS and f.stream_id == 5, "HEADERS")
-    assert _starts_with_size_update_to_zero(head.block), head.block[:8].hex()  # type: ignore[attr-defined]
+    assert _leading_size_update(head.block) == 0, head.block[:8].hex()  # type: ignore[attr-defined]

@@ -224,6 +224,17 @@ def test_5_1_2_exceeding_max_concurrent_streams(conn: Conn) -> None:
     conn.expect_alive()
 
 
+def test_5_1_2_open_streams_count_toward_the_limit(conn: Conn) -> None:
+    """§5.1.2: streams in the "open" state count too: requests whose bodies never end fill
+    every slot, and the next HEADERS is refused."""
+    limit = conn.server_settings.get(SETTINGS_MAX_CONCURRENT_STREAMS)
+    assert limit is not None and limit <= 1000, "the server must advertise a limit"
+    block = conn.encode(conn.request("POST", "/hello"))
+    conn.send(*(headers(1 + 2 * i, block, end_stream=False) for i in range(limit + 1)))
+    conn.expect_stream_error(1 + 2 * limit, PROTOCOL_ERROR, REFUSED_STREAM)
+    conn.expect_alive()
+
+
 # -- §5.3 Prioritization (RFC 7540 §5.3.1, kept by h2spec) --------------------------------
 
 

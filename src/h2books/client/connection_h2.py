@@ -78,6 +78,7 @@ class H2ClientProtocol(asyncio.Protocol):
         self._authority = (b":authority", origin.authority.encode("ascii"))
         self._extra = settings.extra_fields
         self._flush_scheduled = False
+        self._unflushed = 0  # streams opened since the last write
         self._first_read = True
         self._accepting = True  # takes new requests
         self._lost = False
@@ -139,7 +140,12 @@ class H2ClientProtocol(asyncio.Protocol):
             self._close_when_idle()
             return False
         self._streams[stream_id] = exchange
-        if not self._flush_scheduled:
+        self._unflushed += 1
+        if self._unflushed * 4 >= self._max_streams:
+            # Requests opened by one loop iteration's callbacks leave in quarters of the
+            # stream limit, so the server works on the first while the rest are made.
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         return True
@@ -401,6 +407,7 @@ class H2ClientProtocol(asyncio.Protocol):
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._unflushed = 0
         transport = self._transport
         if transport is None or self._lost or transport.is_closing():
             return

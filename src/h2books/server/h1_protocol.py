@@ -21,7 +21,7 @@ from h2books.protocol.h1 import (
     ProtocolError,
     RequestReceived,
 )
-from h2books.server.responses import h1_head
+from h2books.server.responses import BIG_BODY, BODY_SLICE, h1_head
 from h2books.server.state import ServerState, await_response
 
 log = logging.getLogger("h2books.server")
@@ -32,6 +32,11 @@ _METHOD_NAMES = {
     name.encode("ascii"): name
     for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
 }
+
+
+async def _slices(body: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(body), BODY_SLICE):
+        yield body[start : start + BODY_SLICE]
 
 
 class _Slot:
@@ -253,6 +258,11 @@ class H1ServerProtocol(asyncio.Protocol):
             self.conn.start_response(head)
             self._streaming = state.loop.create_task(self._stream_body(response.stream))
             size = 0
+        elif False:
+            # In slices, as the transport drains (see responses.BIG_BODY).
+            self.conn.start_response(head)
+            self._streaming = state.loop.create_task(self._stream_body(_slices(response.body)))
+            size = len(response.body)
         else:
             self.conn.send_response(head, response.body)
             size = 0 if request.method == "HEAD" else len(response.body)

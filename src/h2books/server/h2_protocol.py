@@ -17,7 +17,7 @@ from typing import Any, cast
 from h2books.http import Request, Response
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.server.responses import BODY_TOO_LARGE, h2_fields
+from h2books.server.responses import BIG_BODY, BODY_SLICE, BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState, await_response
 
 log = logging.getLogger("h2books.server")
@@ -229,6 +229,10 @@ class H2ServerProtocol(asyncio.Protocol):
             self.conn.send_headers(stream_id, (*_status(response.status), *fields))
             self._start_task(stream_id, self._stream_body(stream_id, response.stream))
             size = 0
+        elif len(response.body) > BIG_BODY and not head_only:
+            self.conn.send_headers(stream_id, (*_status(response.status), *fields))
+            self._start_task(stream_id, self._send_big_body(stream_id, response.body))
+            size = len(response.body)
         else:
             body = b"" if head_only else response.body
             self.conn.send_response(stream_id, response.status, fields, body)
@@ -289,6 +293,23 @@ class H2ServerProtocol(asyncio.Protocol):
                     await aclose()
                 except Exception:
                     log.debug("closing a streaming body failed", exc_info=True)
+
+    async def _send_big_body(self, stream_id: int, body: bytes) -> None:
+        conn = self.conn
+        size = len(body)
+        for start in range(0, size, BODY_SLICE):
+            if self._closing or stream_id not in self._tasks:
+                return
+            end = start + BODY_SLICE
+            conn.send_data(stream_id, body[start:end], end_stream=end >= size)
+            # Written now: the transport's pause_writing is what paces the slices.
+            self._flush()
+            while not self._closing and (
+                self._paused_writing or conn.pending_send_bytes(stream_id) > _STREAM_HIGH_WATER
+            ):
+                await self._wait_writable(stream_id)
+                if stream_id not in self._tasks:
+                    return
 
     def _wait_writable(self, stream_id: int) -> asyncio.Future[None]:
         waiter = self._waiters.get(stream_id)

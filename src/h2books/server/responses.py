@@ -14,6 +14,12 @@ from h2books.protocol.h1 import serialize_head
 
 log = logging.getLogger("h2books.server")
 
+# A body larger than this is handed to the core a slice at a time, as the transport
+# drains: framed, encrypted and written whole, a 64 MiB body needs several 64 MiB
+# buffers at once, and faulting their pages in costs more than the encryption.
+BIG_BODY = 1024 * 1024
+BODY_SLICE = 256 * 1024
+
 # Statuses that never carry a body, so never a content-length computed from one.
 _BODYLESS = frozenset({204, 304})
 _CONTENT_LENGTH = b"content-length"

@@ -102,6 +102,71 @@ def test_no_request_after_connection_close() -> None:
         client.send_request(b"GET", b"/", HOST)
 
 
+_CACHEABLE_FIELDS = st.lists(
+    st.sampled_from(
+        [
+            (b"accept", b"*/*"),
+            (b"user-agent", b"h2books/1"),
+            (b"Accept", b"text/html"),
+            (b"connection", b"close"),
+            (b"connection", b"keep-alive"),
+            (b"content-length", b"2"),
+            (b"transfer-encoding", b"chunked"),
+            (b"x", b"a\r\nInjected: 1"),
+        ]
+    ),
+    max_size=3,
+)
+
+
+@given(
+    _CACHEABLE_FIELDS,
+    st.lists(
+        st.tuples(st.sampled_from([b"GET", b"POST", b"HEAD", b"PUT"]), st.binary(max_size=3)),
+        min_size=1,
+        max_size=3,
+    ),
+)
+def test_a_fields_tuple_sent_again_gives_what_a_fresh_list_gives(
+    extra: list[tuple[bytes, bytes]], requests: list[tuple[bytes, bytes]]
+) -> None:
+    fields = ((b"host", b"example.com"), *extra)
+    reused, fresh = H1ClientConnection(), H1ClientConnection()
+    for method, body in requests:
+        outcomes = []
+        for client, given_fields in ((reused, fields), (fresh, list(fields))):
+            try:
+                client.send_request(method, b"/x", given_fields, body)
+                outcome: object = (client.data_to_send(), client.unanswered)
+            except H1Error as exc:
+                outcome = exc.reason
+            outcomes.append(outcome)
+        assert outcomes[0] == outcomes[1]
+
+
+def test_a_fields_tuple_is_encoded_once() -> None:
+    client = H1ClientConnection()
+    fields = ((b"host", b"h"), (b"accept", b"*/*"))
+    client.send_request(b"GET", b"/1", fields)
+    assert client._plain_fields == (fields, b"host: h\r\naccept: */*\r\n")
+    client.send_request(b"POST", b"/2", fields, b"hi")
+    assert client.data_to_send() == (
+        b"GET /1 HTTP/1.1\r\nhost: h\r\naccept: */*\r\n\r\n"
+        b"POST /2 HTTP/1.1\r\nhost: h\r\naccept: */*\r\ncontent-length: 2\r\n\r\nhi"
+    )
+
+
+def test_a_fields_list_is_not_remembered() -> None:
+    # A list may change between two calls: only tuples are remembered.
+    client = H1ClientConnection()
+    fields = [(b"host", b"h")]
+    client.send_request(b"GET", b"/", fields)
+    assert client._plain_fields is None
+    fields.append((b"x", b"\x00"))
+    with pytest.raises(H1Error):
+        client.send_request(b"GET", b"/", fields)
+
+
 # -- responses ----------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ import itertools
 import time
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from h2books.protocol.h1 import (
@@ -1078,3 +1078,208 @@ def test_large_body_in_many_reads() -> None:
     assert len(events) == 1
     assert isinstance(events[0], RequestReceived)
     assert events[0].body == body
+
+
+# -- repeated field lines: the keep-alive fast path -----------------------------------------
+
+_REQUEST_LINES = st.sampled_from(
+    [
+        b"GET / HTTP/1.1",
+        b"GET /book?id=7 HTTP/1.1",
+        b"HEAD /x HTTP/1.1",
+        b"POST /form HTTP/1.1",
+        b"GET / HTTP/1.0",
+        b"GET http://other.example:81/abs?q HTTP/1.1",
+        b"OPTIONS * HTTP/1.1",
+        b"CONNECT example.com:443 HTTP/1.1",
+        b"GET / HTTP/2.0",
+        b"GET /a%zz HTTP/1.1",
+        b"GET  / HTTP/1.1",
+        b"G(T / HTTP/1.1",
+        b"GET /\x01 HTTP/1.1",
+        b"",
+    ]
+)
+_HOST_LINES = st.sampled_from(
+    [b"Host: example.com", b"host: example.com:8080", b"Host: bad host", b"Host:"]
+)
+_GOOD_FIELD_LINES = st.sampled_from(
+    [
+        b"User-Agent: h2load nghttp2/1.52.0",
+        b"Accept: */*",
+        b"Connection: close",
+        b"Connection: keep-alive",
+        b"Content-Length: 0",
+        b"Expect: 100-continue",
+        b"X-Empty:",
+    ]
+)
+_BAD_FIELD_LINES = st.sampled_from(
+    [
+        b"Content-Length: 3",
+        b"Content-Length: -1",
+        b"Transfer-Encoding: chunked",
+        b"Expect: magic",
+        b" folded",
+        b"Bad Name: x",
+        b"X-Ctl: a\x00b",
+        b"Host: second.example",
+    ]
+)
+# Mostly heads a client would send again and again (a Host, then common fields), some
+# with a line that has a body or is an error.
+_FIELD_LINES = st.builds(
+    lambda host, good, bad: [*host, *good, *bad],
+    st.lists(_HOST_LINES, max_size=1),
+    st.lists(_GOOD_FIELD_LINES, max_size=3),
+    st.lists(_BAD_FIELD_LINES, max_size=1),
+)
+
+
+def _second_request(first_lines: list[bytes], line: bytes, mutate: bool) -> bytes:
+    lines = list(first_lines)
+    if mutate and lines:
+        lines[-1] += b"x"
+    return b"\r\n".join([line, *lines]) + b"\r\n\r\n"
+
+
+def _after(first: bytes, second: bytes, whole: bool, config: H1Config) -> tuple[object, ...]:
+    """Everything observable after `first` (answered) then `second`, given to the core
+    whole (the fast path may take it) or in two reads (only the general path can)."""
+    conn = H1ServerConnection(config)
+    for event in conn.receive_data(first):
+        if isinstance(event, RequestReceived):
+            conn.send_response(OK_HEAD, b"ok")
+    conn.data_to_send()
+    if whole:
+        events = conn.receive_data(second)
+    else:
+        events = conn.receive_data(second[:1]) + conn.receive_data(second[1:])
+    if any(isinstance(event, RequestReceived) for event in events):
+        conn.send_response(OK_HEAD, b"ok")
+    later = conn.receive_data(b"")
+    return (
+        events,
+        later,
+        conn.data_to_send(),
+        conn.must_close,
+        conn.unanswered,
+        conn.has_partial_request,
+    )
+
+
+@settings(max_examples=600)
+@given(
+    _REQUEST_LINES,
+    _FIELD_LINES,
+    _REQUEST_LINES,
+    st.booleans(),
+    st.sampled_from([b"", b"", b"abc", b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"]),
+    st.integers(0, 1),
+)
+@example(b"GET / HTTP/1.1", [b"Host: example.com"], b"GET / HTTP/1.0", False, b"", 0)
+@example(b"GET / HTTP/1.1", [b"Host: a"], b"GET http://other.example:81/abs?q HTTP/1.1", False, b"", 0)
+@example(b"GET / HTTP/1.1", [b"Host: a"], b"GET /book?id=7 HTTP/1.1", False, b"", 1)
+@example(b"GET / HTTP/1.1", [b"Host: example.com"], b"HEAD /x HTTP/1.1", False, b"", 1)
+def test_repeated_fields_fast_path_matches_the_general_path(
+    first_line: bytes,
+    field_lines: list[bytes],
+    second_line: bytes,
+    mutate: bool,
+    extra: bytes,
+    limits: int,
+) -> None:
+    first = b"\r\n".join([first_line, *field_lines]) + b"\r\n\r\n"
+    second = _second_request(field_lines, second_line, mutate) + extra
+    # Default limits, or ones that the longer request lines and heads run into.
+    config = [
+        H1Config(max_pipelined=4),
+        H1Config(max_pipelined=4, max_header_bytes=38, max_request_line=20),
+    ][limits]
+    assert _after(first, second, True, config) == _after(first, second, False, config)
+
+
+def test_repeated_fields_are_remembered_only_for_bodiless_requests() -> None:
+    conn = H1ServerConnection()
+    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")
+    assert conn._fields_cache is not None
+    assert conn._fields_cache[0] == b"Host: h\r\nAccept: */*"
+    conn.send_response(OK_HEAD, b"ok")
+    conn.receive_data(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+    assert conn._fields_cache[0] == b"Host: h\r\nAccept: */*"  # the body request left it
+
+
+def test_large_field_lines_are_not_remembered() -> None:
+    conn = H1ServerConnection()
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nCookie: " + b"c" * 3000 + b"\r\n\r\n")
+    assert conn._fields_cache is None  # an idle connection does not keep a big head alive
+
+
+def test_repeated_fields_give_each_request_its_own_header_list() -> None:
+    request = b"GET /%d HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    conn = H1ServerConnection()
+    first = conn.receive_data(request % 1)[0]
+    assert isinstance(first, RequestReceived)
+    first.headers.append((b"x-added", b"by a handler"))
+    conn.send_response(OK_HEAD, b"ok")
+    second = conn.receive_data(request % 2)[0]
+    assert isinstance(second, RequestReceived)
+    assert second.target == b"/2"
+    assert second.headers == [(b"host", b"h"), (b"accept", b"*/*")]
+    assert second.headers is not first.headers
+
+
+def test_repeated_fields_respect_the_pipelining_limit() -> None:
+    request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
+    conn = H1ServerConnection(H1Config(max_pipelined=2))
+    assert len(conn.receive_data(request)) == 1
+    assert len(conn.receive_data(request)) == 1
+    assert conn.receive_data(request) == []  # paused: held back, not delivered
+    assert conn.paused
+    conn.send_response(OK_HEAD, b"")
+    assert len(conn.resume()) == 1
+
+
+# -- response heads: the facts kept per head --------------------------------------------------
+
+_RESPONSE_FIELDS = st.lists(
+    st.sampled_from(
+        [
+            (b"content-type", b"text/plain"),
+            (b"content-length", b"2"),
+            (b"Content-Length", b"2"),
+            (b"connection", b"close"),
+            (b"Connection", b"keep-alive"),
+            (b"transfer-encoding", b"chunked"),
+            (b"x-connection", b"close"),
+            (b"etag", b'"1"'),
+        ]
+    ),
+    max_size=4,
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from([100, 103, 200, 204, 304, 404, 500]),
+    _RESPONSE_FIELDS,
+    st.sampled_from([b"", b"ok"]),
+    st.sampled_from([GET, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"]),
+)
+def test_send_response_matches_the_full_head_check(
+    status: int, fields: list[tuple[bytes, bytes]], body: bytes, request: bytes
+) -> None:
+    head = serialize_head(status, fields)
+    outcomes = []
+    for full_check in (False, True, False):  # the last run finds the facts cached
+        conn, _ = feed(request)
+        try:
+            if full_check:
+                conn._send_response_checked(head, body)
+            else:
+                conn.send_response(head, body)
+            outcome: object = (conn.data_to_send(), conn.must_close, conn.unanswered)
+        except H1Error as exc:
+            outcome = exc.reason
+        outcomes.append(outcome)
+    assert outcomes[0] == outcomes[1] == outcomes[2]

@@ -8,7 +8,7 @@ import time
 
 import hpack
 
-from h2books.protocol.h2 import ErrorCode, H2Config
+from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection
 from h2books.protocol.h2 import events as ev
 from tests.protocol.h2.support import (
     ACK,
@@ -18,6 +18,7 @@ from tests.protocol.h2.support import (
     END_STREAM,
     HEADERS,
     PING,
+    PREFACE,
     REQUEST,
     RST_STREAM,
     SETTINGS,
@@ -25,6 +26,7 @@ from tests.protocol.h2.support import (
     frame,
     goaway_code,
     rst_codes,
+    settings_frame,
     window_update,
 )
 
@@ -54,9 +56,7 @@ def test_request_reset_in_a_later_batch_is_reported() -> None:
 
 def test_only_the_reset_streams_of_a_batch_are_taken_back() -> None:
     c = RawClient()
-    events = c.send(
-        c.headers(1) + c.headers(3) + frame(RST_STREAM, 0, 1, CANCEL) + c.headers(5)
-    )
+    events = c.send(c.headers(1) + c.headers(3) + frame(RST_STREAM, 0, 1, CANCEL) + c.headers(5))
     assert [(type(e), e.stream_id) for e in events] == [  # type: ignore[attr-defined]
         (ev.RequestReceived, 3),
         (ev.RequestReceived, 5),
@@ -74,7 +74,7 @@ def test_body_of_a_request_reset_in_the_same_batch_is_dropped_and_credited() -> 
     )
     assert events == []
     # The octets nobody will read are given back: the connection window does not shrink.
-    assert c.conn._recv.outstanding == 0  # noqa: SLF001 - the window is the point here
+    assert c.conn._recv.outstanding == 0
 
 
 def test_stream_error_in_the_opening_batch_is_never_delivered() -> None:
@@ -102,8 +102,6 @@ def test_requests_of_a_batch_ended_by_a_connection_error_are_dropped() -> None:
 
 
 def test_client_role_keeps_responses_that_arrived_before_a_connection_error() -> None:
-    from h2books.protocol.h2 import H2Connection
-
     conn = H2Connection(H2Config(client_side=True))
     conn.initiate()
     sid = conn.send_request(REQUEST)
@@ -200,8 +198,6 @@ def test_window_updates_on_closed_streams_stay_free() -> None:
 
 
 def test_flow_blocked_since_tracks_the_start_of_a_stall() -> None:
-    from tests.protocol.h2.support import settings_frame
-
     c = RawClient(settings=settings_frame((4, 0)))  # SETTINGS_INITIAL_WINDOW_SIZE = 0
     assert c.conn.flow_blocked_since is None
     c.send(c.headers(1), now=10.0)
@@ -216,8 +212,6 @@ def test_flow_blocked_since_tracks_the_start_of_a_stall() -> None:
 
 
 def test_flow_blocked_since_ends_when_the_stream_is_reset() -> None:
-    from tests.protocol.h2.support import settings_frame
-
     c = RawClient(settings=settings_frame((4, 0)))
     c.send(c.headers(1), now=1.0)
     c.conn.send_response(1, 200, [], b"x" * 1000)
@@ -253,9 +247,6 @@ def test_has_partial_request_for_part_of_a_frame_but_not_of_data() -> None:
 
 
 def test_has_partial_request_for_an_unfinished_preface() -> None:
-    from h2books.protocol.h2 import H2Connection
-    from tests.protocol.h2.support import PREFACE
-
     conn = H2Connection()
     conn.receive_data(PREFACE[:10])
     assert conn.has_partial_request
