@@ -52,7 +52,9 @@ def _pin(core: int | None) -> list[str]:
 
 
 @contextlib.contextmanager
-def running_server(data_dir: Path, core: int | None) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def running_server(
+    data_dir: Path, core: int | None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(SRC)}
     argv = [

@@ -22,7 +22,10 @@ from h2books.client import (
     StreamResetError,
     WireStats,
 )
+from h2books.client.base import ConnectionSettings
 from h2books.client.connection_h2 import H2ClientProtocol, error_name
+from h2books.client.exchange import Exchange
+from h2books.client.origin import Origin
 from tests.client.fakes import FakeServer, H2Session, book_body, book_id_of, h2_bookstore, serving
 
 T = TypeVar("T")
@@ -339,3 +342,52 @@ def test_exhausted_stream_ids_move_requests_to_a_new_connection() -> None:
     with serving(h2_bookstore()) as fake:
         assert run(main()) == [200, 200, 200]
     assert stats.connections == 2
+
+
+class _RecordingTransport:
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return default
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+
+    def is_closing(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        pass
+
+
+class _Owner:
+    def requeue(self, exchanges: object, error: object) -> None:
+        pass
+
+    def retire(self, connection: object) -> None:
+        pass
+
+
+def test_new_streams_leave_in_quarters_of_the_stream_limit() -> None:
+    # Requests made by one loop iteration (the callbacks of one read's responses) go out
+    # as each quarter of the stream limit is reached, so the server starts on them early.
+    async def main() -> tuple[list[int], int]:
+        loop = asyncio.get_running_loop()
+        settings = ConnectionSettings((), None, 1 << 20)
+        protocol = H2ClientProtocol(_Owner(), Origin("http://localhost:1"), settings)
+        transport = _RecordingTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        after_preface = len(transport.writes)
+        counts = []
+        for i in range(100):
+            future: asyncio.Future[Response] = loop.create_future()
+            protocol.submit(Exchange(b"GET", b"/%d" % i, (), b"", future, 0.0))
+            counts.append(len(transport.writes) - after_preface)
+        await asyncio.sleep(0)
+        return counts, len(transport.writes) - after_preface
+
+    counts, total = run(main())
+    assert counts[23] == 0 and counts[24] == 1  # the 25th of 100 streams flushed
+    assert counts[-1] == 4
+    assert total == 4  # nothing left for the end-of-iteration flush

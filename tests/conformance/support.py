@@ -253,11 +253,13 @@ class Conn:
         self.answered: set[int] = set()
         # Like h2spec: replenish a receive window once the server has used all of it.
         self.auto_window_update = True
-        self._windows: dict[int, int] = {0: DEFAULT_WINDOW}
+        self._recv_windows: dict[int, int] = {0: DEFAULT_WINDOW}
         self._sent = bytearray()
         self._preface_sent = False
         self._block: dict[int, tuple[bytes, bool]] = {}  # blocks awaiting CONTINUATION
         self.response_fields: dict[int, Fields] = {}  # each stream's response head, in order
+        # Our send windows, as the server's SETTINGS and WINDOW_UPDATEs set them.
+        self._send_windows: dict[int, int] = {0: DEFAULT_WINDOW}
 
     # -- sending ---------------------------------------------------------------------------
 
@@ -332,7 +334,31 @@ class Conn:
                 ident, value = struct.unpack_from(">HI", f.payload, offset)
                 self.server_settings[ident] = value
             self.send(settings_ack())
+        elif f.type == WINDOW_UPDATE and len(f.payload) == 4:
+            increment = struct.unpack(">I", f.payload)[0] & 0x7FFFFFFF
+            self._send_windows[f.stream_id] = self.send_window(f.stream_id) + increment
         return f
+
+    def send_window(self, stream_id: int) -> int:
+        """How much DATA the server lets us send on `stream_id` (0: the connection)."""
+        initial = self.server_settings.get(SETTINGS_INITIAL_WINDOW_SIZE, DEFAULT_WINDOW)
+        return self._send_windows.get(stream_id, initial)
+
+    def send_body(self, stream_id: int, size: int) -> None:
+        """`size` octets of DATA (the last frame with END_STREAM), never beyond the windows
+        the server grants: a server that does not replenish them stalls this."""
+        sent = 0
+        while sent < size:
+            room = min(self.send_window(0), self.send_window(stream_id), 16384, size - sent)
+            if room <= 0:
+                self.wait_for(
+                    lambda f: f.type == WINDOW_UPDATE, f"a WINDOW_UPDATE after {sent} octets"
+                )
+                continue
+            self.send(data(stream_id, b"x" * room, end_stream=sent + room == size))
+            for window in (0, stream_id):
+                self._send_windows[window] = self.send_window(window) - room
+            sent += room
 
     def _collect_block(self, f: Frame) -> None:
         """Decode each response field block in arrival order (HPACK state is per
@@ -365,11 +391,11 @@ class Conn:
         if not self.auto_window_update or not f.payload:
             return
         for stream_id in (f.stream_id, 0):
-            window = self._windows.get(stream_id, DEFAULT_WINDOW) - len(f.payload)
+            window = self._recv_windows.get(stream_id, DEFAULT_WINDOW) - len(f.payload)
             if window <= 0:
                 self.send(window_update(stream_id, DEFAULT_WINDOW - window))
                 window = DEFAULT_WINDOW
-            self._windows[stream_id] = window
+            self._recv_windows[stream_id] = window
 
     def _read_until(self, deadline: float, what: str) -> Frame:
         remaining = deadline - time.monotonic()

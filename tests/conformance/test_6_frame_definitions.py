@@ -198,6 +198,24 @@ def test_6_4_rst_stream_with_wrong_length(conn: Conn, length: int) -> None:
     conn.expect_connection_error(FRAME_SIZE_ERROR)
 
 
+def test_6_4_no_frames_after_receiving_rst_stream(conn: Conn) -> None:
+    """§6.4: after receiving RST_STREAM the server MUST NOT send more frames on that stream:
+    a response held by a zero window stays dead when the windows open."""
+    conn.send(
+        settings_frame((SETTINGS_INITIAL_WINDOW_SIZE, 0)),
+        headers(1, conn.encode(conn.request("GET", "/"))),
+    )
+    conn.expect_headers(1)
+    conn.send(rst_stream(1, CANCEL), settings_frame((SETTINGS_INITIAL_WINDOW_SIZE, DEFAULT_WINDOW)))
+    _settings_acked(conn)
+    conn.send(headers(3, conn.encode(conn.request("GET", "/hello"))))
+    conn.expect_response(3)  # a later stream, served after the window change
+    conn.expect_alive()
+    assert not any(e.startswith(("DATA(stream=1,", "RST_STREAM(stream=1,")) for e in conn.log), (
+        conn.log
+    )
+
+
 # -- §6.5 SETTINGS -----------------------------------------------------------------------
 
 
@@ -482,9 +500,10 @@ def test_6_9_1_connection_window_is_respected(conn: Conn) -> None:
     """§6.9.1: the server MUST NOT send more than the connection window allows: exactly
     65,535 octets, then nothing until a WINDOW_UPDATE on stream 0."""
     _drain_connection_window(conn)
+    drained_at = len(conn.log)
     conn.send(ping(b"drained!"))
     conn.expect_ping_ack(b"drained!")
-    assert "DATA" not in conn.log[-1], conn.log
+    assert not [e for e in conn.log[drained_at:] if e.startswith("DATA")], conn.log
     conn.send(window_update(0, 1))
     assert len(conn.expect_frame(DATA).payload) == 1, conn.log
 

@@ -26,7 +26,16 @@ from tests.conformance.support import (
     window_update,
 )
 from tests.conftest import ServerProcess
-from tests.server.h2wire import ACK, CANCEL, DATA, SETTINGS
+from tests.server.h2wire import (
+    ACK,
+    CANCEL,
+    COMPRESSION_ERROR,
+    DATA,
+    PING,
+    PROTOCOL_ERROR,
+    SETTINGS,
+    frame,
+)
 
 
 @pytest.fixture(params=["tls", "h2c"])
@@ -259,3 +268,36 @@ def test_4_many_concurrent_streams(conn: Conn) -> None:
     for s in range(1, 101, 2):
         head, body = conn.expect_response(s)
         assert head[":status"] == "200" and b"title" in body, (s, head)
+
+
+def test_4_request_body_beyond_the_initial_windows(conn: Conn) -> None:
+    """§5.2, §6.9: the server replenishes its receive windows: a 3 MiB body, sent only as
+    far as its windows allow, arrives whole and gets its response."""
+    size = 3 << 20
+    fields = conn.request("POST", "/", ("content-length", str(size)))
+    conn.send(headers(1, conn.encode(fields), end_stream=False))
+    conn.send_body(1, size)
+    head, _ = conn.expect_response(1)
+    assert head[":status"] == "405"
+
+
+# -- error handling on either transport --------------------------------------------------
+
+
+def test_connection_error_on_either_transport(conn: Conn) -> None:
+    """RFC 9113 §5.4.1: GOAWAY PROTOCOL_ERROR, then the close, over TLS and h2c alike."""
+    conn.send(frame(PING, 0, 1, bytes(8)))
+    conn.expect_connection_error(PROTOCOL_ERROR)
+
+
+def test_stream_error_on_either_transport(conn: Conn) -> None:
+    """RFC 9113 §5.4.2: a malformed request is reset, the connection lives on."""
+    conn.send(headers(1, conn.encode(conn.request("GET", "/", ("X-UPPER", "1")))))
+    conn.expect_stream_error(1, PROTOCOL_ERROR)
+    conn.expect_alive()
+
+
+def test_compression_error_on_either_transport(conn: Conn) -> None:
+    """RFC 9113 §4.3: an HPACK decoding error (index 0) is COMPRESSION_ERROR."""
+    conn.send(headers(1, conn.encode(conn.request()) + b"\x80"))
+    conn.expect_connection_error(COMPRESSION_ERROR)

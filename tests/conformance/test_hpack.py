@@ -14,9 +14,10 @@ from tests.conformance.support import (
     hpack_integer,
     hpack_string,
     literal_field,
+    settings_frame,
     table_size_update,
 )
-from tests.server.h2wire import COMPRESSION_ERROR
+from tests.server.h2wire import ACK, COMPRESSION_ERROR, HEADERS, SETTINGS
 
 STATIC_TABLE_LENGTH = 61
 GET, HTTPS = b"\x82", b"\x87"  # static indexes 2 and 7
@@ -241,3 +242,24 @@ def test_6_2_1_indexed_entries_are_reused_across_requests(conn: Conn) -> None:
         conn.send(headers(stream_id, conn.encode(conn.request("GET", "/hello", ("x-r", "1")))))
         head, body = conn.expect_response(stream_id)
         assert head[":status"] == "200" and body == b"hello world (in HTTP2)"
+
+
+# -- the server's encoder ----------------------------------------------------------------
+
+
+def test_4_2_smallest_table_size_in_an_interval_is_signalled(conn: Conn) -> None:
+    """§4.2: when the maximum changes more than once between two blocks (here 0, then 4096),
+    the encoder MUST signal the smallest value first, at the start of the next block."""
+    for stream_id in (1, 3):  # let the server's encoder fill its table
+        conn.send(headers(stream_id, conn.encode(conn.request("GET", "/hello"))))
+        conn.expect_response(stream_id)
+    conn.send(
+        settings_frame((SETTINGS_HEADER_TABLE_SIZE, 0)),
+        settings_frame((SETTINGS_HEADER_TABLE_SIZE, 4096)),
+    )
+    for _ in range(2):
+        conn.wait_for(lambda f: f.type == SETTINGS and bool(f.flags & ACK), "SETTINGS ACK")
+    conn.send(headers(5, conn.encode(conn.request("GET", "/hello"))))
+    head = conn.wait_for(lambda f: f.type == HEADERS and f.stream_id == 5, "HEADERS")
+    block: bytes = head.block  # type: ignore[attr-defined]
+    assert block[:1] == table_size_update(0), block[:8].hex()

@@ -1,4 +1,4 @@
-"""H1ServerProtocol in process: a real ServerState and event loop, a transport that records.
+"""H1ServerProtocol in process (see tests.server.inprocess).
 
 What these pin down: answers leave in request order whether or not they went through the
 queue, a body larger than BIG_BODY goes out in slices paced by the transport's
@@ -9,81 +9,21 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 
 from h2books.http import Request, Response
-from h2books.server.clock import WallClock
-from h2books.server.config import ServerConfig
 from h2books.server.h1_protocol import H1ServerProtocol
 from h2books.server.responses import BIG_BODY, BODY_SLICE
-from h2books.server.state import ServerState
+from tests.server.inprocess import RecordingTransport
+from tests.server.inprocess import connect as connect_protocol
 
 BIG = bytes(range(256)) * ((3 * BIG_BODY) // 256 + 7)  # > BIG_BODY, not a whole slice count
-
-
-class RecordingTransport:
-    """Records writes; calls pause_writing past `high` buffered bytes until `drain()`."""
-
-    def __init__(self, high: int | None = None) -> None:
-        self.writes: list[bytes] = []
-        self.buffered = 0
-        self.high = high
-        self.protocol: asyncio.Protocol | None = None
-        self.paused = False
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return ("127.0.0.1", 50000) if name == "peername" else default
-
-    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
-        pass
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-        self.buffered += len(data)
-        if self.high is not None and self.buffered > self.high and not self.paused:
-            self.paused = True
-            assert self.protocol is not None
-            self.protocol.pause_writing()
-
-    def drain(self) -> None:
-        self.buffered = 0
-        if self.paused:
-            self.paused = False
-            assert self.protocol is not None
-            self.protocol.resume_writing()
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
-
-    def pause_reading(self) -> None:
-        pass
-
-    def resume_reading(self) -> None:
-        pass
-
-    @property
-    def data(self) -> bytes:
-        return b"".join(self.writes)
 
 
 def connect(
     handler: Callable[[Request], Response | Awaitable[Response]],
     transport: RecordingTransport,
 ) -> H1ServerProtocol:
-    loop = asyncio.get_running_loop()
-    config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
-    state = ServerState(config, handler, loop, None, WallClock())  # type: ignore[arg-type]
-    protocol = H1ServerProtocol(state, "https")
-    transport.protocol = protocol
-    protocol.connection_made(transport)  # type: ignore[arg-type]
-    return protocol
+    return connect_protocol(H1ServerProtocol, handler, transport)
 
 
 def split_responses(data: bytes) -> list[tuple[bytes, bytes]]:

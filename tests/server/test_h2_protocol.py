@@ -5,11 +5,19 @@ Every test ends by checking that a second client is still served.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import struct
 
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 import pytest
 
+from h2books.http import Response
+from h2books.server.h2_protocol import H2ServerProtocol
+from h2books.server.responses import BIG_BODY, BODY_SLICE
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
     ACK,
@@ -32,6 +40,7 @@ from tests.server.h2wire import (
     frame,
     settings,
 )
+from tests.server.inprocess import RecordingTransport, connect
 
 
 @pytest.fixture
@@ -258,3 +267,71 @@ def test_preface_over_cleartext_h2c(server: ServerProcess) -> None:
         assert headers[":status"] == "200" and json.loads(body)["title"]
     finally:
         c.close()
+
+
+# -- in process: large bodies (see tests.server.inprocess) ------------------------------------
+
+
+def _h2_client_exchange(
+    body_size: int, high: int, window: int
+) -> tuple[bytes, int, int, list[int]]:
+    """A client (the h2 library) GETs a `body_size` body from an in-process server whose
+    transport pauses past `high` bytes; returns the body, the largest write, the writes
+    made before any drain, and the DATA frame sizes."""
+    payload = bytes(range(256)) * (body_size // 256) + b"z" * (body_size % 256)
+
+    async def main() -> tuple[bytes, int, int, list[int]]:
+        transport = RecordingTransport(high=high)
+        protocol = connect(H2ServerProtocol, lambda req: Response(200, [], payload), transport)
+        client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        client.initiate_connection()
+        client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+        client.increment_flow_control_window(window)
+        client.send_headers(
+            1,
+            [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/big")],
+            end_stream=True,
+        )
+        protocol.data_received(client.data_to_send())
+        body = bytearray()
+        frames: list[int] = []
+        ended = False
+        seen = 0
+        early_writes = len(transport.writes)
+        for _ in range(10000):
+            await asyncio.sleep(0)
+            data = b"".join(transport.writes[seen:])
+            seen = len(transport.writes)
+            for event in client.receive_data(data):
+                if isinstance(event, h2.events.DataReceived):
+                    body += event.data
+                    frames.append(len(event.data))
+                    client.acknowledge_received_data(event.flow_controlled_length, 1)
+                elif isinstance(event, h2.events.StreamEnded):
+                    ended = True
+            reply = client.data_to_send()
+            if reply:
+                protocol.data_received(reply)
+            transport.drain()
+            if ended:
+                break
+        assert ended
+        return bytes(body), max(len(w) for w in transport.writes), early_writes, frames
+
+    result = asyncio.run(main())
+    assert result[0] == payload
+    return result
+
+
+def test_big_body_goes_out_in_slices_as_the_transport_drains() -> None:
+    size = 3 * BIG_BODY + 1234
+    _, largest_write, early_writes, frames = _h2_client_exchange(size, 256 * 1024, 1 << 30)
+    # Framing adds 9 octets per DATA frame (16 KiB each, the peer's default maximum).
+    assert largest_write <= BODY_SLICE + BODY_SLICE // 16384 * 9 + 1024
+    assert early_writes <= 3  # preface and headers, then a slice: pause_writing stops it
+    assert max(frames) <= 16384
+
+
+def test_big_body_waits_for_the_peers_window() -> None:
+    # A 100 KB stream window: the body only flows as the client acknowledges it.
+    _h2_client_exchange(2 * BIG_BODY, 1 << 30, 100_000)

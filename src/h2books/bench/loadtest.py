@@ -125,7 +125,7 @@ class LoadCell:
         )
 
     def failed_rate(self) -> Spread | None:
-        """req/s of the runs that do not count (h2load's rate of the requests that succeeded).
+        """h2load's req/s of the runs that do not count (every completed request, any status).
 
         Shown, marked, for a server none of whose runs counted: a peer that closes
         its connection midway still has a speed until then.

@@ -354,7 +354,8 @@ def load_markdown(result: LoadResult) -> str:
         ),
         "",
         "Median req/s (and our median ÷ theirs). ✗ (N): no run counted, because requests "
-        "failed in every run; N is h2load's rate of the requests that succeeded until then.",
+        "failed in every run; N is h2load's req/s over those runs, which counts every completed "
+        "request, whatever its status.",
         "",
         *summary,
         "",

@@ -259,9 +259,8 @@ class H1StreamTap:
 
     def _on_head(self, head: bytes) -> None:
         lower = head.lower()
-        chunked = (
-            _TRANSFER_ENCODING in lower
-            and _field_value(lower, _TRANSFER_ENCODING).endswith(b"chunked")
+        chunked = _TRANSFER_ENCODING in lower and _field_value(lower, _TRANSFER_ENCODING).endswith(
+            b"chunked"
         )
         length_text = _field_value(lower, _CONTENT_LENGTH)
         length = int(length_text) if length_text.isdigit() else -1

@@ -258,7 +258,7 @@ class H1ServerProtocol(asyncio.Protocol):
             self.conn.start_response(head)
             self._streaming = state.loop.create_task(self._stream_body(response.stream))
             size = 0
-        elif False:
+        elif len(response.body) > BIG_BODY and request.method != "HEAD":
             # In slices, as the transport drains (see responses.BIG_BODY).
             self.conn.start_response(head)
             self._streaming = state.loop.create_task(self._stream_body(_slices(response.body)))

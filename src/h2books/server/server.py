@@ -22,6 +22,7 @@ log = logging.getLogger("h2books.server")
 
 # How often idle/stalled connections are looked for; timeouts are whole seconds anyway.
 _SWEEP_INTERVAL = 1.0
+_TLS_SHUTDOWN_TIMEOUT = 2.0
 
 
 class Server:
@@ -72,6 +73,9 @@ class Server:
                     sock=sock,
                     ssl=self.ssl_context,
                     ssl_handshake_timeout=config.timeouts.tls_handshake,
+                    # After our last bytes, wait this long at most for the peer's close_notify:
+                    # a client that never closes must not hold a shutdown (or a descriptor).
+                    ssl_shutdown_timeout=_TLS_SHUTDOWN_TIMEOUT,
                     backlog=2048,
                 )
             )

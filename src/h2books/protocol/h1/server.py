@@ -52,7 +52,8 @@ _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
 _LAST_CHUNK = b"0\r\n\r\n"
 
 _PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, bytes | None]
-# (field lines as sent, HTTP version, headers, Host value, keep-alive) of a bodiless request.
+# (CRLF + field lines + CRLF CRLF as sent, HTTP version, headers, Host value, keep-alive)
+# of a bodiless request.
 _FieldsCache = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
 # Field lines longer than this are not kept: an idle connection stays small.
 _MAX_CACHED_FIELDS = 2048
@@ -171,10 +172,7 @@ class H1ServerConnection:
     @property
     def paused(self) -> bool:
         """Parsing waits for answers (``max_pipelined`` reached); see `resume`."""
-        return (
-            self._reading
-            and len(self._owed) + (self._stream is not None) >= self._max_pipelined
-        )
+        return self._reading and len(self._owed) + (self._stream is not None) >= self._max_pipelined
 
     @property
     def has_partial_request(self) -> bool:
@@ -212,14 +210,13 @@ class H1ServerConnection:
         more than one head, a partial head, a limit reached, an error) takes the general
         path, which produces the errors.
         """
-        size = len(data)
-        if data.find(b"\r\n\r\n") != size - 4 or size > self._max_head:
+        tail, version, headers, host, keep_alive = self._fields_cache  # type: ignore[misc]
+        # The tail is CRLF, the field lines, CRLF CRLF: what precedes it is the request
+        # line, and parsing it rejects any CR or LF (so any second head) it might hold.
+        if not data.endswith(tail):
             return None
-        line_end = data.find(b"\r\n")
-        if line_end <= 0 or line_end > self._max_line:
-            return None
-        block, version, headers, host, keep_alive = self._fields_cache  # type: ignore[misc]
-        if data[line_end + 2 : size - 4] != block:
+        line_end = len(data) - len(tail)
+        if line_end > self._max_line or len(data) > self._max_head:
             return None
         if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
             return None
@@ -361,12 +358,12 @@ class H1ServerConnection:
         host: bytes | None,
         keep_alive: bool,
     ) -> None:
-        block = b"\r\n".join(lines[1:])
+        tail = b"\r\n".join([b"", *lines[1:], b"", b""])
         cache = self._fields_cache
-        if cache is not None and cache[0] == block and cache[1] == version:
+        if cache is not None and cache[0] == tail and cache[1] == version:
             return
-        if len(block) <= _MAX_CACHED_FIELDS:
-            self._fields_cache = (block, version, tuple(headers), host, keep_alive)
+        if len(tail) <= _MAX_CACHED_FIELDS:
+            self._fields_cache = (tail, version, tuple(headers), host, keep_alive)
 
     def _deliver(
         self,

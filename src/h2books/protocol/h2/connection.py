@@ -558,10 +558,10 @@ class H2Connection:
         try:
             method, scheme, authority, path, headers, content_length = validate_request(fields)
         except MalformedHeaders:
-            self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
+            self._reject_malformed_request(sid)
             return
         if end_stream and content_length:
-            self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
+            self._reject_malformed_request(sid)
             return
         stream = Stream(sid, self._peer_initial_window, end_stream, content_length)
         stream.head_received = True
@@ -654,6 +654,13 @@ class H2Connection:
         if not end_stream:
             self._queue_control(build_rst_stream(sid, ErrorCode.NO_ERROR))
         self._remember_closed(sid, RESET_BY_US)
+
+    def _reject_malformed_request(self, sid: int) -> None:
+        """A malformed request (§8.1.1): a 400 first, as the RFC asks servers to do, then
+        the stream error. The 400 leaves the stream open (no END_STREAM) so that the
+        RST_STREAM PROTOCOL_ERROR is what ends it."""
+        self._write_header_block(sid, self._encoder.encode([_STATUS_FIELDS[400]]), False)
+        self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
 
     # -- DATA ------------------------------------------------------------------------
 

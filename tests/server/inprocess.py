@@ -1,0 +1,82 @@
+"""In-process server protocols: a real ServerState and event loop, a transport that records."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TypeVar
+
+from h2books.http import Request, Response
+from h2books.server.clock import WallClock
+from h2books.server.config import ServerConfig
+from h2books.server.state import ServerState
+
+P = TypeVar("P", bound=asyncio.Protocol)
+
+
+class RecordingTransport:
+    """Records writes; calls pause_writing past `high` buffered bytes until `drain()`."""
+
+    def __init__(self, high: int | None = None) -> None:
+        self.writes: list[bytes] = []
+        self.buffered = 0
+        self.high = high
+        self.protocol: asyncio.Protocol | None = None
+        self.paused = False
+        self.closed = False
+
+    def get_extra_info(self, name: str, default: object = None) -> object:
+        return ("127.0.0.1", 50000) if name == "peername" else default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(bytes(data))
+        self.buffered += len(data)
+        if self.high is not None and self.buffered > self.high and not self.paused:
+            self.paused = True
+            assert self.protocol is not None
+            self.protocol.pause_writing()
+
+    def drain(self) -> None:
+        self.buffered = 0
+        if self.paused:
+            self.paused = False
+            assert self.protocol is not None
+            self.protocol.resume_writing()
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+    def abort(self) -> None:
+        self.closed = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    @property
+    def data(self) -> bytes:
+        return b"".join(self.writes)
+
+
+def connect(
+    protocol_class: Callable[[ServerState, str], P],
+    handler: Callable[[Request], Response | Awaitable[Response]],
+    transport: RecordingTransport,
+) -> P:
+    """A protocol of `protocol_class` serving `handler`, connected to `transport`."""
+    loop = asyncio.get_running_loop()
+    config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
+    state = ServerState(config, handler, loop, None, WallClock())  # type: ignore[arg-type]
+    protocol = protocol_class(state, "https")
+    transport.protocol = protocol
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    return protocol
