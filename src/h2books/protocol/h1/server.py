@@ -191,8 +191,9 @@ class H1ServerConnection:
         if not self._reading:
             return []
         if data:
-            if self._fields_cache is not None and self._state == _HEAD and self._reader.idle:
-                request = self._repeated_fields_request(data)
+            cache = self._fields_cache
+            if cache is not None and self._state == _HEAD and self._reader.idle:
+                request = self._repeated_fields_request(data, cache)
                 if request is not None:
                     return [request]
             self._reader.feed(data)
@@ -200,7 +201,7 @@ class H1ServerConnection:
             self._eof = True
         return self._parse()
 
-    def _repeated_fields_request(self, data: bytes) -> RequestReceived | None:
+    def _repeated_fields_request(self, data: bytes, cache: _FieldsCache) -> RequestReceived | None:
         """The request when ``data`` is exactly one bodiless head whose field lines repeat,
         byte for byte, those of the last bodiless request, else None.
 
@@ -210,7 +211,7 @@ class H1ServerConnection:
         more than one head, a partial head, a limit reached, an error) takes the general
         path, which produces the errors.
         """
-        tail, version, headers, host, keep_alive = self._fields_cache  # type: ignore[misc]
+        tail, version, headers, host, keep_alive = cache
         # The tail is CRLF, the field lines, CRLF CRLF: what precedes it is the request
         # line, and parsing it rejects any CR or LF (so any second head) it might hold.
         if not data.endswith(tail):
@@ -436,6 +437,8 @@ class H1ServerConnection:
         self._response_done(close)
 
     def _send_response_checked(self, head: bytes, body: bytes) -> None:
+        """`send_response` for any head: informational, with framing or connection fields,
+        or malformed (an `H1Error`)."""
         info = self._check_can_answer(head)
         if info.status < 200:
             self._send_informational(info, head)
