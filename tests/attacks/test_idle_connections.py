@@ -62,11 +62,6 @@ def _latency_with(
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime: ~40-47 KB of RSS per idle TLS connection; uvloop's TLS transport alone "
-    "costs ~21 KB with a no-op protocol, the h2 core ~2.6 KB, the Python glue ~3 KB",
-)
 def test_two_thousand_idle_connections_cost_under_30_kb_each(server: ServerProcess) -> None:
     _close(_open(server.port, 100))  # warm the allocator: the first connections cost more
     result = _latency_with(server, lambda: _open(server.port, IDLE))

@@ -13,8 +13,6 @@ import struct
 import time
 from collections.abc import Callable
 
-import pytest
-
 from tests.attacks.support import H2Peer, Reaction, measure, request_block
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
@@ -100,13 +98,6 @@ def body_flood_round(port: int) -> Reaction:
         peer.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime: h2_protocol acknowledges request DATA (WINDOW_UPDATE) as it arrives and "
-    "buffers bodies per stream up to max_body_size, so one connection can make the server hold "
-    "128 x max_body_size; credit the window as the handler consumes, or cap buffered body "
-    "bytes per connection at the connection window",
-)
 def test_unfinished_bodies_are_bounded_by_the_connection_window(
     start_server: Callable[..., ServerProcess],
 ) -> None:

@@ -12,8 +12,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-import pytest
-
 from tests.attacks.support import H2Peer, Reaction, cpu_seconds, get, measure, window_update
 from tests.conftest import ServerProcess
 from tests.server.h2wire import DATA, END_STREAM, HEADERS, NO_ERROR, PING, frame
@@ -82,11 +80,6 @@ def test_zero_window_readers_are_closed_after_the_stall_timeout(
     assert result.latency_ok, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime: h2 stall detection counts any frame read as progress, so PINGs keep "
-    "a zero-window connection alive forever (use H2Connection.flow_blocked_since)",
-)
 def test_zero_window_readers_kept_alive_by_pings_are_closed_too(
     start_server: Callable[..., ServerProcess],
 ) -> None:

@@ -156,11 +156,6 @@ def test_slowloris_is_cut_off_at_the_timeout(
     assert result.latency_ok, result
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime: an h2 connection with an unfinished header block counts as idle "
-    "(keep-alive timeout) instead of a slow request head (use H2Connection.has_partial_request)",
-)
 def test_h2_header_block_never_finished_is_cut_off(
     start_server: Callable[..., ServerProcess],
 ) -> None:

@@ -105,11 +105,6 @@ def test_8_1_malformed_trailers(conn: Conn, field: tuple[str, str]) -> None:
     conn.expect_stream_error(1, PROTOCOL_ERROR)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="server bug: an h2 request with `expect: 100-continue` gets neither an interim "
-    "100 nor a final status until its body arrives (RFC 9110 §10.1.1)",
-)
 def test_8_1_expect_100_continue_is_answered_at_once(conn: Conn) -> None:
     """§8.1 (interim responses), RFC 9110 §10.1.1: a request with `expect: 100-continue`
     and content to come MUST get at once either a final status or a 100 (Continue) interim

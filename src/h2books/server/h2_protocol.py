@@ -43,8 +43,11 @@ class H2ServerProtocol(asyncio.Protocol):
     # Slots keep an idle connection small (docs/security.md: memory per connection).
     __slots__ = (
         "_bodies",
+        "_body_bytes",
         "_closing",
+        "_deferred",
         "_flush_scheduled",
+        "_head_started",
         "_paused_reading",
         "_paused_writing",
         "_preface_seen",
@@ -68,6 +71,9 @@ class H2ServerProtocol(asyncio.Protocol):
         self.client: tuple[str, int] | None = None
         self.client_host = "-"
         self._bodies: dict[int, _PendingBody] = {}
+        self._body_bytes = 0  # request body bytes held for handlers, all streams
+        self._deferred: dict[int, int] = {}  # stream id -> window credit held back
+        self._head_started: float | None = None  # a request head has been arriving since
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self._waiters: dict[int, asyncio.Future[None]] = {}
         self._flush_scheduled = False
@@ -138,7 +144,7 @@ class H2ServerProtocol(asyncio.Protocol):
                 if event.end_stream:
                     self._dispatch(event, b"")
                 else:
-                    self._bodies[event.stream_id] = _PendingBody(event)
+                    self._start_body(event)
             elif kind is ev.DataReceived:
                 self._on_data(event)
             elif kind is ev.StreamReset:
@@ -146,7 +152,7 @@ class H2ServerProtocol(asyncio.Protocol):
             elif kind is ev.WindowUpdated:
                 self._wake(event.stream_id)
             elif kind is ev.TrailersReceived:
-                pending = self._bodies.pop(event.stream_id, None)
+                pending = self._release_body(event.stream_id)
                 if pending is not None:
                     self._dispatch(pending.event, b"".join(pending.chunks))
             elif kind is ev.ConnectionTerminated:
@@ -160,26 +166,71 @@ class H2ServerProtocol(asyncio.Protocol):
 
     # -- requests -----------------------------------------------------------------------
 
+    def _start_body(self, event: ev.RequestReceived) -> None:
+        stream_id = event.stream_id
+        for name, value in event.headers:
+            if name == b"expect" and value.lower() == b"100-continue":
+                # RFC 9110 §10.1.1: say at once whether the body is wanted.
+                if _declared_length(event.headers) > self.state.config.limits.max_body_size:
+                    self._send(stream_id, event.method, BODY_TOO_LARGE, event)
+                    self.conn.reset_stream(stream_id, ErrorCode.NO_ERROR)
+                    return
+                self.conn.send_headers(stream_id, _CONTINUE)
+                break
+        self._bodies[stream_id] = _PendingBody(event)
+
     def _on_data(self, event: ev.DataReceived) -> None:
         stream_id = event.stream_id
         pending = self._bodies.get(stream_id)
-        if event.flow_controlled_length:
-            # The body is buffered here (bounded by max_body_size), so the window can reopen
-            # as soon as the bytes arrive; the core batches the WINDOW_UPDATEs.
-            self.conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
+        received = event.flow_controlled_length
         if pending is None:
+            if received:
+                self.conn.acknowledge_received_data(stream_id, received)
             return
-        pending.size += len(event.data)
+        size = len(event.data)
+        pending.size += size
+        self._body_bytes += size
         if pending.size > self.state.config.limits.max_body_size:
-            del self._bodies[stream_id]
+            self._release_body(stream_id)
             self._send(stream_id, pending.event.method, BODY_TOO_LARGE, pending.event)
             self.conn.reset_stream(stream_id, ErrorCode.NO_ERROR)
             return
+        if received:
+            self._credit(stream_id, received)
         if event.data:
             pending.chunks.append(event.data)
         if event.end_stream:
-            del self._bodies[stream_id]
+            self._release_body(stream_id)
             self._dispatch(pending.event, b"".join(pending.chunks))
+
+    def _credit(self, stream_id: int, size: int) -> None:
+        """Reopen the peer's window for body bytes we hold, within the connection's budget.
+
+        Past `max_buffered_body` the credit is deferred (the peer's window stays shut, so it
+        cannot send more) except for the oldest body, which can always finish: the budget
+        bounds memory without ever deadlocking every upload at once.
+        """
+        if self._body_bytes <= self.state.config.limits.max_buffered_body or stream_id == next(
+            iter(self._bodies)
+        ):
+            self.conn.acknowledge_received_data(stream_id, size)
+        else:
+            self._deferred[stream_id] = self._deferred.get(stream_id, 0) + size
+
+    def _release_body(self, stream_id: int) -> _PendingBody | None:
+        """The body leaves our buffer (handed over or dropped): give deferred credit out."""
+        pending = self._bodies.pop(stream_id, None)
+        if pending is None:
+            return None
+        self._body_bytes -= pending.size
+        # An ended or reset stream's unacknowledged bytes go back to the connection
+        # window inside the core; only other streams' deferred credit is owed.
+        self._deferred.pop(stream_id, None)
+        limit = self.state.config.limits.max_buffered_body
+        while self._deferred and self._body_bytes <= limit:
+            waiting_id, size = self._deferred.popitem()
+            self.conn.acknowledge_received_data(waiting_id, size)
+        return pending
 
     def _dispatch(self, event: ev.RequestReceived, body: bytes) -> None:
         raw_path = event.path
@@ -297,11 +348,12 @@ class H2ServerProtocol(asyncio.Protocol):
     async def _send_big_body(self, stream_id: int, body: bytes) -> None:
         conn = self.conn
         size = len(body)
+        view = memoryview(body)  # slices share the body instead of copying it
         for start in range(0, size, BODY_SLICE):
             if self._closing or stream_id not in self._tasks:
                 return
             end = start + BODY_SLICE
-            conn.send_data(stream_id, body[start:end], end_stream=end >= size)
+            conn.send_data(stream_id, view[start:end], end_stream=end >= size)  # type: ignore[arg-type]
             # Written now: the transport's pause_writing is what paces the slices.
             self._flush()
             while not self._closing and (
@@ -349,7 +401,7 @@ class H2ServerProtocol(asyncio.Protocol):
 
     def _forget_stream(self, stream_id: int) -> None:
         # Work for a cancelled stream is never done: drop its body, cancel its handler.
-        self._bodies.pop(stream_id, None)
+        self._release_body(stream_id)
         task = self._tasks.pop(stream_id, None)
         if task is not None:
             task.cancel()
@@ -387,19 +439,37 @@ class H2ServerProtocol(asyncio.Protocol):
         if self._closing or self.transport is None:
             return
         timeouts = self.state.config.timeouts
-        quiet = now - self.last_activity
+        conn = self.conn
         if not self._preface_seen:
             if now - self.created > timeouts.request_head:
                 self.abort()
             return
+        # Slow request heads (a header block that never ends): the slowloris clock.
+        if conn.has_partial_request:
+            if self._head_started is None:
+                self._head_started = now
+            elif now - self._head_started > timeouts.request_head:
+                self._give_up(b"request head too slow")
+                return
+        else:
+            self._head_started = None
+        # A peer that keeps our responses behind a shut window, whatever else it sends.
+        blocked_since = conn.flow_blocked_since
+        if blocked_since is not None and now - blocked_since > timeouts.stall:
+            self._give_up(b"flow-control window shut too long")
+            return
+        quiet = now - self.last_activity
         if self.is_idle():
             if quiet > timeouts.keep_alive:
-                self.conn.close(ErrorCode.NO_ERROR, b"idle timeout")
+                conn.close(ErrorCode.NO_ERROR, b"idle timeout")
                 self._flush()
         elif quiet > timeouts.stall:
-            self.conn.close(ErrorCode.NO_ERROR, b"no progress")
-            self._flush()
-            self.abort()
+            self._give_up(b"no progress")
+
+    def _give_up(self, reason: bytes) -> None:
+        self.conn.close(ErrorCode.NO_ERROR, reason)
+        self._flush()
+        self.abort()
 
     def shutdown(self) -> None:
         """Graceful: tell the peer (two-stage GOAWAY), finish what was accepted, then close."""
@@ -420,6 +490,16 @@ class H2ServerProtocol(asyncio.Protocol):
         self._closing = True
         if self.transport is not None:
             self.transport.abort()
+
+
+_CONTINUE = ((b":status", b"100"),)
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)  # the core has validated it
+    return 0
 
 
 def _status(status: int) -> tuple[tuple[bytes, bytes]]:

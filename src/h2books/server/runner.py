@@ -46,6 +46,31 @@ def raise_open_file_limit() -> int:
     return soft
 
 
+def pin_malloc_mmap_threshold() -> bool:
+    """Keep glibc from moving large buffers off mmap (an idle connection stays small).
+
+    uvloop gives every TLS connection a 256 KiB read buffer of which only a page or two
+    is ever touched. Served by mmap, untouched pages cost nothing; but glibc raises its
+    mmap threshold the first time such a block is freed, and from then on serves them
+    from the heap, where each connection's share ends up resident: 48 KB per idle TLS
+    connection instead of 26 KB here. Setting the threshold explicitly turns that
+    adjustment off (mallopt(3), M_MMAP_THRESHOLD).
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        return bool(libc.mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD))
+    except (OSError, AttributeError):
+        return False  # not glibc: nothing to tune
+
+
+_M_MMAP_THRESHOLD = -3
+_MMAP_THRESHOLD = 128 * 1024  # glibc's own default, made fixed
+
+
 def install_event_loop_policy() -> str:
     """uvloop when it is installed, unless H2BOOKS_LOOP=asyncio asks for the stdlib loop."""
     if os.environ.get("H2BOOKS_LOOP", "auto") == "asyncio":
@@ -128,6 +153,7 @@ def serve_in_this_process(
     on_started: Callable[[Server], None] | None = None,
 ) -> None:
     install_event_loop_policy()
+    pin_malloc_mmap_threshold()
     handler = make_handler()
     asyncio.run(_serve(config, handler, context, tls_socket, http_socket, on_started))
 
