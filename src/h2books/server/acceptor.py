@@ -28,7 +28,7 @@ class TLSAcceptor(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
-        protocol: asyncio.Protocol
+        protocol: H1ServerProtocol | H2ServerProtocol
         if alpn == "h2":
             protocol = H2ServerProtocol(self.state, "https")
         else:
@@ -62,7 +62,7 @@ class CleartextAcceptor(asyncio.Protocol):
         prefix = self.buffer[: len(H2_PREFACE)]
         if H2_PREFACE.startswith(prefix) and len(prefix) < len(H2_PREFACE):
             return  # could still be either: wait for more
-        protocol: asyncio.Protocol
+        protocol: H1ServerProtocol | H2ServerProtocol
         if prefix == H2_PREFACE:
             protocol = H2ServerProtocol(self.state, "http")
         else:
@@ -80,7 +80,7 @@ class CleartextAcceptor(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
 
-    def _hand_over(self, protocol: asyncio.Protocol) -> None:
+    def _hand_over(self, protocol: H1ServerProtocol | H2ServerProtocol) -> None:
         assert self.transport is not None
         if self.timer is not None:
             self.timer.cancel()

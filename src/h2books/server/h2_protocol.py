@@ -39,7 +39,7 @@ class _PendingBody:
         self.size = 0
 
 
-class H2ServerProtocol(asyncio.Protocol):
+class H2ServerProtocol(asyncio.BufferedProtocol):
     # Slots keep an idle connection small (docs/security.md: memory per connection).
     __slots__ = (
         "_bodies",
@@ -130,6 +130,14 @@ class H2ServerProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         # A half-closed peer can still read our responses; the core decides when we are done.
         return True if self._tasks else None
+
+    # A BufferedProtocol, so that the TLS layer decrypts straight into the server's shared
+    # read buffer: as a plain Protocol, uvloop allocates a 256 KiB bytes object per read.
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return self.state.read_view
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.data_received(self.state.read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
         state = self.state

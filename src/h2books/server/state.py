@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("h2books.server")
 
+_READ_BUFFER_SIZE = 256 * 1024
+
 
 class ServedConnection(Protocol):
     """What the server needs from a live connection, whatever its protocol."""
@@ -43,6 +45,7 @@ class ServerState:
         "h2_config",
         "handler",
         "loop",
+        "read_view",
         "server_name",
         "shutting_down",
     )
@@ -63,6 +66,9 @@ class ServerState:
         self.server_name = config.server_name
         self.connections: set[ServedConnection] = set()
         self.shutting_down = False
+        # One read buffer for every connection of this loop: each read is handed on (as
+        # bytes) before the next one can start, so sharing it costs nothing per connection.
+        self.read_view = memoryview(bytearray(_READ_BUFFER_SIZE))
         limits = config.limits
         self.h2_config = H2Config(
             client_side=False,
