@@ -143,20 +143,17 @@ def build_parser() -> argparse.ArgumentParser:
     catalog_import.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
     catalog_reset = catalog_commands.add_parser("reset", help="go back to the generated catalogue")
     catalog_reset.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
-    _register_optional(commands)
+    _register_companions(commands)
     return parser
 
 
-def _register_optional(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def _register_companions(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """The crawl and bench commands live beside the packages they drive."""
-    import importlib
+    from h2books.bench.cli import register as register_bench
+    from h2books.client.cli import register as register_crawl
 
-    for module in ("h2books.client.cli", "h2books.bench.cli"):
-        try:
-            importlib.import_module(module).register(commands)
-        except ModuleNotFoundError as exc:  # LEAD-CHECKLIST: remove once both exist
-            if exc.name != module:
-                raise
+    register_crawl(commands)
+    register_bench(commands)
 
 
 def serve_config(args: argparse.Namespace) -> ServerConfig:

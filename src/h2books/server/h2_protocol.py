@@ -329,12 +329,8 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
                 if chunk:
                     conn.send_data(stream_id, chunk)
                     self._schedule_flush()
-                while not self._closing and (
-                    self._paused_writing or conn.pending_send_bytes(stream_id) > _STREAM_HIGH_WATER
-                ):
-                    await self._wait_writable(stream_id)
-                    if stream_id not in self._tasks:
-                        return
+                if not await self._until_writable(stream_id):
+                    return
             if not self._closing:
                 conn.send_data(stream_id, b"", end_stream=True)
                 self._schedule_flush()
@@ -364,12 +360,20 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
             conn.send_data(stream_id, view[start:end], end_stream=end >= size)  # type: ignore[arg-type]
             # Written now: the transport's pause_writing is what paces the slices.
             self._flush()
-            while not self._closing and (
-                self._paused_writing or conn.pending_send_bytes(stream_id) > _STREAM_HIGH_WATER
-            ):
-                await self._wait_writable(stream_id)
-                if stream_id not in self._tasks:
-                    return
+            if not await self._until_writable(stream_id):
+                return
+
+    async def _until_writable(self, stream_id: int) -> bool:
+        """Wait while the peer's window or a full transport holds the stream back;
+        False once the stream is gone (reset, or the connection is closing)."""
+        conn = self.conn
+        while not self._closing and (
+            self._paused_writing or conn.pending_send_bytes(stream_id) > _STREAM_HIGH_WATER
+        ):
+            await self._wait_writable(stream_id)
+            if stream_id not in self._tasks:
+                return False
+        return True
 
     def _wait_writable(self, stream_id: int) -> asyncio.Future[None]:
         waiter = self._waiters.get(stream_id)
