@@ -188,3 +188,21 @@ def test_cleartext_h1_echo(threaded: ThreadedServer) -> None:
     with httpx.Client() as c:
         r = c.post(f"http://127.0.0.1:{threaded.http_port}/echo", content=b"plain")
     assert r.content == b"plain" and r.headers["x-http-version"] == "1.1"
+
+
+def test_concurrent_uploads_beyond_the_body_budget_all_finish(threaded: ThreadedServer) -> None:
+    """Three 3 MiB bodies on one h2 connection: more than the 4 MiB a connection may hold
+    for its handlers, so window credit is held back; every upload must still complete
+    (the oldest body is always credited, and the next oldest once it finishes)."""
+    from h2books.client import Client
+
+    payloads = [bytes([i]) * (3 * 1024 * 1024) for i in range(3)]
+
+    async def upload_all() -> list[bytes]:
+        url = f"https://localhost:{threaded.tls_port}"
+        async with Client(url, http2=True, cacert=threaded.ca, timeout=30) as c:
+            done = await asyncio.gather(*(c.request("POST", "/echo", body=p) for p in payloads))
+            assert {r.http_version for r in done} == {"HTTP/2"}
+            return [r.content for r in done]
+
+    assert asyncio.run(upload_all()) == payloads

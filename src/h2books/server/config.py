@@ -37,7 +37,7 @@ class Limits:
     max_body_size: int = 8 * 1024 * 1024
     # Request body bytes one HTTP/2 connection may hold for its handlers; past it the
     # peer's window stays shut (flow control is the back-pressure).
-    max_buffered_body: int = 2 * 1024 * 1024
+    max_buffered_body: int = 4 * 1024 * 1024
     max_connections: int = 10000
     # Bytes a connection may have waiting in the kernel-side write buffer before we stop
     # reading from that peer (it is not reading its responses).

@@ -21,7 +21,7 @@ from h2books.protocol.h1 import (
     ProtocolError,
     RequestReceived,
 )
-from h2books.server.responses import BIG_BODY, BODY_SLICE, h1_head
+from h2books.server.responses import BIG_BODY, BODY_SLICE, discard_stream, h1_head
 from h2books.server.state import ServerState, await_response
 
 log = logging.getLogger("h2books.server")
@@ -61,6 +61,7 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
         "_paused_reading",
         "_paused_writing",
         "_queue",
+        "_shutting_down",
         "_streaming",
         "client",
         "client_host",
@@ -85,6 +86,7 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
         self._paused_reading = False
         self._closing = False
         self._close_when_done = False
+        self._shutting_down = False  # close once no request is owed or arriving
         self.last_activity = state.loop.time()
         # Set while bytes of an unfinished request head are waiting (slowloris guard).
         self._head_started: float | None = None
@@ -108,7 +110,7 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
         )
         self.state.connections.add(self)
         if self.state.shutting_down:
-            self._close_when_done = True
+            self._shutting_down = True
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.state.connections.discard(self)
@@ -251,7 +253,11 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
             transport.write(data)
         if queue or self._streaming is not None:
             return
-        if conn.must_close or self._close_when_done:
+        if (
+            conn.must_close
+            or self._close_when_done
+            or (self._shutting_down and not conn.has_pending_input)
+        ):
             self._closing = True
             if not transport.is_closing():
                 transport.close()
@@ -260,7 +266,18 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
 
     def _respond(self, request: Request, response: Response) -> None:
         """Hand one response to the core (its turn has come)."""
+        try:
+            self._respond_or_raise(request, response)
+        except Exception:
+            # A response the core refuses (a bad status, framing HTTP/1.0 cannot carry):
+            # the head may be half out, so the only honest answer is a cut connection.
+            log.exception("cannot send %r for %r", response, request)
+            self.abort()
+
+    def _respond_or_raise(self, request: Request, response: Response) -> None:
         state = self.state
+        if response.stream is not None and request.method == "HEAD":
+            discard_stream(response.stream)
         head = h1_head(response, state.server_name, state.clock.http_date)
         if response.stream is not None and request.method != "HEAD":
             self.conn.start_response(head)
@@ -385,9 +402,15 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
             self.abort()
 
     def shutdown(self) -> None:
-        self._close_when_done = True
+        """Finish what was accepted (including a request still arriving), then close."""
+        self._shutting_down = True
         if self.is_idle():
             self._flush()
+
+    def evict(self) -> None:
+        """Make room at the connection cap: this idle keep-alive connection is closed."""
+        self._close_when_done = True
+        self._flush()
 
     def abort(self) -> None:
         self._closing = True

@@ -17,7 +17,13 @@ from typing import Any, cast
 from h2books.http import Request, Response
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.server.responses import BIG_BODY, BODY_SLICE, BODY_TOO_LARGE, h2_fields
+from h2books.server.responses import (
+    BIG_BODY,
+    BODY_SLICE,
+    BODY_TOO_LARGE,
+    discard_stream,
+    h2_fields,
+)
 from h2books.server.state import ServerState, await_response
 
 log = logging.getLogger("h2books.server")
@@ -168,6 +174,8 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
             elif kind is ev.RemoteSettingsChanged:
                 # The preface is complete once the peer's first SETTINGS has arrived.
                 self._preface_seen = True
+                # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window.
+                self._wake_all()
             elif kind is ev.GoAwayReceived:
                 pass  # in-flight streams still finish; the peer opens no new ones
         self._flush()
@@ -234,10 +242,16 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         # An ended or reset stream's unacknowledged bytes go back to the connection
         # window inside the core; only other streams' deferred credit is owed.
         self._deferred.pop(stream_id, None)
-        limit = self.state.config.limits.max_buffered_body
-        while self._deferred and self._body_bytes <= limit:
-            waiting_id, size = self._deferred.popitem()
-            self.conn.acknowledge_received_data(waiting_id, size)
+        deferred = self._deferred
+        if deferred:
+            # The next oldest body must always be able to finish (no upload deadlock).
+            oldest = next(iter(self._bodies), None)
+            if oldest is not None and oldest in deferred:
+                self.conn.acknowledge_received_data(oldest, deferred.pop(oldest))
+            limit = self.state.config.limits.max_buffered_body
+            while deferred and self._body_bytes <= limit:
+                waiting_id, size = deferred.popitem()
+                self.conn.acknowledge_received_data(waiting_id, size)
         return pending
 
     def _dispatch(self, event: ev.RequestReceived, body: bytes) -> None:
@@ -281,9 +295,25 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         response: Response,
         request: Request | ev.RequestReceived,
     ) -> None:
+        try:
+            self._send_or_raise(stream_id, method, response, request)
+        except Exception:
+            # A response the core refuses (say, a status outside 200-599): end the stream.
+            log.exception("cannot send %r on stream %d", response, stream_id)
+            self.conn.reset_stream(stream_id, ErrorCode.INTERNAL_ERROR)
+
+    def _send_or_raise(
+        self,
+        stream_id: int,
+        method: bytes,
+        response: Response,
+        request: Request | ev.RequestReceived,
+    ) -> None:
         state = self.state
         fields = h2_fields(response, state.server_name, state.clock.http_date)
         head_only = method == b"HEAD"
+        if head_only and response.stream is not None:
+            discard_stream(response.stream)
         if response.stream is not None and not head_only:
             self.conn.send_headers(stream_id, (*_status(response.status), *fields))
             self._start_task(stream_id, self._stream_body(stream_id, response.stream))
@@ -496,6 +526,12 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
     def _finish_shutdown(self) -> None:
         if not self._closing:
             self.conn.finish_graceful_shutdown()
+            self._flush()
+
+    def evict(self) -> None:
+        """Make room at the connection cap: this idle connection gets GOAWAY and is closed."""
+        if not self._closing:
+            self.conn.close(ErrorCode.NO_ERROR, b"server at its connection limit")
             self._flush()
 
     def abort(self) -> None:

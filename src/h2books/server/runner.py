@@ -178,6 +178,7 @@ def run_workers(
         return 0
 
     children: dict[int, int] = {}  # pid -> worker index
+    started: dict[int, float] = {}  # pid -> when it was forked
     stopping = False
 
     def spawn(index: int) -> None:
@@ -204,6 +205,7 @@ def run_workers(
             finally:
                 os._exit(code)
         children[pid] = index
+        started[pid] = time.monotonic()
 
     def forward(signum: int, _frame: object) -> None:
         nonlocal stopping
@@ -228,6 +230,11 @@ def run_workers(
         index = children.pop(pid, -1)
         if index < 0 or stopping:
             continue
+        # Only deaths in quick succession count: a worker lost now and then (say, to the
+        # OOM killer) over weeks must not add up to a shutdown.
+        now = time.monotonic()
+        if now - started.pop(pid, now) > _HEALTHY_RUN:
+            failures = 0
         failures += 1
         log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
         if failures > 10 * config.workers:
@@ -235,8 +242,13 @@ def run_workers(
             forward(signal.SIGTERM, None)
             continue
         time.sleep(0.5)
+        if stopping:  # a signal during the pause: no new worker
+            continue
         spawn(index)
     return 0
+
+
+_HEALTHY_RUN = 60.0  # seconds a worker must live for its death not to count as a crash loop
 
 
 def _nth(socks: list[socket.socket], index: int) -> socket.socket | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
 import socket
@@ -23,6 +24,7 @@ log = logging.getLogger("h2books.server")
 # How often idle/stalled connections are looked for; timeouts are whole seconds anyway.
 _SWEEP_INTERVAL = 1.0
 _TLS_SHUTDOWN_TIMEOUT = 2.0
+_WAIT_CLOSED_TIMEOUT = 2.0
 
 
 class Server:
@@ -104,7 +106,9 @@ class Server:
             return
         idle = sorted((c for c in state.connections if c.is_idle()), key=lambda c: c.last_activity)
         for connection in idle[: max(1, len(state.connections) - cap + 1)]:
-            connection.shutdown()
+            # Idle, so nothing is in flight: GOAWAY (h2) and close now, not a two-stage
+            # shutdown that would leave it open, and unswept, for seconds more.
+            connection.evict()
             state.connections.discard(connection)
 
     def _sweep(self) -> None:
@@ -143,10 +147,12 @@ class Server:
             await asyncio.sleep(0.05)
         for connection in list(state.connections):
             connection.abort()
+        for server in self._servers:
+            # Bounded: a connection still in its TLS handshake must not hold the exit.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(server.wait_closed(), _WAIT_CLOSED_TIMEOUT)
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for server in self._servers:
-            await server.wait_closed()
         if state.access_log is not None:
             state.access_log.flush()
 

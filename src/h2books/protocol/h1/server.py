@@ -176,13 +176,25 @@ class H1ServerConnection:
 
     @property
     def has_partial_request(self) -> bool:
-        """Bytes of an unfinished request are waiting (the runtime's slow-request clock)."""
+        """Part of a request HEAD is waiting (the runtime's slow-request clock). A body
+        that is still arriving is not a slow head: it makes progress, or it stalls."""
         reader = self._reader
-        if self._state == _HEAD and not reader.buffered:
+        if self._state != _HEAD or not reader.buffered:
             return False  # asked after every read: the common answer comes first
         if not self._reading or self.paused:
             return False
-        return self._state != _HEAD or not reader.only_empty_lines_left()
+        return not reader.only_empty_lines_left()
+
+    @property
+    def has_pending_input(self) -> bool:
+        """A request has begun but is not complete (head or body), or complete requests
+        wait while parsing is paused: closing now would drop a request."""
+        if not self._reading:
+            return False
+        if self._state != _HEAD:
+            return True
+        reader = self._reader
+        return bool(reader.buffered) and not reader.only_empty_lines_left()
 
     # -- input ---------------------------------------------------------------
 
