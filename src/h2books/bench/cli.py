@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from h2books.argtypes import positive_int, seconds
 from h2books.bench.names import CLIENT_KEYS, DEFAULT_CLIENT_KEYS, SERVER_NAMES, WORKLOAD_KEYS
 
 __all__ = ["BenchUsageError", "build_parser", "cmd_bench", "main_bench", "register"]
@@ -45,22 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _seconds(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value <= 0:
+    value = seconds(text)
+    if not value:
         raise argparse.ArgumentTypeError(f"must be positive: {text}")
     return value
 
@@ -94,7 +82,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         "h2load ones when it is on the PATH)",
     )
     parser.add_argument(
-        "--repeat", type=_positive_int, metavar="N",
+        "--repeat", type=positive_int, metavar="N",
         help="crawl mode: crawls per cell (default 3; 2 with --quick)",
     )  # fmt: skip
     parser.add_argument(
@@ -102,11 +90,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"h2load mode: from {','.join(WORKLOAD_KEYS)} (default all)",
     )  # fmt: skip
     parser.add_argument(
-        "--runs", type=_positive_int, metavar="N",
+        "--runs", type=positive_int, metavar="N",
         help="h2load mode: recorded runs per server and workload (default 5; 1 with --quick)",
     )  # fmt: skip
     parser.add_argument(
-        "--requests", type=_positive_int, metavar="N",
+        "--requests", type=positive_int, metavar="N",
         help="h2load mode: requests per run instead of each workload's (30000 or 10000)",
     )  # fmt: skip
     parser.add_argument(

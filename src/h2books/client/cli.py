@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from h2books.argtypes import positive_int, seconds
 from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
 
 __all__ = ["build_parser", "cmd_crawl", "main_crawl", "register"]
@@ -41,24 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
-    return value
-
-
 def _seconds(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must not be negative: {text}")
-    return value or None  # 0 means no limit
+    return seconds(text) or None  # 0 means no limit
 
 
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +61,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         metavar="N",
         help="requests in flight, as a sliding window (default 100)",
@@ -88,7 +73,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--connections",
-        type=_positive_int,
+        type=positive_int,
         default=1,
         metavar="N",
         help="spread the requests over N connections (default 1)",
