@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,7 @@ from h2books.bench.h2load import (
 )
 from h2books.bench.names import DEFAULT_CLIENT_KEYS
 from h2books.bench.processes import Pinning, run_bounded
+from h2books.bench.progress import Progress, no_progress
 from h2books.bench.servers import (
     RunningServer,
     ServerSpec,
@@ -254,18 +255,11 @@ class ExperimentResult:
         }
 
 
-Progress = Callable[[str, int], None]
-
-
-def _no_progress(description: str, advance: int) -> None:
-    return None
-
-
 def run_experiment(
     config: ExperimentConfig,
     space: Workspace,
     pinning: Pinning,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> ExperimentResult:
     result = ExperimentResult(
         cells=[],

@@ -10,7 +10,7 @@ CPU time (its whole session, workers included) divided by the requests.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,6 +23,7 @@ from h2books.bench.h2load import (
 )
 from h2books.bench.names import WORKLOAD_KEYS
 from h2books.bench.processes import Pinning, run_bounded
+from h2books.bench.progress import Progress, no_progress
 from h2books.bench.servers import RunningServer, ServerSpec, ServerStartError, start_server
 from h2books.bench.stats import Spread, ratio, spread
 from h2books.bench.workspace import Workspace
@@ -246,18 +247,11 @@ class LoadResult:
         }
 
 
-Progress = Callable[[str, int], None]
-
-
-def _no_progress(description: str, advance: int) -> None:
-    return None
-
-
 def run_loadtest(
     config: LoadConfig,
     space: Workspace,
     pinning: Pinning,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> LoadResult:
     result = LoadResult(
         cells=[],
