@@ -35,11 +35,12 @@ from h2books.client.connection_h1 import H1ClientProtocol
 from h2books.client.exchange import Exchange
 from h2books.client.origin import Origin
 from h2books.client.stats import WireStats
+from h2books.interfaces.native import NativeInterface
 from h2books.protocol.hpack import Encoder
+from h2books.server.adapters.h1 import H1ServerProtocol
+from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
-from h2books.server.h1_protocol import H1ServerProtocol
-from h2books.server.h2_protocol import H2ServerProtocol
 from h2books.server.state import ServerState
 
 ROUNDS = 7
@@ -101,7 +102,7 @@ def _best(run_once: Callable[[], None], count: int) -> float:
 def _state(data_dir: Path) -> ServerState:
     loop = asyncio.get_running_loop()
     config = ServerConfig(data_dir=data_dir, access_log=False)
-    return ServerState(config, create_app(data_dir), loop, None, WallClock())
+    return ServerState(config, NativeInterface(create_app(data_dir)), loop, None, WallClock())
 
 
 async def h1_server(data_dir: Path) -> tuple[float, Callable[[], None]]:

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import TypeVar
 
 from h2books.http import Request, Response
+from h2books.interfaces.native import NativeInterface
 from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
+from h2books.server.exchange import Exchange
 from h2books.server.state import ServerState
 
 P = TypeVar("P", bound=asyncio.Protocol)
@@ -73,9 +75,20 @@ def connect(
     transport: RecordingTransport,
 ) -> P:
     """A protocol of `protocol_class` serving `handler`, connected to `transport`."""
+    return connect_interface(protocol_class, NativeInterface(handler), transport)
+
+
+def connect_interface(
+    protocol_class: Callable[[ServerState, str], P],
+    interface: Callable[[Exchange], None],
+    transport: RecordingTransport,
+    config: ServerConfig | None = None,
+) -> P:
+    """A protocol of `protocol_class` handing its exchanges to `interface`."""
     loop = asyncio.get_running_loop()
-    config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
-    state = ServerState(config, handler, loop, None, WallClock())  # type: ignore[arg-type]
+    if config is None:
+        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
+    state = ServerState(config, interface, loop, None, WallClock())
     protocol = protocol_class(state, "https")
     transport.protocol = protocol
     protocol.connection_made(transport)  # type: ignore[arg-type]

@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
-from h2books.server.h1_protocol import H1ServerProtocol
-from h2books.server.h2_protocol import H2ServerProtocol
+from h2books.server.adapters.h1 import H1ServerProtocol
+from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.state import ServerState
 
 H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"

@@ -6,21 +6,10 @@ field list are built once per Date value and kept on the object itself.
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
-from collections.abc import AsyncIterator
 
 from h2books.http import Response
 from h2books.protocol.h1 import serialize_head
-
-log = logging.getLogger("h2books.server")
-
-# A body larger than this is handed to the core a slice at a time, as the transport
-# drains: framed, encrypted and written whole, a 64 MiB body needs several 64 MiB
-# buffers at once, and faulting their pages in costs more than the encryption.
-BIG_BODY = 1024 * 1024
-BODY_SLICE = 256 * 1024
 
 # Statuses that never carry a body, so never a content-length computed from one.
 _BODYLESS = frozenset({204, 304})
@@ -90,18 +79,3 @@ def error_response(status: int, message: str) -> Response:
 
 INTERNAL_ERROR = error_response(500, "internal server error")
 BODY_TOO_LARGE = error_response(413, "request body too large")
-SERVICE_UNAVAILABLE = error_response(503, "server is shutting down")
-
-
-def discard_stream(stream: AsyncIterator[bytes]) -> None:
-    """A streaming body that will not be sent (a HEAD request): close it anyway, so that
-    whatever it holds (a file, a cursor) is released."""
-    aclose = getattr(stream, "aclose", None)
-    if aclose is not None:
-        task = asyncio.get_running_loop().create_task(aclose())
-        task.add_done_callback(_log_failure)
-
-
-def _log_failure(task: asyncio.Task[object]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.debug("closing a streaming body failed", exc_info=task.exception())

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import TextIO
 
 from h2books.http import Handler
+from h2books.interfaces.native import NativeInterface
 from h2books.server.acceptor import CleartextAcceptor, TLSAcceptor
 from h2books.server.accesslog import AccessLog
 from h2books.server.clock import WallClock
@@ -64,7 +65,7 @@ class Server:
         loop = asyncio.get_running_loop()
         clock = WallClock()
         access_log = AccessLog(self._access_log_stream, clock) if self.config.access_log else None
-        state = ServerState(self.config, self.handler, loop, access_log, clock)
+        state = ServerState(self.config, NativeInterface(self.handler), loop, access_log, clock)
         self.state = state
         config = self.config
         if self.ssl_context is not None:

@@ -1,25 +1,22 @@
-"""What every connection of one server shares: the handler, the limits, the clock, the log."""
+"""What every connection of one server shares: the interface, the limits, the clock, the log."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
-import logging
-from collections.abc import Awaitable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from h2books.http import Handler, Request, Response
 from h2books.protocol.h1 import H1Config
 from h2books.protocol.h2 import H2Config
 from h2books.server.accesslog import AccessLog
 from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
-from h2books.server.responses import INTERNAL_ERROR
 
 if TYPE_CHECKING:
-    pass
+    from h2books.server.exchange import Exchange
 
-log = logging.getLogger("h2books.server")
+# What the runtime hands each request to: the native handler API, and next ASGI and WSGI.
+Interface = Callable[["Exchange"], None]
 
 _READ_BUFFER_SIZE = 256 * 1024
 
@@ -44,7 +41,7 @@ class ServerState:
         "connections",
         "h1_config",
         "h2_config",
-        "handler",
+        "interface",
         "loop",
         "read_view",
         "server_name",
@@ -54,13 +51,13 @@ class ServerState:
     def __init__(
         self,
         config: ServerConfig,
-        handler: Handler,
+        interface: Interface,
         loop: asyncio.AbstractEventLoop,
         access_log: AccessLog | None,
         clock: WallClock,
     ) -> None:
         self.config = config
-        self.handler = handler
+        self.interface = interface
         self.loop = loop
         self.access_log = access_log
         self.clock = clock
@@ -86,32 +83,3 @@ class ServerState:
             max_body_size=limits.max_body_size,
             max_pipelined=limits.max_pipelined,
         )
-
-    def invoke(self, request: Request) -> Response | Awaitable[Response]:
-        """Run the handler inline. A sync handler's answer is returned as it is; an async
-        handler's coroutine is returned for the caller to schedule."""
-        try:
-            result = self.handler(request)
-        except Exception:
-            log.exception("handler failed for %r", request)
-            return INTERNAL_ERROR
-        if type(result) is Response or isinstance(result, Response):
-            return result
-        if inspect.isawaitable(result):
-            return result
-        log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
-        return INTERNAL_ERROR
-
-
-async def await_response(pending: Awaitable[Response], request: Request) -> Response:
-    try:
-        result = await pending
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("handler failed for %r", request)
-        return INTERNAL_ERROR
-    if isinstance(result, Response):
-        return result
-    log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
-    return INTERNAL_ERROR

@@ -11,8 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 
 from h2books.http import Request, Response
-from h2books.server.h1_protocol import H1ServerProtocol
-from h2books.server.responses import BIG_BODY, BODY_SLICE
+from h2books.server.adapters.h1 import H1ServerProtocol
+from h2books.server.exchange import BIG_BODY, BODY_SLICE
 from tests.server.inprocess import RecordingTransport
 from tests.server.inprocess import connect as connect_protocol
 

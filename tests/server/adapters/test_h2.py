@@ -16,8 +16,8 @@ import h2.settings
 import pytest
 
 from h2books.http import Response
-from h2books.server.h2_protocol import H2ServerProtocol
-from h2books.server.responses import BIG_BODY, BODY_SLICE
+from h2books.server.adapters.h2 import H2ServerProtocol
+from h2books.server.exchange import BIG_BODY, BODY_SLICE
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
     ACK,

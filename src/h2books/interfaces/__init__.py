@@ -1,0 +1,1 @@
+"""What runs above the protocol-neutral exchange: the native handler API (next: ASGI, WSGI)."""

@@ -1,0 +1,97 @@
+"""The native handler API over the protocol-neutral exchange: `Request -> Response`.
+
+A sync handler runs inline in the read that completed its request and its `Response` goes
+straight to the adapter: no task, no extra loop iteration. An async handler becomes a
+task that answers when it is done. A request whose body is still arriving is dispatched
+when its last byte does (`Request.body` is whole).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable
+
+from h2books.http import Handler, Request, Response
+from h2books.server.exchange import Exchange
+from h2books.server.responses import INTERNAL_ERROR
+
+log = logging.getLogger("h2books.server")
+
+# Method names as handlers see them, without a decode per request.
+_METHOD_NAMES = {
+    name.encode("ascii"): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+}
+
+
+class NativeInterface:
+    """Calls a native handler for each exchange."""
+
+    __slots__ = ("handler",)
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    def __call__(self, exchange: Exchange) -> None:
+        if exchange.body_complete:
+            self._dispatch(exchange)
+        else:
+            exchange.on_body_complete = self._dispatch
+
+    def _dispatch(self, exchange: Exchange) -> None:
+        target = exchange.target
+        split = target.find(b"?")
+        if split < 0:
+            path, query = target.decode("latin-1"), ""
+        else:
+            path, query = target[:split].decode("latin-1"), target[split + 1 :].decode("latin-1")
+        method = exchange.method
+        request = Request(
+            _METHOD_NAMES.get(method) or method.decode("latin-1"),
+            path,
+            query,
+            exchange.headers,
+            exchange.take_body(),
+            exchange.http_version,
+            exchange.adapter.scheme,
+            exchange.authority.decode("latin-1"),
+            exchange.adapter.client,
+        )
+        result = self.invoke(request)
+        if type(result) is Response or isinstance(result, Response):
+            exchange.respond(result)
+        else:
+            exchange.task = asyncio.get_running_loop().create_task(
+                _answer_later(exchange, request, result)
+            )
+
+    def invoke(self, request: Request) -> Response | Awaitable[Response]:
+        """Run the handler inline. A sync handler's answer is returned as it is; an async
+        handler's coroutine is returned for the caller to schedule."""
+        try:
+            result = self.handler(request)
+        except Exception:
+            log.exception("handler failed for %r", request)
+            return INTERNAL_ERROR
+        if type(result) is Response or isinstance(result, Response):
+            return result
+        if inspect.isawaitable(result):
+            return result
+        log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
+        return INTERNAL_ERROR
+
+
+async def _answer_later(exchange: Exchange, request: Request, pending: Awaitable[Response]) -> None:
+    try:
+        result = await pending
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("handler failed for %r", request)
+        result = INTERNAL_ERROR
+    if not isinstance(result, Response):
+        log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
+        result = INTERNAL_ERROR
+    exchange.respond(result)

@@ -1,0 +1,258 @@
+"""The HTTP/1.1 adapter: requests in order, responses in order, one write per read.
+
+Pipelined requests are answered strictly in order. Each request becomes an exchange in
+`_queue`; only the oldest may write. A sync handler's answer to the oldest request goes
+straight into the core; an answer that is not yet due is held on its exchange until
+the ones before it are done. Reading pauses while too many answers are owed or the
+peer isn't reading.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from collections.abc import Iterable, Sequence
+
+from h2books.http import Response
+from h2books.protocol.h1 import (
+    ConnectionClosed,
+    Event,
+    H1ServerConnection,
+    ProtocolError,
+    RequestReceived,
+    serialize_head,
+)
+from h2books.server.connection import FLUSH_NOW, ServerConnection
+from h2books.server.exchange import STARTED, Exchange, Fields
+from h2books.server.responses import h1_head
+from h2books.server.state import ServerState
+
+log = logging.getLogger("h2books.server")
+
+
+class H1ServerProtocol(ServerConnection):
+    __slots__ = ("_close_when_done", "_head_started", "_queue", "_shutting_down", "conn")
+
+    def __init__(self, state: ServerState, scheme: str) -> None:
+        super().__init__(state, scheme)
+        self.conn = H1ServerConnection(state.h1_config)
+        # Exchanges in request order whose responses are not complete; the first may write.
+        self._queue: deque[Exchange] = deque()
+        self._close_when_done = False
+        self._shutting_down = False  # close once no request is owed or arriving
+        # Set while bytes of an unfinished request head are waiting (slowloris guard).
+        self._head_started: float | None = None
+
+    # -- ServerConnection ---------------------------------------------------------------
+
+    def connected(self) -> None:
+        if self.state.shutting_down:
+            self._shutting_down = True
+
+    def live_exchanges(self) -> Iterable[Exchange]:
+        return self._queue
+
+    def forget_exchanges(self) -> None:
+        self._queue.clear()
+
+    def may_read(self) -> bool:
+        return not self.conn.paused
+
+    def reading_resumed(self) -> None:
+        # Requests held back in the core while it was paused come out now.
+        self.state.loop.call_soon(self._resume_parsing)
+
+    def core_output(self) -> bytes:
+        return self.conn.data_to_send()
+
+    def eof_received(self) -> bool | None:
+        self._feed(b"")
+        # Keep the write side open until owed responses are out.
+        return True if not self._closing else None
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.state.loop.time()
+        self._feed(data)
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _feed(self, data: bytes) -> None:
+        if not self._closing:
+            self._handle(self.conn.receive_data(data))
+
+    def _resume_parsing(self) -> None:
+        if not self._closing:
+            self._handle(self.conn.resume())
+
+    def _handle(self, events: Sequence[Event]) -> None:
+        conn = self.conn
+        self._in_read = True
+        while True:
+            for event in events:
+                kind = type(event)
+                if kind is RequestReceived:
+                    assert isinstance(event, RequestReceived)
+                    self._on_request(event)
+                elif kind is ProtocolError:
+                    assert isinstance(event, ProtocolError)
+                    log.debug("HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason)
+                    self._close_when_done = True
+                elif kind is ConnectionClosed:
+                    self._close_when_done = True
+            held_back = conn.paused
+            self._in_read = False
+            self.flush()
+            if self._closing or not held_back:
+                break
+            if conn.paused:
+                # Answers are still owed: stop reading until they are out.
+                self.pause_reading()
+                break
+            self._in_read = True
+            events = conn.resume()
+        if not conn.has_partial_request:
+            self._head_started = None
+        elif self._head_started is None:
+            self._head_started = self.state.loop.time()
+
+    def _on_request(self, event: RequestReceived) -> None:
+        exchange = Exchange(
+            self,
+            0,
+            event.method,
+            event.target,
+            event.headers,
+            event.host or b"",
+            "1.1" if event.http_version == b"1.1" else "1.0",
+            event.body,
+        )
+        self._queue.append(exchange)
+        self.state.interface(exchange)
+
+    # -- responses ----------------------------------------------------------------------
+
+    def respond(self, exchange: Exchange, response: Response) -> None:
+        if self._queue[0] is not exchange:
+            exchange.held = response  # not its turn: sent when the ones before are done
+            return
+        state = self.state
+        head = h1_head(response, state.server_name, state.clock.http_date)
+        self.conn.send_response(head, response.body)
+        self._queue.popleft()
+        self._advance()
+        self.output_ready()
+
+    def start(self, exchange: Exchange, response: Response) -> None:
+        if self._queue[0] is not exchange:
+            exchange.held = response
+            return
+        state = self.state
+        self.conn.start_response(h1_head(response, state.server_name, state.clock.http_date))
+        self.output_ready()
+
+    def write(self, exchange: Exchange, data: bytes | memoryview, end: bool) -> None:
+        conn = self.conn
+        write_now = len(data) >= FLUSH_NOW and not self._in_read
+        if write_now:
+            self.write_pending()  # what is queued before it goes first, not in the same write
+        if data:
+            conn.send_body(data)  # type: ignore[arg-type]
+        if end:
+            conn.end_response()
+            self._queue.popleft()
+            self._advance()
+        if write_now:
+            self.flush()
+        else:
+            self.output_ready()
+
+    def end(self, exchange: Exchange, trailers: Fields | None) -> None:
+        # Trailers need a chunked body and a client that asked for them (TE: trailers);
+        # the HTTP/1.1 core ends the body without them.
+        self.conn.end_response()
+        self._queue.popleft()
+        self._advance()
+        self.output_ready()
+
+    def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
+        if self._queue[0] is exchange:
+            self.conn.send_response(serialize_head(status, list(fields)), b"")
+            self.output_ready()
+
+    def reset(self, exchange: Exchange) -> None:
+        # The head may be half out: the only honest signal left is a cut connection.
+        self.abort()
+
+    def writable(self, exchange: Exchange) -> bool:
+        return (
+            not self._closing
+            and not self._paused_writing
+            and self._queue[0] is exchange
+            and exchange.response_state == STARTED
+            and exchange.held is None
+        )
+
+    def _advance(self) -> None:
+        """The oldest exchange is done: send the held answers that are now due."""
+        queue = self._queue
+        while queue:
+            exchange = queue[0]
+            response = exchange.held
+            if response is None:
+                return
+            exchange.held = None
+            if exchange.response_state != STARTED:
+                self.respond(exchange, response)
+                return  # respond advanced the rest
+            # A streamed answer: its head goes now, its body as its task writes it.
+            self.start(exchange, response)
+            exchange.wake()
+            return
+
+    # -- output -------------------------------------------------------------------------
+
+    def flush(self) -> None:
+        """Write what the core queued; close once nothing more is owed and closing is due."""
+        self._flush_scheduled = False
+        if not self.write_pending():
+            return
+        if self._queue:
+            return
+        conn = self.conn
+        if (
+            conn.must_close
+            or self._close_when_done
+            or (self._shutting_down and not conn.has_pending_input)
+        ):
+            self.close_transport()
+        elif self._paused_reading:
+            self.maybe_resume_reading()
+
+    # -- server housekeeping ------------------------------------------------------------
+
+    def is_idle(self) -> bool:
+        return not self._queue and self._head_started is None
+
+    def check_timeouts(self, now: float) -> None:
+        if self._closing or self.transport is None:
+            return
+        timeouts = self.state.config.timeouts
+        if self._head_started is not None:
+            if now - self._head_started > timeouts.request_head:
+                self.abort()
+        elif self.is_idle():
+            if now - self.last_activity > timeouts.keep_alive:
+                self.close_transport()
+        elif now - self.last_activity > timeouts.stall:
+            self.abort()
+
+    def shutdown(self) -> None:
+        """Finish what was accepted (including a request still arriving), then close."""
+        self._shutting_down = True
+        if self.is_idle():
+            self.flush()
+
+    def evict(self) -> None:
+        """Make room at the connection cap: this idle keep-alive connection is closed."""
+        self._close_when_done = True
+        self.flush()

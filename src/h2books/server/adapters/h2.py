@@ -1,0 +1,378 @@
+"""The HTTP/2 adapter: the h2 core's events become exchanges, exchanges' answers become frames.
+
+Each read is fed whole to the core; every request it completes is handed to the interface
+at once (sync handlers answer inline, no task), and everything the core produced goes out
+in one `transport.write`. Request bodies are buffered within a per-connection budget,
+past which the peer's window stays shut: flow control is the back-pressure.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from h2books.http import Response
+from h2books.protocol.h2 import ErrorCode, H2Connection
+from h2books.protocol.h2 import events as ev
+from h2books.server.connection import FLUSH_NOW, ServerConnection
+from h2books.server.exchange import Exchange, Fields
+from h2books.server.responses import BODY_TOO_LARGE, h2_fields
+from h2books.server.state import ServerState
+
+log = logging.getLogger("h2books.server")
+
+# Queue this much of a response body per stream before waiting for the peer's window.
+_STREAM_HIGH_WATER = 256 * 1024
+# Seconds between the first GOAWAY of a graceful shutdown and the final one, at most.
+_GOAWAY_GRACE = 2.0
+
+
+class H2ServerProtocol(ServerConnection):
+    __slots__ = (
+        "_body_bytes",
+        "_deferred",
+        "_exchanges",
+        "_head_started",
+        "_preface_seen",
+        "conn",
+        "created",
+    )
+
+    def __init__(self, state: ServerState, scheme: str) -> None:
+        super().__init__(state, scheme)
+        self.conn = H2Connection(state.h2_config)
+        self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
+        self._body_bytes = 0  # request body bytes held for the layer above, all streams
+        self._deferred: dict[int, int] = {}  # stream id -> window credit held back
+        self._head_started: float | None = None  # a request head has been arriving since
+        self._preface_seen = False
+        self.created = self.last_activity
+
+    # -- ServerConnection ---------------------------------------------------------------
+
+    def connected(self) -> None:
+        self.conn.initiate()
+        if self.state.shutting_down:
+            self.shutdown()
+        self.flush()
+
+    def live_exchanges(self) -> Iterable[Exchange]:
+        return self._exchanges.values()
+
+    def forget_exchanges(self) -> None:
+        self._exchanges.clear()
+        self._deferred.clear()
+        self._body_bytes = 0
+
+    def eof_received(self) -> bool | None:
+        # A half-closed peer can still read our responses; the core decides when we are done.
+        return True if self._exchanges else None
+
+    def core_output(self) -> bytes:
+        return self.conn.data_to_send()
+
+    def data_received(self, data: bytes) -> None:
+        now = self.state.loop.time()
+        self.last_activity = now
+        self._in_read = True
+        # Dispatch on the exact event type: one dict-free comparison chain per event.
+        for event in self.conn.receive_data(data, now):
+            kind = type(event)
+            if kind is ev.RequestReceived:
+                assert isinstance(event, ev.RequestReceived)
+                self._on_request(event)
+            elif kind is ev.DataReceived:
+                assert isinstance(event, ev.DataReceived)
+                self._on_data(event)
+            elif kind is ev.StreamReset:
+                assert isinstance(event, ev.StreamReset)
+                self._lose(event.stream_id)
+            elif kind is ev.WindowUpdated:
+                assert isinstance(event, ev.WindowUpdated)
+                self._wake(event.stream_id)
+            elif kind is ev.TrailersReceived:
+                assert isinstance(event, ev.TrailersReceived)
+                exchange = self._exchanges.get(event.stream_id)
+                if exchange is not None:
+                    exchange.end_body(event.headers)
+            elif kind is ev.ConnectionTerminated:
+                self._closing = True
+            elif kind is ev.RemoteSettingsChanged:
+                # The preface is complete once the peer's first SETTINGS has arrived.
+                self._preface_seen = True
+                # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window.
+                self._wake(0)
+            # GoAwayReceived: in-flight streams still finish; the peer opens no new ones.
+        self._in_read = False
+        self.flush()
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.write_pending():
+            return
+        # After a final GOAWAY (ours on shutdown, or the peer's) the core reports `closed`
+        # once its last stream is done.
+        if self._closing or self.conn.closed:
+            self.close_transport()
+
+    # -- requests -----------------------------------------------------------------------
+
+    def _on_request(self, event: ev.RequestReceived) -> None:
+        stream_id = event.stream_id
+        exchange = Exchange(
+            self,
+            stream_id,
+            event.method,
+            event.path,
+            event.headers,
+            event.authority,
+            "2",
+            b"" if event.end_stream else None,
+        )
+        self._exchanges[stream_id] = exchange
+        if not event.end_stream and _expects_continue(event.headers):
+            # RFC 9110 §10.1.1: say at once whether the body is wanted.
+            if _declared_length(event.headers) > self.state.config.limits.max_body_size:
+                self._refuse_body(exchange)
+                return
+            self.conn.send_headers(stream_id, _CONTINUE)
+        self.state.interface(exchange)
+
+    def _on_data(self, event: ev.DataReceived) -> None:
+        stream_id = event.stream_id
+        exchange = self._exchanges.get(stream_id)
+        received = event.flow_controlled_length
+        if exchange is None or exchange.body_complete:
+            # The answer went out before the body ended: the bytes are not wanted.
+            if received:
+                self.conn.acknowledge_received_data(stream_id, received)
+            return
+        data = event.data
+        if exchange.body_size + len(data) > self.state.config.limits.max_body_size:
+            self._refuse_body(exchange)
+            return
+        if exchange.on_body_complete is not None:
+            # Wanted whole: held here until the last byte, within the connection's budget.
+            self._body_bytes += len(data)
+            if received:
+                self._credit(stream_id, received)
+        elif received > len(data):
+            # Read as it comes: the window reopens as the reader takes the bytes (see
+            # body_taken); padding is nobody's to read and is credited now.
+            self.conn.acknowledge_received_data(stream_id, received - len(data))
+        exchange.feed_body(data)
+        if event.end_stream:
+            exchange.end_body()
+
+    def _refuse_body(self, exchange: Exchange) -> None:
+        """A body over --max-body-size: 413, and the stream ends before the rest arrives;
+        the layer above never sees the bytes past the limit."""
+        exchange.on_body_complete = None
+        exchange.body_complete = True
+        exchange.respond(BODY_TOO_LARGE)
+        self.conn.reset_stream(exchange.stream_id, ErrorCode.NO_ERROR)
+        self._finish(exchange)
+        exchange.lose()
+
+    def _credit(self, stream_id: int, size: int) -> None:
+        """Reopen the peer's window for body bytes we hold, within the connection's budget.
+
+        Past `max_buffered_body` the credit is deferred (the peer's window stays shut, so it
+        cannot send more) except for the oldest body, which can always finish: the budget
+        bounds memory without ever deadlocking every upload at once.
+        """
+        if self._body_bytes <= self.state.config.limits.max_buffered_body or stream_id == next(
+            iter(self._exchanges)
+        ):
+            self.conn.acknowledge_received_data(stream_id, size)
+        else:
+            self._deferred[stream_id] = self._deferred.get(stream_id, 0) + size
+
+    def body_taken(self, exchange: Exchange, size: int, whole: bool) -> None:
+        if whole:
+            # Held within the budget until now: deferred credit of other streams can go out.
+            self._body_bytes -= size
+            self._give_deferred_credit()
+        else:
+            self.conn.acknowledge_received_data(exchange.stream_id, size)
+            self.output_ready()
+
+    def _give_deferred_credit(self) -> None:
+        deferred = self._deferred
+        if not deferred:
+            return
+        # The oldest body must always be able to finish (no upload deadlock).
+        oldest = next(iter(self._exchanges), None)
+        if oldest is not None and oldest in deferred:
+            self.conn.acknowledge_received_data(oldest, deferred.pop(oldest))
+        limit = self.state.config.limits.max_buffered_body
+        while deferred and self._body_bytes <= limit:
+            waiting_id, size = deferred.popitem()
+            self.conn.acknowledge_received_data(waiting_id, size)
+
+    def _finish(self, exchange: Exchange) -> None:
+        """The exchange is over: forget it and what its body held."""
+        stream_id = exchange.stream_id
+        if self._exchanges.pop(stream_id, None) is None:
+            return
+        # An ended or reset stream's unacknowledged bytes go back to the connection
+        # window inside the core; only other streams' deferred credit is owed.
+        if self._deferred:
+            self._deferred.pop(stream_id, None)
+        if exchange.body_size:
+            held = exchange.release_body()
+            if exchange.on_body_complete is not None:
+                self._body_bytes -= held  # (a streamed body's was never counted)
+        if self._deferred:
+            self._give_deferred_credit()
+
+    def _lose(self, stream_id: int) -> None:
+        # Work for a cancelled stream is never done: drop its body, cancel its work.
+        exchange = self._exchanges.get(stream_id)
+        if exchange is not None:
+            self._finish(exchange)
+            exchange.lose()
+
+    # -- responses ----------------------------------------------------------------------
+
+    def respond(self, exchange: Exchange, response: Response) -> None:
+        state = self.state
+        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        body = b"" if exchange.method == b"HEAD" else response.body
+        self.conn.send_response(exchange.stream_id, response.status, fields, body)
+        if exchange.body_complete:
+            self._finish(exchange)
+        self.output_ready()
+
+    def start(self, exchange: Exchange, response: Response) -> None:
+        state = self.state
+        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        self.conn.send_headers(exchange.stream_id, (*_status(response.status), *fields))
+        self.output_ready()
+
+    def write(self, exchange: Exchange, data: bytes | memoryview, end: bool) -> None:
+        self.conn.send_data(exchange.stream_id, data, end_stream=end)  # type: ignore[arg-type]
+        if end:
+            self._finish(exchange)
+        if len(data) >= FLUSH_NOW and not self._in_read:
+            self.flush()
+        else:
+            self.output_ready()
+
+    def end(self, exchange: Exchange, trailers: Fields | None) -> None:
+        if trailers:
+            self.conn.send_trailers(exchange.stream_id, trailers)
+        else:
+            self.conn.send_data(exchange.stream_id, b"", end_stream=True)
+        self._finish(exchange)
+        self.output_ready()
+
+    def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
+        self.conn.send_headers(exchange.stream_id, (*_status(status), *fields))
+        self.output_ready()
+
+    def reset(self, exchange: Exchange) -> None:
+        if not self._closing:
+            self.conn.reset_stream(exchange.stream_id, ErrorCode.INTERNAL_ERROR)
+            self.output_ready()
+        self._finish(exchange)
+        exchange.lose()
+
+    def writable(self, exchange: Exchange) -> bool:
+        return (
+            not self._closing
+            and not self._paused_writing
+            and self.conn.pending_send_bytes(exchange.stream_id) <= _STREAM_HIGH_WATER
+        )
+
+    def _wake(self, stream_id: int) -> None:
+        if stream_id == 0:
+            for live in self._exchanges.values():
+                live.wake()
+            return
+        exchange = self._exchanges.get(stream_id)
+        if exchange is not None:
+            exchange.wake()
+
+    # -- server housekeeping ------------------------------------------------------------
+
+    def is_idle(self) -> bool:
+        return not self._exchanges and self.conn.open_stream_count == 0
+
+    def check_timeouts(self, now: float) -> None:
+        if self._closing or self.transport is None:
+            return
+        timeouts = self.state.config.timeouts
+        conn = self.conn
+        if not self._preface_seen:
+            if now - self.created > timeouts.request_head:
+                self.abort()
+            return
+        # Slow request heads (a header block that never ends): the slowloris clock.
+        if conn.has_partial_request:
+            if self._head_started is None:
+                self._head_started = now
+            elif now - self._head_started > timeouts.request_head:
+                self._give_up(b"request head too slow")
+                return
+        else:
+            self._head_started = None
+        # A peer that keeps our responses behind a shut window, whatever else it sends.
+        blocked_since = conn.flow_blocked_since
+        if blocked_since is not None and now - blocked_since > timeouts.stall:
+            self._give_up(b"flow-control window shut too long")
+            return
+        quiet = now - self.last_activity
+        if self.is_idle():
+            if quiet > timeouts.keep_alive:
+                conn.close(ErrorCode.NO_ERROR, b"idle timeout")
+                self.flush()
+        elif quiet > timeouts.stall:
+            self._give_up(b"no progress")
+
+    def _give_up(self, reason: bytes) -> None:
+        self.conn.close(ErrorCode.NO_ERROR, reason)
+        self.flush()
+        self.abort()
+
+    def shutdown(self) -> None:
+        """Graceful: tell the peer (two-stage GOAWAY), finish what was accepted, then close."""
+        if self._closing:
+            return
+        self.conn.start_graceful_shutdown()
+        self.schedule_flush()
+        # The final GOAWAY goes out when the peer answers our PING; a peer that never
+        # does gets it after one round trip's grace anyway.
+        self.state.loop.call_later(_GOAWAY_GRACE, self._finish_shutdown)
+
+    def _finish_shutdown(self) -> None:
+        if not self._closing:
+            self.conn.finish_graceful_shutdown()
+            self.flush()
+
+    def evict(self) -> None:
+        """Make room at the connection cap: this idle connection gets GOAWAY and is closed."""
+        if not self._closing:
+            self.conn.close(ErrorCode.NO_ERROR, b"server at its connection limit")
+            self.flush()
+
+
+_CONTINUE = ((b":status", b"100"),)
+
+
+def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"expect":
+            return value.lower() == b"100-continue"
+    return False
+
+
+def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value)  # the core has validated it
+    return 0
+
+
+def _status(status: int) -> tuple[tuple[bytes, bytes]]:
+    return ((b":status", str(status).encode("ascii")),)

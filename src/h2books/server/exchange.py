@@ -1,0 +1,312 @@
+"""One request and its response, whatever the protocol: the runtime's one request path.
+
+A protocol adapter (`server/adapters/`) turns its core's events into `Exchange` objects
+and carries out what the layer above asks of them. Everything above this interface is
+written once for every protocol: the native handler API (`interfaces/native.py`) today,
+ASGI and WSGI next, over HTTP/1.1, HTTP/2 and (later) HTTP/3 alike.
+
+An exchange offers:
+
+- the request head: `method`, `target`, `headers`, `authority` (bytes, as they came),
+  `http_version`, and the connection's `scheme` and `client`;
+- the request body: whole (`take_body()`) once `body_complete`, with `on_body_complete`
+  called when the last byte arrives, or chunk by chunk (`await receive()`), the peer's
+  flow-control credit being given back as the reader takes the bytes; `trailers`;
+- the response: `respond(Response)` sends a native response whole through the adapter's
+  cached encodings; `start()`, `write()` and `end(trailers)` send one in parts, with
+  `writable` / `await wait_writable()` for backpressure; `inform()` sends a 1xx;
+  `push()` is the server-push hook (False where the protocol or the peer has none);
+- `gone`: the peer reset the stream or the connection ended; `reset()` abandons the
+  exchange (HTTP/2: RST_STREAM; HTTP/1.1: the connection is cut).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING
+
+from h2books.http import Response
+
+if TYPE_CHECKING:
+    from h2books.server.connection import ServerConnection
+
+log = logging.getLogger("h2books.server")
+
+Fields = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
+
+# Response states, in order.
+PENDING, STARTED, DONE = 0, 1, 2
+
+
+class Exchange:
+    __slots__ = (
+        "_chunks",
+        "_reader",
+        "_waiter",
+        "adapter",
+        "authority",
+        "body_complete",
+        "body_size",
+        "gone",
+        "headers",
+        "held",
+        "http_version",
+        "method",
+        "on_body_complete",
+        "response_state",
+        "sent",
+        "status",
+        "stream_id",
+        "target",
+        "task",
+        "trailers",
+    )
+
+    def __init__(
+        self,
+        adapter: ServerConnection,
+        stream_id: int,
+        method: bytes,
+        target: bytes,
+        headers: list[tuple[bytes, bytes]],
+        authority: bytes,
+        http_version: str,
+        body: bytes | None,
+    ) -> None:
+        self.adapter = adapter
+        self.stream_id = stream_id
+        self.method = method
+        self.target = target
+        self.headers = headers
+        self.authority = authority
+        self.http_version = http_version
+        # The body so far; complete at once when the request came without one (or whole).
+        self._chunks: list[bytes] = [body] if body else []
+        self.body_size = len(body) if body else 0
+        self.body_complete = body is not None
+        self.on_body_complete: Callable[[Exchange], None] | None = None
+        self.trailers: list[tuple[bytes, bytes]] | None = None
+        self._reader: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self.task: asyncio.Task[None] | None = None
+        # Adapter-owned: a response that cannot go out yet (HTTP/1.1 answers in order).
+        self.held: Response | None = None
+        self.response_state = PENDING
+        self.status = 0
+        self.sent = 0
+        self.gone = False
+
+    @property
+    def scheme(self) -> str:
+        return self.adapter.scheme
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        return self.adapter.client
+
+    # -- the request body (fed by the adapter) ------------------------------------------
+
+    def feed_body(self, data: bytes) -> None:
+        if data:
+            self._chunks.append(data)
+            self.body_size += len(data)
+            self._wake_reader()
+
+    def end_body(self, trailers: list[tuple[bytes, bytes]] | None = None) -> None:
+        self.trailers = trailers
+        self.body_complete = True
+        callback = self.on_body_complete
+        if callback is not None:
+            self.on_body_complete = None
+            callback(self)
+        self._wake_reader()
+
+    def take_body(self) -> bytes:
+        """Everything received so far, as one bytes object; the adapter's buffer is released."""
+        chunks = self._chunks
+        if not chunks:
+            return b""
+        body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+        self._chunks = []
+        self.adapter.body_taken(self, len(body), True)
+        return body
+
+    def release_body(self) -> int:
+        """Drop what is held of the body (the exchange is over); the bytes dropped."""
+        held = 0
+        for chunk in self._chunks:
+            held += len(chunk)
+        self._chunks = []
+        return held
+
+    async def receive(self) -> bytes:
+        """The next piece of the body; b"" once it is complete (or the exchange is gone)."""
+        while not self._chunks:
+            if self.body_complete or self.gone:
+                return b""
+            if self._reader is None or self._reader.done():
+                self._reader = self.adapter.state.loop.create_future()
+            await self._reader
+        data = self._chunks.pop(0)
+        self.adapter.body_taken(self, len(data), False)
+        return data
+
+    def _wake_reader(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            reader.set_result(None)
+
+    # -- the response ---------------------------------------------------------------------
+
+    def respond(self, response: Response) -> None:
+        """Send a native response: whole, or its stream (or a big body) in the background."""
+        if self.gone or self.response_state != PENDING:
+            return
+        head_only = self.method == b"HEAD"
+        stream = response.stream
+        try:
+            if stream is not None and not head_only:
+                self.start(response)
+                self.task = self.adapter.state.loop.create_task(self.send_stream(stream))
+            elif len(response.body) > BIG_BODY and not head_only:
+                # In slices, as the transport drains: framed, encrypted and written whole, a
+                # 64 MiB body needs several 64 MiB buffers at once, and faulting their pages
+                # in costs more than the encryption.
+                self.start(response)
+                self.task = self.adapter.state.loop.create_task(
+                    self.send_stream(_slices(response.body))
+                )
+            else:
+                if stream is not None:
+                    discard_stream(stream)
+                self.status = response.status
+                self.response_state = DONE
+                self.sent = 0 if head_only else len(response.body)
+                self.adapter.respond(self, response)
+                self.adapter.log_exchange(self)
+        except Exception:
+            # A response the core refuses (a bad status, framing HTTP/1.0 cannot carry):
+            # the head may be half out, so the exchange is abandoned.
+            log.exception("cannot send %r for %r", response, self)
+            self.reset()
+
+    def start(self, response: Response) -> None:
+        """Send the head of `response`; the body follows with write() and end()."""
+        self.status = response.status
+        self.response_state = STARTED
+        self.adapter.start(self, response)
+
+    def write(self, data: bytes | memoryview, end: bool = False) -> None:
+        if self.gone or self.response_state != STARTED:
+            return
+        self.sent += len(data)
+        if end:
+            self.response_state = DONE
+        self.adapter.write(self, data, end)
+        if end:
+            self.adapter.log_exchange(self)
+
+    def end(self, trailers: Fields | None = None) -> None:
+        if self.gone or self.response_state != STARTED:
+            return
+        self.response_state = DONE
+        self.adapter.end(self, trailers or None)
+        self.adapter.log_exchange(self)
+
+    def inform(self, status: int, fields: Fields = ()) -> None:
+        """A 1xx informational response (103 Early Hints, 100 Continue) before the final one."""
+        if not self.gone and self.response_state == PENDING and 100 <= status < 200:
+            self.adapter.inform(self, status, fields)
+
+    def push(self, path: bytes, fields: Fields = ()) -> bool:
+        """Server push of `path`; False where the protocol or the peer does not allow it."""
+        return False if self.gone else self.adapter.push(self, path, fields)
+
+    def reset(self) -> None:
+        if not self.gone:
+            self.adapter.reset(self)
+
+    @property
+    def writable(self) -> bool:
+        return not self.gone and self.adapter.writable(self)
+
+    async def wait_writable(self) -> bool:
+        """Wait while the peer's window or a full transport holds this response back;
+        False once the exchange is gone."""
+        while not self.gone and not self.adapter.writable(self):
+            if self._waiter is None or self._waiter.done():
+                self._waiter = self.adapter.state.loop.create_future()
+            await self._waiter
+        return not self.gone
+
+    def wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def lose(self) -> None:
+        """The peer reset the stream or the connection ended: no response will go out."""
+        self.gone = True
+        task = self.task
+        if task is not None and not task.done():
+            task.cancel()
+        self.wake()
+        self._wake_reader()
+
+    async def send_stream(self, chunks: AsyncIterator[bytes]) -> None:
+        """Write a streamed body with backpressure, then end the response."""
+        try:
+            if not await self.wait_writable():
+                return
+            async for chunk in chunks:
+                if chunk:
+                    self.write(chunk)
+                if not await self.wait_writable():
+                    return
+            self.end()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The head is gone already: the only honest signal left is a reset.
+            log.exception("streaming body failed for %r", self)
+            self.reset()
+        finally:
+            aclose = getattr(chunks, "aclose", None)
+            if aclose is not None:
+                try:
+                    await aclose()
+                except Exception:
+                    log.debug("closing a streaming body failed", exc_info=True)
+
+    def __repr__(self) -> str:
+        return (
+            f"<Exchange {self.method.decode('latin-1')} {self.target.decode('latin-1')} "
+            f"HTTP/{self.http_version}>"
+        )
+
+
+# A body larger than this goes out a slice at a time, as the transport drains.
+BIG_BODY = 1024 * 1024
+BODY_SLICE = 256 * 1024
+
+
+async def _slices(body: bytes) -> AsyncIterator[bytes]:
+    view = memoryview(body)  # slices share the body instead of copying it
+    for start in range(0, len(body), BODY_SLICE):
+        yield view[start : start + BODY_SLICE]  # type: ignore[misc]
+
+
+def discard_stream(stream: AsyncIterator[bytes]) -> None:
+    """A streaming body that will not be sent (a HEAD request): close it anyway, so that
+    whatever it holds (a file, a cursor) is released."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        task = asyncio.get_running_loop().create_task(aclose())
+        task.add_done_callback(_log_failure)
+
+
+def _log_failure(task: asyncio.Task[object]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("closing a streaming body failed", exc_info=task.exception())
