@@ -19,8 +19,9 @@ from typing import Protocol, cast
 from h2books.client.errors import ClientError, RemoteClosedError, RequestTimeout
 from h2books.client.exchange import Exchange
 from h2books.client.origin import Origin
+from h2books.client.stats import WireStats
 
-__all__ = ["ClientConnection", "ConnectionOwner", "ConnectionSettings", "Watchdog"]
+__all__ = ["ClientConnection", "ConnectionOwner", "ConnectionSettings", "Watchdog", "WireTap"]
 
 
 class ConnectionOwner(Protocol):
@@ -33,20 +34,30 @@ class ConnectionOwner(Protocol):
         """This connection takes no new requests any more (closing, GOAWAY, keep-alive off)."""
 
 
+class WireTap(Protocol):
+    """Counts one direction of a connection's bytes (see `h2books.client.stats`)."""
+
+    def feed(self, data: bytes) -> None: ...
+
+
 class ConnectionSettings:
     """What every connection of one client shares, computed once."""
 
-    __slots__ = ("extra_fields", "max_response_size", "timeout")
+    __slots__ = ("extra_fields", "max_response_size", "origin", "stats", "timeout")
 
     def __init__(
         self,
+        origin: Origin,
         extra_fields: tuple[tuple[bytes, bytes], ...],
         timeout: float | None,
         max_response_size: int,
+        stats: WireStats | None = None,
     ) -> None:
+        self.origin = origin
         self.extra_fields = extra_fields  # sent with every request (user-agent, ...)
         self.timeout = timeout  # per request, from submission to the complete response
         self.max_response_size = max_response_size
+        self.stats = stats  # counts the bytes on the wire, when asked for
 
 
 class Watchdog:
@@ -95,11 +106,9 @@ class ClientConnection(asyncio.Protocol, abc.ABC):
 
     http_version: str  # for `Response.http_version`
 
-    def __init__(
-        self, owner: ConnectionOwner, origin: Origin, settings: ConnectionSettings
-    ) -> None:
+    def __init__(self, owner: ConnectionOwner, settings: ConnectionSettings) -> None:
         self._owner = owner
-        self._where = origin.address
+        self._where = settings.origin.address
         self._settings = settings
         self._loop = asyncio.get_running_loop()
         self._transport: asyncio.Transport | None = None
@@ -111,6 +120,11 @@ class ClientConnection(asyncio.Protocol, abc.ABC):
         # Done when the transport is gone (`Client.aclose` waits for it).
         self.closed_future: asyncio.Future[None] = self._loop.create_future()
         self._watchdog = Watchdog(self._loop, settings.timeout, self._check_timeouts)
+        # Fed what is written and what is read, when the client counts the bytes on the wire.
+        self._out_tap: WireTap | None = None
+        self._in_tap: WireTap | None = None
+        if settings.stats is not None:
+            self._out_tap, self._in_tap = self._wire_taps(settings.stats)
 
     # -- state for the owner --------------------------------------------------------------
 
@@ -132,6 +146,11 @@ class ClientConnection(asyncio.Protocol, abc.ABC):
     @abc.abstractmethod
     def submit(self, exchange: Exchange) -> None:
         """Send the request now if the protocol allows, or queue it."""
+
+    @staticmethod
+    @abc.abstractmethod
+    def _wire_taps(stats: WireStats) -> tuple[WireTap, WireTap]:
+        """The taps of this protocol (outgoing, incoming) that count into `stats`."""
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 

@@ -81,7 +81,7 @@ class Client:
         extra = _normalise_fields(headers)
         if not any(name == b"user-agent" for name, _ in extra):
             extra = (user_agent, *extra)
-        self._settings = ConnectionSettings(extra, timeout, max_response_size)
+        self._settings = ConnectionSettings(self.origin, extra, timeout, max_response_size, stats)
         self._lanes = [_Lane(self) for _ in range(connections)]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -167,10 +167,10 @@ class Client:
     # -- connections (for the lanes) ------------------------------------------------------
 
     async def _open(self, lane: _Lane) -> ClientConnection:
-        origin, settings, stats = self.origin, self._settings, self.stats
+        origin, settings = self.origin, self._settings
         kind = H2ClientProtocol if self.http2 else H1ClientProtocol
         connection = await open_connection(
-            lambda: kind(lane, origin, settings, stats), origin, self._ssl, settings.timeout
+            lambda: kind(lane, settings), origin, self._ssl, settings.timeout
         )
         if connection.error is not None:
             raise connection.error

@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from h2books.client.base import ClientConnection, ConnectionOwner, ConnectionSettings
 from h2books.client.errors import ClientError, ProtocolError, RemoteClosedError
 from h2books.client.exchange import Exchange
-from h2books.client.origin import Origin
 from h2books.client.stats import H1StreamTap, WireStats
 from h2books.protocol.h1 import Event, H1ClientConnection, H1Config, H1Error, ResponseReceived
 
@@ -29,24 +28,19 @@ class H1ClientProtocol(ClientConnection):
 
     http_version = "HTTP/1.1"
 
-    def __init__(
-        self,
-        owner: ConnectionOwner,
-        origin: Origin,
-        settings: ConnectionSettings,
-        stats: WireStats | None = None,
-    ) -> None:
-        super().__init__(owner, origin, settings)
+    def __init__(self, owner: ConnectionOwner, settings: ConnectionSettings) -> None:
+        super().__init__(owner, settings)
+        origin = settings.origin
         self._conn = H1ClientConnection(H1Config(max_body_size=settings.max_response_size))
         self._current: Exchange | None = None  # the one request in flight
         # The fields of every request, as one tuple: the core encodes it once.
         self._fields = ((b"host", origin.authority.encode("ascii")), *settings.extra_fields)
         self._answered = 0  # responses completed on this connection
         self._response_started = False  # bytes arrived since the current request went out
-        self._out_tap: H1StreamTap | None = None
-        self._in_tap: H1StreamTap | None = None
-        if stats is not None:
-            self._out_tap, self._in_tap = stats.h1_taps()
+
+    @staticmethod
+    def _wire_taps(stats: WireStats) -> tuple[H1StreamTap, H1StreamTap]:
+        return stats.h1_taps()
 
     @property
     def outstanding(self) -> int:

@@ -21,7 +21,6 @@ from h2books.client.errors import (
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.origin import Origin
 from h2books.client.stats import H2FrameTap, WireStats
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
@@ -52,14 +51,9 @@ class H2ClientProtocol(ClientConnection):
 
     http_version = HTTP_VERSION
 
-    def __init__(
-        self,
-        owner: ConnectionOwner,
-        origin: Origin,
-        settings: ConnectionSettings,
-        stats: WireStats | None = None,
-    ) -> None:
-        super().__init__(owner, origin, settings)
+    def __init__(self, owner: ConnectionOwner, settings: ConnectionSettings) -> None:
+        super().__init__(owner, settings)
+        origin = settings.origin
         self._max_response_size = settings.max_response_size
         self._conn = H2Connection(H2Config(client_side=True))
         # Open streams in the order they were opened (the watchdog checks the oldest).
@@ -71,10 +65,10 @@ class H2ClientProtocol(ClientConnection):
         self._flush_scheduled = False
         self._unflushed = 0  # streams opened since the last write
         self._first_read = True
-        self._out_tap: H2FrameTap | None = None
-        self._in_tap: H2FrameTap | None = None
-        if stats is not None:
-            self._out_tap, self._in_tap = stats.h2_taps()
+
+    @staticmethod
+    def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2FrameTap]:
+        return stats.h2_taps()
 
     @property
     def outstanding(self) -> int:
