@@ -5,7 +5,6 @@ is called with the time) and how a connection failure reaches each request."""
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import Iterable
 
 import pytest
@@ -16,29 +15,11 @@ from h2books.client.connection_h1 import H1ClientProtocol
 from h2books.client.connection_h2 import H2ClientProtocol
 from h2books.client.exchange import Exchange
 from h2books.client.origin import Origin
+from tests.protocol.h2.support import DATA, frame, settings_frame
+from tests.server.inprocess import RecordingTransport
 
 TIMEOUT = 10.0
-
-
-class _RecordingTransport:
-    def __init__(self) -> None:
-        self.writes: list[bytes] = []
-        self.closed = False
-
-    def get_extra_info(self, name: str, default: object = None) -> object:
-        return default  # no TLS: no ALPN to check
-
-    def write(self, data: bytes) -> None:
-        self.writes.append(bytes(data))
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def close(self) -> None:
-        self.closed = True
-
-    def abort(self) -> None:
-        self.closed = True
+_MAX_CONCURRENT_STREAMS = 0x3
 
 
 class _Owner:
@@ -58,17 +39,13 @@ def _exchange(target: bytes, started: float) -> Exchange:
     return Exchange(b"GET", target, (), b"", future, started)
 
 
-def _frame(kind: int, flags: int, stream_id: int, payload: bytes) -> bytes:
-    return (
-        struct.pack(">I", len(payload))[1:]
-        + bytes((kind, flags))
-        + struct.pack(">I", stream_id)
-        + payload
-    )
-
-
-def _server_settings(max_concurrent_streams: int) -> bytes:
-    return _frame(0x4, 0, 0, struct.pack(">HI", 0x3, max_concurrent_streams))
+def _h2_connection(max_streams: int) -> tuple[H2ClientProtocol, RecordingTransport]:
+    """An h2c connection (no TLS, so no ALPN) whose server allows `max_streams` streams."""
+    connection = H2ClientProtocol(_Owner(), _settings())
+    transport = RecordingTransport()
+    connection.connection_made(transport)  # type: ignore[arg-type]
+    connection.data_received(settings_frame((_MAX_CONCURRENT_STREAMS, max_streams)))
+    return connection, transport
 
 
 def test_queued_requests_expire_exactly_at_the_timeout() -> None:
@@ -97,10 +74,7 @@ def test_queued_requests_expire_exactly_at_the_timeout() -> None:
 
 def test_h2_requests_queued_past_the_timeout_never_take_the_freed_stream() -> None:
     async def main() -> None:
-        connection = H2ClientProtocol(_Owner(), _settings())
-        transport = _RecordingTransport()
-        connection.connection_made(transport)  # type: ignore[arg-type]
-        connection.data_received(_server_settings(max_concurrent_streams=1))
+        connection, _ = _h2_connection(max_streams=1)
         open_one = _exchange(b"/open", 0.0)
         expired = _exchange(b"/expired", 0.5)
         fresh = _exchange(b"/fresh", 5.0)
@@ -123,15 +97,12 @@ def test_h2_requests_queued_past_the_timeout_never_take_the_freed_stream() -> No
 
 def test_an_h2_connection_error_names_each_request_it_cuts_off() -> None:
     async def main() -> None:
-        connection = H2ClientProtocol(_Owner(), _settings())
-        transport = _RecordingTransport()
-        connection.connection_made(transport)  # type: ignore[arg-type]
-        connection.data_received(_server_settings(max_concurrent_streams=100))
+        connection, transport = _h2_connection(max_streams=100)
         one, two = _exchange(b"/one", 0.0), _exchange(b"/two", 0.0)
         connection.submit(one)
         connection.submit(two)
         # DATA on stream 0 is a connection error (RFC 9113 §6.1).
-        connection.data_received(_frame(0x0, 0, 0, b"x"))
+        connection.data_received(frame(DATA, 0, 0, b"x"))
 
         for exchange, target in ((one, "/one"), (two, "/two")):
             error = exchange.future.exception()
@@ -147,7 +118,7 @@ def test_an_h2_connection_error_names_each_request_it_cuts_off() -> None:
 def test_an_h1_connection_error_reaches_its_one_request_as_it_is() -> None:
     async def main() -> None:
         connection = H1ClientProtocol(_Owner(), _settings())
-        transport = _RecordingTransport()
+        transport = RecordingTransport()
         connection.connection_made(transport)  # type: ignore[arg-type]
         current = _exchange(b"/book", 0.0)
         connection.submit(current)
