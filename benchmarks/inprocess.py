@@ -179,15 +179,16 @@ async def h1_client(data_dir: Path) -> tuple[float, Callable[[], None]]:
         b"content-length: %d\r\nserver: h2books\r\ndate: Tue, 24 Nov 2026 03:40:17 GMT\r\n\r\n%s"
         % (len(body), body)
     )
-    settings = ConnectionSettings(((b"user-agent", b"h2books"),), None, 1 << 26)
+    origin = Origin("https://localhost:8443")
+    settings = ConnectionSettings(
+        origin, ((b"user-agent", b"h2books"),), None, 1 << 26, WireStats()
+    )
     count = 20000
 
     def run_once() -> None:
         # A fresh connection per round, with every request queued: each response lets the
         # next request out, as in a crawl over one keep-alive connection.
-        protocol = H1ClientProtocol(
-            Owner(), Origin("https://localhost:8443"), settings, WireStats()
-        )
+        protocol = H1ClientProtocol(Owner(), settings)
         protocol.connection_made(Transport())  # type: ignore[arg-type]
         for i in range(count + 1):
             future = loop.create_future()

@@ -374,8 +374,8 @@ def test_new_streams_leave_in_quarters_of_the_stream_limit() -> None:
     # as each quarter of the stream limit is reached, so the server starts on them early.
     async def main() -> tuple[list[int], int]:
         loop = asyncio.get_running_loop()
-        settings = ConnectionSettings((), None, 1 << 20)
-        protocol = H2ClientProtocol(_Owner(), Origin("http://localhost:1"), settings)
+        settings = ConnectionSettings(Origin("http://localhost:1"), (), None, 1 << 20)
+        protocol = H2ClientProtocol(_Owner(), settings)
         transport = _RecordingTransport()
         protocol.connection_made(transport)  # type: ignore[arg-type]
         after_preface = len(transport.writes)

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
 
-from h2books.client.base import ConnectionSettings
+from h2books.client.base import ClientConnection, ConnectionSettings
 from h2books.client.connection_h1 import H1ClientProtocol
 from h2books.client.connection_h2 import H2ClientProtocol
 from h2books.client.errors import ClientError, ConnectError, RemoteClosedError
@@ -31,7 +31,6 @@ from h2books.client.transport import create_ssl_context, open_connection
 
 __all__ = ["Client"]
 
-Connection = H1ClientProtocol | H2ClientProtocol
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
 
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
@@ -82,7 +81,7 @@ class Client:
         extra = _normalise_fields(headers)
         if not any(name == b"user-agent" for name, _ in extra):
             extra = (user_agent, *extra)
-        self._settings = ConnectionSettings(extra, timeout, max_response_size)
+        self._settings = ConnectionSettings(self.origin, extra, timeout, max_response_size, stats)
         self._lanes = [_Lane(self) for _ in range(connections)]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -167,23 +166,12 @@ class Client:
 
     # -- connections (for the lanes) ------------------------------------------------------
 
-    async def _open(self, lane: _Lane) -> Connection:
-        origin, settings, stats = self.origin, self._settings, self.stats
-        connection: Connection
-        if self.http2:
-            connection = await open_connection(
-                lambda: H2ClientProtocol(lane, origin, settings, stats),
-                origin,
-                self._ssl,
-                settings.timeout,
-            )
-        else:
-            connection = await open_connection(
-                lambda: H1ClientProtocol(lane, origin, settings, stats),
-                origin,
-                self._ssl,
-                settings.timeout,
-            )
+    async def _open(self, lane: _Lane) -> ClientConnection:
+        origin, settings = self.origin, self._settings
+        kind = H2ClientProtocol if self.http2 else H1ClientProtocol
+        connection = await open_connection(
+            lambda: kind(lane, settings), origin, self._ssl, settings.timeout
+        )
         if connection.error is not None:
             raise connection.error
         if not connection.accepting:
@@ -211,12 +199,12 @@ class _Lane:
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self.conn: Connection | None = None
+        self.conn: ClientConnection | None = None
         self._connecting: asyncio.Task[ClientError | None] | None = None
         self._backlog: deque[Exchange] = deque()
         self._closed = False
         # Every connection not yet closed, including retired ones still finishing streams.
-        self._live: set[Connection] = set()
+        self._live: set[ClientConnection] = set()
 
     @property
     def outstanding(self) -> int:

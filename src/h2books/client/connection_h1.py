@@ -8,14 +8,11 @@ the queue goes back to the owner, which opens a new connection for it.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from typing import cast
+from collections.abc import Iterable
 
-from h2books.client.base import ConnectionOwner, ConnectionSettings, Watchdog
-from h2books.client.errors import ClientError, ProtocolError, RemoteClosedError, RequestTimeout
+from h2books.client.base import ClientConnection, ConnectionOwner, ConnectionSettings
+from h2books.client.errors import ClientError, ProtocolError, RemoteClosedError
 from h2books.client.exchange import Exchange
-from h2books.client.origin import Origin
 from h2books.client.stats import H1StreamTap, WireStats
 from h2books.protocol.h1 import Event, H1ClientConnection, H1Config, H1Error, ResponseReceived
 
@@ -26,50 +23,24 @@ _VERSIONS = {b"1.1": "HTTP/1.1", b"1.0": "HTTP/1.0"}
 _IDEMPOTENT = frozenset((b"GET", b"HEAD", b"OPTIONS", b"PUT", b"DELETE", b"TRACE"))
 
 
-class H1ClientProtocol(asyncio.Protocol):
+class H1ClientProtocol(ClientConnection):
     """Drives one client-side `H1ClientConnection` over a transport."""
 
     http_version = "HTTP/1.1"
 
-    def __init__(
-        self,
-        owner: ConnectionOwner,
-        origin: Origin,
-        settings: ConnectionSettings,
-        stats: WireStats | None = None,
-    ) -> None:
-        self._owner = owner
-        self._where = origin.address
-        self._settings = settings
-        self._loop = asyncio.get_running_loop()
+    def __init__(self, owner: ConnectionOwner, settings: ConnectionSettings) -> None:
+        super().__init__(owner, settings)
+        origin = settings.origin
         self._conn = H1ClientConnection(H1Config(max_body_size=settings.max_response_size))
-        self._transport: asyncio.Transport | None = None
-        self._current: Exchange | None = None
-        self._queue: deque[Exchange] = deque()
+        self._current: Exchange | None = None  # the one request in flight
         # The fields of every request, as one tuple: the core encodes it once.
         self._fields = ((b"host", origin.authority.encode("ascii")), *settings.extra_fields)
-        self._accepting = True
-        self._lost = False
         self._answered = 0  # responses completed on this connection
         self._response_started = False  # bytes arrived since the current request went out
-        self._error: ClientError | None = None  # why the connection failed, once it has
-        self.setup_error: ClientError | None = None
-        # Done when the transport is gone (`Client.aclose` waits for it).
-        self.closed_future: asyncio.Future[None] = self._loop.create_future()
-        self._watchdog = Watchdog(self._loop, settings.timeout, self._check_timeouts)
-        self._out_tap: H1StreamTap | None = None
-        self._in_tap: H1StreamTap | None = None
-        if stats is not None:
-            self._out_tap, self._in_tap = stats.h1_taps()
 
-    @property
-    def accepting(self) -> bool:
-        return self._accepting
-
-    @property
-    def error(self) -> ClientError | None:
-        """Why the connection failed, once it has."""
-        return self.setup_error or self._error
+    @staticmethod
+    def _wire_taps(stats: WireStats) -> tuple[H1StreamTap, H1StreamTap]:
+        return stats.h1_taps()
 
     @property
     def outstanding(self) -> int:
@@ -104,21 +75,14 @@ class H1ClientProtocol(asyncio.Protocol):
             if self._out_tap is not None:
                 self._out_tap.feed(data)
 
-    # -- asyncio.Protocol ---------------------------------------------------------------
+    # -- asyncio.Protocol (the rest is in ClientConnection) ------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = transport = cast(asyncio.Transport, transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            alpn = ssl_object.selected_alpn_protocol()
-            if alpn not in (None, "http/1.1"):
-                self.setup_error = ProtocolError(
-                    f"{self._where} chose {alpn!r} in ALPN when offered only 'http/1.1'"
-                )
-                self._accepting = False
-                transport.abort()
-                return
+    def _alpn_error(self, alpn: str | None) -> ClientError | None:
+        if alpn in (None, "http/1.1"):
+            return None
+        return ProtocolError(f"{self._where} chose {alpn!r} in ALPN when offered only 'http/1.1'")
+
+    def _start(self) -> None:
         if self._queue:
             self._send(self._queue.popleft())
 
@@ -146,24 +110,19 @@ class H1ClientProtocol(asyncio.Protocol):
         try:
             events = self._conn.receive_data(b"")
         except H1Error as exc:
-            self._fail_connection(self._closed_early(exc.reason))
+            detail = f" ({exc.reason})" if exc.reason else ""
+            self._fail_connection(self._closed_early(self._current, detail))
             return None
         self._on_events(events)
         if self._current is not None and not self._retry_current():
-            self._fail_connection(self._closed_early(None))
+            self._fail_connection(self._closed_early(self._current))
         return None
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
-        if not self.closed_future.done():
-            self.closed_future.set_result(None)
-        self._accepting = False
-        self._watchdog.cancel()
-        if self._current is not None and not self._retry_current():
-            self._current.fail(self._closed_early(None))
-        self._current = None
-        self._hand_back_queue(RemoteClosedError(f"{self._where} closed the connection"))
-        self._owner.retire(self)
+    def _lose_in_flight(self) -> None:
+        current = self._current
+        if current is not None and not self._retry_current():
+            self._current = None
+            current.fail(self._closed_early(current))
 
     # -- responses --------------------------------------------------------------------------
 
@@ -217,7 +176,7 @@ class H1ClientProtocol(asyncio.Protocol):
             or current.method not in _IDEMPOTENT
         ):
             return False
-        error = self._closed_early(None)
+        error = self._closed_early(current)
         self._current = None
         self._stop_accepting()
         self._owner.requeue([current], error)
@@ -229,70 +188,29 @@ class H1ClientProtocol(asyncio.Protocol):
             f"malformed HTTP/1.1 response from {self._where} to {label}: {exc.reason}"
         )
 
-    def _closed_early(self, reason: str | None) -> ClientError:
-        label = self._current.label if self._current is not None else "a request"
-        detail = f" ({reason})" if reason else ""
-        return RemoteClosedError(
-            f"{self._where} closed the connection before the response to {label} "
-            f"was complete{detail}"
-        )
+    # -- ending and timeouts (see ClientConnection) ----------------------------------------
 
-    # -- ending ---------------------------------------------------------------------------
-
-    def _stop_accepting(self) -> None:
-        if self._accepting:
-            self._accepting = False
-            self._owner.retire(self)
-
-    def _hand_back_queue(self, error: ClientError) -> None:
-        if self._queue:
-            queued, self._queue = self._queue, deque()
-            self._owner.requeue(queued, error)
-
-    def _fail_connection(self, error: ClientError) -> None:
-        if self._error is None:
-            self._error = error
-        self._stop_accepting()
+    def _take_in_flight(self) -> Iterable[Exchange]:
         current, self._current = self._current, None
-        if current is not None:
-            current.fail(error)
-        self._hand_back_queue(error)
-        if self._transport is not None:
-            self._transport.abort()
+        return () if current is None else (current,)
 
-    def close(self) -> None:
-        """Close now; requests still waiting are cancelled."""
-        self._stop_accepting()
-        self._watchdog.cancel()
-        if self._current is not None:
-            self._current.future.cancel()
-            self._current = None
-        queued, self._queue = self._queue, deque()
-        for exchange in queued:
-            exchange.future.cancel()
+    def _for_request(self, error: ClientError, exchange: Exchange) -> ClientError:
+        return error  # the only request in flight: the error names it already
+
+    def _close_transport(self) -> None:
         if self._transport is not None and not self._lost:
             self._transport.close()
 
-    def _check_timeouts(self, now: float) -> bool:
-        timeout = self._settings.timeout
-        if timeout is None or self._lost:
-            return False
-        deadline = now - timeout
+    def _drop_transport(self) -> None:
+        # HTTP/1.1 has nothing to say on the way out: end at once.
+        if self._transport is not None:
+            self._transport.abort()
+
+    def _expire(self, deadline: float, timeout: float) -> None:
         current = self._current
         if current is not None and current.started <= deadline:
-            # A response that never comes blocks the connection: give it up.
-            self._fail_connection(
-                RequestTimeout(
-                    f"no response from {self._where} to {current.label} within {timeout:g} s"
-                )
-            )
-            return False
-        queue = self._queue
-        while queue and queue[0].started <= deadline:
-            exchange = queue.popleft()
-            exchange.fail(
-                RequestTimeout(
-                    f"no response from {self._where} to {exchange.label} within {timeout:g} s"
-                )
-            )
-        return bool(self._current is not None or self._queue)
+            # A response that never comes blocks the connection: give it up; the
+            # queue goes back to the owner for a new connection.
+            self._fail_connection(self._timeout_error(current, timeout))
+            return
+        self._expire_queue(deadline, timeout)

@@ -9,22 +9,18 @@ updates, SETTINGS ACKs) leaves in one write, flushed by a single `call_soon`.
 
 from __future__ import annotations
 
-import asyncio
-from collections import deque
-from typing import cast
+from collections.abc import Iterable
 
-from h2books.client.base import ConnectionOwner, ConnectionSettings, Watchdog
+from h2books.client.base import ClientConnection, ConnectionOwner, ConnectionSettings
 from h2books.client.errors import (
     ClientError,
     GoAwayError,
     ProtocolError,
     RemoteClosedError,
-    RequestTimeout,
     StreamResetError,
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.origin import Origin
 from h2books.client.stats import H2FrameTap, WireStats
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
@@ -50,29 +46,18 @@ def _debug_suffix(debug: bytes) -> str:
     return f": {text!r}" if text else ""
 
 
-class H2ClientProtocol(asyncio.Protocol):
+class H2ClientProtocol(ClientConnection):
     """Drives one client-side `H2Connection` over a transport (TLS with ALPN h2, or h2c)."""
 
     http_version = HTTP_VERSION
 
-    def __init__(
-        self,
-        owner: ConnectionOwner,
-        origin: Origin,
-        settings: ConnectionSettings,
-        stats: WireStats | None = None,
-    ) -> None:
-        self._owner = owner
-        self._origin = origin
-        self._where = origin.address
-        self._settings = settings
+    def __init__(self, owner: ConnectionOwner, settings: ConnectionSettings) -> None:
+        super().__init__(owner, settings)
+        origin = settings.origin
         self._max_response_size = settings.max_response_size
-        self._loop = asyncio.get_running_loop()
         self._conn = H2Connection(H2Config(client_side=True))
-        self._transport: asyncio.Transport | None = None
         # Open streams in the order they were opened (the watchdog checks the oldest).
         self._streams: dict[int, Exchange] = {}
-        self._queue: deque[Exchange] = deque()
         self._max_streams = _INITIAL_MAX_STREAMS
         self._scheme = (b":scheme", origin.scheme.encode("ascii"))
         self._authority = (b":authority", origin.authority.encode("ascii"))
@@ -80,33 +65,13 @@ class H2ClientProtocol(asyncio.Protocol):
         self._flush_scheduled = False
         self._unflushed = 0  # streams opened since the last write
         self._first_read = True
-        self._accepting = True  # takes new requests
-        self._lost = False
-        self._error: ClientError | None = None  # why the connection ended, for what is left
-        self.setup_error: ClientError | None = None
-        # Done when the transport is gone (`Client.aclose` waits for it).
-        self.closed_future: asyncio.Future[None] = self._loop.create_future()
-        self._watchdog = Watchdog(self._loop, settings.timeout, self._check_timeouts)
-        self._out_tap: H2FrameTap | None = None
-        self._in_tap: H2FrameTap | None = None
-        if stats is not None:
-            self._out_tap, self._in_tap = stats.h2_taps()
 
-    # -- state for the owner --------------------------------------------------------------
-
-    @property
-    def accepting(self) -> bool:
-        """Whether new requests may be submitted to this connection."""
-        return self._accepting
-
-    @property
-    def error(self) -> ClientError | None:
-        """Why the connection failed, once it has."""
-        return self.setup_error or self._error
+    @staticmethod
+    def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2FrameTap]:
+        return stats.h2_taps()
 
     @property
     def outstanding(self) -> int:
-        """Requests submitted and not yet answered (open streams plus queued)."""
         return len(self._streams) + len(self._queue)
 
     # -- requests ---------------------------------------------------------------------------
@@ -158,23 +123,18 @@ class H2ClientProtocol(asyncio.Protocol):
             if not self._open_stream(queue.popleft()):
                 break
 
-    # -- asyncio.Protocol ---------------------------------------------------------------
+    # -- asyncio.Protocol (the rest is in ClientConnection) ------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports implement asyncio.Transport without subclassing it.
-        self._transport = transport = cast(asyncio.Transport, transport)
-        ssl_object = transport.get_extra_info("ssl_object")
-        if ssl_object is not None:
-            alpn = ssl_object.selected_alpn_protocol()
-            if alpn != "h2":
-                offered = f"chose {alpn!r}" if alpn else "did not answer ALPN"
-                self.setup_error = TLSError(
-                    f"{self._where} does not speak HTTP/2 over TLS: it {offered} "
-                    "when offered only 'h2' (try --http1)"
-                )
-                self._accepting = False
-                transport.abort()
-                return
+    def _alpn_error(self, alpn: str | None) -> ClientError | None:
+        if alpn == "h2":
+            return None
+        offered = f"chose {alpn!r}" if alpn else "did not answer ALPN"
+        return TLSError(
+            f"{self._where} does not speak HTTP/2 over TLS: it {offered} "
+            "when offered only 'h2' (try --http1)"
+        )
+
+    def _start(self) -> None:
         self._conn.initiate()
         self._flush()
 
@@ -246,27 +206,16 @@ class H2ClientProtocol(asyncio.Protocol):
     def eof_received(self) -> bool | None:
         return None  # close our side too; connection_lost fails whatever is left
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self._lost = True
-        if not self.closed_future.done():
-            self.closed_future.set_result(None)
-        self._accepting = False
-        self._watchdog.cancel()
+    def _lose_in_flight(self) -> None:
         error = self._error
-        streams, self._streams = self._streams, {}
-        for exchange in streams.values():
+        for exchange in self._take_in_flight():
             if error is not None:
-                exchange.fail(_for_request(error, exchange))
-            else:
+                exchange.fail(self._for_request(error, exchange))
+            elif exchange.status:
                 progress = f" ({exchange.received} bytes of its body had arrived)"
-                exchange.fail(
-                    RemoteClosedError(
-                        f"{self._where} closed the connection before the response to "
-                        f"{exchange.label} was complete{progress if exchange.status else ''}"
-                    )
-                )
-        self._hand_back_queue(error or RemoteClosedError(f"{self._where} closed the connection"))
-        self._owner.retire(self)
+                exchange.fail(self._closed_early(exchange, progress))
+            else:
+                exchange.fail(self._closed_early(exchange))
 
     # -- responses --------------------------------------------------------------------------
 
@@ -357,30 +306,29 @@ class H2ClientProtocol(asyncio.Protocol):
             error = ProtocolError(f"{self._where} broke the HTTP/2 protocol ({detail})")
         self._fail_connection(error)
 
-    # -- ending ---------------------------------------------------------------------------
+    # -- ending (see ClientConnection) ---------------------------------------------------
 
-    def _stop_accepting(self) -> None:
-        if self._accepting:
-            self._accepting = False
-            self._owner.retire(self)
-
-    def _hand_back_queue(self, error: ClientError) -> None:
-        if self._queue:
-            queued, self._queue = self._queue, deque()
-            self._owner.requeue(queued, error)
-
-    def _fail_connection(self, error: ClientError) -> None:
-        """A connection-level failure: every open stream fails with `error`, then close."""
-        if self._error is None:
-            self._error = error
-        self._stop_accepting()
+    def _take_in_flight(self) -> Iterable[Exchange]:
         streams, self._streams = self._streams, {}
-        for exchange in streams.values():
-            exchange.fail(_for_request(error, exchange))
-        self._hand_back_queue(error)
+        return streams.values()
+
+    def _for_request(self, error: ClientError, exchange: Exchange) -> ClientError:
+        """The connection's error, reworded to name the request it cut off."""
+        message = f"{error} (while waiting for {exchange.label})"
+        if isinstance(error, GoAwayError):
+            return GoAwayError(message, error.error_code, error.last_stream_id)
+        if isinstance(error, StreamResetError):
+            return StreamResetError(message, error.error_code)
+        return type(error)(message)
+
+    def _drop_transport(self) -> None:
+        # What the core queued (its GOAWAY after a protocol error) still goes out.
         self._flush()
         if self._transport is not None:
             self._transport.close()
+
+    def _close_transport(self) -> None:
+        self._close_when_idle()
 
     def _close_when_idle(self) -> None:
         # A GOAWAY'd or retired connection whose last stream finished: say goodbye.
@@ -390,18 +338,6 @@ class H2ClientProtocol(asyncio.Protocol):
             self._conn.close(ErrorCode.NO_ERROR)
         self._flush()
         self._transport.close()
-
-    def close(self) -> None:
-        """Close now (GOAWAY NO_ERROR); requests still waiting are cancelled."""
-        self._stop_accepting()
-        self._watchdog.cancel()
-        streams, self._streams = self._streams, {}
-        for exchange in streams.values():
-            exchange.future.cancel()
-        queued, self._queue = self._queue, deque()
-        for exchange in queued:
-            exchange.future.cancel()
-        self._close_when_idle()
 
     # -- output and timeouts -------------------------------------------------------------
 
@@ -419,11 +355,7 @@ class H2ClientProtocol(asyncio.Protocol):
         if self._conn.closed and not transport.is_closing():
             transport.close()
 
-    def _check_timeouts(self, now: float) -> bool:
-        timeout = self._settings.timeout
-        if timeout is None or self._lost:
-            return False
-        deadline = now - timeout
+    def _expire(self, deadline: float, timeout: float) -> None:
         expired = []
         for stream_id, exchange in self._streams.items():
             if exchange.started > deadline:
@@ -433,26 +365,7 @@ class H2ClientProtocol(asyncio.Protocol):
             exchange = self._streams.pop(stream_id)
             self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
             exchange.fail(self._timeout_error(exchange, timeout))
-        queue = self._queue
-        while queue and queue[0].started <= deadline:
-            exchange = queue.popleft()
-            exchange.fail(self._timeout_error(exchange, timeout))
+        self._expire_queue(deadline, timeout)
         if expired:
             self._open_queued()
             self._flush()
-        return bool(self._streams or self._queue)
-
-    def _timeout_error(self, exchange: Exchange, timeout: float) -> RequestTimeout:
-        return RequestTimeout(
-            f"no response from {self._where} to {exchange.label} within {timeout:g} s"
-        )
-
-
-def _for_request(error: ClientError, exchange: Exchange) -> ClientError:
-    """The connection's error, reworded to name the request it cut off."""
-    message = f"{error} (while waiting for {exchange.label})"
-    if isinstance(error, GoAwayError):
-        return GoAwayError(message, error.error_code, error.last_stream_id)
-    if isinstance(error, StreamResetError):
-        return StreamResetError(message, error.error_code)
-    return type(error)(message)
