@@ -175,7 +175,7 @@ class H2ClientProtocol(asyncio.Protocol):
                 self._accepting = False
                 transport.abort()
                 return
-        self._conn.initiate()
+        self._conn.initiate(self._loop.time())
         self._flush()
 
     def data_received(self, data: bytes) -> None:

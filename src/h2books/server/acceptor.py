@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from h2books.protocol.h2 import CLIENT_PREFACE
 from h2books.server.h1_protocol import H1ServerProtocol
 from h2books.server.h2_protocol import H2ServerProtocol
 from h2books.server.state import ServerState
 
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+H2_PREFACE = CLIENT_PREFACE
 
 
 class TLSAcceptor(asyncio.Protocol):

@@ -105,7 +105,7 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
             high=limits.write_buffer_high, low=limits.write_buffer_low
         )
         self.state.connections.add(self)
-        self.conn.initiate()
+        self.conn.initiate(self.state.loop.time())
         if self.state.shutting_down:
             self.shutdown()
         self._flush()
@@ -517,7 +517,7 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         """Graceful: tell the peer (two-stage GOAWAY), finish what was accepted, then close."""
         if self._closing:
             return
-        self.conn.start_graceful_shutdown()
+        self.conn.start_graceful_shutdown(self.state.loop.time())
         self._schedule_flush()
         # The final GOAWAY goes out when the peer answers our PING; a peer that never
         # does gets it after one round trip's grace anyway.

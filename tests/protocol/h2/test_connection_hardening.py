@@ -103,7 +103,7 @@ def test_requests_of_a_batch_ended_by_a_connection_error_are_dropped() -> None:
 
 def test_client_role_keeps_responses_that_arrived_before_a_connection_error() -> None:
     conn = H2Connection(H2Config(client_side=True))
-    conn.initiate()
+    conn.initiate(0.0)
     sid = conn.send_request(REQUEST)
     conn.data_to_send()
     block = hpack.Encoder().encode([(b":status", b"200")])
@@ -111,7 +111,8 @@ def test_client_role_keeps_responses_that_arrived_before_a_connection_error() ->
         frame(SETTINGS, 0, 0)
         + frame(HEADERS, END_HEADERS, sid, block)
         + frame(DATA, END_STREAM, sid, b"body")
-        + frame(PING, 0, 3, b"\0" * 8)  # a connection error
+        + frame(PING, 0, 3, b"\0" * 8),  # a connection error
+        0.0,
     )
     kinds = [type(e) for e in events]
     assert ev.ResponseReceived in kinds and ev.DataReceived in kinds
@@ -248,5 +249,5 @@ def test_has_partial_request_for_part_of_a_frame_but_not_of_data() -> None:
 
 def test_has_partial_request_for_an_unfinished_preface() -> None:
     conn = H2Connection()
-    conn.receive_data(PREFACE[:10])
+    conn.receive_data(PREFACE[:10], 0.0)
     assert conn.has_partial_request
