@@ -732,7 +732,9 @@ def test_header_table_size_setting_applies_on_ack(peer_table: int, accepted: boo
     conn.receive_data(PREFACE + settings_frame(), 0.0)
     assert conn.receive_data(frame(SETTINGS, ACK, 0), 0.0) == [ev.SettingsAcknowledged()]
     encoder.header_table_size = peer_table  # the next block starts with this size update
-    events = conn.receive_data(frame(HEADERS, END_HEADERS | END_STREAM, 1, encoder.encode(REQUEST)), 0.0)
+    events = conn.receive_data(
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, encoder.encode(REQUEST)), 0.0
+    )
     if accepted:
         assert requests_of(events)
     else:

@@ -78,7 +78,9 @@ def test_preface_split_byte_by_byte_then_settings() -> None:
     conn = H2Connection()
     for byte in PREFACE + settings_frame():
         assert not [
-            e for e in conn.receive_data(bytes([byte]), 0.0) if type(e) is not ev.RemoteSettingsChanged
+            e
+            for e in conn.receive_data(bytes([byte]), 0.0)
+            if type(e) is not ev.RemoteSettingsChanged
         ]
     frames = parse(conn.data_to_send())
     assert frames[0].type == SETTINGS  # our SETTINGS first (auto-initiated)
@@ -480,7 +482,8 @@ def test_stream_window_before_settings_ack_is_the_default() -> None:
         + settings_frame()
         + frame(HEADERS, END_HEADERS, 1, block)
         + frame(DATA, 0, 1, b"x" * 1000)
-        + frame(SETTINGS, ACK, 0), 0.0
+        + frame(SETTINGS, ACK, 0),
+        0.0,
     )
     assert [type(e) for e in events][-3:] == [
         ev.RequestReceived,
