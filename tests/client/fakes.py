@@ -198,7 +198,7 @@ class H2Session:
                 return
             if self.conn.state_machine.state == h2.connection.ConnectionState.CLOSED:
                 continue  # after our GOAWAY: read (so the peer can finish), ignore
-            yield from self.conn.receive_data(data, 0.0)
+            yield from self.conn.receive_data(data)
             self.flush()
 
 
