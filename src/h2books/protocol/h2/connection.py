@@ -112,16 +112,6 @@ class H2Connection(Deadlines):
         nothing waits."""
         return self._blocked_since if self._blocked else None
 
-    def data_to_send(self) -> bytes:
-        out = self._out
-        if not out:
-            return b""
-        data = bytes(out)
-        out.clear()
-        self._control_pending = 0
-        self._output_taken = True
-        return data
-
     # -- start -----------------------------------------------------------------------
 
     def initiate(self, now: float) -> None:

@@ -38,11 +38,66 @@ Fields = Sequence[tuple[bytes, bytes]]
 
 _pack_header = FRAME_HEADER.pack
 
+# DATA payloads at least this big, when they are views of immutable bytes, are handed
+# out by `buffers_to_send` as they are instead of being copied into the output buffer.
+# Smaller frames are coalesced there, so a TLS transport never makes tiny records.
+ZERO_COPY_MIN: Final = 2048
+
 STATUS_FIELDS: Final = {code: (b":status", str(code).encode("ascii")) for code in range(100, 600)}
+
+
+def _immutable(data: bytes | memoryview) -> bool:
+    """True if `data` cannot change under us: bytes, or a view of bytes."""
+    return type(data) is bytes or (type(data) is memoryview and type(data.obj) is bytes)
 
 
 class OutboundScheduler(StreamIds):
     __slots__ = ()
+
+    def _put_view(self, payload: bytes | memoryview) -> None:
+        """Queue a big immutable payload without copying it: what is in the output
+        buffer so far becomes one piece, the payload the next."""
+        out = self._out
+        pieces = self._pieces
+        if pieces is None:
+            pieces = self._pieces = []
+        if out:
+            pieces.append(bytes(out))
+            out.clear()
+        pieces.append(payload)
+
+    def buffers_to_send(self) -> list[bytes | memoryview]:
+        """Everything queued for the peer, in order, as pieces for `writelines`:
+        coalesced frames as bytes, big DATA payloads as views of the caller's bytes
+        (do not mutate those until written). Empties the queue like `data_to_send`."""
+        out = self._out
+        pieces = self._pieces
+        if pieces is None:
+            if not out:
+                return []
+            buffers: list[bytes | memoryview] = [bytes(out)]
+        else:
+            self._pieces = None
+            buffers = pieces
+            if out:
+                buffers.append(bytes(out))
+        out.clear()
+        self._control_pending = 0
+        self._output_taken = True
+        return buffers
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the peer as one bytes object."""
+        out = self._out
+        if self._pieces is None:
+            if not out:
+                return b""
+            data = bytes(out)
+            out.clear()
+            self._control_pending = 0
+            self._output_taken = True
+            return data
+        return b"".join(self.buffers_to_send())
 
     def _queue_preface(self) -> None:
         """(Client: the magic string, then) SETTINGS and a WINDOW_UPDATE that raises
@@ -158,7 +213,10 @@ class OutboundScheduler(StreamIds):
             stream.send_window -= size
             self._send_window -= size
             out += _pack_header(size << 8, END_STREAM, stream_id)
-            out += body
+            if size >= ZERO_COPY_MIN and type(body) is bytes:
+                self._put_view(body)
+            else:
+                out += body
             if stream.state == HALF_CLOSED_REMOTE and stream.inbound is None:
                 # The common case, inlined: a GET answered in full is closed and forgotten.
                 del self._streams[stream_id]
@@ -179,7 +237,8 @@ class OutboundScheduler(StreamIds):
         if queue is not None:
             if queue.end_stream or queue.trailers is not None:
                 raise H2UsageError(f"stream {stream_id} already ended")
-            queue.append(data if isinstance(data, bytes) else bytes(data))
+            # A mutable buffer could change under us while queued: keep a copy of it.
+            queue.append(data if _immutable(data) else bytes(data))
             queue.end_stream = end_stream
             return
         self._send_body(stream, data, end_stream)
@@ -218,13 +277,17 @@ class OutboundScheduler(StreamIds):
         max_frame = self._peer_max_frame
         allowed = min(stream.send_window, self._send_window)
         view = memoryview(data)
+        shared = _immutable(data)
         pos = 0
         while pos < size and allowed > 0:
             chunk = min(size - pos, allowed, max_frame)
             end = pos + chunk
             flags = END_STREAM if end_stream and end == size else 0
             out += _pack_header(chunk << 8, flags, sid)
-            out += view[pos:end]
+            if shared and chunk >= ZERO_COPY_MIN:
+                self._put_view(view[pos:end])
+            else:
+                out += view[pos:end]
             pos = end
             allowed -= chunk
         stream.send_window -= pos
@@ -235,7 +298,7 @@ class OutboundScheduler(StreamIds):
             return
         queue = SendQueue()
         # A mutable buffer could change under us while queued: keep a copy of it.
-        queue.append(view[pos:] if isinstance(data, bytes) else bytes(view[pos:]))
+        queue.append(view[pos:] if shared else bytes(view[pos:]))
         queue.end_stream = end_stream
         stream.send_queue = queue
         if not self._blocked:
@@ -264,7 +327,10 @@ class OutboundScheduler(StreamIds):
                 flags = END_STREAM
                 ended = True
             out += _pack_header(size << 8, flags, sid)
-            out += chunk
+            if size >= ZERO_COPY_MIN:
+                self._put_view(chunk)  # queued chunks are views of bytes, or copies
+            else:
+                out += chunk
             stream.send_window -= size
             self._send_window -= size
             sent += size

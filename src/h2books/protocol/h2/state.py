@@ -85,6 +85,7 @@ class ConnectionState:
         "_peer_initial_window",
         "_peer_max_frame",
         "_peer_parity",
+        "_pieces",
         "_preface_pending",
         "_recent",
         "_recent_pos",
@@ -107,6 +108,8 @@ class ConnectionState:
         # Peer-initiated streams are odd for a server, even (pushes) for a client.
         self._peer_parity = 0 if cfg.client_side else 1
         self._out = bytearray()
+        # Output queued before `_out` when big payloads go out without a copy (lazy).
+        self._pieces: list[bytes | memoryview] | None = None
         self._inbuf = bytearray()
         self._need = 0
         self._initiated = False
