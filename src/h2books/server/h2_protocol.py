@@ -461,10 +461,14 @@ class H2ServerProtocol(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None:
             return
-        data = self.conn.data_to_send()
-        if data:
+        # Big DATA payloads come as views of the response body: no copy on the way out.
+        buffers = self.conn.buffers_to_send()
+        if buffers:
             self.last_activity = self.state.loop.time()
-            transport.write(data)
+            if len(buffers) == 1:
+                transport.write(buffers[0])
+            else:
+                transport.writelines(buffers)
         # After a final GOAWAY (ours on shutdown, or the peer's) the core reports `closed`
         # once its last stream is done.
         if self._closing or self.conn.closed:
