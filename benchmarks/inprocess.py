@@ -64,6 +64,9 @@ class Transport:
         self.last = data
         self.writes += 1
 
+    def writelines(self, pieces: list[bytes | memoryview]) -> None:
+        self.write(b"".join(pieces))
+
     def is_closing(self) -> bool:
         return False
 

@@ -37,8 +37,6 @@ from h2books.protocol.h1.parser import (
 )
 from h2books.protocol.h2 import H2ConnectionError
 from h2books.protocol.h2.frames import (
-    Frame,
-    parse_frames,
     parse_goaway,
     parse_priority,
     parse_settings,
@@ -48,6 +46,7 @@ from h2books.protocol.h2.frames import (
 from h2books.protocol.hpack import Decoder, HPACKError
 from h2books.protocol.hpack.huffman import huffman_encode
 from h2books.protocol.hpack.integers import encode_integer
+from tests.protocol.h2.frame_view import Frame, parse_frames
 
 EXAMPLES = int(os.environ.get("H2BOOKS_FUZZ_EXAMPLES", "200"))
 FUZZ = settings(

@@ -34,6 +34,9 @@ class RecordingTransport:
     def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
         pass
 
+    def writelines(self, pieces: list[bytes | memoryview]) -> None:
+        self.write(b"".join(pieces))
+
     def write(self, data: bytes) -> None:
         self.writes.append(bytes(data))
         self.buffered += len(data)

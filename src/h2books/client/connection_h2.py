@@ -135,7 +135,7 @@ class H2ClientProtocol(ClientConnection):
         )
 
     def _start(self) -> None:
-        self._conn.initiate()
+        self._conn.initiate(self._loop.time())
         self._flush()
 
     def data_received(self, data: bytes) -> None:

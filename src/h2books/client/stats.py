@@ -20,13 +20,23 @@ import struct
 from collections import deque
 from typing import Any
 
+from h2books.protocol.h2.frames import (
+    CLIENT_PREFACE,
+    CONTINUATION,
+    DATA,
+    FRAME_HEADER_SIZE,
+    HEADERS,
+    PADDED,
+    PRIORITY_FLAG,
+)
+
 __all__ = ["H1StreamTap", "H2FrameTap", "WireCounts", "WireStats"]
 
 _LENGTH_AND_TYPE = struct.Struct(">I")
-_DATA, _HEADERS, _CONTINUATION = 0x0, 0x1, 0x9
-_PADDED, _PRIORITY = 0x8, 0x20
-_FRAME_HEADER = 9
-_PREFACE_SIZE = 24  # b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+_DATA, _HEADERS, _CONTINUATION = DATA, HEADERS, CONTINUATION
+_PADDED, _PRIORITY = PADDED, PRIORITY_FLAG
+_FRAME_HEADER = FRAME_HEADER_SIZE
+_PREFACE_SIZE = len(CLIENT_PREFACE)
 
 
 class WireCounts:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import asyncio
 from typing import cast
 
+from h2books.protocol.h2 import CLIENT_PREFACE
 from h2books.server.adapters.h1 import H1ServerProtocol
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.state import ServerState
-
-H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
 
 class TLSAcceptor(asyncio.Protocol):
@@ -59,11 +58,11 @@ class CleartextAcceptor(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
-        prefix = self.buffer[: len(H2_PREFACE)]
-        if H2_PREFACE.startswith(prefix) and len(prefix) < len(H2_PREFACE):
+        prefix = self.buffer[: len(CLIENT_PREFACE)]
+        if CLIENT_PREFACE.startswith(prefix) and len(prefix) < len(CLIENT_PREFACE):
             return  # could still be either: wait for more
         protocol: H1ServerProtocol | H2ServerProtocol
-        if prefix == H2_PREFACE:
+        if prefix == CLIENT_PREFACE:
             protocol = H2ServerProtocol(self.state, "http")
         else:
             protocol = H1ServerProtocol(self.state, "http")

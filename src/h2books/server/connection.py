@@ -9,8 +9,9 @@ interface above, and carries out the exchanges' response calls on its core.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, ClassVar, cast
 
 from h2books.http import Response
 from h2books.server.exchange import Exchange, Fields
@@ -18,12 +19,19 @@ from h2books.server.exchange import Exchange, Fields
 if TYPE_CHECKING:
     from h2books.server.state import ServerState
 
+log = logging.getLogger("h2books.server")
+
 # Writes at least this big go to the transport at once rather than at the end of the loop
 # iteration, so that its pause_writing is seen before the next one is queued.
 FLUSH_NOW = 64 * 1024
 
 
 class ServerConnection(asyncio.BufferedProtocol):
+    # Each adapter's core: bytes in, events out, and its own deadlines (get_timer and
+    # handle_timer); the event type with which a deadline ends the connection.
+    conn: Any
+    timed_out_event: ClassVar[type]
+
     # Slots keep an idle connection small (docs/security.md: memory per connection).
     __slots__ = (
         "_closing",
@@ -153,6 +161,31 @@ class ServerConnection(asyncio.BufferedProtocol):
         if self.transport is not None:
             self.transport.abort()
 
+    # -- timeouts: the rules are the core's; the runtime only passes the time ---------------
+
+    def check_timeouts(self, now: float) -> None:
+        """Called by the server's one timer for every connection: let the core apply the
+        rules whose deadlines have passed, then write what it queued (a GOAWAY) and close
+        the transport the way the rule says."""
+        if self._closing or self.transport is None:
+            return
+        conn = self.conn
+        deadline = conn.get_timer()
+        if deadline is None or now < deadline:
+            return
+        timed_out: Any = None
+        for event in conn.handle_timer(now):
+            if type(event) is self.timed_out_event:
+                timed_out = event
+        self.write_pending()
+        if timed_out is None:
+            return
+        log.debug("%s: %s timeout", self.client_host, timed_out.rule)
+        if timed_out.graceful:
+            self.close_transport()
+        else:
+            self.abort()
+
     # -- the access log -----------------------------------------------------------------
 
     def log_exchange(self, exchange: Exchange) -> None:
@@ -230,9 +263,6 @@ class ServerConnection(asyncio.BufferedProtocol):
 
     # Server housekeeping.
     def is_idle(self) -> bool:
-        raise NotImplementedError
-
-    def check_timeouts(self, now: float) -> None:
         raise NotImplementedError
 
     def shutdown(self) -> None:

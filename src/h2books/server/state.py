@@ -67,7 +67,7 @@ class ServerState:
         # One read buffer for every connection of this loop: each read is handed on (as
         # bytes) before the next one can start, so sharing it costs nothing per connection.
         self.read_view = memoryview(bytearray(_READ_BUFFER_SIZE))
-        limits = config.limits
+        limits, timeouts = config.limits, config.timeouts
         self.h2_config = H2Config(
             client_side=False,
             max_concurrent_streams=limits.max_concurrent_streams,
@@ -75,6 +75,10 @@ class ServerState:
             connection_window_size=limits.connection_window_size,
             max_frame_size=limits.max_frame_size,
             max_header_list_size=limits.max_header_list_size,
+            preface_timeout=timeouts.request_head,
+            request_head_timeout=timeouts.request_head,
+            idle_timeout=timeouts.keep_alive,
+            stall_timeout=timeouts.stall,
         )
         self.h1_config = H1Config(
             max_request_line=limits.max_request_line,
@@ -82,4 +86,7 @@ class ServerState:
             max_header_count=limits.max_header_count,
             max_body_size=limits.max_body_size,
             max_pipelined=limits.max_pipelined,
+            request_head_timeout=timeouts.request_head,
+            idle_timeout=timeouts.keep_alive,
+            stall_timeout=timeouts.stall,
         )

@@ -82,7 +82,7 @@ class RawClient:
 
     def __init__(self, config: H2Config | None = None, settings: bytes | None = None) -> None:
         self.conn = H2Connection(config)
-        self.conn.initiate()
+        self.conn.initiate(0.0)
         self.encoder = hpack.Encoder()
         self.decoder = hpack.Decoder()
         self.events: list[ev.Event] = []
@@ -135,7 +135,7 @@ class LibClientPair:
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
         self.server = H2Connection(config)
-        self.server.initiate()
+        self.server.initiate(0.0)
         self.client.initiate_connection()
         self.server_events: list[ev.Event] = []
         self.client_events: list[h2.events.Event] = []

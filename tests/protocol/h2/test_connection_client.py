@@ -41,8 +41,8 @@ class OwnPair:
     def __init__(self, server: H2Config | None = None, client: H2Config = CLIENT) -> None:
         self.client = H2Connection(client)
         self.server = H2Connection(server)
-        self.client.initiate()
-        self.server.initiate()
+        self.client.initiate(0.0)
+        self.server.initiate(0.0)
         self.client_events: list[ev.Event] = []
         self.server_events: list[ev.Event] = []
         self.pump()
@@ -53,10 +53,10 @@ class OwnPair:
         for _ in range(1000):
             to_server = self.client.data_to_send()
             if to_server:
-                new_server += self.server.receive_data(to_server)
+                new_server += self.server.receive_data(to_server, 0.0)
             to_client = self.server.data_to_send()
             if to_client:
-                new_client += self.client.receive_data(to_client)
+                new_client += self.client.receive_data(to_client, 0.0)
             if not to_server and not to_client:
                 break
         self.server_events += new_server
@@ -72,7 +72,7 @@ def body_of(events: list[ev.Event], stream_id: int) -> bytes:
 
 def test_client_preface_and_settings() -> None:
     conn = H2Connection(CLIENT)
-    conn.initiate()
+    conn.initiate(0.0)
     data = conn.data_to_send()
     assert data.startswith(PREFACE)
     frames = parse(data[len(PREFACE) :])
@@ -196,7 +196,7 @@ def test_goaway_refuses_client_streams_above_last() -> None:
     # The server's GOAWAY crosses the two new requests.
     pair.client.data_to_send()
     pair.server.close()
-    events = pair.client.receive_data(pair.server.data_to_send())
+    events = pair.client.receive_data(pair.server.data_to_send(), 0.0)
     assert events == [
         ev.GoAwayReceived(ErrorCode.NO_ERROR, first, b""),
         ev.StreamReset(second, ErrorCode.REFUSED_STREAM, True),
@@ -214,9 +214,9 @@ def test_own_client_against_h2_library_server() -> None:
     )
     server.initiate_connection()
     client = H2Connection(CLIENT)
-    client.initiate()
+    client.initiate(0.0)
     server.receive_data(client.data_to_send())
-    client.receive_data(server.data_to_send())
+    client.receive_data(server.data_to_send(), 0.0)
     server.receive_data(client.data_to_send())
     sids = [
         client.send_request([*REQUEST[:2], (b":path", b"/%d" % i), REQUEST[3]]) for i in range(5)
@@ -228,7 +228,7 @@ def test_own_client_against_h2_library_server() -> None:
         path = dict(r.headers)[b":path"]
         server.send_headers(r.stream_id, [(b":status", b"200"), (b"server", b"lib")])
         server.send_data(r.stream_id, path * 1000, end_stream=True)
-    events = client.receive_data(server.data_to_send())
+    events = client.receive_data(server.data_to_send(), 0.0)
     for i, sid in enumerate(sids):
         assert ev.ResponseReceived(sid, 200, [(b"server", b"lib")], False) in events
         assert body_of(events, sid) == b"/%d" % i * 1000
@@ -236,7 +236,7 @@ def test_own_client_against_h2_library_server() -> None:
     assert any(
         isinstance(e, h2.events.PingReceived) for e in server.receive_data(client.data_to_send())
     )
-    assert client.receive_data(server.data_to_send()) == [ev.PingAckReceived(b"abcdefgh")]
+    assert client.receive_data(server.data_to_send(), 0.0) == [ev.PingAckReceived(b"abcdefgh")]
 
 
 # -- server misbehaviour seen by our client ---------------------------------------------
@@ -245,11 +245,11 @@ def test_own_client_against_h2_library_server() -> None:
 class RawServer:
     def __init__(self, settings: bytes | None = None) -> None:
         self.conn = H2Connection(CLIENT)
-        self.conn.initiate()
+        self.conn.initiate(0.0)
         self.conn.data_to_send()
         self.encoder = hpack.Encoder()
         self.events = self.conn.receive_data(
-            (settings if settings is not None else settings_frame()) + frame(SETTINGS, ACK, 0)
+            (settings if settings is not None else settings_frame()) + frame(SETTINGS, ACK, 0), 0.0
         )
 
     def response(
@@ -273,24 +273,24 @@ def test_client_connection_errors(raw_after_request: object) -> None:
     s = RawServer()
     s.conn.send_request(REQUEST, end_stream=False)
     s.conn.data_to_send()
-    events = s.conn.receive_data(raw_after_request(s))  # type: ignore[operator]
+    events = s.conn.receive_data(raw_after_request(s), 0.0)  # type: ignore[operator]
     assert isinstance(events[-1], ev.ConnectionTerminated)
     assert goaway_code(parse(s.conn.data_to_send())) == ErrorCode.PROTOCOL_ERROR
 
 
 def test_server_enabling_push_is_protocol_error() -> None:
     conn = H2Connection(CLIENT)
-    conn.initiate()
+    conn.initiate(0.0)
     conn.data_to_send()
-    conn.receive_data(settings_frame((0x2, 1)))
+    conn.receive_data(settings_frame((0x2, 1)), 0.0)
     assert goaway_code(parse(conn.data_to_send())) == ErrorCode.PROTOCOL_ERROR
 
 
 def test_first_server_frame_must_be_settings() -> None:
     conn = H2Connection(CLIENT)
-    conn.initiate()
+    conn.initiate(0.0)
     conn.data_to_send()
-    conn.receive_data(window_update(0, 10))
+    conn.receive_data(window_update(0, 10), 0.0)
     assert goaway_code(parse(conn.data_to_send())) == ErrorCode.PROTOCOL_ERROR
 
 
@@ -312,7 +312,7 @@ def test_malformed_responses(fields: list[tuple[bytes, bytes]]) -> None:
     s = RawServer()
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
-    events = s.conn.receive_data(s.response(1, fields))
+    events = s.conn.receive_data(s.response(1, fields), 0.0)
     assert events == [ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]
     assert rst_codes(parse(s.conn.data_to_send())) == {1: ErrorCode.PROTOCOL_ERROR}
 
@@ -321,7 +321,7 @@ def test_informational_with_end_stream_is_malformed() -> None:
     s = RawServer()
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
-    events = s.conn.receive_data(s.response(1, [(b":status", b"100")], end_stream=True))
+    events = s.conn.receive_data(s.response(1, [(b":status", b"100")], end_stream=True), 0.0)
     assert events == [ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]
 
 
@@ -329,7 +329,7 @@ def test_data_before_response_head() -> None:
     s = RawServer()
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
-    events = s.conn.receive_data(frame(DATA, END_STREAM, 1, b"early"))
+    events = s.conn.receive_data(frame(DATA, END_STREAM, 1, b"early"), 0.0)
     assert events == [ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]
 
 
@@ -338,7 +338,7 @@ def test_response_content_length_mismatch() -> None:
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
     data = s.response(1, [(b":status", b"200"), (b"content-length", b"3")], end_stream=False)
-    events = s.conn.receive_data(data + frame(DATA, END_STREAM, 1, b"toolong"))
+    events = s.conn.receive_data(data + frame(DATA, END_STREAM, 1, b"toolong"), 0.0)
     assert events[-1] == ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)
 
 
@@ -347,7 +347,7 @@ def test_204_with_content_length_is_fine() -> None:
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
     data = s.response(1, [(b":status", b"204"), (b"content-length", b"3")], end_stream=True)
-    assert s.conn.receive_data(data) == [
+    assert s.conn.receive_data(data, 0.0) == [
         ev.ResponseReceived(1, 204, [(b"content-length", b"3")], True)
     ]
 
@@ -355,11 +355,11 @@ def test_204_with_content_length_is_fine() -> None:
 def test_oversized_response_head_cancels_stream() -> None:
     s = RawServer()
     s.conn = H2Connection(replace(CLIENT, max_header_list_size=100))
-    s.conn.initiate()
-    s.conn.receive_data(settings_frame())
+    s.conn.initiate(0.0)
+    s.conn.receive_data(settings_frame(), 0.0)
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
-    events = s.conn.receive_data(s.response(1, [(b":status", b"200"), (b"x-big", b"v" * 200)]))
+    events = s.conn.receive_data(s.response(1, [(b":status", b"200"), (b"x-big", b"v" * 200)]), 0.0)
     assert events == [ev.StreamReset(1, ErrorCode.CANCEL, False)]
 
 
@@ -367,13 +367,13 @@ def test_server_reset_reaches_client() -> None:
     s = RawServer()
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
-    events = s.conn.receive_data(frame(RST_STREAM, 0, 1, struct.pack(">I", 7)))
+    events = s.conn.receive_data(frame(RST_STREAM, 0, 1, struct.pack(">I", 7)), 0.0)
     assert events == [ev.StreamReset(1, ErrorCode.REFUSED_STREAM, True)]
 
 
 def test_goaway_with_error_terminates_client() -> None:
     s = RawServer()
-    events = s.conn.receive_data(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 11) + b"calm"))
+    events = s.conn.receive_data(frame(GOAWAY, 0, 0, struct.pack(">II", 0, 11) + b"calm"), 0.0)
     assert events[-1] == ev.ConnectionTerminated(ErrorCode.ENHANCE_YOUR_CALM, 0, b"calm", True)
     assert s.conn.closed
     with pytest.raises(H2UsageError):
@@ -403,4 +403,4 @@ def test_client_response_with_content_length_but_end_stream() -> None:
     s.conn.send_request(REQUEST)
     s.conn.data_to_send()
     data = s.response(1, [(b":status", b"200"), (b"content-length", b"3")], end_stream=True)
-    assert s.conn.receive_data(data) == [ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]
+    assert s.conn.receive_data(data, 0.0) == [ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]

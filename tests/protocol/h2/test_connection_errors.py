@@ -47,7 +47,7 @@ def assert_connection_error(client: RawClient, code: ErrorCode) -> None:
     assert terminated is not None and terminated.error_code == code
     assert not terminated.remote
     # After our GOAWAY, further input is ignored.
-    assert client.conn.receive_data(frame(PING, 0, 0, b"\0" * 8)) == []
+    assert client.conn.receive_data(frame(PING, 0, 0, b"\0" * 8), 0.0) == []
     assert client.conn.data_to_send() == b""
 
 
@@ -66,9 +66,9 @@ def assert_stream_error(client: RawClient, stream_id: int, code: ErrorCode) -> N
 
 def test_invalid_preface_is_protocol_error() -> None:
     conn = H2Connection()
-    conn.initiate()
+    conn.initiate(0.0)
     conn.data_to_send()
-    events = conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    events = conn.receive_data(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 0.0)
     assert isinstance(events[-1], ev.ConnectionTerminated)
     assert goaway_code(parse(conn.data_to_send())) == P
     assert conn.closed
@@ -78,7 +78,9 @@ def test_preface_split_byte_by_byte_then_settings() -> None:
     conn = H2Connection()
     for byte in PREFACE + settings_frame():
         assert not [
-            e for e in conn.receive_data(bytes([byte])) if type(e) is not ev.RemoteSettingsChanged
+            e
+            for e in conn.receive_data(bytes([byte]), 0.0)
+            if type(e) is not ev.RemoteSettingsChanged
         ]
     frames = parse(conn.data_to_send())
     assert frames[0].type == SETTINGS  # our SETTINGS first (auto-initiated)
@@ -87,7 +89,7 @@ def test_preface_split_byte_by_byte_then_settings() -> None:
 
 def test_partial_bad_preface_fails_early() -> None:
     conn = H2Connection()
-    events = conn.receive_data(b"PRI * HTTP/1.1")
+    events = conn.receive_data(b"PRI * HTTP/1.1", 0.0)
     assert isinstance(events[-1], ev.ConnectionTerminated)
 
 
@@ -101,7 +103,7 @@ def test_partial_bad_preface_fails_early() -> None:
 )
 def test_first_frame_must_be_settings(first: bytes) -> None:
     conn = H2Connection()
-    conn.receive_data(PREFACE + first)
+    conn.receive_data(PREFACE + first, 0.0)
     assert goaway_code(parse(conn.data_to_send())) == P
 
 
@@ -469,7 +471,7 @@ def test_peer_exceeding_stream_window() -> None:
 
 def test_stream_window_before_settings_ack_is_the_default() -> None:
     conn = H2Connection(H2Config(initial_window_size=100))
-    conn.initiate()
+    conn.initiate(0.0)
     post = [(b":method", b"POST"), *REQUEST[1:]]
     import hpack
 
@@ -480,7 +482,8 @@ def test_stream_window_before_settings_ack_is_the_default() -> None:
         + settings_frame()
         + frame(HEADERS, END_HEADERS, 1, block)
         + frame(DATA, 0, 1, b"x" * 1000)
-        + frame(SETTINGS, ACK, 0)
+        + frame(SETTINGS, ACK, 0),
+        0.0,
     )
     assert [type(e) for e in events][-3:] == [
         ev.RequestReceived,
@@ -488,7 +491,7 @@ def test_stream_window_before_settings_ack_is_the_default() -> None:
         ev.SettingsAcknowledged,
     ]
     # After the ACK the window is 100 - 1000: anything more is too much.
-    conn.receive_data(frame(DATA, 0, 1, b"x"))
+    conn.receive_data(frame(DATA, 0, 1, b"x"), 0.0)
     assert rst_codes(parse(conn.data_to_send())) == {1: ErrorCode.FLOW_CONTROL_ERROR}
 
 

@@ -35,7 +35,7 @@ def check(conn: H2Connection, chunks: list[bytes], now_step: float = 0.0) -> Non
 
 def server() -> H2Connection:
     conn = H2Connection(H2Config(max_concurrent_streams=4, initial_window_size=300))
-    conn.receive_data(PREFACE + settings_frame())
+    conn.receive_data(PREFACE + settings_frame(), 0.0)
     conn.data_to_send()
     return conn
 
@@ -104,7 +104,7 @@ plausible = st.one_of(
 def test_plausible_frame_sequences(sequence: list[bytes]) -> None:
     conn = server()
     for raw in sequence:
-        for event in conn.receive_data(raw):
+        for event in conn.receive_data(raw, 0.0):
             if isinstance(event, ev.RequestReceived) and event.stream_id % 3:
                 conn.send_response(event.stream_id, 200, [], b"r" * 1000)
             elif isinstance(event, ev.DataReceived):
@@ -128,7 +128,7 @@ def test_random_frame_sequences(sequence: list[bytes], split: int) -> None:
 @given(st.lists(frames, max_size=25))
 def test_random_frames_against_client_role(sequence: list[bytes]) -> None:
     conn = H2Connection(H2Config(client_side=True))
-    conn.initiate()
+    conn.initiate(0.0)
     conn.send_request(REQUEST, end_stream=False)
     conn.send_request(REQUEST)
     conn.data_to_send()
@@ -140,7 +140,7 @@ def test_random_frames_against_client_role(sequence: list[bytes]) -> None:
 def test_application_calls_interleaved(sequence: list[bytes], actions: list[str]) -> None:
     conn = server()
     for raw in sequence:
-        for event in conn.receive_data(raw):
+        for event in conn.receive_data(raw, 0.0):
             if isinstance(event, ev.RequestReceived) and actions:
                 action = actions.pop()
                 sid = event.stream_id

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from h2books.protocol.h2 import ErrorCode, H2ConnectionError
 from h2books.protocol.h2 import frames as f
+from tests.protocol.h2.frame_view import Frame, parse_frames
 
 stream_ids = st.integers(1, 2**31 - 1)
 payloads = st.binary(max_size=300)
@@ -30,7 +31,7 @@ def test_data_round_trip(sid: int, data: bytes, end: bool, pad: int | None) -> N
     assert isinstance(parsed, hf.DataFrame)
     assert (parsed.stream_id, parsed.data, "END_STREAM" in parsed.flags) == (sid, data, end)
     assert parsed.flow_controlled_length == len(raw) - 9
-    frames, used = f.parse_frames(raw)
+    frames, used = parse_frames(raw)
     assert used == len(raw) and frames[0].serialize() == raw
     if pad is not None:
         start, stop = f.strip_padding(raw, 9, len(raw))
@@ -140,7 +141,7 @@ def test_hyperframe_output_parses_with_ours() -> None:
     data = hf.DataFrame(3, data=b"abc", flags=["END_STREAM"]).serialize()
     data += hf.HeadersFrame(5, data=b"\x82", flags=["END_HEADERS"]).serialize()
     data += hf.PingFrame(0, opaque_data=b"12345678").serialize()
-    frames, used = f.parse_frames(data + b"\0\0")
+    frames, used = parse_frames(data + b"\0\0")
     assert used == len(data)
     assert [(x.type, x.flags, x.stream_id, x.payload) for x in frames] == [
         (f.DATA, f.END_STREAM, 3, b"abc"),
@@ -148,14 +149,14 @@ def test_hyperframe_output_parses_with_ours() -> None:
         (f.PING, 0, 0, b"12345678"),
     ]
     assert repr(frames[0]) == "<Frame DATA flags=0x01 stream=3 len=3>"
-    assert frames[0] == f.Frame(f.DATA, 1, 3, b"abc") and frames[0] != frames[1]
+    assert frames[0] == Frame(f.DATA, 1, 3, b"abc") and frames[0] != frames[1]
 
 
 def test_reserved_bit_cleared_and_partial_frames_left() -> None:
     raw = f.build_frame(0x42, 0xFF, 0x80000007, b"xyz")
-    frames, used = f.parse_frames(raw + raw[:5])
+    frames, used = parse_frames(raw + raw[:5])
     assert used == len(raw)
-    assert frames == [f.Frame(0x42, 0xFF, 7, b"xyz")]
+    assert frames == [Frame(0x42, 0xFF, 7, b"xyz")]
     assert "UNKNOWN(0x42)" in repr(frames[0])
 
 
@@ -173,4 +174,4 @@ def test_builder_argument_checks() -> None:
     with pytest.raises(ValueError):
         f.build_data(1, b"", pad_length=256)
     with pytest.raises(ValueError):
-        f.Frame(0, 0, 1, b"\0" * (1 << 24)).serialize()
+        Frame(0, 0, 1, b"\0" * (1 << 24)).serialize()

@@ -6,8 +6,11 @@ core rejects anything else). Error codes are ints; known ones are `ErrorCode` me
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 __all__ = [
     "ConnectionTerminated",
+    "ConnectionTimedOut",
     "DataReceived",
     "Event",
     "GoAwayReceived",
@@ -173,3 +176,13 @@ class ConnectionTerminated(Event):
         self.last_stream_id = last_stream_id
         self.debug = debug
         self.remote = remote
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionTimedOut(Event):
+    """`handle_timer` ended the connection under `rule` ("preface", "request_head",
+    "idle", "stall", "flow_blocked"). `graceful`: write what is queued and close
+    normally; otherwise write what is queued, then abort the transport."""
+
+    rule: str
+    graceful: bool

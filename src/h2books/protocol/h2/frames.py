@@ -2,8 +2,7 @@
 
 The connection core parses frames in place (an offset into the received bytes), so
 the parsers here take ``(buffer, start, stop)`` and never slice the whole buffer.
-Builders return ``bytes`` ready for the wire. `Frame` and `parse_frames` are a
-convenient, slower view used by tests and tools, not by the hot path.
+Builders return ``bytes`` ready for the wire.
 """
 
 from __future__ import annotations
@@ -34,7 +33,6 @@ __all__ = [
     "RST_STREAM",
     "SETTINGS",
     "WINDOW_UPDATE",
-    "Frame",
     "build_continuation",
     "build_data",
     "build_frame",
@@ -46,7 +44,6 @@ __all__ = [
     "build_rst_stream",
     "build_settings",
     "build_window_update",
-    "parse_frames",
     "parse_goaway",
     "parse_priority",
     "parse_settings",
@@ -98,7 +95,6 @@ _SETTING: Final = struct.Struct(">HI")
 _PRIORITY_FIELDS: Final = struct.Struct(">IB")
 
 _MAX_U31: Final = 0x7FFFFFFF
-_MAX_LENGTH: Final = (1 << 24) - 1
 
 
 def build_frame(frame_type: int, flags: int, stream_id: int, payload: bytes = b"") -> bytes:
@@ -233,59 +229,3 @@ def parse_goaway(buf: bytes, start: int, stop: int) -> tuple[int, int, bytes]:
     """``(last_stream_id, error_code, debug_data)``; the caller checked length >= 8."""
     last, code = _U32_PAIR.unpack_from(buf, start)
     return last & _MAX_U31, code, bytes(buf[start + 8 : stop])
-
-
-# -- generic view for tests and tools ---------------------------------------------------
-
-
-class Frame:
-    """One frame as a value: type, flags, stream id (R bit cleared) and raw payload."""
-
-    __slots__ = ("flags", "payload", "stream_id", "type")
-
-    def __init__(self, frame_type: int, flags: int, stream_id: int, payload: bytes) -> None:
-        self.type = frame_type
-        self.flags = flags
-        self.stream_id = stream_id
-        self.payload = payload
-
-    def serialize(self) -> bytes:
-        if len(self.payload) > _MAX_LENGTH:
-            raise ValueError("frame payload longer than 2^24-1")
-        return build_frame(self.type, self.flags, self.stream_id, self.payload)
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Frame):
-            return NotImplemented
-        return (self.type, self.flags, self.stream_id, self.payload) == (
-            other.type,
-            other.flags,
-            other.stream_id,
-            other.payload,
-        )
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        name = FRAME_NAMES.get(self.type, f"UNKNOWN({self.type:#x})")
-        return (
-            f"<Frame {name} flags={self.flags:#04x} stream={self.stream_id} "
-            f"len={len(self.payload)}>"
-        )
-
-
-def parse_frames(data: bytes) -> tuple[list[Frame], int]:
-    """Every complete frame in `data` and the number of octets consumed."""
-    frames: list[Frame] = []
-    offset = 0
-    end = len(data)
-    unpack = FRAME_HEADER.unpack_from
-    while end - offset >= FRAME_HEADER_SIZE:
-        word, flags, stream_id = unpack(data, offset)
-        stop = offset + FRAME_HEADER_SIZE + (word >> 8)
-        if stop > end:
-            break
-        payload = bytes(data[offset + FRAME_HEADER_SIZE : stop])
-        frames.append(Frame(word & 0xFF, flags, stream_id & _MAX_U31, payload))
-        offset = stop
-    return frames, offset

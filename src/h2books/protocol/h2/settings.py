@@ -155,10 +155,6 @@ class LocalSettings:
         self._unacked.append(dict(values))
         return list(values.items())
 
-    @property
-    def awaiting_ack(self) -> int:
-        return len(self._unacked)
-
     def on_ack(self) -> dict[int, int] | None:
         """Apply the oldest unacknowledged frame; returns the values that changed
         (``{}`` if none), or None for an ACK we did not ask for."""
@@ -170,10 +166,3 @@ class LocalSettings:
                 self.acknowledged[ident] = value
                 changed[ident] = value
         return changed
-
-    def pending_value(self, ident: int) -> int | None:
-        """The newest value we sent for `ident`, acknowledged or not."""
-        for values in reversed(self._unacked):
-            if ident in values:
-                return values[ident]
-        return self.acknowledged.get(ident)

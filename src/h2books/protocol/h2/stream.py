@@ -1,14 +1,17 @@
-"""Per-stream state (RFC 9113 §5.1), kept small: one object per open stream.
+"""Stream states (RFC 9113 §5.1) as one table of data, and the per-stream object.
 
-The five RFC states are two booleans here: `remote_closed` (the peer sent
-END_STREAM) and `end_sent` (our END_STREAM went into the output buffer).
-open = neither, half-closed (remote) = remote_closed only, half-closed (local) =
-end_sent only, closed = both, at which point the connection forgets the object.
-Idle streams have no object at all, and closed ones are not kept either: the
-connection remembers only the highest stream ids and a short list of recent closes.
+A stream id is in exactly one state. Open streams (the only ones with a `Stream`
+object) carry it in `Stream.state`; every other id gets its state from the
+connection's id bookkeeping (`stream_ids.StreamIds.id_state`): idle above the
+highest ids seen, a recently closed one from the ring of recent closes, and so on.
 
-Rarely needed parts are allocated lazily: `inbound` (receive window) on the first
-DATA frame, `send_queue` when flow control holds back our data.
+`TRANSITIONS` says how an open stream moves on END_STREAM and RST_STREAM, either way;
+`FRAME_RULES` says what a frame that arrives on an id without an open stream means.
+A pair missing from `TRANSITIONS` is not a legal move. Hot paths test the two
+states they care about inline; the tables are the reference they follow.
+
+Rarely needed parts of a `Stream` are allocated lazily: `inbound` (receive window)
+on the first DATA frame, `send_queue` when flow control holds back our data.
 """
 
 from __future__ import annotations
@@ -16,14 +19,127 @@ from __future__ import annotations
 from collections import deque
 from typing import Final
 
+from .errors import ErrorCode
+from .frames import DATA, HEADERS, RST_STREAM, WINDOW_UPDATE
 from .windows import ReceiveWindow
 
-__all__ = ["CLOSED_NORMALLY", "RESET_BY_PEER", "RESET_BY_US", "SendQueue", "Stream"]
+__all__ = [
+    "CLOSED",
+    "FORGOTTEN",
+    "FRAME_RULES",
+    "HALF_CLOSED_LOCAL",
+    "HALF_CLOSED_REMOTE",
+    "IDLE",
+    "OPEN",
+    "RECV_END_STREAM",
+    "RECV_RST_STREAM",
+    "REFUSED",
+    "RESET_BY_PEER",
+    "RESET_BY_US",
+    "SEND_END_STREAM",
+    "SEND_RST_STREAM",
+    "STATE_NAMES",
+    "TRANSITIONS",
+    "FrameRule",
+    "SendQueue",
+    "Stream",
+]
 
-# How a stream ended; remembered for a while to choose the right error for late frames.
-CLOSED_NORMALLY: Final = 1
-RESET_BY_PEER: Final = 2
-RESET_BY_US: Final = 3
+# -- states (plain ints: they are compared on every frame) -------------------------------
+
+IDLE: Final = 0
+OPEN: Final = 1
+HALF_CLOSED_REMOTE: Final = 2  # the peer sent END_STREAM
+HALF_CLOSED_LOCAL: Final = 3  # our END_STREAM is in the output
+# Closed states, remembered for a while (the ring of recent closes) to pick the
+# right error for frames that were in flight:
+CLOSED: Final = 4  # both sides ended normally
+RESET_BY_PEER: Final = 5
+RESET_BY_US: Final = 6
+# Closed long ago: the ring has moved on, only "it is below the highest id" is known.
+FORGOTTEN: Final = 7
+# A peer stream above the last id of our GOAWAY: never processed, frames are dropped.
+REFUSED: Final = 8
+
+STATE_NAMES: Final = {
+    IDLE: "idle",
+    OPEN: "open",
+    HALF_CLOSED_REMOTE: "half-closed (remote)",
+    HALF_CLOSED_LOCAL: "half-closed (local)",
+    CLOSED: "closed",
+    RESET_BY_PEER: "closed (reset by peer)",
+    RESET_BY_US: "closed (reset by us)",
+    FORGOTTEN: "closed (forgotten)",
+    REFUSED: "refused (after GOAWAY)",
+}
+
+# -- transitions of an open stream -------------------------------------------------------
+
+RECV_END_STREAM: Final = 1
+SEND_END_STREAM: Final = 2
+RECV_RST_STREAM: Final = 3
+SEND_RST_STREAM: Final = 4
+
+TRANSITIONS: Final[dict[tuple[int, int], int]] = {
+    (OPEN, RECV_END_STREAM): HALF_CLOSED_REMOTE,
+    (OPEN, SEND_END_STREAM): HALF_CLOSED_LOCAL,
+    (HALF_CLOSED_LOCAL, RECV_END_STREAM): CLOSED,
+    (HALF_CLOSED_REMOTE, SEND_END_STREAM): CLOSED,
+    (OPEN, RECV_RST_STREAM): RESET_BY_PEER,
+    (HALF_CLOSED_LOCAL, RECV_RST_STREAM): RESET_BY_PEER,
+    (HALF_CLOSED_REMOTE, RECV_RST_STREAM): RESET_BY_PEER,
+    (OPEN, SEND_RST_STREAM): RESET_BY_US,
+    (HALF_CLOSED_LOCAL, SEND_RST_STREAM): RESET_BY_US,
+    (HALF_CLOSED_REMOTE, SEND_RST_STREAM): RESET_BY_US,
+}
+
+# -- frames on an id without an open stream ----------------------------------------------
+
+
+class FrameRule:
+    """What a frame on such an id means: nothing (`error` None: the frame is dropped),
+    a stream error (RST_STREAM) or a connection error (GOAWAY)."""
+
+    __slots__ = ("connection_error", "error", "reason")
+
+    def __init__(self, error: ErrorCode | None, connection_error: bool, reason: str) -> None:
+        self.error = error
+        self.connection_error = connection_error
+        self.reason = reason
+
+
+_DROP: Final = FrameRule(None, False, "")
+_IDLE_ID: Final = FrameRule(ErrorCode.PROTOCOL_ERROR, True, "frame on an idle stream")
+
+# (frame type, state) -> rule. PRIORITY may name any stream and is not listed (§5.1).
+# Dropped frames were in flight when we reset the stream or sent GOAWAY (§5.1, §6.8).
+FRAME_RULES: Final[dict[tuple[int, int], FrameRule]] = {
+    (HEADERS, IDLE): FrameRule(ErrorCode.PROTOCOL_ERROR, True, "HEADERS on an unusable stream id"),
+    (HEADERS, CLOSED): FrameRule(ErrorCode.STREAM_CLOSED, True, "HEADERS on a closed stream"),
+    (HEADERS, RESET_BY_PEER): FrameRule(
+        ErrorCode.STREAM_CLOSED, True, "HEADERS on a closed stream"
+    ),
+    (HEADERS, RESET_BY_US): _DROP,
+    (HEADERS, REFUSED): _DROP,
+    (HEADERS, FORGOTTEN): FrameRule(
+        ErrorCode.PROTOCOL_ERROR, True, "stream id reused or out of order"
+    ),
+    (DATA, IDLE): FrameRule(ErrorCode.PROTOCOL_ERROR, True, "DATA on an idle stream"),
+    (DATA, CLOSED): FrameRule(ErrorCode.STREAM_CLOSED, True, "DATA after END_STREAM"),
+    (DATA, RESET_BY_PEER): FrameRule(ErrorCode.STREAM_CLOSED, False, "DATA on a closed stream"),
+    (DATA, RESET_BY_US): _DROP,
+    (DATA, REFUSED): _DROP,
+    (DATA, FORGOTTEN): FrameRule(ErrorCode.STREAM_CLOSED, False, "DATA on a closed stream"),
+    (WINDOW_UPDATE, IDLE): FrameRule(
+        ErrorCode.PROTOCOL_ERROR, True, "WINDOW_UPDATE on an idle stream"
+    ),
+    (RST_STREAM, IDLE): FrameRule(ErrorCode.PROTOCOL_ERROR, True, "RST_STREAM on an idle stream"),
+}
+# A closed stream may still get WINDOW_UPDATE or RST_STREAM (§5.1): dropped.
+for _frame_type in (WINDOW_UPDATE, RST_STREAM):
+    for _state in (CLOSED, RESET_BY_PEER, RESET_BY_US, REFUSED, FORGOTTEN):
+        FRAME_RULES[(_frame_type, _state)] = _DROP
+del _frame_type, _state
 
 
 class SendQueue:
@@ -71,17 +187,19 @@ class SendQueue:
 
 
 class Stream:
+    """An open stream: `state` is OPEN, HALF_CLOSED_REMOTE or HALF_CLOSED_LOCAL.
+    Once closed the connection drops the object and remembers only how it ended."""
+
     __slots__ = (
         "content_length",
-        "end_sent",
         "head_received",
         "headers_sent",
         "inbound",
         "is_head_request",
         "received",
-        "remote_closed",
         "send_queue",
         "send_window",
+        "state",
         "stream_id",
     )
 
@@ -89,13 +207,12 @@ class Stream:
         self,
         stream_id: int,
         send_window: int,
-        remote_closed: bool = False,
+        state: int = OPEN,
         content_length: int | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.send_window = send_window
-        self.remote_closed = remote_closed
-        self.end_sent = False
+        self.state = state
         # Server: the request head arrived. Client: the final response head arrived.
         self.head_received = False
         self.headers_sent = False
@@ -106,15 +223,10 @@ class Stream:
         self.is_head_request = False
 
     @property
-    def state(self) -> str:
-        if self.remote_closed:
-            return "closed" if self.end_sent else "half-closed (remote)"
-        return "half-closed (local)" if self.end_sent else "open"
-
-    @property
     def pending_bytes(self) -> int:
         queue = self.send_queue
         return 0 if queue is None else queue.size
 
     def __repr__(self) -> str:
-        return f"<Stream {self.stream_id} {self.state} send_window={self.send_window}>"
+        state = STATE_NAMES[self.state]
+        return f"<Stream {self.stream_id} {state} send_window={self.send_window}>"

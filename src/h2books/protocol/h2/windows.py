@@ -12,18 +12,9 @@ peer never stalls for more than half a window.
 
 from __future__ import annotations
 
-from typing import Final
-
 from .settings import MAX_WINDOW_SIZE
 
-__all__ = ["MAX_WINDOW_SIZE", "ReceiveWindow", "window_overflows"]
-
-_MAX: Final = MAX_WINDOW_SIZE
-
-
-def window_overflows(window: int, increment: int) -> bool:
-    """True if a WINDOW_UPDATE or settings change would push `window` past 2^31-1."""
-    return window + increment > _MAX
+__all__ = ["MAX_WINDOW_SIZE", "ReceiveWindow"]
 
 
 class ReceiveWindow:
@@ -41,13 +32,6 @@ class ReceiveWindow:
         self.available = size
         self.target = size
         self.unannounced = 0
-
-    def consume(self, size: int) -> bool:
-        """The peer sent `size` flow-controlled octets; False if that breaks the window."""
-        if size > self.available:
-            return False
-        self.available -= size
-        return True
 
     @property
     def outstanding(self) -> int:

@@ -23,19 +23,16 @@ log = logging.getLogger("h2books.server")
 
 # Queue this much of a response body per stream before waiting for the peer's window.
 _STREAM_HIGH_WATER = 256 * 1024
-# Seconds between the first GOAWAY of a graceful shutdown and the final one, at most.
-_GOAWAY_GRACE = 2.0
 
 
 class H2ServerProtocol(ServerConnection):
+    conn: H2Connection
+    timed_out_event = ev.ConnectionTimedOut
     __slots__ = (
         "_body_bytes",
         "_deferred",
         "_exchanges",
-        "_head_started",
-        "_preface_seen",
         "conn",
-        "created",
     )
 
     def __init__(self, state: ServerState, scheme: str) -> None:
@@ -44,14 +41,11 @@ class H2ServerProtocol(ServerConnection):
         self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
         self._body_bytes = 0  # request body bytes held for the layer above, all streams
         self._deferred: dict[int, int] = {}  # stream id -> window credit held back
-        self._head_started: float | None = None  # a request head has been arriving since
-        self._preface_seen = False
-        self.created = self.last_activity
 
     # -- ServerConnection ---------------------------------------------------------------
 
     def connected(self) -> None:
-        self.conn.initiate()
+        self.conn.initiate(self.state.loop.time())
         if self.state.shutting_down:
             self.shutdown()
         self.flush()
@@ -68,8 +62,19 @@ class H2ServerProtocol(ServerConnection):
         # A half-closed peer can still read our responses; the core decides when we are done.
         return True if self._exchanges else None
 
-    def core_output(self) -> bytes:
-        return self.conn.data_to_send()
+    def write_pending(self) -> bool:
+        transport = self.transport
+        if transport is None:
+            return False
+        # Big DATA payloads come as views of the response body: no copy on the way out.
+        buffers = self.conn.buffers_to_send()
+        if buffers:
+            self.last_activity = self.state.loop.time()
+            if len(buffers) == 1:
+                transport.write(buffers[0])
+            else:
+                transport.writelines(buffers)
+        return True
 
     def data_received(self, data: bytes) -> None:
         now = self.state.loop.time()
@@ -98,8 +103,6 @@ class H2ServerProtocol(ServerConnection):
             elif kind is ev.ConnectionTerminated:
                 self._closing = True
             elif kind is ev.RemoteSettingsChanged:
-                # The preface is complete once the peer's first SETTINGS has arrived.
-                self._preface_seen = True
                 # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window.
                 self._wake(0)
             # GoAwayReceived: in-flight streams still finish; the peer opens no new ones.
@@ -299,56 +302,13 @@ class H2ServerProtocol(ServerConnection):
     def is_idle(self) -> bool:
         return not self._exchanges and self.conn.open_stream_count == 0
 
-    def check_timeouts(self, now: float) -> None:
-        if self._closing or self.transport is None:
-            return
-        timeouts = self.state.config.timeouts
-        conn = self.conn
-        if not self._preface_seen:
-            if now - self.created > timeouts.request_head:
-                self.abort()
-            return
-        # Slow request heads (a header block that never ends): the slowloris clock.
-        if conn.has_partial_request:
-            if self._head_started is None:
-                self._head_started = now
-            elif now - self._head_started > timeouts.request_head:
-                self._give_up(b"request head too slow")
-                return
-        else:
-            self._head_started = None
-        # A peer that keeps our responses behind a shut window, whatever else it sends.
-        blocked_since = conn.flow_blocked_since
-        if blocked_since is not None and now - blocked_since > timeouts.stall:
-            self._give_up(b"flow-control window shut too long")
-            return
-        quiet = now - self.last_activity
-        if self.is_idle():
-            if quiet > timeouts.keep_alive:
-                conn.close(ErrorCode.NO_ERROR, b"idle timeout")
-                self.flush()
-        elif quiet > timeouts.stall:
-            self._give_up(b"no progress")
-
-    def _give_up(self, reason: bytes) -> None:
-        self.conn.close(ErrorCode.NO_ERROR, reason)
-        self.flush()
-        self.abort()
-
     def shutdown(self) -> None:
-        """Graceful: tell the peer (two-stage GOAWAY), finish what was accepted, then close."""
-        if self._closing:
-            return
-        self.conn.start_graceful_shutdown()
-        self.schedule_flush()
-        # The final GOAWAY goes out when the peer answers our PING; a peer that never
-        # does gets it after one round trip's grace anyway.
-        self.state.loop.call_later(_GOAWAY_GRACE, self._finish_shutdown)
-
-    def _finish_shutdown(self) -> None:
+        """Graceful: tell the peer (two-stage GOAWAY), finish what was accepted, then close.
+        The final GOAWAY goes out when the peer answers our PING or, at the latest, at the
+        core's grace deadline (`check_timeouts`)."""
         if not self._closing:
-            self.conn.finish_graceful_shutdown()
-            self.flush()
+            self.conn.start_graceful_shutdown(self.state.loop.time())
+            self.output_ready()
 
     def evict(self) -> None:
         """Make room at the connection cap: this idle connection gets GOAWAY and is closed."""

@@ -1,0 +1,100 @@
+"""The outbound scheduler's zero-copy output: big DATA payloads are handed out as
+views of the caller's bytes, small frames are coalesced, and the joined pieces are
+exactly what `data_to_send` would give."""
+
+from __future__ import annotations
+
+from h2books.protocol.h2.scheduler import ZERO_COPY_MIN
+from tests.protocol.h2.support import (
+    DATA,
+    END_STREAM,
+    HEADERS,
+    PING,
+    RawClient,
+    frame,
+    parse,
+    settings_frame,
+    window_update,
+)
+
+INITIAL_WINDOW_SIZE = 0x4
+BIG = (1 << 31) - 1
+
+
+def big_window_client() -> RawClient:
+    c = RawClient(settings=settings_frame((INITIAL_WINDOW_SIZE, BIG)))
+    c.send(window_update(0, BIG - 65535))
+    c.take()
+    return c
+
+
+def test_big_body_goes_out_as_views_of_the_callers_bytes() -> None:
+    c = big_window_client()
+    c.send(c.headers(1))
+    body = bytes(range(256)) * 256  # 64 KiB: four full frames
+    c.conn.send_response(1, 200, [], body)
+    pieces = c.conn.buffers_to_send()
+    views = [p for p in pieces if isinstance(p, memoryview)]
+    assert len(views) == 4
+    assert all(v.obj is body and len(v) == 16384 for v in views)
+    frames = parse(b"".join(pieces))
+    assert [f.type for f in frames] == [HEADERS, DATA, DATA, DATA, DATA]
+    assert b"".join(f.payload for f in frames[1:]) == body
+    assert frames[-1].flags & END_STREAM
+    assert c.conn.buffers_to_send() == [] and c.conn.data_to_send() == b""
+
+
+def test_small_frames_are_coalesced_into_one_piece() -> None:
+    c = big_window_client()
+    for sid in (1, 3, 5):
+        c.send(c.headers(sid))
+        c.conn.send_response(sid, 200, [], b"x" * (ZERO_COPY_MIN - 1))
+    c.send(frame(PING, 0, 0, b"\0" * 8))
+    pieces = c.conn.buffers_to_send()
+    assert len(pieces) == 1 and isinstance(pieces[0], bytes)
+    assert len([f for f in parse(pieces[0]) if f.type == DATA]) == 3
+
+
+def test_payload_at_the_threshold_is_not_copied() -> None:
+    c = big_window_client()
+    c.send(c.headers(1))
+    body = b"y" * ZERO_COPY_MIN
+    c.conn.send_response(1, 200, [], body)
+    pieces = c.conn.buffers_to_send()
+    assert [type(p) for p in pieces] == [bytes, bytes]  # HEADERS + DATA header, then the body
+    assert pieces[1] is body
+
+
+def test_a_mutable_buffer_is_copied_so_later_changes_do_not_leak_out() -> None:
+    c = big_window_client()
+    c.send(c.headers(1, end_stream=False))
+    c.conn.send_headers(1, [(b":status", b"200")])
+    buffer = bytearray(b"a" * 20000)
+    c.conn.send_data(1, buffer)  # type: ignore[arg-type]
+    buffer[:] = b"b" * 20000
+    frames = parse(c.conn.data_to_send())
+    assert b"".join(f.payload for f in frames if f.type == DATA) == b"a" * 20000
+
+
+def test_queued_views_go_out_in_order_after_the_window_opens() -> None:
+    c = RawClient(settings=settings_frame((INITIAL_WINDOW_SIZE, 0)))
+    c.send(c.headers(1))
+    body = b"q" * 40000
+    c.conn.send_response(1, 200, [], body)
+    c.take()
+    c.send(window_update(1, 40000))
+    pieces = c.conn.buffers_to_send()
+    assert any(isinstance(p, memoryview) and p.obj is body for p in pieces)
+    frames = parse(b"".join(pieces))
+    data = [f for f in frames if f.type == DATA]
+    assert b"".join(f.payload for f in data) == body
+    assert data[-1].flags & END_STREAM
+
+
+def test_control_frames_after_a_view_keep_their_order() -> None:
+    c = big_window_client()
+    c.send(c.headers(1))
+    c.conn.send_response(1, 200, [], b"z" * 16384)
+    c.send(frame(PING, 0, 0, b"12345678"))
+    frames = parse(c.conn.data_to_send())
+    assert [f.type for f in frames] == [HEADERS, DATA, PING]
