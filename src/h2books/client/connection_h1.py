@@ -126,7 +126,7 @@ class H1ClientProtocol(asyncio.Protocol):
         self._response_started = True
         conn = self._conn
         try:
-            events = conn.receive_data(data)
+            events = conn.receive_data(data, self._loop.time())
         except H1Error as exc:
             if self._in_tap is not None:
                 self._in_tap.feed(data)
@@ -144,7 +144,7 @@ class H1ClientProtocol(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         try:
-            events = self._conn.receive_data(b"")
+            events = self._conn.receive_data(b"", self._loop.time())
         except H1Error as exc:
             self._fail_connection(self._closed_early(exc.reason))
             return None

@@ -75,7 +75,7 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
     def __init__(self, state: ServerState, scheme: str) -> None:
         self.state = state
         self.scheme = scheme
-        self.conn = H1ServerConnection(state.h1_config)
+        self.conn = H1ServerConnection(state.h1_config, state.loop.time())
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self.client_host = "-"
@@ -146,16 +146,16 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
         self.data_received(self.state.read_view[:nbytes].tobytes())
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self.state.loop.time()
+        self.last_activity = now = self.state.loop.time()
         if not self._closing:
-            self._handle(self.conn.receive_data(data))
+            self._handle(self.conn.receive_data(data, now))
 
     # -- requests -----------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
         if self._closing:
             return
-        self._handle(self.conn.receive_data(data))
+        self._handle(self.conn.receive_data(data, self.state.loop.time()))
 
     def _handle(self, events: Sequence[Event]) -> None:
         conn = self.conn
@@ -179,7 +179,7 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
                 # Async answers are still owed: stop reading until they are out.
                 self._pause_reading()
                 break
-            events = conn.resume()
+            events = conn.resume(self.state.loop.time())
         if not conn.has_partial_request:
             self._head_started = None
         elif self._head_started is None:
@@ -360,7 +360,7 @@ class H1ServerProtocol(asyncio.BufferedProtocol):
 
     def _resume_parsing(self) -> None:
         if not self._closing:
-            self._handle(self.conn.resume())
+            self._handle(self.conn.resume(self.state.loop.time()))
 
     def _log(self, request: Request, status: int, size: int) -> None:
         assert self.state.access_log is not None
