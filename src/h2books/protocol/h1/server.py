@@ -146,7 +146,7 @@ class H1ServerConnection:
 
     @property
     def has_partial_request(self) -> bool:
-        """Part of a request HEAD is waiting (the runtime's slow-request clock). A body
+        """Part of a request HEAD is waiting (what runs the slow-head clock). A body
         that is still arriving is not a slow head: it makes progress, or it stalls."""
         reader = self._reader
         if self._state != _HEAD or not reader.buffered:
