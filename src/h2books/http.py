@@ -15,6 +15,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import parse_qsl
 
+from h2books.protocol.h1.serializer import ResponseHead
+from h2books.protocol.status import REASONS
+
 __all__ = ["REASONS", "Handler", "Request", "Response"]
 
 
@@ -116,7 +119,7 @@ class Response:
         self.stream = stream
         # Per-protocol encodings of the fixed part, filled lazily by the server and
         # keyed by the Date value they were built with (it changes once a second).
-        self._h1_head: tuple[bytes, bytes] | None = None
+        self._h1_head: tuple[bytes, ResponseHead] | None = None
         self._h2_fields: tuple[bytes, tuple[tuple[bytes, bytes], ...]] | None = None
 
     def __repr__(self) -> str:
@@ -124,43 +127,3 @@ class Response:
 
 
 Handler = Callable[[Request], "Response | Awaitable[Response]"]
-
-REASONS: dict[int, str] = {
-    100: "Continue",
-    101: "Switching Protocols",
-    200: "OK",
-    201: "Created",
-    202: "Accepted",
-    204: "No Content",
-    206: "Partial Content",
-    301: "Moved Permanently",
-    302: "Found",
-    303: "See Other",
-    304: "Not Modified",
-    307: "Temporary Redirect",
-    308: "Permanent Redirect",
-    400: "Bad Request",
-    401: "Unauthorized",
-    403: "Forbidden",
-    404: "Not Found",
-    405: "Method Not Allowed",
-    406: "Not Acceptable",
-    408: "Request Timeout",
-    409: "Conflict",
-    411: "Length Required",
-    412: "Precondition Failed",
-    413: "Content Too Large",
-    414: "URI Too Long",
-    415: "Unsupported Media Type",
-    417: "Expectation Failed",
-    421: "Misdirected Request",
-    426: "Upgrade Required",
-    429: "Too Many Requests",
-    431: "Request Header Fields Too Large",
-    500: "Internal Server Error",
-    501: "Not Implemented",
-    502: "Bad Gateway",
-    503: "Service Unavailable",
-    504: "Gateway Timeout",
-    505: "HTTP Version Not Supported",
-}

@@ -90,7 +90,7 @@ class H1ClientProtocol(ClientConnection):
         self._response_started = True
         conn = self._conn
         try:
-            events = conn.receive_data(data)
+            events = conn.receive_data(data, self._loop.time())
         except H1Error as exc:
             if self._in_tap is not None:
                 self._in_tap.feed(data)
@@ -108,7 +108,7 @@ class H1ClientProtocol(ClientConnection):
 
     def eof_received(self) -> bool | None:
         try:
-            events = self._conn.receive_data(b"")
+            events = self._conn.receive_data(b"", self._loop.time())
         except H1Error as exc:
             detail = f" ({exc.reason})" if exc.reason else ""
             self._fail_connection(self._closed_early(self._current, detail))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 
 from h2books.http import Response
-from h2books.protocol.h1 import serialize_head
+from h2books.protocol.h1 import ResponseHead, serialize_head
 
 # Statuses that never carry a body, so never a content-length computed from one.
 _BODYLESS = frozenset({204, 304})
@@ -48,7 +48,7 @@ def h2_fields(
     return built
 
 
-def h1_head(response: Response, server_name: bytes, http_date: bytes) -> bytes:
+def h1_head(response: Response, server_name: bytes, http_date: bytes) -> ResponseHead:
     cached = response._h1_head
     if cached is not None:
         old_date, head = cached
@@ -56,9 +56,12 @@ def h1_head(response: Response, server_name: bytes, http_date: bytes) -> bytes:
             return head
         # A new second: the head ends with "server: NAME\r\ndate: DATE\r\n", and only
         # the date changed, so swap it in rather than validate and join every field again.
+        # The date is no framing field: the head's facts stay as they are.
+        data = head.data
         tail = b"server: %s\r\ndate: %s\r\n" % (server_name, old_date)
-        if head.endswith(tail):
-            head = b"%sdate: %s\r\n" % (head[: len(head) - len(old_date) - 8], http_date)
+        if data.endswith(tail):
+            data = b"%sdate: %s\r\n" % (data[: len(data) - len(old_date) - 8], http_date)
+            head = head.with_data(data)
             response._h1_head = (http_date, head)
             return head
     fields = _fixed_fields(response, server_name)

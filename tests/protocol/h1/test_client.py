@@ -173,7 +173,7 @@ def test_a_fields_list_is_not_remembered() -> None:
 def test_content_length_response() -> None:
     client = client_after(b"GET")
     events = client.receive_data(
-        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello"
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello", 0.0
     )
     assert events == [
         ResponseReceived(
@@ -192,7 +192,8 @@ def test_chunked_response_with_trailers() -> None:
     client = client_after(b"GET")
     events = client.receive_data(
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-        b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer-Field: 1\r\n\r\n"
+        b"3;x=y\r\nabc\r\n2\r\nde\r\n0\r\nTrailer-Field: 1\r\n\r\n",
+        0.0,
     )
     assert len(events) == 1
     assert isinstance(events[0], ResponseReceived)
@@ -201,9 +202,9 @@ def test_chunked_response_with_trailers() -> None:
 
 def test_close_delimited_response_completes_at_eof() -> None:
     client = client_after(b"GET")
-    assert client.receive_data(b"HTTP/1.1 200 OK\r\n\r\nsome ") == []
-    assert client.receive_data(b"body") == []
-    events = client.receive_data(b"")
+    assert client.receive_data(b"HTTP/1.1 200 OK\r\n\r\nsome ", 0.0) == []
+    assert client.receive_data(b"body", 0.0) == []
+    events = client.receive_data(b"", 0.0)
     assert len(events) == 1
     assert isinstance(events[0], ResponseReceived)
     assert events[0].body == b"some body"
@@ -212,8 +213,8 @@ def test_close_delimited_response_completes_at_eof() -> None:
 
 def test_transfer_coding_without_final_chunked_reads_until_close() -> None:
     client = client_after(b"GET")
-    assert client.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz") == []
-    events = client.receive_data(b"")
+    assert client.receive_data(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz", 0.0) == []
+    events = client.receive_data(b"", 0.0)
     assert isinstance(events[0], ResponseReceived)
     assert events[0].body == b"zz"
 
@@ -225,7 +226,8 @@ def test_bodyless_responses(method: bytes, status: int) -> None:
     client = client_after(method, b"GET")
     events = client.receive_data(
         b"HTTP/1.1 %d X\r\nContent-Length: 10\r\n\r\n"
-        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" % status
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok" % status,
+        0.0,
     )
     assert [(e.status, e.body) for e in events if isinstance(e, ResponseReceived)] == [
         (status, b""),
@@ -237,7 +239,8 @@ def test_informational_responses() -> None:
     client = client_after(b"POST")
     events = client.receive_data(
         b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n"
-        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+        b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n",
+        0.0,
     )
     assert events == [
         InformationalResponse(100, []),
@@ -253,7 +256,7 @@ def test_pipelined_responses_matched_in_order() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nabc"
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\n"
     )
-    events = client.receive_data(data)
+    events = client.receive_data(data, 0.0)
     assert [e.body for e in events if isinstance(e, ResponseReceived)] == [b"", b"abc", b"z"]
 
 
@@ -269,8 +272,8 @@ def test_response_split_anywhere(cuts: list[int]) -> None:
     bounds = [0, *sorted(c for c in cuts if c <= len(data)), len(data)]
     for start, end in itertools.pairwise(bounds):
         if end > start:  # b"" would mean EOF
-            events += client.receive_data(data[start:end])
-    events += client.receive_data(b"")
+            events += client.receive_data(data[start:end], 0.0)
+    events += client.receive_data(b"", 0.0)
     assert [e.body for e in events if isinstance(e, ResponseReceived)] == [
         b"abc",
         b"z",
@@ -290,7 +293,7 @@ def test_response_split_anywhere(cuts: list[int]) -> None:
 def test_response_keep_alive(version: bytes, connection: bytes, keep_alive: bool) -> None:
     client = client_after(b"GET")
     events = client.receive_data(
-        b"HTTP/" + version + b" 200 OK\r\n" + connection + b"Content-Length: 0\r\n\r\n"
+        b"HTTP/" + version + b" 200 OK\r\n" + connection + b"Content-Length: 0\r\n\r\n", 0.0
     )
     assert isinstance(events[0], ResponseReceived)
     assert events[0].keep_alive is keep_alive
@@ -300,7 +303,7 @@ def test_response_keep_alive(version: bytes, connection: bytes, keep_alive: bool
 def test_status_line_without_reason() -> None:
     client = client_after(b"GET", b"GET")
     events = client.receive_data(
-        b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n"
+        b"HTTP/1.1 200\r\nContent-Length: 0\r\n\r\nHTTP/1.1 404 \r\nContent-Length: 0\r\n\r\n", 0.0
     )
     assert [(e.status, e.reason) for e in events if isinstance(e, ResponseReceived)] == [
         (200, b""),
@@ -310,15 +313,15 @@ def test_status_line_without_reason() -> None:
 
 def test_eof_at_boundary() -> None:
     client = client_after(b"GET")
-    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-    assert client.receive_data(b"") == [ConnectionClosed()]
+    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0.0)
+    assert client.receive_data(b"", 0.0) == [ConnectionClosed()]
 
 
 def test_eof_mid_response_raises() -> None:
     client = client_after(b"GET")
-    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc")
+    client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0.0)
     with pytest.raises(H1Error):
-        client.receive_data(b"")
+        client.receive_data(b"", 0.0)
 
 
 @pytest.mark.parametrize(
@@ -328,6 +331,7 @@ def test_eof_mid_response_raises() -> None:
         b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",  # RFC 9112 6.1
         b"HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nX: a\r\n folded\r\n\r\n",
@@ -344,44 +348,44 @@ def test_eof_mid_response_raises() -> None:
 def test_malformed_responses_raise(data: bytes) -> None:
     client = client_after(b"GET")
     with pytest.raises(H1Error):
-        client.receive_data(data)
+        client.receive_data(data, 0.0)
     with pytest.raises(H1Error):  # the connection stays broken
-        client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0.0)
 
 
 def test_response_without_request_raises() -> None:
     client = H1ClientConnection()
     with pytest.raises(H1Error):
-        client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+        client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0.0)
 
 
 def test_error_after_good_response_is_raised_on_next_call() -> None:
     client = client_after(b"GET", b"GET")
     events = client.receive_data(
-        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n"
+        b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\nHTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", 0.0
     )
     assert len(events) == 1
     with pytest.raises(H1Error):
-        client.receive_data(b"")
+        client.receive_data(b"", 0.0)
 
 
 def test_body_limit() -> None:
     client = H1ClientConnection(H1Config(max_body_size=4))
     client.send_request(b"GET", b"/", HOST)
     with pytest.raises(H1Error):
-        client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n")
+        client.receive_data(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 0.0)
     client = H1ClientConnection(H1Config(max_body_size=4))
     client.send_request(b"GET", b"/", HOST)
     with pytest.raises(H1Error):
-        client.receive_data(b"HTTP/1.1 200 OK\r\n\r\n12345")
+        client.receive_data(b"HTTP/1.1 200 OK\r\n\r\n12345", 0.0)
 
 
 def test_data_after_closing_response_is_ignored() -> None:
     client = client_after(b"GET")
     events = client.receive_data(
-        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\njunk"
+        b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\njunk", 0.0
     )
     assert len(events) == 1
-    assert client.receive_data(b"more junk") == []
+    assert client.receive_data(b"more junk", 0.0) == []
     with pytest.raises(H1Error):
         client.send_request(b"GET", b"/", HOST)

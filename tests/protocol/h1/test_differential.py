@@ -7,7 +7,7 @@ import httptools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from h2books.protocol.h1 import H1ServerConnection, RequestReceived
+from h2books.protocol.h1 import H1Config, H1ServerConnection, RequestReceived
 
 from .strategies import bodies, fields, methods, targets
 
@@ -33,7 +33,7 @@ def build(
 
 
 def ours(data: bytes) -> RequestReceived:
-    events = H1ServerConnection().receive_data(data)
+    events = H1ServerConnection(H1Config(), 0.0).receive_data(data, 0.0)
     assert len(events) == 1, events
     assert isinstance(events[0], RequestReceived)
     return events[0]

@@ -15,7 +15,6 @@ from h2books.protocol.h1.parser import (
     parse_fields,
     parse_request_line,
     parse_status_line,
-    parse_transfer_encoding,
     target_authority,
     validate_host,
 )
@@ -118,17 +117,6 @@ def test_content_length() -> None:
     for bad in ([b""], [b"1", b"1"], [b"1,1"], [b"+1"], [b"1.0"], [b"1234567890123456789"]):
         with pytest.raises(H1Error):
             parse_content_length(bad)
-
-
-def test_transfer_encoding() -> None:
-    parse_transfer_encoding([b"chunked"])
-    parse_transfer_encoding([b"CHUNKED"])
-    parse_transfer_encoding([b" , chunked"])
-    assert status_of(parse_transfer_encoding, [b"gzip"]) == 400
-    assert status_of(parse_transfer_encoding, [b"chunked, gzip"]) == 400
-    assert status_of(parse_transfer_encoding, [b"chunked", b"chunked"]) == 400
-    assert status_of(parse_transfer_encoding, [b"gzip", b"chunked"]) == 501
-    assert status_of(parse_transfer_encoding, [b""]) == 400
 
 
 def test_keep_alive_of() -> None:

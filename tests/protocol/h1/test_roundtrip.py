@@ -7,6 +7,7 @@ from hypothesis import strategies as st
 
 from h2books.protocol.h1 import (
     H1ClientConnection,
+    H1Config,
     H1ServerConnection,
     RequestReceived,
     ResponseReceived,
@@ -36,7 +37,7 @@ exchanges = st.lists(
 @given(exchanges, st.integers(min_value=1, max_value=50))
 def test_round_trip(exchanges: list[tuple], step: int) -> None:  # type: ignore[type-arg]
     client = H1ClientConnection()
-    server = H1ServerConnection()
+    server = H1ServerConnection(H1Config(), 0.0)
     for method, target, request_fields, request_body, chunked, *_ in exchanges:
         extra = [(b"transfer-encoding", b"chunked")] if chunked else []
         client.send_request(
@@ -46,7 +47,9 @@ def test_round_trip(exchanges: list[tuple], step: int) -> None:  # type: ignore[
     requests: list[RequestReceived] = []
     for i in range(0, len(wire), step):  # pipelined, delivered in arbitrary pieces
         requests += [
-            e for e in server.receive_data(wire[i : i + step]) if isinstance(e, RequestReceived)
+            e
+            for e in server.receive_data(wire[i : i + step], 0.0)
+            if isinstance(e, RequestReceived)
         ]
     assert len(requests) == len(exchanges)
     for request, (method, target, request_fields, request_body, _chunked, *_) in zip(
@@ -78,7 +81,9 @@ def test_round_trip(exchanges: list[tuple], step: int) -> None:  # type: ignore[
     responses: list[ResponseReceived] = []
     for i in range(0, len(wire), step):
         responses += [
-            e for e in client.receive_data(wire[i : i + step]) if isinstance(e, ResponseReceived)
+            e
+            for e in client.receive_data(wire[i : i + step], 0.0)
+            if isinstance(e, ResponseReceived)
         ]
     assert len(responses) == len(exchanges)
     for request, response, (*_, status, response_fields, response_body, _mode) in zip(

@@ -5,8 +5,9 @@ from __future__ import annotations
 import itertools
 import time
 
+import h11
 import pytest
-from hypothesis import example, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from h2books.protocol.h1 import (
@@ -18,14 +19,15 @@ from h2books.protocol.h1 import (
     RequestReceived,
     serialize_head,
 )
+from h2books.protocol.h1.framing import CHUNKED, FIXED
 
 GET = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
 OK_HEAD = serialize_head(200, [(b"content-type", b"text/plain")])
 
 
 def feed(data: bytes, config: H1Config | None = None) -> tuple[H1ServerConnection, list[object]]:
-    conn = H1ServerConnection(config)
-    return conn, list(conn.receive_data(data))
+    conn = H1ServerConnection(config or H1Config(), 0.0)
+    return conn, list(conn.receive_data(data, 0.0))
 
 
 def only_request(data: bytes) -> RequestReceived:
@@ -408,10 +410,10 @@ def test_rejections(data: bytes, status: int) -> None:
 
 @pytest.mark.parametrize(("_id", "data", "status"), REJECTIONS, ids=[r[0] for r in REJECTIONS])
 def test_rejections_byte_by_byte(_id: str, data: bytes, status: int) -> None:
-    conn = H1ServerConnection()
+    conn = H1ServerConnection(H1Config(), 0.0)
     events: list[object] = []
     for i in range(len(data)):
-        events += conn.receive_data(data[i : i + 1])
+        events += conn.receive_data(data[i : i + 1], 0.0)
     errors = [e for e in events if isinstance(e, ProtocolError)]
     assert [e.status for e in errors] == [status]
     assert not [e for e in events if isinstance(e, RequestReceived)]
@@ -493,8 +495,8 @@ def test_error_answer_to_head_request_has_no_body() -> None:
 def test_no_input_accepted_after_error() -> None:
     conn, _ = feed(b"GET / HTTP/1.1\r\nHost: h\r\nBad Name: x\r\n\r\n")
     conn.data_to_send()
-    assert conn.receive_data(GET) == []
-    assert conn.receive_data(b"") == []
+    assert conn.receive_data(GET, 0.0) == []
+    assert conn.receive_data(b"", 0.0) == []
     assert conn.data_to_send() == b""
 
 
@@ -561,48 +563,48 @@ def test_pipeline_in_one_read() -> None:
 @given(st.lists(st.integers(min_value=0, max_value=len(PIPELINE)), max_size=12))
 def test_pipeline_split_anywhere_gives_the_same_events(cuts: list[int]) -> None:
     whole = feed(PIPELINE)[1]
-    conn = H1ServerConnection()
+    conn = H1ServerConnection(H1Config(), 0.0)
     events: list[object] = []
     bounds = [0, *sorted(cuts), len(PIPELINE)]
     for start, end in itertools.pairwise(bounds):
         if end > start:
-            events += conn.receive_data(PIPELINE[start:end])
+            events += conn.receive_data(PIPELINE[start:end], 0.0)
     assert events == whole
 
 
 def test_pipeline_fed_one_byte_at_a_time() -> None:
-    conn = H1ServerConnection()
+    conn = H1ServerConnection(H1Config(), 0.0)
     events: list[object] = []
     for i in range(len(PIPELINE)):
-        events += conn.receive_data(PIPELINE[i : i + 1])
+        events += conn.receive_data(PIPELINE[i : i + 1], 0.0)
     assert events == feed(PIPELINE)[1]
 
 
 def test_max_pipelined_pauses_parsing_until_resumed() -> None:
-    conn = H1ServerConnection(H1Config(max_pipelined=2))
-    events = conn.receive_data(GET * 5)
+    conn = H1ServerConnection(H1Config(max_pipelined=2), 0.0)
+    events = conn.receive_data(GET * 5, 0.0)
     assert len(events) == 2
     assert conn.paused
-    assert conn.receive_data(GET) == []  # still paused; data stays buffered
+    assert conn.receive_data(GET, 0.0) == []  # still paused; data stays buffered
     conn.send_response(OK_HEAD, b"")
     assert not conn.paused
-    assert len(conn.resume()) == 1
+    assert len(conn.resume(0.0)) == 1
     assert conn.paused
     conn.send_response(OK_HEAD, b"")
     conn.send_response(OK_HEAD, b"")
-    assert len(conn.resume()) == 2
+    assert len(conn.resume(0.0)) == 2
     conn.send_response(OK_HEAD, b"")
-    assert len(conn.resume()) == 1
-    assert conn.resume() == []
+    assert len(conn.resume(0.0)) == 1
+    assert conn.resume(0.0) == []
     assert conn.unanswered == 2
 
 
 def test_eof_while_paused_is_reported_after_resume() -> None:
-    conn = H1ServerConnection(H1Config(max_pipelined=1))
-    assert len(conn.receive_data(GET * 2)) == 1
-    assert conn.receive_data(b"") == []
+    conn = H1ServerConnection(H1Config(max_pipelined=1), 0.0)
+    assert len(conn.receive_data(GET * 2, 0.0)) == 1
+    assert conn.receive_data(b"", 0.0) == []
     conn.send_response(OK_HEAD, b"")
-    events = conn.resume()
+    events = conn.resume(0.0)
     assert [type(e) for e in events] == [RequestReceived, ConnectionClosed]
     assert not conn.must_close
     conn.send_response(OK_HEAD, b"")
@@ -675,20 +677,20 @@ def test_http10_keep_alive_not_duplicated_when_head_has_connection() -> None:
 
 
 def test_eof_at_boundary() -> None:
-    conn = H1ServerConnection()
-    assert conn.receive_data(b"") == [ConnectionClosed()]
+    conn = H1ServerConnection(H1Config(), 0.0)
+    assert conn.receive_data(b"", 0.0) == [ConnectionClosed()]
     assert conn.must_close
     assert conn.data_to_send() == b""
 
 
 def test_eof_after_trailing_empty_line() -> None:
     conn, _ = feed(GET + b"\r\n")
-    assert conn.receive_data(b"") == [ConnectionClosed()]
+    assert conn.receive_data(b"", 0.0) == [ConnectionClosed()]
 
 
 def test_eof_with_owed_response_closes_after_it() -> None:
     conn, _ = feed(GET + GET)
-    assert conn.receive_data(b"") == [ConnectionClosed()]
+    assert conn.receive_data(b"", 0.0) == [ConnectionClosed()]
     assert not conn.must_close
     conn.send_response(OK_HEAD, b"1")
     assert b"connection: close" not in conn.data_to_send()
@@ -707,9 +709,9 @@ def test_eof_with_owed_response_closes_after_it() -> None:
     ],
 )
 def test_eof_mid_request_is_400(partial: bytes) -> None:
-    conn = H1ServerConnection()
-    assert conn.receive_data(partial) == []
-    events = conn.receive_data(b"")
+    conn = H1ServerConnection(H1Config(), 0.0)
+    assert conn.receive_data(partial, 0.0) == []
+    events = conn.receive_data(b"", 0.0)
     assert [type(e) for e in events] == [ProtocolError]
     assert events[0].status == 400
     assert conn.must_close
@@ -725,7 +727,7 @@ def test_100_continue_sent_when_nothing_owed() -> None:
     conn, events = feed(EXPECT)
     assert events == []
     assert conn.data_to_send() == b"HTTP/1.1 100 Continue\r\n\r\n"
-    events = conn.receive_data(b"hello")
+    events = conn.receive_data(b"hello", 0.0)
     assert isinstance(events[0], RequestReceived)
     assert events[0].body == b"hello"
     assert conn.data_to_send() == b""
@@ -745,7 +747,7 @@ def test_100_continue_waits_for_earlier_responses() -> None:
     conn.send_response(OK_HEAD, b"first")
     out = conn.data_to_send()
     assert out.endswith(b"first" + b"HTTP/1.1 100 Continue\r\n\r\n")
-    events = conn.receive_data(b"hello")
+    events = conn.receive_data(b"hello", 0.0)
     assert events[0].body == b"hello"
 
 
@@ -766,7 +768,7 @@ def test_100_continue_not_sent_when_body_already_here() -> None:
 
 def test_100_continue_dropped_when_body_arrives_before_earlier_response() -> None:
     conn, _ = feed(GET + EXPECT)
-    assert len(conn.receive_data(b"hello")) == 1
+    assert len(conn.receive_data(b"hello", 0.0)) == 1
     conn.send_response(OK_HEAD, b"first")
     assert b"100 Continue" not in conn.data_to_send()
 
@@ -828,7 +830,7 @@ def test_head_response_without_body_gets_no_length() -> None:
 def test_no_body_statuses(status: int) -> None:
     conn, _ = feed(GET)
     conn.send_response(serialize_head(status, []), b"ignored")
-    assert conn.data_to_send() == serialize_head(status, []) + b"\r\n"
+    assert conn.data_to_send() == serialize_head(status, []).data + b"\r\n"
 
 
 def test_informational_response_before_final() -> None:
@@ -853,7 +855,7 @@ def test_101_rejected() -> None:
 
 
 def test_response_without_request_is_an_error() -> None:
-    conn = H1ServerConnection()
+    conn = H1ServerConnection(H1Config(), 0.0)
     with pytest.raises(H1Error):
         conn.send_response(OK_HEAD, b"")
     with pytest.raises(H1Error):
@@ -862,17 +864,6 @@ def test_response_without_request_is_an_error() -> None:
         conn.send_body(b"x")
     with pytest.raises(H1Error):
         conn.end_response()
-
-
-@pytest.mark.parametrize(
-    "head",
-    [b"HTTP/1.1 200 OK", b"HTTP/1.1 200 OK\r\n\r\n", b"200 OK\r\n", b"HTTP/1.1 2x0 OK\r\n"],
-)
-def test_malformed_response_head_rejected(head: bytes) -> None:
-    conn, _ = feed(GET)
-    with pytest.raises(H1Error):
-        conn.send_response(head, b"")
-    assert conn.unanswered == 1  # nothing was consumed
 
 
 def test_send_response_rejects_transfer_encoding() -> None:
@@ -981,9 +972,9 @@ def test_streamed_chunked_rejected_for_http10() -> None:
 @settings(max_examples=500)
 @given(st.binary(max_size=300))
 def test_arbitrary_bytes_only_produce_events(data: bytes) -> None:
-    conn = H1ServerConnection(H1Config(max_header_bytes=200, max_request_line=64))
-    events = conn.receive_data(data)
-    events += conn.receive_data(b"")
+    conn = H1ServerConnection(H1Config(max_header_bytes=200, max_request_line=64), 0.0)
+    events = conn.receive_data(data, 0.0)
+    events += conn.receive_data(b"", 0.0)
     for event in events:
         assert isinstance(event, RequestReceived | ProtocolError | ConnectionClosed)
     conn.data_to_send()
@@ -1026,14 +1017,14 @@ _TOKENS = st.sampled_from(
 @given(st.lists(_TOKENS, max_size=60), st.integers(min_value=1, max_value=7))
 def test_structured_garbage_only_produces_events(parts: list[bytes], step: int) -> None:
     data = b"".join(parts)
-    conn = H1ServerConnection(H1Config(max_body_size=100))
+    conn = H1ServerConnection(H1Config(max_body_size=100), 0.0)
     events: list[object] = []
     for i in range(0, len(data), step):
-        events += conn.receive_data(data[i : i + step])
+        events += conn.receive_data(data[i : i + step], 0.0)
         if conn.unanswered:
             conn.send_response(OK_HEAD, b"ok")
-            events += conn.resume()
-    events += conn.receive_data(b"")
+            events += conn.resume(0.0)
+    events += conn.receive_data(b"", 0.0)
     for event in events:
         assert isinstance(event, RequestReceived | ProtocolError | ConnectionClosed)
 
@@ -1043,12 +1034,12 @@ def test_slowloris_head_is_linear() -> None:
     # ~1.8e9 byte comparisons plus as many copies; linear it is instant.
     config = H1Config(max_header_bytes=65536)
     data = b"GET / HTTP/1.1\r\nHost: h\r\n" + b"X-Pad: " + b"p" * 60000 + b"\r\n\r\n"
-    conn = H1ServerConnection(config)
+    conn = H1ServerConnection(config or H1Config(), 0.0)
     started = time.perf_counter()
     events: list[object] = []
     view = memoryview(data)
     for i in range(len(data)):
-        events += conn.receive_data(bytes(view[i : i + 1]))
+        events += conn.receive_data(bytes(view[i : i + 1]), 0.0)
     elapsed = time.perf_counter() - started
     assert len(events) == 1
     assert isinstance(events[0], RequestReceived)
@@ -1058,10 +1049,10 @@ def test_slowloris_head_is_linear() -> None:
 def test_slowloris_chunked_body_is_linear() -> None:
     body = b"".join(b"%x\r\n%s\r\n" % (100, b"c" * 100) for _ in range(300)) + b"0\r\n\r\n"
     data = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n" + body
-    conn = H1ServerConnection()
+    conn = H1ServerConnection(H1Config(), 0.0)
     events: list[object] = []
     for i in range(len(data)):
-        events += conn.receive_data(data[i : i + 1])
+        events += conn.receive_data(data[i : i + 1], 0.0)
     assert len(events) == 1
     assert isinstance(events[0], RequestReceived)
     assert events[0].body == b"c" * 30000
@@ -1070,11 +1061,11 @@ def test_slowloris_chunked_body_is_linear() -> None:
 def test_large_body_in_many_reads() -> None:
     body = bytes(range(256)) * 4096  # 1 MiB
     head = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % len(body)
-    conn = H1ServerConnection()
-    assert conn.receive_data(head) == []
+    conn = H1ServerConnection(H1Config(), 0.0)
+    assert conn.receive_data(head, 0.0) == []
     events: list[object] = []
     for i in range(0, len(body), 65536):
-        events += conn.receive_data(body[i : i + 65536])
+        events += conn.receive_data(body[i : i + 65536], 0.0)
     assert len(events) == 1
     assert isinstance(events[0], RequestReceived)
     assert events[0].body == body
@@ -1151,18 +1142,18 @@ def _second_request(first_lines: list[bytes], line: bytes, mutate: int) -> bytes
 def _after(first: bytes, second: bytes, whole: bool, config: H1Config) -> tuple[object, ...]:
     """Everything observable after `first` (answered) then `second`, given to the core
     whole (the fast path may take it) or in two reads (only the general path can)."""
-    conn = H1ServerConnection(config)
-    for event in conn.receive_data(first):
+    conn = H1ServerConnection(config or H1Config(), 0.0)
+    for event in conn.receive_data(first, 0.0):
         if isinstance(event, RequestReceived):
             conn.send_response(OK_HEAD, b"ok")
     conn.data_to_send()
     if whole:
-        events = conn.receive_data(second)
+        events = conn.receive_data(second, 0.0)
     else:
-        events = conn.receive_data(second[:1]) + conn.receive_data(second[1:])
+        events = conn.receive_data(second[:1], 0.0) + conn.receive_data(second[1:], 0.0)
     if any(isinstance(event, RequestReceived) for event in events):
         conn.send_response(OK_HEAD, b"ok")
-    later = conn.receive_data(b"")
+    later = conn.receive_data(b"", 0.0)
     return (
         events,
         later,
@@ -1206,29 +1197,29 @@ def test_repeated_fields_fast_path_matches_the_general_path(
 
 
 def test_repeated_fields_are_remembered_only_for_bodiless_requests() -> None:
-    conn = H1ServerConnection()
-    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n")
+    conn = H1ServerConnection(H1Config(), 0.0)
+    conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n", 0.0)
     assert conn._fields_cache is not None
     assert conn._fields_cache[0] == b"\r\nHost: h\r\nAccept: */*\r\n\r\n"
     conn.send_response(OK_HEAD, b"ok")
-    conn.receive_data(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi")
+    conn.receive_data(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", 0.0)
     assert conn._fields_cache[0] == b"\r\nHost: h\r\nAccept: */*\r\n\r\n"  # body: not kept
 
 
 def test_large_field_lines_are_not_remembered() -> None:
-    conn = H1ServerConnection()
-    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nCookie: " + b"c" * 3000 + b"\r\n\r\n")
+    conn = H1ServerConnection(H1Config(), 0.0)
+    conn.receive_data(b"GET / HTTP/1.1\r\nHost: h\r\nCookie: " + b"c" * 3000 + b"\r\n\r\n", 0.0)
     assert conn._fields_cache is None  # an idle connection does not keep a big head alive
 
 
 def test_repeated_fields_give_each_request_its_own_header_list() -> None:
     request = b"GET /%d HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
-    conn = H1ServerConnection()
-    first = conn.receive_data(request % 1)[0]
+    conn = H1ServerConnection(H1Config(), 0.0)
+    first = conn.receive_data(request % 1, 0.0)[0]
     assert isinstance(first, RequestReceived)
     first.headers.append((b"x-added", b"by a handler"))
     conn.send_response(OK_HEAD, b"ok")
-    second = conn.receive_data(request % 2)[0]
+    second = conn.receive_data(request % 2, 0.0)[0]
     assert isinstance(second, RequestReceived)
     assert second.target == b"/2"
     assert second.headers == [(b"host", b"h"), (b"accept", b"*/*")]
@@ -1237,16 +1228,16 @@ def test_repeated_fields_give_each_request_its_own_header_list() -> None:
 
 def test_repeated_fields_respect_the_pipelining_limit() -> None:
     request = b"GET / HTTP/1.1\r\nHost: h\r\n\r\n"
-    conn = H1ServerConnection(H1Config(max_pipelined=2))
-    assert len(conn.receive_data(request)) == 1
-    assert len(conn.receive_data(request)) == 1
-    assert conn.receive_data(request) == []  # paused: held back, not delivered
+    conn = H1ServerConnection(H1Config(max_pipelined=2), 0.0)
+    assert len(conn.receive_data(request, 0.0)) == 1
+    assert len(conn.receive_data(request, 0.0)) == 1
+    assert conn.receive_data(request, 0.0) == []  # paused: held back, not delivered
     assert conn.paused
     conn.send_response(OK_HEAD, b"")
-    assert len(conn.resume()) == 1
+    assert len(conn.resume(0.0)) == 1
 
 
-# -- response heads: the facts kept per head --------------------------------------------------
+# -- responses read back by an independent client (h11) -----------------------------------
 
 _RESPONSE_FIELDS = st.lists(
     st.sampled_from(
@@ -1265,27 +1256,54 @@ _RESPONSE_FIELDS = st.lists(
 )
 
 
+def _read_back(method: bytes, data: bytes) -> tuple[list[int], bytes, bool]:
+    """(statuses, body, keep-alive) of the responses in ``data``, as h11 reads them."""
+    client = h11.Connection(h11.CLIENT)
+    client.send(h11.Request(method=method, target="/", headers=[("host", "h")]))
+    client.send(h11.EndOfMessage())
+    client.receive_data(data)
+    statuses: list[int] = []
+    body = b""
+    while True:
+        event = client.next_event()
+        if isinstance(event, (h11.InformationalResponse, h11.Response)):
+            statuses.append(event.status_code)
+        elif isinstance(event, h11.Data):
+            body += event.data
+        elif isinstance(event, h11.EndOfMessage):
+            return statuses, body, client.our_state is h11.DONE
+        else:
+            raise AssertionError(f"incomplete response: {event!r}")
+
+
 @settings(max_examples=300)
 @given(
     st.sampled_from([100, 103, 200, 204, 304, 404, 500]),
     _RESPONSE_FIELDS,
     st.sampled_from([b"", b"ok"]),
-    st.sampled_from([GET, b"HEAD / HTTP/1.1\r\nHost: h\r\n\r\n", b"GET / HTTP/1.0\r\n\r\n"]),
+    st.sampled_from([b"GET", b"HEAD"]),
 )
-def test_send_response_matches_the_full_head_check(
-    status: int, fields: list[tuple[bytes, bytes]], body: bytes, request: bytes
+def test_whole_responses_read_back_by_h11(
+    status: int, fields: list[tuple[bytes, bytes]], body: bytes, method: bytes
 ) -> None:
-    head = serialize_head(status, fields)
-    outcomes = []
-    for full_check in (False, True, False):  # the last run finds the facts cached
-        conn, _ = feed(request)
-        try:
-            if full_check:
-                conn._send_response_checked(head, body)
-            else:
-                conn.send_response(head, body)
-            outcome: object = (conn.data_to_send(), conn.must_close, conn.unanswered)
-        except H1Error as exc:
-            outcome = exc.reason
-        outcomes.append(outcome)
-    assert outcomes[0] == outcomes[1] == outcomes[2]
+    try:
+        head = serialize_head(status, fields)
+    except H1Error:
+        return  # framing nobody may send (both fields, say): refused before the core
+    # A handler's own content-length is trusted; only a true one can be read back.
+    assume(head.framing != FIXED or head.length == len(body) or method == b"HEAD" or head.no_body)
+    conn, _ = feed(method + b" / HTTP/1.1\r\nHost: h\r\n\r\n")
+    if head.framing == CHUNKED and status >= 200:
+        with pytest.raises(H1Error):
+            conn.send_response(head, body)
+        return
+    conn.send_response(head, body)
+    if status < 200:
+        assert conn.unanswered == 1
+        conn.send_response(OK_HEAD, body)
+        status = 200
+        head = OK_HEAD
+    statuses, received, _ = _read_back(method, conn.data_to_send())
+    assert statuses[-1] == status
+    assert received == (b"" if method == b"HEAD" or head.no_body else body)
+    assert conn.must_close is head.close

@@ -1,18 +1,23 @@
 """HTTP/1.1 sans-IO core (RFC 9112): server and client connections.
 
-Bytes in, events out, bytes to send; no sockets, clocks or threads here.
+Bytes in, events out, bytes to send; no sockets, clocks or threads here: the
+caller passes the time in.
 
-Driving `H1ServerConnection`:
+Driving `H1ServerConnection` (``H1ServerConnection(config, now)``):
 
-* ``events = conn.receive_data(data)`` (``b""`` on EOF), then write
+* ``events = conn.receive_data(data, now)`` (``b""`` on EOF), then write
   ``conn.data_to_send()`` (the core may queue ``100 Continue`` or an error
   response by itself).
 * Answer every `RequestReceived` in order with ``send_response(head, body)`` or
-  ``start_response(head)`` / ``send_body`` / ``end_response``; ``head`` comes
-  from `serialize_head`. Write ``data_to_send()`` after each.
+  ``start_response(head)`` / ``send_body`` / ``end_response``; ``head`` is the
+  `ResponseHead` `serialize_head` returns. Write ``data_to_send()`` after each.
 * Once ``max_pipelined`` answers are owed the core stops parsing
   (``conn.paused``): stop reading the socket, and after answering call
-  ``conn.resume()`` for the events held back.
+  ``conn.resume(now)`` for the events held back.
+* Deadlines: call ``conn.handle_timer(now)`` at ``conn.get_timer()``; a
+  `ConnectionTimedOut` ends the connection (close when ``graceful``, else
+  abort, after writing what is queued). `start_graceful_shutdown` finishes the
+  requests received or arriving, then sets ``must_close``.
 * `ProtocolError`: the error response is queued after the answers still owed;
   keep answering those. Close once ``conn.must_close`` is true.
 * `ConnectionClosed`: the peer's EOF at a message boundary; owed answers may
@@ -25,17 +30,19 @@ from h2books.protocol.h1.config import H1Config
 from h2books.protocol.h1.errors import H1Error
 from h2books.protocol.h1.events import (
     ConnectionClosed,
+    ConnectionTimedOut,
     Event,
     InformationalResponse,
     ProtocolError,
     RequestReceived,
     ResponseReceived,
 )
-from h2books.protocol.h1.serializer import serialize_head
+from h2books.protocol.h1.serializer import ResponseHead, serialize_head
 from h2books.protocol.h1.server import H1ServerConnection
 
 __all__ = [
     "ConnectionClosed",
+    "ConnectionTimedOut",
     "Event",
     "H1ClientConnection",
     "H1Config",
@@ -44,6 +51,7 @@ __all__ = [
     "InformationalResponse",
     "ProtocolError",
     "RequestReceived",
+    "ResponseHead",
     "ResponseReceived",
     "serialize_head",
 ]

@@ -19,10 +19,10 @@ from h2books.protocol.h1.events import (
     InformationalResponse,
     ResponseReceived,
 )
+from h2books.protocol.h1.framing import CHUNKED, FIXED, NO_BODY, TUNNEL, UNTIL_CLOSE, body_framing
 from h2books.protocol.h1.parser import (
     TOKEN_CHARS,
     keep_alive_of,
-    parse_content_length,
     parse_fields,
     parse_status_line,
 )
@@ -157,8 +157,11 @@ class H1ClientConnection:
         out.clear()
         return data
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed received bytes (``b""`` for EOF); returns the events they complete."""
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        """Feed bytes received at ``now`` (``b""`` for EOF); returns the events they complete.
+
+        The client role has no deadline rules yet; ``now`` is taken for the day it has.
+        """
         if self._error is not None:
             raise self._error
         if self._done:
@@ -216,39 +219,24 @@ class H1ClientConnection:
                 raise H1Error("101 Switching Protocols is not supported")
             events.append(InformationalResponse(status, headers))
             return
-        method = self._methods[0]
-        keep_alive = keep_alive_of(framing.get(b"connection"), version)
-        transfer_encoding = framing.get(b"transfer-encoding")
-        content_length = framing.get(b"content-length")
-        # RFC 9112 §6.3, in order.
-        if method == b"HEAD" or status == 204 or status == 304:
-            state = _HEAD
-        elif transfer_encoding is not None:
-            if content_length is not None:
-                raise H1Error("both content-length and transfer-encoding")
-            codings = [c.strip(b" \t").lower() for c in b",".join(transfer_encoding).split(b",")]
-            codings = [c for c in codings if c]
-            if codings == [b"chunked"]:
-                state = _CHUNKED
-                self._reader.start_chunked()
-            elif codings and codings[-1] != b"chunked":
-                state = _UNTIL_CLOSE
-                keep_alive = False
-            else:
-                raise H1Error("unsupported transfer coding")
-        elif content_length is not None:
-            self._body_length = parse_content_length(content_length)
-            if self._body_length > self._max_body:
-                raise H1Error("response body too large")
-            state = _FIXED if self._body_length else _HEAD
-        else:
-            state = _UNTIL_CLOSE
-            keep_alive = False
+        body, length = body_framing(framing, version, self._methods[0], status)
+        if length > self._max_body:
+            raise H1Error("response body too large")
+        if body == TUNNEL:  # unreachable while send_request refuses CONNECT
+            raise H1Error("a tunnel is not supported")
+        # A body that runs until the close leaves no connection to keep.
+        keep_alive = body != UNTIL_CLOSE and keep_alive_of(framing.get(b"connection"), version)
         self._response = (status, reason, version, headers, keep_alive)
-        if state == _HEAD:
+        if body == NO_BODY:
             self._complete(b"", events)
+        elif body == FIXED:
+            self._body_length = length
+            self._state = _FIXED
+        elif body == CHUNKED:
+            self._reader.start_chunked()
+            self._state = _CHUNKED
         else:
-            self._state = state
+            self._state = _UNTIL_CLOSE
 
     def _complete(self, body: bytes, events: list[Event]) -> None:
         assert self._response is not None

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ConnectionClosed",
+    "ConnectionTimedOut",
     "Event",
     "InformationalResponse",
     "ProtocolError",
@@ -70,6 +71,23 @@ class ConnectionClosed:
     """The peer closed its side at a message boundary."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConnectionTimedOut:
+    """A deadline rule ended the connection (server role, from ``handle_timer``).
+
+    ``rule`` is ``"request_head"``, ``"idle"`` or ``"stall"``. ``graceful``: write
+    what is queued and close; otherwise write what is queued and abort.
+    """
+
+    rule: str
+    graceful: bool
+
+
 Event = (
-    RequestReceived | ResponseReceived | InformationalResponse | ProtocolError | ConnectionClosed
+    RequestReceived
+    | ResponseReceived
+    | InformationalResponse
+    | ProtocolError
+    | ConnectionClosed
+    | ConnectionTimedOut
 )

@@ -24,7 +24,6 @@ __all__ = [
     "parse_fields",
     "parse_request_line",
     "parse_status_line",
-    "parse_transfer_encoding",
     "target_authority",
     "validate_host",
 ]
@@ -250,23 +249,6 @@ def parse_content_length(values: list[bytes]) -> int:
     if len(value) > _MAX_CONTENT_LENGTH_DIGITS:
         raise H1Error("content-length too long")
     return int(value)
-
-
-def parse_transfer_encoding(values: list[bytes]) -> None:
-    """Accept only codings that end in exactly one ``chunked``.
-
-    ``chunked`` not final (or absent) makes the length undeterminable: 400
-    (RFC 9112 §6.3). A final ``chunked`` after other codings we do not
-    implement: 501 (RFC 9112 §6.1).
-    """
-    codings = [c.strip(b" \t").lower() for c in b",".join(values).split(b",")]
-    codings = [c for c in codings if c]
-    if not codings or codings[-1] != b"chunked":
-        raise H1Error("chunked is not the final transfer coding")
-    if len(codings) > 1:
-        if b"chunked" in codings[:-1]:
-            raise H1Error("chunked applied more than once")
-        raise H1Error("unsupported transfer coding", 501)
 
 
 def keep_alive_of(connection: list[bytes] | None, http_version: bytes) -> bool:

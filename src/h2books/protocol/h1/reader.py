@@ -95,13 +95,6 @@ class MessageReader:
         """True when nothing but line-ending bytes is buffered (a clean EOF point)."""
         return not bytes(self._buf[self._pos :]).strip(b"\r\n")
 
-    def take_all(self) -> bytes:
-        """Consume everything buffered (close-delimited bodies)."""
-        data = bytes(self._buf[self._pos :])
-        self._buf = b""
-        self._pos = self._scan = 0
-        return data
-
     def _slice(self, start: int, end: int) -> bytes:
         buf = self._buf
         if isinstance(buf, bytes):

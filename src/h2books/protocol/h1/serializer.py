@@ -1,16 +1,28 @@
-"""Building HTTP/1.1 heads, and reading back the few fields the cores must honour."""
+"""Building HTTP/1.1 heads: the bytes, and the facts about them the server core acts on.
+
+`serialize_head` reads the framing and connection fields while it encodes them,
+so the core frames a response without ever parsing its own output again.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from h2books.http import REASONS
 from h2books.protocol.h1.errors import H1Error
-from h2books.protocol.h1.parser import HEAD_CHARS, TOKEN_CHARS
+from h2books.protocol.h1.framing import CHUNKED, FIXED, UNTIL_CLOSE, status_forbids_body
+from h2books.protocol.h1.parser import (
+    HEAD_CHARS,
+    HTTP_11,
+    TOKEN_CHARS,
+    keep_alive_of,
+    parse_content_length,
+)
+from h2books.protocol.status import REASONS
 
 __all__ = [
     "CONTINUE_RESPONSE",
-    "HeadInfo",
+    "ResponseHead",
     "encode_fields",
     "error_response",
     "serialize_head",
@@ -22,7 +34,46 @@ _REASONS = {status: reason.encode("latin-1") for status, reason in REASONS.items
 _STATUS_LINES = {
     status: b"HTTP/1.1 %d %s\r\n" % (status, reason) for status, reason in _REASONS.items()
 }
-_STATUS_PREFIXES = (b"HTTP/1.1 ", b"HTTP/1.0 ")
+# Field names whose values decide framing; other names are not looked at.
+_FRAMING_NAMES = (b"content-length", b"transfer-encoding", b"connection")
+
+
+@dataclass(slots=True)
+class ResponseHead:
+    """A serialized response head and what it says about framing and persistence.
+
+    ``data`` is the status line and the field lines, without the blank line (the
+    core adds its own fields first). ``framing`` is what the fields declare:
+    `FIXED` (content-length ``length``), `CHUNKED`, or `UNTIL_CLOSE` for neither,
+    which the core turns into a content-length or chunked coding where it can.
+    ``close``: a ``connection: close`` option; ``has_connection``: any connection
+    field; ``no_body``: the status never carries a body (1xx, 204, 304). Build it
+    with `serialize_head`, which keeps the facts true to the bytes, and treat it
+    as immutable: a runtime sends one head many times.
+    """
+
+    data: bytes
+    status: int
+    framing: int = UNTIL_CLOSE
+    length: int = -1
+    close: bool = False
+    has_connection: bool = False
+    no_body: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.no_body = status_forbids_body(self.status)
+
+    @property
+    def informational(self) -> bool:
+        """A 1xx interim response."""
+        return self.status < 200
+
+    def with_data(self, data: bytes) -> ResponseHead:
+        """The same facts over other bytes: for a change to a field the facts do not
+        come from (a new Date value), without encoding every field again."""
+        return ResponseHead(
+            data, self.status, self.framing, self.length, self.close, self.has_connection
+        )
 
 
 def encode_fields(fields: Iterable[tuple[bytes, bytes]], out: list[bytes]) -> None:
@@ -49,8 +100,14 @@ def encode_fields(fields: Iterable[tuple[bytes, bytes]], out: list[bytes]) -> No
 
 def serialize_head(
     status: int, fields: Iterable[tuple[bytes, bytes]], reason: bytes | None = None
-) -> bytes:
-    """``HTTP/1.1 <status> <reason>\\r\\n`` plus field lines, without the blank line."""
+) -> ResponseHead:
+    """``HTTP/1.1 <status> <reason>\\r\\n`` plus field lines (without the blank line),
+    and their facts.
+
+    Raises `H1Error` for an invalid status, name, value or reason, and for framing
+    the core cannot send: a content-length that is not one number, a transfer
+    coding other than chunked, or both fields.
+    """
     line = _STATUS_LINES.get(status) if reason is None else None
     if line is None:
         if type(status) is not int or not 100 <= status <= 999:
@@ -62,7 +119,36 @@ def serialize_head(
         line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
     out = [line]
     encode_fields(fields, out)
-    return b"".join(out)
+    data = b"".join(out)
+    names = out[1::4]
+    # One search over the joined names screens out heads with none of the fields;
+    # a false hit (x-content-length) only costs the exact look below.
+    joined = b"\n".join(names).lower()
+    if not any(name in joined for name in _FRAMING_NAMES):
+        return ResponseHead(data, status)
+    found: dict[bytes, list[bytes]] = {}
+    for name, value in zip(names, out[3::4], strict=True):
+        lowered = name.lower()
+        if lowered in _FRAMING_NAMES:
+            found.setdefault(lowered, []).append(value.strip(b" \t"))
+    connection = found.get(b"connection")
+    close = connection is not None and not keep_alive_of(connection, HTTP_11)
+    transfer_encoding = found.get(b"transfer-encoding")
+    content_length = found.get(b"content-length")
+    if transfer_encoding is not None:
+        if content_length is not None:
+            raise H1Error("both content-length and transfer-encoding")
+        codings = b",".join(transfer_encoding).lower().split(b",")
+        if [coding.strip(b" \t") for coding in codings] != [b"chunked"]:
+            raise H1Error("a response may only use transfer-encoding: chunked")
+        return ResponseHead(data, status, CHUNKED, -1, close, connection is not None)
+    if content_length is not None:
+        # Repeats of one value are tolerated (a handler's Content-Length beside ours).
+        if len(set(content_length)) != 1:
+            raise H1Error("response head has differing content-length values")
+        length = parse_content_length(content_length[:1])
+        return ResponseHead(data, status, FIXED, length, close, connection is not None)
+    return ResponseHead(data, status, UNTIL_CLOSE, -1, close, connection is not None)
 
 
 def error_response(status: int, reason: str, head_only: bool = False) -> bytes:
@@ -75,52 +161,3 @@ def error_response(status: int, reason: str, head_only: bool = False) -> bytes:
         b"connection: close\r\n",
     )
     return head if head_only else head + body
-
-
-class HeadInfo:
-    """What a response head (from the runtime) says about its own framing."""
-
-    __slots__ = (
-        "close",
-        "has_connection",
-        "has_content_length",
-        "lowered",
-        "status",
-        "transfer_encoding",
-    )
-
-    def __init__(self, head: bytes) -> None:
-        if head[:9] not in _STATUS_PREFIXES or not head[9:12].isdigit() or head[12:13] != b" ":
-            raise H1Error("response head must start with a status line")
-        if not head.endswith(b"\r\n") or head.endswith(b"\r\n\r\n"):
-            raise H1Error("response head must end with one CRLF (the core adds the blank line)")
-        self.status = int(head[9:12])
-        self.transfer_encoding: bytes | None = None
-        self.has_connection = False
-        self.close = False
-        self.lowered = lowered = head.lower()
-        # Screen with a substring test first: few heads name these fields.
-        self.has_content_length = b"\ncontent-length:" in lowered
-        if b"\ntransfer-encoding:" in lowered:
-            self.transfer_encoding = b",".join(_values(lowered, b"\ntransfer-encoding:"))
-        if b"\nconnection:" in lowered:
-            self.has_connection = True
-            tokens = b",".join(_values(lowered, b"\nconnection:")).split(b",")
-            self.close = any(token.strip(b" \t") == b"close" for token in tokens)
-
-    def content_length(self) -> int:
-        values = _values(self.lowered, b"\ncontent-length:")
-        if len(values) != 1 or not values[0].isdigit():
-            raise H1Error("response head has an invalid content-length")
-        return int(values[0])
-
-
-def _values(lowered: bytes, marker: bytes) -> list[bytes]:
-    values = []
-    start = lowered.find(marker)
-    while start >= 0:
-        value_start = start + len(marker)
-        value_end = lowered.find(b"\r\n", value_start)
-        values.append(lowered[value_start:value_end].strip(b" \t"))
-        start = lowered.find(marker, value_end)
-    return values

@@ -9,6 +9,11 @@ in the response stream.
 
 Input after the request that ends the connection, or after malformed input,
 is ignored: the core never parses a request it will not answer.
+
+Deadlines (slow heads, idle keep-alive, stalls; the rules are in `deadlines`)
+are the core's too: it reads no clock, every entry point that takes input
+takes the time, `get_timer` says when the rule in force expires and
+`handle_timer` applies it.
 """
 
 from __future__ import annotations
@@ -16,21 +21,28 @@ from __future__ import annotations
 from collections import deque
 
 from h2books.protocol.h1.config import H1Config
+from h2books.protocol.h1.deadlines import IDLE, Deadlines
 from h2books.protocol.h1.errors import H1Error
-from h2books.protocol.h1.events import ConnectionClosed, Event, ProtocolError, RequestReceived
+from h2books.protocol.h1.events import (
+    ConnectionClosed,
+    ConnectionTimedOut,
+    Event,
+    ProtocolError,
+    RequestReceived,
+)
+from h2books.protocol.h1.framing import CHUNKED, FIXED, NO_BODY, body_framing
 from h2books.protocol.h1.parser import (
     HTTP_10,
     HTTP_11,
     keep_alive_of,
-    parse_content_length,
     parse_fields,
     parse_request_line,
-    parse_transfer_encoding,
     target_authority,
     validate_host,
 )
 from h2books.protocol.h1.reader import MessageReader
-from h2books.protocol.h1.serializer import CONTINUE_RESPONSE, HeadInfo, error_response
+from h2books.protocol.h1.serializer import CONTINUE_RESPONSE, ResponseHead, error_response
+from h2books.protocol.h1.streamed import CHUNK, DROP, LENGTH, RAW, StreamedBody
 
 __all__ = ["H1ServerConnection"]
 
@@ -43,13 +55,9 @@ _IS_HEAD = 1
 _IS_HTTP10 = 2
 _CLOSE = 4
 
-# How a streamed response body goes out.
-_DROP, _RAW, _LENGTH, _CHUNK = 0, 1, 2, 3
-
 _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
 _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
-_LAST_CHUNK = b"0\r\n\r\n"
 
 _PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, bytes | None]
 # (CRLF + field lines + CRLF CRLF as sent, HTTP version, headers, Host value, keep-alive)
@@ -57,47 +65,6 @@ _PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, by
 _FieldsCache = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
 # Field lines longer than this are not kept: an idle connection stays small.
 _MAX_CACHED_FIELDS = 2048
-
-# "HTTP/1.1 NNN " -> NNN for final statuses: the start of a head the runtime built.
-_FINAL_STATUS_PREFIXES = {b"HTTP/1.1 %d " % status: status for status in range(200, 1000)}
-# Facts about a response head, packed in an int: its status, and whether it has a
-# content-length; 0 for a head that needs the full `HeadInfo` treatment.
-_STATUS_MASK = 0x3FF
-_HAS_CONTENT_LENGTH = 0x400
-# head -> facts. A runtime sends the same head objects many times (one per response
-# per Date value): a hit costs a dict lookup, where the facts cost three searches.
-_PLAIN_HEAD_FACTS: dict[bytes, int] = {}
-_PLAIN_HEAD_FACTS_LIMIT = 4096
-_PLAIN_HEAD_MAX_CACHED = 1024  # bytes per head: the cache stays under ~5 MiB
-
-
-def _plain_head_facts(head: bytes) -> int:
-    """Facts of a final-status head without connection or transfer-encoding fields, else 0."""
-    status = _FINAL_STATUS_PREFIXES.get(head[:13], 0)
-    lowered = head.lower()
-    facts = 0
-    if (
-        status
-        and b"\ntransfer-encoding:" not in lowered
-        and b"\nconnection:" not in lowered
-        and head[-2:] == b"\r\n"
-        and head[-4:] != b"\r\n\r\n"
-    ):
-        facts = status | (_HAS_CONTENT_LENGTH if b"\ncontent-length:" in lowered else 0)
-    if len(head) <= _PLAIN_HEAD_MAX_CACHED:
-        if len(_PLAIN_HEAD_FACTS) >= _PLAIN_HEAD_FACTS_LIMIT:
-            _PLAIN_HEAD_FACTS.clear()
-        _PLAIN_HEAD_FACTS[head] = facts
-    return facts
-
-
-class _Stream:
-    __slots__ = ("close", "mode", "remaining")
-
-    def __init__(self, mode: int, remaining: int, close: bool) -> None:
-        self.mode = mode
-        self.remaining = remaining
-        self.close = close
 
 
 class H1ServerConnection:
@@ -113,6 +80,7 @@ class H1ServerConnection:
     __slots__ = (
         "_body_length",
         "_continue_wanted",
+        "_deadlines",
         "_eof",
         "_error_response",
         "_fields_cache",
@@ -129,12 +97,12 @@ class H1ServerConnection:
         "_reader",
         "_reading",
         "_request",
+        "_shutting_down",
         "_state",
         "_stream",
     )
 
-    def __init__(self, config: H1Config | None = None) -> None:
-        config = config or H1Config()
+    def __init__(self, config: H1Config, now: float) -> None:
         self._reader = MessageReader(config, 414)
         self._max_body = config.max_body_size
         self._max_head = config.max_header_bytes
@@ -148,7 +116,7 @@ class H1ServerConnection:
         self._method = b""  # of a request being parsed, so an error answer to HEAD has no body
         self._last_host: bytes | None = None  # already validated
         self._owed: deque[int] = deque()  # flags of delivered requests, oldest first
-        self._stream: _Stream | None = None  # response being streamed
+        self._stream: StreamedBody | None = None  # response being streamed
         self._out: list[bytes] = []
         self._continue_wanted = False
         self._error_response: bytes | None = None  # queued once earlier answers are out
@@ -156,6 +124,8 @@ class H1ServerConnection:
         self._eof = False
         self._peer_closed = False
         self._must_close = False
+        self._shutting_down = False
+        self._deadlines = Deadlines(config, now)
 
     # -- state ---------------------------------------------------------------
 
@@ -176,7 +146,7 @@ class H1ServerConnection:
 
     @property
     def has_partial_request(self) -> bool:
-        """Part of a request HEAD is waiting (the runtime's slow-request clock). A body
+        """Part of a request HEAD is waiting (what runs the slow-head clock). A body
         that is still arriving is not a slow head: it makes progress, or it stalls."""
         reader = self._reader
         if self._state != _HEAD or not reader.buffered:
@@ -198,8 +168,11 @@ class H1ServerConnection:
 
     # -- input ---------------------------------------------------------------
 
-    def receive_data(self, data: bytes) -> list[Event]:
-        """Feed received bytes (``b""`` for EOF); returns the events they complete."""
+    def receive_data(self, data: bytes, now: float) -> list[Event]:
+        """Feed bytes received at ``now`` (``b""`` for EOF); returns the events they complete."""
+        deadlines = self._deadlines
+        deadlines.last_activity = now
+        deadlines.handed_out = False
         if not self._reading:
             return []
         if data:
@@ -211,7 +184,7 @@ class H1ServerConnection:
             self._reader.feed(data)
         else:
             self._eof = True
-        return self._parse()
+        return self._parse(now)
 
     def _repeated_fields_request(self, data: bytes, cache: _FieldsCache) -> RequestReceived | None:
         """The request when ``data`` is exactly one bodiless head whose field lines repeat,
@@ -243,18 +216,22 @@ class H1ServerConnection:
             host = target_authority(method, target) or host
         return self._deliver(method, target, version, list(headers), b"", keep_alive, host)
 
-    def resume(self) -> list[Event]:
-        """Parse input held back while `paused`."""
+    def resume(self, now: float) -> list[Event]:
+        """Parse input held back while `paused`; ``now`` starts the clock of a partial
+        head that comes to light."""
         if not self._reading:
             return []
-        return self._parse()
+        return self._parse(now)
 
-    def _parse(self) -> list[Event]:
+    def _parse(self, now: float) -> list[Event]:
         events: list[Event] = []
         try:
             self._parse_into(events)
         except H1Error as exc:
             self._fail(exc, events)
+        self._deadlines.track_head(self.has_partial_request, now)
+        if self._shutting_down:
+            self._finish_shutdown_if_done()
         return events
 
     def _parse_into(self, events: list[Event]) -> None:
@@ -324,21 +301,9 @@ class H1ServerConnection:
         if target[:1] != b"/":
             host = target_authority(method, target) or host
 
-        length = 0
-        chunked = False
-        transfer_encoding = framing.get(b"transfer-encoding")
-        content_length = framing.get(b"content-length")
-        if transfer_encoding is not None:
-            if content_length is not None:
-                raise H1Error("both content-length and transfer-encoding")
-            if version == HTTP_10:
-                raise H1Error("transfer-encoding in an HTTP/1.0 request")
-            parse_transfer_encoding(transfer_encoding)
-            chunked = True
-        elif content_length is not None:
-            length = parse_content_length(content_length)
-            if length > self._max_body:
-                raise H1Error("request body too large", 413)
+        body, length = body_framing(framing, version)
+        if length > self._max_body:
+            raise H1Error("request body too large", 413)
 
         keep_alive = keep_alive_of(framing.get(b"connection"), version)
 
@@ -350,11 +315,11 @@ class H1ServerConnection:
                 raise H1Error("unsupported expectation", 417)
             wants_continue = True
 
-        if not chunked and not length:
+        if body == NO_BODY:
             self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
         self._request = (method, target, version, headers, keep_alive, host)
-        if chunked:
+        if body == CHUNKED:
             self._reader.start_chunked()
             self._state = _CHUNKED
         else:
@@ -412,69 +377,45 @@ class H1ServerConnection:
 
     # -- output --------------------------------------------------------------
 
-    def send_response(self, head: bytes, body: bytes) -> None:
+    def send_response(self, head: ResponseHead, body: bytes) -> None:
         """Answer the oldest unanswered request with a complete response.
 
-        ``head`` is `serialize_head` output. A 1xx head (not 101) is sent as an
+        ``head`` comes from `serialize_head`. A 1xx head (not 101) is sent as an
         interim response and leaves the request unanswered. After `must_close`
         responses are discarded: the connection is ending.
         """
         if self._must_close:
             return
-        facts = _PLAIN_HEAD_FACTS.get(head)
-        if facts is None:
-            facts = _plain_head_facts(head)
-        if not facts or self._stream is not None or not self._owed:
-            self._send_response_checked(head, body)
-            return
-        status = facts & _STATUS_MASK
-        flags = self._owed.popleft()
-        # A HEAD answer given without a body leaves the length unknown: say nothing.
         if (
-            status != 204
-            and status != 304
-            and (body or not flags & _IS_HEAD)
-            and not facts & _HAS_CONTENT_LENGTH
-        ):
-            head += b"content-length: %d\r\n" % len(body)
-        close = bool(flags & _CLOSE) or (self._peer_closed and not self._owed)
-        if close:
-            head += _CLOSE_FIELD
-        elif flags & _IS_HTTP10:
-            head += _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
-        if body and not flags & _IS_HEAD and status != 204 and status != 304:
-            self._out.append(head + b"\r\n" + body)
-        else:
-            self._out.append(head + b"\r\n")
-        self._response_done(close)
-
-    def _send_response_checked(self, head: bytes, body: bytes) -> None:
-        """`send_response` for any head: informational, with framing or connection fields,
-        or malformed (an `H1Error`)."""
-        info = self._check_can_answer(head)
-        if info.status < 200:
-            self._send_informational(info, head)
+            self._stream is not None or not self._owed or head.status < 200
+        ) and not self._interim_or_refused(head):
             return
-        if info.transfer_encoding is not None:
+        framing = head.framing
+        if framing == CHUNKED:
             raise H1Error("send_response takes a whole body; stream with start_response")
         flags = self._owed.popleft()
-        status = info.status
-        if (
-            not info.has_content_length
-            and status != 204
-            and status != 304
-            and (body or not flags & _IS_HEAD)
-        ):
-            head += b"content-length: %d\r\n" % len(body)
-        close = bool(flags & _CLOSE) or info.close or (self._peer_closed and not self._owed)
-        head += self._connection_field(close, flags, info)
-        if body and not flags & _IS_HEAD and status != 204 and status != 304:
-            self._out.append(head + b"\r\n" + body)
+        data = head.data
+        no_body = head.no_body
+        # A HEAD answer given without a body leaves the length unknown: say nothing.
+        if framing != FIXED and not no_body and (body or not flags & _IS_HEAD):
+            data += b"content-length: %d\r\n" % len(body)
+        close = (
+            bool(flags & _CLOSE)
+            or head.close
+            or ((self._peer_closed or self._shutting_down) and not self._owed and self._ending())
+        )
+        if close:
+            if not head.close:
+                data += _CLOSE_FIELD
+        elif flags & _IS_HTTP10 and not head.has_connection:
+            data += _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
+        if body and not flags & _IS_HEAD and not no_body:
+            self._out.append(data + b"\r\n" + body)
         else:
-            self._out.append(head + b"\r\n")
+            self._out.append(data + b"\r\n")
         self._response_done(close)
 
-    def start_response(self, head: bytes) -> None:
+    def start_response(self, head: ResponseHead) -> None:
         """Begin a streamed answer to the oldest unanswered request.
 
         Without a content-length in ``head`` the body is chunked (HTTP/1.1) or
@@ -482,38 +423,47 @@ class H1ServerConnection:
         """
         if self._must_close:
             return
-        info = self._check_can_answer(head)
-        if info.status < 200:
-            self._send_informational(info, head)
+        if (
+            self._stream is not None or not self._owed or head.status < 200
+        ) and not self._interim_or_refused(head):
             return
         flags = self._owed[0]
-        status = info.status
-        no_body = bool(flags & _IS_HEAD) or status == 204 or status == 304
-        close = bool(flags & _CLOSE) or info.close or (self._peer_closed and len(self._owed) == 1)
+        no_body = bool(flags & _IS_HEAD) or head.no_body
+        close = (
+            bool(flags & _CLOSE)
+            or head.close
+            or (
+                (self._peer_closed or self._shutting_down)
+                and len(self._owed) == 1
+                and self._ending()
+            )
+        )
+        data = head.data
         remaining = 0
-        if info.transfer_encoding is not None:
-            if info.transfer_encoding != b"chunked" or info.has_content_length:
-                raise H1Error("a streamed head may only carry transfer-encoding: chunked")
+        framing = head.framing
+        if framing == CHUNKED:
             if flags & _IS_HTTP10:
                 raise H1Error("transfer-encoding cannot be sent to an HTTP/1.0 client")
-            mode = _CHUNK
-        elif info.has_content_length:
-            remaining = info.content_length()
-            mode = _LENGTH
+            mode = CHUNK
+        elif framing == FIXED:
+            remaining = head.length
+            mode = LENGTH
         elif no_body:
-            mode = _DROP
+            mode = DROP
         elif flags & _IS_HTTP10:
-            mode = _RAW
+            mode = RAW
             close = True
         else:
-            mode = _CHUNK
-            head += _CHUNKED_FIELD
-        if no_body:
-            mode = _DROP
+            mode = CHUNK
+            data += _CHUNKED_FIELD
         self._owed.popleft()
-        head += self._connection_field(close, flags, info)
-        self._out.append(head + b"\r\n")
-        self._stream = _Stream(mode, remaining, close)
+        if close:
+            if not head.close:
+                data += _CLOSE_FIELD
+        elif flags & _IS_HTTP10 and not head.has_connection:
+            data += _KEEP_ALIVE_FIELD
+        self._out.append(data + b"\r\n")
+        self._stream = StreamedBody(DROP if no_body else mode, remaining, close)
 
     def send_body(self, data: bytes) -> None:
         """Queue part of the streamed body (chunk-encoded when chunked)."""
@@ -522,18 +472,8 @@ class H1ServerConnection:
             if self._must_close:
                 return
             raise H1Error("no streamed response in progress")
-        if not data:
-            return  # an empty chunk would end a chunked body
-        mode = stream.mode
-        if mode == _CHUNK:
-            self._out += (b"%x\r\n" % len(data), data, b"\r\n")
-        elif mode == _LENGTH:
-            if len(data) > stream.remaining:
-                raise H1Error("response body longer than its content-length")
-            stream.remaining -= len(data)
-            self._out.append(data)
-        elif mode == _RAW:
-            self._out.append(data)
+        if data:  # an empty chunk would end a chunked body
+            stream.frame(data, self._out)
 
     def end_response(self) -> None:
         """Finish the streamed response."""
@@ -543,43 +483,39 @@ class H1ServerConnection:
                 return
             raise H1Error("no streamed response in progress")
         self._stream = None
-        if stream.mode == _CHUNK:
-            self._out.append(_LAST_CHUNK)
-        elif stream.mode == _LENGTH and stream.remaining:
+        if not stream.finish(self._out):
             # The peer would read the next response as body: only closing is honest.
             self._response_done(True)
             raise H1Error("response body shorter than its content-length")
         self._response_done(stream.close)
 
     def data_to_send(self) -> bytes:
-        """Everything queued for the peer since the last call."""
+        """Everything queued for the peer since the last call.
+
+        Handing bytes out is activity; it is dated by the next call that brings the time.
+        """
         out = self._out
         if not out:
             return b""
+        self._deadlines.handed_out = True
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
 
-    def _check_can_answer(self, head: bytes) -> HeadInfo:
+    def _interim_or_refused(self, head: ResponseHead) -> bool:
+        """True when ``head`` is a final answer the oldest request may have now; queues
+        an interim (1xx) head and returns False; raises when no answer fits."""
         if self._stream is not None:
             raise H1Error("a streamed response is still in progress")
         if not self._owed:
             raise H1Error("no request is awaiting a response")
-        return HeadInfo(head)
-
-    def _send_informational(self, info: HeadInfo, head: bytes) -> None:
-        if info.status == 101:
+        if head.status >= 200:
+            return True
+        if head.status == 101:
             raise H1Error("101 Switching Protocols is not supported by the HTTP/1.1 core")
-        if not self._owed[0] & _IS_HTTP10:  # RFC 9110 §15.2: never 1xx to HTTP/1.0
-            self._out.append(head + b"\r\n")
-
-    @staticmethod
-    def _connection_field(close: bool, flags: int, info: HeadInfo) -> bytes:
-        if close:
-            return b"" if info.close else _CLOSE_FIELD
-        if flags & _IS_HTTP10 and not info.has_connection:
-            return _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
-        return b""
+        if not self._owed[0] & _IS_HTTP10:  # RFC 9110 section 15.2: never 1xx to HTTP/1.0
+            self._out.append(head.data + b"\r\n")
+        return False
 
     def _response_done(self, close: bool) -> None:
         if close:
@@ -596,6 +532,58 @@ class H1ServerConnection:
             self._must_close = True
         elif self._peer_closed:
             self._must_close = True
+        elif self._shutting_down:
+            self._finish_shutdown_if_done()
         elif self._continue_wanted:
             self._out.append(CONTINUE_RESPONSE)
+            self._continue_wanted = False
+
+    def _ending(self) -> bool:
+        """Asked once the peer is gone or a shutdown began: nothing follows the answers
+        owed (no request arriving, no error response waiting), so the last one closes."""
+        return self._error_response is None and not self.has_pending_input
+
+    # -- deadlines and shutdown ------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        """When the deadline rule in force expires (see `deadlines`), or None."""
+        rule = self._rule_in_force()
+        return None if rule is None else rule[0]
+
+    def handle_timer(self, now: float) -> list[Event]:
+        """Apply the rule in force if its deadline has passed (early calls do nothing).
+
+        A rule that fires ends the connection: `must_close` is set, answers still owed
+        are dropped, and `ConnectionTimedOut` says how to close.
+        """
+        self._deadlines.date_output(now)
+        rule = self._rule_in_force()
+        if rule is None or now < rule[0]:
+            return []
+        self._must_close = True
+        self._reading = False
+        self._continue_wanted = False
+        self._error_response = None
+        self._owed.clear()
+        self._stream = None
+        self._deadlines.head_started = None
+        name = rule[1]
+        return [ConnectionTimedOut(name, graceful=name == IDLE)]
+
+    def _rule_in_force(self) -> tuple[float, str] | None:
+        if self._must_close:
+            return None
+        busy = bool(self._owed) or self._stream is not None or self.has_pending_input
+        return self._deadlines.rule_in_force(busy)
+
+    def start_graceful_shutdown(self) -> None:
+        """Finish the requests received or still arriving, then end: the last answer says
+        ``connection: close``, and `must_close` is set once nothing is owed or pending."""
+        self._shutting_down = True
+        self._finish_shutdown_if_done()
+
+    def _finish_shutdown_if_done(self) -> None:
+        if not self._must_close and not self._owed and self._stream is None and self._ending():
+            self._must_close = True
+            self._reading = False
             self._continue_wanted = False

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Sequence
 from h2books.http import Response
 from h2books.protocol.h1 import (
     ConnectionClosed,
+    ConnectionTimedOut,
     Event,
     H1ServerConnection,
     ProtocolError,
@@ -31,23 +32,22 @@ log = logging.getLogger("h2books.server")
 
 
 class H1ServerProtocol(ServerConnection):
-    __slots__ = ("_close_when_done", "_head_started", "_queue", "_shutting_down", "conn")
+    __slots__ = ("_close_when_done", "_queue", "conn")
+    conn: H1ServerConnection
+    timed_out_event = ConnectionTimedOut
 
     def __init__(self, state: ServerState, scheme: str) -> None:
         super().__init__(state, scheme)
-        self.conn = H1ServerConnection(state.h1_config)
+        self.conn = H1ServerConnection(state.h1_config, self.last_activity)
         # Exchanges in request order whose responses are not complete; the first may write.
         self._queue: deque[Exchange] = deque()
         self._close_when_done = False
-        self._shutting_down = False  # close once no request is owed or arriving
-        # Set while bytes of an unfinished request head are waiting (slowloris guard).
-        self._head_started: float | None = None
 
     # -- ServerConnection ---------------------------------------------------------------
 
     def connected(self) -> None:
         if self.state.shutting_down:
-            self._shutting_down = True
+            self.conn.start_graceful_shutdown()
 
     def live_exchanges(self) -> Iterable[Exchange]:
         return self._queue
@@ -71,18 +71,18 @@ class H1ServerProtocol(ServerConnection):
         return True if not self._closing else None
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = self.state.loop.time()
         self._feed(data)
 
     # -- requests -----------------------------------------------------------------------
 
     def _feed(self, data: bytes) -> None:
         if not self._closing:
-            self._handle(self.conn.receive_data(data))
+            self.last_activity = now = self.state.loop.time()
+            self._handle(self.conn.receive_data(data, now))
 
     def _resume_parsing(self) -> None:
         if not self._closing:
-            self._handle(self.conn.resume())
+            self._handle(self.conn.resume(self.state.loop.time()))
 
     def _handle(self, events: Sequence[Event]) -> None:
         conn = self.conn
@@ -109,11 +109,7 @@ class H1ServerProtocol(ServerConnection):
                 self.pause_reading()
                 break
             self._in_read = True
-            events = conn.resume()
-        if not conn.has_partial_request:
-            self._head_started = None
-        elif self._head_started is None:
-            self._head_started = self.state.loop.time()
+            events = conn.resume(self.state.loop.time())
 
     def _on_request(self, event: RequestReceived) -> None:
         exchange = Exchange(
@@ -219,11 +215,7 @@ class H1ServerProtocol(ServerConnection):
         if self._queue:
             return
         conn = self.conn
-        if (
-            conn.must_close
-            or self._close_when_done
-            or (self._shutting_down and not conn.has_pending_input)
-        ):
+        if conn.must_close or self._close_when_done:
             self.close_transport()
         elif self._paused_reading:
             self.maybe_resume_reading()
@@ -231,25 +223,12 @@ class H1ServerProtocol(ServerConnection):
     # -- server housekeeping ------------------------------------------------------------
 
     def is_idle(self) -> bool:
-        return not self._queue and self._head_started is None
-
-    def check_timeouts(self, now: float) -> None:
-        if self._closing or self.transport is None:
-            return
-        timeouts = self.state.config.timeouts
-        if self._head_started is not None:
-            if now - self._head_started > timeouts.request_head:
-                self.abort()
-        elif self.is_idle():
-            if now - self.last_activity > timeouts.keep_alive:
-                self.close_transport()
-        elif now - self.last_activity > timeouts.stall:
-            self.abort()
+        return not self._queue and not self.conn.has_pending_input
 
     def shutdown(self) -> None:
         """Finish what was accepted (including a request still arriving), then close."""
-        self._shutting_down = True
-        if self.is_idle():
+        self.conn.start_graceful_shutdown()
+        if not self._queue:
             self.flush()
 
     def evict(self) -> None:
