@@ -35,12 +35,9 @@ class NativeInterface:
         self.handler = handler
 
     def __call__(self, exchange: Exchange) -> None:
-        if exchange.body_complete:
-            self._dispatch(exchange)
-        else:
-            exchange.on_body_complete = self._dispatch
-
-    def _dispatch(self, exchange: Exchange) -> None:
+        if not exchange.body_complete:
+            exchange.on_body_complete = self  # called again once the last byte is in
+            return
         target = exchange.target
         split = target.find(b"?")
         if split < 0:
@@ -48,39 +45,33 @@ class NativeInterface:
         else:
             path, query = target[:split].decode("latin-1"), target[split + 1 :].decode("latin-1")
         method = exchange.method
+        adapter = exchange.adapter
         request = Request(
             _METHOD_NAMES.get(method) or method.decode("latin-1"),
             path,
             query,
             exchange.headers,
-            exchange.take_body(),
+            exchange.take_body() if exchange.body_size else b"",
             exchange.http_version,
-            exchange.adapter.scheme,
+            adapter.scheme,
             exchange.authority.decode("latin-1"),
-            exchange.adapter.client,
+            adapter.client,
         )
-        result = self.invoke(request)
-        if type(result) is Response or isinstance(result, Response):
-            exchange.respond(result)
-        else:
-            exchange.task = asyncio.get_running_loop().create_task(
-                _answer_later(exchange, request, result)
-            )
-
-    def invoke(self, request: Request) -> Response | Awaitable[Response]:
-        """Run the handler inline. A sync handler's answer is returned as it is; an async
-        handler's coroutine is returned for the caller to schedule."""
+        # The handler runs inline; a sync one's Response is sent before it returns.
         try:
             result = self.handler(request)
         except Exception:
             log.exception("handler failed for %r", request)
-            return INTERNAL_ERROR
+            result = INTERNAL_ERROR
         if type(result) is Response or isinstance(result, Response):
-            return result
-        if inspect.isawaitable(result):
-            return result
-        log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
-        return INTERNAL_ERROR
+            exchange.respond(result)
+        elif inspect.isawaitable(result):
+            exchange.task = asyncio.get_running_loop().create_task(
+                _answer_later(exchange, request, result)
+            )
+        else:
+            log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
+            exchange.respond(INTERNAL_ERROR)
 
 
 async def _answer_later(exchange: Exchange, request: Request, pending: Awaitable[Response]) -> None:

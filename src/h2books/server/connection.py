@@ -144,7 +144,7 @@ class ServerConnection(asyncio.BufferedProtocol):
         transport = self.transport
         if transport is None:
             return False
-        data = self.core_output()
+        data = self.conn.data_to_send()
         if data:
             self.last_activity = self.state.loop.time()
             transport.write(data)
@@ -225,9 +225,6 @@ class ServerConnection(asyncio.BufferedProtocol):
 
     def reading_resumed(self) -> None:
         """Reading restarted after a pause (input the core held back may be ready)."""
-
-    def core_output(self) -> bytes:
-        raise NotImplementedError
 
     def flush(self) -> None:
         raise NotImplementedError

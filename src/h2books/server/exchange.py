@@ -41,28 +41,35 @@ PENDING, STARTED, DONE = 0, 1, 2
 
 
 class Exchange:
+    # The fields every request sets are slots. The rest start as the class-level defaults
+    # below and go to a per-instance __dict__ only when set, which most requests never do
+    # (a sync answer with no body): fewer attribute stores per request, and no dict.
     __slots__ = (
-        "_chunks",
-        "_reader",
-        "_waiter",
+        "__dict__",
         "adapter",
         "authority",
         "body_complete",
-        "body_size",
-        "gone",
         "headers",
-        "held",
         "http_version",
         "method",
-        "on_body_complete",
         "response_state",
         "sent",
         "status",
         "stream_id",
         "target",
-        "task",
-        "trailers",
     )
+
+    # The body so far (a list once a chunk is held), and its size.
+    _chunks: list[bytes] | None = None
+    body_size = 0
+    on_body_complete: Callable[[Exchange], object] | None = None
+    trailers: list[tuple[bytes, bytes]] | None = None
+    _reader: asyncio.Future[None] | None = None
+    _waiter: asyncio.Future[None] | None = None
+    task: asyncio.Task[None] | None = None
+    # Adapter-owned: a response that cannot go out yet (HTTP/1.1 answers in order).
+    held: Response | None = None
+    gone = False
 
     def __init__(
         self,
@@ -82,21 +89,14 @@ class Exchange:
         self.headers = headers
         self.authority = authority
         self.http_version = http_version
-        # The body so far; complete at once when the request came without one (or whole).
-        self._chunks: list[bytes] = [body] if body else []
-        self.body_size = len(body) if body else 0
+        # Complete at once when the request came without a body, or whole.
         self.body_complete = body is not None
-        self.on_body_complete: Callable[[Exchange], None] | None = None
-        self.trailers: list[tuple[bytes, bytes]] | None = None
-        self._reader: asyncio.Future[None] | None = None
-        self._waiter: asyncio.Future[None] | None = None
-        self.task: asyncio.Task[None] | None = None
-        # Adapter-owned: a response that cannot go out yet (HTTP/1.1 answers in order).
-        self.held: Response | None = None
         self.response_state = PENDING
         self.status = 0
-        self.sent = 0
-        self.gone = False
+        self.sent = 0  # body bytes sent
+        if body:
+            self._chunks = [body]
+            self.body_size = len(body)
 
     @property
     def scheme(self) -> str:
@@ -110,7 +110,10 @@ class Exchange:
 
     def feed_body(self, data: bytes) -> None:
         if data:
-            self._chunks.append(data)
+            if self._chunks is None:
+                self._chunks = [data]
+            else:
+                self._chunks.append(data)
             self.body_size += len(data)
             self._wake_reader()
 
@@ -129,16 +132,16 @@ class Exchange:
         if not chunks:
             return b""
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        self._chunks = []
+        self._chunks = None
         self.adapter.body_taken(self, len(body), True)
         return body
 
     def release_body(self) -> int:
         """Drop what is held of the body (the exchange is over); the bytes dropped."""
         held = 0
-        for chunk in self._chunks:
+        for chunk in self._chunks or ():
             held += len(chunk)
-        self._chunks = []
+        self._chunks = None
         return held
 
     async def receive(self) -> bytes:
@@ -184,8 +187,10 @@ class Exchange:
                 self.status = response.status
                 self.response_state = DONE
                 self.sent = 0 if head_only else len(response.body)
-                self.adapter.respond(self, response)
-                self.adapter.log_exchange(self)
+                adapter = self.adapter
+                adapter.respond(self, response)
+                if adapter.state.access_log is not None:
+                    adapter.log_exchange(self)
         except Exception:
             # A response the core refuses (a bad status, framing HTTP/1.0 cannot carry):
             # the head may be half out, so the exchange is abandoned.

@@ -62,16 +62,15 @@ class H1ServerProtocol(ServerConnection):
         # Requests held back in the core while it was paused come out now.
         self.state.loop.call_soon(self._resume_parsing)
 
-    def core_output(self) -> bytes:
-        return self.conn.data_to_send()
-
     def eof_received(self) -> bool | None:
         self._feed(b"")
         # Keep the write side open until owed responses are out.
         return True if not self._closing else None
 
     def data_received(self, data: bytes) -> None:
-        self._feed(data)
+        if not self._closing:
+            self.last_activity = now = self.state.loop.time()
+            self._handle(self.conn.receive_data(data, now))
 
     # -- requests -----------------------------------------------------------------------
 
@@ -134,9 +133,12 @@ class H1ServerProtocol(ServerConnection):
         state = self.state
         head = h1_head(response, state.server_name, state.clock.http_date)
         self.conn.send_response(head, response.body)
-        self._queue.popleft()
-        self._advance()
-        self.output_ready()
+        queue = self._queue
+        queue.popleft()
+        if queue:
+            self._advance()
+        if not self._in_read:
+            self.output_ready()
 
     def start(self, exchange: Exchange, response: Response) -> None:
         if self._queue[0] is not exchange:

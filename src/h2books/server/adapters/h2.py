@@ -80,12 +80,27 @@ class H2ServerProtocol(ServerConnection):
         now = self.state.loop.time()
         self.last_activity = now
         self._in_read = True
+        exchanges = self._exchanges
+        interface = self.state.interface
         # Dispatch on the exact event type: one dict-free comparison chain per event.
         for event in self.conn.receive_data(data, now):
             kind = type(event)
             if kind is ev.RequestReceived:
                 assert isinstance(event, ev.RequestReceived)
-                self._on_request(event)
+                stream_id = event.stream_id
+                exchange = Exchange(
+                    self,
+                    stream_id,
+                    event.method,
+                    event.path,
+                    event.headers,
+                    event.authority,
+                    "2",
+                    b"" if event.end_stream else None,
+                )
+                exchanges[stream_id] = exchange
+                if event.end_stream or self._body_wanted(exchange):
+                    interface(exchange)
             elif kind is ev.DataReceived:
                 assert isinstance(event, ev.DataReceived)
                 self._on_data(event)
@@ -97,9 +112,9 @@ class H2ServerProtocol(ServerConnection):
                 self._wake(event.stream_id)
             elif kind is ev.TrailersReceived:
                 assert isinstance(event, ev.TrailersReceived)
-                exchange = self._exchanges.get(event.stream_id)
-                if exchange is not None:
-                    exchange.end_body(event.headers)
+                ended = exchanges.get(event.stream_id)
+                if ended is not None:
+                    ended.end_body(event.headers)
             elif kind is ev.ConnectionTerminated:
                 self._closing = True
             elif kind is ev.RemoteSettingsChanged:
@@ -120,26 +135,16 @@ class H2ServerProtocol(ServerConnection):
 
     # -- requests -----------------------------------------------------------------------
 
-    def _on_request(self, event: ev.RequestReceived) -> None:
-        stream_id = event.stream_id
-        exchange = Exchange(
-            self,
-            stream_id,
-            event.method,
-            event.path,
-            event.headers,
-            event.authority,
-            "2",
-            b"" if event.end_stream else None,
-        )
-        self._exchanges[stream_id] = exchange
-        if not event.end_stream and _expects_continue(event.headers):
+    def _body_wanted(self, exchange: Exchange) -> bool:
+        """A request whose body follows: False if it was refused at once (413)."""
+        headers = exchange.headers
+        if _expects_continue(headers):
             # RFC 9110 §10.1.1: say at once whether the body is wanted.
-            if _declared_length(event.headers) > self.state.config.limits.max_body_size:
+            if _declared_length(headers) > self.state.config.limits.max_body_size:
                 self._refuse_body(exchange)
-                return
-            self.conn.send_headers(stream_id, _CONTINUE)
-        self.state.interface(exchange)
+                return False
+            self.conn.send_headers(exchange.stream_id, _CONTINUE)
+        return True
 
     def _on_data(self, event: ev.DataReceived) -> None:
         stream_id = event.stream_id
@@ -242,10 +247,15 @@ class H2ServerProtocol(ServerConnection):
         state = self.state
         fields = h2_fields(response, state.server_name, state.clock.http_date)
         body = b"" if exchange.method == b"HEAD" else response.body
-        self.conn.send_response(exchange.stream_id, response.status, fields, body)
+        stream_id = exchange.stream_id
+        self.conn.send_response(stream_id, response.status, fields, body)
         if exchange.body_complete:
-            self._finish(exchange)
-        self.output_ready()
+            if self._deferred or exchange.body_size:
+                self._finish(exchange)
+            else:
+                del self._exchanges[stream_id]  # _finish, for the common case
+        if not self._in_read:
+            self.output_ready()
 
     def start(self, exchange: Exchange, response: Response) -> None:
         state = self.state
