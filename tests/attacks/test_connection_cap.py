@@ -1,0 +1,218 @@
+"""The connection cap (`--max-connections N`) is a bound: busy connections past it are refused.
+
+A connection counts from the moment the server accepts it, its TLS handshake included.
+At the cap the server first closes its idlest idle connections (see
+test_idle_connections.py); when none is idle, a new connection is reset at once,
+before any TLS. Here N + 50 connections that are all busy (half of them stuck in
+their TLS handshake, half holding a half-sent HTTP/1.1 request head) find at most N of
+them held by the server, at every moment; once they go, the server serves again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.attacks.support import H2Peer, get, tls_socket
+from tests.conftest import ServerProcess
+
+CAP = 20
+EXTRA = 50
+# Long enough that no timeout frees a slot while the test runs: only the cap may refuse.
+TIMEOUTS = ("--request-head-timeout", "60", "--tls-handshake-timeout", "60")
+HALF_HEAD = b"GET /hello HTTP/1.1\r\nHost: localhost\r\nX-Slow: zzz"
+PARTIAL_CLIENT_HELLO = b"\x16\x03\x01\x02\x00\x01"  # a TLS record header, and no more
+# CAP held connections, at most ~400 KiB each (asyncio's TLS transport allocates a 256 KiB
+# buffer per connection); a refused one costs nothing past its accept().
+RSS_BOUND_KIB = 16 * 1024
+
+
+def _server_pids(server: ServerProcess, workers: int) -> list[int]:
+    """The processes that accept: the server itself, or its workers once all are forked."""
+    assert server.proc is not None
+    pid = server.proc.pid
+    if workers == 1:
+        return [pid]
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    assert wait_for(lambda: len(children.read_text().split()) == workers)
+    return [int(child) for child in children.read_text().split()]
+
+
+def _tcp_table(pid: int) -> list[list[str]]:
+    """The rows of /proc/net/tcp and tcp6, as seen from process `pid`'s namespace."""
+    rows = []
+    for table in ("tcp", "tcp6"):
+        rows += [
+            line.split() for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        ]
+    return rows
+
+
+def held_connections(pid: int) -> int:
+    """TCP connections (not listening sockets) among the descriptors of process `pid`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = fd.readlink().name
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    # Field 3 is the state (0A: LISTEN), field 9 the inode. A set: the kernel writes the
+    # table a page at a time, so a row can appear twice when the table changes meanwhile.
+    return len({row[9] for row in _tcp_table(pid) if row[9] in inodes and row[3] != "0A"})
+
+
+def read_by_the_server(pid: int, server_port: int, client: socket.socket) -> bool:
+    """The server's end of `client` has nothing left unread in its receive queue (or is
+    gone): whatever the client sent has been handed to the server's protocol."""
+    client_port = client.getsockname()[1]
+    for row in _tcp_table(pid):
+        local_port = int(row[1].rsplit(":", 1)[1], 16)
+        remote_port = int(row[2].rsplit(":", 1)[1], 16)
+        if local_port == server_port and remote_port == client_port:
+            return int(row[4].split(":")[1], 16) == 0  # tx_queue:rx_queue
+    return True
+
+
+class Sampler:
+    """Counts the connections each server process holds, every 10 ms, in a thread.
+
+    A refused connection exists in the server for the microseconds between accept() and
+    its reset, which a sample may catch. A connection admitted past the cap, on the
+    contrary, stays until the test ends (every one of them is busy), so only counts seen
+    in two samples in a row are kept."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.pids = pids
+        self.peak: dict[int, int] = dict.fromkeys(pids, 0)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        previous = dict.fromkeys(self.pids, 0)
+        while not self._stop.wait(0.01):
+            for pid in self.pids:
+                now = held_connections(pid)
+                self.peak[pid] = max(self.peak[pid], min(now, previous[pid]))
+                previous[pid] = now
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+class BusyConnection:
+    """A connection the server cannot call idle: its TLS handshake or its request head
+    is half sent. `refused` once the server reset it."""
+
+    def __init__(self, port: int, stuck_in_handshake: bool) -> None:
+        self.sock: socket.socket | None = None
+        try:
+            if stuck_in_handshake:
+                self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+                self.sock.sendall(PARTIAL_CLIENT_HELLO)
+            else:
+                self.sock = tls_socket(port, "http/1.1")
+                self.sock.sendall(HALF_HEAD)
+        except OSError:  # reset in the handshake (ssl.SSLError is an OSError too)
+            self.close()
+
+    def is_open(self) -> bool:
+        """Still open: the server neither reset nor closed it (it sends nothing on these)."""
+        if self.sock is None:
+            return False
+        self.sock.setblocking(False)
+        try:
+            return bool(self.sock.recv(1))
+        except (BlockingIOError, ssl.SSLWantReadError):
+            return True
+        except OSError:
+            return False
+
+    def close(self) -> None:
+        if self.sock is not None:
+            with contextlib.suppress(OSError):
+                self.sock.close()
+            self.sock = None
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _served(server: ServerProcess) -> bool:
+    peer = H2Peer(server.port)
+    try:
+        peer.send(get(1))
+        peer.read_until(lambda f: f.stream_id == 1 and f.flags & 0x1 != 0)
+        return peer.reaction.statuses == {"200": 1}
+    finally:
+        peer.close()
+
+
+@pytest.mark.parametrize(
+    ("workers", "env"),
+    [(1, {}), (1, {"H2BOOKS_LOOP": "asyncio"}), (2, {})],
+    ids=["uvloop", "asyncio", "2-workers"],
+)
+def test_busy_connections_beyond_the_cap_are_refused(
+    start_server: Callable[..., ServerProcess], workers: int, env: dict[str, str]
+) -> None:
+    """With workers the cap is per worker (SO_REUSEPORT spreads connections unevenly)."""
+    server = start_server(
+        "--max-connections", str(CAP), "--workers", str(workers), *TIMEOUTS, env=env
+    )
+    pids = _server_pids(server, workers)
+    # The readiness check's own connection is gone before the attack starts.
+    assert wait_for(lambda: sum(held_connections(pid) for pid in pids) == 0)
+    rss_before = server.rss_kib() if len(pids) == 1 else 0
+    busy: list[BusyConnection] = []
+    try:
+        with Sampler(pids) as sampler:
+            for i in range(CAP * len(pids) + EXTRA):
+                connection = BusyConnection(server.port, stuck_in_handshake=i % 2 == 0)
+                busy.append(connection)
+                # An HTTP/1.1 connection is idle, and may be evicted to make room, until
+                # the server has read the first bytes of a request. Busy means busy.
+                if connection.sock is not None:
+                    assert wait_for(
+                        lambda c=connection.sock: read_by_the_server(pids[0], server.port, c)
+                    )
+            # The refusals are resets sent at accept(): wait until the server has
+            # accepted all of them (its backlog is empty when these add up).
+            assert wait_for(lambda: sum(not c.is_open() for c in busy) >= EXTRA), [
+                c.is_open() for c in busy
+            ]
+            newcomer = BusyConnection(server.port, stuck_in_handshake=False)
+            assert not newcomer.is_open(), "an honest newcomer got past a full cap"
+            time.sleep(0.2)  # samples of the steady state, for the sampler's pairs
+        held = [c.is_open() for c in busy]
+        for pid, peak in sampler.peak.items():
+            assert peak <= CAP, f"worker {pid} held {peak} connections at once (cap {CAP})"
+        if len(pids) == 1:
+            # One process: exactly the first CAP were admitted, in the order they came.
+            assert held == [True] * CAP + [False] * EXTRA, held
+            assert server.rss_kib() - rss_before < RSS_BOUND_KIB
+        else:
+            assert sum(held) <= CAP * len(pids), held
+    finally:
+        for connection in busy:
+            connection.close()
+    # Once they go, their slots are free again and the server serves.
+    assert wait_for(lambda: sum(held_connections(pid) for pid in pids) == 0)
+    assert _served(server)
