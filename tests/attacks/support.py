@@ -523,6 +523,63 @@ def measure(
     return result
 
 
+# -- the server's sockets, seen from /proc ----------------------------------------------
+
+
+def tcp_table(pid: int) -> list[list[str]]:
+    """The rows of /proc/net/tcp and tcp6, as seen from process `pid`'s namespace."""
+    rows = []
+    for table in ("tcp", "tcp6"):
+        rows += [
+            line.split() for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        ]
+    return rows
+
+
+def held_connections(pid: int) -> int:
+    """TCP connections (not listening sockets) among the descriptors of process `pid`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = fd.readlink().name
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    # Field 3 is the state (0A: LISTEN), field 9 the inode. A set: the kernel writes the
+    # table a page at a time, so a row can appear twice when the table changes meanwhile.
+    return len({row[9] for row in tcp_table(pid) if row[9] in inodes and row[3] != "0A"})
+
+
+def read_by_the_server(pid: int, server_port: int, client: socket.socket) -> bool:
+    """The server's end of `client` has nothing left unread in its receive queue (or is
+    gone): whatever the client sent has been handed to the server's protocol."""
+    client_port = client.getsockname()[1]
+    for row in tcp_table(pid):
+        local_port = int(row[1].rsplit(":", 1)[1], 16)
+        remote_port = int(row[2].rsplit(":", 1)[1], 16)
+        if local_port == server_port and remote_port == client_port:
+            return int(row[4].split(":")[1], 16) == 0  # tx_queue:rx_queue
+    return True
+
+
+def unread_by_the_server(pid: int, server_port: int) -> int:
+    """Octets waiting in the receive queues of the server's connections on `server_port`."""
+    total = 0
+    for row in tcp_table(pid):
+        if int(row[1].rsplit(":", 1)[1], 16) == server_port and row[3] != "0A":
+            total += int(row[4].split(":")[1], 16)
+    return total
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition()` came true within `timeout` seconds (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time the process has used so far."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()

@@ -20,7 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.attacks.support import H2Peer, get, tls_socket
+from tests.attacks.support import (
+    H2Peer,
+    get,
+    held_connections,
+    read_by_the_server,
+    tls_socket,
+    wait_for,
+)
 from tests.conftest import ServerProcess
 
 CAP = 20
@@ -43,41 +50,6 @@ def _server_pids(server: ServerProcess, workers: int) -> list[int]:
     children = Path(f"/proc/{pid}/task/{pid}/children")
     assert wait_for(lambda: len(children.read_text().split()) == workers)
     return [int(child) for child in children.read_text().split()]
-
-
-def _tcp_table(pid: int) -> list[list[str]]:
-    """The rows of /proc/net/tcp and tcp6, as seen from process `pid`'s namespace."""
-    rows = []
-    for table in ("tcp", "tcp6"):
-        rows += [
-            line.split() for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
-        ]
-    return rows
-
-
-def held_connections(pid: int) -> int:
-    """TCP connections (not listening sockets) among the descriptors of process `pid`."""
-    inodes = set()
-    for fd in Path(f"/proc/{pid}/fd").iterdir():
-        with contextlib.suppress(OSError):
-            target = fd.readlink().name
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    # Field 3 is the state (0A: LISTEN), field 9 the inode. A set: the kernel writes the
-    # table a page at a time, so a row can appear twice when the table changes meanwhile.
-    return len({row[9] for row in _tcp_table(pid) if row[9] in inodes and row[3] != "0A"})
-
-
-def read_by_the_server(pid: int, server_port: int, client: socket.socket) -> bool:
-    """The server's end of `client` has nothing left unread in its receive queue (or is
-    gone): whatever the client sent has been handed to the server's protocol."""
-    client_port = client.getsockname()[1]
-    for row in _tcp_table(pid):
-        local_port = int(row[1].rsplit(":", 1)[1], 16)
-        remote_port = int(row[2].rsplit(":", 1)[1], 16)
-        if local_port == server_port and remote_port == client_port:
-            return int(row[4].split(":")[1], 16) == 0  # tx_queue:rx_queue
-    return True
 
 
 class Sampler:
@@ -144,15 +116,6 @@ class BusyConnection:
             with contextlib.suppress(OSError):
                 self.sock.close()
             self.sock = None
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def _served(server: ServerProcess) -> bool:
