@@ -549,6 +549,13 @@ def held_connections(pid: int) -> int:
     return len({row[9] for row in tcp_table(pid) if row[9] in inodes and row[3] != "0A"})
 
 
+def quiet(pid: int, *ports: int) -> bool:
+    """No connection at all to the server's `ports`, not even one waiting to be accepted
+    (the check that the server is up connects once)."""
+    local = {f":{port:04X}" for port in ports}
+    return not any(row[3] != "0A" and row[1][-5:] in local for row in tcp_table(pid))
+
+
 def read_by_the_server(pid: int, server_port: int, client: socket.socket) -> bool:
     """The server's end of `client` has nothing left unread in its receive queue (or is
     gone): whatever the client sent has been handed to the server's protocol."""

@@ -24,6 +24,7 @@ from tests.attacks.support import (
     H2Peer,
     get,
     held_connections,
+    quiet,
     read_by_the_server,
     tls_socket,
     wait_for,
@@ -142,7 +143,7 @@ def test_busy_connections_beyond_the_cap_are_refused(
     )
     pids = _server_pids(server, workers)
     # The readiness check's own connection is gone before the attack starts.
-    assert wait_for(lambda: sum(held_connections(pid) for pid in pids) == 0)
+    assert wait_for(lambda: quiet(pids[0], server.port))
     rss_before = server.rss_kib() if len(pids) == 1 else 0
     busy: list[BusyConnection] = []
     try:
@@ -178,4 +179,35 @@ def test_busy_connections_beyond_the_cap_are_refused(
             connection.close()
     # Once they go, their slots are free again and the server serves.
     assert wait_for(lambda: sum(held_connections(pid) for pid in pids) == 0)
+    assert _served(server)
+
+
+def test_silent_cleartext_connections_count_too(
+    start_server: Callable[..., ServerProcess],
+) -> None:
+    """Before its first bytes a cleartext connection is neither h1 nor h2c yet, and holds a
+    socket all the same: it counts, and one cap covers both listeners."""
+    server = start_server("--max-connections", str(CAP), *TIMEOUTS)
+    assert server.proc is not None
+    pid = server.proc.pid
+    assert wait_for(lambda: quiet(pid, server.port, server.http_port))
+    silent = [socket.create_connection(("127.0.0.1", server.http_port)) for _ in range(CAP // 2)]
+    stuck = [BusyConnection(server.port, stuck_in_handshake=True) for _ in range(CAP - len(silent))]
+    try:
+        assert wait_for(lambda: held_connections(pid) == CAP), held_connections(pid)
+        for port in (server.port, server.http_port):
+            newcomer = socket.create_connection(("127.0.0.1", port))
+            newcomer.settimeout(10)
+            try:
+                with pytest.raises(ConnectionResetError):
+                    newcomer.recv(1)
+            finally:
+                newcomer.close()
+        assert held_connections(pid) == CAP
+    finally:
+        for sock in silent:
+            sock.close()
+        for connection in stuck:
+            connection.close()
+    assert wait_for(lambda: held_connections(pid) == 0)
     assert _served(server)
