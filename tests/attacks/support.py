@@ -164,9 +164,16 @@ class H2Peer:
         try:
             self.sock.sendall(data)
         except OSError:
-            self.closed = True
+            self._closed_now()
             return False
         return True
+
+    def _closed_now(self) -> None:
+        """The server closed or reset the connection, as seen just now (reading or sending)."""
+        if not self.closed:
+            self.closed = True
+            self.reaction.closed = True
+            self.reaction.closed_at = time.monotonic()
 
     def read_frame(self, timeout: float) -> Frame | None:
         """The next frame; None once the connection is closed. TimeoutError if none comes."""
@@ -186,9 +193,7 @@ class H2Peer:
             except (OSError, ssl.SSLError):
                 chunk = b""
             if not chunk:
-                self.closed = True
-                self.reaction.closed = True
-                self.reaction.closed_at = time.monotonic()
+                self._closed_now()
                 return None
             buffer += chunk
         length = int.from_bytes(buffer[:3], "big")

@@ -23,6 +23,7 @@ CONNECTIONS = 10
 STREAMS = 100  # per connection, each asking for /books.json (~300 KB)
 # 1,000 blocked responses of 300 KB: 300 MB if bodies were copied; they are not.
 RSS_BOUND_KIB = 24 * 1024
+PING_INTERVAL = 0.25  # keep-alive PINGs, per connection: chatter, far below the control budget
 # One connection's 100 blocked responses (30 MB if copied).
 BLOCKED_RSS_BOUND_KIB = 8 * 1024
 
@@ -35,18 +36,23 @@ def _zero_window_round(keep_alive_pings: bool) -> Callable[[int], Reaction]:
             for peer in peers:
                 peer.send(b"".join(get(sid, "/books.json") for sid in range(1, 2 * STREAMS, 2)))
             deadline = started + STALL + SWEEP + 4
+            next_ping = started
             while time.monotonic() < deadline and not all(p.closed for p in peers):
+                if keep_alive_pings and time.monotonic() >= next_ping:
+                    next_ping += PING_INTERVAL
+                    for peer in peers:
+                        if not peer.closed:
+                            peer.send(frame(PING, 0, 0, b"alive!!!"))
                 for peer in peers:
-                    if keep_alive_pings and not peer.closed:
-                        peer.send(frame(PING, 0, 0, b"alive!!!"))
                     try:
                         while not peer.closed and peer.has_input():
                             peer.read_frame(0.5)
                     except TimeoutError:
                         pass
-                # Until the server says something (its GOAWAY, the close), or for the
-                # next keep-alive PING, four a second.
-                select.select([p.sock for p in peers if not p.closed], [], [], 0.25)
+                # Until the server says something (its GOAWAY, the close) or the next
+                # keep-alive PING is due.
+                wait = max(0.0, next_ping - time.monotonic()) if keep_alive_pings else 0.25
+                select.select([p.sock for p in peers if not p.closed], [], [], wait)
             merged = Reaction()
             for peer in peers:
                 r = peer.reaction
