@@ -12,12 +12,15 @@ from tests.conftest import ServerProcess
 
 @pytest.fixture
 def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
-    """`start_server(*flags)`: a server of the test's own (no access log unless asked)."""
+    """`start_server(*flags, env=...)`: a server of the test's own (no access log unless
+    asked), with extra environment variables if given."""
     started: list[ServerProcess] = []
 
-    def start(*flags: str, access_log: bool = False) -> ServerProcess:
+    def start(
+        *flags: str, access_log: bool = False, env: dict[str, str] | None = None
+    ) -> ServerProcess:
         extra = flags if access_log else ("--no-access-log", *flags)
-        process = ServerProcess(tmp_path / f"data{len(started)}", *extra).start()
+        process = ServerProcess(tmp_path / f"data{len(started)}", *extra, env=env).start()
         started.append(process)
         return process
 

@@ -164,9 +164,16 @@ class H2Peer:
         try:
             self.sock.sendall(data)
         except OSError:
-            self.closed = True
+            self._closed_now()
             return False
         return True
+
+    def _closed_now(self) -> None:
+        """The server closed or reset the connection, as seen just now (reading or sending)."""
+        if not self.closed:
+            self.closed = True
+            self.reaction.closed = True
+            self.reaction.closed_at = time.monotonic()
 
     def read_frame(self, timeout: float) -> Frame | None:
         """The next frame; None once the connection is closed. TimeoutError if none comes."""
@@ -186,9 +193,7 @@ class H2Peer:
             except (OSError, ssl.SSLError):
                 chunk = b""
             if not chunk:
-                self.closed = True
-                self.reaction.closed = True
-                self.reaction.closed_at = time.monotonic()
+                self._closed_now()
                 return None
             buffer += chunk
         length = int.from_bytes(buffer[:3], "big")
@@ -521,6 +526,70 @@ def measure(
             break
     assert result is not None
     return result
+
+
+# -- the server's sockets, seen from /proc ----------------------------------------------
+
+
+def tcp_table(pid: int) -> list[list[str]]:
+    """The rows of /proc/net/tcp and tcp6, as seen from process `pid`'s namespace."""
+    rows = []
+    for table in ("tcp", "tcp6"):
+        rows += [
+            line.split() for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        ]
+    return rows
+
+
+def held_connections(pid: int) -> int:
+    """TCP connections (not listening sockets) among the descriptors of process `pid`."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = fd.readlink().name
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    # Field 3 is the state (0A: LISTEN), field 9 the inode. A set: the kernel writes the
+    # table a page at a time, so a row can appear twice when the table changes meanwhile.
+    return len({row[9] for row in tcp_table(pid) if row[9] in inodes and row[3] != "0A"})
+
+
+def quiet(pid: int, *ports: int) -> bool:
+    """No connection at all to the server's `ports`, not even one waiting to be accepted
+    (the check that the server is up connects once)."""
+    local = {f":{port:04X}" for port in ports}
+    return not any(row[3] != "0A" and row[1][-5:] in local for row in tcp_table(pid))
+
+
+def read_by_the_server(pid: int, server_port: int, client: socket.socket) -> bool:
+    """The server's end of `client` has nothing left unread in its receive queue (or is
+    gone): whatever the client sent has been handed to the server's protocol."""
+    client_port = client.getsockname()[1]
+    for row in tcp_table(pid):
+        local_port = int(row[1].rsplit(":", 1)[1], 16)
+        remote_port = int(row[2].rsplit(":", 1)[1], 16)
+        if local_port == server_port and remote_port == client_port:
+            return int(row[4].split(":")[1], 16) == 0  # tx_queue:rx_queue
+    return True
+
+
+def unread_by_the_server(pid: int, server_port: int) -> int:
+    """Octets waiting in the receive queues of the server's connections on `server_port`."""
+    total = 0
+    for row in tcp_table(pid):
+        if int(row[1].rsplit(":", 1)[1], 16) == server_port and row[3] != "0A":
+            total += int(row[4].split(":")[1], 16)
+    return total
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
+    """Whether `condition()` came true within `timeout` seconds (polled every 20 ms)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
 
 
 def cpu_seconds(pid: int) -> float:

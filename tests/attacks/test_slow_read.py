@@ -9,6 +9,7 @@ keeps reading is not cut off, however long it takes.
 
 from __future__ import annotations
 
+import select
 import time
 from collections.abc import Callable
 
@@ -22,6 +23,9 @@ CONNECTIONS = 10
 STREAMS = 100  # per connection, each asking for /books.json (~300 KB)
 # 1,000 blocked responses of 300 KB: 300 MB if bodies were copied; they are not.
 RSS_BOUND_KIB = 24 * 1024
+PING_INTERVAL = 0.25  # keep-alive PINGs, per connection: chatter, far below the control budget
+# One connection's 100 blocked responses (30 MB if copied).
+BLOCKED_RSS_BOUND_KIB = 8 * 1024
 
 
 def _zero_window_round(keep_alive_pings: bool) -> Callable[[int], Reaction]:
@@ -32,16 +36,23 @@ def _zero_window_round(keep_alive_pings: bool) -> Callable[[int], Reaction]:
             for peer in peers:
                 peer.send(b"".join(get(sid, "/books.json") for sid in range(1, 2 * STREAMS, 2)))
             deadline = started + STALL + SWEEP + 4
+            next_ping = started
             while time.monotonic() < deadline and not all(p.closed for p in peers):
+                if keep_alive_pings and time.monotonic() >= next_ping:
+                    next_ping += PING_INTERVAL
+                    for peer in peers:
+                        if not peer.closed:
+                            peer.send(frame(PING, 0, 0, b"alive!!!"))
                 for peer in peers:
-                    if keep_alive_pings and not peer.closed:
-                        peer.send(frame(PING, 0, 0, b"alive!!!"))
                     try:
                         while not peer.closed and peer.has_input():
                             peer.read_frame(0.5)
                     except TimeoutError:
                         pass
-                time.sleep(0.25)
+                # Until the server says something (its GOAWAY, the close) or the next
+                # keep-alive PING is due.
+                wait = max(0.0, next_ping - time.monotonic()) if keep_alive_pings else 0.25
+                select.select([p.sock for p in peers if not p.closed], [], [], wait)
             merged = Reaction()
             for peer in peers:
                 r = peer.reaction
@@ -121,6 +132,11 @@ def test_honest_slow_download_is_not_cut_off(start_server: Callable[..., ServerP
 def test_blocked_streams_cost_no_cpu(server: ServerProcess) -> None:
     """Nothing to send and no window to send it in: the server must sleep, not spin
     (Twisted spins at 100% CPU on a single flow-control-blocked stream)."""
+    warm = H2Peer(server.port)  # /books.json built and cached before the baseline
+    warm.send(get(1, "/books.json") + window_update(0, 1 << 20) + window_update(1, 1 << 20))
+    warm.read_until(lambda f: f.stream_id == 1 and f.flags & END_STREAM != 0)
+    warm.close()
+    rss_before = server.rss_kib()
     peer = H2Peer(server.port, initial_window_size=0)
     try:
         peer.send(b"".join(get(sid, "/books.json") for sid in range(1, 2 * STREAMS, 2)))
@@ -128,9 +144,12 @@ def test_blocked_streams_cost_no_cpu(server: ServerProcess) -> None:
             peer.read_until(lambda f: f.type == HEADERS)
         assert server.proc is not None
         before = cpu_seconds(server.proc.pid)
-        time.sleep(2.0)
+        time.sleep(2.0)  # the window in which CPU use is measured
         used = cpu_seconds(server.proc.pid) - before
         assert used < 0.1, f"{used:.2f} s of CPU in 2 s with every stream blocked"
         assert peer.reaction.data_bytes == 0 and not peer.closed
+        # 100 blocked responses of ~300 KB: 30 MB if bodies were copied; they are not.
+        growth = server.rss_kib() - rss_before
+        assert growth < BLOCKED_RSS_BOUND_KIB, f"RSS grew by {growth} KiB"
     finally:
         peer.close()

@@ -8,12 +8,12 @@ import signal
 import socket
 import ssl
 import subprocess
-import time
+import sys
 from pathlib import Path
 
 import httpx
-import pytest
 
+from tests.attacks.support import cpu_seconds, wait_for
 from tests.conftest import ServerProcess, require_tool
 
 
@@ -112,28 +112,30 @@ def test_access_log_shows_protocol(server: ServerProcess) -> None:
         + str(len(body))
         + r' "-" "log-test/1"$'
     )
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        if any(line_re.match(line.rstrip("\n")) for line in server.stdout_lines):
-            return
-        time.sleep(0.05)
-    pytest.fail("no access-log line matched; last lines: " + "".join(server.stdout_lines[-5:]))
+    # The line is written in the loop iteration after the response; the pipe adds the rest.
+    logged = wait_for(
+        lambda: any(line_re.match(line.rstrip("\n")) for line in server.stdout_lines), 5
+    )
+    assert logged, "no access-log line matched; last lines: " + "".join(server.stdout_lines[-5:])
 
 
 def test_sigterm_under_load_loses_nothing(fresh_server: ServerProcess, tmp_path: Path) -> None:
     """SIGTERM while h2load runs: every request the server accepted is answered in full."""
     fresh_server.start()
+    assert fresh_server.proc is not None
+    pid = fresh_server.proc.pid
     exe = require_tool("h2load")
     uris = write_uris(tmp_path / "uris.txt", f"https://127.0.0.1:{fresh_server.port}")
+    idle_cpu = cpu_seconds(pid)
     load = subprocess.Popen(
         [exe, "-n", "200000", "-c", "4", "-m", "50", "-i", str(uris)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    time.sleep(1.5)
+    # Under load: the server has spent a second of CPU on h2load's requests.
+    assert wait_for(lambda: cpu_seconds(pid) - idle_cpu > 1.0, timeout=30), "no load came"
     fresh_server.signal(signal.SIGTERM)
-    assert fresh_server.proc is not None
     assert fresh_server.proc.wait(20) == 0
     out, _ = load.communicate(timeout=60)
     match = re.search(r"(\d+) started, (\d+) done, (\d+) succeeded, (\d+) failed", out)
@@ -172,7 +174,16 @@ def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
         taken.listen()
         port = taken.getsockname()[1]
         done = subprocess.run(
-            ["python3", "-m", "h2books", "serve", "--port", str(port), "--data-dir", str(tmp_path)],
+            [
+                sys.executable,
+                "-m",
+                "h2books",
+                "serve",
+                "--port",
+                str(port),
+                "--data-dir",
+                str(tmp_path),
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -185,7 +196,7 @@ def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
 def test_missing_certificate_is_one_line_error(tmp_path: Path) -> None:
     done = subprocess.run(
         [
-            "python3",
+            sys.executable,
             "-m",
             "h2books",
             "serve",
@@ -211,7 +222,7 @@ def test_bad_data_dir_is_one_line_error(tmp_path: Path) -> None:
     not_a_dir = tmp_path / "file"
     not_a_dir.write_text("x")
     done = subprocess.run(
-        ["python3", "-m", "h2books", "serve", "--port", "0", "--data-dir", str(not_a_dir)],
+        [sys.executable, "-m", "h2books", "serve", "--port", "0", "--data-dir", str(not_a_dir)],
         capture_output=True,
         text=True,
         timeout=60,

@@ -8,6 +8,7 @@ path has no extra layer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import cast
 
 from h2books.protocol.h2 import CLIENT_PREFACE
@@ -16,11 +17,19 @@ from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.state import ServerState
 
 
-class TLSAcceptor(asyncio.Protocol):
-    """Runs once the TLS handshake is done, when ALPN has been agreed."""
+def _nothing() -> None:
+    pass
 
-    def __init__(self, state: ServerState) -> None:
+
+class TLSAcceptor(asyncio.Protocol):
+    """Runs once the TLS handshake is done, when ALPN has been agreed.
+
+    `settled` is called once the connection is served (see `listener.Admission`).
+    """
+
+    def __init__(self, state: ServerState, settled: Callable[[], None] = _nothing) -> None:
         self.state = state
+        self.settled = settled
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop transports are not asyncio.Transport subclasses, so cast rather than check.
@@ -34,16 +43,22 @@ class TLSAcceptor(asyncio.Protocol):
             protocol = H1ServerProtocol(self.state, "https")
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
+        self.settled()
 
     def data_received(self, data: bytes) -> None:  # pragma: no cover - replaced before any read
         raise RuntimeError("TLSAcceptor received data after handing over the transport")
 
 
 class CleartextAcceptor(asyncio.Protocol):
-    """Reads until the first bytes show HTTP/2 prior knowledge (h2c) or HTTP/1.x."""
+    """Reads until the first bytes show HTTP/2 prior knowledge (h2c) or HTTP/1.x.
 
-    def __init__(self, state: ServerState) -> None:
+    Until then the connection is not in `state.connections`; `settled` is called once it
+    is handed over or lost (see `listener.Admission`).
+    """
+
+    def __init__(self, state: ServerState, settled: Callable[[], None] = _nothing) -> None:
         self.state = state
+        self.settled = settled
         self.transport: asyncio.Transport | None = None
         self.buffer = b""
         self.timer: asyncio.TimerHandle | None = None
@@ -78,6 +93,7 @@ class CleartextAcceptor(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.timer is not None:
             self.timer.cancel()
+        self.settled()
 
     def _hand_over(self, protocol: H1ServerProtocol | H2ServerProtocol) -> None:
         assert self.transport is not None
@@ -86,5 +102,6 @@ class CleartextAcceptor(asyncio.Protocol):
             self.timer = None
         self.transport.set_protocol(protocol)
         protocol.connection_made(self.transport)
+        self.settled()
         data, self.buffer = self.buffer, b""
         protocol.data_received(data)

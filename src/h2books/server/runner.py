@@ -220,6 +220,7 @@ def run_workers(
         spawn(index)
     log.info("started %d workers", config.workers)
     failures = 0
+    gave_up = False
     while children:
         try:
             pid, status = os.wait()
@@ -239,13 +240,14 @@ def run_workers(
         log.error("worker %d (pid %d) exited with status %d; restarting", index, pid, status)
         if failures > 10 * config.workers:
             log.error("workers keep failing; giving up")
+            gave_up = True
             forward(signal.SIGTERM, None)
             continue
         time.sleep(0.5)
         if stopping:  # a signal during the pause: no new worker
             continue
         spawn(index)
-    return 0
+    return 1 if gave_up else 0  # a supervisor above us must see the failure
 
 
 _HEALTHY_RUN = 60.0  # seconds a worker must live for its death not to count as a crash loop

@@ -9,15 +9,14 @@ import signal
 import socket
 import ssl
 import sys
-from collections.abc import Callable
 from typing import TextIO
 
 from h2books.http import Handler
 from h2books.interfaces.native import NativeInterface
-from h2books.server.acceptor import CleartextAcceptor, TLSAcceptor
 from h2books.server.accesslog import AccessLog
 from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
+from h2books.server.listener import ConnectionGate, Listener
 from h2books.server.state import ServerState
 
 log = logging.getLogger("h2books.server")
@@ -48,14 +47,16 @@ class Server:
         self.handler = handler
         self.ssl_context = ssl_context
         self._access_log_stream = access_log_stream if access_log_stream is not None else sys.stdout
-        self._servers: list[asyncio.Server] = []
+        self._listeners: list[Listener] = []
         self._stop = asyncio.Event()
         self._sweeper: asyncio.TimerHandle | None = None
         self.state: ServerState | None = None
+        self.gate: ConnectionGate | None = None
 
     @property
     def sockets(self) -> list[socket.socket]:
-        return [sock for server in self._servers for sock in server.sockets]
+        """The listening sockets: the HTTPS one first, then the cleartext one."""
+        return [listener.sock for listener in self._listeners]
 
     async def start(
         self,
@@ -68,49 +69,29 @@ class Server:
         state = ServerState(self.config, NativeInterface(self.handler), loop, access_log, clock)
         self.state = state
         config = self.config
+        # One cap for both listeners: every connection counts from accept() to its end.
+        gate = ConnectionGate(state, config.limits.max_connections)
+        self.gate = gate
+
+        def listen(sock: socket.socket, tls: ssl.SSLContext | None) -> None:
+            listener = Listener(
+                sock,
+                gate,
+                tls,
+                handshake_timeout=config.timeouts.tls_handshake,
+                # After our last bytes, wait this long at most for the peer's close_notify:
+                # a client that never closes must not hold a shutdown (or a descriptor).
+                shutdown_timeout=_TLS_SHUTDOWN_TIMEOUT,
+            )
+            self._listeners.append(listener)
+
         if self.ssl_context is not None:
-            sock = tls_socket or bind_socket(config.host, config.port)
-            self._servers.append(
-                await loop.create_server(
-                    self._accept(lambda: TLSAcceptor(state)),
-                    sock=sock,
-                    ssl=self.ssl_context,
-                    ssl_handshake_timeout=config.timeouts.tls_handshake,
-                    # After our last bytes, wait this long at most for the peer's close_notify:
-                    # a client that never closes must not hold a shutdown (or a descriptor).
-                    ssl_shutdown_timeout=_TLS_SHUTDOWN_TIMEOUT,
-                    backlog=2048,
-                )
-            )
+            listen(tls_socket or bind_socket(config.host, config.port), self.ssl_context)
         if config.http_port is not None or http_socket is not None:
-            sock = http_socket or bind_socket(config.host, config.http_port or 0)
-            self._servers.append(
-                await loop.create_server(
-                    self._accept(lambda: CleartextAcceptor(state)), sock=sock, backlog=2048
-                )
-            )
+            listen(http_socket or bind_socket(config.host, config.http_port or 0), None)
+        for listener in self._listeners:
+            listener.start()
         self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
-
-    def _accept(self, factory: Callable[[], asyncio.Protocol]) -> Callable[[], asyncio.Protocol]:
-        def make() -> asyncio.Protocol:
-            self._make_room()
-            return factory()
-
-        return make
-
-    def _make_room(self) -> None:
-        """At the connection cap, close the idlest idle connections instead of refusing new ones."""
-        state = self.state
-        assert state is not None
-        cap = self.config.limits.max_connections
-        if len(state.connections) < cap:
-            return
-        idle = sorted((c for c in state.connections if c.is_idle()), key=lambda c: c.last_activity)
-        for connection in idle[: max(1, len(state.connections) - cap + 1)]:
-            # Idle, so nothing is in flight: GOAWAY (h2) and close now, not a two-stage
-            # shutdown that would leave it open, and unswept, for seconds more.
-            connection.evict()
-            state.connections.discard(connection)
 
     def _sweep(self) -> None:
         state = self.state
@@ -138,8 +119,8 @@ class Server:
         if state is None:
             return
         state.shutting_down = True
-        for server in self._servers:
-            server.close()
+        for listener in self._listeners:
+            listener.close()
         for connection in list(state.connections):
             connection.shutdown()
         loop = state.loop
@@ -148,10 +129,10 @@ class Server:
             await asyncio.sleep(0.05)
         for connection in list(state.connections):
             connection.abort()
-        for server in self._servers:
-            # Bounded: a connection still in its TLS handshake must not hold the exit.
+        for listener in self._listeners:
+            # Bounded: a cancelled handshake must not hold the exit.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(server.wait_closed(), _WAIT_CLOSED_TIMEOUT)
+                await asyncio.wait_for(listener.wait_closed(), _WAIT_CLOSED_TIMEOUT)
         if self._sweeper is not None:
             self._sweeper.cancel()
         if state.access_log is not None:

@@ -310,7 +310,9 @@ class H2ServerProtocol(ServerConnection):
     # -- server housekeeping ------------------------------------------------------------
 
     def is_idle(self) -> bool:
-        return not self._exchanges and self.conn.open_stream_count == 0
+        conn = self.conn
+        # A header block still arriving is a request on its way: not idle, not evictable.
+        return not self._exchanges and conn.open_stream_count == 0 and not conn.has_partial_request
 
     def shutdown(self) -> None:
         """Graceful: tell the peer (two-stage GOAWAY), finish what was accepted, then close.
