@@ -127,13 +127,18 @@ class H1ServerProtocol(ServerConnection):
     # -- responses ----------------------------------------------------------------------
 
     def respond(self, exchange: Exchange, response: Response) -> None:
-        if self._queue[0] is not exchange:
+        queue = self._queue
+        if queue[0] is not exchange:
             exchange.held = response  # not its turn: sent when the ones before are done
             return
         state = self.state
-        head = h1_head(response, state.server_name, state.clock.http_date)
+        date = state.clock.http_date
+        cached = response._h1_head  # this second's head, built by h1_head (no call)
+        if cached is not None and cached[0] is date:
+            head = cached[1]
+        else:
+            head = h1_head(response, state.server_name, date)
         self.conn.send_response(head, response.body)
-        queue = self._queue
         queue.popleft()
         if queue:
             self._advance()

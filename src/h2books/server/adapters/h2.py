@@ -245,7 +245,12 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response) -> None:
         state = self.state
-        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        date = state.clock.http_date
+        cached = response._h2_fields  # this second's fields, built by h2_fields (no call)
+        if cached is not None and cached[0] is date:
+            fields = cached[1]
+        else:
+            fields = h2_fields(response, state.server_name, date)
         body = b"" if exchange.method == b"HEAD" else response.body
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body)
