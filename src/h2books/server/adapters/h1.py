@@ -88,15 +88,12 @@ class H1ServerProtocol(ServerConnection):
         self._in_read = True
         while True:
             for event in events:
-                kind = type(event)
-                if kind is RequestReceived:
-                    assert isinstance(event, RequestReceived)
+                if isinstance(event, RequestReceived):
                     self._on_request(event)
-                elif kind is ProtocolError:
-                    assert isinstance(event, ProtocolError)
+                elif isinstance(event, ProtocolError):
                     log.debug("HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason)
                     self._close_when_done = True
-                elif kind is ConnectionClosed:
+                elif isinstance(event, ConnectionClosed):
                     self._close_when_done = True
             held_back = conn.paused
             self._in_read = False
