@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import h2.config
+import h2.connection
+import h2.events
+import h2.settings
 
 from h2books.http import Request, Response
 from h2books.interfaces.native import NativeInterface
+from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
 from h2books.server.exchange import Exchange
@@ -96,3 +102,67 @@ def connect_interface(
     transport.protocol = protocol
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol
+
+
+# -- driving an Exchange-level interface (as ASGI and WSGI will) --------------------
+
+Handler = Callable[[Exchange], Coroutine[Any, Any, None]]
+
+
+def task_interface(handler: Handler) -> Callable[[Exchange], None]:
+    """Each exchange runs `handler` as a task, as an ASGI app would run."""
+
+    def interface(exchange: Exchange) -> None:
+        exchange.task = asyncio.get_running_loop().create_task(handler(exchange))
+
+    return interface
+
+
+def h2_client(window: int = 65535) -> h2.connection.H2Connection:
+    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+    client.initiate_connection()
+    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
+    return client
+
+
+GET = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
+POST = [(":method", "POST"), (":scheme", "https"), (":authority", "x"), (":path", "/up")]
+
+
+async def pump(
+    protocol: H2ServerProtocol, transport: RecordingTransport, client: h2.connection.H2Connection
+) -> list[h2.events.Event]:
+    """Let the loop run, then hand what the server wrote to the client (and its answer back)."""
+    events: list[h2.events.Event] = []
+    seen = 0
+    for _ in range(50):
+        await asyncio.sleep(0)
+        data = b"".join(transport.writes[seen:])
+        seen = len(transport.writes)
+        if data:
+            events += client.receive_data(data)
+        reply = client.data_to_send()
+        if reply:
+            protocol.data_received(reply)
+    transport.writes.clear()
+    return events
+
+
+def h1_request(target: str) -> bytes:
+    return f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+
+
+async def parts() -> AsyncIterator[bytes]:
+    """The `stream` of a Response started by hand: the interface writes its parts itself."""
+    return
+    yield b""
+
+
+async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
+    """Let the loop run until `condition` holds (a test fails past `timeout` seconds)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not condition():
+        if loop.time() > deadline:
+            raise AssertionError("condition not met within the time limit")
+        await asyncio.sleep(0)

@@ -10,7 +10,6 @@ peer resets the stream or the connection ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import h2.config
@@ -23,48 +22,17 @@ from h2books.http import Response
 from h2books.server.adapters.h1 import H1ServerProtocol
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.exchange import Exchange
-from tests.server.inprocess import RecordingTransport, connect_interface
-
-Handler = Callable[[Exchange], Coroutine[Any, Any, None]]
-
-
-def task_interface(handler: Handler) -> Callable[[Exchange], None]:
-    """Each exchange runs `handler` as a task, as an ASGI app would run."""
-
-    def interface(exchange: Exchange) -> None:
-        exchange.task = asyncio.get_running_loop().create_task(handler(exchange))
-
-    return interface
-
-
-def h2_client(window: int = 65535) -> h2.connection.H2Connection:
-    client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
-    client.initiate_connection()
-    client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
-    return client
-
-
-GET = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
-POST = [(":method", "POST"), (":scheme", "https"), (":authority", "x"), (":path", "/up")]
-
-
-async def pump(
-    protocol: H2ServerProtocol, transport: RecordingTransport, client: h2.connection.H2Connection
-) -> list[h2.events.Event]:
-    """Let the loop run, then hand what the server wrote to the client (and its answer back)."""
-    events: list[h2.events.Event] = []
-    seen = 0
-    for _ in range(50):
-        await asyncio.sleep(0)
-        data = b"".join(transport.writes[seen:])
-        seen = len(transport.writes)
-        if data:
-            events += client.receive_data(data)
-        reply = client.data_to_send()
-        if reply:
-            protocol.data_received(reply)
-    transport.writes.clear()
-    return events
+from tests.server.inprocess import (
+    GET,
+    POST,
+    RecordingTransport,
+    connect_interface,
+    h1_request,
+    h2_client,
+    parts,
+    pump,
+    task_interface,
+)
 
 
 def test_h2_early_hint_body_in_parts_and_trailers() -> None:
@@ -179,10 +147,6 @@ def test_h2_reset_by_the_app_sends_rst_stream() -> None:
     assert any(isinstance(e, h2.events.StreamReset) for e in events)
 
 
-def h1_request(target: str) -> bytes:
-    return f"GET {target} HTTP/1.1\r\nHost: x\r\n\r\n".encode()
-
-
 def h1_events(data: bytes) -> list[Any]:
     client = h11.Connection(h11.CLIENT)
     client.send(h11.Request(method="GET", target="/", headers=[("host", "x")]))
@@ -229,25 +193,69 @@ def test_h1_early_hint_then_a_chunked_body() -> None:
 
 
 def test_h1_a_later_exchange_waits_for_its_turn() -> None:
-    async def handler(exchange: Exchange) -> None:
-        exchange.start(Response(200, [], stream=parts()))
-        assert await exchange.wait_writable()  # the second waits here for the first
-        exchange.write(exchange.target)
-        if exchange.target == b"/first":
-            await asyncio.sleep(0.01)
-        exchange.end()
-
     async def main() -> bytes:
+        second_waiting = asyncio.Event()
+        done = asyncio.Event()
+
+        async def handler(exchange: Exchange) -> None:
+            exchange.start(Response(200, [], stream=parts()))
+            if exchange.target == b"/first":
+                await second_waiting.wait()  # the second is parked in wait_writable by now
+            else:
+                second_waiting.set()
+            assert await exchange.wait_writable()
+            exchange.write(exchange.target)
+            exchange.end()
+            if exchange.target == b"/second":
+                done.set()
+
         transport = RecordingTransport()
         connect_interface(H1ServerProtocol, task_interface(handler), transport).data_received(
             h1_request("/first") + h1_request("/second")
         )
-        await asyncio.sleep(0.05)
+        await asyncio.wait_for(done.wait(), 5)
         return transport.data
 
     data = asyncio.run(main())
     assert data.index(b"/first") < data.index(b"/second")
     assert data.count(b"HTTP/1.1 200") == 2
+
+
+def test_h1_parts_written_before_their_turn_wait_for_it() -> None:
+    """An exchange may write and end without waiting (ASGI's last message needs no
+    wait): over HTTP/1.1 its parts are kept until the answers before it are done."""
+
+    async def main() -> bytes:
+        second_done = asyncio.Event()
+        first_done = asyncio.Event()
+
+        async def handler(exchange: Exchange) -> None:
+            exchange.start(Response(200, [], stream=parts()))
+            if exchange.target == b"/first":
+                await second_done.wait()
+                assert await exchange.wait_writable()
+                exchange.write(b"first-body")
+                exchange.end()
+                first_done.set()
+            else:
+                exchange.write(b"second-body")  # not its turn: kept
+                exchange.end()
+                second_done.set()
+
+        transport = RecordingTransport()
+        connect_interface(H1ServerProtocol, task_interface(handler), transport).data_received(
+            h1_request("/first") + h1_request("/second")
+        )
+        await asyncio.wait_for(first_done.wait(), 5)
+        for _ in range(3):
+            await asyncio.sleep(0)  # the scheduled flush
+        return transport.data
+
+    data = asyncio.run(main())
+    first, second = data.split(b"HTTP/1.1 200")[1:]
+    assert b"first-body" in first and b"second-body" not in first
+    assert b"second-body" in second
+    assert data.endswith(b"0\r\n\r\n")  # the second chunked body ended too
 
 
 def test_h1_connection_lost_makes_every_exchange_gone() -> None:
@@ -270,9 +278,3 @@ def test_h1_connection_lost_makes_every_exchange_gone() -> None:
 
     asyncio.run(main())
     assert len(exchanges) == 2
-
-
-async def parts() -> AsyncIterator[bytes]:
-    """The `stream` of a Response started by hand: the interface writes its parts itself."""
-    return
-    yield b""

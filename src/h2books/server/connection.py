@@ -177,7 +177,9 @@ class ServerConnection(asyncio.BufferedProtocol):
         for event in conn.handle_timer(now):
             if type(event) is self.timed_out_event:
                 timed_out = event
-        self.write_pending()
+        # Write what the rules queued; flush also closes when the core is done (say, the
+        # final GOAWAY of a graceful shutdown went out at its grace deadline).
+        self.flush()
         if timed_out is None:
             return
         log.debug("%s: %s timeout", self.client_host, timed_out.rule)
@@ -229,9 +231,8 @@ class ServerConnection(asyncio.BufferedProtocol):
     def flush(self) -> None:
         raise NotImplementedError
 
-    def body_taken(self, exchange: Exchange, size: int, whole: bool) -> None:
-        """The layer above took `size` body bytes, `whole` (once complete) or as they came:
-        the adapter may give credit back."""
+    def body_taken(self, exchange: Exchange, size: int) -> None:
+        """The layer above took `size` body bytes: the adapter may give credit back."""
 
     # The response calls of an Exchange, carried out on the core.
     def respond(self, exchange: Exchange, response: Response) -> None:

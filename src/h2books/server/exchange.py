@@ -67,8 +67,10 @@ class Exchange:
     _reader: asyncio.Future[None] | None = None
     _waiter: asyncio.Future[None] | None = None
     task: asyncio.Task[None] | None = None
-    # Adapter-owned: a response that cannot go out yet (HTTP/1.1 answers in order).
+    # Adapter-owned: a response whose turn has not come (HTTP/1.1 answers in order), and
+    # the parts of its body written before it.
     held: Response | None = None
+    backlog: list[tuple[bytes | memoryview, bool]] | None = None
     gone = False
 
     def __init__(
@@ -133,7 +135,7 @@ class Exchange:
             return b""
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         self._chunks = None
-        self.adapter.body_taken(self, len(body), True)
+        self.adapter.body_taken(self, len(body))
         return body
 
     def release_body(self) -> int:
@@ -153,7 +155,7 @@ class Exchange:
                 self._reader = self.adapter.state.loop.create_future()
             await self._reader
         data = self._chunks.pop(0)
-        self.adapter.body_taken(self, len(data), False)
+        self.adapter.body_taken(self, len(data))
         return data
 
     def _wake_reader(self) -> None:
@@ -199,13 +201,19 @@ class Exchange:
 
     def start(self, response: Response) -> None:
         """Send the head of `response`; the body follows with write() and end()."""
+        if self.gone or self.response_state != PENDING:
+            return
         self.status = response.status
         self.response_state = STARTED
         self.adapter.start(self, response)
 
     def write(self, data: bytes | memoryview, end: bool = False) -> None:
+        """Send part of the body; await wait_writable() first for backpressure (on HTTP/1.1
+        a response whose turn has not come is held in memory until it has)."""
         if self.gone or self.response_state != STARTED:
             return
+        if self.method == b"HEAD":
+            data = b""  # the head of a GET, never its body
         self.sent += len(data)
         if end:
             self.response_state = DONE

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 from h2books.http import Request, Response
 from h2books.server.adapters.h1 import H1ServerProtocol
 from h2books.server.exchange import BIG_BODY, BODY_SLICE
-from tests.server.inprocess import RecordingTransport
+from tests.server.inprocess import RecordingTransport, until
 from tests.server.inprocess import connect as connect_protocol
 
 BIG = bytes(range(256)) * ((3 * BIG_BODY) // 256 + 7)  # > BIG_BODY, not a whole slice count
@@ -47,8 +47,10 @@ def request(target: str, host: str = "example.com", method: str = "GET") -> byte
 
 def test_sync_and_async_answers_keep_request_order() -> None:
     async def main() -> list[tuple[bytes, bytes]]:
+        release = asyncio.Event()
+
         async def later(text: str) -> Response:
-            await asyncio.sleep(0.01)
+            await release.wait()
             return Response(200, [], text.encode())
 
         def handler(req: Request) -> Response | Awaitable[Response]:
@@ -61,7 +63,10 @@ def test_sync_and_async_answers_keep_request_order() -> None:
         protocol.data_received(request("/a"))  # answered at once
         protocol.data_received(request("/slow") + request("/b"))  # /b waits for /slow
         protocol.data_received(request("/c"))
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0)
+        assert len(split_responses(transport.data)) == 1  # only /a: the rest wait
+        release.set()
+        await until(lambda: len(split_responses(transport.data)) == 4)
         return split_responses(transport.data)
 
     bodies = [body for _, body in asyncio.run(main())]
@@ -114,10 +119,58 @@ def test_head_of_a_big_body_sends_no_body() -> None:
             lambda req: Response(200, [], BIG if req.path == "/big" else b"x"), transport
         )
         protocol.data_received(request("/big", method="HEAD") + request("/x"))
-        await asyncio.sleep(0.01)
+        await until(lambda: transport.data.endswith(b"x"))
         return transport.data
 
     data = asyncio.run(main())
     assert data.count(b"HTTP/1.1 200 OK") == 2
     assert b"\r\ncontent-length: %d\r\n" % len(BIG) in data
     assert data.endswith(b"\r\n\r\nx") and len(data) < 1024
+
+
+def test_the_cores_timeout_rules_close_the_transport() -> None:
+    """The server's timer asks the core; the adapter closes the way the rule says."""
+
+    async def main() -> tuple[bool, bool, bool, bool]:
+        idle = RecordingTransport()
+        idle_protocol = connect(lambda req: Response(200, [], b""), idle)
+        slow = RecordingTransport()
+        slow_protocol = connect(lambda req: Response(200, [], b""), slow)
+        slow_protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n")  # the head never ends
+        now = asyncio.get_running_loop().time()
+        timeouts = idle_protocol.state.config.timeouts
+        idle_protocol.check_timeouts(now + timeouts.keep_alive - 0.5)
+        slow_protocol.check_timeouts(now + timeouts.request_head - 0.5)
+        before = idle.closed, slow.closed
+        idle_protocol.check_timeouts(now + timeouts.keep_alive + 0.5)
+        slow_protocol.check_timeouts(now + timeouts.request_head + 0.5)
+        return (*before, idle.closed, slow.closed)
+
+    idle_early, slow_early, idle_late, slow_late = asyncio.run(main())
+    assert not idle_early and not slow_early
+    assert idle_late and slow_late
+
+
+def test_graceful_shutdown_answers_what_was_received_then_closes() -> None:
+    async def main() -> tuple[bytes, bool]:
+        transport = RecordingTransport()
+        release = asyncio.Event()
+
+        async def handler(req: Request) -> Response:
+            await release.wait()
+            return Response(200, [], b"late")
+
+        protocol = connect(handler, transport)
+        protocol.data_received(request("/a"))
+        await asyncio.sleep(0)
+        protocol.shutdown()
+        still_open = not transport.closed
+        release.set()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert still_open
+        return transport.data, transport.closed
+
+    data, closed = asyncio.run(main())
+    assert data.endswith(b"late") and b"connection: close" in data.lower()
+    assert closed

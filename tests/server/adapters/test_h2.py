@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from pathlib import Path
 
 import h2.config
 import h2.connection
@@ -15,9 +16,11 @@ import h2.events
 import h2.settings
 import pytest
 
-from h2books.http import Response
+from h2books.http import Request, Response
+from h2books.interfaces.native import NativeInterface
 from h2books.server.adapters.h2 import H2ServerProtocol
-from h2books.server.exchange import BIG_BODY, BODY_SLICE
+from h2books.server.config import Limits, ServerConfig
+from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
     ACK,
@@ -40,7 +43,16 @@ from tests.server.h2wire import (
     frame,
     settings,
 )
-from tests.server.inprocess import RecordingTransport, connect
+from tests.server.inprocess import (
+    POST,
+    RecordingTransport,
+    connect,
+    connect_interface,
+    h2_client,
+    parts,
+    pump,
+    task_interface,
+)
 
 
 @pytest.fixture
@@ -335,3 +347,168 @@ def test_big_body_goes_out_in_slices_as_the_transport_drains() -> None:
 def test_big_body_waits_for_the_peers_window() -> None:
     # A 100 KB stream window: the body only flows as the client acknowledges it.
     _h2_client_exchange(2 * BIG_BODY, 1 << 30, 100_000)
+
+
+# -- request bodies, flow-control credit and the connection's body budget -------------
+
+
+def _config(**limits: int) -> ServerConfig:
+    return ServerConfig(data_dir=Path("/nonexistent"), access_log=False, limits=Limits(**limits))
+
+
+def test_a_413_in_the_middle_of_a_body_gives_its_budget_back() -> None:
+    async def main() -> tuple[int, list[h2.events.Event]]:
+        transport = RecordingTransport()
+        interface = NativeInterface(lambda req: Response(200, [], b"ok"))
+        protocol = connect_interface(
+            H2ServerProtocol, interface, transport, _config(max_body_size=100_000)
+        )
+        client = h2_client()
+        await pump(protocol, transport, client)
+        client.send_headers(1, POST)
+        for _ in range(8):  # 120 000 bytes: past max_body_size
+            client.send_data(1, b"x" * 15_000)
+            protocol.data_received(client.data_to_send())
+        events = await pump(protocol, transport, client)
+        return protocol._body_bytes, events
+
+    held, events = asyncio.run(main())
+    statuses = [dict(e.headers)[b":status"] for e in events if hasattr(e, "headers")]
+    assert statuses == [b"413"]
+    assert any(isinstance(e, h2.events.StreamReset) and e.error_code == 0 for e in events)
+    assert held == 0  # nothing is held for a stream that is gone
+
+
+def test_an_upload_is_not_held_back_by_an_exchange_without_a_body() -> None:
+    """Stream 1 waits in its handler; stream 3 uploads more than the body budget. The
+    oldest body (stream 3's, not stream 1's) always gets its credit: no deadlock."""
+
+    async def main() -> bool:
+        release = asyncio.Event()
+
+        async def handler(request: Request) -> Response:
+            if request.path == "/slow":
+                await release.wait()
+            return Response(200, [], b"%d" % len(request.body))
+
+        transport = RecordingTransport()
+        protocol = connect_interface(
+            H2ServerProtocol,
+            NativeInterface(handler),
+            transport,
+            _config(max_buffered_body=200_000, max_body_size=8_000_000),
+        )
+        client = h2_client()
+        client.increment_flow_control_window(10_000_000)
+        await pump(protocol, transport, client)
+        slow = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/slow")]
+        client.send_headers(1, slow, end_stream=True)
+        client.send_headers(3, POST)
+        protocol.data_received(client.data_to_send())
+        sent, total = 0, 1_500_000
+        for _ in range(400):
+            room = min(client.local_flow_control_window(3), total - sent, 16384)
+            if room > 0:
+                client.send_data(3, b"y" * room, end_stream=sent + room == total)
+                sent += room
+            for event in await pump(protocol, transport, client):
+                if isinstance(event, h2.events.StreamEnded) and event.stream_id == 3:
+                    release.set()
+                    return True
+        release.set()
+        return False
+
+    assert asyncio.run(main())
+
+
+def test_a_body_read_in_parts_then_taken_whole_keeps_the_budget_exact() -> None:
+    seen: list[int] = []
+
+    async def handler(exchange: Exchange) -> None:
+        first = await exchange.receive()  # read as it comes ...
+        while not exchange.body_complete:
+            await asyncio.sleep(0)
+        rest = exchange.take_body()  # ... then the rest at once
+        seen.append(len(first) + len(rest))
+        exchange.respond(Response(200, [], b"ok"))
+
+    async def main() -> int:
+        transport = RecordingTransport()
+        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
+        client = h2_client()
+        await pump(protocol, transport, client)
+        client.send_headers(1, POST)
+        client.send_data(1, b"a" * 15000)
+        protocol.data_received(client.data_to_send())
+        await pump(protocol, transport, client)
+        client.send_data(1, b"b" * 15000, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        await pump(protocol, transport, client)
+        return protocol._body_bytes
+
+    assert asyncio.run(main()) == 0
+    assert seen == [30000]
+
+
+def test_an_answer_before_the_whole_request_resets_the_rest_with_no_error() -> None:
+    """RFC 9113 §8.1: a complete response before the request is complete may ask the
+    client to stop with RST_STREAM NO_ERROR; the server then reads no more of it."""
+
+    async def handler(exchange: Exchange) -> None:
+        exchange.respond(Response(401, [], b"no"))
+
+    async def main() -> tuple[list[h2.events.Event], bool]:
+        transport = RecordingTransport()
+        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
+        client = h2_client()
+        await pump(protocol, transport, client)
+        client.send_headers(1, POST)
+        client.send_data(1, b"x" * 1000)
+        protocol.data_received(client.data_to_send())
+        events = await pump(protocol, transport, client)
+        return events, protocol.is_idle()
+
+    events, idle = asyncio.run(main())
+    assert any(isinstance(e, h2.events.StreamReset) and e.error_code == 0 for e in events)
+    assert idle
+
+
+def test_head_answered_in_parts_sends_no_body() -> None:
+    async def handler(exchange: Exchange) -> None:
+        exchange.start(Response(200, [], stream=parts()))
+        assert await exchange.wait_writable()
+        exchange.write(b"body-bytes")
+        exchange.end()
+
+    async def main() -> list[h2.events.Event]:
+        transport = RecordingTransport()
+        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
+        client = h2_client()
+        head = [(":method", "HEAD"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
+        client.send_headers(1, head, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        return await pump(protocol, transport, client)
+
+    events = asyncio.run(main())
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+    assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived)) == b""
+
+
+def test_graceful_shutdown_closes_at_the_grace_deadline_without_a_ping_ack() -> None:
+    async def main() -> tuple[bool, bool]:
+        transport = RecordingTransport()
+        interface = NativeInterface(lambda req: Response(200, [], b"ok"))
+        protocol = connect_interface(H2ServerProtocol, interface, transport)
+        client = h2_client()
+        await pump(protocol, transport, client)  # SETTINGS exchanged, no stream open
+        protocol.shutdown()  # GOAWAY + PING; this peer never answers the PING
+        await asyncio.sleep(0)
+        now = asyncio.get_running_loop().time()
+        protocol.check_timeouts(now + 1.9)  # within the grace: still open
+        early = transport.closed
+        protocol.check_timeouts(now + 2.1)  # past it: the final GOAWAY, then closed
+        return early, transport.closed
+
+    early, late = asyncio.run(main())
+    assert not early
+    assert late

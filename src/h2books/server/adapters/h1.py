@@ -85,18 +85,22 @@ class H1ServerProtocol(ServerConnection):
 
     def _handle(self, events: Sequence[Event]) -> None:
         conn = self.conn
-        self._in_read = True
         while True:
-            for event in events:
-                if isinstance(event, RequestReceived):
-                    self._on_request(event)
-                elif isinstance(event, ProtocolError):
-                    log.debug("HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason)
-                    self._close_when_done = True
-                elif isinstance(event, ConnectionClosed):
-                    self._close_when_done = True
+            self._in_read = True
+            try:
+                for event in events:
+                    if isinstance(event, RequestReceived):
+                        self._on_request(event)
+                    elif isinstance(event, ProtocolError):
+                        log.debug(
+                            "HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason
+                        )
+                        self._close_when_done = True
+                    elif isinstance(event, ConnectionClosed):
+                        self._close_when_done = True
+            finally:
+                self._in_read = False
             held_back = conn.paused
-            self._in_read = False
             self.flush()
             if self._closing or not held_back:
                 break
@@ -104,7 +108,6 @@ class H1ServerProtocol(ServerConnection):
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            self._in_read = True
             events = conn.resume(self.state.loop.time())
 
     def _on_request(self, event: RequestReceived) -> None:
@@ -129,12 +132,7 @@ class H1ServerProtocol(ServerConnection):
             exchange.held = response  # not its turn: sent when the ones before are done
             return
         state = self.state
-        date = state.clock.http_date
-        cached = response._h1_head  # this second's head, built by h1_head (no call)
-        if cached is not None and cached[0] is date:
-            head = cached[1]
-        else:
-            head = h1_head(response, state.server_name, date)
+        head = h1_head(response, state.server_name, state.clock.http_date)
         self.conn.send_response(head, response.body)
         queue.popleft()
         if queue:
@@ -145,12 +143,25 @@ class H1ServerProtocol(ServerConnection):
     def start(self, exchange: Exchange, response: Response) -> None:
         if self._queue[0] is not exchange:
             exchange.held = response
+            exchange.backlog = []  # a streamed answer: its parts wait with its head
             return
         state = self.state
         self.conn.start_response(h1_head(response, state.server_name, state.clock.http_date))
         self.output_ready()
 
+    def _due(self, exchange: Exchange) -> bool:
+        """Whether `exchange` may write now: it is the oldest, and its head has gone out."""
+        return self._queue[0] is exchange and exchange.held is None
+
+    def _keep(self, exchange: Exchange, data: bytes | memoryview, end: bool) -> None:
+        """Not its turn yet: the part waits, in order, until its head goes out (_advance)."""
+        assert exchange.backlog is not None  # set by start() when it held the head
+        exchange.backlog.append((data, end))
+
     def write(self, exchange: Exchange, data: bytes | memoryview, end: bool) -> None:
+        if not self._due(exchange):
+            self._keep(exchange, data, end)
+            return
         conn = self.conn
         write_now = len(data) >= FLUSH_NOW and not self._in_read
         if write_now:
@@ -169,6 +180,9 @@ class H1ServerProtocol(ServerConnection):
     def end(self, exchange: Exchange, trailers: Fields | None) -> None:
         # Trailers need a chunked body and a client that asked for them (TE: trailers);
         # the HTTP/1.1 core ends the body without them.
+        if not self._due(exchange):
+            self._keep(exchange, b"", True)
+            return
         self.conn.end_response()
         self._queue.popleft()
         self._advance()
@@ -201,11 +215,16 @@ class H1ServerProtocol(ServerConnection):
             if response is None:
                 return
             exchange.held = None
-            if exchange.response_state != STARTED:
+            backlog = exchange.backlog
+            if backlog is None:
                 self.respond(exchange, response)
                 return  # respond advanced the rest
-            # A streamed answer: its head goes now, its body as its task writes it.
+            # A streamed answer: its head goes now, then what it wrote before its turn,
+            # then the rest as its task writes it.
+            exchange.backlog = None
             self.start(exchange, response)
+            for data, end in backlog:
+                self.write(exchange, data, end)  # the last may end it and advance
             exchange.wake()
             return
 

@@ -32,6 +32,7 @@ class H2ServerProtocol(ServerConnection):
         "_body_bytes",
         "_deferred",
         "_exchanges",
+        "_held",
         "conn",
     )
 
@@ -39,7 +40,8 @@ class H2ServerProtocol(ServerConnection):
         super().__init__(state, scheme)
         self.conn = H2Connection(state.h2_config)
         self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
-        self._body_bytes = 0  # request body bytes held for the layer above, all streams
+        self._held: dict[int, int] = {}  # stream id -> body bytes counted in the budget
+        self._body_bytes = 0  # their sum: request body bytes held for the layer above
         self._deferred: dict[int, int] = {}  # stream id -> window credit held back
 
     # -- ServerConnection ---------------------------------------------------------------
@@ -55,6 +57,7 @@ class H2ServerProtocol(ServerConnection):
 
     def forget_exchanges(self) -> None:
         self._exchanges.clear()
+        self._held.clear()
         self._deferred.clear()
         self._body_bytes = 0
 
@@ -83,44 +86,46 @@ class H2ServerProtocol(ServerConnection):
         exchanges = self._exchanges
         interface = self.state.interface
         # The most frequent events first: one isinstance each, and mypy narrows the type.
-        for event in self.conn.receive_data(data, now):
-            if isinstance(event, ev.RequestReceived):
-                stream_id = event.stream_id
-                exchange = Exchange(
-                    self,
-                    stream_id,
-                    event.method,
-                    event.path,
-                    event.headers,
-                    event.authority,
-                    "2",
-                    b"" if event.end_stream else None,
-                )
-                if event.end_stream:
-                    interface(exchange)
-                    if exchange.response_state != DONE:  # still to answer: findable by id
-                        exchanges[stream_id] = exchange
-                else:
-                    exchanges[stream_id] = exchange
-                    if self._body_wanted(exchange):
+        try:
+            for event in self.conn.receive_data(data, now):
+                if isinstance(event, ev.RequestReceived):
+                    stream_id = event.stream_id
+                    exchange = Exchange(
+                        self,
+                        stream_id,
+                        event.method,
+                        event.path,
+                        event.headers,
+                        event.authority,
+                        "2",
+                        b"" if event.end_stream else None,
+                    )
+                    if event.end_stream:
                         interface(exchange)
-            elif isinstance(event, ev.DataReceived):
-                self._on_data(event)
-            elif isinstance(event, ev.StreamReset):
-                self._lose(event.stream_id)
-            elif isinstance(event, ev.WindowUpdated):
-                self._wake(event.stream_id)
-            elif isinstance(event, ev.TrailersReceived):
-                ended = exchanges.get(event.stream_id)
-                if ended is not None:
-                    ended.end_body(event.headers)
-            elif isinstance(event, ev.ConnectionTerminated):
-                self._closing = True
-            elif isinstance(event, ev.RemoteSettingsChanged):
-                # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window.
-                self._wake(0)
-            # GoAwayReceived: in-flight streams still finish; the peer opens no new ones.
-        self._in_read = False
+                        if exchange.response_state != DONE and not exchange.gone:
+                            exchanges[stream_id] = exchange  # still to answer: findable by id
+                    else:
+                        exchanges[stream_id] = exchange
+                        if self._body_wanted(exchange):
+                            interface(exchange)
+                elif isinstance(event, ev.DataReceived):
+                    self._on_data(event)
+                elif isinstance(event, ev.StreamReset):
+                    self._lose(event.stream_id)
+                elif isinstance(event, ev.WindowUpdated):
+                    self._wake(event.stream_id)
+                elif isinstance(event, ev.TrailersReceived):
+                    ended = exchanges.get(event.stream_id)
+                    if ended is not None:
+                        ended.end_body(event.headers)
+                elif isinstance(event, ev.ConnectionTerminated):
+                    self._closing = True
+                elif isinstance(event, ev.RemoteSettingsChanged):
+                    # A larger SETTINGS_INITIAL_WINDOW_SIZE opens every stream's window.
+                    self._wake(0)
+                # GoAwayReceived: in-flight streams still finish; the peer opens no new ones.
+        finally:
+            self._in_read = False
         self.flush()
 
     def flush(self) -> None:
@@ -159,8 +164,10 @@ class H2ServerProtocol(ServerConnection):
             self._refuse_body(exchange)
             return
         if exchange.on_body_complete is not None:
-            # Wanted whole: held here until the last byte, within the connection's budget.
-            self._body_bytes += len(data)
+            # Wanted whole: held here until the last byte, counted in the connection's budget.
+            if data:
+                self._held[stream_id] = self._held.get(stream_id, 0) + len(data)
+                self._body_bytes += len(data)
             if received:
                 self._credit(stream_id, received)
         elif received > len(data):
@@ -185,31 +192,44 @@ class H2ServerProtocol(ServerConnection):
         """Reopen the peer's window for body bytes we hold, within the connection's budget.
 
         Past `max_buffered_body` the credit is deferred (the peer's window stays shut, so it
-        cannot send more) except for the oldest body, which can always finish: the budget
-        bounds memory without ever deadlocking every upload at once.
+        cannot send more) except for the oldest body being held, which can always finish:
+        the budget bounds memory without ever deadlocking every upload at once.
         """
         if self._body_bytes <= self.state.config.limits.max_buffered_body or stream_id == next(
-            iter(self._exchanges)
+            iter(self._held)
         ):
             self.conn.acknowledge_received_data(stream_id, size)
         else:
             self._deferred[stream_id] = self._deferred.get(stream_id, 0) + size
 
-    def body_taken(self, exchange: Exchange, size: int, whole: bool) -> None:
-        if whole:
-            # Held within the budget until now: deferred credit of other streams can go out.
-            self._body_bytes -= size
+    def body_taken(self, exchange: Exchange, size: int) -> None:
+        """The layer above took `size` body bytes: what the budget counted is released (and
+        other streams' deferred credit may go out); bytes read as they came get their
+        window back now."""
+        stream_id = exchange.stream_id
+        counted = self._held.get(stream_id, 0)
+        released = min(size, counted)
+        if released:
+            self._uncount(stream_id, released)
             self._give_deferred_credit()
+        if size > released:
+            self.conn.acknowledge_received_data(stream_id, size - released)
+        self.output_ready()
+
+    def _uncount(self, stream_id: int, size: int) -> None:
+        left = self._held[stream_id] - size
+        if left:
+            self._held[stream_id] = left
         else:
-            self.conn.acknowledge_received_data(exchange.stream_id, size)
-            self.output_ready()
+            del self._held[stream_id]
+        self._body_bytes -= size
 
     def _give_deferred_credit(self) -> None:
         deferred = self._deferred
         if not deferred:
             return
         # The oldest body must always be able to finish (no upload deadlock).
-        oldest = next(iter(self._exchanges), None)
+        oldest = next(iter(self._held), None)
         if oldest is not None and oldest in deferred:
             self.conn.acknowledge_received_data(oldest, deferred.pop(oldest))
         limit = self.state.config.limits.max_buffered_body
@@ -226,12 +246,21 @@ class H2ServerProtocol(ServerConnection):
         # window inside the core; only other streams' deferred credit is owed.
         if self._deferred:
             self._deferred.pop(stream_id, None)
-        if exchange.body_size:
-            held = exchange.release_body()
-            if exchange.on_body_complete is not None:
-                self._body_bytes -= held  # (a streamed body's was never counted)
+        counted = self._held.pop(stream_id, 0)
+        if counted:
+            self._body_bytes -= counted
+        exchange.release_body()
         if self._deferred:
             self._give_deferred_credit()
+
+    def _response_done(self, exchange: Exchange) -> None:
+        if not exchange.body_complete:
+            # RFC 9113 §8.1: the answer is complete before the request is; ask the peer to
+            # stop sending it (RST_STREAM NO_ERROR). A reader sees the body end here.
+            self.conn.reset_stream(exchange.stream_id, ErrorCode.NO_ERROR)
+            exchange.on_body_complete = None
+            exchange.end_body()
+        self._finish(exchange)
 
     def _lose(self, stream_id: int) -> None:
         # Work for a cancelled stream is never done: drop its body, cancel its work.
@@ -244,20 +273,15 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response) -> None:
         state = self.state
-        date = state.clock.http_date
-        cached = response._h2_fields  # this second's fields, built by h2_fields (no call)
-        if cached is not None and cached[0] is date:
-            fields = cached[1]
-        else:
-            fields = h2_fields(response, state.server_name, date)
+        fields = h2_fields(response, state.server_name, state.clock.http_date)
         body = b"" if exchange.method == b"HEAD" else response.body
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body)
-        if exchange.body_complete:
-            if self._deferred or exchange.body_size:
-                self._finish(exchange)
-            elif self._exchanges:
+        if exchange.body_complete and not exchange.body_size and not self._deferred:
+            if self._exchanges:
                 self._exchanges.pop(stream_id, None)  # _finish, for the common case
+        else:
+            self._response_done(exchange)
         if not self._in_read:
             self.output_ready()
 
@@ -270,7 +294,7 @@ class H2ServerProtocol(ServerConnection):
     def write(self, exchange: Exchange, data: bytes | memoryview, end: bool) -> None:
         self.conn.send_data(exchange.stream_id, data, end_stream=end)  # type: ignore[arg-type]
         if end:
-            self._finish(exchange)
+            self._response_done(exchange)
         if len(data) >= FLUSH_NOW and not self._in_read:
             self.flush()
         else:
@@ -281,7 +305,7 @@ class H2ServerProtocol(ServerConnection):
             self.conn.send_trailers(exchange.stream_id, trailers)
         else:
             self.conn.send_data(exchange.stream_id, b"", end_stream=True)
-        self._finish(exchange)
+        self._response_done(exchange)
         self.output_ready()
 
     def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
