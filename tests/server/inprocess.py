@@ -33,6 +33,7 @@ class RecordingTransport:
         self.protocol: asyncio.Protocol | None = None
         self.paused = False
         self.closed = False
+        self.writelines_calls = 0
 
     def get_extra_info(self, name: str, default: object = None) -> object:
         return ("127.0.0.1", 50000) if name == "peername" else default
@@ -41,6 +42,7 @@ class RecordingTransport:
         pass
 
     def writelines(self, pieces: list[bytes | memoryview]) -> None:
+        self.writelines_calls += 1
         self.write(b"".join(pieces))
 
     def write(self, data: bytes) -> None:
@@ -82,9 +84,10 @@ def connect(
     protocol_class: Callable[[ServerState, str], P],
     handler: Callable[[Request], Response | Awaitable[Response]],
     transport: RecordingTransport,
+    scheme: str = "https",
 ) -> P:
     """A protocol of `protocol_class` serving `handler`, connected to `transport`."""
-    return connect_interface(protocol_class, NativeInterface(handler), transport)
+    return connect_interface(protocol_class, NativeInterface(handler), transport, scheme=scheme)
 
 
 def connect_interface(
@@ -92,13 +95,15 @@ def connect_interface(
     interface: Callable[[Exchange], None],
     transport: RecordingTransport,
     config: ServerConfig | None = None,
+    scheme: str = "https",
 ) -> P:
-    """A protocol of `protocol_class` handing its exchanges to `interface`."""
+    """A protocol of `protocol_class` handing its exchanges to `interface`; `scheme` says
+    whether the connection is over TLS ("https") or cleartext ("http")."""
     loop = asyncio.get_running_loop()
     if config is None:
         config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
     state = ServerState(config, interface, loop, None, WallClock())
-    protocol = protocol_class(state, "https")
+    protocol = protocol_class(state, scheme)
     transport.protocol = protocol
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol

@@ -44,6 +44,24 @@ def test_big_body_goes_out_as_views_of_the_callers_bytes() -> None:
     assert c.conn.buffers_to_send() == [] and c.conn.data_to_send() == b""
 
 
+def test_full_frames_of_a_big_body_share_one_header_and_a_short_tail_is_copied() -> None:
+    c = big_window_client()
+    c.send(c.headers(1, end_stream=False))
+    c.conn.send_headers(1, [(b":status", b"200")])
+    body = bytes(range(256)) * 192 + b"t" * 100  # three full frames, then 100 octets
+    c.conn.send_data(1, body, end_stream=True)
+    pieces = c.conn.buffers_to_send()
+    views = [p for p in pieces if isinstance(p, memoryview)]
+    assert len(views) == 3 and all(v.obj is body and len(v) == 16384 for v in views)
+    headers = [pieces[i - 1] for i, p in enumerate(pieces) if isinstance(p, memoryview)]
+    assert headers[0] is headers[1] is headers[2]
+    frames = parse(b"".join(pieces))
+    data = [f for f in frames if f.type == DATA]
+    assert [len(f.payload) for f in data] == [16384, 16384, 16384, 100]
+    assert b"".join(f.payload for f in data) == body
+    assert [f.flags & END_STREAM for f in data] == [0, 0, 0, END_STREAM]
+
+
 def test_small_frames_are_coalesced_into_one_piece() -> None:
     c = big_window_client()
     for sid in (1, 3, 5):

@@ -285,16 +285,22 @@ def test_preface_over_cleartext_h2c(server: ServerProcess) -> None:
 
 
 def _h2_client_exchange(
-    body_size: int, high: int, window: int
+    body_size: int, high: int, window: int, transport: RecordingTransport | None = None
 ) -> tuple[bytes, int, int, list[int]]:
     """A client (the h2 library) GETs a `body_size` body from an in-process server whose
     transport pauses past `high` bytes; returns the body, the largest write, the writes
-    made before any drain, and the DATA frame sizes."""
+    made before any drain, and the DATA frame sizes. A given `transport` says by its
+    `scheme` attribute, if it has one, whether the connection is over TLS."""
     payload = bytes(range(256)) * (body_size // 256) + b"z" * (body_size % 256)
 
     async def main() -> tuple[bytes, int, int, list[int]]:
-        transport = RecordingTransport(high=high)
-        protocol = connect(H2ServerProtocol, lambda req: Response(200, [], payload), transport)
+        nonlocal transport
+        if transport is None:
+            transport = RecordingTransport(high=high)
+        scheme = getattr(transport, "scheme", "https")
+        protocol = connect(
+            H2ServerProtocol, lambda req: Response(200, [], payload), transport, scheme
+        )
         client = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
         client.initiate_connection()
         client.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: window})
@@ -342,6 +348,27 @@ def test_big_body_goes_out_in_slices_as_the_transport_drains() -> None:
     assert largest_write <= BODY_SLICE + BODY_SLICE // 16384 * 9 + 1024
     assert early_writes <= 3  # preface and headers, then a slice: pause_writing stops it
     assert max(frames) <= 16384
+
+
+class CleartextTransport(RecordingTransport):
+    scheme = "http"
+
+
+def test_over_tls_each_slice_is_one_write_of_whole_tls_records() -> None:
+    # uvloop's TLS transport makes a record of every piece it is handed: the frames are
+    # joined, and a slice's 7 DATA frames fill 7 records of 16 KiB exactly.
+    transport = RecordingTransport(high=1 << 30)
+    _h2_client_exchange(3 * BIG_BODY, 1 << 30, 1 << 30, transport)
+    assert transport.writelines_calls == 0
+    slices = [len(w) for w in transport.writes if len(w) >= BODY_SLICE]
+    assert len(slices) >= 3 * BIG_BODY // BODY_SLICE - 1
+    assert all(size == 7 * 16384 for size in slices[1:-1])
+
+
+def test_over_cleartext_frames_and_body_go_out_without_a_join() -> None:
+    transport = CleartextTransport(high=1 << 30)
+    _h2_client_exchange(3 * BIG_BODY, 1 << 30, 1 << 30, transport)
+    assert transport.writelines_calls >= 3 * BIG_BODY // BODY_SLICE
 
 
 def test_big_body_waits_for_the_peers_window() -> None:

@@ -274,36 +274,70 @@ class OutboundScheduler(StreamIds):
                 out += _pack_header(0, END_STREAM, sid)
                 self._local_ended(stream)
             return
-        max_frame = self._peer_max_frame
-        allowed = min(stream.send_window, self._send_window)
         view = memoryview(data)
         shared = _immutable(data)
-        pos = 0
-        while pos < size and allowed > 0:
-            chunk = min(size - pos, allowed, max_frame)
-            end = pos + chunk
-            flags = END_STREAM if end_stream and end == size else 0
-            out += _pack_header(chunk << 8, flags, sid)
-            if shared and chunk >= ZERO_COPY_MIN:
-                self._put_view(view[pos:end])
+        sent = max(0, min(size, stream.send_window, self._send_window))
+        if sent:
+            flags = END_STREAM if end_stream and sent == size else 0
+            if shared and sent >= ZERO_COPY_MIN:
+                self._put_data_views(sid, view[:sent] if sent < size else view, flags)
             else:
-                out += view[pos:end]
-            pos = end
-            allowed -= chunk
-        stream.send_window -= pos
-        self._send_window -= pos
-        if pos == size:
+                self._write_data_frames(sid, view[:sent], flags)
+            stream.send_window -= sent
+            self._send_window -= sent
+        if sent == size:
             if end_stream:
                 self._local_ended(stream)
             return
         queue = SendQueue()
         # A mutable buffer could change under us while queued: keep a copy of it.
-        queue.append(view[pos:] if shared else bytes(view[pos:]))
+        queue.append(view[sent:] if shared else bytes(view[sent:]))
         queue.end_stream = end_stream
         stream.send_queue = queue
         if not self._blocked:
             self._blocked_since = self._now
         self._blocked[sid] = stream
+
+    def _put_data_views(self, sid: int, view: memoryview, flags: int) -> None:
+        """DATA frames carrying `view` (of immutable bytes) as pieces, without copying it;
+        the last frame gets `flags`. The full-size frames share one header object: this
+        runs once per 16 KiB of a big body, so it does as little as it can per frame."""
+        out = self._out
+        pieces = self._pieces
+        if pieces is None:
+            pieces = self._pieces = []
+        if out:
+            pieces.append(bytes(out))
+            out.clear()
+        max_frame = self._peer_max_frame
+        size = len(view)
+        last = size - 1 - (size - 1) % max_frame  # where the last frame starts
+        if last:
+            header = _pack_header(max_frame << 8, 0, sid)
+            append = pieces.append
+            for pos in range(0, last, max_frame):
+                append(header)
+                append(view[pos : pos + max_frame])
+        tail = size - last
+        if tail >= ZERO_COPY_MIN:
+            pieces.append(_pack_header(tail << 8, flags, sid))
+            pieces.append(view[last:])
+        else:
+            out += _pack_header(tail << 8, flags, sid)
+            out += view[last:]
+
+    def _write_data_frames(self, sid: int, view: memoryview, flags: int) -> None:
+        """DATA frames carrying `view`, copied into the output buffer; the last frame
+        gets `flags`."""
+        out = self._out
+        max_frame = self._peer_max_frame
+        size = len(view)
+        pos = 0
+        while pos < size:
+            end = min(pos + max_frame, size)
+            out += _pack_header((end - pos) << 8, flags if end == size else 0, sid)
+            out += view[pos:end]
+            pos = end
 
     def _drain(self, stream: Stream, quantum: int) -> bool:
         """Write up to `quantum` queued octets of one stream; True if anything went out."""
