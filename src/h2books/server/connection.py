@@ -190,7 +190,7 @@ class ServerConnection(asyncio.BufferedProtocol):
 
     # -- the access log -----------------------------------------------------------------
 
-    def log_exchange(self, exchange: Exchange) -> None:
+    def log_exchange(self, exchange: Exchange, status: int, size: int) -> None:
         access_log = self.state.access_log
         if access_log is None:
             return
@@ -205,8 +205,8 @@ class ServerConnection(asyncio.BufferedProtocol):
             exchange.method.decode("latin-1"),
             exchange.target.decode("latin-1"),
             _PROTOCOL_LABELS.get(exchange.http_version, "HTTP/" + exchange.http_version),
-            exchange.status,
-            exchange.sent,
+            status,
+            size,
             referer,
             user_agent,
         )
@@ -235,7 +235,8 @@ class ServerConnection(asyncio.BufferedProtocol):
         """The layer above took `size` body bytes: the adapter may give credit back."""
 
     # The response calls of an Exchange, carried out on the core.
-    def respond(self, exchange: Exchange, response: Response) -> None:
+    def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
+        """Send `response` whole, with `body` (b"" for HEAD) for its body."""
         raise NotImplementedError
 
     def start(self, exchange: Exchange, response: Response) -> None:

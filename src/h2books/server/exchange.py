@@ -53,8 +53,6 @@ class Exchange:
         "http_version",
         "method",
         "response_state",
-        "sent",
-        "status",
         "stream_id",
         "target",
     )
@@ -70,6 +68,9 @@ class Exchange:
     # Adapter-owned: a response whose turn has not come (HTTP/1.1 answers in order), and
     # the parts of its body written before it.
     held: Response | None = None
+    # For the access log of a response sent in parts (a whole one is logged as it goes).
+    status = 0
+    sent = 0  # body octets
     backlog: list[tuple[bytes | memoryview, bool]] | None = None
     gone = False
 
@@ -94,8 +95,6 @@ class Exchange:
         # Complete at once when the request came without a body, or whole.
         self.body_complete = body is not None
         self.response_state = PENDING
-        self.status = 0
-        self.sent = 0  # body bytes sent
         if body:
             self._chunks = [body]
             self.body_size = len(body)
@@ -186,13 +185,12 @@ class Exchange:
             else:
                 if stream is not None:
                     discard_stream(stream)
-                self.status = response.status
                 self.response_state = DONE
-                self.sent = 0 if head_only else len(response.body)
+                body = b"" if head_only else response.body
                 adapter = self.adapter
-                adapter.respond(self, response)
+                adapter.respond(self, response, body)
                 if adapter.state.access_log is not None:
-                    adapter.log_exchange(self)
+                    adapter.log_exchange(self, response.status, len(body))
         except Exception:
             # A response the core refuses (a bad status, framing HTTP/1.0 cannot carry):
             # the head may be half out, so the exchange is abandoned.
@@ -219,14 +217,14 @@ class Exchange:
             self.response_state = DONE
         self.adapter.write(self, data, end)
         if end:
-            self.adapter.log_exchange(self)
+            self.adapter.log_exchange(self, self.status, self.sent)
 
     def end(self, trailers: Fields | None = None) -> None:
         if self.gone or self.response_state != STARTED:
             return
         self.response_state = DONE
         self.adapter.end(self, trailers or None)
-        self.adapter.log_exchange(self)
+        self.adapter.log_exchange(self, self.status, self.sent)
 
     def inform(self, status: int, fields: Fields = ()) -> None:
         """A 1xx informational response (103 Early Hints, 100 Continue) before the final one."""

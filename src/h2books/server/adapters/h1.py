@@ -126,7 +126,8 @@ class H1ServerProtocol(ServerConnection):
 
     # -- responses ----------------------------------------------------------------------
 
-    def respond(self, exchange: Exchange, response: Response) -> None:
+    def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
+        # The core knows a HEAD request and sends no body for it: it gets the GET's.
         queue = self._queue
         if queue[0] is not exchange:
             exchange.held = response  # not its turn: sent when the ones before are done
@@ -217,7 +218,7 @@ class H1ServerProtocol(ServerConnection):
             exchange.held = None
             backlog = exchange.backlog
             if backlog is None:
-                self.respond(exchange, response)
+                self.respond(exchange, response, response.body)
                 return  # respond advanced the rest
             # A streamed answer: its head goes now, then what it wrote before its turn,
             # then the rest as its task writes it.

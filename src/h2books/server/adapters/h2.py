@@ -278,10 +278,9 @@ class H2ServerProtocol(ServerConnection):
 
     # -- responses ----------------------------------------------------------------------
 
-    def respond(self, exchange: Exchange, response: Response) -> None:
+    def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
         state = self.state
         fields = h2_fields(response, state.server_name, state.clock.http_date)
-        body = b"" if exchange.method == b"HEAD" else response.body
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body)
         if exchange.body_complete and not exchange.body_size and not self._deferred:
