@@ -166,31 +166,35 @@ class Exchange:
 
     def respond(self, response: Response) -> None:
         """Send a native response: whole, or its stream (or a big body) in the background."""
-        if self.gone or self.response_state != PENDING:
+        if self.response_state != PENDING or self.gone:
             return
-        head_only = self.method == b"HEAD"
+        body = response.body
         stream = response.stream
         try:
-            if stream is not None and not head_only:
-                self.start(response)
-                self.task = self.adapter.state.loop.create_task(self.send_stream(stream))
-            elif len(response.body) > BIG_BODY and not head_only:
-                # In slices, as the transport drains: framed, encrypted and written whole, a
-                # 64 MiB body needs several 64 MiB buffers at once, and faulting their pages
-                # in costs more than the encryption.
-                self.start(response)
-                self.task = self.adapter.state.loop.create_task(
-                    self.send_stream(_slices(response.body))
-                )
-            else:
-                if stream is not None:
-                    discard_stream(stream)
+            if stream is None and len(body) <= BIG_BODY:  # the common case first
                 self.response_state = DONE
-                body = b"" if head_only else response.body
+                if self.method == b"HEAD":
+                    body = b""
                 adapter = self.adapter
                 adapter.respond(self, response, body)
                 if adapter.state.access_log is not None:
                     adapter.log_exchange(self, response.status, len(body))
+            elif self.method == b"HEAD":
+                # The head of the GET answer, and none of its body.
+                if stream is not None:
+                    discard_stream(stream)
+                self.response_state = DONE
+                adapter = self.adapter
+                adapter.respond(self, response, b"")
+                if adapter.state.access_log is not None:
+                    adapter.log_exchange(self, response.status, 0)
+            else:
+                # A stream, or a big body in slices as the transport drains: framed,
+                # encrypted and written whole, a 64 MiB body needs several 64 MiB buffers
+                # at once, and faulting their pages in costs more than the encryption.
+                self.start(response)
+                chunks = stream if stream is not None else _slices(body)
+                self.task = self.adapter.state.loop.create_task(self.send_stream(chunks))
         except Exception:
             # A response the core refuses (a bad status, framing HTTP/1.0 cannot carry):
             # the head may be half out, so the exchange is abandoned.

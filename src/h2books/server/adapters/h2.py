@@ -92,11 +92,13 @@ class H2ServerProtocol(ServerConnection):
         self._in_read = True
         exchanges = self._exchanges
         interface = self.state.interface
+        request_received = ev.RequestReceived
         # The most frequent events first: one isinstance each, and mypy narrows the type.
         try:
             for event in self.conn.receive_data(data, now):
-                if isinstance(event, ev.RequestReceived):
+                if isinstance(event, request_received):
                     stream_id = event.stream_id
+                    whole = event.end_stream
                     exchange = Exchange(
                         self,
                         stream_id,
@@ -105,9 +107,9 @@ class H2ServerProtocol(ServerConnection):
                         event.headers,
                         event.authority,
                         "2",
-                        b"" if event.end_stream else None,
+                        b"" if whole else None,
                     )
-                    if event.end_stream:
+                    if whole:
                         interface(exchange)
                         if exchange.response_state != DONE and not exchange.gone:
                             exchanges[stream_id] = exchange  # still to answer: findable by id
@@ -283,11 +285,10 @@ class H2ServerProtocol(ServerConnection):
         fields = h2_fields(response, state.server_name, state.clock.http_date)
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body)
-        if exchange.body_complete and not exchange.body_size and not self._deferred:
-            if self._exchanges:
-                self._exchanges.pop(stream_id, None)  # _finish, for the common case
-        else:
+        if exchange.body_size or not exchange.body_complete or self._deferred:
             self._response_done(exchange)
+        elif self._exchanges:
+            self._exchanges.pop(stream_id, None)  # _finish, for the common case
         if not self._in_read:
             self.output_ready()
 
