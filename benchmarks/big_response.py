@@ -52,12 +52,12 @@ def _pin(core: int | None) -> list[str]:
     return ["taskset", "-c", str(core)] if core is not None and shutil.which("taskset") else []
 
 
-@contextlib.contextmanager
-def running_server(
-    data_dir: Path, core: int | None
-) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def start_server(
+    src: Path, data_dir: Path, core: int | None, *app: str
+) -> tuple[subprocess.Popen[bytes], int]:
+    """`h2books serve` from the tree at `src` (a src directory) on a free port, pinned."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(SRC)}
+    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
     argv = [
         *_pin(core),
         sys.executable,
@@ -70,14 +70,23 @@ def running_server(
         str(port),
         "--data-dir",
         str(data_dir),
-        "--app",
-        "h2books.bench.payload:create_payload_app",
+        *app,
         "--no-access-log",
         "--log-level",
         "warning",
     ]
     process = subprocess.Popen(
         argv, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    return process, port
+
+
+@contextlib.contextmanager
+def running_server(
+    data_dir: Path, core: int | None
+) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    process, port = start_server(
+        SRC, data_dir, core, "--app", "h2books.bench.payload:create_payload_app"
     )
     try:
         _wait_for(port, data_dir / "tls" / "ca.pem", process)

@@ -14,7 +14,6 @@ of percent from one minute to the next, that ratio is the figure to quote.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -24,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from big_response import _free_port, _pin, _wait_for
+from big_response import _pin, _wait_for, start_server
 
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
 from h2books.bench.processes import session_cpu_seconds
@@ -39,27 +38,7 @@ BOOKS = 3000
 
 
 def start(src: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    argv = [
-        *_pin(0),
-        sys.executable,
-        "-m",
-        "h2books",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--data-dir",
-        str(data_dir),
-        "--no-access-log",
-        "--log-level",
-        "warning",
-    ]
-    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
-    process = subprocess.Popen(
-        argv, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
+    process, port = start_server(src, data_dir, 0)
     _wait_for_book(port, data_dir, process)
     return process, port
 

@@ -171,3 +171,19 @@ async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
         if loop.time() > deadline:
             raise AssertionError("condition not met within the time limit")
         await asyncio.sleep(0)
+
+
+def answer_one_h2_request(
+    handler: Handler, headers: list[tuple[str, str]] = GET
+) -> list[h2.events.Event]:
+    """What an h2 client sees when `handler` answers one bodiless request."""
+
+    async def main() -> list[h2.events.Event]:
+        transport = RecordingTransport()
+        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
+        client = h2_client()
+        client.send_headers(1, headers, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        return await pump(protocol, transport, client)
+
+    return asyncio.run(main())

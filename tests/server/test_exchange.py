@@ -26,6 +26,7 @@ from tests.server.inprocess import (
     GET,
     POST,
     RecordingTransport,
+    answer_one_h2_request,
     connect_interface,
     h1_request,
     h2_client,
@@ -44,15 +45,7 @@ def test_h2_early_hint_body_in_parts_and_trailers() -> None:
             exchange.write(part)
         exchange.end([(b"grpc-status", b"0")])
 
-    async def main() -> list[h2.events.Event]:
-        transport = RecordingTransport()
-        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
-        client = h2_client()
-        client.send_headers(1, GET, end_stream=True)
-        protocol.data_received(client.data_to_send())
-        return await pump(protocol, transport, client)
-
-    events = asyncio.run(main())
+    events = answer_one_h2_request(handler)
     kinds = [type(event).__name__ for event in events]
     informational = [e for e in events if isinstance(e, h2.events.InformationalResponseReceived)]
     assert informational and dict(informational[0].headers)[b":status"] == b"103"
@@ -135,15 +128,7 @@ def test_h2_reset_by_the_app_sends_rst_stream() -> None:
         exchange.start(Response(200, [], stream=parts()))
         exchange.reset()
 
-    async def main() -> list[h2.events.Event]:
-        transport = RecordingTransport()
-        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
-        client = h2_client()
-        client.send_headers(1, GET, end_stream=True)
-        protocol.data_received(client.data_to_send())
-        return await pump(protocol, transport, client)
-
-    events = asyncio.run(main())
+    events = answer_one_h2_request(handler)
     assert any(isinstance(e, h2.events.StreamReset) for e in events)
 
 

@@ -46,6 +46,7 @@ from tests.server.h2wire import (
 from tests.server.inprocess import (
     POST,
     RecordingTransport,
+    answer_one_h2_request,
     connect,
     connect_interface,
     h2_client,
@@ -507,16 +508,8 @@ def test_head_answered_in_parts_sends_no_body() -> None:
         exchange.write(b"body-bytes")
         exchange.end()
 
-    async def main() -> list[h2.events.Event]:
-        transport = RecordingTransport()
-        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
-        client = h2_client()
-        head = [(":method", "HEAD"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
-        client.send_headers(1, head, end_stream=True)
-        protocol.data_received(client.data_to_send())
-        return await pump(protocol, transport, client)
-
-    events = asyncio.run(main())
+    head = [(":method", "HEAD"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
+    events = answer_one_h2_request(handler, head)
     assert any(isinstance(e, h2.events.StreamEnded) for e in events)
     assert b"".join(e.data for e in events if isinstance(e, h2.events.DataReceived)) == b""
 

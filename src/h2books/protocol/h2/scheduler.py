@@ -226,17 +226,25 @@ class OutboundScheduler(StreamIds):
             return
         self._send_body(stream, body, True)
 
-    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
-        """Body bytes; sent now as far as the windows allow, the rest queued in order."""
+    def _body_stream(self, stream_id: int, what: str) -> Stream | None:
+        """The stream that `what` (data, trailers) goes on, or None when it is gone."""
         stream = self._sendable(stream_id)
         if stream is None:
-            return
+            return None
         if not stream.headers_sent:
-            raise H2UsageError("send headers before data")
+            raise H2UsageError(f"send headers before {what}")
+        queue = stream.send_queue
+        if queue is not None and (queue.end_stream or queue.trailers is not None):
+            raise H2UsageError(f"stream {stream_id} already ended")
+        return stream
+
+    def send_data(self, stream_id: int, data: bytes, end_stream: bool = False) -> None:
+        """Body bytes; sent now as far as the windows allow, the rest queued in order."""
+        stream = self._body_stream(stream_id, "data")
+        if stream is None:
+            return
         queue = stream.send_queue
         if queue is not None:
-            if queue.end_stream or queue.trailers is not None:
-                raise H2UsageError(f"stream {stream_id} already ended")
             # A mutable buffer could change under us while queued: keep a copy of it.
             queue.append(data if _immutable(data) else bytes(data))
             queue.end_stream = end_stream
@@ -245,15 +253,11 @@ class OutboundScheduler(StreamIds):
 
     def send_trailers(self, stream_id: int, fields: Fields) -> None:
         """Trailer fields ending the stream, after any data still queued."""
-        stream = self._sendable(stream_id)
+        stream = self._body_stream(stream_id, "trailers")
         if stream is None:
             return
-        if not stream.headers_sent:
-            raise H2UsageError("send headers before trailers")
         queue = stream.send_queue
         if queue is not None:
-            if queue.end_stream or queue.trailers is not None:
-                raise H2UsageError(f"stream {stream_id} already ended")
             # Encoded only when written: HPACK blocks must go out in encoding order.
             queue.trailers = list(fields)
             return
