@@ -54,9 +54,9 @@ def _immutable(data: bytes | memoryview) -> bool:
 class OutboundScheduler(StreamIds):
     __slots__ = ()
 
-    def _put_view(self, payload: bytes | memoryview) -> None:
-        """Queue a big immutable payload without copying it: what is in the output
-        buffer so far becomes one piece, the payload the next."""
+    def _output_pieces(self) -> list[bytes | memoryview]:
+        """The output as a list of pieces, to which views can be added without a copy:
+        what the buffer holds so far becomes one piece."""
         out = self._out
         pieces = self._pieces
         if pieces is None:
@@ -64,7 +64,11 @@ class OutboundScheduler(StreamIds):
         if out:
             pieces.append(bytes(out))
             out.clear()
-        pieces.append(payload)
+        return pieces
+
+    def _put_view(self, payload: bytes | memoryview) -> None:
+        """Queue a big immutable payload without copying it."""
+        self._output_pieces().append(payload)
 
     def buffers_to_send(self) -> list[bytes | memoryview]:
         """Everything queued for the peer, in order, as pieces for `writelines`:
@@ -306,13 +310,8 @@ class OutboundScheduler(StreamIds):
         """DATA frames carrying `view` (of immutable bytes) as pieces, without copying it;
         the last frame gets `flags`. The full-size frames share one header object: this
         runs once per 16 KiB of a big body, so it does as little as it can per frame."""
+        pieces = self._output_pieces()
         out = self._out
-        pieces = self._pieces
-        if pieces is None:
-            pieces = self._pieces = []
-        if out:
-            pieces.append(bytes(out))
-            out.clear()
         max_frame = self._peer_max_frame
         size = len(view)
         last = size - 1 - (size - 1) % max_frame  # where the last frame starts
