@@ -105,7 +105,9 @@ def _best(run_once: Callable[[], None], count: int) -> float:
 def _state(data_dir: Path) -> ServerState:
     loop = asyncio.get_running_loop()
     config = ServerConfig(data_dir=data_dir, access_log=False)
-    return ServerState(config, NativeInterface(create_app(data_dir)), loop, None, WallClock())
+    return ServerState(
+        config, NativeInterface(create_app(data_dir)).handle, loop, None, WallClock()
+    )
 
 
 async def h1_server(data_dir: Path) -> tuple[float, Callable[[], None]]:

@@ -87,7 +87,9 @@ def connect(
     scheme: str = "https",
 ) -> P:
     """A protocol of `protocol_class` serving `handler`, connected to `transport`."""
-    return connect_interface(protocol_class, NativeInterface(handler), transport, scheme=scheme)
+    return connect_interface(
+        protocol_class, NativeInterface(handler).handle, transport, scheme=scheme
+    )
 
 
 def connect_interface(

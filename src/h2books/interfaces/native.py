@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import types
 from collections.abc import Awaitable
 
 from h2books.http import Handler, Request, Response
@@ -32,11 +33,18 @@ class NativeInterface:
     __slots__ = ("handler",)
 
     def __init__(self, handler: Handler) -> None:
-        self.handler = handler
+        # A handler that is an object with __call__ (the bookstore is one) is called through
+        # its bound method: calling the instance costs ~70 ns more per request.
+        call: Handler = handler
+        if isinstance(type(handler).__dict__.get("__call__"), types.FunctionType):
+            call = handler.__call__  # type: ignore[operator]
+        self.handler = call
 
-    def __call__(self, exchange: Exchange) -> None:
+    def handle(self, exchange: Exchange) -> None:
+        """The runtime's `interface`: pass this bound method, not the instance (calling an
+        instance goes through `__call__` and costs ~70 ns more per request)."""
         if not exchange.body_complete:
-            exchange.on_body_complete = self  # called again once the last byte is in
+            exchange.on_body_complete = self.handle  # called again once the last byte is in
             return
         target = exchange.target
         split = target.find(b"?")

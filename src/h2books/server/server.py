@@ -66,7 +66,9 @@ class Server:
         loop = asyncio.get_running_loop()
         clock = WallClock()
         access_log = AccessLog(self._access_log_stream, clock) if self.config.access_log else None
-        state = ServerState(self.config, NativeInterface(self.handler), loop, access_log, clock)
+        state = ServerState(
+            self.config, NativeInterface(self.handler).handle, loop, access_log, clock
+        )
         self.state = state
         config = self.config
         # One cap for both listeners: every connection counts from accept() to its end.

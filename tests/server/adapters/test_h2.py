@@ -387,7 +387,7 @@ def _config(**limits: int) -> ServerConfig:
 def test_a_413_in_the_middle_of_a_body_gives_its_budget_back() -> None:
     async def main() -> tuple[int, list[h2.events.Event]]:
         transport = RecordingTransport()
-        interface = NativeInterface(lambda req: Response(200, [], b"ok"))
+        interface = NativeInterface(lambda req: Response(200, [], b"ok")).handle
         protocol = connect_interface(
             H2ServerProtocol, interface, transport, _config(max_body_size=100_000)
         )
@@ -422,7 +422,7 @@ def test_an_upload_is_not_held_back_by_an_exchange_without_a_body() -> None:
         transport = RecordingTransport()
         protocol = connect_interface(
             H2ServerProtocol,
-            NativeInterface(handler),
+            NativeInterface(handler).handle,
             transport,
             _config(max_buffered_body=200_000, max_body_size=8_000_000),
         )
@@ -517,7 +517,7 @@ def test_head_answered_in_parts_sends_no_body() -> None:
 def test_graceful_shutdown_closes_at_the_grace_deadline_without_a_ping_ack() -> None:
     async def main() -> tuple[bool, bool]:
         transport = RecordingTransport()
-        interface = NativeInterface(lambda req: Response(200, [], b"ok"))
+        interface = NativeInterface(lambda req: Response(200, [], b"ok")).handle
         protocol = connect_interface(H2ServerProtocol, interface, transport)
         client = h2_client()
         await pump(protocol, transport, client)  # SETTINGS exchanged, no stream open
