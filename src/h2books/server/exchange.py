@@ -137,13 +137,10 @@ class Exchange:
         self.adapter.body_taken(self, len(body))
         return body
 
-    def release_body(self) -> int:
-        """Drop what is held of the body (the exchange is over); the bytes dropped."""
-        held = 0
-        for chunk in self._chunks or ():
-            held += len(chunk)
+    def release_body(self) -> None:
+        """Drop what is held of the body: the exchange is over (the adapter keeps its own
+        count of what its budget holds)."""
         self._chunks = None
-        return held
 
     async def receive(self) -> bytes:
         """The next piece of the body; b"" once it is complete (or the exchange is gone)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from h2books.protocol.h1 import H1Config
 from h2books.protocol.h2 import H2Config
@@ -13,24 +13,13 @@ from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
 
 if TYPE_CHECKING:
+    from h2books.server.connection import ServerConnection
     from h2books.server.exchange import Exchange
 
 # What the runtime hands each request to: the native handler API, and next ASGI and WSGI.
 Interface = Callable[["Exchange"], None]
 
 _READ_BUFFER_SIZE = 256 * 1024
-
-
-class ServedConnection(Protocol):
-    """What the server needs from a live connection, whatever its protocol."""
-
-    last_activity: float
-
-    def check_timeouts(self, now: float) -> None: ...
-    def shutdown(self) -> None: ...
-    def evict(self) -> None: ...
-    def abort(self) -> None: ...
-    def is_idle(self) -> bool: ...
 
 
 class ServerState:
@@ -62,7 +51,8 @@ class ServerState:
         self.access_log = access_log
         self.clock = clock
         self.server_name = config.server_name
-        self.connections: set[ServedConnection] = set()
+        # The adapters (server/connection.py) of every live connection.
+        self.connections: set[ServerConnection] = set()
         self.shutting_down = False
         # One read buffer for every connection of this loop: each read is handed on (as
         # bytes) before the next one can start, so sharing it costs nothing per connection.
