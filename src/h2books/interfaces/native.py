@@ -15,6 +15,7 @@ import types
 from collections.abc import Awaitable
 
 from h2books.http import Handler, Request, Response
+from h2books.interfaces import ServerInterface
 from h2books.server.exchange import Exchange
 from h2books.server.responses import INTERNAL_ERROR
 
@@ -27,7 +28,7 @@ _METHOD_NAMES = {
 }
 
 
-class NativeInterface:
+class NativeInterface(ServerInterface):
     """Calls a native handler for each exchange."""
 
     __slots__ = ("handler",)

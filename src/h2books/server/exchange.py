@@ -73,6 +73,9 @@ class Exchange:
     sent = 0  # body octets
     backlog: list[tuple[bytes | memoryview, bool]] | None = None
     gone = False
+    # The protocol a request asks to switch to (b"websocket": HTTP/1.1 Upgrade, or an
+    # HTTP/2 extended CONNECT's :protocol), lowercased; None for a plain request.
+    upgrade: bytes | None = None
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from h2books.http import Handler
+from h2books.interfaces import ServerInterface
 from h2books.server.config import ServerConfig
 from h2books.server.server import Server, bind_socket
 from h2books.server.tls import create_server_ssl_context
@@ -130,13 +131,13 @@ def load_ssl_context(config: ServerConfig) -> ssl.SSLContext:
 
 async def _serve(
     config: ServerConfig,
-    handler: Handler,
+    app: Handler | ServerInterface,
     context: ssl.SSLContext,
     tls_socket: socket.socket | None,
     http_socket: socket.socket | None,
     on_started: Callable[[Server], None] | None,
 ) -> None:
-    server = Server(config, handler, context)
+    server = Server(config, app, context)
     await server.start(tls_socket=tls_socket, http_socket=http_socket)
     server.install_signal_handlers()
     if on_started is not None:
@@ -146,7 +147,7 @@ async def _serve(
 
 def serve_in_this_process(
     config: ServerConfig,
-    make_handler: Callable[[], Handler],
+    make_app: Callable[[], Handler | ServerInterface],
     context: ssl.SSLContext,
     tls_socket: socket.socket | None,
     http_socket: socket.socket | None,
@@ -154,13 +155,13 @@ def serve_in_this_process(
 ) -> None:
     install_event_loop_policy()
     pin_malloc_mmap_threshold()
-    handler = make_handler()
-    asyncio.run(_serve(config, handler, context, tls_socket, http_socket, on_started))
+    app = make_app()  # in each worker: an app's state is its own process's
+    asyncio.run(_serve(config, app, context, tls_socket, http_socket, on_started))
 
 
 def run_workers(
     config: ServerConfig,
-    make_handler: Callable[[], Handler],
+    make_app: Callable[[], Handler | ServerInterface],
     context: ssl.SSLContext,
     listeners: Listeners,
     on_started: Callable[[Server], None] | None = None,
@@ -169,7 +170,7 @@ def run_workers(
     if config.workers <= 1:
         serve_in_this_process(
             config,
-            make_handler,
+            make_app,
             context,
             listeners.tls[0],
             listeners.http[0] if listeners.http else None,
@@ -193,7 +194,7 @@ def run_workers(
                         sock.close()
                 serve_in_this_process(
                     config,
-                    make_handler,
+                    make_app,
                     context,
                     listeners.tls[index],
                     _nth(listeners.http, index),

@@ -12,6 +12,7 @@ import sys
 from typing import TextIO
 
 from h2books.http import Handler
+from h2books.interfaces import ServerInterface
 from h2books.interfaces.native import NativeInterface
 from h2books.server.accesslog import AccessLog
 from h2books.server.clock import WallClock
@@ -28,7 +29,7 @@ _WAIT_CLOSED_TIMEOUT = 2.0
 
 
 class Server:
-    """Serves one handler on an HTTPS listener (h2 + http/1.1) and an optional cleartext one.
+    """Serves one app (a native handler, or an interface: ASGI, WSGI) on an HTTPS listener (h2 + http/1.1) and an optional cleartext one.
 
     `start()` binds (or adopts pre-bound sockets, as workers do); `serve_until_stopped()`
     runs until SIGINT/SIGTERM or `stop()`, then shuts down gracefully: stop accepting,
@@ -38,13 +39,13 @@ class Server:
     def __init__(
         self,
         config: ServerConfig,
-        handler: Handler,
+        app: Handler | ServerInterface,
         ssl_context: ssl.SSLContext | None,
         *,
         access_log_stream: TextIO | None = None,
     ) -> None:
         self.config = config
-        self.handler = handler
+        self.interface = app if isinstance(app, ServerInterface) else NativeInterface(app)
         self.ssl_context = ssl_context
         self._access_log_stream = access_log_stream if access_log_stream is not None else sys.stdout
         self._listeners: list[Listener] = []
@@ -66,9 +67,9 @@ class Server:
         loop = asyncio.get_running_loop()
         clock = WallClock()
         access_log = AccessLog(self._access_log_stream, clock) if self.config.access_log else None
-        state = ServerState(
-            self.config, NativeInterface(self.handler).handle, loop, access_log, clock
-        )
+        # The app starts (ASGI lifespan) before the first connection is accepted.
+        await self.interface.startup()
+        state = ServerState(self.config, self.interface.handle, loop, access_log, clock)
         self.state = state
         config = self.config
         # One cap for both listeners: every connection counts from accept() to its end.
@@ -137,6 +138,10 @@ class Server:
                 await asyncio.wait_for(listener.wait_closed(), _WAIT_CLOSED_TIMEOUT)
         if self._sweeper is not None:
             self._sweeper.cancel()
+        try:
+            await self.interface.shutdown()
+        except Exception:
+            log.exception("the app failed to shut down cleanly")
         if state.access_log is not None:
             state.access_log.flush()
 
