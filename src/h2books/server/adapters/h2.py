@@ -284,7 +284,7 @@ class H2ServerProtocol(ServerConnection):
         state = self.state
         fields = h2_fields(response, state.server_name, state.clock.http_date)
         stream_id = exchange.stream_id
-        self.conn.send_response(stream_id, response.status, fields, body)
+        self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
             self._response_done(exchange)
         elif self._exchanges:
