@@ -39,6 +39,7 @@ from h2books.interfaces.wsgi_io import (
     streamed_head,
 )
 from h2books.server.config import ServerConfig
+from h2books.server.connection import ServerConnection
 from h2books.server.exchange import Exchange
 from h2books.server.responses import INTERNAL_ERROR
 
@@ -78,7 +79,9 @@ _environ_keys: dict[bytes, str | None] = {
     b"content-length": "CONTENT_LENGTH",
 }
 _statuses: dict[str, int] = {}
-_field_names: dict[str, bytes] = {}
+_fields: dict[object, tuple[bytes, bytes]] = {}
+# Field pairs are cached as they come: the first thousands include the common ones.
+_FIELD_CACHE_LIMIT = 4096
 _servers: dict[bytes, tuple[str, str]] = {}
 
 
@@ -123,33 +126,50 @@ def _parse_status(status: str) -> int:
     return code
 
 
-def _encode_headers(headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
-    """The app's (str, str) fields as lowercase bytes, validated: a CR or LF in a value
-    would let the app (or whoever fills the value) write a field of their own."""
+def _encode_headers(
+    headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
+) -> list[tuple[bytes, bytes]]:
+    """The app's (str, str) fields as lowercase bytes, validated. Most fields repeat from
+    response to response (content-type, cache-control), so each pair is checked and
+    encoded once and looked up after that."""
     if not isinstance(headers, list | tuple):
         raise TypeError(f"WSGI response headers must be a list, not {type(headers).__name__}")
     fields = []
+    append = fields.append
+    known = _fields
     for field in headers:
-        if not isinstance(field, tuple | list) or len(field) != 2:
-            raise TypeError(f"a WSGI response header must be a (name, value) tuple: {field!r}")
-        name, value = field
-        encoded = _field_names.get(name)
-        if encoded is None:
-            if type(name) is not str:
-                raise TypeError(f"header name {name!r} is not a str")
-            encoded = name.lower().encode("latin-1")
-            if not encoded or encoded.translate(None, _TOKEN_CHARS):
-                raise ValueError(f"invalid header name {name!r}")
-            if name.lower() in _HOP_BY_HOP:
-                raise ValueError(f"hop-by-hop header {name!r}: the server handles those")
-            if len(_field_names) < _CACHE_LIMIT:
-                _field_names[name] = encoded
-        if type(value) is not str:
-            raise TypeError(f"the value of header {name!r} is not a str: {value!r}")
-        fields.append((encoded, value.encode("latin-1")))
-    if b"".join([value for _, value in fields]).translate(None, _VALUE_CHARS):
-        raise ValueError("a header value holds CR, LF, NUL or another control character")
+        try:
+            encoded = known.get(field)
+        except TypeError:  # a list, not a tuple: unhashable, and checked below
+            encoded = None
+        append(encoded or _encode_field(field))
     return fields
+
+
+def _encode_field(field: object) -> tuple[bytes, bytes]:
+    """One (name, value) pair, checked: a CR or LF in a value would let the app (or whoever
+    fills the value) write a field of its own."""
+    if not isinstance(field, tuple | list) or len(field) != 2:
+        raise TypeError(f"a WSGI response header must be a (name, value) tuple: {field!r}")
+    name, value = field
+    if type(name) is not str:
+        raise TypeError(f"header name {name!r} is not a str")
+    if type(value) is not str:
+        raise TypeError(f"the value of header {name!r} is not a str: {value!r}")
+    encoded_name = name.lower().encode("latin-1")
+    if not encoded_name or encoded_name.translate(None, _TOKEN_CHARS):
+        raise ValueError(f"invalid header name {name!r}")
+    if name.lower() in _HOP_BY_HOP:
+        raise ValueError(f"hop-by-hop header {name!r}: the server handles those")
+    encoded_value = value.encode("latin-1")
+    if encoded_value.translate(None, _VALUE_CHARS):
+        raise ValueError(
+            f"the value of header {name!r} holds CR, LF, NUL or another control character"
+        )
+    encoded = (encoded_name, encoded_value)
+    if type(field) is tuple and len(_fields) < _FIELD_CACHE_LIMIT:
+        _fields[field] = encoded
+    return encoded
 
 
 def _declared_length(fields: list[tuple[bytes, bytes]]) -> int:
@@ -183,6 +203,7 @@ class WsgiInterface(ServerInterface):
             "wsgi.file_wrapper": FileWrapper,
         }
         self._root = root
+        self._last_connection: tuple[ServerConnection | None, dict[str, Any]] = (None, {})
 
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
@@ -265,7 +286,11 @@ class WsgiInterface(ServerInterface):
     def environ(
         self, exchange: Exchange, body: bytes | None, loop: asyncio.AbstractEventLoop
     ) -> dict[str, Any]:
-        environ = self._base.copy()
+        adapter = exchange.adapter
+        last_adapter, base = self._last_connection
+        if last_adapter is not adapter:
+            base = self._connection_base(adapter)
+        environ = base.copy()
         method = exchange.method
         environ["REQUEST_METHOD"] = _METHODS.get(method) or method.decode("latin-1")
         target = exchange.target
@@ -285,13 +310,6 @@ class WsgiInterface(ServerInterface):
             path = path[len(root) :]  # the proxy kept the prefix: SCRIPT_NAME + PATH_INFO
         environ["PATH_INFO"] = path
         environ["SERVER_PROTOCOL"] = _PROTOCOLS.get(exchange.http_version, "HTTP/1.1")
-        adapter = exchange.adapter
-        scheme = adapter.scheme
-        environ["wsgi.url_scheme"] = scheme
-        client = adapter.client
-        if client is not None:
-            environ["REMOTE_ADDR"] = client[0]
-            environ["REMOTE_PORT"] = str(client[1])
         for name, value in exchange.headers:
             key = _environ_keys.get(name) or _environ_key(name)
             if key is None:
@@ -304,7 +322,7 @@ class WsgiInterface(ServerInterface):
         authority = exchange.authority
         if authority:
             environ["HTTP_HOST"] = authority.decode("latin-1")  # :authority, or Host
-            environ["SERVER_NAME"], environ["SERVER_PORT"] = _server_of(authority, scheme)
+            environ["SERVER_NAME"], environ["SERVER_PORT"] = _server_of(authority, adapter.scheme)
         else:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = self._listening(exchange)
         if body is None:
@@ -316,6 +334,18 @@ class WsgiInterface(ServerInterface):
                 # and frameworks that trust only CONTENT_LENGTH (Django) can read it.
                 environ["CONTENT_LENGTH"] = str(len(body))
         return environ
+
+    def _connection_base(self, adapter: ServerConnection) -> dict[str, Any]:
+        """The environ parts one connection shares; the last one is kept, which serves
+        every stream of an HTTP/2 connection in a row."""
+        base = self._base.copy()
+        base["wsgi.url_scheme"] = adapter.scheme
+        client = adapter.client
+        if client is not None:
+            base["REMOTE_ADDR"] = client[0]
+            base["REMOTE_PORT"] = str(client[1])
+        self._last_connection = (adapter, base)  # one tuple: the swap is atomic for threads
+        return base
 
     @staticmethod
     def _listening(exchange: Exchange) -> tuple[str, str]:
