@@ -65,16 +65,19 @@ class ThreadedServer:
     def url(self) -> str:
         return f"https://localhost:{self.tls_port}"
 
-    def client(self, version: str, **options: Any) -> httpx.Client:
-        """httpx over "h2" or "h1", trusting the local CA."""
+    def client(
+        self, version: str, socket_options: list[tuple[int, int, int]] | None = None, **options: Any
+    ) -> httpx.Client:
+        """httpx over "h2" or "h1", trusting the local CA (`socket_options`: e.g. a fixed
+        SO_RCVBUF, for a client that stops reading to fill up quickly)."""
         http2 = version == "h2"
-        return httpx.Client(
+        transport = httpx.HTTPTransport(
+            verify=ssl.create_default_context(cafile=str(self.ca)),
             http2=http2,
             http1=not http2,
-            verify=ssl.create_default_context(cafile=str(self.ca)),
-            base_url=self.url,
-            **options,
+            socket_options=socket_options,
         )
+        return httpx.Client(transport=transport, base_url=self.url, **options)
 
     def call(self, function: Callable[[], Any]) -> Any:
         """Run `function` on the server's loop and return its result (to look at state)."""

@@ -1,0 +1,502 @@
+"""WSGI through the real server: the environ, streamed request and response bodies with
+flow control, close(), misbehaving apps, the thread pool's bound; then Flask and Django.
+
+The server runs in a thread of this process (real sockets, real TLS); the clients are
+httpx over HTTP/2 and HTTP/1.1, and curl.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from h2books.interfaces.wsgi import WsgiInterface
+from h2books.server.config import Limits, ServerConfig
+from tests.conftest import require_tool
+from tests.interfaces.conftest import ThreadedServer
+
+CHUNK = b"y" * 65536
+THREADS = 4
+WINDOW = Limits().initial_window_size  # the server's per-stream receive window (h2)
+
+
+class Tracker:
+    """What the app's iterables did, per request token: bytes produced, close() called."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.produced: dict[str, int] = {}
+        self.closed: dict[str, threading.Event] = {}
+
+    def closed_event(self, token: str) -> threading.Event:
+        with self.lock:
+            return self.closed.setdefault(token, threading.Event())
+
+    def add(self, token: str, size: int) -> None:
+        with self.lock:
+            self.produced[token] = self.produced.get(token, 0) + size
+
+
+TRACKER = Tracker()
+
+
+class TrackedBody:
+    """A response iterable that counts what it yields and records its close()."""
+
+    def __init__(self, token: str, parts: Iterator[bytes]) -> None:
+        self.token = token
+        self.parts = parts
+
+    def __iter__(self) -> Iterator[bytes]:
+        for part in self.parts:
+            TRACKER.add(self.token, len(part))
+            yield part
+
+    def close(self) -> None:
+        TRACKER.closed_event(self.token).set()
+
+
+class PoolProbe:
+    """How many requests run in the app at once (the thread pool's bound)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.most = 0
+        self.full = threading.Event()
+        self.release = threading.Event()
+
+    def enter(self) -> None:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            if self.running == THREADS:
+                self.full.set()
+
+    def leave(self) -> None:
+        with self.lock:
+            self.running -= 1
+
+
+PROBE = PoolProbe()
+SERVED: list[ThreadedServer] = []
+
+
+def _held_by_server(prefix: bytes) -> int:
+    """On the server's loop: body bytes received for the request at `prefix` so far."""
+    state = SERVED[0].server.state
+    assert state is not None
+    for connection in state.connections:
+        for exchange in connection.live_exchanges():
+            if exchange.target.startswith(prefix):
+                return exchange.body_size
+    return -1
+
+
+def _json(start_response: Callable[..., Any], value: object, status: str = "200 OK") -> list[bytes]:
+    body = json.dumps(value).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+    )
+    return [body]
+
+
+def raw_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:  # noqa: C901
+    path = environ["PATH_INFO"]
+    query = dict(p.split("=", 1) for p in environ["QUERY_STRING"].split("&") if "=" in p)
+    token = query.get("token", "")
+    if path.startswith("/environ"):
+        body = environ["wsgi.input"].read()
+        shown = {k: v for k, v in environ.items() if isinstance(v, str | bool | tuple)}
+        shown["body"] = body.decode("latin-1")
+        return _json(start_response, shown)
+    if path == "/echo":
+        return _json(start_response, {"size": len(environ["wsgi.input"].read())})
+    if path == "/lines":
+        stream = environ["wsgi.input"]
+        first = stream.readline()
+        partial = stream.readline(3)
+        rest = list(stream)
+        return _json(start_response, [first.decode(), partial.decode(), [r.decode() for r in rest]])
+    if path == "/slow-upload":
+        stream = environ["wsgi.input"]
+        consumed = len(stream.read(65536))
+        most_held = 0
+        deadline = time.monotonic() + 10
+        # Stop reading until the peer's window is used up: the server holds what it let in.
+        while time.monotonic() < deadline:
+            held = SERVED[0].call(lambda: _held_by_server(b"/mount/slow-upload")) - consumed
+            most_held = max(most_held, held)
+            if held >= WINDOW - 65536:
+                break
+            time.sleep(0.01)
+        time.sleep(0.3)  # had credit gone back unread, the peer would now send the rest
+        held = SERVED[0].call(lambda: _held_by_server(b"/mount/slow-upload")) - consumed
+        most_held = max(most_held, held)
+        while part := stream.read(65536):
+            consumed += len(part)
+        return _json(start_response, {"consumed": consumed, "most_held": most_held})
+    if path == "/stream":
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        count = int(query.get("n", "4"))
+        return TrackedBody(token, (CHUNK for _ in range(count)))
+    if path == "/raise-mid-stream":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def broken() -> Iterator[bytes]:
+            yield b"partial"
+            raise RuntimeError("the body broke")
+
+        return TrackedBody(token, broken())
+    if path == "/raise-before-start":
+        raise ValueError("app bug before start_response")
+    if path == "/raise-after-start":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def failing() -> Iterator[bytes]:
+            raise ValueError("app bug before the first byte")
+            yield b""  # a generator
+
+        return TrackedBody(token, failing())
+    if path == "/no-start":
+        return TrackedBody(token, iter([]))
+    if path == "/bad-status":
+        start_response("OK", [])
+        return [b""]
+    if path == "/bad-header":
+        start_response("200 OK", [("X-Injected", "a\r\nset-cookie: stolen=1")])
+        return [b"never"]
+    if path == "/hop-by-hop":
+        start_response("200 OK", [("Transfer-Encoding", "chunked")])
+        return [b"never"]
+    if path == "/short":
+        start_response("200 OK", [("Content-Length", "10")])
+        return [b"12345"]
+    if path == "/write":
+        write = start_response("200 OK", [("Content-Type", "text/plain")])
+        write(b"written ")
+        write(b"then ")
+        return [b"returned"]
+    if path == "/exc-info":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        try:
+            raise KeyError("late failure")
+        except KeyError:
+            import sys
+
+            start_response("503 Service Unavailable", [("Retry-After", "1")], sys.exc_info())
+        return [b"sorry"]
+    if path == "/file":
+        wrapper = environ["wsgi.file_wrapper"]
+        handle = open(query["name"], "rb")  # noqa: SIM115 (closed by the server via close())
+        start_response("200 OK", [("Content-Type", "application/octet-stream")])
+        return wrapper(handle, 8192)
+    if path == "/pool":
+        PROBE.enter()
+        try:
+            PROBE.release.wait(20)
+        finally:
+            PROBE.leave()
+        return _json(start_response, {"token": token})
+    start_response("404 Not Found", [("Content-Type", "text/plain"), ("Content-Length", "0")])
+    return []
+
+
+@pytest.fixture(scope="module")
+def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("wsgi")
+
+
+@pytest.fixture(scope="module")
+def served(tls_dir: Path) -> Iterator[ThreadedServer]:
+    with ThreadedServer(
+        tls_dir,
+        lambda config: WsgiInterface(raw_app, config),
+        root_path="/mount/",
+        wsgi_threads=THREADS,
+        limits=Limits(max_body_size=64 * 1024 * 1024),
+    ) as server:
+        SERVED[:] = [server]
+        yield server
+    SERVED.clear()
+
+
+@pytest.fixture(params=["h2", "h1"])
+def version(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def client(served: ThreadedServer, version: str) -> Iterator[httpx.Client]:
+    with served.client(version, timeout=30) as c:
+        yield c
+
+
+# -- the environ ------------------------------------------------------------------------
+
+
+def test_environ_exact(served: ThreadedServer, client: httpx.Client, version: str) -> None:
+    r = client.post(
+        "/mount/environ/a%2Fb/%C3%A9?x=1&y=%20",
+        content=b"k=v",
+        headers=[
+            ("content-type", "application/x-www-form-urlencoded"),
+            ("x-multi", "1"),
+            ("x-multi", "2"),
+            ("cookie", "a=1"),
+            ("cookie", "b=2"),
+            ("x_under", "spoof"),
+        ],
+    )
+    assert r.status_code == 200
+    env = r.json()
+    assert r.http_version == ("HTTP/2" if version == "h2" else "HTTP/1.1")
+    expected = {
+        "REQUEST_METHOD": "POST",
+        "SCRIPT_NAME": "/mount",
+        # Percent-decoded, %2F included, as bytes read as latin-1 (PEP 3333).
+        "PATH_INFO": "/environ/a/b/\u00c3\u00a9",
+        "QUERY_STRING": "x=1&y=%20",
+        "CONTENT_TYPE": "application/x-www-form-urlencoded",
+        "CONTENT_LENGTH": "3",
+        "SERVER_NAME": "localhost",
+        "SERVER_PORT": str(served.tls_port),
+        "SERVER_PROTOCOL": "HTTP/2" if version == "h2" else "HTTP/1.1",
+        "HTTP_HOST": f"localhost:{served.tls_port}",
+        "HTTP_X_MULTI": "1, 2",
+        "HTTP_COOKIE": "a=1; b=2",
+        "REMOTE_ADDR": "127.0.0.1",
+        "wsgi.url_scheme": "https",
+        "wsgi.version": [1, 0],
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.input_terminated": True,
+        "body": "k=v",
+    }
+    assert {k: env.get(k) for k in expected} == expected
+    assert int(env["REMOTE_PORT"]) > 0
+    # A field name with "_" would pass for its "-" twin once converted: dropped.
+    assert not any("UNDER" in key for key in env)
+    assert "HTTP_CONTENT_TYPE" not in env and "HTTP_CONTENT_LENGTH" not in env
+
+
+def test_path_outside_root_path_and_cleartext(served: ThreadedServer) -> None:
+    # The proxy stripped the prefix: SCRIPT_NAME is the root path, PATH_INFO what came.
+    with httpx.Client(base_url=f"http://127.0.0.1:{served.http_port}") as c:
+        env = c.get("/environ").json()
+    assert env["SCRIPT_NAME"] == "/mount" and env["PATH_INFO"] == "/environ"
+    assert env["wsgi.url_scheme"] == "http" and env["SERVER_PORT"] == str(served.http_port)
+    assert env["SERVER_NAME"] == "127.0.0.1"
+
+
+def test_chunked_body_gets_a_content_length(client: httpx.Client) -> None:
+    # No content-length on the wire (h1 chunked, h2 without it): the whole body's length.
+    r = client.post("/mount/environ", content=iter([b"ab", b"cd"]))
+    env = r.json()
+    assert env["body"] == "abcd" and env["CONTENT_LENGTH"] == "4"
+
+
+def test_readline_and_iteration(client: httpx.Client) -> None:
+    r = client.post("/mount/lines", content=iter([b"one\ntw", b"o\nthree\nfour"]))
+    assert r.json() == ["one\n", "two", ["\n", "three\n", "four"]]
+
+
+def test_curl_h2_and_h1(served: ThreadedServer) -> None:
+    curl = require_tool("curl")
+    for flag, protocol in (("--http2", "HTTP/2"), ("--http1.1", "HTTP/1.1")):
+        out = subprocess.run(
+            [curl, "-sS", flag, "--cacert", str(served.ca), "-d", "name=value",
+             "-H", "X-Multi: 1", "-H", "X-Multi: 2",
+             f"{served.url}/mount/environ/x%2Fy?q=1"],
+            capture_output=True, check=True, timeout=30,
+        ).stdout  # fmt: skip
+        env = json.loads(out)
+        assert env["SERVER_PROTOCOL"] == protocol
+        assert env["PATH_INFO"] == "/environ/x/y" and env["QUERY_STRING"] == "q=1"
+        assert env["body"] == "name=value" and env["CONTENT_LENGTH"] == "10"
+        assert env["HTTP_X_MULTI"] == "1, 2"
+
+
+# -- bodies, both ways ------------------------------------------------------------------
+
+
+def test_upload_larger_than_the_window_is_not_buffered(served: ThreadedServer) -> None:
+    size = 6 * 1024 * 1024
+
+    def parts() -> Iterator[bytes]:
+        for _ in range(size // 65536):
+            yield CHUNK
+
+    with served.client("h2", timeout=60) as c:
+        r = c.post("/mount/slow-upload", content=parts())
+    result = r.json()
+    assert result["consumed"] == size
+    # While the app did not read, the server held at most the stream's window: the peer's
+    # credit comes back only as the app reads (else it would hold most of the 6 MiB).
+    assert WINDOW // 2 <= result["most_held"] <= WINDOW + 65536
+
+
+def test_big_upload_read_whole(client: httpx.Client) -> None:
+    payload = bytes(range(256)) * 16384  # 4 MiB
+    parts = [payload[i : i + 100000] for i in range(0, len(payload), 100000)]
+    r = client.post("/mount/echo", content=iter(parts))
+    assert r.json() == {"size": len(payload)}
+
+
+def _wait_stable(token: str, seconds: float = 0.5, timeout: float = 20) -> int:
+    """Bytes the app produced, once the count stopped moving (the generator is blocked)."""
+    deadline = time.monotonic() + timeout
+    last, since = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        now = TRACKER.produced.get(token, 0)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f"the app kept producing: {last} bytes")
+
+
+@pytest.mark.slow
+def test_streamed_response_waits_for_a_slow_reader(served: ThreadedServer, version: str) -> None:
+    token = f"backpressure-{version}"
+    count = 512  # 32 MiB
+    # httpx opens a 16 MiB window per h2 stream, so what holds the server back is the
+    # kernel: a fixed receive buffer stops its autotuning from taking the whole body.
+    small_buffer = [(socket.SOL_SOCKET, socket.SO_RCVBUF, 128 * 1024)]
+    with served.client(version, socket_options=small_buffer, timeout=60) as c:
+        with c.stream("GET", f"/mount/stream?n={count}&token={token}") as r:
+            parts = r.iter_raw()
+            first = next(parts)
+            produced = _wait_stable(token)
+            # The socket buffers (the server's send buffer grows to 4 MiB), the transport's
+            # and the core's high-water marks, the pipe's: never the whole body.
+            assert produced <= 8 * 1024 * 1024
+            total = len(first) + sum(len(part) for part in parts)
+    assert total == count * len(CHUNK)
+    assert TRACKER.closed_event(token).wait(10)
+
+
+def test_close_called_after_a_normal_stream(client: httpx.Client, version: str) -> None:
+    token = f"normal-{version}"
+    r = client.get(f"/mount/stream?n=3&token={token}")
+    assert r.content == CHUNK * 3
+    assert TRACKER.closed_event(token).wait(10)
+
+
+def test_client_disconnect_stops_the_iterable(served: ThreadedServer, version: str) -> None:
+    token = f"disconnect-{version}"
+    with served.client(version, timeout=30) as c:
+        with c.stream("GET", f"/mount/stream?n=100000&token={token}") as r:
+            next(r.iter_raw())
+    # The connection is gone: the generator stops being consumed, close() is called.
+    assert TRACKER.closed_event(token).wait(10)
+    stopped_at = TRACKER.produced[token]
+    assert stopped_at < 100000 * len(CHUNK)
+    assert _wait_stable(token) == stopped_at
+
+
+# -- misbehaving apps -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("path", "logged"),
+    [
+        ("/mount/raise-before-start", "app bug before start_response"),
+        ("/mount/raise-after-start", "app bug before the first byte"),
+        ("/mount/no-start", "without calling start_response"),
+        ("/mount/bad-status", "invalid WSGI status 'OK'"),
+        ("/mount/bad-header", "control character"),
+        ("/mount/hop-by-hop", "hop-by-hop header 'Transfer-Encoding'"),
+        ("/mount/short", "shorter than its content-length"),
+    ],
+)
+def test_app_errors_before_the_head_are_500s(
+    client: httpx.Client, version: str, caplog: pytest.LogCaptureFixture, path: str, logged: str
+) -> None:
+    with caplog.at_level(logging.ERROR, logger="h2books.wsgi"):
+        r = client.get(f"{path}?token={path}-{version}")
+    assert r.status_code == 500
+    assert "set-cookie" not in r.headers
+    assert any(logged in record.getMessage() + (record.exc_text or "") for record in caplog.records)
+    # The connection keeps serving.
+    assert client.get("/mount/environ").status_code == 200
+
+
+def test_raise_mid_stream_resets_and_closes(
+    client: httpx.Client, version: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = f"mid-{version}"
+    with caplog.at_level(logging.ERROR, logger="h2books.wsgi"):
+        with pytest.raises(httpx.HTTPError):
+            client.get(f"/mount/raise-mid-stream?token={token}").read()
+    assert TRACKER.closed_event(token).wait(10)
+    assert any("WSGI app failed" in record.getMessage() for record in caplog.records)
+    assert client.get("/mount/environ").status_code == 200  # h1: on a new connection
+
+
+def test_write_callable(client: httpx.Client) -> None:
+    assert client.get("/mount/write").text == "written then returned"
+
+
+def test_exc_info_replaces_the_head_before_it_went_out(client: httpx.Client) -> None:
+    r = client.get("/mount/exc-info")
+    assert r.status_code == 503 and r.headers["retry-after"] == "1" and r.text == "sorry"
+
+
+def test_file_wrapper(client: httpx.Client, tmp_path: Path) -> None:
+    data = bytes(range(256)) * 1000
+    path = tmp_path / "blob"
+    path.write_bytes(data)
+    assert client.get(f"/mount/file?name={path}").content == data
+
+
+def test_head_sends_no_body(client: httpx.Client) -> None:
+    r = client.head("/mount/stream?n=2&token=head")
+    assert r.status_code == 200 and r.content == b""
+    r = client.head("/mount/environ")
+    assert r.status_code == 200 and r.content == b"" and int(r.headers["content-length"]) > 0
+
+
+# -- the thread pool --------------------------------------------------------------------
+
+
+def test_pool_bound_queues_requests_and_loses_none(served: ThreadedServer, version: str) -> None:
+    PROBE.__init__()  # type: ignore[misc]
+    requests = THREADS * 3
+
+    async def run() -> list[str]:
+        async with httpx.AsyncClient(
+            http2=version == "h2",
+            http1=version != "h2",
+            verify=ssl.create_default_context(cafile=str(served.ca)),
+            base_url=served.url,
+            timeout=30,
+        ) as c:
+            pending = [
+                asyncio.create_task(c.get(f"/mount/pool?token={i}")) for i in range(requests)
+            ]
+            await asyncio.to_thread(PROBE.full.wait, 20)
+            await asyncio.sleep(0.2)  # room for a thread beyond the bound to start, if any
+            running = PROBE.running
+            PROBE.release.set()
+            answers = await asyncio.gather(*pending)
+            assert running == THREADS
+            return [a.json()["token"] for a in answers]
+
+    tokens = asyncio.run(run())
+    assert sorted(tokens, key=int) == [str(i) for i in range(requests)]
+    assert PROBE.most == THREADS
