@@ -134,7 +134,7 @@ def _encode_headers(
     encoded once and looked up after that."""
     if not isinstance(headers, list | tuple):
         raise TypeError(f"WSGI response headers must be a list, not {type(headers).__name__}")
-    fields = []
+    fields: list[tuple[bytes, bytes]] = []
     append = fields.append
     known = _fields
     for field in headers:

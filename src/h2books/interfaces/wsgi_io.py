@@ -195,9 +195,7 @@ class ResponsePipe:
     ClientDisconnected once the exchange is gone, so that the app's iterable stops being
     consumed."""
 
-    def __init__(
-        self, loop: asyncio.AbstractEventLoop, exchange: Exchange, head: Response
-    ) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, exchange: Exchange, head: Response) -> None:
         self._loop = loop
         self._exchange = exchange
         self._head: Response | None = head
@@ -302,7 +300,9 @@ def _slice_into(parts: list[bytes], out: deque[bytes | memoryview]) -> None:
             out.append(part)
         else:
             view = memoryview(part)
-            out.extend(view[start : start + BODY_SLICE] for start in range(0, len(part), BODY_SLICE))
+            out.extend(
+                view[start : start + BODY_SLICE] for start in range(0, len(part), BODY_SLICE)
+            )
 
 
 class FileWrapper:
