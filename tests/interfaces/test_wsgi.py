@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 import pytest
 
-from h2books.interfaces.wsgi import WsgiInterface
+from h2books.interfaces.wsgi import WsgiInterface, _server_of
 from h2books.server.config import Limits
 from tests.conftest import require_tool
 from tests.interfaces.conftest import ThreadedServer
@@ -122,6 +122,8 @@ def raw_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         shown = {k: v for k, v in environ.items() if isinstance(v, str | bool | tuple)}
         shown["body"] = body.decode("latin-1")
         return _json(start_response, shown)
+    if path == "/ignore-body":
+        return _json(start_response, {"ignored": True})  # the body is never read
     if path == "/echo":
         return _json(start_response, {"size": len(environ["wsgi.input"].read())})
     if path == "/lines":
@@ -353,6 +355,73 @@ def test_upload_larger_than_the_window_is_not_buffered(served: ThreadedServer) -
     # While the app did not read, the server held at most the stream's window: the peer's
     # credit comes back only as the app reads (else it would hold most of the 6 MiB).
     assert WINDOW // 2 <= result["most_held"] <= WINDOW + 65536
+
+
+def test_unread_body_on_h1_is_discarded(served: ThreadedServer) -> None:
+    with served.client("h1", timeout=30) as c:
+        for _ in range(2):
+            r = c.post("/mount/ignore-body", content=iter([CHUNK] * 40))  # 2.5 MiB
+            assert r.json() == {"ignored": True}
+        assert c.get("/mount/environ").status_code == 200
+
+
+def test_unread_body_on_h2_ends_the_stream_and_the_connection_serves_on(
+    served: ThreadedServer,
+) -> None:
+    # An answer that never read the body: the stream ends, RST_STREAM(NO_ERROR) asks the
+    # peer to stop sending (RFC 9113 §8.1), and the connection goes on. (`h2` here: httpx
+    # waits for window credit that cannot come, and curl 7.88 reports the reset as error.)
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    context = ssl.create_default_context(cafile=str(served.ca))
+    context.set_alpn_protocols(["h2"])
+    raw = socket.create_connection(("127.0.0.1", served.tls_port), timeout=10)
+    with context.wrap_socket(raw, server_hostname="localhost") as sock:
+        peer = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        peer.initiate_connection()
+        head = [(":scheme", "https"), (":authority", "localhost")]
+        peer.send_headers(
+            1,
+            [(":method", "POST"), (":path", "/mount/ignore-body"), *head,
+             ("content-length", str(4 * WINDOW))],
+        )  # fmt: skip
+        peer.send_data(1, b"u" * 16000)
+        peer.send_headers(3, [(":method", "GET"), (":path", "/mount/environ"), *head], True)
+        sock.sendall(peer.data_to_send())
+        seen: list[object] = []
+        while not any(isinstance(e, h2.events.StreamEnded) and e.stream_id == 3 for e in seen):
+            data = sock.recv(65536)
+            assert data, f"connection closed; events: {seen}"
+            seen.extend(peer.receive_data(data))
+            sock.sendall(peer.data_to_send())
+        while not any(isinstance(e, h2.events.StreamReset) for e in seen):
+            seen.extend(peer.receive_data(sock.recv(65536)))
+    bodies: dict[int, bytes] = {}
+    for event in seen:
+        if isinstance(event, h2.events.DataReceived):
+            bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+    assert json.loads(bodies[1]) == {"ignored": True}
+    assert json.loads(bodies[3])["PATH_INFO"] == "/environ"
+    resets = [e for e in seen if isinstance(e, h2.events.StreamReset)]
+    assert [(e.stream_id, e.error_code) for e in resets] == [(1, 0)]
+
+
+@pytest.mark.parametrize(
+    ("authority", "scheme", "expected"),
+    [
+        (b"example.com:8443", "https", ("example.com", "8443")),
+        (b"example.com", "https", ("example.com", "443")),
+        (b"example.com", "http", ("example.com", "80")),
+        (b"[::1]:8443", "https", ("[::1]", "8443")),
+        (b"[::1]", "http", ("[::1]", "80")),
+    ],
+)
+def test_server_name_and_port_from_the_authority(
+    authority: bytes, scheme: str, expected: tuple[str, str]
+) -> None:
+    assert _server_of(authority, scheme) == expected
 
 
 def test_big_upload_read_whole(client: httpx.Client) -> None:

@@ -104,9 +104,11 @@ def _server_of(authority: bytes, scheme: str) -> tuple[str, str]:
         host, colon, port = text.rpartition(":")
         if not colon or host.endswith(":") or (text.startswith("[") and not host.endswith("]")):
             host, port = text, ""  # no port (a bare IPv6 literal also has colons)
-        found = (host, port or ("443" if scheme == "https" else "80"))
+        found = (host, port)
         if len(_servers) < _CACHE_LIMIT:
             _servers[authority] = found
+    if not found[1]:
+        return found[0], "443" if scheme == "https" else "80"
     return found
 
 
