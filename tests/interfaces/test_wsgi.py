@@ -761,3 +761,33 @@ def test_django_form_post(django_client: httpx.Client) -> None:
 def test_django_streaming_response(django_client: httpx.Client) -> None:
     r = django_client.get("/site/stream?n=50")
     assert r.text == "".join(f"chunk {i}\n" for i in range(50))
+
+
+def test_shutdown_lets_running_requests_finish_then_ends_the_threads(tls_dir: Path) -> None:
+    started, release = threading.Event(), threading.Event()
+
+    def slow_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        started.set()
+        release.wait(20)
+        start_response("200 OK", [("Content-Length", "4")])
+        return [b"done"]
+
+    server = ThreadedServer(tls_dir, lambda config: WsgiInterface(slow_app, config))
+    with server:
+        interface = server.interface
+        assert isinstance(interface, WsgiInterface)
+        pool = interface.pool
+        assert pool is not None and pool.running == THREADS * 4  # the default: 16
+        answers: list[httpx.Response] = []
+        # h1: httpx's h2 state machine rejects the PING of our two-stage GOAWAY.
+        with server.client("h1", timeout=30) as c:
+            request = threading.Thread(target=lambda: answers.append(c.get("/slow")))
+            request.start()
+            assert started.wait(10)
+            server.loop.call_soon_threadsafe(server.server.stop)
+            release.set()
+            request.join(30)
+        server.thread.join(30)
+        assert not server.thread.is_alive()
+    assert answers and answers[0].text == "done"
+    assert pool.running == 0

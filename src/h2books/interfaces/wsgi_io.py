@@ -238,43 +238,46 @@ class ResponsePipe:
     # -- the loop ---------------------------------------------------------------------------
 
     def _drain(self) -> None:
+        """Write what the thread queued while the exchange takes it; then end or reset
+        the response once the thread says the body is over."""
         exchange = self._exchange
         writing = self._writing
         try:
             if self._head is not None:
                 head, self._head = self._head, None
                 exchange.start(head)
-            while True:
-                if exchange.gone:
-                    self._break()
-                    return
+            while not exchange.gone:
                 if not writing:
-                    with self._lock:
-                        parts = self._parts
-                        if parts:
-                            self._parts = []
-                            self._queued = 0
-                            self._room.notify()
-                        else:
-                            ending = self._ending
-                            if ending == _MORE:
-                                self._scheduled = False
-                                return
+                    parts, ending = self._take()
                     if not parts:
                         if ending == _END:
                             exchange.end()
-                        else:
+                        elif ending == _RESET:
                             exchange.reset()
-                        return
+                        return  # _MORE: the thread schedules the next drain
                     _slice_into(parts, writing)
                 if not exchange.writable:
                     self._loop.create_task(self._drain_when_writable())
                     return
                 exchange.write(writing.popleft())
+            self._break()
         except Exception:
             log.exception("sending a WSGI response failed for %r", exchange)
             exchange.reset()
             self._break()
+
+    def _take(self) -> tuple[list[bytes], int]:
+        """The parts queued so far (the thread may queue more at once), or none and how
+        the body ends; with none and more to come, the next put schedules a drain."""
+        with self._lock:
+            parts = self._parts
+            if parts:
+                self._parts = []
+                self._queued = 0
+                self._room.notify()
+            elif self._ending == _MORE:
+                self._scheduled = False
+            return parts, self._ending
 
     async def _drain_when_writable(self) -> None:
         await self._exchange.wait_writable()  # False once gone: _drain sees it
