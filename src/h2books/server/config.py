@@ -71,3 +71,9 @@ class ServerConfig:
     server_name: bytes = b"h2books"
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # The path prefix the app is mounted at behind a proxy (ASGI root_path, WSGI SCRIPT_NAME).
+    root_path: str = ""
+    # Threads per worker process that run a WSGI app. Apps block in their I/O (a database,
+    # an upstream API), so there are more threads than cores; the bound keeps memory and
+    # GIL contention in check. Requests beyond it wait in order for a free thread.
+    wsgi_threads: int = 16
