@@ -39,6 +39,4 @@ def fold_bodies(events: Iterable[object]) -> list[object]:
 
 def whole_requests(events: Iterable[object]) -> list[RequestReceived]:
     """The requests among ``events`` whose body is complete, folded."""
-    return [
-        e for e in fold_bodies(events) if isinstance(e, RequestReceived) and e.body is not None
-    ]
+    return [e for e in fold_bodies(events) if isinstance(e, RequestReceived) and e.body is not None]

@@ -14,7 +14,6 @@ from h2books.protocol.h1 import (
     ConnectionTimedOut,
     H1Config,
     H1ServerConnection,
-    RequestReceived,
     serialize_head,
 )
 from h2books.protocol.h1.deadlines import Deadlines

@@ -5,15 +5,14 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.protocol.h1.folding import whole_requests
 from h2books.protocol.h1 import (
     H1ClientConnection,
     H1Config,
     H1ServerConnection,
-    RequestReceived,
     ResponseReceived,
     serialize_head,
 )
+from tests.protocol.h1.folding import whole_requests
 
 from .strategies import bodies, fields, methods, targets
 

@@ -21,14 +21,13 @@ takes the time, `get_timer` says when the rule in force expires and
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
 from h2books.protocol.h1.body import IncomingBody, expects_continue
 from h2books.protocol.h1.config import H1Config
 from h2books.protocol.h1.deadlines import IDLE, Deadlines
 from h2books.protocol.h1.errors import H1Error
 from h2books.protocol.h1.events import (
-    BodyEnded,
-    BodyReceived,
     ConnectionClosed,
     ConnectionTimedOut,
     Event,
@@ -62,7 +61,6 @@ _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
 _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
 
-_PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, bytes | None]
 # (CRLF + field lines + CRLF CRLF as sent, HTTP version, headers, Host value, keep-alive)
 # of a bodiless request.
 _FieldsCache = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
@@ -100,7 +98,6 @@ class H1ServerConnection:
         "_peer_closed",
         "_reader",
         "_reading",
-        "_request",
         "_shutting_down",
         "_stream",
     )
@@ -115,7 +112,6 @@ class H1ServerConnection:
         self._fields_cache: _FieldsCache | None = None
         self._incoming = IncomingBody(self._reader)
         self._body: IncomingBody | None = None  # the body being received, if any
-        self._request: _PendingRequest | None = None  # head parsed, not delivered yet
         self._method = b""  # of a request being parsed, so an error answer to HEAD has no body
         self._last_host: bytes | None = None  # already validated
         self._owed: deque[int] = deque()  # flags of delivered requests, oldest first
@@ -269,36 +265,11 @@ class H1ServerConnection:
         self._maybe_continue()
 
     def _read_body(self, body: IncomingBody, events: list[Event]) -> bool:
-        """Deliver what is buffered of the body being received; True once it has ended.
-
-        The first call comes with the head: a body that is all there is delivered
-        with it, whole; otherwise the head goes out alone and the parts follow."""
-        data, ended = body.read()
-        request = self._request
-        if request is not None:
-            self._request = None
-            method, target, version, headers, keep_alive, host = request
-            if ended:
-                self._body = None
-                self._continue_wanted = False
-                events.append(
-                    self._deliver(
-                        method, target, version, headers, data, keep_alive, host, body.trailers
-                    )
-                )
-                return True
-            events.append(self._deliver(method, target, version, headers, None, keep_alive, host))
-            if data:
-                events.append(BodyReceived(data))
-            return False
-        if data and not body.discarding:
-            events.append(BodyReceived(data))
-        if not ended:
+        """Deliver what is buffered of the body being received; True once it has ended."""
+        if not body.read_into(events, self._deliver):
             return False
         self._body = None
         self._continue_wanted = False
-        if not body.discarding:
-            events.append(BodyEnded(body.trailers))
         if not body.keep_alive:
             self._reading = False  # RFC 9112 §9.6: no requests after "close"
         return True
@@ -320,7 +291,7 @@ class H1ServerConnection:
         arriving, that body's rest is dropped; True when it is too long and the
         connection must close instead."""
         body = self._body
-        if body is None or self._owed or self._request is not None or body.discarding:
+        if body is None or self._owed or body.head is not None or body.discarding:
             return False
         return not body.abandon()
 
@@ -358,8 +329,9 @@ class H1ServerConnection:
         if body == NO_BODY:
             self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
-        self._request = (method, target, version, headers, keep_alive, host)
-        self._body = self._incoming.begin(body == CHUNKED, length, keep_alive)
+        self._body = self._incoming.begin(
+            (method, target, version, headers, keep_alive, host), body == CHUNKED, length
+        )
         self._continue_wanted = wants_continue
         return None
 
@@ -404,7 +376,7 @@ class H1ServerConnection:
         self._reading = False
         self._continue_wanted = False
         response = error_response(exc.status, exc.reason, head_only=self._method == b"HEAD")
-        if self._body is not None and self._request is None:
+        if self._body is not None and self._body.head is None:
             # In the body of a delivered request: unanswered, the error is its answer
             # (the newest owed); answered, nothing more can be said before closing.
             if self._owed:
@@ -519,7 +491,7 @@ class H1ServerConnection:
         if data:  # an empty chunk would end a chunked body
             stream.frame(data, self._out)
 
-    def end_response(self, trailers: Fields | None = None) -> None:
+    def end_response(self, trailers: Iterable[tuple[bytes, bytes]] | None = None) -> None:
         """Finish the streamed response, with ``trailers`` in a chunked one's trailer
         section; a body framed otherwise has no place for them and they are dropped."""
         stream = self._stream
