@@ -329,6 +329,10 @@ class H1ServerConnection:
         if body == NO_BODY:
             self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
+        if body == FIXED:
+            whole = self._reader.read_fixed(length)
+            if whole is not None:  # the common case: all of a small body came with its head
+                return self._deliver(method, target, version, headers, whole, keep_alive, host)
         self._body = self._incoming.begin(
             (method, target, version, headers, keep_alive, host), body == CHUNKED, length
         )
