@@ -1,13 +1,12 @@
 """The server side of an HTTP/1.1 connection (RFC 9112), sans-IO.
 
-Requests are delivered in order: a head as soon as it is complete, its body
-part by part as it arrives (or whole with the head when it was all there;
-`body` says how the rest is read and when an unread rest closes the
-connection). Responses are given back in the same order and the core frames them: it adds the
-content-length or chunked coding, ``connection: close`` on the last response,
-``connection: keep-alive`` for persistent HTTP/1.0, drops bodies of HEAD/204/
-304 answers, and sends ``100 Continue`` and error responses at the right place
-in the response stream.
+Requests are delivered in order: a head as soon as it is complete, its body in
+parts as it arrives (whole with the head when it all came with it; `body` says
+what happens to a rest nobody reads). Responses are given back in the same order
+and the core frames them: it adds the content-length or chunked coding (with
+trailers), ``connection: close`` on the last response, ``connection: keep-alive``
+for persistent HTTP/1.0, drops bodies of HEAD/204/304 answers, and sends
+``100 Continue`` and error responses at the right place in the response stream.
 
 Input after the request that ends the connection, or after malformed input,
 is ignored: the core never parses a request it will not answer.
