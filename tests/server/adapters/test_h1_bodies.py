@@ -210,6 +210,69 @@ def test_a_body_left_unread_does_not_break_the_next_request(
     assert body == b"early"
 
 
+def _early(app: ExchangeApp) -> None:
+    async def early(exchange: Exchange) -> None:
+        exchange.respond(Response(200, [], b"early"))
+
+    app.routes[b"/early"] = early
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked"])
+def test_an_answer_to_a_long_unread_upload_survives_the_close(
+    served: ThreadedServer, app: ExchangeApp, framing: str
+) -> None:
+    # The client sends its whole body before it reads (as httpx and requests do). The
+    # server answers at once and closes, but reads and drops the rest meanwhile: a close
+    # with unread input would reset the connection and could destroy the answer.
+    _early(app)
+    size = 4 << 20
+    if framing == "chunked":
+        head = b"POST /early HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        body = b"".join(b"10000\r\n" + b"u" * 0x10000 + b"\r\n" for _ in range(size >> 16))
+        body += b"0\r\n\r\n"
+    else:
+        head = b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % size
+        body = b"u" * size
+    with raw(served) as sock:
+        sock.sendall(head + body)  # would fail with a reset if the server stopped reading
+        response, answer, _ = read_response(sock)
+        assert response.status_code == 200 and answer == b"early"
+        assert (b"connection", b"close") in response.headers
+        assert sock.recv(100) == b""  # then the server closes
+
+
+def test_a_lingering_close_ends_for_a_peer_that_never_stops_sending(
+    served: ThreadedServer, app: ExchangeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import h2books.server.adapters.h1 as adapter
+
+    monkeypatch.setattr(adapter, "LINGER_BYTES", 1 << 20)
+    _early(app)
+    with raw(served) as sock:
+        sock.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n")
+        sent = 0
+        with pytest.raises(OSError):  # reset or broken pipe, once the linger is over
+            while sent < 64 << 20:
+                sock.sendall(b"u" * 65536)
+                sent += 65536
+        assert sent < 64 << 20
+
+
+def test_a_lingering_close_ends_in_time_for_a_silent_peer(
+    served: ThreadedServer, app: ExchangeApp, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import h2books.server.adapters.h1 as adapter
+
+    monkeypatch.setattr(adapter, "LINGER_SECONDS", 0.2)
+    _early(app)
+    with raw(served) as sock:
+        sock.sendall(b"POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 100000000\r\n\r\n")
+        _, answer, _ = read_response(sock)
+        assert answer == b"early"
+        sock.settimeout(10)
+        assert sock.recv(100) == b""  # closed by the linger's deadline, not the idle timeout
+
+
 def test_a_chunked_body_over_the_limit_is_413(served: ThreadedServer, app: ExchangeApp) -> None:
     seen: list[int] = []
 

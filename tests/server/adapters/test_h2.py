@@ -18,6 +18,7 @@ import pytest
 
 from h2books.http import Request, Response
 from h2books.interfaces.native import NativeInterface
+from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.config import Limits, ServerConfig
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
@@ -499,6 +500,48 @@ def test_an_answer_before_the_whole_request_resets_the_rest_with_no_error() -> N
     events, idle = asyncio.run(main())
     assert any(isinstance(e, h2.events.StreamReset) and e.error_code == 0 for e in events)
     assert idle
+
+
+def _early_answer_to_a_declared_body(length: int, sent: int) -> list[h2.events.Event]:
+    async def handler(exchange: Exchange) -> None:
+        exchange.respond(Response(401, [], b"no"))
+
+    async def main() -> list[h2.events.Event]:
+        transport = RecordingTransport()
+        protocol = connect_interface(H2ServerProtocol, task_interface(handler), transport)
+        client = h2_client()
+        await pump(protocol, transport, client)
+        client.send_headers(1, [*POST, ("content-length", str(length))])
+        client.send_data(1, b"x" * sent)
+        protocol.data_received(client.data_to_send())
+        events = await pump(protocol, transport, client)
+        if not any(isinstance(e, h2.events.StreamReset) for e in events):
+            rest = length - sent
+            while rest:
+                size = min(rest, 16384)
+                rest -= size
+                client.send_data(1, b"x" * size, end_stream=not rest)
+                protocol.data_received(client.data_to_send())
+                events += await pump(protocol, transport, client)
+            assert protocol.is_idle()
+        return events
+
+    return asyncio.run(main())
+
+
+def test_an_early_answer_lets_a_short_declared_rest_in_and_drops_it() -> None:
+    # httpx and curl take RST_STREAM NO_ERROR mid-upload as a failure: a rest of at most
+    # DISCARD_LIMIT octets is let in instead, credited as it comes, and dropped.
+    events = _early_answer_to_a_declared_body(1000 + DISCARD_LIMIT, 1000)
+    assert not any(
+        isinstance(e, (h2.events.StreamReset, h2.events.ConnectionTerminated)) for e in events
+    )
+    assert any(isinstance(e, h2.events.StreamEnded) for e in events)
+
+
+def test_an_early_answer_stops_a_long_declared_rest_with_no_error() -> None:
+    events = _early_answer_to_a_declared_body(1001 + DISCARD_LIMIT, 1000)
+    assert [e.error_code for e in events if isinstance(e, h2.events.StreamReset)] == [0]
 
 
 def test_head_answered_in_parts_sends_no_body() -> None:

@@ -6,10 +6,13 @@ already buffered with the head (the common case of a small request), the request
 delivered whole instead: one event, as cheap as a request without a body.
 
 Once the answer to a request is complete, the rest of its body is not wanted but must
-still be read, or the next request on the connection cannot be found. Up to
-`DISCARD_LIMIT` octets are read and dropped; a longer rest (a known Content-Length,
-or a chunked body that goes on) ends the connection instead: a peer that uploads
-megabytes nobody reads costs one connection, not the bandwidth.
+still be read, or the next request on the connection cannot be found. A rest of a
+known length up to `DISCARD_LIMIT` octets is read and dropped; a longer one, or a
+chunked one (whose length nobody knows), ends the connection instead, and the answer
+says so (`connection: close`): a peer that uploads megabytes nobody reads costs one
+connection, not the bandwidth. Deciding later (dropping a chunked rest until it turns
+out long) would close a connection the answer called persistent, and a client that
+sent its next request on it in the meantime would see it fail.
 """
 
 from __future__ import annotations
@@ -128,10 +131,7 @@ class IncomingBody:
         """The request has its complete answer: drop the rest of the body as it comes.
         False when that rest is too long to read: the connection must close instead."""
         self.discarding = True
-        if self.chunked:
-            self._reader.limit_chunked(DISCARD_LIMIT)  # past it, reading fails and closes
-            return True
-        return self.remaining <= DISCARD_LIMIT
+        return not self.chunked and self.remaining <= DISCARD_LIMIT
 
 
 def expects_continue(expect: list[bytes] | None) -> bool:

@@ -199,10 +199,6 @@ class MessageReader:
         self._body_size = 0
         self._body_limit = self._max_body if limit is None else limit
 
-    def limit_chunked(self, more: int) -> None:
-        """Allow at most ``more`` further octets of the chunked body being read."""
-        self._body_limit = min(self._body_limit, self._body_size + more)
-
     def read_chunked_parts(self, out: list[bytes]) -> list[tuple[bytes, bytes]] | None:
         """Append the chunk data now buffered to ``out``; the trailer fields (``[]`` for
         none) once the last chunk and the trailer section are in, else None.

@@ -154,6 +154,12 @@ class H1ServerConnection:
         return not reader.only_empty_lines_left()
 
     @property
+    def body_unfinished(self) -> bool:
+        """A request body is still arriving, or was when the connection stopped reading:
+        the peer may still be sending it."""
+        return self._body is not None
+
+    @property
     def has_pending_input(self) -> bool:
         """A request has begun but is not complete (head or body), or complete requests
         wait while parsing is paused: closing now would drop a request."""
@@ -292,6 +298,8 @@ class H1ServerConnection:
         body = self._body
         if body is None or self._owed or body.head is not None or body.discarding:
             return False
+        if self._error_response is not None:
+            return False  # the body was refused (413): its error answer closes
         return not body.abandon()
 
     def _start_request(self, lines: list[bytes]) -> RequestReceived | None:

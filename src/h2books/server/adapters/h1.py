@@ -17,6 +17,7 @@ answered (as the HTTP/2 adapter does at once), not when the app first reads.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -41,12 +42,18 @@ from h2books.server.state import ServerState
 
 log = logging.getLogger("h2books.server")
 
+# A lingering close (see _close_lingering) ends after this long, or this much input.
+LINGER_SECONDS = 2.0
+LINGER_BYTES = 16 * 1024 * 1024
+
 
 class H1ServerProtocol(ServerConnection):
     __slots__ = (
         "_close_when_done",
         "_counted",
         "_held",
+        "_linger",
+        "_lingered",
         "_queue",
         "_receiving",
         "_trailers_due",
@@ -67,6 +74,9 @@ class H1ServerProtocol(ServerConnection):
         self._held = 0
         # Trailers of a response ended before its turn, sent with its end.
         self._trailers_due: dict[Exchange, Fields] = {}
+        # Closing while the peer still sends: the timer that ends it, and what was dropped.
+        self._linger: asyncio.TimerHandle | None = None
+        self._lingered = 0
 
     # -- ServerConnection ---------------------------------------------------------------
 
@@ -108,6 +118,10 @@ class H1ServerProtocol(ServerConnection):
         if not self._closing:
             self.last_activity = now = self.state.loop.time()
             self._handle(self.conn.receive_data(data, now))
+        elif self._linger is not None:
+            self._lingered += len(data)
+            if self._lingered > LINGER_BYTES:
+                self._stop_lingering()
 
     # -- requests -----------------------------------------------------------------------
 
@@ -366,9 +380,39 @@ class H1ServerProtocol(ServerConnection):
             return
         conn = self.conn
         if conn.must_close or self._close_when_done:
-            self.close_transport()
+            if self._linger is not None:
+                return  # lingering: its deadline or its octet bound closes
+            if (conn.body_unfinished or conn.has_pending_input) and not self._closing:
+                self._close_lingering()
+            else:
+                self.close_transport()
         elif self._paused_reading:
             self.maybe_resume_reading()
+
+    def _close_lingering(self) -> None:
+        """The last answer is out, but the peer is still sending (a body nobody read, or
+        requests past the last one). Closing a socket with unread input makes the kernel
+        reset the connection, and the reset can destroy the answer in the peer's receive
+        buffer before the peer reads it. So, as nginx's lingering close does, read and drop
+        what comes for a while (bounded in time and octets), then close."""
+        self._closing = True
+        self._linger = self.state.loop.call_later(LINGER_SECONDS, self._stop_lingering)
+        if self._paused_reading:
+            self._paused_reading = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+
+    def _stop_lingering(self) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        self.close_transport()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._linger is not None:
+            self._linger.cancel()
+            self._linger = None
+        super().connection_lost(exc)
 
     # -- server housekeeping ------------------------------------------------------------
 

@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from typing import Final
 
 from h2books.http import Response
+from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
 from h2books.server.connection import FLUSH_NOW, ServerConnection
@@ -271,11 +272,15 @@ class H2ServerProtocol(ServerConnection):
 
     def _response_done(self, exchange: Exchange) -> None:
         if not exchange.body_complete:
-            # RFC 9113 §8.1: the answer is complete before the request is; ask the peer to
-            # stop sending it (RST_STREAM NO_ERROR). A reader sees the body end here.
-            self.conn.reset_stream(exchange.stream_id, ErrorCode.NO_ERROR)
+            # The answer is complete before the request is. A short declared rest is
+            # let in and dropped (credited as it comes, see _on_data): clients such as
+            # httpx and curl take the RST_STREAM NO_ERROR that RFC 9113 §8.1 allows as a
+            # failed upload. Anything longer, or of unknown length, is stopped with it.
+            rest = _declared_length(exchange.headers) - exchange.body_size
+            if not 0 <= rest <= DISCARD_LIMIT:
+                self.conn.reset_stream(exchange.stream_id, ErrorCode.NO_ERROR)
             exchange.on_body_complete = None
-            exchange.end_body()
+            exchange.end_body()  # a reader sees the body end here
         self._finish(exchange)
 
     def _lose(self, stream_id: int) -> None:
@@ -389,7 +394,7 @@ def _declared_length(headers: list[tuple[bytes, bytes]]) -> int:
     for name, value in headers:
         if name == b"content-length":
             return int(value)  # the core has validated it
-    return 0
+    return -1  # not declared
 
 
 def _status(status: int) -> tuple[tuple[bytes, bytes]]:
