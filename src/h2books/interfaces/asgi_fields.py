@@ -16,11 +16,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from h2books.http import Response
+
 # Never sent on: the server frames the body itself (ASGI: "the server must ignore it").
 _ALWAYS_DROPPED = frozenset({b"transfer-encoding"})
 # Connection-specific: meaningful on HTTP/1.1, malformed on HTTP/2 and HTTP/3.
 _HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"upgrade", b"te"})
-_TOKEN = frozenset(b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz")
+_TOKEN = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
 # CTLs other than HTAB, and DEL: never in a field value (response splitting).
 _BAD_VALUE_OCTETS = bytes([*range(0x00, 0x09), *range(0x0A, 0x20), 0x7F])
 
@@ -47,7 +49,10 @@ def response_fields(
         if field in good:
             fields.append(field)
             continue
-        checked = _check(field, multiplexed)
+        if field[0] == b"content-length" and len(field) == 2 and type(field[1]) is bytes:
+            checked: tuple[bytes, bytes] | None = field
+        else:
+            checked = _check(field, multiplexed)
         if checked is None:
             continue
         name, value = checked
@@ -75,7 +80,7 @@ def _check(field: tuple[Any, ...], multiplexed: bool) -> tuple[bytes, bytes] | N
         raise FieldError(f"header names and values must be bytes: {field!r}")
     if not name.islower():
         name = name.lower()
-    if not name or any(octet not in _TOKEN for octet in name):
+    if not name or name.translate(None, _TOKEN):
         raise FieldError(f"invalid header name {name!r}")
     if value.translate(None, _BAD_VALUE_OCTETS) != value:
         raise FieldError(f"control character in the value of {name!r}")
@@ -113,3 +118,75 @@ def trailer_fields(headers: Iterable[Any], multiplexed: bool) -> list[tuple[byte
         if checked is not None:
             fields.append(checked)
     return fields
+
+
+# -- response heads, cached: one per distinct (protocol family, status, header list) ------
+
+# A framework sends the same head again and again (the same fields, often the same length).
+# A head seen before skips the checks above, and its Response template carries the
+# adapters' cached encodings (per protocol, per Date second), lent to each request's own
+# Response. Bounded: cleared when full.
+
+
+class Head:
+    """A checked response head: the fields to send and the declared content-length."""
+
+    __slots__ = ("declared", "fields", "status", "template")
+
+    def __init__(self, status: int, fields: list[tuple[bytes, bytes]], declared: int | None):
+        self.status = status
+        self.fields = tuple(fields)
+        self.declared = declared
+        self.template: Response | None = None
+
+
+_HEADS: dict[tuple[Any, ...], Head] = {}
+_HEADS_MAX = 1024
+_new_response = Response.__new__
+
+
+def response_head(status: int, headers: Any, multiplexed: bool) -> Head:
+    """The checked head for `status` and the app's `headers`; raises `FieldError`."""
+    try:
+        key: tuple[Any, ...] | None = (multiplexed, status, *headers)
+        head = _HEADS.get(key)  # type: ignore[arg-type]
+    except TypeError:  # [name, value] lists: not hashable, so not cached
+        key = head = None
+    if head is None:
+        fields, declared = response_fields(headers, multiplexed)
+        head = Head(status, fields, declared)
+        if key is not None:
+            if len(_HEADS) >= _HEADS_MAX:
+                _HEADS.clear()
+            _HEADS[key] = head
+    return head
+
+
+def with_length(head: Head, length: int, multiplexed: bool) -> Head:
+    """The head plus the content-length of a whole body the app gave none for."""
+    return response_head(
+        head.status, (*head.fields, (b"content-length", b"%d" % length)), multiplexed
+    )
+
+
+def whole_response(head: Head, body: bytes) -> Response:
+    """A Response for `body` carrying the encodings cached on the head's template; after
+    sending, `keep_encodings(head, response)` brings fresh ones back."""
+    template = head.template
+    if template is None:
+        template = head.template = Response(head.status, head.fields)
+    response = _new_response(Response)
+    response.status = head.status
+    response.headers = template.headers
+    response.body = body
+    response.stream = None
+    response._h1_head = template._h1_head
+    response._h2_fields = template._h2_fields
+    return response
+
+
+def keep_encodings(head: Head, response: Response) -> None:
+    template = head.template
+    assert template is not None
+    template._h1_head = response._h1_head
+    template._h2_fields = response._h2_fields

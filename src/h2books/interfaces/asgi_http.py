@@ -31,9 +31,13 @@ from typing import Any
 from h2books.http import Response
 from h2books.interfaces.asgi_fields import (
     FieldError,
+    Head,
     informational_fields,
-    response_fields,
+    keep_encodings,
+    response_head,
     trailer_fields,
+    whole_response,
+    with_length,
 )
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
 from h2books.server.responses import INTERNAL_ERROR, error_response
@@ -71,21 +75,22 @@ class HttpCall:
 
     __slots__ = (
         "body_state",
-        "declared",
         "error",
         "exchange",
-        "fields",
+        "head",
         "held_trailers",
         "multiplexed",
         "phase",
         "read",
-        "status",
         "task",
         "timed_out",
         "timer",
         "trailers",
         "waiter",
     )
+
+    head: Head  # set by http.response.start
+    read: int  # body bytes handed out, once the body is read in parts
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
@@ -172,38 +177,41 @@ class HttpCall:
         if type(status) is not int or not 200 <= status <= 999:
             raise self._invalid(f"invalid status {status!r} in http.response.start")
         try:
-            self.fields, self.declared = response_fields(
-                message.get("headers", ()), self.multiplexed
-            )
+            self.head = response_head(status, message.get("headers", ()), self.multiplexed)
         except FieldError as exc:
             raise self._invalid(str(exc)) from None
-        self.status = status
         self.trailers = bool(message.get("trailers", False))
         self.phase = HEAD_HELD
 
     def _respond_whole(self, body: Any) -> None:
         if type(body) is not bytes:
             body = self._bytes(body)
-        declared = self.declared
+        head = self.head
+        declared = head.declared
         exchange = self.exchange
-        if (
-            declared is not None
-            and declared != len(body)
-            and exchange.method != b"HEAD"
-            and self.status not in (204, 304)
-        ):
-            raise self._invalid(
-                f"a body of {len(body)} bytes after content-length: {declared}"
-            )
+        if declared != len(body):
+            status = head.status
+            if declared is None:
+                if exchange.method == b"HEAD" or status in (204, 304):
+                    # The length of a HEAD answer's GET body is unknown: say none.
+                    self.phase = DONE
+                    exchange.respond(Response(status, head.fields, body))
+                    self._finished()
+                    return
+                head = with_length(head, len(body), self.multiplexed)
+            elif exchange.method != b"HEAD" and status not in (204, 304):
+                raise self._invalid(f"a body of {len(body)} bytes after content-length: {declared}")
         self.phase = DONE
-        exchange.respond(Response(self.status, self.fields, body))
+        response = whole_response(head, body)
+        exchange.respond(response)
+        keep_encodings(head, response)
         self._finished()
 
     def _send_head(self) -> None:
         self.phase = STREAMING
         exchange = self.exchange
         try:
-            exchange.start(Response(self.status, self.fields, stream=_STREAMED))
+            exchange.start(Response(self.head.status, self.head.fields, stream=_STREAMED))
         except Exception:
             log.exception("cannot send the response head for %r", exchange)
             self._abandon()
@@ -213,7 +221,7 @@ class HttpCall:
         if type(body) is not bytes:
             body = self._bytes(body)
         exchange = self.exchange
-        declared = self.declared
+        declared = self.head.declared
         if declared is not None and exchange.method != b"HEAD":
             sent = exchange.sent + len(body)
             if sent > declared or (not more and sent != declared):
@@ -272,9 +280,8 @@ class HttpCall:
         exchange = self.exchange
         with open(path, "rb") as file:  # an OSError goes to the app: nothing is sent yet
             size = os.fstat(file.fileno()).st_size
-            if self.declared is None:
-                self.fields.append((b"content-length", str(size).encode("ascii")))
-                self.declared = size
+            if self.head.declared is None:
+                self.head = with_length(self.head, size, self.multiplexed)
             if size <= BIG_BODY and not self.trailers:
                 self._respond_whole(b"" if exchange.method == b"HEAD" else file.read())
                 return
