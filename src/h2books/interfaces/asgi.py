@@ -59,7 +59,7 @@ NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
 class AsgiInterface(ServerInterface):
     """Serves an ASGI 3 application (Starlette, FastAPI, Django's ASGI handler, ...)."""
 
-    __slots__ = ("app", "lifespan", "response_timeout", "settings", "state", "_runner")
+    __slots__ = ("_runner", "app", "lifespan", "response_timeout", "settings", "state")
 
     def __init__(
         self,
@@ -72,9 +72,7 @@ class AsgiInterface(ServerInterface):
         config = config if config is not None else ServerConfig()
         self.app = app
         trusted = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
-        self.settings = ScopeSettings(
-            config.root_path if root_path is None else root_path, trusted
-        )
+        self.settings = ScopeSettings(config.root_path if root_path is None else root_path, trusted)
         self.state: dict[str, Any] = {}
         self.lifespan = Lifespan(
             app,

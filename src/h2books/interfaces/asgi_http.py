@@ -151,7 +151,9 @@ class HttpCall:
         try:
             kind = message["type"]
         except (TypeError, KeyError):
-            raise self._invalid(f"a message must be a dict with a 'type', not {message!r}") from None
+            raise self._invalid(
+                f"a message must be a dict with a 'type', not {message!r}"
+            ) from None
         phase = self.phase
         exchange = self.exchange
         if exchange.gone and phase != DONE:

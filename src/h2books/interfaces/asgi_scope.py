@@ -88,9 +88,7 @@ def connection_parts(exchange: Exchange, settings: ScopeSettings) -> tuple[dict[
     return base, behind_proxy
 
 
-def request_parts(
-    target: bytes, settings: ScopeSettings
-) -> tuple[str, bytes, bytes]:
+def request_parts(target: bytes, settings: ScopeSettings) -> tuple[str, bytes, bytes]:
     """(path, raw_path, query_string) of a request target; the path percent-decoded and
     read as UTF-8, both paths with root_path in front (the path the client asked for)."""
     raw_path, _, query = target.partition(b"?")

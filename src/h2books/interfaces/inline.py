@@ -91,6 +91,7 @@ class InlineRunner:
             # Called from inside a task (a test, a benchmark driving the protocol from a
             # coroutine): stand in for it while the app runs.
             outer = _current_task(loop)
+            assert outer is not None
             _leave_task(loop, outer)
             _enter_task(loop, host)
         try:

@@ -83,15 +83,20 @@ class Lifespan:
             self._started = True
             return
         if kind == "lifespan.startup.failed":
-            raise LifespanError(f"the app's startup failed: {outcome.get('message') or '(no message)'}")
+            raise LifespanError(
+                f"the app's startup failed: {outcome.get('message') or '(no message)'}"
+            )
         # The app raised or returned before answering.
         error = outcome.get("error")
         if self._mode == "on":
             detail = f"{type(error).__name__}: {error}" if error else "it returned"
             raise LifespanError(f"the app does not complete the ASGI lifespan startup ({detail})")
         if error is not None:
-            log.info("ASGI lifespan unsupported by the app (%s: %s); serving without it",
-                     type(error).__name__, error)
+            log.info(
+                "ASGI lifespan unsupported by the app (%s: %s); serving without it",
+                type(error).__name__,
+                error,
+            )
         else:
             log.info("ASGI lifespan: the app returned at startup; serving without it")
 
@@ -105,9 +110,7 @@ class Lifespan:
         self._outcome = loop.create_future()
         self._events.put_nowait({"type": "lifespan.shutdown"})
         try:
-            outcome = await asyncio.wait_for(
-                asyncio.shield(self._outcome), self._shutdown_timeout
-            )
+            outcome = await asyncio.wait_for(asyncio.shield(self._outcome), self._shutdown_timeout)
         except TimeoutError:
             log.error("the app's shutdown took over %g s; leaving it", self._shutdown_timeout)
             if self._task is not None:

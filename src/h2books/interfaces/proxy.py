@@ -114,11 +114,10 @@ def _from_forwarded(
                 hops.append(_node(raw))
             elif key == "proto" and raw:
                 protos.append(raw.lower())
-    if hops:
-        client = _nearest_untrusted(hops, client, trusted)
+    origin: Address | None = _nearest_untrusted(hops, client, trusted) if hops else client
     if protos:
         scheme = _checked_scheme(protos[-1], scheme)
-    return client, scheme
+    return origin, scheme
 
 
 def _node(raw: str) -> Address:
