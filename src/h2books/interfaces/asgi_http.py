@@ -344,6 +344,11 @@ class HttpCall:
         self.timer = None
         if self.phase >= STREAMING or self.exchange.gone:
             return
+        if not self.exchange.body_complete:
+            # Still uploading: the time to answer counts from the body's last byte (a slow
+            # upload is the stall rule's to bound).
+            self.timer = asyncio.get_running_loop().call_later(timeout, self._timed_out, timeout)
+            return
         log.error("ASGI app did not answer %r within %g s: 503", self.exchange, timeout)
         self.timed_out = True
         self.phase = DONE

@@ -55,8 +55,9 @@ class Timeouts:
     # No progress at all (no bytes read, no bytes written) while work is pending.
     stall: float = 60.0
     graceful_shutdown: float = 10.0
-    # Time an app (ASGI, WSGI) gets to start its answer (send the response head); past it
-    # the request gets a 503 and the app is cancelled. A streamed body, once started, is
+    # Time an app (ASGI, WSGI) gets to start its answer (send the response head), counted
+    # from the request body's last byte; past it the request gets a 503 and the app is
+    # cancelled. A streamed body, once started, is
     # bounded by the stall rule instead (long polls and event streams stay possible).
     response: float = 300.0
 
