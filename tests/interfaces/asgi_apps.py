@@ -192,7 +192,9 @@ async def bad_header(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 async def wrong_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]})
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"10")]}
+    )
     await send({"type": "http.response.body", "body": b"short"})
 
 

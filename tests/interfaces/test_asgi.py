@@ -63,10 +63,14 @@ def test_scope_fields(server: ThreadedServer, client: httpx.Client, protocol: st
     assert ["x-custom", "Value"] in headers
     assert all(name == name.lower() for name, _ in headers)
     assert not any(name.startswith(":") for name, _ in headers)
-    assert headers[0] == ["host", f"localhost:{server.tls_port}"] or [
-        "host",
-        f"localhost:{server.tls_port}",
-    ] in headers
+    assert (
+        headers[0] == ["host", f"localhost:{server.tls_port}"]
+        or [
+            "host",
+            f"localhost:{server.tls_port}",
+        ]
+        in headers
+    )
     client_host, client_port = scope["client"]
     assert client_host == "127.0.0.1" and client_port > 0
     assert scope["server"] == ["127.0.0.1", server.tls_port]
@@ -87,9 +91,9 @@ def test_scope_host_first_on_h2(server: ThreadedServer) -> None:
 
 
 def test_root_path(tmp_path: Path, protocol: str) -> None:
-    with ThreadedServer(tmp_path, AsgiInterface(raw_app, root_path="/api/")) as running:
-        with running.client(protocol) as c:
-            scope = c.get("/scope").json()
+    interface = AsgiInterface(raw_app, root_path="/api/")
+    with ThreadedServer(tmp_path, interface) as running, running.client(protocol) as c:
+        scope = c.get("/scope").json()
     assert scope["root_path"] == "/api"
     assert scope["path"] == "/api/scope"  # the full path: Starlette strips root_path itself
     assert scope["raw_path"] == "/api/scope"
@@ -136,7 +140,10 @@ def test_slow_reader_holds_the_window_shut(server: ThreadedServer) -> None:
     window = server.config.limits.initial_window_size
     payload = b"u" * (6 * 1024 * 1024)
     with server.client("h2", timeout=60) as c:
-        r = c.post("/slow-reader", content=iter([payload[i : i + 65536] for i in range(0, len(payload), 65536)]))
+        r = c.post(
+            "/slow-reader",
+            content=iter([payload[i : i + 65536] for i in range(0, len(payload), 65536)]),
+        )
     assert r.text == str(len(payload))
     assert 0 < SEEN["most_held"] <= window + 16384
 
@@ -170,7 +177,7 @@ def test_send_waits_while_the_peer_window_is_shut(server: ThreadedServer) -> Non
             h2wire.frame(h2wire.WINDOW_UPDATE, 0, 0, increment)
             + h2wire.frame(h2wire.WINDOW_UPDATE, 0, 1, increment)
         )
-        headers, body = wire.response(1, timeout=30)  # now acknowledging: it all comes
+        _, body = wire.response(1, timeout=30)  # now acknowledging: it all comes
         assert len(body) + received == CHUNKS * len(CHUNK)
         assert SEEN["stream_sent"] == CHUNKS
     finally:
@@ -197,7 +204,10 @@ def test_trailers_over_h2(server: ThreadedServer) -> None:
                 break
         assert SEEN["trailers_extension"]
         assert len(blocks) == 2 and data == b"payload"
-        assert ("grpc-status", "0") in [(n.decode() if isinstance(n, bytes) else n, v.decode() if isinstance(v, bytes) else v) for n, v in blocks[1]]
+        assert ("grpc-status", "0") in [
+            (n.decode() if isinstance(n, bytes) else n, v.decode() if isinstance(v, bytes) else v)
+            for n, v in blocks[1]
+        ]
     finally:
         wire.sock.close()
 
@@ -239,16 +249,16 @@ def test_response_headers_made_safe(client: httpx.Client, protocol: str) -> None
 # -- misbehaving apps: each logs, and the connection keeps serving -----------------------
 
 
-def test_raise_before_start_is_500(
-    client: httpx.Client, server_logs: LogRecords
-) -> None:
+def test_raise_before_start_is_500(client: httpx.Client, server_logs: LogRecords) -> None:
     r = client.get("/raise-before")
     assert r.status_code == 500
     assert any("raised" in m for m in server_logs.messages())
     assert client.get("/scope").status_code == 200
 
 
-def test_raise_after_start_resets(server: ThreadedServer, protocol: str, server_logs: LogRecords) -> None:
+def test_raise_after_start_resets(
+    server: ThreadedServer, protocol: str, server_logs: LogRecords
+) -> None:
     with server.client(protocol) as c:
         with pytest.raises(httpx.HTTPError):
             c.get("/raise-after")
@@ -256,9 +266,7 @@ def test_raise_after_start_resets(server: ThreadedServer, protocol: str, server_
         assert c.get("/scope").status_code == 200  # h2: the same connection; h1: a new one
 
 
-def test_invalid_message_raises_into_the_app(
-    client: httpx.Client, server_logs: LogRecords
-) -> None:
+def test_invalid_message_raises_into_the_app(client: httpx.Client, server_logs: LogRecords) -> None:
     r = client.get("/invalid")
     assert r.text == "recovered"
     assert "unexpected 'http.response.body'" in SEEN["invalid"]
