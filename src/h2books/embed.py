@@ -20,6 +20,7 @@ import signal
 import ssl
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from h2books.interfaces.loader import build_interface, describe, detect_interface, load_app
@@ -35,6 +36,9 @@ def config_from(options: dict[str, Any]) -> ServerConfig:
     unknown = sorted(set(options) - _CONFIG_FIELDS)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
+    for name in ("data_dir", "certfile", "keyfile"):
+        if isinstance(options.get(name), str):
+            options[name] = Path(options[name]).expanduser()
     return ServerConfig(**options)
 
 
