@@ -323,3 +323,23 @@ def test_logs_name_the_request(client: httpx.Client, server_logs: LogRecords) ->
     errors = [r for r in server_logs.records if r.levelno >= logging.ERROR]
     assert errors and "/raise-before" in errors[0].getMessage()
     assert errors[0].exc_info is not None  # the traceback is in the log
+
+
+def test_http2_bomb_never_reaches_the_app(server: ThreadedServer, server_logs: LogRecords) -> None:
+    """~2,000 one-octet references to one indexed field stay under the 64 KiB header-list
+    limit; the request is refused (431) before a scope or an app holds it."""
+    SEEN.pop("echo_messages", None)
+    wire = h2wire.WireClient(server.tls_port, server.ca)
+    try:
+        wire.handshake()
+        first = wire.request_block("/echo", "POST", [("x", "y")])  # x: y enters the table
+        bomb = first + b"\xbe" * 1900  # index 62: the newest dynamic entry, x: y
+        wire.send(h2wire.frame(h2wire.HEADERS, h2wire.END_HEADERS | h2wire.END_STREAM, 1, bomb))
+        headers, _ = wire.response(1)
+        assert headers[":status"] == "431"
+        assert any("header fields, over 100" in r.getMessage() for r in server_logs.records)
+        wire.get(3, "/scope")
+        assert wire.response(3)[0][":status"] == "200"  # the connection keeps serving
+    finally:
+        wire.sock.close()
+    assert "echo_messages" not in SEEN

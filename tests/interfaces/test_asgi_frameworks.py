@@ -55,7 +55,10 @@ def fastapi_app() -> FastAPI:
         return {"user": user, "age": age}
 
     @app.post("/upload")
-    async def upload(note: str = Form(...), file: UploadFile = File(...)) -> dict[str, Any]:
+    async def upload(
+        note: str = Form(...),
+        file: UploadFile = File(...),  # noqa: B008 - FastAPI's own idiom
+    ) -> dict[str, Any]:
         content = await file.read()
         return {
             "note": note,

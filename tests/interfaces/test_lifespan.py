@@ -68,16 +68,16 @@ async def http_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_auto_serves_an_app_without_lifespan(tmp_path: Path, server_logs: LogRecords) -> None:
-    with ThreadedServer(tmp_path, AsgiInterface(http_only, lifespan="auto")) as server:
-        with server.client("h2") as c:
-            assert c.get("/").text == "ok"
+    interface = AsgiInterface(http_only, lifespan="auto")
+    with ThreadedServer(tmp_path, interface) as server, server.client("h2") as c:
+        assert c.get("/").text == "ok"
     assert any("lifespan unsupported" in r.getMessage() for r in server_logs.records)
 
 
 def test_on_requires_lifespan(tmp_path: Path) -> None:
-    with pytest.raises(LifespanError, match="does not complete"):
-        with ThreadedServer(tmp_path, AsgiInterface(http_only, lifespan="on")):
-            pass
+    server = ThreadedServer(tmp_path, AsgiInterface(http_only, lifespan="on"))
+    with pytest.raises(LifespanError, match="does not complete"), server:
+        pass
 
 
 def test_off_never_calls_lifespan(tmp_path: Path) -> None:
@@ -87,9 +87,9 @@ def test_off_never_calls_lifespan(tmp_path: Path) -> None:
         seen.append(scope["type"])
         await http_only(scope, receive, send)
 
-    with ThreadedServer(tmp_path, AsgiInterface(app, lifespan="off")) as server:
-        with server.client("h1") as c:
-            assert c.get("/").text == "ok"
+    interface = AsgiInterface(app, lifespan="off")
+    with ThreadedServer(tmp_path, interface) as server, server.client("h1") as c:
+        assert c.get("/").text == "ok"
     assert seen == ["http"]
 
 
@@ -99,9 +99,9 @@ def test_startup_failed_stops_the_server(tmp_path: Path, mode: str) -> None:
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "no database"})
 
-    with pytest.raises(LifespanError, match="no database"):
-        with ThreadedServer(tmp_path, AsgiInterface(app, lifespan=mode)):
-            pass
+    server = ThreadedServer(tmp_path, AsgiInterface(app, lifespan=mode))
+    with pytest.raises(LifespanError, match="no database"), server:
+        pass
 
 
 def test_shutdown_failure_is_logged(tmp_path: Path, server_logs: LogRecords) -> None:

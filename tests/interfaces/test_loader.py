@@ -84,7 +84,7 @@ def test_import_from_the_current_directory(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     assert import_from_string("myapp_for_loader:Api.inner.app") == "found"
-    with pytest.raises(AppLoadError, match="not callable|not an app"):
+    with pytest.raises(AppLoadError, match=r"not callable|not an app"):
         load_app("myapp_for_loader:Api.inner.app")
     assert load_app("myapp_for_loader:make") is not None
 
