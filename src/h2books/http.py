@@ -12,7 +12,7 @@ to send again. Treat a returned response as immutable.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from urllib.parse import parse_qsl
 
 from h2books.protocol.h1.serializer import ResponseHead
@@ -104,7 +104,7 @@ class Response:
     control allows.
     """
 
-    __slots__ = ("_h1_head", "_h2_fields", "body", "headers", "status", "stream")
+    __slots__ = ("_h1_head", "_h2_fields", "body", "headers", "hpack_block", "status", "stream")
 
     def __init__(
         self,
@@ -121,6 +121,8 @@ class Response:
         # keyed by the Date value they were built with (it changes once a second).
         self._h1_head: tuple[bytes, ResponseHead] | None = None
         self._h2_fields: tuple[bytes, tuple[tuple[bytes, bytes], ...]] | None = None
+        # The HTTP/2 core's cache of the HPACK block of those fields (scheduler.BlockCache).
+        self.hpack_block: tuple[int, int, Sequence[tuple[bytes, bytes]], bytes] | None = None
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {len(self.body)} bytes>"

@@ -1,11 +1,5 @@
-"""A real server in a thread of the test process, serving any app or interface over real TLS.
-
-    with ThreadedServer(tmp_path, AsgiInterface(app)) as server:
-        httpx.get(f"https://localhost:{server.tls_port}/", verify=server.ssl_context())
-
-Its own event loop, real sockets, real TLS (the local CA), and a cleartext port too.
-Log records of the server thread are kept in `server.records`.
-"""
+"""Serving an interface for real in a thread of the test process: its own event loop, real
+sockets, real TLS (the local CA), a cleartext port too. Shared by the interface tests."""
 
 from __future__ import annotations
 
@@ -28,29 +22,34 @@ from h2books.server.tls import create_server_ssl_context
 
 
 class ThreadedServer:
+    """`with ThreadedServer(data_dir, make_interface) as served:` serves on free ports.
+
+    `make_interface(config)` builds the interface (ASGI, WSGI, native) from the config the
+    server runs with; `config_changes` are ServerConfig fields to set (root_path=...)."""
+
     def __init__(
         self,
         data_dir: Path,
-        app: ServerInterface | Callable[..., Any],
-        configure: Callable[[ServerConfig], None] | None = None,
+        make_interface: Callable[[ServerConfig], ServerInterface],
+        **config_changes: Any,
     ) -> None:
         paths = ensure_certificates(data_dir / "tls")
         self.ca = paths.ca_cert
-        self.config = ServerConfig(port=0, http_port=0, data_dir=data_dir, access_log=False)
-        if configure is not None:
-            configure(self.config)
+        self.config = ServerConfig(
+            port=0, http_port=0, data_dir=data_dir, access_log=False, **config_changes
+        )
+        self.interface = make_interface(self.config)
         self.context = create_server_ssl_context(paths.cert, paths.key)
         self.loop = asyncio.new_event_loop()
-        self.app = app
-        self.server: Server | None = None
+        self.server = Server(self.config, self.interface, self.context)
         self.ready = threading.Event()
-        self.startup_error: BaseException | None = None
+        self.startup_error: BaseException | None = None  # what start() raised (lifespan)
         self.thread = threading.Thread(target=self._run, daemon=True)
+        self.tls_port = self.http_port = 0
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
         try:
-            self.server = Server(self.config, self.app, self.context)  # type: ignore[arg-type]
             self.loop.run_until_complete(self.server.start())
         except BaseException as exc:
             self.startup_error = exc
@@ -65,31 +64,14 @@ class ThreadedServer:
         if self.startup_error is not None:
             self.thread.join(5)
             raise self.startup_error
-        assert self.server is not None
         ports = [s.getsockname()[1] for s in self.server.sockets]
         self.tls_port, self.http_port = ports[0], ports[1]
         return self
 
-    def stop(self) -> None:
-        if self.server is not None and self.thread.is_alive():
+    def __exit__(self, *exc: object) -> None:
+        if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.server.stop)
         self.thread.join(30)
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def call(self, function: Callable[[], Any]) -> Any:
-        """Run `function` on the server's loop and return its result."""
-        done = threading.Event()
-        result: list[Any] = []
-
-        def run() -> None:
-            result.append(function())
-            done.set()
-
-        self.loop.call_soon_threadsafe(run)
-        assert done.wait(10)
-        return result[0]
 
     def ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
@@ -98,16 +80,32 @@ class ThreadedServer:
     def url(self) -> str:
         return f"https://localhost:{self.tls_port}"
 
-    def client(self, protocol: str, **options: Any) -> httpx.Client:
-        """httpx over "h2" or "h1", TLS, the local CA."""
-        http2 = protocol == "h2"
-        return httpx.Client(
-            http2=http2, http1=not http2, verify=self.ssl_context(), base_url=self.url, **options
+    def client(
+        self, version: str, socket_options: list[tuple[int, int, int]] | None = None, **options: Any
+    ) -> httpx.Client:
+        """httpx over "h2" or "h1", trusting the local CA (`socket_options`: e.g. a fixed
+        SO_RCVBUF, for a client that stops reading to fill up quickly)."""
+        http2 = version == "h2"
+        transport = httpx.HTTPTransport(
+            verify=ssl.create_default_context(cafile=str(self.ca)),
+            http2=http2,
+            http1=not http2,
+            socket_options=socket_options,
         )
+        return httpx.Client(transport=transport, base_url=self.url, **options)
+
+    def call(self, function: Callable[[], Any]) -> Any:
+        """Run `function` on the server's loop and return its result (to look at state)."""
+        done: asyncio.Future[Any] = asyncio.run_coroutine_threadsafe(_call(function), self.loop)  # type: ignore[assignment]
+        return done.result(10)
+
+
+async def _call(function: Callable[[], Any]) -> Any:
+    return function()
 
 
 class LogRecords(logging.Handler):
-    """Collects the records of the server's loggers while a test runs."""
+    """The records of the server's loggers while a test runs."""
 
     def __init__(self) -> None:
         super().__init__(logging.DEBUG)
@@ -118,9 +116,6 @@ class LogRecords(logging.Handler):
 
     def messages(self, level: int = logging.ERROR) -> list[str]:
         return [r.getMessage() for r in self.records if r.levelno >= level]
-
-    def clear(self) -> None:
-        self.records.clear()
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import subprocess
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import hpack
 import httpx
@@ -25,11 +26,18 @@ from tests.interfaces.conftest import LogRecords, ThreadedServer
 from tests.server import h2wire
 
 
+def asgi(app: Any, **options: Any) -> Callable[[ServerConfig], AsgiInterface]:
+    """What ThreadedServer takes: the interface built from the server's config."""
+    return lambda config: AsgiInterface(app, config, **options)
+
+
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    config = ServerConfig()
-    config.timeouts.response = 0.5  # /never is answered with a 503 after this
-    with ThreadedServer(tmp_path_factory.mktemp("asgi"), AsgiInterface(raw_app, config)) as running:
+    def make(config: ServerConfig) -> AsgiInterface:
+        config.timeouts.response = 0.5  # /never is answered with a 503 after this
+        return AsgiInterface(raw_app, config)
+
+    with ThreadedServer(tmp_path_factory.mktemp("asgi"), make) as running:
         yield running
 
 
@@ -91,7 +99,7 @@ def test_scope_host_first_on_h2(server: ThreadedServer) -> None:
 
 
 def test_root_path(tmp_path: Path, protocol: str) -> None:
-    interface = AsgiInterface(raw_app, root_path="/api/")
+    interface = asgi(raw_app, root_path="/api/")
     with ThreadedServer(tmp_path, interface) as running, running.client(protocol) as c:
         scope = c.get("/scope").json()
     assert scope["root_path"] == "/api"

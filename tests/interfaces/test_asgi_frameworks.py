@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -19,10 +19,16 @@ from starlette.responses import FileResponse, PlainTextResponse
 from starlette.routing import Route
 
 from h2books.interfaces.asgi import AsgiInterface
+from h2books.server.config import ServerConfig
 from tests.interfaces.conftest import ThreadedServer
 
 DONE_IN_BACKGROUND: list[str] = []
 BACKGROUND_RAN = threading.Event()
+
+
+def asgi(app: Any, **options: Any) -> Callable[[ServerConfig], AsgiInterface]:
+    """What ThreadedServer takes: the interface built from the server's config."""
+    return lambda config: AsgiInterface(app, config, **options)
 
 
 class Item(BaseModel):
@@ -94,7 +100,7 @@ def fastapi_app() -> FastAPI:
 
 @pytest.fixture(scope="module")
 def fastapi_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    with ThreadedServer(tmp_path_factory.mktemp("fastapi"), AsgiInterface(fastapi_app())) as s:
+    with ThreadedServer(tmp_path_factory.mktemp("fastapi"), asgi(fastapi_app())) as s:
         yield s
 
 
@@ -155,7 +161,7 @@ def test_starlette_file_response_uses_pathsend(tmp_path: Path, protocol: str) ->
         return FileResponse(path)
 
     app = Starlette(routes=[Route("/", home), Route("/file", download)])
-    with ThreadedServer(tmp_path, AsgiInterface(app)) as server, server.client(protocol) as c:
+    with ThreadedServer(tmp_path, asgi(app)) as server, server.client(protocol) as c:
         assert c.get("/").text == "home"
         r = c.get("/file")
         assert r.status_code == 200 and r.content == content

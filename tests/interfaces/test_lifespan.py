@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,13 @@ from starlette.routing import Route
 
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.interfaces.lifespan import LifespanError
+from h2books.server.config import ServerConfig
 from tests.interfaces.conftest import LogRecords, ThreadedServer
+
+
+def asgi(app: Any, **options: Any) -> Callable[[ServerConfig], AsgiInterface]:
+    """What ThreadedServer takes: the interface built from the server's config."""
+    return lambda config: AsgiInterface(app, config, **options)
 
 
 def starlette_app(events: list[str], slow_started: threading.Event | None = None) -> Starlette:
@@ -43,7 +49,7 @@ def test_starlette_lifespan_state_and_order(tmp_path: Path, protocol: str) -> No
     events: list[str] = []
     slow_started = threading.Event()
     answers: list[int] = []
-    server = ThreadedServer(tmp_path, AsgiInterface(starlette_app(events, slow_started)))
+    server = ThreadedServer(tmp_path, asgi(starlette_app(events, slow_started)))
     with server:
         assert events == ["startup"]  # before the first connection was accepted
         with server.client(protocol) as c:
@@ -68,14 +74,14 @@ async def http_only(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 def test_auto_serves_an_app_without_lifespan(tmp_path: Path, server_logs: LogRecords) -> None:
-    interface = AsgiInterface(http_only, lifespan="auto")
+    interface = asgi(http_only, lifespan="auto")
     with ThreadedServer(tmp_path, interface) as server, server.client("h2") as c:
         assert c.get("/").text == "ok"
     assert any("lifespan unsupported" in r.getMessage() for r in server_logs.records)
 
 
 def test_on_requires_lifespan(tmp_path: Path) -> None:
-    server = ThreadedServer(tmp_path, AsgiInterface(http_only, lifespan="on"))
+    server = ThreadedServer(tmp_path, asgi(http_only, lifespan="on"))
     with pytest.raises(LifespanError, match="does not complete"), server:
         pass
 
@@ -87,7 +93,7 @@ def test_off_never_calls_lifespan(tmp_path: Path) -> None:
         seen.append(scope["type"])
         await http_only(scope, receive, send)
 
-    interface = AsgiInterface(app, lifespan="off")
+    interface = asgi(app, lifespan="off")
     with ThreadedServer(tmp_path, interface) as server, server.client("h1") as c:
         assert c.get("/").text == "ok"
     assert seen == ["http"]
@@ -99,7 +105,7 @@ def test_startup_failed_stops_the_server(tmp_path: Path, mode: str) -> None:
         await receive()
         await send({"type": "lifespan.startup.failed", "message": "no database"})
 
-    server = ThreadedServer(tmp_path, AsgiInterface(app, lifespan=mode))
+    server = ThreadedServer(tmp_path, asgi(app, lifespan=mode))
     with pytest.raises(LifespanError, match="no database"), server:
         pass
 
@@ -114,6 +120,6 @@ def test_shutdown_failure_is_logged(tmp_path: Path, server_logs: LogRecords) -> 
             return
         await http_only(scope, receive, send)
 
-    with ThreadedServer(tmp_path, AsgiInterface(app)):
+    with ThreadedServer(tmp_path, asgi(app)):
         pass
     assert any("pool stuck" in m for m in server_logs.messages())

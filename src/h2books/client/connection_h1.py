@@ -160,6 +160,7 @@ class H1ClientProtocol(ClientConnection):
         for exchange, event in answered:
             exchange.status = event.status
             exchange.response_headers = event.headers
+            exchange.response_trailers = event.trailers
             exchange.resolve(event.body, _VERSIONS.get(event.http_version, "HTTP/1.1"))
 
     def _retry_current(self) -> bool:

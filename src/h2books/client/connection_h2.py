@@ -184,6 +184,7 @@ class H2ClientProtocol(ClientConnection):
             elif isinstance(event, ev.TrailersReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
+                    exchange.response_trailers = event.headers
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.StreamReset):
                 self._on_stream_reset(event)

@@ -30,6 +30,7 @@ class Exchange:
         "method",
         "received",
         "response_headers",
+        "response_trailers",
         "started",
         "status",
         "target",
@@ -53,6 +54,7 @@ class Exchange:
         self.attempts = 0
         self.status = 0
         self.response_headers: list[tuple[bytes, bytes]] = []
+        self.response_trailers: list[tuple[bytes, bytes]] | None = None
         self.chunks: list[bytes] = []
         self.received = 0
 
@@ -72,6 +74,7 @@ class Exchange:
                     http_version,
                     self.method.decode("latin-1"),
                     self.target.decode("latin-1"),
+                    self.response_trailers,
                 )
             )
 

@@ -13,10 +13,11 @@ class Response:
 
     ``headers`` is a list of ``(name, value)`` bytes pairs with lowercase names
     (without HTTP/2 pseudo-header fields); ``http_version`` is ``"HTTP/2"``,
-    ``"HTTP/1.1"`` or ``"HTTP/1.0"``.
+    ``"HTTP/1.1"`` or ``"HTTP/1.0"``; ``trailers``: the trailer fields (HTTP/2, or a
+    chunked HTTP/1.1 body), None when there were none.
     """
 
-    __slots__ = ("content", "headers", "http_version", "method", "status", "target")
+    __slots__ = ("content", "headers", "http_version", "method", "status", "target", "trailers")
 
     def __init__(
         self,
@@ -26,6 +27,7 @@ class Response:
         http_version: str,
         method: str = "GET",
         target: str = "/",
+        trailers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -33,6 +35,7 @@ class Response:
         self.http_version = http_version
         self.method = method
         self.target = target
+        self.trailers = trailers
 
     def header(self, name: str | bytes) -> str | None:
         """The first value of a field (case-insensitive name), decoded as latin-1."""

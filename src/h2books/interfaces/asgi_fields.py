@@ -182,6 +182,7 @@ def whole_response(head: Head, body: bytes) -> Response:
     response.stream = None
     response._h1_head = template._h1_head
     response._h2_fields = template._h2_fields
+    response.hpack_block = template.hpack_block
     return response
 
 
@@ -190,3 +191,4 @@ def keep_encodings(head: Head, response: Response) -> None:
     assert template is not None
     template._h1_head = response._h1_head
     template._h2_fields = response._h2_fields
+    template.hpack_block = response.hpack_block

@@ -77,7 +77,7 @@ class ServerConfig:
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     # For the app above the server (interfaces/: ASGI, WSGI).
-    # The path the app is mounted at behind a proxy (ASGI root_path, WSGI SCRIPT_NAME).
+    # The path prefix the app is mounted at behind a proxy (ASGI root_path, WSGI SCRIPT_NAME).
     root_path: str = ""
     # ASGI lifespan: "auto" (used if the app supports it), "on" (required), "off".
     lifespan: str = "auto"
@@ -87,3 +87,7 @@ class ServerConfig:
     # WebSockets: the largest message accepted, and how often an idle peer is pinged.
     ws_max_size: int = 16 * 1024 * 1024
     ws_ping_interval: float = 20.0
+    # Threads per worker process that run a WSGI app. Apps block in their I/O (a database,
+    # an upstream API), so there are more threads than cores; the bound keeps memory and
+    # GIL contention in check. Requests beyond it wait in order for a free thread.
+    wsgi_threads: int = 16

@@ -9,10 +9,10 @@ from h2books.protocol.h1 import (
     H1ClientConnection,
     H1Config,
     H1ServerConnection,
-    RequestReceived,
     ResponseReceived,
     serialize_head,
 )
+from tests.protocol.h1.folding import whole_requests
 
 from .strategies import bodies, fields, methods, targets
 
@@ -44,13 +44,10 @@ def test_round_trip(exchanges: list[tuple], step: int) -> None:  # type: ignore[
             method, target, [(b"host", b"example.com"), *request_fields, *extra], request_body
         )
     wire = client.data_to_send()
-    requests: list[RequestReceived] = []
+    events: list[object] = []
     for i in range(0, len(wire), step):  # pipelined, delivered in arbitrary pieces
-        requests += [
-            e
-            for e in server.receive_data(wire[i : i + step], 0.0)
-            if isinstance(e, RequestReceived)
-        ]
+        events += server.receive_data(wire[i : i + step], 0.0)
+    requests = whole_requests(events)
     assert len(requests) == len(exchanges)
     for request, (method, target, request_fields, request_body, _chunked, *_) in zip(
         requests, exchanges, strict=True

@@ -4,6 +4,8 @@ exactly what `data_to_send` would give."""
 
 from __future__ import annotations
 
+import hpack
+
 from h2books.protocol.h2.scheduler import ZERO_COPY_MIN
 from tests.protocol.h2.support import (
     DATA,
@@ -116,3 +118,88 @@ def test_control_frames_after_a_view_keep_their_order() -> None:
     c.send(frame(PING, 0, 0, b"12345678"))
     frames = parse(c.conn.data_to_send())
     assert [f.type for f in frames] == [HEADERS, DATA, PING]
+
+
+# -- header blocks sent again from a cache --------------------------------------------------
+
+
+class Cached:
+    """A BlockCache, as a precomputed native Response is one."""
+
+    hpack_block = None
+
+
+def _answer(
+    c: RawClient,
+    sid: int,
+    status: int,
+    fields: list[tuple[bytes, bytes]],
+    cache: Cached,
+    decoder: hpack.Decoder,
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+    c.send(c.headers(sid))
+    c.conn.send_response(sid, status, fields, b"x", cache)
+    head = next(f for f in c.take() if f.type == HEADERS)
+    return head.payload, [(bytes(n), bytes(v)) for n, v in decoder.decode(head.payload, raw=True)]
+
+
+def test_a_cached_block_is_sent_again_while_the_table_holds_what_it_was_encoded_against() -> None:
+    c, decoder, cache = RawClient(), hpack.Decoder(), Cached()
+    fields = [(b"content-type", b"application/json"), (b"server", b"h2books")]
+    expected = [(b":status", b"200"), *fields]
+    _, decoded = _answer(c, 1, 200, fields, cache, decoder)
+    assert decoded == expected and cache.hpack_block is None  # it inserted: not kept
+    second, decoded = _answer(c, 3, 200, fields, cache, decoder)
+    kept = cache.hpack_block
+    assert decoded == expected and kept is not None and kept[3] == second
+    third, decoded = _answer(c, 5, 200, fields, cache, decoder)
+    assert decoded == expected and third == second
+    assert cache.hpack_block is kept  # sent from the cache, not encoded again
+
+
+def test_another_connection_uses_the_cached_block_only_if_its_table_holds_the_same() -> None:
+    fields = [(b"content-type", b"application/json"), (b"server", b"h2books")]
+    expected = [(b":status", b"200"), *fields]
+    cache = Cached()
+    a, a_decoder = RawClient(), hpack.Decoder()
+    _answer(a, 1, 200, fields, cache, a_decoder)
+    _answer(a, 3, 200, fields, cache, a_decoder)
+    kept = cache.hpack_block
+    assert kept is not None
+    # Same history, so the same table: the block is shared.
+    b, b_decoder = RawClient(), hpack.Decoder()
+    _answer(b, 1, 200, fields, Cached(), b_decoder)
+    block, decoded = _answer(b, 3, 200, fields, cache, b_decoder)
+    assert cache.hpack_block is kept and block == kept[3] and decoded == expected
+    # A table with one more entry shifts every index by one: the block must be new.
+    other, other_decoder = RawClient(), hpack.Decoder()
+    _answer(other, 1, 200, fields, Cached(), other_decoder)
+    _answer(other, 3, 200, [(b"x-newer", b"1")], Cached(), other_decoder)
+    block, decoded = _answer(other, 5, 200, fields, cache, other_decoder)
+    assert block != kept[3] and decoded == expected and cache.hpack_block is not kept
+
+
+def test_a_cached_block_answers_only_its_own_status_and_field_list() -> None:
+    c, decoder, cache = RawClient(), hpack.Decoder(), Cached()
+    fields = [(b"server", b"h2books")]
+    _answer(c, 1, 200, fields, cache, decoder)
+    _answer(c, 3, 200, fields, cache, decoder)
+    assert cache.hpack_block is not None
+    _, decoded = _answer(c, 5, 404, fields, cache, decoder)
+    assert decoded == [(b":status", b"404"), *fields]
+    equal_but_new = [(b"server", b"h2books")]
+    _, decoded = _answer(c, 7, 200, equal_but_new, cache, decoder)
+    assert decoded == [(b":status", b"200"), *fields]
+
+
+def test_a_pending_table_size_update_is_never_skipped_by_the_cache() -> None:
+    c, decoder, cache = RawClient(), hpack.Decoder(), Cached()
+    fields = [(b"server", b"h2books")]
+    _answer(c, 1, 200, fields, cache, decoder)
+    kept, _ = _answer(c, 3, 200, fields, cache, decoder)
+    assert cache.hpack_block is not None
+    c.send(settings_frame((0x1, 256)))  # SETTINGS_HEADER_TABLE_SIZE: the encoder must say so
+    c.take()
+    block, decoded = _answer(c, 5, 200, fields, cache, decoder)
+    assert block != kept and block[0] & 0xE0 == 0x20  # starts with a size update
+    assert decoded == [(b":status", b"200"), *fields]

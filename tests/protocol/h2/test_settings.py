@@ -90,3 +90,15 @@ def test_local_settings_apply_in_order_on_ack() -> None:
 def test_name_of() -> None:
     assert SettingCode.name_of(4) == "INITIAL_WINDOW_SIZE"
     assert SettingCode.name_of(0x77) == "UNKNOWN_0x77"
+
+
+def test_connections_whose_settings_agree_share_one_mapping_of_them() -> None:
+    a, b = LocalSettings(), LocalSettings()
+    assert a.acknowledged is b.acknowledged
+    for local in (a, b):
+        local.send({3: 100, 4: 1 << 20})
+        local.on_ack()
+    assert a.acknowledged is b.acknowledged and a.acknowledged[3] == 100
+    b.send({3: 50})
+    b.on_ack()
+    assert b.acknowledged[3] == 50 and a.acknowledged[3] == 100  # never changed in place

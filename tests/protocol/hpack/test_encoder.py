@@ -263,3 +263,20 @@ def test_round_trip_through_our_decoder_keeps_tables_identical(
         assert decoder.decode(encoder_.encode(fields)) == fields
         assert decoder.table_entries == encoder_.table_entries
         assert decoder.table_size == encoder_.table_size
+
+
+def test_table_state_changes_with_an_insertion_and_is_unset_while_a_size_update_is_pending() -> (
+    None
+):
+    encoder = Encoder()
+    state = encoder.table_state()
+    encoder.encode([(b"server", b"h2books")])  # inserted
+    assert encoder.table_state() != state
+    state = encoder.table_state()
+    encoder.encode([(b"server", b"h2books"), (b"date", b"Thu, 03 Dec 2026 10:00:00 GMT")])
+    assert encoder.table_state() == state  # an indexed field and an unindexed one
+    encoder.set_max_table_size(256)
+    assert encoder.table_state() == -1
+    encoder.encode([])
+    assert encoder.table_state() >= 0
+    assert Encoder(huffman=False).table_state() != Encoder().table_state()

@@ -108,3 +108,26 @@ def test_encoder_lookups_stay_exact_through_any_mix_of_adds_and_resizes(
         else:
             table.add(operation)
         _check_consistent(table)
+
+
+def test_tables_with_the_same_content_share_a_state_id_and_others_do_not() -> None:
+    a, b = EncoderTable(4096), EncoderTable(4096)
+    for table in (a, b):
+        table.add((b"server", b"h2books"))
+        table.add((b"content-type", b"text/plain"))
+    assert a.stable_state_id() == b.stable_state_id()
+    before = a.stable_state_id()
+    a.add((b"x-more", b"1"))
+    assert a.state_id == -1 and a.stable_state_id() != before
+    b.resize(2048)  # same entries, another size limit
+    assert b.stable_state_id() != before
+
+
+def test_a_state_id_is_never_given_to_other_content_even_after_the_map_is_forgotten() -> None:
+    seen: dict[int, tuple[bytes, bytes]] = {}
+    for n in range(600):  # more than the ids kept, so the map is cleared on the way
+        table = EncoderTable(4096)
+        field = (b"x-n", str(n).encode())
+        table.add(field)
+        state_id = table.stable_state_id()
+        assert seen.setdefault(state_id, field) == field

@@ -8,8 +8,12 @@ Driving `H1ServerConnection` (``H1ServerConnection(config, now)``):
 * ``events = conn.receive_data(data, now)`` (``b""`` on EOF), then write
   ``conn.data_to_send()`` (the core may queue ``100 Continue`` or an error
   response by itself).
+* A `RequestReceived` whose ``body`` is None has its body still arriving:
+  `BodyReceived` parts follow, then `BodyEnded` (with the trailer fields). A body
+  left unread when its answer is complete is read and dropped when short, else the
+  connection closes after that answer (see `body`).
 * Answer every `RequestReceived` in order with ``send_response(head, body)`` or
-  ``start_response(head)`` / ``send_body`` / ``end_response``; ``head`` is the
+  ``start_response(head)`` / ``send_body`` / ``end_response(trailers)``; ``head`` is the
   `ResponseHead` `serialize_head` returns. Write ``data_to_send()`` after each.
 * Once ``max_pipelined`` answers are owed the core stops parsing
   (``conn.paused``): stop reading the socket, and after answering call
@@ -29,6 +33,8 @@ from h2books.protocol.h1.client import H1ClientConnection
 from h2books.protocol.h1.config import H1Config
 from h2books.protocol.h1.errors import H1Error
 from h2books.protocol.h1.events import (
+    BodyEnded,
+    BodyReceived,
     ConnectionClosed,
     ConnectionTimedOut,
     Event,
@@ -41,6 +47,8 @@ from h2books.protocol.h1.serializer import ResponseHead, serialize_head
 from h2books.protocol.h1.server import H1ServerConnection
 
 __all__ = [
+    "BodyEnded",
+    "BodyReceived",
     "ConnectionClosed",
     "ConnectionTimedOut",
     "Event",

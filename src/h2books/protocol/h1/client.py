@@ -194,11 +194,13 @@ class H1ClientConnection:
             else:
                 if state == _FIXED:
                     body = reader.read_fixed(self._body_length)
+                    trailers = None
                 else:
                     body = reader.read_chunked()
+                    trailers = reader.trailers or None
                 if body is None:
                     break
-                self._complete(body, events)
+                self._complete(body, events, trailers)
         if not self._eof or self._done:
             return
         if self._state == _UNTIL_CLOSE:
@@ -238,13 +240,17 @@ class H1ClientConnection:
         else:
             self._state = _UNTIL_CLOSE
 
-    def _complete(self, body: bytes, events: list[Event]) -> None:
+    def _complete(
+        self, body: bytes, events: list[Event], trailers: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         assert self._response is not None
         status, reason, version, headers, keep_alive = self._response
         self._response = None
         self._state = _HEAD
         self._methods.popleft()
-        events.append(ResponseReceived(status, reason, version, headers, body, keep_alive))
+        events.append(
+            ResponseReceived(status, reason, version, headers, body, keep_alive, trailers)
+        )
         if not keep_alive:
             self._done = True
             self._closing = True

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 __all__ = [
+    "BodyEnded",
+    "BodyReceived",
     "ConnectionClosed",
     "ConnectionTimedOut",
     "Event",
@@ -15,9 +17,16 @@ __all__ = [
 ]
 
 
+Fields = list[tuple[bytes, bytes]]
+
+
 @dataclass(slots=True)
 class RequestReceived:
-    """A complete request: head plus the whole (de-chunked) body.
+    """A request head, with the whole (de-chunked) body when it was all there.
+
+    ``body`` is None when the body is still arriving: `BodyReceived` events bring it,
+    then `BodyEnded`. Otherwise the request is complete (``b""`` for no body), and
+    ``trailers`` holds the trailer fields of a chunked body that had any.
 
     Header names are lowercase, values have surrounding whitespace removed.
     ``host`` is the Host field value, or the authority of an absolute-form or
@@ -29,9 +38,25 @@ class RequestReceived:
     target: bytes
     http_version: bytes
     headers: list[tuple[bytes, bytes]]
-    body: bytes
+    body: bytes | None
     keep_alive: bool
     host: bytes | None
+    trailers: Fields | None = None
+
+
+@dataclass(slots=True)
+class BodyReceived:
+    """Part of the body of the last request delivered (server role); never empty."""
+
+    data: bytes
+
+
+@dataclass(slots=True)
+class BodyEnded:
+    """The body of the last request delivered is complete (server role). ``trailers``:
+    the trailer fields of a chunked body (validated like head fields), or None."""
+
+    trailers: Fields | None
 
 
 @dataclass(slots=True)
@@ -44,6 +69,7 @@ class ResponseReceived:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     keep_alive: bool
+    trailers: Fields | None = None  # of a chunked body that had any
 
 
 @dataclass(slots=True)
@@ -85,6 +111,8 @@ class ConnectionTimedOut:
 
 Event = (
     RequestReceived
+    | BodyReceived
+    | BodyEnded
     | ResponseReceived
     | InformationalResponse
     | ProtocolError

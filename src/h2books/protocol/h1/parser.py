@@ -9,6 +9,7 @@ methods (``split``, ``translate``, ``partition``) rather than per-byte loops.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from h2books.protocol.h1.errors import H1Error
 
@@ -18,6 +19,7 @@ __all__ = [
     "HTTP_11",
     "TOKEN_CHARS",
     "check_head_bytes",
+    "check_trailer_names",
     "keep_alive_of",
     "parse_chunk_size",
     "parse_content_length",
@@ -237,6 +239,19 @@ def _validate_name(name: bytes, colon: bytes, line: bytes) -> bytes:
     if len(_NAME_CACHE) < _NAME_CACHE_LIMIT:
         _NAME_CACHE[name] = lname
     return lname
+
+
+# The fields the cores act on frame, route or condition a message: they must be known
+# before the content, so a trailer section cannot carry them (RFC 9110 section 6.5.1).
+_TRAILER_FORBIDDEN = _FRAMING_FIELDS
+
+
+def check_trailer_names(lowercase_names: Iterable[bytes]) -> None:
+    """Refuse (400) a trailer section that names a framing, routing or connection field;
+    the same rule for trailers received and trailers sent."""
+    for name in lowercase_names:
+        if name in _TRAILER_FORBIDDEN:
+            raise H1Error(f"{name.decode('latin-1')} is not allowed in trailers")
 
 
 def parse_content_length(values: list[bytes]) -> int:

@@ -15,6 +15,7 @@ from h2books.protocol.h1.errors import H1Error
 from h2books.protocol.h1.parser import (
     HEAD_CHARS,
     check_head_bytes,
+    check_trailer_names,
     parse_chunk_size,
     parse_fields,
 )
@@ -32,6 +33,8 @@ _SIZE, _DATA, _DATA_END, _TRAILERS = 0, 1, 2, 3
 class MessageReader:
     __slots__ = (
         "_body",
+        "_body_limit",
+        "_body_size",
         "_buf",
         "_chunk_left",
         "_chunk_phase",
@@ -44,6 +47,7 @@ class MessageReader:
         "_max_line",
         "_pos",
         "_scan",
+        "trailers",
     )
 
     def __init__(self, config: H1Config, line_status: int) -> None:
@@ -60,6 +64,10 @@ class MessageReader:
         self._body = bytearray()
         self._chunk_phase = _SIZE
         self._chunk_left = 0
+        self._body_size = 0  # de-chunked octets announced so far
+        self._body_limit = self._max_body
+        # The trailer fields of the last chunked body read whole (read_chunked).
+        self.trailers: list[tuple[bytes, bytes]] = []
 
     # -- buffer --------------------------------------------------------------
 
@@ -171,30 +179,53 @@ class MessageReader:
         self._pos = self._scan = pos + length
         return self._slice(pos, pos + length)
 
-    def start_chunked(self) -> None:
+    def read_fixed_part(self, remaining: int) -> bytes:
+        """What is buffered of a body with ``remaining`` octets to come, at most that
+        many; b"" when nothing is."""
+        pos = self._pos
+        available = len(self._buf) - pos
+        if available <= 0:
+            return b""
+        end = pos + (remaining if available >= remaining else available)
+        self._pos = self._scan = end
+        return self._slice(pos, end)
+
+    def start_chunked(self, limit: int | None = None) -> None:
+        """A chunked body begins; its de-chunked size may not pass ``limit`` (the
+        configured maximum body size by default)."""
         self._chunk_phase = _SIZE
         self._chunk_left = 0
         self._body = bytearray()
+        self._body_size = 0
+        self._body_limit = self._max_body if limit is None else limit
 
-    def read_chunked(self) -> bytes | None:
-        """The whole de-chunked body once the last chunk and trailers are in, else None.
+    def limit_chunked(self, more: int) -> None:
+        """Allow at most ``more`` further octets of the chunked body being read."""
+        self._body_limit = min(self._body_limit, self._body_size + more)
 
-        Data is moved out of the receive buffer as it arrives, so a large body
-        is held once, and trailer fields are validated then discarded.
+    def read_chunked_parts(self, out: list[bytes]) -> list[tuple[bytes, bytes]] | None:
+        """Append the chunk data now buffered to ``out``; the trailer fields (``[]`` for
+        none) once the last chunk and the trailer section are in, else None.
+
+        Data leaves the receive buffer as it arrives, so a large body is never held
+        here. Trailer fields follow the rules of a head (`parse_fields`), within
+        ``max_header_bytes`` and ``max_header_count``; fields that frame, route or
+        condition a message (content-length, transfer-encoding, host, connection,
+        expect) cannot come after the content (RFC 9110 section 6.5.1) and
+        are refused (`check_trailer_names`).
         """
         buf = self._buf
         pos = self._pos
         size = len(buf)
-        body = self._body
         phase = self._chunk_phase
+        trailers: list[tuple[bytes, bytes]] | None = None
         try:
             while True:
                 if phase == _DATA:
                     take = min(size - pos, self._chunk_left)
                     if take <= 0:
                         return None
-                    with memoryview(buf) as view:
-                        body += view[pos : pos + take]
+                    out.append(self._slice(pos, pos + take))
                     pos += take
                     self._chunk_left -= take
                     if self._chunk_left:
@@ -223,13 +254,15 @@ class MessageReader:
                     if chunk_size == 0:
                         phase = _TRAILERS
                     else:
-                        if len(body) + chunk_size > self._max_body:
+                        self._body_size += chunk_size
+                        if self._body_size > self._body_limit:
                             raise H1Error("body too large", 413)
                         self._chunk_left = chunk_size
                         phase = _DATA
                 else:
                     if buf.startswith(b"\r\n", pos):
                         pos += 2
+                        trailers = []
                         break
                     if size - pos < 2:
                         if size > pos and buf[pos] == 10:
@@ -241,18 +274,35 @@ class MessageReader:
                         return None
                     if end + 4 - pos > self._max_head:
                         raise H1Error("trailer section too large", 431)
-                    trailers = self._slice(pos, end)
-                    lines = trailers.split(b"\r\n")
-                    check_head_bytes(trailers, lines)
-                    if len(lines) > self._max_fields:
-                        raise H1Error("too many trailer fields", 431)
-                    parse_fields(lines, 0)  # validated, then discarded
+                    trailers = self._parse_trailers(self._slice(pos, end))
                     pos = end + 4
                     break
         finally:
             self._pos = pos
             self._scan = max(self._scan, pos)
             self._chunk_phase = phase
+        return trailers
+
+    def _parse_trailers(self, section: bytes) -> list[tuple[bytes, bytes]]:
+        lines = section.split(b"\r\n")
+        check_head_bytes(section, lines)
+        if len(lines) > self._max_fields:
+            raise H1Error("too many trailer fields", 431)
+        fields, _ = parse_fields(lines, 0)
+        check_trailer_names(name for name, _ in fields)
+        return fields
+
+    def read_chunked(self) -> bytes | None:
+        """The whole de-chunked body once the last chunk and trailers are in, else None;
+        the trailer fields are then in `trailers`."""
+        parts: list[bytes] = []
+        trailers = self.read_chunked_parts(parts)
+        body = self._body
+        for part in parts:
+            body += part
+        if trailers is None:
+            return None
+        self.trailers = trailers
         self._body = bytearray()
         return bytes(body)
 

@@ -15,6 +15,7 @@ from h2books.protocol.h1.parser import (
     HEAD_CHARS,
     HTTP_11,
     TOKEN_CHARS,
+    check_trailer_names,
     keep_alive_of,
     parse_content_length,
 )
@@ -24,6 +25,7 @@ __all__ = [
     "CONTINUE_RESPONSE",
     "ResponseHead",
     "encode_fields",
+    "encode_trailers",
     "error_response",
     "serialize_head",
 ]
@@ -96,6 +98,17 @@ def encode_fields(fields: Iterable[tuple[bytes, bytes]], out: list[bytes]) -> No
         raise H1Error("invalid field name")
     if b"".join(values).translate(None, HEAD_CHARS):
         raise H1Error("CR, LF, NUL or another control character in a field value")
+
+
+def encode_trailers(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The end of a chunked body with a trailer section: the last chunk, the field
+    lines, the blank line (RFC 9112 section 7.1.2). Validated like head fields; a
+    framing or connection field is refused (`H1Error`)."""
+    out = [b"0\r\n"]
+    encode_fields(fields, out)
+    check_trailer_names(name.lower() for name in out[1::4])
+    out.append(b"\r\n")
+    return b"".join(out)
 
 
 def serialize_head(

@@ -1,11 +1,12 @@
 """The server side of an HTTP/1.1 connection (RFC 9112), sans-IO.
 
-Requests are delivered whole (head and body) and in order; responses are
-given back in the same order and the core frames them: it adds the
-content-length or chunked coding, ``connection: close`` on the last response,
-``connection: keep-alive`` for persistent HTTP/1.0, drops bodies of HEAD/204/
-304 answers, and sends ``100 Continue`` and error responses at the right place
-in the response stream.
+Requests are delivered in order: a head as soon as it is complete, its body in
+parts as it arrives (whole with the head when it all came with it; `body` says
+what happens to a rest nobody reads). Responses are given back in the same order
+and the core frames them: it adds the content-length or chunked coding (with
+trailers), ``connection: close`` on the last response, ``connection: keep-alive``
+for persistent HTTP/1.0, drops bodies of HEAD/204/304 answers, and sends
+``100 Continue`` and error responses at the right place in the response stream.
 
 Input after the request that ends the connection, or after malformed input,
 is ignored: the core never parses a request it will not answer.
@@ -19,7 +20,9 @@ takes the time, `get_timer` says when the rule in force expires and
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 
+from h2books.protocol.h1.body import IncomingBody, expects_continue
 from h2books.protocol.h1.config import H1Config
 from h2books.protocol.h1.deadlines import IDLE, Deadlines
 from h2books.protocol.h1.errors import H1Error
@@ -27,6 +30,7 @@ from h2books.protocol.h1.events import (
     ConnectionClosed,
     ConnectionTimedOut,
     Event,
+    Fields,
     ProtocolError,
     RequestReceived,
 )
@@ -46,9 +50,6 @@ from h2books.protocol.h1.streamed import CHUNK, DROP, LENGTH, RAW, StreamedBody
 
 __all__ = ["H1ServerConnection"]
 
-# What the core is reading: a head, a Content-Length body, a chunked body.
-_HEAD, _FIXED, _CHUNKED = 0, 1, 2
-
 # Facts about a delivered request that its response needs, packed in an int
 # so the queue of owed responses holds no objects.
 _IS_HEAD = 1
@@ -59,7 +60,6 @@ _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
 _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
 
-_PendingRequest = tuple[bytes, bytes, bytes, list[tuple[bytes, bytes]], bool, bytes | None]
 # (CRLF + field lines + CRLF CRLF as sent, HTTP version, headers, Host value, keep-alive)
 # of a bodiless request.
 _FieldsCache = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
@@ -78,12 +78,13 @@ class H1ServerConnection:
     """
 
     __slots__ = (
-        "_body_length",
+        "_body",
         "_continue_wanted",
         "_deadlines",
         "_eof",
         "_error_response",
         "_fields_cache",
+        "_incoming",
         "_last_host",
         "_max_body",
         "_max_head",
@@ -96,9 +97,7 @@ class H1ServerConnection:
         "_peer_closed",
         "_reader",
         "_reading",
-        "_request",
         "_shutting_down",
-        "_state",
         "_stream",
     )
 
@@ -110,9 +109,8 @@ class H1ServerConnection:
         self._max_pipelined = config.max_pipelined
         # The field lines of the last bodiless request and what parsing them gave.
         self._fields_cache: _FieldsCache | None = None
-        self._state = _HEAD
-        self._request: _PendingRequest | None = None  # head parsed, body still arriving
-        self._body_length = 0
+        self._incoming = IncomingBody(self._reader)
+        self._body: IncomingBody | None = None  # the body being received, if any
         self._method = b""  # of a request being parsed, so an error answer to HEAD has no body
         self._last_host: bytes | None = None  # already validated
         self._owed: deque[int] = deque()  # flags of delivered requests, oldest first
@@ -149,7 +147,7 @@ class H1ServerConnection:
         """Part of a request HEAD is waiting (what runs the slow-head clock). A body
         that is still arriving is not a slow head: it makes progress, or it stalls."""
         reader = self._reader
-        if self._state != _HEAD or not reader.buffered:
+        if self._body is not None or not reader.buffered:
             return False  # asked after every read: the common answer comes first
         if not self._reading or self.paused:
             return False
@@ -161,7 +159,7 @@ class H1ServerConnection:
         wait while parsing is paused: closing now would drop a request."""
         if not self._reading:
             return False
-        if self._state != _HEAD:
+        if self._body is not None:
             return True
         reader = self._reader
         return bool(reader.buffered) and not reader.only_empty_lines_left()
@@ -177,7 +175,7 @@ class H1ServerConnection:
             return []
         if data:
             cache = self._fields_cache
-            if cache is not None and self._state == _HEAD and self._reader.idle:
+            if cache is not None and self._body is None and self._reader.idle:
                 request = self._repeated_fields_request(data, cache)
                 if request is not None:
                     return [request]
@@ -237,8 +235,8 @@ class H1ServerConnection:
     def _parse_into(self, events: list[Event]) -> None:
         reader = self._reader
         while True:
-            state = self._state
-            if state == _HEAD:
+            body = self._body
+            if body is None:
                 if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
                     if reader.buffered and not reader.only_empty_lines_left():
                         return  # paused: the rest stays buffered until resume()
@@ -250,24 +248,12 @@ class H1ServerConnection:
                 if request is None:
                     continue
                 events.append(request)
-            else:
-                if state == _FIXED:
-                    body = reader.read_fixed(self._body_length)
-                else:
-                    body = reader.read_chunked()
-                if body is None:
-                    break
-                assert self._request is not None
-                method, target, version, headers, keep_alive, host = self._request
-                self._request = None
-                self._state = _HEAD
-                self._continue_wanted = False
-                request = self._deliver(method, target, version, headers, body, keep_alive, host)
-                events.append(request)
+            elif not self._read_body(body, events):
+                break
             if not self._reading:
                 return
         if self._eof:
-            if self._state == _HEAD and reader.only_empty_lines_left():
+            if self._body is None and reader.only_empty_lines_left():
                 self._reading = False
                 self._peer_closed = True
                 if not self.unanswered:
@@ -275,9 +261,38 @@ class H1ServerConnection:
                 events.append(ConnectionClosed())
                 return
             raise H1Error("connection closed in the middle of a request")
-        if self._continue_wanted and not self._owed and self._stream is None:
+        self._maybe_continue()
+
+    def _read_body(self, body: IncomingBody, events: list[Event]) -> bool:
+        """Deliver what is buffered of the body being received; True once it has ended."""
+        if not body.read_into(events, self._deliver):
+            return False
+        self._body = None
+        self._continue_wanted = False
+        if not body.keep_alive:
+            self._reading = False  # RFC 9112 §9.6: no requests after "close"
+        return True
+
+    def _maybe_continue(self) -> None:
+        """Send ``100 Continue`` once the request that expects it is the oldest owed an
+        answer (its answer comes next): at once when nothing precedes it."""
+        if (
+            self._continue_wanted
+            and self._body is not None
+            and len(self._owed) == 1
+            and self._stream is None
+        ):
             self._out.append(CONTINUE_RESPONSE)
             self._continue_wanted = False
+
+    def _answered_body_unread(self) -> bool:
+        """Called as an answer completes: if it answers the request whose body is still
+        arriving, that body's rest is dropped; True when it is too long and the
+        connection must close instead."""
+        body = self._body
+        if body is None or self._owed or body.head is not None or body.discarding:
+            return False
+        return not body.abandon()
 
     def _start_request(self, lines: list[bytes]) -> RequestReceived | None:
         """Act on a parsed head: the request if it has no body, else None (body pending)."""
@@ -307,24 +322,19 @@ class H1ServerConnection:
 
         keep_alive = keep_alive_of(framing.get(b"connection"), version)
 
-        expect = framing.get(b"expect")
-        wants_continue = False
-        if expect is not None and version == HTTP_11:  # 1.0 expectations are ignored
-            tokens = {t.strip(b" \t").lower() for t in b",".join(expect).split(b",")}
-            if tokens != {b"100-continue"}:
-                raise H1Error("unsupported expectation", 417)
-            wants_continue = True
+        # HTTP/1.0 expectations are ignored.
+        wants_continue = version == HTTP_11 and expects_continue(framing.get(b"expect"))
 
         if body == NO_BODY:
             self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
-        self._request = (method, target, version, headers, keep_alive, host)
-        if body == CHUNKED:
-            self._reader.start_chunked()
-            self._state = _CHUNKED
-        else:
-            self._body_length = length
-            self._state = _FIXED
+        if body == FIXED:
+            whole = self._reader.read_fixed(length)
+            if whole is not None:  # the common case: all of a small body came with its head
+                return self._deliver(method, target, version, headers, whole, keep_alive, host)
+        self._body = self._incoming.begin(
+            (method, target, version, headers, keep_alive, host), body == CHUNKED, length
+        )
         self._continue_wanted = wants_continue
         return None
 
@@ -349,9 +359,10 @@ class H1ServerConnection:
         target: bytes,
         version: bytes,
         headers: list[tuple[bytes, bytes]],
-        body: bytes,
+        body: bytes | None,
         keep_alive: bool,
         host: bytes | None,
+        trailers: Fields | None = None,
     ) -> RequestReceived:
         flags = 0 if keep_alive else _CLOSE
         if method == b"HEAD":
@@ -360,14 +371,21 @@ class H1ServerConnection:
             flags |= _IS_HTTP10
         self._owed.append(flags)
         self._method = b""
-        if not keep_alive:
+        if not keep_alive and body is not None:
             self._reading = False  # RFC 9112 §9.6: no requests after "close"
-        return RequestReceived(method, target, version, headers, body, keep_alive, host)
+        return RequestReceived(method, target, version, headers, body, keep_alive, host, trailers)
 
     def _fail(self, exc: H1Error, events: list[Event]) -> None:
         self._reading = False
         self._continue_wanted = False
         response = error_response(exc.status, exc.reason, head_only=self._method == b"HEAD")
+        if self._body is not None and self._body.head is None:
+            # In the body of a delivered request: unanswered, the error is its answer
+            # (the newest owed); answered, nothing more can be said before closing.
+            if self._owed:
+                self._owed.pop()
+            else:
+                response = b""
         events.append(ProtocolError(exc.status, exc.reason))
         if self.unanswered:
             self._error_response = response
@@ -403,6 +421,7 @@ class H1ServerConnection:
             bool(flags & _CLOSE)
             or head.close
             or ((self._peer_closed or self._shutting_down) and not self._owed and self._ending())
+            or self._answered_body_unread()
         )
         if close:
             if not head.close:
@@ -475,19 +494,20 @@ class H1ServerConnection:
         if data:  # an empty chunk would end a chunked body
             stream.frame(data, self._out)
 
-    def end_response(self) -> None:
-        """Finish the streamed response."""
+    def end_response(self, trailers: Iterable[tuple[bytes, bytes]] | None = None) -> None:
+        """Finish the streamed response, with ``trailers`` in a chunked one's trailer
+        section; a body framed otherwise has no place for them and they are dropped."""
         stream = self._stream
         if stream is None:
             if self._must_close:
                 return
             raise H1Error("no streamed response in progress")
         self._stream = None
-        if not stream.finish(self._out):
+        if not stream.finish(self._out, trailers):
             # The peer would read the next response as body: only closing is honest.
             self._response_done(True)
             raise H1Error("response body shorter than its content-length")
-        self._response_done(stream.close)
+        self._response_done(stream.close or self._answered_body_unread())
 
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call.
@@ -525,6 +545,7 @@ class H1ServerConnection:
             self._error_response = None
             return
         if self._owed:
+            self._maybe_continue()
             return
         if self._error_response is not None:
             self._out.append(self._error_response)
@@ -534,9 +555,6 @@ class H1ServerConnection:
             self._must_close = True
         elif self._shutting_down:
             self._finish_shutdown_if_done()
-        elif self._continue_wanted:
-            self._out.append(CONTINUE_RESPONSE)
-            self._continue_wanted = False
 
     def _ending(self) -> bool:
         """Asked once the peer is gone or a shutdown began: nothing follows the answers

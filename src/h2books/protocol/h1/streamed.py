@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from h2books.protocol.h1.errors import H1Error
+from h2books.protocol.h1.serializer import encode_trailers
 
 __all__ = ["CHUNK", "DROP", "LENGTH", "RAW", "StreamedBody"]
 
@@ -34,8 +37,12 @@ class StreamedBody:
         elif mode == RAW:
             out.append(data)
 
-    def finish(self, out: list[bytes]) -> bool:
-        """Append the end of the body; False when it fell short of its content-length."""
+    def finish(
+        self, out: list[bytes], trailers: Iterable[tuple[bytes, bytes]] | None = None
+    ) -> bool:
+        """Append the end of the body, with ``trailers`` when it is chunked (other framings
+        have no trailer section: they are dropped); False when the body fell short of
+        its content-length."""
         if self.mode == CHUNK:
-            out.append(_LAST_CHUNK)
+            out.append(encode_trailers(trailers) if trailers else _LAST_CHUNK)
         return self.mode != LENGTH or not self.remaining

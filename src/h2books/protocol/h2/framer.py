@@ -29,6 +29,7 @@ from .frames import (
     parse_u31,
 )
 from .heads import HeadHandler
+from .state import NO_CHUNKS
 
 __all__ = ["FrameHandler", "FrameReader"]
 
@@ -166,7 +167,7 @@ class FrameReader(HeadHandler):
         self._hb_chunks.append(data[start:stop])
         if flags & END_HEADERS:
             block = b"".join(self._hb_chunks)
-            self._hb_chunks = []
+            self._hb_chunks = NO_CHUNKS
             self._hb_sid = 0
             self._on_header_block(sid, self._hb_end_stream, block, self._hb_bad_priority)
 

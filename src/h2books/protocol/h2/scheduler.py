@@ -10,7 +10,7 @@ follow the last queued octet.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, Protocol
 
 from .errors import H2UsageError
 from .frames import (
@@ -32,9 +32,17 @@ from .settings import (
 from .stream import CLOSED, HALF_CLOSED_LOCAL, HALF_CLOSED_REMOTE, SendQueue, Stream
 from .stream_ids import StreamIds
 
-__all__ = ["STATUS_FIELDS", "Fields", "OutboundScheduler"]
+__all__ = ["STATUS_FIELDS", "BlockCache", "Fields", "OutboundScheduler"]
 
 Fields = Sequence[tuple[bytes, bytes]]
+
+
+class BlockCache(Protocol):
+    """Somewhere to keep the HPACK block of a response that is sent again and again (a
+    precomputed native `Response` is one): (encoder table state, status, fields, block)."""
+
+    hpack_block: tuple[int, int, Fields, bytes] | None
+
 
 _pack_header = FRAME_HEADER.pack
 
@@ -181,9 +189,20 @@ class OutboundScheduler(StreamIds):
         if end_stream:
             self._local_ended(stream)
 
-    def send_response(self, stream_id: int, status: int, fields: Fields, body: bytes) -> None:
+    def send_response(
+        self,
+        stream_id: int,
+        status: int,
+        fields: Fields,
+        body: bytes,
+        cache: BlockCache | None = None,
+    ) -> None:
         """HEADERS (":status" + fields) then the body as DATA frames, END_STREAM on the
-        last frame. What the windows hold back goes out later, automatically."""
+        last frame. What the windows hold back goes out later, automatically.
+
+        With a `cache`, the header block encoded for the same status and the same `fields`
+        object is sent again as long as the encoder's table is in the state it was encoded
+        in (on this connection or any other): one comparison instead of an encoding."""
         stream = self._streams.get(stream_id)
         if stream is None or stream.headers_sent or stream.state == HALF_CLOSED_LOCAL:
             stream = self._sendable(stream_id)
@@ -193,7 +212,24 @@ class OutboundScheduler(StreamIds):
         status_field = STATUS_FIELDS.get(status)
         if status_field is None or status < 200:
             raise H2UsageError(f"invalid final status {status}")
-        block = self._encoder.encode([status_field, *fields])
+        encoder = self._encoder
+        if cache is None:
+            block = encoder.encode([status_field, *fields])
+        else:
+            state = encoder.table_state()
+            cached = cache.hpack_block
+            if (
+                cached is not None
+                and cached[2] is fields
+                and cached[0] == state >= 0
+                and cached[1] == status
+            ):
+                block = cached[3]
+            else:
+                block = encoder.encode([status_field, *fields])
+                if state >= 0 and encoder.table_state() == state:
+                    # It inserted nothing, so it stays the encoding while the state holds.
+                    cache.hpack_block = (state, status, fields, block)
         stream.headers_sent = True
         out = self._out
         size = len(body)

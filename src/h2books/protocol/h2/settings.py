@@ -6,6 +6,7 @@ Our own values take effect only when the peer acknowledges them (§6.5.3), so
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum
 from typing import Final
 
@@ -138,14 +139,9 @@ class LocalSettings:
     __slots__ = ("_unacked", "acknowledged")
 
     def __init__(self) -> None:
-        self.acknowledged: dict[int, int] = {
-            SettingCode.HEADER_TABLE_SIZE: DEFAULT_HEADER_TABLE_SIZE,
-            SettingCode.ENABLE_PUSH: 1,
-            SettingCode.MAX_CONCURRENT_STREAMS: UNLIMITED,
-            SettingCode.INITIAL_WINDOW_SIZE: DEFAULT_INITIAL_WINDOW_SIZE,
-            SettingCode.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
-            SettingCode.MAX_HEADER_LIST_SIZE: UNLIMITED,
-        }
+        # Shared, never changed in place: every connection of a server ends up with the
+        # same values, so one dict serves them all (~350 B less per idle connection).
+        self.acknowledged: Mapping[int, int] = _DEFAULTS_IN_FORCE
         self._unacked: list[dict[int, int]] = []  # rarely more than one; a deque costs 624 B
 
     def send(self, values: dict[int, int]) -> list[tuple[int, int]]:
@@ -160,9 +156,35 @@ class LocalSettings:
         (``{}`` if none), or None for an ACK we did not ask for."""
         if not self._unacked:
             return None
-        changed: dict[int, int] = {}
-        for ident, value in self._unacked.pop(0).items():
-            if self.acknowledged.get(ident) != value:
-                self.acknowledged[ident] = value
-                changed[ident] = value
+        acknowledged = self.acknowledged
+        changed = {
+            ident: value
+            for ident, value in self._unacked.pop(0).items()
+            if acknowledged.get(ident) != value
+        }
+        if changed:
+            self.acknowledged = _shared({**acknowledged, **changed})
         return changed
+
+
+_DEFAULTS_IN_FORCE: Mapping[int, int] = {
+    SettingCode.HEADER_TABLE_SIZE: DEFAULT_HEADER_TABLE_SIZE,
+    SettingCode.ENABLE_PUSH: 1,
+    SettingCode.MAX_CONCURRENT_STREAMS: UNLIMITED,
+    SettingCode.INITIAL_WINDOW_SIZE: DEFAULT_INITIAL_WINDOW_SIZE,
+    SettingCode.MAX_FRAME_SIZE: DEFAULT_MAX_FRAME_SIZE,
+    SettingCode.MAX_HEADER_LIST_SIZE: UNLIMITED,
+}
+# Settings in force, by content: a handful per server (bounded all the same).
+_in_force: dict[tuple[tuple[int, int], ...], Mapping[int, int]] = {}
+_IN_FORCE_KEPT = 64
+
+
+def _shared(values: dict[int, int]) -> Mapping[int, int]:
+    key = tuple(sorted(values.items()))
+    found = _in_force.get(key)
+    if found is None:
+        if len(_in_force) >= _IN_FORCE_KEPT:
+            _in_force.clear()
+        found = _in_force[key] = values
+    return found

@@ -93,6 +93,7 @@ class StreamIds(ConnectionState):
         ring = self._recent_ring
         if not ring:
             ring = self._recent_ring = [0] * self._recent_size
+            recent = self._recent = {}
         pos = self._recent_pos
         old = ring[pos]
         if old and old != sid:

@@ -141,6 +141,21 @@ class Encoder:
             self._smallest_pending_size = size
         self._table.resize(size)
 
+    def table_state(self) -> int:
+        """What the encoding of a header list depends on, as an id (`EncoderTable.state_id`);
+        -1 when the next block must announce a table size update, and so differs anyway.
+
+        A block that left the state as it found it (it inserted nothing) is the exact
+        encoding of its list for as long as the state stays the same, on any encoder with
+        the same `huffman` setting: `encode` need not run again.
+        """
+        if self._smallest_pending_size is not None:
+            return -1
+        state_id = self._table.state_id
+        if state_id < 0:
+            state_id = self._table.stable_state_id()
+        return state_id * 2 + self._huffman  # a raw block differs from a Huffman-coded one
+
     def encode(self, fields: Iterable[tuple[bytes, bytes]]) -> bytes:
         """Encode one header list (names as given: the caller lowercases) into a header block."""
         table = self._table

@@ -5,6 +5,8 @@ two dicts for O(1) lookups, mapping to *insertion numbers* (0, 1, 2, ... in inse
 than indexes, because every insertion shifts every index by one while numbers never change.
 """
 
+import itertools
+
 from h2books.protocol.hpack.static_table import STATIC_TABLE_LENGTH
 
 ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
@@ -50,21 +52,39 @@ class DynamicTable:
 
 
 class EncoderTable(DynamicTable):
-    """The encoder's table, with (name, value) and name lookups in O(1)."""
+    """The encoder's table, with (name, value) and name lookups in O(1).
 
-    __slots__ = ("insert_count", "number_by_field", "number_by_name")
+    ``state_id`` names what the table holds (its size limit and entries, in order): any two
+    tables with the same content share one id, and no other table ever gets it, so a header
+    block encoded against one may be sent again by any encoder whose table has that id. It
+    is -1 from a change until `stable_state_id()` names the new content.
+    """
+
+    __slots__ = ("insert_count", "number_by_field", "number_by_name", "state_id")
 
     def __init__(self, max_size: int) -> None:
         super().__init__(max_size)
         self.insert_count = 0
         self.number_by_field: dict[tuple[bytes, bytes], int] = {}
         self.number_by_name: dict[bytes, int] = {}
+        self.state_id = -1
+
+    def stable_state_id(self) -> int:
+        state_id = self.state_id
+        if state_id < 0:
+            state_id = self.state_id = _state_id((self.max_size, tuple(self.entries)))
+        return state_id
+
+    def resize(self, max_size: int) -> None:
+        self.state_id = -1
+        super().resize(max_size)
 
     def index_of(self, number: int) -> int:
         """HPACK index of the entry with insertion ``number`` (the newest is 62)."""
         return STATIC_TABLE_LENGTH + self.insert_count - number
 
     def add(self, field: tuple[bytes, bytes]) -> None:
+        self.state_id = -1
         entry_size = len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
         if entry_size > self.max_size:
             self._evict_down_to(0)
@@ -90,3 +110,19 @@ class EncoderTable(DynamicTable):
             if by_name.get(field[0]) == number:
                 del by_name[field[0]]
             self.size -= len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+
+
+# Table contents -> their id. Ids come from a counter and are never given out twice, so
+# forgetting the map (to bound it) costs only cache misses, never a wrong block.
+_state_ids: dict[tuple[int, tuple[tuple[bytes, bytes], ...]], int] = {}
+_next_state_id = itertools.count()
+_STATE_IDS_KEPT = 256
+
+
+def _state_id(content: tuple[int, tuple[tuple[bytes, bytes], ...]]) -> int:
+    state_id = _state_ids.get(content)
+    if state_id is None:
+        if len(_state_ids) >= _STATE_IDS_KEPT:
+            _state_ids.clear()
+        state_id = _state_ids[content] = next(_next_state_id)
+    return state_id

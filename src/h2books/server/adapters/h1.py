@@ -5,6 +5,14 @@ Pipelined requests are answered strictly in order. Each request becomes an excha
 straight into the core; an answer that is not yet due is held on its exchange until
 the ones before it are done. Reading pauses while too many answers are owed or the
 peer isn't reading.
+
+A request body arrives in parts after its head (the core delivers it whole when it all
+came with the head). The parts go to the exchange as they come (`feed_body`); what
+exchanges hold unread is counted, and past `max_buffered_body` reading stops until the
+app takes the bytes (`body_taken`): flow control over HTTP/1.1 is TCP's own. A body
+wanted whole (the native API) is never held back: `max_body_size` bounds it.
+`Expect: 100-continue` is answered by the core as soon as the request is the next to be
+answered (as the HTTP/2 adapter does at once), not when the app first reads.
 """
 
 from __future__ import annotations
@@ -15,16 +23,19 @@ from collections.abc import Iterable, Sequence
 
 from h2books.http import Response
 from h2books.protocol.h1 import (
+    BodyEnded,
+    BodyReceived,
     ConnectionClosed,
     ConnectionTimedOut,
     Event,
+    H1Error,
     H1ServerConnection,
     ProtocolError,
     RequestReceived,
     serialize_head,
 )
 from h2books.server.connection import FLUSH_NOW, ServerConnection
-from h2books.server.exchange import STARTED, Exchange, Fields
+from h2books.server.exchange import DONE, PENDING, STARTED, Exchange, Fields
 from h2books.server.responses import h1_head
 from h2books.server.state import ServerState
 
@@ -32,7 +43,15 @@ log = logging.getLogger("h2books.server")
 
 
 class H1ServerProtocol(ServerConnection):
-    __slots__ = ("_close_when_done", "_queue", "conn")
+    __slots__ = (
+        "_close_when_done",
+        "_counted",
+        "_held",
+        "_queue",
+        "_receiving",
+        "_trailers_due",
+        "conn",
+    )
     conn: H1ServerConnection
     timed_out_event = ConnectionTimedOut
 
@@ -42,6 +61,12 @@ class H1ServerProtocol(ServerConnection):
         # Exchanges in request order whose responses are not complete; the first may write.
         self._queue: deque[Exchange] = deque()
         self._close_when_done = False
+        self._receiving: Exchange | None = None  # the exchange whose body is arriving
+        # Body bytes fed to exchanges and not taken yet, per exchange and in all.
+        self._counted: dict[Exchange, int] = {}
+        self._held = 0
+        # Trailers of a response ended before its turn, sent with its end.
+        self._trailers_due: dict[Exchange, Fields] = {}
 
     # -- ServerConnection ---------------------------------------------------------------
 
@@ -54,9 +79,21 @@ class H1ServerProtocol(ServerConnection):
 
     def forget_exchanges(self) -> None:
         self._queue.clear()
+        self._receiving = None
+        self._counted.clear()
+        self._held = 0
+        self._trailers_due.clear()
 
     def may_read(self) -> bool:
-        return not self.conn.paused
+        return not self.conn.paused and not self._bodies_over_budget()
+
+    def _bodies_over_budget(self) -> bool:
+        """Exchanges hold more unread body than the budget, and the body arriving (if
+        any) is read as it comes: reading more would only buffer more."""
+        if self._held <= self.state.config.limits.max_buffered_body:
+            return False
+        receiving = self._receiving
+        return receiving is None or receiving.on_body_complete is None
 
     def reading_resumed(self) -> None:
         # Requests held back in the core while it was paused come out now.
@@ -91,16 +128,23 @@ class H1ServerProtocol(ServerConnection):
                 for event in events:
                     if isinstance(event, RequestReceived):
                         self._on_request(event)
+                    elif isinstance(event, BodyReceived):
+                        self._on_body(event.data)
+                    elif isinstance(event, BodyEnded):
+                        self._on_body_end(event.trailers)
                     elif isinstance(event, ProtocolError):
                         log.debug(
                             "HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason
                         )
                         self._close_when_done = True
+                        self._body_failed()
                     elif isinstance(event, ConnectionClosed):
                         self._close_when_done = True
             finally:
                 self._in_read = False
             held_back = conn.paused
+            if self._held and self._bodies_over_budget():
+                self.pause_reading()  # until the app takes what it holds (body_taken)
             self.flush()
             if self._closing or not held_back:
                 break
@@ -121,8 +165,70 @@ class H1ServerProtocol(ServerConnection):
             "1.1" if event.http_version == b"1.1" else "1.0",
             event.body,
         )
+        if event.trailers is not None:
+            exchange.trailers = event.trailers
         self._queue.append(exchange)
+        if event.body is None:
+            self._receiving = exchange
         self.state.interface(exchange)
+
+    def _on_body(self, data: bytes) -> None:
+        exchange = self._receiving
+        if exchange is None or exchange.response_state == DONE:
+            return  # answered (its answer waits for its turn): nobody will read it
+        self._counted[exchange] = self._counted.get(exchange, 0) + len(data)
+        self._held += len(data)
+        exchange.feed_body(data)
+
+    def _on_body_end(self, trailers: list[tuple[bytes, bytes]] | None) -> None:
+        exchange = self._receiving
+        if exchange is not None:
+            self._receiving = None
+            exchange.end_body(trailers)
+
+    def body_taken(self, exchange: Exchange, size: int) -> None:
+        counted = self._counted.get(exchange)
+        if counted is None:
+            return  # a body that came whole with its head is not counted
+        released = min(size, counted)
+        if counted > released:
+            self._counted[exchange] = counted - released
+        else:
+            del self._counted[exchange]
+        self._held -= released
+        if self._paused_reading:
+            self.maybe_resume_reading()
+
+    def _done(self, exchange: Exchange) -> None:
+        """The exchange's answer is complete: what its body holds is released, and a body
+        still arriving ends for its reader (the core drops the rest, or closes)."""
+        counted = self._counted.pop(exchange, 0)
+        if counted:
+            self._held -= counted
+            exchange.release_body()
+            if self._paused_reading:
+                self.maybe_resume_reading()
+        if exchange is self._receiving:
+            self._receiving = None
+            exchange.on_body_complete = None
+            exchange.end_body()
+
+    def _body_failed(self) -> None:
+        """Bad input (or a body over the limit) in the body being received: an unanswered
+        request is answered by the core's error response, and the exchange is dropped;
+        one whose answer has begun can only be cut off with the connection."""
+        exchange = self._receiving
+        if exchange is None:
+            return
+        self._receiving = None
+        self._counted.pop(exchange, None)
+        if exchange.response_state == PENDING or exchange.held is not None:
+            queue = self._queue
+            if queue and queue[-1] is exchange:
+                queue.pop()
+            exchange.lose()
+        else:
+            self.abort()
 
     # -- responses ----------------------------------------------------------------------
 
@@ -136,6 +242,8 @@ class H1ServerProtocol(ServerConnection):
         head = h1_head(response, state.server_name, state.clock.http_date)
         self.conn.send_response(head, response.body)
         queue.popleft()
+        if self._receiving is not None or self._counted:
+            self._done(exchange)
         if queue:
             self._advance()
         if not self._in_read:
@@ -170,8 +278,9 @@ class H1ServerProtocol(ServerConnection):
         if data:
             conn.send_body(data)  # type: ignore[arg-type]
         if end:
-            conn.end_response()
-            self._queue.popleft()
+            trailers = self._trailers_due.pop(exchange, None) if self._trailers_due else None
+            if not self._end_response(exchange, trailers):
+                return
             self._advance()
         if write_now:
             self.flush()
@@ -179,15 +288,32 @@ class H1ServerProtocol(ServerConnection):
             self.output_ready()
 
     def end(self, exchange: Exchange, trailers: Fields | None) -> None:
-        # Trailers need a chunked body and a client that asked for them (TE: trailers);
-        # the HTTP/1.1 core ends the body without them.
+        # Trailers go in a chunked body's trailer section (RFC 9110 section 6.5.1 lets a
+        # server send them whether or not the client said TE: trailers); a body framed
+        # by its content-length, or sent to HTTP/1.0, has no place for them: dropped.
         if not self._due(exchange):
+            if trailers:
+                self._trailers_due[exchange] = trailers
             self._keep(exchange, b"", True)
             return
-        self.conn.end_response()
-        self._queue.popleft()
-        self._advance()
+        if self._end_response(exchange, trailers):
+            self._advance()
         self.output_ready()
+
+    def _end_response(self, exchange: Exchange, trailers: Fields | None) -> bool:
+        """End the oldest exchange's streamed answer in the core; False when the answer
+        cannot be ended honestly (the connection is cut)."""
+        try:
+            self.conn.end_response(trailers)
+        except H1Error as exc:
+            # Trailers the core refuses, or a body short of its content-length: the head
+            # is out, so the only honest signal left is a cut connection.
+            log.error("cannot end the response to %r: %s", exchange, exc.reason)
+            self.abort()
+            return False
+        self._queue.popleft()
+        self._done(exchange)
+        return True
 
     def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
         if self._queue[0] is exchange:

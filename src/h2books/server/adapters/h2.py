@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import Final
 
 from h2books.http import Response
 from h2books.protocol.h2 import ErrorCode, H2Connection
@@ -41,9 +42,10 @@ class H2ServerProtocol(ServerConnection):
         super().__init__(state, scheme)
         self.conn = H2Connection(state.h2_config)
         self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
-        self._held: dict[int, int] = {}  # stream id -> body bytes counted in the budget
+        # Both made with the first body held back: most connections never need them.
+        self._held: dict[int, int] = _NO_COUNTS  # stream id -> body bytes counted in the budget
         self._body_bytes = 0  # their sum: request body bytes held for the layer above
-        self._deferred: dict[int, int] = {}  # stream id -> window credit held back
+        self._deferred: dict[int, int] = _NO_COUNTS  # stream id -> window credit held back
         self._tls = scheme == "https"
 
     # -- ServerConnection ---------------------------------------------------------------
@@ -59,8 +61,7 @@ class H2ServerProtocol(ServerConnection):
 
     def forget_exchanges(self) -> None:
         self._exchanges.clear()
-        self._held.clear()
-        self._deferred.clear()
+        self._held = self._deferred = _NO_COUNTS
         self._body_bytes = 0
 
     def eof_received(self) -> bool | None:
@@ -175,7 +176,10 @@ class H2ServerProtocol(ServerConnection):
         if exchange.on_body_complete is not None:
             # Wanted whole: held here until the last byte, counted in the connection's budget.
             if data:
-                self._held[stream_id] = self._held.get(stream_id, 0) + len(data)
+                held = self._held
+                if held is _NO_COUNTS:
+                    held = self._held = {}
+                held[stream_id] = held.get(stream_id, 0) + len(data)
                 self._body_bytes += len(data)
             if received:
                 self._credit(stream_id, received)
@@ -209,7 +213,10 @@ class H2ServerProtocol(ServerConnection):
         ):
             self.conn.acknowledge_received_data(stream_id, size)
         else:
-            self._deferred[stream_id] = self._deferred.get(stream_id, 0) + size
+            deferred = self._deferred
+            if deferred is _NO_COUNTS:
+                deferred = self._deferred = {}
+            deferred[stream_id] = deferred.get(stream_id, 0) + size
 
     def body_taken(self, exchange: Exchange, size: int) -> None:
         """The layer above took `size` body bytes: what the budget counted is released (and
@@ -284,7 +291,7 @@ class H2ServerProtocol(ServerConnection):
         state = self.state
         fields = h2_fields(response, state.server_name, state.clock.http_date)
         stream_id = exchange.stream_id
-        self.conn.send_response(stream_id, response.status, fields, body)
+        self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
             self._response_done(exchange)
         elif self._exchanges:
@@ -365,6 +372,10 @@ class H2ServerProtocol(ServerConnection):
 
 
 _CONTINUE = ((b":status", b"100"),)
+
+
+# Shared and always empty: stands for the counts until a connection needs its own.
+_NO_COUNTS: Final[dict[int, int]] = {}
 
 
 def _expects_continue(headers: list[tuple[bytes, bytes]]) -> bool:
