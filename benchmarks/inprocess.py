@@ -4,6 +4,8 @@
     python benchmarks/inprocess.py h2-server             # runtime + h2 core + HPACK + bookstore
     python benchmarks/inprocess.py h1-post               # h1-server with a small POST body
     python benchmarks/inprocess.py h1-client             # one response in, the next request out
+    python benchmarks/inprocess.py asgi-h2-server        # the same over ASGI: a minimal raw app
+    python benchmarks/inprocess.py asgi-h2-server --app starlette   # ... or a Starlette route
     python benchmarks/inprocess.py h1-server --profile   # and the top functions (cProfile)
 
 The protocol objects get a transport that only records, and requests shaped like h2load's
@@ -98,21 +100,76 @@ def _best(run_once: Callable[[], None], count: int) -> float:
     best = float("inf")
     for _ in range(ROUNDS):
         started = time.perf_counter()
-        run_once()
+        _as_callback(run_once)
         best = min(best, (time.perf_counter() - started) / count * 1e6)
     return best
 
 
-def _state(data_dir: Path) -> ServerState:
+def _as_callback(function: Callable[[], None]) -> None:
+    """Run `function` as the loop runs a protocol's callbacks: outside any task (the
+    ASGI interface steps apps inline under a task of its own)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task(loop)
+    if task is None:
+        function()
+        return
+    asyncio.tasks._leave_task(loop, task)
+    try:
+        function()
+    finally:
+        asyncio.tasks._enter_task(loop, task)
+
+
+def _state(data_dir: Path, interface: Callable[[Any], None] | None = None) -> ServerState:
     loop = asyncio.get_running_loop()
     config = ServerConfig(data_dir=data_dir, access_log=False)
-    return ServerState(
-        config, NativeInterface(create_app(data_dir)).handle, loop, None, WallClock()
-    )
+    if interface is None:
+        interface = NativeInterface(create_app(data_dir)).handle
+    return ServerState(config, interface, loop, None, WallClock())
 
 
-async def h1_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
-    protocol = H1ServerProtocol(_state(data_dir), "https")
+def _asgi_interface(app_name: str) -> Callable[[Any], None]:
+    """The ASGI interface over a minimal raw app (the bookstore's /book answer, fixed) or
+    the same answer from a Starlette route."""
+    from h2books.interfaces.asgi import AsgiInterface
+
+    body = json.dumps({"id": "17", "title": "A title", "author": "An Author"}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]
+    start = {"type": "http.response.start", "status": 200, "headers": headers}
+    whole = {"type": "http.response.body", "body": body}
+
+    async def raw(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await send(start)
+        await send(whole)
+
+    app: Any = raw
+    if app_name == "starlette":
+        from starlette.applications import Starlette
+        from starlette.responses import Response
+        from starlette.routing import Route
+
+        async def book(request: Any) -> Response:
+            return Response(body, media_type="application/json")
+
+        app = Starlette(routes=[Route("/book", book)])
+    return AsgiInterface(app, lifespan="off").handle
+
+
+_APP = "raw"
+
+
+async def asgi_h1_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
+    return await h1_server(data_dir, _asgi_interface(_APP))
+
+
+async def asgi_h2_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
+    return await h2_server(data_dir, _asgi_interface(_APP))
+
+
+async def h1_server(
+    data_dir: Path, interface: Callable[[Any], None] | None = None
+) -> tuple[float, Callable[[], None]]:
+    protocol = H1ServerProtocol(_state(data_dir, interface), "https")
     transport = Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     requests = [
@@ -153,8 +210,10 @@ async def h1_post(data_dir: Path) -> tuple[float, Callable[[], None]]:
     return _best(run_once, count), run_once
 
 
-async def h2_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
-    protocol = H2ServerProtocol(_state(data_dir), "https")
+async def h2_server(
+    data_dir: Path, interface: Callable[[Any], None] | None = None
+) -> tuple[float, Callable[[], None]]:
+    protocol = H2ServerProtocol(_state(data_dir, interface), "https")
     transport = Transport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
     # The peer's preface, a huge window, then reads of 100 requests each, like h2load -m100.
@@ -239,6 +298,8 @@ MODES = {
     "h1-post": h1_post,
     "h2-server": h2_server,
     "h1-client": h1_client,
+    "asgi-h1-server": asgi_h1_server,
+    "asgi-h2-server": asgi_h2_server,
 }
 
 
@@ -247,7 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=sorted(MODES))
     parser.add_argument("--profile", action="store_true", help="then print the top functions")
     parser.add_argument("--data-dir", type=Path, help="a bookstore data directory")
+    parser.add_argument(
+        "--app", choices=["raw", "starlette"], default="raw", help="the ASGI app (asgi-* modes)"
+    )
     args = parser.parse_args(argv)
+    global _APP
+    _APP = args.app
 
     async def measure() -> None:
         with tempfile.TemporaryDirectory() as scratch:
@@ -257,7 +323,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.profile:
                 profiler = cProfile.Profile()
                 profiler.enable()
-                run_once()
+                _as_callback(run_once)
                 profiler.disable()
                 pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 

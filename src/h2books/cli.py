@@ -7,13 +7,14 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING
 
 from h2books import __version__
 from h2books.server.config import ServerConfig, default_data_dir
 
 if TYPE_CHECKING:
     from h2books.http import Handler
+    from h2books.interfaces import ServerInterface
 
 
 class UsageError(Exception):
@@ -55,6 +56,9 @@ _LIMIT_FLAGS: list[tuple[str, type, str]] = [
     ("--stall-timeout", float, "close a busy connection that makes no progress this long (60)"),
     ("--tls-handshake-timeout", float, "time to finish the TLS handshake (10)"),
     ("--graceful-timeout", float, "time accepted requests get to finish on shutdown (10)"),
+    ("--response-timeout", float, "time an ASGI/WSGI app gets to start its answer (300)"),
+    ("--ws-max-size", int, "largest WebSocket message in bytes (16 MiB)"),
+    ("--ws-ping-interval", float, "ping an idle WebSocket this often (20)"),
 ]
 _LIMIT_TARGETS = {
     "max_connections": ("limits", "max_connections"),
@@ -65,6 +69,9 @@ _LIMIT_TARGETS = {
     "stall_timeout": ("timeouts", "stall"),
     "tls_handshake_timeout": ("timeouts", "tls_handshake"),
     "graceful_timeout": ("timeouts", "graceful_shutdown"),
+    "response_timeout": ("timeouts", "response"),
+    "ws_max_size": ("", "ws_max_size"),
+    "ws_ping_interval": ("", "ws_ping_interval"),
 }
 
 
@@ -78,10 +85,51 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser(
         "serve",
-        help="serve the bookstore over HTTPS (h2 + http/1.1)",
-        description="Serve the bookstore. Every option has an H2BOOKS_* environment variable "
+        help="serve your ASGI/WSGI app, or the bookstore, over HTTPS (h2 + http/1.1)",
+        description="Serve an app (`h2books serve main:app`: ASGI, WSGI or a native handler) "
+        "or, with no APP, the bookstore. Every option has an H2BOOKS_* environment variable "
         "(H2BOOKS_HOST, H2BOOKS_PORT, H2BOOKS_HTTP_PORT, H2BOOKS_CERTFILE, H2BOOKS_KEYFILE, "
-        "H2BOOKS_DATA_DIR, H2BOOKS_WORKERS, H2BOOKS_LOG_LEVEL, H2BOOKS_ACCESS_LOG).",
+        "H2BOOKS_DATA_DIR, H2BOOKS_WORKERS, H2BOOKS_LOG_LEVEL, H2BOOKS_ACCESS_LOG, "
+        "H2BOOKS_INTERFACE, H2BOOKS_ROOT_PATH, H2BOOKS_LIFESPAN, H2BOOKS_PROXY_HEADERS, "
+        "H2BOOKS_FORWARDED_ALLOW_IPS, and one per limit).",
+    )
+    serve.add_argument(
+        "app_spec",
+        nargs="?",
+        metavar="APP",
+        help="MODULE:ATTRIBUTE of your app, imported from the current directory (main:app); "
+        "default: the bookstore",
+    )
+    serve.add_argument(
+        "--factory",
+        action="store_true",
+        help="APP is a factory: call it (in each worker) to get the app",
+    )
+    serve.add_argument(
+        "--interface",
+        choices=["auto", "asgi", "wsgi", "native"],
+        help="what kind of app APP is (default auto: detected from how it is called)",
+    )
+    serve.add_argument(
+        "--root-path", help="the path the app is mounted at behind a proxy (ASGI root_path)"
+    )
+    serve.add_argument(
+        "--lifespan",
+        choices=["auto", "on", "off"],
+        help="ASGI lifespan startup/shutdown (default auto: used if the app supports it)",
+    )
+    serve.add_argument(
+        "--proxy-headers",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="take the client and scheme from X-Forwarded-For/-Proto and Forwarded, when the "
+        "peer is in --forwarded-allow-ips (default off)",
+    )
+    serve.add_argument(
+        "--forwarded-allow-ips",
+        metavar="IPS",
+        help="comma-separated proxies trusted with those headers: addresses, CIDR networks, "
+        "or * (default 127.0.0.1)",
     )
     serve.add_argument("--host", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTPS port (default 8443)")
@@ -111,8 +159,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--app",
         metavar="MODULE:FACTORY",
-        help="serve another handler: FACTORY() (called in each worker) returns it; "
-        "default: the bookstore",
+        help="the older spelling of `APP --factory`: FACTORY() (called in each worker) "
+        "returns the app",
     )
     serve.set_defaults(handler=cmd_serve)
 
@@ -191,11 +239,32 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         if value <= 0:
             raise UsageError(f"{flag} must be positive")
         group, field_name = _LIMIT_TARGETS[dest]
-        setattr(getattr(config, group), field_name, value)
+        setattr(getattr(config, group) if group else config, field_name, value)
     for port in (config.port, config.http_port):
         if port is not None and not 0 <= port <= 65535:
             raise UsageError(f"port {port} is out of range")
+    config.root_path = _pick_str(getattr(args, "root_path", None), "ROOT_PATH", "")
+    config.lifespan = _pick_str(getattr(args, "lifespan", None), "LIFESPAN", "auto")
+    if config.lifespan not in ("auto", "on", "off"):
+        raise UsageError(f"lifespan must be auto, on or off, not {config.lifespan!r}")
+    proxy_headers = getattr(args, "proxy_headers", None)
+    config.proxy_headers = (
+        proxy_headers if proxy_headers is not None else _env_bool("PROXY_HEADERS", False)
+    )
+    config.forwarded_allow_ips = _pick_str(
+        getattr(args, "forwarded_allow_ips", None), "FORWARDED_ALLOW_IPS", "127.0.0.1"
+    )
+    try:
+        from h2books.interfaces.proxy import TrustedProxies
+
+        TrustedProxies(config.forwarded_allow_ips)
+    except ValueError as exc:
+        raise UsageError(f"--forwarded-allow-ips: {exc}") from None
     return config
+
+
+def _pick_str(value: str | None, env_name: str, default: str) -> str:
+    return value if value is not None else (_env(env_name) or default)
 
 
 def _pick_int(value: int | None, env_name: str, default: int | None) -> int | None:
@@ -208,7 +277,6 @@ def _path_env(name: str) -> Path | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from h2books.app import create_app, open_catalog
     from h2books.certs import ensure_certificates
     from h2books.server.runner import (
         bind_listeners,
@@ -222,57 +290,84 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = serve_config(args)
     configure_logging(config.log_level)
     check_data_dir(config.data_dir)
-    # Create the catalogue (first run) here, once, before any worker is forked.
-    open_catalog(config.data_dir).close()
-    own_certificate = config.certfile is not None
+    make_app, served = _app_to_serve(args, config)
     ca_path = None
-    if not own_certificate:
+    if config.certfile is None:
         paths = ensure_certificates(config.data_dir / "tls")
         config.certfile, config.keyfile, ca_path = paths.cert, paths.key, paths.ca_cert
     context = load_ssl_context(config)
     raise_open_file_limit()
     listeners = bind_listeners(config)
     port = listeners.tls[0].getsockname()[1]
+    http_port = listeners.http[0].getsockname()[1] if listeners.http else None
+    print(banner(config, served, port, http_port, ca_path), file=sys.stderr, flush=True)
+    return run_workers(config, make_app, context, listeners)
+
+
+def banner(
+    config: ServerConfig, served: str, port: int, http_port: int | None, ca_path: Path | None
+) -> str:
+    """What the server says when it starts: what it serves, where, and how to try it."""
     shown_host = (
         "localhost"
         if config.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
         else config.host
     )
     lines = [
-        f"h2books {__version__} serving the bookstore on https://{shown_host}:{port}/ (h2, http/1.1)"
+        f"h2books {__version__} serving {served} on https://{shown_host}:{port}/ (h2, http/1.1)"
     ]
-    if listeners.http:
-        http_port = listeners.http[0].getsockname()[1]
+    if http_port is not None:
         lines.append(f"  cleartext HTTP/1.1 and h2c on http://{shown_host}:{http_port}/")
     if ca_path is not None:
-        lines.append(
-            f"  try:   curl --http2 --cacert {ca_path} https://{shown_host}:{port}/book?id=1"
-        )
+        path = "/book?id=1" if served == "the bookstore" else "/"
+        lines.append(f"  try:   curl --http2 --cacert {ca_path} https://{shown_host}:{port}{path}")
         lines.append(
             f"  trust: python3 -m h2books cert --trust   (puts {ca_path} into Chrome's NSS database)"
         )
     lines.append(f"  data:  {config.data_dir}   workers: {config.workers}   stop: Ctrl+C")
-    print("\n".join(lines), file=sys.stderr, flush=True)
-    data_dir = config.data_dir
-    make_handler = _handler_factory(args.app) if args.app else lambda: create_app(data_dir)
-    return run_workers(config, make_handler, context, listeners)
+    return "\n".join(lines)
 
 
-def _handler_factory(spec: str) -> Callable[[], Handler]:
-    """`package.module:factory` -> the factory, checked before any worker starts."""
-    import importlib
+def _app_to_serve(
+    args: argparse.Namespace, config: ServerConfig
+) -> tuple[Callable[[], Handler | ServerInterface], str]:
+    """(what each worker calls to get its app, how the banner names it). The app is imported
+    here, before any worker is forked, so that a mistake is one line and not N tracebacks."""
+    from h2books.interfaces.loader import (
+        build_interface,
+        describe,
+        detect_interface,
+        import_from_string,
+        load_app,
+    )
 
-    module_name, _, attr = spec.partition(":")
-    if not module_name or not attr:
-        raise UsageError(f"--app must look like MODULE:FACTORY, not {spec!r}")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(f"--app: cannot import {module_name}: {exc}") from None
-    factory = getattr(module, attr, None)
-    if not callable(factory):
-        raise UsageError(f"--app: {module_name} has no callable {attr!r}")
-    return cast("Callable[[], Handler]", factory)
+    spec = getattr(args, "app_spec", None)
+    factory = bool(getattr(args, "factory", False))
+    if getattr(args, "app", None):
+        if spec:
+            raise UsageError("give the app once: APP or --app, not both")
+        spec, factory = args.app, True
+    kind = getattr(args, "interface", None) or _env("INTERFACE") or "auto"
+    if kind not in ("auto", "asgi", "wsgi", "native"):
+        raise UsageError(f"interface must be auto, asgi, wsgi or native, not {kind!r}")
+    if not spec:
+        from h2books.app import create_app, open_catalog
+
+        # Create the catalogue (first run) here, once, before any worker is forked.
+        open_catalog(config.data_dir).close()
+        data_dir = config.data_dir
+        return lambda: create_app(data_dir), "the bookstore"
+    if factory:
+        make = import_from_string(spec)
+        if not callable(make):
+            raise UsageError(f"{spec} is not callable: it cannot be a factory")
+        served = f"{spec}() ({kind.upper()})" if kind != "auto" else f"{spec}() (factory)"
+        return lambda: build_interface(make(), kind, config), served
+    app = load_app(spec)
+    if kind == "auto":
+        kind = detect_interface(app)
+    build_interface(app, kind, config)  # fails here, once, if it cannot be served
+    return lambda: build_interface(app, kind, config), describe(spec, kind)
 
 
 def cmd_cert(args: argparse.Namespace) -> int:

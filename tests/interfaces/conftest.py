@@ -4,13 +4,15 @@ sockets, real TLS (the local CA), a cleartext port too. Shared by the interface 
 from __future__ import annotations
 
 import asyncio
+import logging
 import ssl
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from h2books.certs import ensure_certificates
 from h2books.interfaces import ServerInterface
@@ -41,25 +43,38 @@ class ThreadedServer:
         self.loop = asyncio.new_event_loop()
         self.server = Server(self.config, self.interface, self.context)
         self.ready = threading.Event()
+        self.startup_error: BaseException | None = None  # what start() raised (lifespan)
         self.thread = threading.Thread(target=self._run, daemon=True)
         self.tls_port = self.http_port = 0
 
     def _run(self) -> None:
         asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.start())
+        try:
+            self.loop.run_until_complete(self.server.start())
+        except BaseException as exc:
+            self.startup_error = exc
+            self.ready.set()
+            return
         self.ready.set()
         self.loop.run_until_complete(self.server.serve_until_stopped())
 
     def __enter__(self) -> ThreadedServer:
         self.thread.start()
         assert self.ready.wait(30)
+        if self.startup_error is not None:
+            self.thread.join(5)
+            raise self.startup_error
         ports = [s.getsockname()[1] for s in self.server.sockets]
         self.tls_port, self.http_port = ports[0], ports[1]
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
+        if self.thread.is_alive():
+            self.loop.call_soon_threadsafe(self.server.stop)
         self.thread.join(30)
+
+    def ssl_context(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.ca))
 
     @property
     def url(self) -> str:
@@ -87,3 +102,36 @@ class ThreadedServer:
 
 async def _call(function: Callable[[], Any]) -> Any:
     return function()
+
+
+class LogRecords(logging.Handler):
+    """The records of the server's loggers while a test runs."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def messages(self, level: int = logging.ERROR) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+
+@pytest.fixture
+def server_logs() -> Iterator[LogRecords]:
+    handler = LogRecords()
+    loggers = [logging.getLogger("h2books.asgi"), logging.getLogger("h2books.server")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    yield handler
+    for logger, level in zip(loggers, levels, strict=True):
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+@pytest.fixture(params=["h2", "h1"])
+def protocol(request: pytest.FixtureRequest) -> str:
+    return str(request.param)

@@ -55,6 +55,11 @@ class Timeouts:
     # No progress at all (no bytes read, no bytes written) while work is pending.
     stall: float = 60.0
     graceful_shutdown: float = 10.0
+    # Time an app (ASGI, WSGI) gets to start its answer (send the response head), counted
+    # from the request body's last byte; past it the request gets a 503 and the app is
+    # cancelled. A streamed body, once started, is
+    # bounded by the stall rule instead (long polls and event streams stay possible).
+    response: float = 300.0
 
 
 @dataclass(slots=True)
@@ -71,8 +76,17 @@ class ServerConfig:
     server_name: bytes = b"h2books"
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # For the app above the server (interfaces/: ASGI, WSGI).
     # The path prefix the app is mounted at behind a proxy (ASGI root_path, WSGI SCRIPT_NAME).
     root_path: str = ""
+    # ASGI lifespan: "auto" (used if the app supports it), "on" (required), "off".
+    lifespan: str = "auto"
+    # Trust X-Forwarded-For/-Proto and Forwarded from these peers (IPs, CIDR networks, "*").
+    proxy_headers: bool = False
+    forwarded_allow_ips: str = "127.0.0.1"
+    # WebSockets: the largest message accepted, and how often an idle peer is pinged.
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_ping_interval: float = 20.0
     # Threads per worker process that run a WSGI app. Apps block in their I/O (a database,
     # an upstream API), so there are more threads than cores; the bound keeps memory and
     # GIL contention in check. Requests beyond it wait in order for a free thread.

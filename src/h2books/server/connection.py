@@ -41,8 +41,10 @@ class ServerConnection(asyncio.BufferedProtocol):
         "_paused_writing",
         "client",
         "client_host",
+        "interface_data",
         "last_activity",
         "scheme",
+        "server",
         "state",
         "transport",
     )
@@ -53,6 +55,10 @@ class ServerConnection(asyncio.BufferedProtocol):
         self.transport: asyncio.Transport | None = None
         self.client: tuple[str, int] | None = None
         self.client_host = "-"
+        # The local address the peer connected to (the listening socket's; ASGI's `server`).
+        self.server: tuple[str, int] | None = None
+        # What the interface above keeps per connection (ASGI: the constant part of scope).
+        self.interface_data: Any = None
         self._closing = False
         self._flush_scheduled = False
         self._in_read = False  # inside data_received, which writes once at its end
@@ -70,6 +76,9 @@ class ServerConnection(asyncio.BufferedProtocol):
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.client = (str(peer[0]), int(peer[1]))
             self.client_host = self.client[0]
+        local = transport.get_extra_info("sockname")
+        if isinstance(local, tuple) and len(local) >= 2:
+            self.server = (str(local[0]), int(local[1]))
         limits = self.state.config.limits
         transport.set_write_buffer_limits(
             high=limits.write_buffer_high, low=limits.write_buffer_low

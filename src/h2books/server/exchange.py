@@ -61,6 +61,8 @@ class Exchange:
     _chunks: list[bytes] | None = None
     body_size = 0
     on_body_complete: Callable[[Exchange], object] | None = None
+    # Called once when the exchange is lost (the peer reset it or the connection ended).
+    on_gone: Callable[[Exchange], object] | None = None
     trailers: list[tuple[bytes, bytes]] | None = None
     _reader: asyncio.Future[None] | None = None
     _waiter: asyncio.Future[None] | None = None
@@ -264,6 +266,10 @@ class Exchange:
     def lose(self) -> None:
         """The peer reset the stream or the connection ended: no response will go out."""
         self.gone = True
+        callback = self.on_gone
+        if callback is not None:
+            self.on_gone = None
+            callback(self)
         task = self.task
         if task is not None and not task.done():
             task.cancel()

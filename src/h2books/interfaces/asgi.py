@@ -1,0 +1,190 @@
+"""ASGI 3.0 over the protocol-neutral exchange: one adapter for HTTP/1.1, HTTP/2 and later HTTP/3.
+
+    AsgiInterface(app, config, root_path="", lifespan="auto")
+
+For each request the app is called with a scope (`asgi_scope.py`: the constant part built
+once per connection), and `receive`/`send` of an `HttpCall` (`asgi_http.py`). The app's
+coroutine is stepped inline where the request arrived (`inline.py`): an app that answers
+without waiting for I/O costs no task and no trip through the event loop, and its answer
+goes out in the same write as the others of that read. Only an app that really waits
+becomes a task, bounded by the response timeout until it starts its answer.
+
+A request body small enough to arrive in one go (a declared length up to 64 KiB) is
+awaited whole before the app is called, so that the common POST runs inline too; a larger
+or unannounced body is handed to the app as it arrives, with the peer's flow-control
+credit returned as the app reads it.
+
+Lifespan (`lifespan.py`) runs before the server accepts connections and after the last
+one is done; its `state` is copied shallowly into every request's scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import Awaitable, Callable
+from types import CoroutineType
+from typing import Any
+
+from h2books.interfaces import ServerInterface
+from h2books.interfaces.asgi_http import ClientDisconnected, HttpCall
+from h2books.interfaces.asgi_scope import (
+    METHOD_NAMES,
+    ScopeSettings,
+    apply_proxy,
+    connection_parts,
+    request_parts,
+    scope_headers,
+)
+from h2books.interfaces.inline import InlineRunner
+from h2books.interfaces.lifespan import Lifespan
+from h2books.interfaces.proxy import TrustedProxies
+from h2books.server.config import ServerConfig
+from h2books.server.exchange import Exchange
+from h2books.server.responses import INTERNAL_ERROR, error_response
+
+__all__ = ["AsgiApp", "AsgiInterface", "ClientDisconnected"]
+
+log = logging.getLogger("h2books.asgi")
+
+AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
+
+# Bodies declared up to this size are awaited whole: they come in one read or two.
+_WHOLE_BODY_UP_TO = 64 * 1024
+
+NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
+TOO_MANY_FIELDS = error_response(431, "too many header fields")
+
+
+class AsgiInterface(ServerInterface):
+    """Serves an ASGI 3 application (Starlette, FastAPI, Django's ASGI handler, ...)."""
+
+    __slots__ = (
+        "_runner",
+        "app",
+        "lifespan",
+        "max_fields",
+        "response_timeout",
+        "settings",
+        "state",
+    )
+
+    def __init__(
+        self,
+        app: AsgiApp,
+        config: ServerConfig | None = None,
+        *,
+        root_path: str | None = None,
+        lifespan: str | None = None,
+    ) -> None:
+        config = config if config is not None else ServerConfig()
+        self.app = app
+        trusted = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
+        self.settings = ScopeSettings(config.root_path if root_path is None else root_path, trusted)
+        self.state: dict[str, Any] = {}
+        self.lifespan = Lifespan(
+            app,
+            config.lifespan if lifespan is None else lifespan,
+            self.state,
+            shutdown_timeout=config.timeouts.graceful_shutdown,
+        )
+        self.response_timeout = config.timeouts.response
+        # HTTP/1.1's field-count bound, for every protocol: a request of ~2,000 one-octet
+        # HPACK references stays under the byte limit (the "HTTP/2 Bomb"); it is answered
+        # here, before a scope and an app hold it for as long as the stream lives.
+        self.max_fields = config.limits.max_header_count
+        self._runner: InlineRunner | None = None
+
+    async def startup(self) -> None:
+        self._runner = InlineRunner(asyncio.get_running_loop())
+        await self.lifespan.startup()
+
+    async def shutdown(self) -> None:
+        await self.lifespan.shutdown()
+
+    def handle(self, exchange: Exchange) -> None:
+        if len(exchange.headers) > self.max_fields:
+            log.info(
+                "%r: %d header fields, over %d: 431",
+                exchange,
+                len(exchange.headers),
+                self.max_fields,
+            )
+            exchange.respond(TOO_MANY_FIELDS)
+        elif exchange.upgrade is not None:
+            self._websocket(exchange)
+        elif exchange.body_complete or not _small_body(exchange.headers):
+            self._http(exchange)
+        else:
+            exchange.on_body_complete = self._http  # called once the last byte is in
+
+    def _http(self, exchange: Exchange) -> None:
+        try:
+            scope = self._scope(exchange)
+        except Exception:
+            log.exception("cannot build the ASGI scope of %r", exchange)
+            exchange.respond(INTERNAL_ERROR)
+            return
+        call = HttpCall(exchange)
+        try:
+            coro = self.app(scope, call.receive, call.send)
+            if type(coro) is not CoroutineType:
+                coro = _awaited(coro)
+        except Exception as exc:
+            call.finish(exc)
+            return
+        runner = self._runner
+        if runner is None:  # served without startup() (a test driving adapters directly)
+            runner = self._runner = InlineRunner(asyncio.get_running_loop())
+        task = runner.run(coro, call.finish)
+        if task is not None:
+            call.waiting(task, self.response_timeout)
+
+    def _scope(self, exchange: Exchange) -> dict[str, Any]:
+        adapter = exchange.adapter
+        cached = adapter.interface_data
+        if cached is None or cached[0] != exchange.http_version:
+            base, behind_proxy = connection_parts(exchange, self.settings)
+            cached = adapter.interface_data = (exchange.http_version, base, behind_proxy)
+        scope: dict[str, Any] = cached[1].copy()
+        method = exchange.method
+        scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
+        scope["path"], scope["raw_path"], scope["query_string"] = request_parts(
+            exchange.target, self.settings
+        )
+        headers = scope_headers(exchange)
+        scope["headers"] = headers
+        scope["state"] = self.state.copy()
+        if cached[2]:
+            apply_proxy(scope, headers, self.settings)
+        return scope
+
+    def _websocket(self, exchange: Exchange) -> None:
+        """A WebSocket handshake. The WebSocket module (interfaces/asgi_websocket.py) plugs
+        in here; without it the server behaves as one without WebSocket support: an
+        HTTP/1.1 Upgrade is ignored (RFC 9110 §7.8 lets a server do so) and the request
+        goes to the app as plain HTTP, as Uvicorn does with no WebSocket library; an
+        HTTP/2 extended CONNECT, which cannot be plain HTTP, gets 501."""
+        if exchange.method == b"CONNECT":
+            exchange.respond(NOT_IMPLEMENTED)
+        else:
+            self._http(exchange)
+
+
+def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
+    for name, value in headers:
+        if name == b"content-length":
+            return int(value) <= _WHOLE_BODY_UP_TO  # the cores have validated it
+    return False
+
+
+async def _awaited(awaitable: Any) -> None:
+    """An app whose call returned an awaitable other than a coroutine (a Future, an
+    object with __await__): awaited in a coroutine of ours."""
+    if not inspect.isawaitable(awaitable):
+        raise TypeError(
+            f"the ASGI app returned {type(awaitable).__name__}, not an awaitable: is it an "
+            "ASGI 3 app (async def app(scope, receive, send))?"
+        )
+    await awaitable

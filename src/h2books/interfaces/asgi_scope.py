@@ -1,0 +1,136 @@
+"""The ASGI `scope` of a request: built from its exchange, with the constant part per connection.
+
+Most of a scope is the same for every request on a connection: the type, the ASGI and
+spec versions, the HTTP version, the scheme, root_path, client, server, and the
+extensions. That part is built once and kept on the connection (`adapter.interface_data`);
+each request copies it (one dict copy) and adds its own method, path, query and headers.
+
+Headers go to the app as the core parsed them: the same list, lowercase byte names and
+values, no copy. HTTP/2 requests carry the authority as `:authority`, which the spec
+wants as a leading `host` field when no Host field came (the core has already checked
+that a Host field agrees with `:authority`).
+
+The websocket scope reuses `request_parts` and `connection_parts`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote_to_bytes
+
+from h2books.interfaces.proxy import TrustedProxies, forwarded_origin
+
+if TYPE_CHECKING:
+    from h2books.server.exchange import Exchange
+
+ASGI_VERSION = "3.0"
+# The HTTP + WebSocket message format this server implements: 2.4 is where send() on a
+# closed connection raises an OSError, which lets Starlette stream without a task group.
+HTTP_SPEC_VERSION = "2.5"
+LIFESPAN_SPEC_VERSION = "2.0"
+HTTP_ASGI = {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION}
+
+# Server push (`http.response.push`) waits for an adapter whose `push()` works (the
+# protocol-lab issue); turning it on is this one flag plus the send handler in asgi.py.
+PUSH_AVAILABLE = False
+
+
+def extensions_for(http_version: str) -> dict[str, dict[str, Any]]:
+    """What the server offers on top of the core spec, per protocol."""
+    extensions: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
+    if http_version != "1.0":
+        extensions["http.response.early_hint"] = {}  # 1xx never go to HTTP/1.0 clients
+    if http_version in ("2", "3"):
+        # HTTP/1.1 trailers need chunked coding and a client that said TE: trailers; the
+        # HTTP/1.1 core does not send them, so they are offered where they arrive.
+        extensions["http.response.trailers"] = {}
+        if PUSH_AVAILABLE:
+            extensions["http.response.push"] = {}
+    return extensions
+
+
+# Method names as apps see them, without a decode per request.
+METHOD_NAMES = {
+    name.encode("ascii"): name
+    for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
+}
+
+
+class ScopeSettings:
+    """What every scope of one interface shares: the mount point and the proxy rules."""
+
+    __slots__ = ("root_path", "root_path_bytes", "trusted")
+
+    def __init__(self, root_path: str, trusted: TrustedProxies | None) -> None:
+        self.root_path = root_path.rstrip("/")
+        self.root_path_bytes = self.root_path.encode("utf-8")
+        self.trusted = trusted  # None: proxy headers are not honoured
+
+
+def connection_parts(exchange: Exchange, settings: ScopeSettings) -> tuple[dict[str, Any], bool]:
+    """The constant part of an http scope on this connection, and whether its peer is a
+    trusted proxy (whose forwarding headers then count per request)."""
+    adapter = exchange.adapter
+    http_version = exchange.http_version
+    trusted = settings.trusted
+    client = adapter.client
+    behind_proxy = trusted is not None and client is not None and client[0] in trusted
+    base: dict[str, Any] = {
+        "type": "http",
+        "asgi": HTTP_ASGI,
+        "http_version": http_version,
+        "scheme": adapter.scheme,
+        "root_path": settings.root_path,
+        "client": client,
+        "server": adapter.server,
+        "extensions": extensions_for(http_version),
+    }
+    return base, behind_proxy
+
+
+def request_parts(target: bytes, settings: ScopeSettings) -> tuple[str, bytes, bytes]:
+    """(path, raw_path, query_string) of a request target; the path percent-decoded and
+    read as UTF-8, both paths with root_path in front (the path the client asked for)."""
+    raw_path, _, query = target.partition(b"?")
+    if raw_path[:1] != b"/" and raw_path != b"*":
+        raw_path = _origin_form(raw_path)
+    if b"%" in raw_path:
+        path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
+    else:
+        path = raw_path.decode("utf-8", "replace")
+    root = settings.root_path
+    if root:
+        path = root + path
+        raw_path = settings.root_path_bytes + raw_path
+    return path, raw_path, query
+
+
+def _origin_form(target: bytes) -> bytes:
+    """The path of an absolute-form target (`http://host/path`, HTTP/1.1 proxies' form)."""
+    scheme_end = target.find(b"://")
+    if scheme_end < 0:
+        return target
+    slash = target.find(b"/", scheme_end + 3)
+    return target[slash:] if slash >= 0 else b"/"
+
+
+def scope_headers(exchange: Exchange) -> list[tuple[bytes, bytes]]:
+    """The request's header list for the app: the exchange's own list, with `host` first
+    when an HTTP/2 or HTTP/3 request named its authority only in `:authority`."""
+    headers = exchange.headers
+    if exchange.http_version in ("2", "3") and exchange.authority:
+        for name, _ in headers:
+            if name == b"host":
+                return headers
+        headers.insert(0, (b"host", exchange.authority))
+    return headers
+
+
+def apply_proxy(
+    scope: dict[str, Any], headers: list[tuple[bytes, bytes]], settings: ScopeSettings
+) -> None:
+    """Overwrite client and scheme with what a trusted proxy says."""
+    assert settings.trusted is not None
+    client, scheme = forwarded_origin(headers, scope["client"], scope["scheme"], settings.trusted)
+    scope["client"] = client
+    scope["scheme"] = scheme

@@ -1,0 +1,172 @@
+"""Run an app's coroutine inline, and make it a task only once it really waits.
+
+Most ASGI calls finish without waiting for anything: the body is already in, and
+`send` only queues bytes in the protocol core. For those a task per request (its
+creation, a trip through the event loop, its bookkeeping) costs more than the app
+itself. So the coroutine is stepped right where the request arrived, with
+`coro.send(None)`. If it completes, that was all. If it yields a future (it awaits real
+I/O), it is handed, suspended as it is, to an asyncio Task that resumes it when that
+future is done.
+
+Two things make this correct rather than merely fast:
+
+- *The current task.* Code inside an app asks for it: anyio's cancel scopes (Starlette's
+  `is_disconnected`, FastAPI's thread pool for sync endpoints), `asyncio.timeout`. So
+  while the coroutine runs inline, a "host" is entered as the loop's current task, and if
+  the coroutine then waits, that same object becomes the Task that drives it: a cancel
+  scope entered inline and left after the wait sees one task throughout. The host is an
+  `asyncio.Task` whose future part is initialized but which has no coroutine and was
+  never scheduled; `Task.__init__` on it later (re-initialization is supported: it
+  clears the future state first) schedules it with the suspended coroutine. A host whose
+  coroutine finished inline is kept for the next request, so the fast path allocates no
+  task at all. (Python 3.12 added eager tasks for the same purpose, but they still
+  allocate a Task per call, and 3.11 is supported.)
+- *The suspended coroutine.* A Task cannot adopt a coroutine that is already suspended
+  on a future: its first step would resume it before the future is done. `_Resumed`
+  wraps it so that the task's first step hands out the future the coroutine is waiting
+  on; from then on the task forwards sends and throws (cancellation included) to it.
+
+Each run gets a copy of the current context, as a Task would, so context variables set
+by one request never leak into the next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections.abc
+import contextvars
+from asyncio import tasks
+from collections.abc import Callable, Coroutine, Generator
+from typing import Any
+
+# What the app's coroutine ended with: None when it returned, else what it raised.
+Finish = Callable[[BaseException | None], None]
+
+_enter_task = tasks._enter_task
+_leave_task = tasks._leave_task
+_current_task = tasks.current_task
+_copy_context = contextvars.copy_context
+_task_init = asyncio.Task.__init__
+_future_init = asyncio.Future.__init__
+
+
+class _Host(asyncio.Task):  # type: ignore[type-arg]
+    """The current task of a coroutine run inline; its Task once it has to wait."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        if self._coro is None:  # type: ignore[attr-defined]
+            return f"<inline app task {id(self):#x}>"
+        return super().__repr__()
+
+
+def _new_host(loop: asyncio.AbstractEventLoop) -> _Host:
+    host = _Host.__new__(_Host)
+    _future_init(host, loop=loop)  # a pending future: no coroutine, nothing scheduled
+    return host
+
+
+class InlineRunner:
+    """Steps coroutines inline on one event loop; see the module's docstring."""
+
+    __slots__ = ("_spare", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._spare: _Host | None = None
+
+    def run(self, coro: Coroutine[Any, Any, object], finish: Finish) -> asyncio.Task[Any] | None:
+        """Run `coro` until it finishes or waits; `finish` is called when it ends (now or
+        later). Returns the task now driving it, or None if it finished inline."""
+        loop = self.loop
+        host = self._spare
+        if host is None:
+            host = self._spare = _new_host(loop)
+        context = _copy_context()
+        outer = None
+        try:
+            _enter_task(loop, host)
+        except RuntimeError:
+            # Called from inside a task (a test, a benchmark driving the protocol from a
+            # coroutine): stand in for it while the app runs.
+            outer = _current_task(loop)
+            assert outer is not None
+            _leave_task(loop, outer)
+            _enter_task(loop, host)
+        try:
+            waiting_on = context.run(coro.send, None)
+        except StopIteration:
+            waiting_on = _DONE
+            finish(None)
+        except BaseException as exc:
+            waiting_on = _DONE
+            finish(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        finally:
+            _leave_task(loop, host)
+            if outer is not None:
+                _enter_task(loop, outer)
+        if waiting_on is _DONE:
+            if host.cancelling():
+                self._spare = None  # someone cancelled the host itself: never reuse it
+            return None
+        # It waits: the host becomes its task, the coroutine resumed once the future is done.
+        self._spare = None
+        _task_init(host, _Resumed(coro, waiting_on, finish), loop=loop, context=context)
+        return host
+
+
+_DONE: Any = object()
+_NOTHING: Any = object()
+
+
+class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
+    """A suspended coroutine as a Task's coroutine: the first step hands out what it waits
+    on; the rest are forwarded. Its end, whatever it is, goes to `finish`, and the task
+    itself always ends cleanly (nothing for asyncio to log)."""
+
+    __slots__ = ("_coro", "_finish", "_waiting_on")
+
+    def __init__(self, coro: Coroutine[Any, Any, object], waiting_on: Any, finish: Finish) -> None:
+        self._coro = coro
+        self._waiting_on = waiting_on
+        self._finish = finish
+
+    def send(self, value: Any) -> Any:
+        waiting_on = self._waiting_on
+        if waiting_on is not _NOTHING:
+            self._waiting_on = _NOTHING
+            return waiting_on
+        try:
+            return self._coro.send(value)
+        except StopIteration:
+            self._finish(None)
+        except BaseException as exc:
+            self._finish(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        raise StopIteration
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        # The task was cancelled (or asyncio threw something else in): into the app it goes,
+        # at the await where it is suspended, even before the task's first step.
+        self._waiting_on = _NOTHING
+        try:
+            if val is None and tb is None:
+                return self._coro.throw(typ)
+            return self._coro.throw(typ, val, tb)  # pragma: no cover - the old signature
+        except StopIteration:
+            self._finish(None)
+        except BaseException as exc:
+            self._finish(exc)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+        raise StopIteration
+
+    def close(self) -> None:
+        self._coro.close()
+
+    def __await__(self) -> Generator[Any, None, Any]:  # pragma: no cover - tasks use send
+        raise TypeError("a task drives this; it is not awaited")

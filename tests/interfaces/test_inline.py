@@ -1,0 +1,142 @@
+"""The inline runner: coroutines stepped where they are called, tasks only when they wait."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import anyio
+import pytest
+
+from h2books.interfaces.inline import InlineRunner
+
+VAR: contextvars.ContextVar[str | None] = contextvars.ContextVar("var", default=None)
+
+
+def run_as_callback(body: Callable[[InlineRunner, list[Any]], Any]) -> list[Any]:
+    """Run `body` the way the server calls an interface: in a loop callback, no task."""
+    ended: list[Any] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        runner = InlineRunner(loop)
+        done = loop.create_future()
+        loop.call_soon(lambda: done.set_result(body(runner, ended)))
+        result = await done
+        tasks = (
+            [t for t in result if isinstance(t, asyncio.Task)] if isinstance(result, list) else []
+        )
+        if isinstance(result, asyncio.Task):
+            tasks = [result]
+        for task in tasks:
+            await asyncio.wait_for(asyncio.shield(task), 10)
+
+    asyncio.run(main())
+    return ended
+
+
+def start(runner: InlineRunner, ended: list[Any], coro: Coroutine[Any, Any, Any]) -> Any:
+    return runner.run(coro, ended.append)
+
+
+def test_a_coroutine_that_does_not_wait_runs_inline() -> None:
+    async def app() -> None:
+        VAR.set("inline")
+        assert asyncio.current_task() is not None  # what anyio and asyncio.timeout need
+        with anyio.CancelScope():
+            pass
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        task = start(runner, ended, app())
+        assert task is None and ended == [None]
+        assert VAR.get() is None  # the app's context variables stay its own
+        return None
+
+    run_as_callback(body)
+
+
+def test_a_waiting_coroutine_keeps_its_task_and_context() -> None:
+    async def app() -> str:
+        VAR.set("mine")
+        with anyio.CancelScope():  # entered inline, left after the wait: one task throughout
+            before = asyncio.current_task()
+            await asyncio.sleep(0.01)
+            assert asyncio.current_task() is before
+            assert await anyio.to_thread.run_sync(lambda: 5) == 5
+        assert VAR.get() == "mine"
+        return "done"
+
+    ended = run_as_callback(lambda runner, ended: start(runner, ended, app()))
+    assert ended == [None]
+
+
+def test_an_exception_after_the_wait_goes_to_finish() -> None:
+    async def app() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    ended = run_as_callback(lambda runner, ended: start(runner, ended, app()))
+    assert len(ended) == 1 and isinstance(ended[0], ValueError)
+
+
+def test_cancelling_the_task_reaches_the_coroutine() -> None:
+    seen: list[str] = []
+
+    async def app() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        task = start(runner, ended, app())
+        assert task is not None
+        task.cancel()  # even before the task's first step
+        return task
+
+    ended = run_as_callback(body)
+    assert seen == ["cancelled"] and isinstance(ended[0], asyncio.CancelledError)
+
+
+def test_anyio_timeouts_work_in_an_app() -> None:
+    async def app() -> None:
+        with anyio.fail_after(0.01):
+            await asyncio.sleep(5)
+
+    ended = run_as_callback(lambda runner, ended: start(runner, ended, app()))
+    assert isinstance(ended[0], TimeoutError)
+
+
+def test_run_from_inside_a_task() -> None:
+    async def app() -> None:
+        assert asyncio.current_task() is not outer
+
+    async def main() -> None:
+        nonlocal outer
+        outer = asyncio.current_task()
+        ended: list[Any] = []
+        assert InlineRunner(asyncio.get_running_loop()).run(app(), ended.append) is None
+        assert ended == [None]
+        assert asyncio.current_task() is outer
+
+    outer: Any = None
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("count", [3])
+def test_the_host_task_is_reused_when_apps_finish_inline(count: int) -> None:
+    hosts: list[Any] = []
+
+    async def app() -> None:
+        hosts.append(asyncio.current_task())
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        for _ in range(count):
+            start(runner, ended, app())
+        return None
+
+    run_as_callback(body)
+    assert len({id(h) for h in hosts}) == 1
