@@ -54,7 +54,6 @@ AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 _WHOLE_BODY_UP_TO = 64 * 1024
 
 NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
-TOO_MANY_FIELDS = error_response(431, "too many header fields")
 
 
 class AsgiInterface(ServerInterface):
@@ -90,10 +89,6 @@ class AsgiInterface(ServerInterface):
             shutdown_timeout=config.timeouts.graceful_shutdown,
         )
         self.response_timeout = config.timeouts.response
-        # HTTP/1.1's field-count bound, for every protocol: a request of ~2,000 one-octet
-        # HPACK references stays under the byte limit (the "HTTP/2 Bomb"); it is answered
-        # here, before a scope and an app hold it for as long as the stream lives.
-        self.max_fields = config.limits.max_header_count
         self._runner: InlineRunner | None = None
 
     async def startup(self) -> None:
@@ -104,15 +99,9 @@ class AsgiInterface(ServerInterface):
         await self.lifespan.shutdown()
 
     def handle(self, exchange: Exchange) -> None:
-        if len(exchange.headers) > self.max_fields:
-            log.info(
-                "%r: %d header fields, over %d: 431",
-                exchange,
-                len(exchange.headers),
-                self.max_fields,
-            )
-            exchange.respond(TOO_MANY_FIELDS)
-        elif exchange.upgrade is not None:
+        # A request over the field-count bound (the "HTTP/2 Bomb") never gets here: the
+        # cores answer it with a 431 (H2Config/H1Config max_header_count).
+        if exchange.upgrade is not None:
             self._websocket(exchange)
         elif exchange.body_complete or not _small_body(exchange.headers):
             self._http(exchange)

@@ -40,12 +40,12 @@ def extensions_for(http_version: str) -> dict[str, dict[str, Any]]:
     extensions: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
     if http_version != "1.0":
         extensions["http.response.early_hint"] = {}  # 1xx never go to HTTP/1.0 clients
-    if http_version in ("2", "3"):
-        # HTTP/1.1 trailers need chunked coding and a client that said TE: trailers; the
-        # HTTP/1.1 core does not send them, so they are offered where they arrive.
+        # Over HTTP/1.1 they go in the chunked coding's trailer section (a response with
+        # its own content-length has none: they are dropped there, as RFC 9112 §7.1.2
+        # allows no other place); HTTP/1.0 has no trailers at all.
         extensions["http.response.trailers"] = {}
-        if PUSH_AVAILABLE:
-            extensions["http.response.push"] = {}
+    if http_version in ("2", "3") and PUSH_AVAILABLE:
+        extensions["http.response.push"] = {}
     return extensions
 
 

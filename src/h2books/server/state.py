@@ -65,6 +65,7 @@ class ServerState:
             connection_window_size=limits.connection_window_size,
             max_frame_size=limits.max_frame_size,
             max_header_list_size=limits.max_header_list_size,
+            max_header_count=limits.max_header_count,
             preface_timeout=timeouts.request_head,
             request_head_timeout=timeouts.request_head,
             idle_timeout=timeouts.keep_alive,

@@ -843,13 +843,25 @@ def test_response_head_over_frame_size_without_body() -> None:
 
 def test_validation_caches_are_bounded() -> None:
     c = RawClient()
-    for i in range(0, 5000, 100):
-        fields = [*REQUEST, *((b"x-n%d" % (i + j), b"v%d" % (i + j)) for j in range(100))]
-        c.send(c.headers(1 + i // 50, fields))
+    for i in range(0, 5000, 50):
+        fields = [*REQUEST, *((b"x-n%d" % (i + j), b"v%d" % (i + j)) for j in range(50))]
+        c.send(c.headers(1 + i // 25, fields))
     from h2books.protocol.h2 import validation
 
     assert len(validation._good_values) <= 4096 and len(validation._good_names) <= 4096
-    assert len(requests_of(c.events)) == 50
+    assert len(requests_of(c.events)) == 100
+
+
+def test_a_request_over_the_field_count_gets_431_however_small_its_fields() -> None:
+    # The "HTTP/2 Bomb": one-octet references to one table entry, under the byte limit.
+    c = RawClient(H2Config(max_header_count=100))
+    first = c.block([*REQUEST, (b"x", b"y")])  # x: y enters the client's table (index 62)
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, first + b"\xbe" * 95))  # 100 fields
+    assert len(requests_of(c.events)) == 1
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, c.block([*REQUEST]) + b"\xbe" * 97))
+    assert len(requests_of(c.events)) == 1  # 101 fields: answered by the core
+    head = [f for f in c.take() if f.type == HEADERS and f.stream_id == 3]
+    assert head and c.decoder.decode(head[0].payload) == [(":status", "431")]
 
 
 def test_window_update_serves_blocked_streams_in_turn() -> None:

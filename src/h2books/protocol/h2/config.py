@@ -21,6 +21,11 @@ class H2Config:
     # Advertised SETTINGS_MAX_FRAME_SIZE: the largest frame we accept.
     max_frame_size: int = 16384
     max_header_list_size: int = 65536
+    # Fields per header list, whatever their size: ~2,000 one-octet HPACK references to
+    # one table entry stay under max_header_list_size and still make 2,000 list entries
+    # held for as long as the stream lives (the 2026 "HTTP/2 Bomb"). A request over it
+    # gets a 431, as one over max_header_list_size does.
+    max_header_count: int = 100
     header_table_size: int = 4096
     # Per header block; beyond either -> GOAWAY ENHANCE_YOUR_CALM.
     max_continuation_frames: int = 16

@@ -51,7 +51,7 @@ class HeadHandler(OutboundScheduler):
         if bad_priority:
             self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
             return
-        if fields is None:
+        if fields is None or len(fields) > self._max_fields:
             self._reject_oversized_request(sid, end_stream)
             return
         if len(self._streams) >= self._max_streams:
@@ -94,7 +94,7 @@ class HeadHandler(OutboundScheduler):
         if bad_priority:
             self._stream_error(stream, stream.stream_id, ErrorCode.PROTOCOL_ERROR)
             return
-        if fields is None:
+        if fields is None or len(fields) > self._max_fields:
             self._stream_error(stream, stream.stream_id, ErrorCode.CANCEL)
             return
         if not stream.head_received:
@@ -145,7 +145,7 @@ class HeadHandler(OutboundScheduler):
             self._remote_ended(stream)
 
     def _reject_oversized_request(self, sid: int, end_stream: bool) -> None:
-        """A request head over our header list size: answer 431 (RFC 6585) ourselves;
+        """A request head over our header list size or field count: answer 431 (RFC 6585) ourselves;
         the application never sees the stream."""
         self._charge_reset()
         self._write_header_block(sid, self._encoder.encode([STATUS_FIELDS[431]]), True)

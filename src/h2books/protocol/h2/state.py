@@ -81,6 +81,7 @@ class ConnectionState:
         "_local",
         "_local_initial_window",
         "_max_block_bytes",
+        "_max_fields",
         "_max_frame_in",
         "_max_streams",
         "_need",
@@ -167,6 +168,7 @@ class ConnectionState:
         self._max_frame_in = cfg.max_frame_size
         self._max_streams = cfg.max_concurrent_streams
         self._max_block_bytes = cfg.max_header_block_bytes
+        self._max_fields = cfg.max_header_count
         self._peer_max_frame = DEFAULT_MAX_FRAME_SIZE
         self._peer_initial_window = DEFAULT_INITIAL_WINDOW_SIZE
         self._send_window = DEFAULT_INITIAL_WINDOW_SIZE
