@@ -117,6 +117,51 @@ def test_serve_main_app(tmp_path: Path) -> None:
     assert code == 0, "".join(served.lines)
 
 
+FLASK_PY = textwrap.dedent(
+    """
+    from flask import Flask, request
+
+    app = Flask(__name__)
+
+    @app.get("/")
+    def home():
+        return {"hello": "flask"}
+
+    @app.post("/echo")
+    def echo():
+        return {"size": len(request.get_data())}
+    """
+)
+
+
+@pytest.mark.slow
+def test_serve_a_flask_app(tmp_path: Path) -> None:
+    (tmp_path / "app.py").write_text(FLASK_PY)
+    served = Served(
+        [
+            sys.executable,
+            "-m",
+            "h2books",
+            "serve",
+            "app:app",
+            "--port",
+            "0",
+            "--data-dir",
+            str(tmp_path / "data"),
+            "--no-access-log",
+        ],
+        tmp_path,
+    )
+    try:
+        assert served.ready.wait(60), "".join(served.lines)
+        assert served.served == "app:app (WSGI)", "".join(served.lines)
+        assert served.curl("--http2", "/") == '{"hello":"flask"}\n'
+        assert served.curl("--http1.1", "/") == '{"hello":"flask"}\n'
+    finally:
+        code = served.interrupt()
+    assert code == 0, "".join(served.lines)
+
+
 @pytest.mark.slow
 def test_run_from_a_script(tmp_path: Path) -> None:
     (tmp_path / "main.py").write_text(MAIN_PY)
@@ -168,13 +213,15 @@ def test_new_flags_reach_the_config(monkeypatch: pytest.MonkeyPatch) -> None:
         "5",
         "--response-timeout",
         "9",
+        "--wsgi-threads",
+        "4",
     )
     config = serve_config(args)
     assert args.app_spec == "main:app"
     assert config.root_path == "/api" and config.lifespan == "on"
     assert config.proxy_headers and config.forwarded_allow_ips == "10.0.0.0/8,*"
     assert config.ws_max_size == 1024 and config.ws_ping_interval == 5.0
-    assert config.timeouts.response == 9.0
+    assert config.timeouts.response == 9.0 and config.wsgi_threads == 4
 
 
 def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:

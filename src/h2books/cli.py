@@ -59,6 +59,7 @@ _LIMIT_FLAGS: list[tuple[str, type, str]] = [
     ("--response-timeout", float, "time an ASGI/WSGI app gets to start its answer (300)"),
     ("--ws-max-size", int, "largest WebSocket message in bytes (16 MiB)"),
     ("--ws-ping-interval", float, "ping an idle WebSocket this often (20)"),
+    ("--wsgi-threads", int, "threads that run a WSGI app; more requests wait (16)"),
 ]
 _LIMIT_TARGETS = {
     "max_connections": ("limits", "max_connections"),
@@ -72,6 +73,7 @@ _LIMIT_TARGETS = {
     "response_timeout": ("timeouts", "response"),
     "ws_max_size": ("", "ws_max_size"),
     "ws_ping_interval": ("", "ws_ping_interval"),
+    "wsgi_threads": ("", "wsgi_threads"),
 }
 
 
