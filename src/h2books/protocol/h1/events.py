@@ -12,6 +12,7 @@ __all__ = [
     "ProtocolError",
     "RequestReceived",
     "ResponseReceived",
+    "UpgradeRequested",
 ]
 
 
@@ -32,6 +33,19 @@ class RequestReceived:
     body: bytes
     keep_alive: bool
     host: bytes | None
+
+
+@dataclass(slots=True)
+class UpgradeRequested:
+    """A request that asks to switch protocols (server role; see `upgrade`).
+
+    Parsing stops after it. Answer ``request`` with 101 to switch (then take the
+    core's `take_trailing_data`), or with any other final response to go on as
+    HTTP/1.1.
+    """
+
+    request: RequestReceived
+    protocol: bytes  # lowercase: b"websocket"
 
 
 @dataclass(slots=True)
@@ -85,6 +99,7 @@ class ConnectionTimedOut:
 
 Event = (
     RequestReceived
+    | UpgradeRequested
     | ResponseReceived
     | InformationalResponse
     | ProtocolError

@@ -29,6 +29,7 @@ from h2books.protocol.h1.events import (
     Event,
     ProtocolError,
     RequestReceived,
+    UpgradeRequested,
 )
 from h2books.protocol.h1.framing import CHUNKED, FIXED, NO_BODY, body_framing
 from h2books.protocol.h1.parser import (
@@ -43,17 +44,20 @@ from h2books.protocol.h1.parser import (
 from h2books.protocol.h1.reader import MessageReader
 from h2books.protocol.h1.serializer import CONTINUE_RESPONSE, ResponseHead, error_response
 from h2books.protocol.h1.streamed import CHUNK, DROP, LENGTH, RAW, StreamedBody
+from h2books.protocol.h1.upgrade import requested_upgrade
 
 __all__ = ["H1ServerConnection"]
 
-# What the core is reading: a head, a Content-Length body, a chunked body.
-_HEAD, _FIXED, _CHUNKED = 0, 1, 2
+# What the core is reading: a head, a Content-Length body, a chunked body; nothing while
+# an upgrade request awaits its answer, nothing ever again once protocols are switched.
+_HEAD, _FIXED, _CHUNKED, _UPGRADE, _SWITCHED = 0, 1, 2, 3, 4
 
 # Facts about a delivered request that its response needs, packed in an int
 # so the queue of owed responses holds no objects.
 _IS_HEAD = 1
 _IS_HTTP10 = 2
 _CLOSE = 4
+_IS_UPGRADE = 8
 
 _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
@@ -142,7 +146,10 @@ class H1ServerConnection:
     @property
     def paused(self) -> bool:
         """Parsing waits for answers (``max_pipelined`` reached); see `resume`."""
-        return self._reading and len(self._owed) + (self._stream is not None) >= self._max_pipelined
+        return self._reading and (
+            len(self._owed) + (self._stream is not None) >= self._max_pipelined
+            or self._state == _UPGRADE
+        )
 
     @property
     def has_partial_request(self) -> bool:
@@ -250,6 +257,8 @@ class H1ServerConnection:
                 if request is None:
                     continue
                 events.append(request)
+            elif state >= _UPGRADE:
+                return  # what follows an upgrade request may be the new protocol's
             else:
                 if state == _FIXED:
                     body = reader.read_fixed(self._body_length)
@@ -279,7 +288,7 @@ class H1ServerConnection:
             self._out.append(CONTINUE_RESPONSE)
             self._continue_wanted = False
 
-    def _start_request(self, lines: list[bytes]) -> RequestReceived | None:
+    def _start_request(self, lines: list[bytes]) -> RequestReceived | UpgradeRequested | None:
         """Act on a parsed head: the request if it has no body, else None (body pending)."""
         method, target, version = parse_request_line(lines[0])
         self._method = method
@@ -316,6 +325,13 @@ class H1ServerConnection:
             wants_continue = True
 
         if body == NO_BODY:
+            if b"upgrade" in framing:
+                protocol = requested_upgrade(method, version, framing)
+                if protocol is not None:  # never cached: the fast path would not see it
+                    request = self._deliver(method, target, version, headers, b"", keep_alive, host)
+                    self._owed[-1] |= _IS_UPGRADE
+                    self._state = _UPGRADE
+                    return UpgradeRequested(request, protocol)
             self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
         self._request = (method, target, version, headers, keep_alive, host)
@@ -489,6 +505,13 @@ class H1ServerConnection:
             raise H1Error("response body shorter than its content-length")
         self._response_done(stream.close)
 
+    def take_trailing_data(self) -> tuple[bytes, bool]:
+        """After a 101: the bytes received past the upgrade request's head, and whether
+        the peer's EOF followed them. The connection is the new protocol's from here."""
+        if self._state != _SWITCHED:
+            raise H1Error("take_trailing_data before switching protocols")
+        return self._reader.take_rest(), self._eof
+
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call.
 
@@ -512,7 +535,15 @@ class H1ServerConnection:
         if head.status >= 200:
             return True
         if head.status == 101:
-            raise H1Error("101 Switching Protocols is not supported by the HTTP/1.1 core")
+            if not self._owed[0] & _IS_UPGRADE:
+                raise H1Error("101 Switching Protocols answers only an upgrade request")
+            self._owed.popleft()
+            self._out.append(head.data + b"\r\n")
+            # The last HTTP/1.1 bytes of this connection: see take_trailing_data.
+            self._state = _SWITCHED
+            self._reading = False
+            self._must_close = True
+            return False
         if not self._owed[0] & _IS_HTTP10:  # RFC 9110 section 15.2: never 1xx to HTTP/1.0
             self._out.append(head.data + b"\r\n")
         return False
@@ -526,6 +557,8 @@ class H1ServerConnection:
             return
         if self._owed:
             return
+        if self._state == _UPGRADE:
+            self._state = _HEAD  # the upgrade was refused: HTTP/1.1 goes on (see upgrade)
         if self._error_response is not None:
             self._out.append(self._error_response)
             self._error_response = None

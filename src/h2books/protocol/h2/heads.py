@@ -58,8 +58,8 @@ class HeadHandler(OutboundScheduler):
             self._stream_error(None, sid, ErrorCode.REFUSED_STREAM)
             return
         try:
-            method, scheme, authority, path, headers, content_length, protocol = (
-                validate_request(fields)
+            method, scheme, authority, path, headers, content_length, protocol = validate_request(
+                fields
             )
         except MalformedHeaders:
             self._reject_malformed_request(sid)
