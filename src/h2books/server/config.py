@@ -71,3 +71,14 @@ class ServerConfig:
     server_name: bytes = b"h2books"
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
+    # WebSockets (server/websocket.py). A message over ws_max_size bytes ends the socket
+    # with close code 1009; at most ws_max_queue received messages wait for the app,
+    # past which the peer is no longer read. A ping goes out after ws_ping_interval
+    # seconds without a word from the peer (None: never), and a pong must come back
+    # within ws_ping_timeout; our close frame waits ws_close_timeout for the peer's.
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_close_timeout: float = 5.0
+    ws_per_message_deflate: bool = True

@@ -197,7 +197,7 @@ def validate_request(
     if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
         raise MalformedHeaders("invalid :method")
     if protocol is not None:
-        _check_extended_connect(method, scheme, authority, path, protocol)
+        scheme, path = _extended_connect_target(method, scheme, authority, path, protocol)
     elif method == b"CONNECT":
         if scheme is not None or path is not None:
             raise MalformedHeaders("CONNECT with :scheme or :path")
@@ -225,15 +225,15 @@ def validate_request(
     return method, scheme, authority or b"", path, headers, content_length, protocol
 
 
-def _check_extended_connect(
+def _extended_connect_target(
     method: bytes,
     scheme: bytes | None,
     authority: bytes | None,
     path: bytes | None,
     protocol: bytes,
-) -> None:
+) -> tuple[bytes, bytes]:
     """RFC 8441 §4: :protocol only on a CONNECT, and such a CONNECT carries :scheme and
-    :path (checked like any request's) besides :authority."""
+    :path (checked like any request's) besides :authority; returns (scheme, path)."""
     if method != b"CONNECT":
         raise MalformedHeaders(":protocol on a request other than CONNECT")
     if not protocol or protocol.translate(None, _TOKEN_CHARS):
@@ -242,6 +242,7 @@ def _check_extended_connect(
         raise MalformedHeaders("extended CONNECT without :scheme, :path or :authority")
     if path[0] != 0x2F and scheme in (b"https", b"http"):
         raise MalformedHeaders(":path must start with '/'")
+    return scheme, path
 
 
 def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
