@@ -61,6 +61,19 @@ _WS_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _running: set[asyncio.Task[None]] = set()
 
 
+class _NoChunks:
+    """The `stream` of a response whose body the app sends itself, in parts."""
+
+    def __aiter__(self) -> _NoChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        raise StopAsyncIteration
+
+
+_SENT_IN_PARTS = _NoChunks()
+
+
 class InvalidMessage(RuntimeError):
     """The app sent a message that is unknown or not allowed now."""
 
@@ -179,7 +192,8 @@ class ASGIWebSocket:
             if exchange.response_state != PENDING:
                 raise InvalidMessage("a denial response after the handshake was answered")
             headers = [(bytes(n).lower(), bytes(v)) for n, v in message.get("headers") or ()]
-            self._denial = Response(int(message["status"]), headers)
+            # A stream marks the body as sent in parts: no content-length is added.
+            self._denial = Response(int(message["status"]), headers, stream=_SENT_IN_PARTS)
             exchange.start(self._denial)
         elif kind == "websocket.http.response.body":
             if self._denial is None or exchange.response_state != STARTED:
