@@ -85,7 +85,7 @@ def _public(scope: Scope) -> dict[str, Any]:
     out["extensions"] = sorted(scope["extensions"])
     out["asgi"] = scope["asgi"]
     out["has_headers"] = any(name == b"sec-websocket-version" for name, _ in scope["headers"])
-    out["method" in scope and "method" or "no_method"] = True
+    out["no_method"] = "method" not in scope
     return out
 
 
