@@ -27,7 +27,9 @@ An exchange offers:
   bytes, the socket paused while too many are unread), `write(data)` sends raw bytes
   (after `wait_writable()`), `end()` closes our side (END_STREAM; HTTP/1.1: the socket
   is closed once written) and `reset()` abandons it (RST_STREAM CANCEL; the socket is
-  cut). `on_shutdown` is called when the server begins a graceful shutdown.
+  cut). `on_shutdown` is called when the server begins a graceful shutdown; `on_input`
+  lets a reader take bytes (`take_body()`) in the read's own callback instead of a
+  task awaiting `receive()`.
 """
 
 from __future__ import annotations
@@ -88,6 +90,10 @@ class Exchange:
     upgrade: bytes | None = None
     # Called once when the server begins a graceful shutdown (an open tunnel says goodbye).
     on_shutdown: Callable[[], object] | None = None
+    # Called, when nobody awaits receive(), as input arrives, ends, or the exchange is
+    # lost: a reader that takes bytes in the read's own callback (a WebSocket parses
+    # them there, with no task switch per message) uses take_body() in it.
+    on_input: Callable[[], object] | None = None
 
     def __init__(
         self,
@@ -173,6 +179,8 @@ class Exchange:
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
+        elif self.on_input is not None:
+            self.on_input()
 
     # -- the response ---------------------------------------------------------------------
 

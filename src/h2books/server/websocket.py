@@ -10,10 +10,11 @@ or HTTP/2 extended CONNECT (RFC 8441). Interfaces (ASGI) sit above `WebSocket`.
   the right fields is refused with 400 before the app is asked.
 - **Frames**: wsproto's `Connection` (sans-IO, no handshake of its own when built
   directly): masking, fragmentation, control frames, UTF-8 checks, and the close codes
-  for what it rejects (1002 protocol error, 1007 invalid UTF-8).
+  for what it rejects (1002 protocol error, 1007 invalid UTF-8). Input is parsed in the
+  read's own callback (`Exchange.on_input`, then `take_body()`), not by a reader task.
 - **Limits**, ours, since wsproto has none: a message over `ws_max_size` ends the socket
   with 1009 (counted as it arrives: text in characters, binary in bytes; compressed
-  input is fed to wsproto in `_INFLATE_SLICE` pieces, so a deflate bomb inflates at
+  input is fed to wsproto in `_SLICE` pieces, so a deflate bomb inflates at
   most ~1000 times that much past the limit before it is caught); at most
   `ws_max_queue` messages wait for the app, and past that the tunnel is not read (the
   peer's HTTP/2 window, or the paused socket, stops it); pings after
@@ -23,13 +24,16 @@ or HTTP/2 extended CONNECT (RFC 8441). Interfaces (ASGI) sit above `WebSocket`.
 - **Shutdown**: the server's graceful shutdown closes every socket with 1001.
 
 Why wsproto and not a frame codec of our own: the issue says wsproto unless profiling
-says otherwise. A WebSocket message is one frame of a few bytes of header; per message
-wsproto costs ~10 µs in Python (parse, unmask, a UTF-8 check, serialise), the same
-order as the event loop's own work for the read and the write, and the echo benchmark
-(benchmarks/ws_echo.py) puts us ahead of Uvicorn + websockets with it. The HTTP cores
-are ours because per-request microseconds decide their benchmark and every bound is
-an attack surface; here the bounds that matter (message size, queue, timeouts) are
-enforced around wsproto, which is small, sans-IO and well kept.
+says otherwise, and so far it does not. Profiled (cProfile, benchmarks/ws_echo.py, one
+16-byte message at a time), wsproto's parse and serialise are about a third of the
+server's Python time per message; the rest is the event loop, the two syscalls and
+the ASGI layer, and the server's CPU per message is of the order of Uvicorn +
+websockets' (which parses in Python too). With a burst of messages in flight we are
+ahead of it (the reads are parsed in their own callback, with no task per socket,
+and the answers of one loop iteration go out in one write). wsproto is small,
+sans-IO and well kept; the bounds that matter (message size, queue, timeouts) are
+enforced around it. A fast path of our own for small unfragmented frames is the
+first thing to try if the target needs the last microseconds of the serial case.
 """
 
 from __future__ import annotations
@@ -54,7 +58,9 @@ from h2books.server.exchange import Exchange, Fields
 log = logging.getLogger("h2books.server")
 
 _GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455 §1.3
-_INFLATE_SLICE = 4096
+# Input is parsed this much at a time: a deflate bomb inflates at most ~1000 times a
+# slice before the size limit sees it, and a full queue stops parsing within a slice.
+_SLICE = 4096
 
 # Close codes (RFC 6455 §7.4.1).
 NORMAL = 1000
@@ -192,9 +198,9 @@ class KeepAlive:
 class WebSocket:
     """One WebSocket over `exchange`'s tunnel: `accept`, `receive`, `send`, `close`.
 
-    A reader task feeds what the peer sends to wsproto; whole messages wait in a queue
-    of at most `ws_max_queue` for `receive()`. `receive()` returns `Closed` once the
-    socket is closed (by either side, or lost).
+    What the peer sends is parsed as it arrives (in the read's callback); whole messages
+    wait in a queue of at most `ws_max_queue` for `receive()`, which returns `Closed`
+    once the socket is closed (by either side, or lost).
     """
 
     def __init__(self, exchange: Exchange, handshake: Handshake, config: ServerConfig) -> None:
@@ -208,10 +214,9 @@ class WebSocket:
         self._failed = False  # the input broke the protocol: drained, never parsed again
         self._inbox: deque[str | bytes] = deque()
         self._inbox_waiter: asyncio.Future[None] | None = None
-        self._room_waiter: asyncio.Future[None] | None = None
         self._parts: list[str | bytes] = []
         self._size = 0
-        self._reader: asyncio.Task[None] | None = None
+        self._unparsed = b""  # taken from the tunnel, not parsed while the queue is full
         self._timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive = KeepAlive(
@@ -246,7 +251,8 @@ class WebSocket:
         self._ws = Connection(ConnectionType.SERVER, extensions)
         self._deflate = bool(extensions)
         self.exchange.on_shutdown = self._shutdown
-        self._reader = self.loop.create_task(self._read())
+        self.exchange.on_input = self._on_input
+        self._pump()  # what came with the request (HTTP/1.1: bytes after the head)
         self._schedule_keepalive()
         if self.exchange.adapter.state.shutting_down:
             self._shutdown()
@@ -263,9 +269,8 @@ class WebSocket:
             waiter = self._inbox_waiter = self.loop.create_future()
             await waiter
         message = inbox.popleft()
-        room = self._room_waiter
-        if room is not None and not room.done():
-            room.set_result(None)
+        if self._unparsed or (len(inbox) == self.config.ws_max_queue - 1 and self._ws):
+            self._pump()  # room again: parse what waits in the tunnel
         return message
 
     async def send(self, data: str | bytes) -> None:
@@ -282,52 +287,65 @@ class WebSocket:
         """Start the close handshake (the app is done, or the server is going away)."""
         if self.closed is None:
             self.closed = Closed(code, reason)
-        self._inbox.clear()  # nobody will read them: the reader must reach the close
+        self._inbox.clear()  # nobody will read them now
         self._wake_all()
         ws = self._ws
         if ws is not None and ws.state is ConnectionState.OPEN:
             self.exchange.write(ws.send(CloseConnection(code, reason or None)))
             self._arm_close_timer()
+            self._pump()  # on to the peer's close frame, past what the full queue held
 
-    # -- the reader --------------------------------------------------------------------
+    # -- reading: in the read's own callback, no task ----------------------------------
 
-    async def _read(self) -> None:
-        exchange = self.exchange
+    def _on_input(self) -> None:
+        """The tunnel has input, ended, or was lost (`Exchange.on_input`)."""
+        if not self._inbox_full:
+            self._pump()
+
+    def _pump(self) -> None:
+        """Parse what the tunnel holds, a slice at a time, until the app's queue is full
+        (the rest stays in the tunnel, unacknowledged: the peer's window, or the paused
+        socket, holds back more) or the input runs out."""
         ws = self._ws
-        assert ws is not None
+        if ws is None:
+            return
+        exchange = self.exchange
         keepalive = self._keepalive
-        slice_size = _INFLATE_SLICE if self._deflate else 0
+        data = self._unparsed or exchange.take_body()
+        self._unparsed = b""
         try:
-            while True:
-                data = await exchange.receive()
-                if not data:
-                    self._lost()
-                    return
+            while data:
                 keepalive.last_heard = self.loop.time()
                 if ws.state is ConnectionState.CLOSED or self._failed:
-                    continue  # drained until the tunnel ends
-                if slice_size and len(data) > slice_size:
-                    for start in range(0, len(data), slice_size):
-                        ws.receive_data(data[start : start + slice_size])
-                        if not await self._handle_events(ws):
-                            break
+                    data = exchange.take_body()  # drained until the tunnel ends
+                    continue
+                if len(data) > _SLICE:
+                    piece, data = data[:_SLICE], data[_SLICE:]
                 else:
-                    ws.receive_data(data)
-                    await self._handle_events(ws)
-        except asyncio.CancelledError:
-            raise
+                    piece, data = data, b""
+                ws.receive_data(piece)
+                self._handle_events(ws)
+                if self._inbox_full and self.closed is None:
+                    self._unparsed = data
+                    return
+                if not data:
+                    data = exchange.take_body()
         except Exception:
-            log.exception("WebSocket reader failed for %r", exchange)
+            log.exception("WebSocket input failed for %r", exchange)
             self._fail(INTERNAL_ERROR, "")
-        finally:
-            self._stop_timers()
+            return
+        if exchange.body_complete or exchange.gone:
+            self._lost()
 
-    async def _handle_events(self, ws: Connection) -> bool:
-        """Act on what wsproto parsed; False once the socket is closing."""
+    @property
+    def _inbox_full(self) -> bool:
+        return len(self._inbox) >= self.config.ws_max_queue
+
+    def _handle_events(self, ws: Connection) -> None:
         for event in ws.events():
             if isinstance(event, Message):
-                if not await self._on_message(event.data, event.message_finished):
-                    return False
+                if not self._on_message(event.data, event.message_finished):
+                    return
             elif isinstance(event, Ping):
                 if ws.state is ConnectionState.OPEN:
                     self.exchange.write(ws.send(event.response()))
@@ -335,10 +353,9 @@ class WebSocket:
                 self._keepalive.pong()
             elif isinstance(event, CloseConnection):
                 self._on_close(ws, event)
-                return False
-        return True
+                return
 
-    async def _on_message(self, data: str | bytes, finished: bool) -> bool:
+    def _on_message(self, data: str | bytes, finished: bool) -> bool:
         self._size += len(data)
         if self._size > self.config.ws_max_size:
             self._fail(MESSAGE_TOO_BIG, "message too big")
@@ -354,16 +371,10 @@ class WebSocket:
             data = _joined(parts, data)
             parts.clear()
         self._size = 0
-        inbox = self._inbox
-        inbox.append(data)
+        self._inbox.append(data)
         waiter = self._inbox_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
-        while len(inbox) >= self.config.ws_max_queue and self.closed is None:
-            # The app is behind: stop reading; the tunnel's buffer and then the peer's
-            # window (HTTP/2) or the paused socket (HTTP/1.1) hold the rest back.
-            room = self._room_waiter = self.loop.create_future()
-            await room
         return True
 
     def _on_close(self, ws: Connection, event: CloseConnection) -> None:
@@ -395,6 +406,7 @@ class WebSocket:
 
     def _lost(self) -> None:
         """The tunnel ended (the peer's END_STREAM or EOF, a reset, a lost connection)."""
+        self.exchange.on_input = None
         if self.closed is None:
             self.closed = Closed(ABNORMAL)
         self._wake_all()
@@ -415,9 +427,9 @@ class WebSocket:
         self._arm_close_timer()
 
     def _wake_all(self) -> None:
-        for waiter in (self._inbox_waiter, self._room_waiter):
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     # -- timers ----------------------------------------------------------------------
 
@@ -433,8 +445,7 @@ class WebSocket:
             self.closed = Closed(ABNORMAL)
         self._wake_all()
         self.exchange.reset()
-        if self._reader is not None:
-            self._reader.cancel()
+        self.exchange.on_input = None
 
     def _schedule_keepalive(self) -> None:
         deadline = self._keepalive.deadline()

@@ -4,7 +4,7 @@ The HTTP/1.1 adapter hands the transport over (`transport.set_protocol`) once th
 core has sent the 101, so the per-read path of plain HTTP/1.1 carries nothing for
 tunnels. Here every read goes to the tunnel's exchange as it is (`feed_body`); reading
 pauses while more than `max_unread` bytes wait for the layer above, and resumes as
-it takes them (`body_taken`). Writes go straight to the transport; ending our side
+it takes them (`body_taken`). The writes of one loop iteration go out together; ending our side
 closes the socket once written (RFC 6455 §7.1.1: the server closes TCP first), a
 reset aborts it. Timeouts are the layer above's (WebSocket pings), not an HTTP core's.
 """
@@ -15,7 +15,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
-from h2books.server.connection import ServerConnection
+from h2books.server.connection import FLUSH_NOW, ServerConnection
 from h2books.server.exchange import Exchange, Fields
 from h2books.server.state import ServerState
 
@@ -23,7 +23,7 @@ log = logging.getLogger("h2books.server")
 
 
 class TunnelProtocol(ServerConnection):
-    __slots__ = ("_max_unread", "_unread", "exchange")
+    __slots__ = ("_max_unread", "_out", "_out_size", "_unread", "exchange")
     conn = None
     timed_out_event = type(None)
 
@@ -33,6 +33,10 @@ class TunnelProtocol(ServerConnection):
         self._unread = 0  # bytes fed to the exchange that the layer above has not taken
         # As much as an HTTP/2 stream's window lets a peer send unread.
         self._max_unread = state.config.limits.initial_window_size
+        # Writes of one loop iteration, written together (a WebSocket app answering a
+        # burst of messages makes one syscall, and over TLS full records).
+        self._out: list[bytes | memoryview] = []
+        self._out_size = 0
 
     def take_over(
         self, transport: asyncio.Transport, client: tuple[str, int] | None, paused_reading: bool
@@ -86,8 +90,19 @@ class TunnelProtocol(ServerConnection):
         if transport is None or self._closing:
             return
         if data:
-            self.last_activity = self.state.loop.time()
-            transport.write(data)
+            if not self._flush_scheduled:
+                # The first write of this loop iteration goes out at once (an answer to
+                # one message waits for nothing); later ones join it at the iteration's
+                # end (a burst of answers becomes one write).
+                self.schedule_flush()
+                self.last_activity = self.state.loop.time()
+                transport.write(data)
+            else:
+                self._out.append(data)
+                self._out_size += len(data)
+                if self._out_size >= FLUSH_NOW:
+                    # Out now, so that the transport's pause_writing is seen (`writable`).
+                    self.flush()
         if end:
             self._end()
 
@@ -95,6 +110,7 @@ class TunnelProtocol(ServerConnection):
         self._end()
 
     def _end(self) -> None:
+        self.flush()
         self.close_transport()
 
     def reset(self, exchange: Exchange) -> None:
@@ -105,7 +121,15 @@ class TunnelProtocol(ServerConnection):
         return not self._closing and not self._paused_writing
 
     def flush(self) -> None:
-        self._flush_scheduled = False  # writes go out as they are made
+        self._flush_scheduled = False
+        out = self._out
+        transport = self.transport
+        if not out or transport is None or self._closing:
+            return
+        self.last_activity = self.state.loop.time()
+        transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        self._out_size = 0
 
     # -- the connection ---------------------------------------------------------------
 
