@@ -99,13 +99,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
 
 def _h1(server: ThreadedServer, path: str, tls: bool = True, **kwargs: Any) -> Any:
     if tls:
-        try:
-            return connect(server.wss + path, ssl=server.client_context(), open_timeout=10, **kwargs)
-        except TimeoutError:
-            from tests.server.websocket_support import dump_connections
-
-            print("HANG", dump_connections(server))
-            raise
+        return connect(server.wss + path, ssl=server.client_context(), open_timeout=10, **kwargs)
     return connect(server.ws + path, open_timeout=10, **kwargs)
 
 

@@ -35,7 +35,6 @@ from .websocket_support import (
     NOT_FOUND,
     H2WebSocketClient,
     ThreadedServer,
-    dump_connections,
     masked_frame,
     raw_handshake,
     read_close,
@@ -99,11 +98,7 @@ def url(request: pytest.FixtureRequest, server: ThreadedServer) -> str:
 
 def _connect(server: ThreadedServer, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
     ssl_context = server.client_context() if url.startswith("wss") else None
-    try:
-        return connect(url + "/echo", ssl=ssl_context, open_timeout=10, **kwargs)  # type: ignore[arg-type]
-    except TimeoutError:
-        print("HANG", dump_connections(server))
-        raise
+    return connect(url + "/echo", ssl=ssl_context, open_timeout=10, **kwargs)  # type: ignore[arg-type]
 
 
 # -- HTTP/1.1 with the websockets client -------------------------------------------

@@ -339,19 +339,3 @@ def read_close(sock: socket.socket, initial: bytes = b"") -> int | None:
         if not chunk:
             return None
         data += chunk
-
-
-def dump_connections(server: ThreadedServer) -> str:  # DEBUG
-    state = server.server.state
-    assert state is not None
-    lines = []
-    for c in list(state.connections):
-        d = {k: getattr(c, k, None) for k in ("_paused_reading", "_paused_writing", "_closing", "_flush_scheduled", "_in_read")}
-        q = getattr(c, "_queue", None)
-        core = getattr(c, "conn", None)
-        info = None
-        if core is not None and hasattr(core, "_reader"):
-            info = {k: getattr(core, k) for k in ("_state", "_reading", "_owed", "_must_close", "_eof")}
-            info["buffered"] = core._reader.buffered
-        lines.append(f"{type(c).__name__} {d} queue={list(q) if q is not None else None} core={info} transport={c.transport}")
-    return "\n".join(lines)
