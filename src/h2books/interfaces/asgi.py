@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
 from types import CoroutineType
 from typing import Any
 
@@ -31,29 +30,28 @@ from h2books.interfaces import ServerInterface
 from h2books.interfaces.asgi_http import ClientDisconnected, HttpCall
 from h2books.interfaces.asgi_scope import (
     METHOD_NAMES,
+    AsgiApp,
     ScopeSettings,
     apply_proxy,
     connection_parts,
     request_parts,
     scope_headers,
 )
+from h2books.interfaces.asgi_websocket import serve_websocket
 from h2books.interfaces.inline import InlineRunner
 from h2books.interfaces.lifespan import Lifespan
 from h2books.interfaces.proxy import TrustedProxies
 from h2books.server.config import ServerConfig
 from h2books.server.exchange import Exchange
-from h2books.server.responses import INTERNAL_ERROR, error_response
+from h2books.server.responses import INTERNAL_ERROR
 
 __all__ = ["AsgiApp", "AsgiInterface", "ClientDisconnected"]
 
 log = logging.getLogger("h2books.asgi")
 
-AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 # Bodies declared up to this size are awaited whole: they come in one read or two.
 _WHOLE_BODY_UP_TO = 64 * 1024
-
-NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
 
 
 class AsgiInterface(ServerInterface):
@@ -150,15 +148,16 @@ class AsgiInterface(ServerInterface):
         return scope
 
     def _websocket(self, exchange: Exchange) -> None:
-        """A WebSocket handshake. The WebSocket module (interfaces/asgi_websocket.py) plugs
-        in here; without it the server behaves as one without WebSocket support: an
-        HTTP/1.1 Upgrade is ignored (RFC 9110 §7.8 lets a server do so) and the request
-        goes to the app as plain HTTP, as Uvicorn does with no WebSocket library; an
-        HTTP/2 extended CONNECT, which cannot be plain HTTP, gets 501."""
-        if exchange.method == b"CONNECT":
-            exchange.respond(NOT_IMPLEMENTED)
-        else:
-            self._http(exchange)
+        """A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the
+        `websocket` scope is the HTTP scope of the request, reshaped
+        (interfaces/asgi_websocket.py); the session runs in a task of its own."""
+        try:
+            scope = self._scope(exchange)
+        except Exception:
+            log.exception("cannot build the ASGI scope of %r", exchange)
+            exchange.respond(INTERNAL_ERROR)
+            return
+        serve_websocket(self.app, exchange, scope)
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:

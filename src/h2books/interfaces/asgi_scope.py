@@ -15,6 +15,7 @@ The websocket scope reuses `request_parts` and `connection_parts`.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote_to_bytes
 
@@ -33,6 +34,9 @@ HTTP_ASGI = {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION}
 # Server push (`http.response.push`) waits for an adapter whose `push()` works (the
 # protocol-lab issue); turning it on is this one flag plus the send handler in asgi.py.
 PUSH_AVAILABLE = False
+
+# An ASGI 3 application: scope, receive, send (the one type of it, HTTP and WebSocket).
+AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
 def extensions_for(http_version: str) -> dict[str, dict[str, Any]]:

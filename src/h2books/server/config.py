@@ -84,10 +84,18 @@ class ServerConfig:
     # Trust X-Forwarded-For/-Proto and Forwarded from these peers (IPs, CIDR networks, "*").
     proxy_headers: bool = False
     forwarded_allow_ips: str = "127.0.0.1"
-    # WebSockets: the largest message accepted, and how often an idle peer is pinged.
-    ws_max_size: int = 16 * 1024 * 1024
-    ws_ping_interval: float = 20.0
     # Threads per worker process that run a WSGI app. Apps block in their I/O (a database,
     # an upstream API), so there are more threads than cores; the bound keeps memory and
     # GIL contention in check. Requests beyond it wait in order for a free thread.
     wsgi_threads: int = 16
+    # WebSockets (server/websocket.py). A message over ws_max_size bytes ends the socket
+    # with close code 1009; at most ws_max_queue received messages wait for the app,
+    # past which the peer is no longer read. A ping goes out after ws_ping_interval
+    # seconds without a word from the peer (None: never), and a pong must come back
+    # within ws_ping_timeout; our close frame waits ws_close_timeout for the peer's.
+    ws_max_size: int = 16 * 1024 * 1024
+    ws_max_queue: int = 32
+    ws_ping_interval: float | None = 20.0
+    ws_ping_timeout: float | None = 20.0
+    ws_close_timeout: float = 5.0
+    ws_per_message_deflate: bool = True

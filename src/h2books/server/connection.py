@@ -260,6 +260,10 @@ class ServerConnection(asyncio.BufferedProtocol):
     def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
         raise NotImplementedError
 
+    def accept_tunnel(self, exchange: Exchange, fields: Fields) -> int:
+        """Answer an upgrade request with the protocol's acceptance; returns its status."""
+        raise NotImplementedError
+
     def push(self, exchange: Exchange, path: bytes, fields: Fields) -> bool:
         return False  # server push arrives with the protocol-lab issue
 
@@ -270,6 +274,14 @@ class ServerConnection(asyncio.BufferedProtocol):
         raise NotImplementedError
 
     # Server housekeeping.
+    def shutdown_tunnels(self) -> None:
+        """A graceful shutdown began: tell every open tunnel (WebSockets close with 1001)."""
+        for exchange in list(self.live_exchanges()):
+            callback = exchange.on_shutdown
+            if callback is not None:
+                exchange.on_shutdown = None
+                callback()
+
     def is_idle(self) -> bool:
         raise NotImplementedError
 

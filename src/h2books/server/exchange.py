@@ -17,7 +17,19 @@ An exchange offers:
   `writable` / `await wait_writable()` for backpressure; `inform()` sends a 1xx;
   `push()` is the server-push hook (False where the protocol or the peer has none);
 - `gone`: the peer reset the stream or the connection ended; `reset()` abandons the
-  exchange (HTTP/2: RST_STREAM; HTTP/1.1: the connection is cut).
+  exchange (HTTP/2: RST_STREAM; HTTP/1.1: the connection is cut);
+- a tunnel, for a request that asks to switch protocols (`upgrade`, b"websocket": an
+  HTTP/1.1 Upgrade or an HTTP/2 extended CONNECT). `accept_tunnel(headers)` answers
+  it (HTTP/1.1: 101 Switching Protocols, the connection then leaves the HTTP/1.1 core;
+  HTTP/2: 200 on the CONNECT stream), any other response refuses it. Once accepted,
+  `receive()` yields the peer's raw bytes (b"" once it closed its side; HTTP/2: DATA
+  payloads, their flow-control credit given back as they are read; HTTP/1.1: socket
+  bytes, the socket paused while too many are unread), `write(data)` sends raw bytes
+  (after `wait_writable()`), `end()` closes our side (END_STREAM; HTTP/1.1: the socket
+  is closed once written) and `reset()` abandons it (RST_STREAM CANCEL; the socket is
+  cut). `on_shutdown` is called when the server begins a graceful shutdown; `on_input`
+  lets a reader take bytes (`take_body()`) in the read's own callback instead of a
+  task awaiting `receive()`.
 """
 
 from __future__ import annotations
@@ -78,6 +90,12 @@ class Exchange:
     # The protocol a request asks to switch to (b"websocket": HTTP/1.1 Upgrade, or an
     # HTTP/2 extended CONNECT's :protocol), lowercased; None for a plain request.
     upgrade: bytes | None = None
+    # Called once when the server begins a graceful shutdown (an open tunnel says goodbye).
+    on_shutdown: Callable[[], object] | None = None
+    # Called, when nobody awaits receive(), as input arrives, ends, or the exchange is
+    # lost: a reader that takes bytes in the read's own callback (a WebSocket parses
+    # them there, with no task switch per message) uses take_body() in it.
+    on_input: Callable[[], object] | None = None
 
     def __init__(
         self,
@@ -163,6 +181,8 @@ class Exchange:
         reader = self._reader
         if reader is not None and not reader.done():
             reader.set_result(None)
+        elif self.on_input is not None:
+            self.on_input()
 
     # -- the response ---------------------------------------------------------------------
 
@@ -231,6 +251,15 @@ class Exchange:
         self.response_state = DONE
         self.adapter.end(self, trailers or None)
         self.adapter.log_exchange(self, self.status, self.sent)
+
+    def accept_tunnel(self, headers: Fields = ()) -> bool:
+        """Accept the switch this request asks for (`upgrade`); `headers` go with the
+        answer. False if the exchange is gone, not an upgrade, or already answered."""
+        if self.gone or self.response_state != PENDING or self.upgrade is None:
+            return False
+        self.response_state = STARTED
+        self.status = self.adapter.accept_tunnel(self, headers)
+        return not self.gone
 
     def inform(self, status: int, fields: Fields = ()) -> None:
         """A 1xx informational response (103 Early Hints, 100 Continue) before the final one."""

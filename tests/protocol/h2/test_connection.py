@@ -605,7 +605,7 @@ def test_our_settings_and_connection_window() -> None:
     frames = parse(conn.data_to_send())
     assert [f.type for f in frames] == [SETTINGS, WINDOW_UPDATE]
     pairs = dict(struct.iter_unpack(">HI", frames[0].payload))
-    assert pairs == {3: 50, 4: 1 << 20, 6: 65536}
+    assert pairs == {3: 50, 4: 1 << 20, 6: 65536, 8: 1}  # 8: ENABLE_CONNECT_PROTOCOL
     assert struct.unpack(">I", frames[1].payload)[0] == (1 << 20) - 65535
 
 

@@ -28,10 +28,11 @@ BASE = [
 
 
 def test_valid_request() -> None:
-    method, scheme, authority, path, headers, length = validate_request(
+    method, scheme, authority, path, headers, length, protocol = validate_request(
         [*BASE, (b"accept", b"*/*"), (b"x-empty", b""), (b"content-length", b"12")]
     )
     assert (method, scheme, authority, path, length) == (b"GET", b"https", b"a.b", b"/p?q=1", 12)
+    assert protocol is None
     assert headers == [(b"accept", b"*/*"), (b"x-empty", b""), (b"content-length", b"12")]
 
 

@@ -24,6 +24,9 @@ Driving `H1ServerConnection` (``H1ServerConnection(config, now)``):
   requests received or arriving, then sets ``must_close``.
 * `ProtocolError`: the error response is queued after the answers still owed;
   keep answering those. Close once ``conn.must_close`` is true.
+* `UpgradeRequested`: a WebSocket Upgrade; answer with 101 to hand the
+  connection over (``take_trailing_data``), or refuse with any final
+  response (see `upgrade`).
 * `ConnectionClosed`: the peer's EOF at a message boundary; owed answers may
   still be sent (the last carries ``connection: close``). EOF inside a
   request is a `ProtocolError` (400), whose response is queued like any other.
@@ -42,6 +45,7 @@ from h2books.protocol.h1.events import (
     ProtocolError,
     RequestReceived,
     ResponseReceived,
+    UpgradeRequested,
 )
 from h2books.protocol.h1.serializer import ResponseHead, serialize_head
 from h2books.protocol.h1.server import H1ServerConnection
@@ -61,5 +65,6 @@ __all__ = [
     "RequestReceived",
     "ResponseHead",
     "ResponseReceived",
+    "UpgradeRequested",
     "serialize_head",
 ]

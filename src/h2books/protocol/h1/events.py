@@ -14,6 +14,7 @@ __all__ = [
     "ProtocolError",
     "RequestReceived",
     "ResponseReceived",
+    "UpgradeRequested",
 ]
 
 
@@ -57,6 +58,19 @@ class BodyEnded:
     the trailer fields of a chunked body (validated like head fields), or None."""
 
     trailers: Fields | None
+
+
+@dataclass(slots=True)
+class UpgradeRequested:
+    """A request that asks to switch protocols (server role; see `upgrade`).
+
+    Parsing stops after it. Answer ``request`` with 101 to switch (then take the
+    core's `take_trailing_data`), or with any other final response to go on as
+    HTTP/1.1.
+    """
+
+    request: RequestReceived
+    protocol: bytes  # lowercase: b"websocket"
 
 
 @dataclass(slots=True)
@@ -113,6 +127,7 @@ Event = (
     RequestReceived
     | BodyReceived
     | BodyEnded
+    | UpgradeRequested
     | ResponseReceived
     | InformationalResponse
     | ProtocolError

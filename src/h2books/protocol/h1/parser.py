@@ -71,7 +71,7 @@ _MAX_CONTENT_LENGTH_DIGITS = 18  # < 2**63
 # Fields the connection cores act on; collected while parsing so that they need
 # no second pass over the header list.
 _FRAMING_FIELDS = frozenset(
-    (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect")
+    (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
 
 # Raw field name -> validated lowercase name. Pre-filled with common names in

@@ -317,3 +317,12 @@ class MessageReader:
         body = bytes(self._body)
         self._body = bytearray()
         return body
+
+    def take_rest(self) -> bytes:
+        """Everything buffered and not consumed, handed over (after a 101 Switching
+        Protocols, the first bytes of the new protocol); the reader is left empty."""
+        with memoryview(self._buf) as view:
+            rest = bytes(view[self._pos :])
+        self._buf = b""
+        self._pos = self._scan = 0
+        return rest

@@ -33,6 +33,7 @@ from h2books.protocol.h1.events import (
     Fields,
     ProtocolError,
     RequestReceived,
+    UpgradeRequested,
 )
 from h2books.protocol.h1.framing import CHUNKED, FIXED, NO_BODY, body_framing
 from h2books.protocol.h1.parser import (
@@ -47,6 +48,7 @@ from h2books.protocol.h1.parser import (
 from h2books.protocol.h1.reader import MessageReader
 from h2books.protocol.h1.serializer import CONTINUE_RESPONSE, ResponseHead, error_response
 from h2books.protocol.h1.streamed import CHUNK, DROP, LENGTH, RAW, StreamedBody
+from h2books.protocol.h1.upgrade import requested_upgrade
 
 __all__ = ["H1ServerConnection"]
 
@@ -55,6 +57,11 @@ __all__ = ["H1ServerConnection"]
 _IS_HEAD = 1
 _IS_HTTP10 = 2
 _CLOSE = 4
+_IS_UPGRADE = 8
+
+# Where a protocol switch stands: none asked; an upgrade request awaits its answer (nothing
+# after it is parsed: it may be the new protocol's); switched (101 sent: never parse again).
+_NO_UPGRADE, _UPGRADE_ASKED, _SWITCHED = 0, 1, 2
 
 _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
@@ -99,6 +106,7 @@ class H1ServerConnection:
         "_reading",
         "_shutting_down",
         "_stream",
+        "_upgrade",
     )
 
     def __init__(self, config: H1Config, now: float) -> None:
@@ -124,6 +132,7 @@ class H1ServerConnection:
         self._must_close = False
         self._shutting_down = False
         self._deadlines = Deadlines(config, now)
+        self._upgrade = _NO_UPGRADE
 
     # -- state ---------------------------------------------------------------
 
@@ -139,8 +148,12 @@ class H1ServerConnection:
 
     @property
     def paused(self) -> bool:
-        """Parsing waits for answers (``max_pipelined`` reached); see `resume`."""
-        return self._reading and len(self._owed) + (self._stream is not None) >= self._max_pipelined
+        """Parsing waits for answers (``max_pipelined`` reached, or an upgrade request's
+        answer); see `resume`."""
+        return self._reading and (
+            len(self._owed) + (self._stream is not None) >= self._max_pipelined
+            or self._upgrade == _UPGRADE_ASKED
+        )
 
     @property
     def has_partial_request(self) -> bool:
@@ -241,6 +254,8 @@ class H1ServerConnection:
     def _parse_into(self, events: list[Event]) -> None:
         reader = self._reader
         while True:
+            if self._upgrade:
+                return  # what follows an upgrade request may be the new protocol's
             body = self._body
             if body is None:
                 if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
@@ -302,7 +317,7 @@ class H1ServerConnection:
             return False  # the body was refused (413): its error answer closes
         return not body.abandon()
 
-    def _start_request(self, lines: list[bytes]) -> RequestReceived | None:
+    def _start_request(self, lines: list[bytes]) -> RequestReceived | UpgradeRequested | None:
         """Act on a parsed head: the request if it has no body, else None (body pending)."""
         method, target, version = parse_request_line(lines[0])
         self._method = method
@@ -334,6 +349,13 @@ class H1ServerConnection:
         wants_continue = version == HTTP_11 and expects_continue(framing.get(b"expect"))
 
         if body == NO_BODY:
+            if b"upgrade" in framing:
+                protocol = requested_upgrade(method, version, framing)
+                if protocol is not None:  # never cached: the fast path would not see it
+                    request = self._deliver(method, target, version, headers, b"", keep_alive, host)
+                    self._owed[-1] |= _IS_UPGRADE
+                    self._upgrade = _UPGRADE_ASKED
+                    return UpgradeRequested(request, protocol)
             self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
         if body == FIXED:
@@ -517,6 +539,13 @@ class H1ServerConnection:
             raise H1Error("response body shorter than its content-length")
         self._response_done(stream.close or self._answered_body_unread())
 
+    def take_trailing_data(self) -> tuple[bytes, bool]:
+        """After a 101: the bytes received past the upgrade request's head, and whether
+        the peer's EOF followed them. The connection is the new protocol's from here."""
+        if self._upgrade != _SWITCHED:
+            raise H1Error("take_trailing_data before switching protocols")
+        return self._reader.take_rest(), self._eof
+
     def data_to_send(self) -> bytes:
         """Everything queued for the peer since the last call.
 
@@ -540,7 +569,15 @@ class H1ServerConnection:
         if head.status >= 200:
             return True
         if head.status == 101:
-            raise H1Error("101 Switching Protocols is not supported by the HTTP/1.1 core")
+            if not self._owed[0] & _IS_UPGRADE:
+                raise H1Error("101 Switching Protocols answers only an upgrade request")
+            self._owed.popleft()
+            self._out.append(head.data + b"\r\n")
+            # The last HTTP/1.1 bytes of this connection: see take_trailing_data.
+            self._upgrade = _SWITCHED
+            self._reading = False
+            self._must_close = True
+            return False
         if not self._owed[0] & _IS_HTTP10:  # RFC 9110 section 15.2: never 1xx to HTTP/1.0
             self._out.append(head.data + b"\r\n")
         return False
@@ -555,6 +592,8 @@ class H1ServerConnection:
         if self._owed:
             self._maybe_continue()
             return
+        if self._upgrade == _UPGRADE_ASKED:
+            self._upgrade = _NO_UPGRADE  # refused: HTTP/1.1 goes on (see upgrade.py)
         if self._error_response is not None:
             self._out.append(self._error_response)
             self._error_response = None

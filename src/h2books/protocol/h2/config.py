@@ -50,6 +50,9 @@ class H2Config:
     # Graceful shutdown: the final GOAWAY goes out at the latest this long after the
     # first one, if the peer does not answer our PING sooner.
     shutdown_grace: float | None = 2.0
+    # Server: advertise SETTINGS_ENABLE_CONNECT_PROTOCOL=1 and accept RFC 8441 extended
+    # CONNECT requests (:protocol, WebSockets over HTTP/2). Ignored on the client side.
+    enable_connect_protocol: bool = True
 
     def __post_init__(self) -> None:
         if not DEFAULT_MAX_FRAME_SIZE <= self.max_frame_size <= MAX_FRAME_SIZE_LIMIT:

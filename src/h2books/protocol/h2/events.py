@@ -44,9 +44,23 @@ class Event:
 
 
 class RequestReceived(Event):
-    """Server role: a complete, valid request head. `path` is the raw :path (query kept)."""
+    """Server role: a complete, valid request head. `path` is the raw :path (query kept).
 
-    __slots__ = ("authority", "end_stream", "headers", "method", "path", "scheme", "stream_id")
+    `protocol` is the lowercased :protocol of an RFC 8441 extended CONNECT (b"websocket"),
+    None for any other request; such a request never has `end_stream` (see
+    `HeadHandler._on_extended_connect`).
+    """
+
+    __slots__ = (
+        "authority",
+        "end_stream",
+        "headers",
+        "method",
+        "path",
+        "protocol",
+        "scheme",
+        "stream_id",
+    )
 
     def __init__(
         self,
@@ -57,6 +71,7 @@ class RequestReceived(Event):
         path: bytes,
         headers: Headers,
         end_stream: bool,
+        protocol: bytes | None = None,
     ) -> None:
         self.stream_id = stream_id
         self.method = method
@@ -65,6 +80,7 @@ class RequestReceived(Event):
         self.path = path
         self.headers = headers
         self.end_stream = end_stream
+        self.protocol = protocol
 
 
 class ResponseReceived(Event):

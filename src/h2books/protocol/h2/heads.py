@@ -58,12 +58,19 @@ class HeadHandler(OutboundScheduler):
             self._stream_error(None, sid, ErrorCode.REFUSED_STREAM)
             return
         try:
-            method, scheme, authority, path, headers, content_length = validate_request(fields)
+            method, scheme, authority, path, headers, content_length, protocol = validate_request(
+                fields
+            )
         except MalformedHeaders:
             self._reject_malformed_request(sid)
             return
         if end_stream and content_length:
             self._reject_malformed_request(sid)
+            return
+        if protocol is not None:
+            self._on_extended_connect(
+                sid, end_stream, method, scheme, authority, path, headers, protocol
+            )
             return
         stream = Stream(
             sid,
@@ -76,6 +83,38 @@ class HeadHandler(OutboundScheduler):
         self._events.append(
             ev.RequestReceived(sid, method, scheme, authority, path, headers, end_stream)
         )
+
+    def _on_extended_connect(
+        self,
+        sid: int,
+        end_stream: bool,
+        method: bytes,
+        scheme: bytes,
+        authority: bytes,
+        path: bytes,
+        headers: list[tuple[bytes, bytes]],
+        protocol: bytes,
+    ) -> None:
+        """An RFC 8441 extended CONNECT (a WebSocket over HTTP/2): a malformed request
+        unless we sent SETTINGS_ENABLE_CONNECT_PROTOCOL=1 (§4; our preface, queued before
+        any request is read, carries it when the config enables it). The stream then
+        carries DATA both ways like any request and response body. The head is delivered
+        as opening the stream even when it came with END_STREAM; an empty DataReceived
+        then ends the peer's side, so the layer above sees a tunnel closed by the peer."""
+        if self._client or not self._config.enable_connect_protocol:
+            self._reject_malformed_request(sid)
+            return
+        stream = Stream(sid, self._peer_initial_window, HALF_CLOSED_REMOTE if end_stream else OPEN)
+        stream.head_received = True
+        self._streams[sid] = stream
+        events = self._events
+        events.append(
+            ev.RequestReceived(
+                sid, method, scheme, authority, path, headers, False, protocol.lower()
+            )
+        )
+        if end_stream:
+            events.append(ev.DataReceived(sid, b"", 0, True))
 
     def _on_headers_without_stream(self, sid: int, block: bytes) -> None:
         """HEADERS on an id with no open stream that cannot open a new one."""

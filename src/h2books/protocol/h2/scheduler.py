@@ -129,6 +129,8 @@ class OutboundScheduler(StreamIds):
         if cfg.max_frame_size != DEFAULT_MAX_FRAME_SIZE:
             values[SettingCode.MAX_FRAME_SIZE] = cfg.max_frame_size
         values[SettingCode.MAX_HEADER_LIST_SIZE] = cfg.max_header_list_size
+        if cfg.enable_connect_protocol and not self._client:
+            values[SettingCode.ENABLE_CONNECT_PROTOCOL] = 1  # RFC 8441
         out = self._out
         if self._client:
             out += CLIENT_PREFACE

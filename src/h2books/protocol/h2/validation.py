@@ -62,7 +62,13 @@ _good_names: set[bytes] = {
     b"vary",
 }
 _good_values: set[bytes] = set()
-_REQUEST_PSEUDO: Final = {b":method": 0, b":scheme": 1, b":authority": 2, b":path": 3}
+_REQUEST_PSEUDO: Final = {
+    b":method": 0,
+    b":scheme": 1,
+    b":authority": 2,
+    b":path": 3,
+    b":protocol": 4,  # RFC 8441 extended CONNECT
+}
 _KNOWN_METHODS: Final = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"}
 )
@@ -126,15 +132,18 @@ def _special(name: bytes, value: bytes, content_length: int | None) -> int | Non
 
 def validate_request(
     fields: Fields,
-) -> tuple[bytes, bytes, bytes, bytes, Fields, int | None]:
-    """``(method, scheme, authority, path, regular_fields, content_length)``.
+) -> tuple[bytes, bytes, bytes, bytes, Fields, int | None, bytes | None]:
+    """``(method, scheme, authority, path, regular_fields, content_length, protocol)``.
 
     Cookie crumbs are joined with ``"; "`` into one field (§8.2.3), at the place of
     the first one. `authority` falls back to the Host field when :authority is absent.
+    `protocol` is the :protocol of an RFC 8441 extended CONNECT, else None; whether the
+    connection allows one (we sent SETTINGS_ENABLE_CONNECT_PROTOCOL=1) is the caller's
+    to check.
     """
     good_values = _good_values
     # Pseudo-header fields come first (§8.3): read them in a tight loop of their own.
-    pseudo: list[bytes | None] = [None, None, None, None]
+    pseudo: list[bytes | None] = [None, None, None, None, None]
     count = 0
     for field in fields:
         slot = _REQUEST_PSEUDO.get(field[0])
@@ -148,7 +157,7 @@ def validate_request(
             _remember_value(value)
         pseudo[slot] = value
         count += 1
-    method, scheme, authority, path = pseudo
+    method, scheme, authority, path, protocol = pseudo
 
     headers: Fields = []
     content_length: int | None = None
@@ -187,7 +196,9 @@ def validate_request(
         raise MalformedHeaders("missing :method")
     if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
         raise MalformedHeaders("invalid :method")
-    if method == b"CONNECT":
+    if protocol is not None:
+        scheme, path = _extended_connect_target(method, scheme, authority, path, protocol)
+    elif method == b"CONNECT":
         if scheme is not None or path is not None:
             raise MalformedHeaders("CONNECT with :scheme or :path")
         if not authority:
@@ -211,7 +222,27 @@ def validate_request(
             raise MalformedHeaders("host differs from :authority")
     if cookies is not None and len(cookies) > 1:
         headers[cookie_at] = (b"cookie", b"; ".join(cookies))
-    return method, scheme, authority or b"", path, headers, content_length
+    return method, scheme, authority or b"", path, headers, content_length, protocol
+
+
+def _extended_connect_target(
+    method: bytes,
+    scheme: bytes | None,
+    authority: bytes | None,
+    path: bytes | None,
+    protocol: bytes,
+) -> tuple[bytes, bytes]:
+    """RFC 8441 §4: :protocol only on a CONNECT, and such a CONNECT carries :scheme and
+    :path (checked like any request's) besides :authority; returns (scheme, path)."""
+    if method != b"CONNECT":
+        raise MalformedHeaders(":protocol on a request other than CONNECT")
+    if not protocol or protocol.translate(None, _TOKEN_CHARS):
+        raise MalformedHeaders("invalid :protocol")
+    if not scheme or not path or not authority:
+        raise MalformedHeaders("extended CONNECT without :scheme, :path or :authority")
+    if path[0] != 0x2F and scheme in (b"https", b"http"):
+        raise MalformedHeaders(":path must start with '/'")
+    return scheme, path
 
 
 def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:

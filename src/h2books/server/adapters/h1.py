@@ -33,8 +33,10 @@ from h2books.protocol.h1 import (
     H1ServerConnection,
     ProtocolError,
     RequestReceived,
+    UpgradeRequested,
     serialize_head,
 )
+from h2books.server.adapters.tunnel import TunnelProtocol
 from h2books.server.connection import FLUSH_NOW, ServerConnection
 from h2books.server.exchange import DONE, PENDING, STARTED, Exchange, Fields
 from h2books.server.responses import h1_head
@@ -146,6 +148,8 @@ class H1ServerProtocol(ServerConnection):
                         self._on_body(event.data)
                     elif isinstance(event, BodyEnded):
                         self._on_body_end(event.trailers)
+                    elif isinstance(event, UpgradeRequested):
+                        self._on_request(event.request, event.protocol)
                     elif isinstance(event, ProtocolError):
                         log.debug(
                             "HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason
@@ -168,7 +172,7 @@ class H1ServerProtocol(ServerConnection):
                 break
             events = conn.resume(self.state.loop.time())
 
-    def _on_request(self, event: RequestReceived) -> None:
+    def _on_request(self, event: RequestReceived, upgrade: bytes | None = None) -> None:
         exchange = Exchange(
             self,
             0,
@@ -181,6 +185,8 @@ class H1ServerProtocol(ServerConnection):
         )
         if event.trailers is not None:
             exchange.trailers = event.trailers
+        if upgrade is not None:
+            exchange.upgrade = upgrade  # answered with accept_tunnel, or refused
         self._queue.append(exchange)
         if event.body is None:
             self._receiving = exchange
@@ -334,6 +340,37 @@ class H1ServerProtocol(ServerConnection):
             self.conn.send_response(serialize_head(status, list(fields)), b"")
             self.output_ready()
 
+    def accept_tunnel(self, exchange: Exchange, fields: Fields) -> int:
+        """101 Switching Protocols, then the transport goes to a `TunnelProtocol`: from
+        here this adapter is out of the way (and the per-read path of HTTP/1.1 never
+        looks for tunnels)."""
+        transport = self.transport
+        if self._queue[0] is not exchange or transport is None or self._closing:
+            # Answers to pipelined requests before it are still owed: rare enough that
+            # the handshake fails rather than waits.
+            log.info("%s: upgrade behind unanswered requests; closing", self.client_host)
+            self.abort()
+            return 101
+        assert exchange.upgrade is not None
+        head = serialize_head(
+            101, [(b"upgrade", exchange.upgrade), (b"connection", b"upgrade"), *fields]
+        )
+        conn = self.conn
+        conn.send_response(head, b"")
+        self._queue.popleft()
+        self.write_pending()
+        trailing, eof = conn.take_trailing_data()
+        # This adapter lets go: no later flush, timeout or shutdown of it touches the
+        # transport (nor counts it among the server's connections).
+        self.transport = None
+        self._closing = True
+        self.state.connections.discard(self)
+        exchange.body_complete = False  # the tunnel's bytes are the "body" from here
+        tunnel = TunnelProtocol(self.state, self.scheme, exchange)
+        tunnel.take_over(transport, self.client, self._paused_reading)
+        tunnel.feed(trailing, eof)
+        return 101
+
     def reset(self, exchange: Exchange) -> None:
         # The head may be half out: the only honest signal left is a cut connection.
         self.abort()
@@ -422,6 +459,7 @@ class H1ServerProtocol(ServerConnection):
     def shutdown(self) -> None:
         """Finish what was accepted (including a request still arriving), then close."""
         self.conn.start_graceful_shutdown()
+        self.shutdown_tunnels()
         if not self._queue:
             self.flush()
 

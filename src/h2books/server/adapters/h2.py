@@ -117,7 +117,10 @@ class H2ServerProtocol(ServerConnection):
                             exchanges[stream_id] = exchange  # still to answer: findable by id
                     else:
                         exchanges[stream_id] = exchange
-                        if self._body_wanted(exchange):
+                        if event.protocol is not None:  # RFC 8441: a WebSocket
+                            exchange.upgrade = event.protocol
+                            interface(exchange)
+                        elif self._body_wanted(exchange):
                             interface(exchange)
                 elif isinstance(event, ev.DataReceived):
                     self._on_data(event)
@@ -171,7 +174,10 @@ class H2ServerProtocol(ServerConnection):
                 self.conn.acknowledge_received_data(stream_id, received)
             return
         data = event.data
-        if exchange.body_size + len(data) > self.state.config.limits.max_body_size:
+        if (
+            exchange.body_size + len(data) > self.state.config.limits.max_body_size
+            and exchange.upgrade is None  # a tunnel's bytes are no body: the window bounds them
+        ):
             self._refuse_body(exchange)
             return
         if exchange.on_body_complete is not None:
@@ -191,6 +197,8 @@ class H2ServerProtocol(ServerConnection):
         exchange.feed_body(data)
         if event.end_stream:
             exchange.end_body()
+            if exchange.response_state == DONE:  # a tunnel that we had ended first
+                self._finish(exchange)
 
     def _refuse_body(self, exchange: Exchange) -> None:
         """A body over --max-body-size: 413, and the stream ends before the rest arrives;
@@ -272,6 +280,8 @@ class H2ServerProtocol(ServerConnection):
 
     def _response_done(self, exchange: Exchange) -> None:
         if not exchange.body_complete:
+            if exchange.upgrade is not None and exchange.status == 200:
+                return  # a tunnel ends both ways: the peer's END_STREAM follows ours
             # The answer is complete before the request is. A short declared rest is
             # let in and dropped (credited as it comes, see _on_data): clients such as
             # httpx and curl take the RST_STREAM NO_ERROR that RFC 9113 §8.1 allows as a
@@ -327,13 +337,21 @@ class H2ServerProtocol(ServerConnection):
         self._response_done(exchange)
         self.output_ready()
 
+    def accept_tunnel(self, exchange: Exchange, fields: Fields) -> int:
+        """RFC 8441 §5: a 2xx answer to the extended CONNECT opens the tunnel."""
+        self.conn.send_headers(exchange.stream_id, (_STATUS_200, *fields))
+        self.output_ready()
+        return 200
+
     def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
         self.conn.send_headers(exchange.stream_id, (*_status(status), *fields))
         self.output_ready()
 
     def reset(self, exchange: Exchange) -> None:
         if not self._closing:
-            self.conn.reset_stream(exchange.stream_id, ErrorCode.INTERNAL_ERROR)
+            # An abandoned tunnel is a CANCEL (RFC 8441 §5.1); a failed answer, an error.
+            code = ErrorCode.INTERNAL_ERROR if exchange.upgrade is None else ErrorCode.CANCEL
+            self.conn.reset_stream(exchange.stream_id, code)
             self.output_ready()
         self._finish(exchange)
         exchange.lose()
@@ -366,6 +384,9 @@ class H2ServerProtocol(ServerConnection):
         The final GOAWAY goes out when the peer answers our PING or, at the latest, at the
         core's grace deadline (`check_timeouts`)."""
         if not self._closing:
+            # WebSockets' close frames go out before the GOAWAY (a peer may stop
+            # reading DATA once it has one).
+            self.shutdown_tunnels()
             self.conn.start_graceful_shutdown(self.state.loop.time())
             self.output_ready()
 
@@ -377,6 +398,7 @@ class H2ServerProtocol(ServerConnection):
 
 
 _CONTINUE = ((b":status", b"100"),)
+_STATUS_200 = (b":status", b"200")
 
 
 # Shared and always empty: stands for the counts until a connection needs its own.
