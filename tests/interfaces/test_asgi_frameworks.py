@@ -20,6 +20,7 @@ from starlette.routing import Route
 
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.server.config import ServerConfig
+from tests.interfaces import django_site
 from tests.interfaces.conftest import ThreadedServer
 
 DONE_IN_BACKGROUND: list[str] = []
@@ -166,3 +167,47 @@ def test_starlette_file_response_uses_pathsend(tmp_path: Path, protocol: str) ->
         r = c.get("/file")
         assert r.status_code == 200 and r.content == content
         assert r.headers["content-length"] == str(len(content))
+
+
+# -- Django, through its ASGI handler -------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def django_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
+    from django.core.handlers.asgi import ASGIHandler
+
+    with django_site.configured():
+        app = ASGIHandler()
+        with ThreadedServer(
+            tmp_path_factory.mktemp("django-asgi"), asgi(app, lifespan="off"), root_path="/site"
+        ) as s:
+            yield s
+
+
+@pytest.fixture
+def django(django_server: ThreadedServer, protocol: str) -> Iterator[httpx.Client]:
+    with django_server.client(protocol, timeout=30) as c:
+        yield c
+
+
+def test_django_views_over_asgi(django: httpx.Client, protocol: str) -> None:
+    # Mounted at /site behind a proxy that strips the prefix (--root-path /site): the
+    # client asks for /hello, Django sees SCRIPT_NAME /site and builds its paths with it.
+    r = django.get("/hello")
+    expected = "HTTP/2" if protocol == "h2" else "HTTP/1.1"
+    assert r.status_code == 200 and r.text == f"hello from django over {expected}"
+    assert django.get("/nowhere").status_code == 404
+    assert django.get("/form").status_code == 405
+
+
+def test_django_form_and_upload_over_asgi(django: httpx.Client) -> None:
+    blob = b"z" * 300_000  # several reads of the body, several h2 DATA frames
+    r = django.post("/form", data={"name": "up"}, files={"upload": ("z.bin", blob)})
+    assert r.json() == {"name": "up", "size": len(blob), "path": "/site/form"}
+
+
+# The site's view streams a sync generator, which Django's ASGI handler warns about.
+@pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")
+def test_django_streaming_response_over_asgi(django: httpx.Client) -> None:
+    r = django.get("/stream?n=50")
+    assert r.text == "".join(f"chunk {i}\n" for i in range(50))

@@ -25,6 +25,7 @@ import pytest
 from h2books.interfaces.wsgi import WsgiInterface, _server_of
 from h2books.server.config import Limits
 from tests.conftest import require_tool
+from tests.interfaces import django_site
 from tests.interfaces.conftest import ThreadedServer
 
 CHUNK = b"y" * 65536
@@ -663,68 +664,11 @@ def test_flask_streaming(flask_client: httpx.Client) -> None:
 # -- Django -----------------------------------------------------------------------------
 
 
-def _django_hello(request: Any) -> Any:
-    from django.http import HttpResponse
-
-    return HttpResponse(f"hello from django over {request.META['SERVER_PROTOCOL']}")
-
-
-def _django_form(request: Any) -> Any:
-    from django.http import HttpResponseNotAllowed, JsonResponse
-
-    if request.method != "POST":
-        return HttpResponseNotAllowed(["POST"])
-    upload = request.FILES.get("upload")
-    return JsonResponse(
-        {
-            "name": request.POST["name"],
-            "size": len(upload.read()) if upload is not None else None,
-            "path": request.path,
-        }
-    )
-
-
-def _django_stream(request: Any) -> Any:
-    from django.http import StreamingHttpResponse
-
-    count = int(request.GET.get("n", "3"))
-    return StreamingHttpResponse(f"chunk {i}\n".encode() for i in range(count))
-
-
-def _django_urls() -> list[Any]:
-    from django.urls import path
-
-    return [
-        path("hello", _django_hello),
-        path("form", _django_form),
-        path("stream", _django_stream),
-    ]
-
-
-urlpatterns: list[Any] = []  # filled once Django is configured (ROOT_URLCONF is this module)
-
-
 @pytest.fixture(scope="module")
 def django_served(tls_dir: Path) -> Iterator[ThreadedServer]:
-    import django
-    from django.conf import settings
     from django.core.wsgi import get_wsgi_application
-    from django.test.utils import override_settings
 
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            SECRET_KEY="test-only",
-            ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF=__name__,
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            DATABASES={},
-        )
-        django.setup()
-    urlpatterns[:] = _django_urls()
-    # Another test module may have configured Django first: these settings win here.
-    with override_settings(ROOT_URLCONF=__name__, ALLOWED_HOSTS=["*"], MIDDLEWARE=[]):
+    with django_site.configured():
         app = get_wsgi_application()
         with ThreadedServer(
             tls_dir, lambda config: WsgiInterface(app, config), root_path="/site"
