@@ -101,6 +101,24 @@ def test_cancelling_the_task_reaches_the_coroutine() -> None:
     assert seen == ["cancelled"] and isinstance(ended[0], asyncio.CancelledError)
 
 
+def test_a_cancel_the_app_asks_for_itself_before_waiting_is_kept() -> None:
+    # Under a task of its own the app would get CancelledError at its first await.
+    seen: list[str] = []
+
+    async def app() -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled")
+            raise
+
+    ended = run_as_callback(lambda runner, ended: start(runner, ended, app()))
+    assert seen == ["cancelled"] and isinstance(ended[0], asyncio.CancelledError)
+
+
 def test_anyio_timeouts_work_in_an_app() -> None:
     async def app() -> None:
         with anyio.fail_after(0.01):

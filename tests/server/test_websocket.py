@@ -255,6 +255,31 @@ def test_malformed_frame_over_h2_is_1002(server: ThreadedServer) -> None:
         client.close()
 
 
+@pytest.mark.slow
+def test_pings_from_a_peer_that_gives_no_window_stop_being_read(server: ThreadedServer) -> None:
+    # Each Ping owes a Pong. A peer that never gives our stream window back, yet keeps
+    # pinging, must not make the server queue Pongs without bound: parsing stops while
+    # our output does not flow, so the peer's own window shuts.
+    import select
+
+    client = H2WebSocketClient(server, path="/echo")
+    client.acknowledge = False
+    try:
+        sid = client.stream_id
+        sent = 0
+        while client.h2.local_flow_control_window(sid) >= 200 and sent < 20_000:
+            client.send(Ping(b"p" * 125))
+            sent += 1
+            if sent % 100 == 0:  # read what came, acknowledging none of it
+                while select.select([client.sock], [], [], 0.05)[0] or client.sock.pending():
+                    client._read()
+        # What the peer could send: its 1 MiB window, and what our 256 KiB queue
+        # of Pongs let the server read before it stopped.
+        assert sent * 131 < 2 * 1024 * 1024, sent
+    finally:
+        client.close()
+
+
 def test_slow_app_shuts_the_peers_window(server: ThreadedServer) -> None:
     interface = server.server.interface
     assert isinstance(interface, SessionInterface)

@@ -126,6 +126,7 @@ class H2WebSocketClient:
         self._inbuf = b""
         self.goaway = False
         self.ws: Connection | None = None
+        self.acknowledge = True  # give the server's DATA its window back as it comes
         self.early = bytearray()  # DATA that came with the response head
         while not self.h2.remote_settings.get(h2.settings.SettingCodes.ENABLE_CONNECT_PROTOCOL):
             self._read()
@@ -189,7 +190,8 @@ class H2WebSocketClient:
                 self.headers = dict(event.headers)
                 self.status = int(self.headers[b":status"])
             elif isinstance(event, h2.events.DataReceived) and event.stream_id == self.stream_id:
-                self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
+                if self.acknowledge:
+                    self.h2.acknowledge_received_data(event.flow_controlled_length, event.stream_id)
                 if self.status == 200:
                     self.early += event.data
                     if self.ws is not None:

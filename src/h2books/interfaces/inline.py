@@ -114,7 +114,13 @@ class InlineRunner:
             return None
         # It waits: the host becomes its task, the coroutine resumed once the future is done.
         self._spare = None
+        # Task.__init__ forgets cancellations asked for while the app ran inline (the app,
+        # or an anyio scope, cancelling its own current task): ask for them again, so the
+        # app gets its CancelledError at the await, as under a task of its own.
+        cancels = host.cancelling()
         _task_init(host, _Resumed(coro, waiting_on, finish), loop=loop, context=context)
+        for _ in range(cancels):
+            host.cancel()
         return host
 
 

@@ -217,6 +217,8 @@ class WebSocket:
         self._parts: list[str | bytes] = []
         self._size = 0
         self._unparsed = b""  # taken from the tunnel, not parsed while the queue is full
+        # Waiting for our output to flow again before parsing more (see _pump).
+        self._output_wait: asyncio.Task[None] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._keepalive = KeepAlive(
@@ -299,8 +301,15 @@ class WebSocket:
 
     def _on_input(self) -> None:
         """The tunnel has input, ended, or was lost (`Exchange.on_input`)."""
-        if not self._inbox_full:
+        if not self._inbox_full and self._output_wait is None:
             self._pump()
+
+    async def _pump_when_writable(self) -> None:
+        try:
+            await self.exchange.wait_writable()
+        finally:
+            self._output_wait = None
+        self._pump()
 
     def _pump(self) -> None:
         """Parse what the tunnel holds, a slice at a time, until the app's queue is full
@@ -315,6 +324,14 @@ class WebSocket:
         self._unparsed = b""
         try:
             while data:
+                if not exchange.writable and self.closed is None and not exchange.gone:
+                    # Our output does not flow (the peer gives no window, or does not
+                    # read): parsing on would queue a Pong per Ping without bound. The
+                    # rest stays in the tunnel, so the peer's window shuts too.
+                    self._unparsed = data
+                    if self._output_wait is None:
+                        self._output_wait = self.loop.create_task(self._pump_when_writable())
+                    return
                 keepalive.last_heard = self.loop.time()
                 if ws.state is ConnectionState.CLOSED or self._failed:
                     data = exchange.take_body()  # drained until the tunnel ends

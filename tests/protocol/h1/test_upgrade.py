@@ -154,3 +154,15 @@ def test_identical_upgrade_requests_are_never_taken_for_plain_ones() -> None:
     conn.data_to_send()
     events = conn.receive_data(HANDSHAKE, 0.0)
     assert [type(e) for e in events] == [UpgradeRequested]
+
+
+def test_a_handshake_after_a_head_with_the_same_field_lines_is_still_an_upgrade() -> None:
+    # A HEAD with the upgrade fields is no upgrade (only GET is); its lines must not be
+    # cached for the fast path, which matches the lines alone.
+    head_request = HANDSHAKE.replace(b"GET /chat", b"HEAD /chat", 1)
+    conn, events = _conn(head_request)
+    assert [type(e) for e in events] == [RequestReceived]
+    conn.send_response(OK, b"")
+    conn.data_to_send()
+    events = conn.receive_data(HANDSHAKE, 0.0)
+    assert [type(e) for e in events] == [UpgradeRequested]

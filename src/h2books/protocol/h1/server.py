@@ -210,12 +210,16 @@ class H1ServerConnection(H1ServerAnswers):
         if body == NO_BODY:
             if b"upgrade" in framing:
                 protocol = requested_upgrade(method, version, framing)
-                if protocol is not None:  # never cached: the fast path would not see it
+                if protocol is not None:
                     request = self._deliver(method, target, version, headers, b"", keep_alive, host)
                     self._owed[-1] |= _IS_UPGRADE
                     self._upgrade = _UPGRADE_ASKED
                     return UpgradeRequested(request, protocol)
-            self._remember_fields(lines, version, headers, field_host, keep_alive)
+            else:
+                # Field lines that ask for an upgrade are never cached: the fast path
+                # matches the lines alone, and a GET after a HEAD with the same lines
+                # would slip past requested_upgrade.
+                self._remember_fields(lines, version, headers, field_host, keep_alive)
             return self._deliver(method, target, version, headers, b"", keep_alive, host)
         if body == FIXED:
             whole = self._reader.read_fixed(length)

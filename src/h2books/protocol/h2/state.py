@@ -230,5 +230,6 @@ class ConnectionState:
         self._streams.clear()
         self._blocked.clear()
         self._hb_chunks = NO_CHUNKS
+        self._hb_sid = 0
         self._head_since = None
         self._shutdown_deadline = None
