@@ -131,18 +131,21 @@ class AsgiInterface(ServerInterface):
             call.waiting(task, self.response_timeout)
 
     def _scope(self, exchange: Exchange) -> dict[str, Any]:
-        adapter = exchange.adapter
-        cached = adapter.interface_data
-        if cached is None or cached[0] != exchange.http_version:
+        # The per-request path, kept flat: every call and store here is paid per request.
+        http_version = exchange.http_version
+        cached = exchange.adapter.interface_data
+        if cached is None or cached[0] != http_version:
             base, behind_proxy = connection_parts(exchange, self.settings)
-            cached = adapter.interface_data = (exchange.http_version, base, behind_proxy)
+            cached = exchange.adapter.interface_data = (http_version, base, behind_proxy)
         scope: dict[str, Any] = cached[1].copy()
         method = exchange.method
         scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
         scope["path"], scope["raw_path"], scope["query_string"] = request_parts(
             exchange.target, self.settings
         )
-        headers = scope_headers(exchange)
+        headers = exchange.headers
+        if http_version != "1.1" and http_version != "1.0":
+            headers = scope_headers(exchange)  # :authority as a leading host field
         scope["headers"] = headers
         scope["state"] = self.state.copy()
         if cached[2]:

@@ -137,12 +137,13 @@ class Head:
         self.status = status
         self.fields = tuple(fields)
         self.declared = declared
+        # A Response carrying the adapters' cached encodings of this head, lent to each
+        # whole response sent with it (HttpCall._respond_whole).
         self.template: Response | None = None
 
 
 _HEADS: dict[tuple[Any, ...], Head] = {}
 _HEADS_MAX = 1024
-_new_response = Response.__new__
 
 
 def response_head(status: int, headers: Any, multiplexed: bool) -> Head:
@@ -167,28 +168,3 @@ def with_length(head: Head, length: int, multiplexed: bool) -> Head:
     return response_head(
         head.status, (*head.fields, (b"content-length", b"%d" % length)), multiplexed
     )
-
-
-def whole_response(head: Head, body: bytes) -> Response:
-    """A Response for `body` carrying the encodings cached on the head's template; after
-    sending, `keep_encodings(head, response)` brings fresh ones back."""
-    template = head.template
-    if template is None:
-        template = head.template = Response(head.status, head.fields)
-    response = _new_response(Response)
-    response.status = head.status
-    response.headers = template.headers
-    response.body = body
-    response.stream = None
-    response._h1_head = template._h1_head
-    response._h2_fields = template._h2_fields
-    response.hpack_block = template.hpack_block
-    return response
-
-
-def keep_encodings(head: Head, response: Response) -> None:
-    template = head.template
-    assert template is not None
-    template._h1_head = response._h1_head
-    template._h2_fields = response._h2_fields
-    template.hpack_block = response.hpack_block
