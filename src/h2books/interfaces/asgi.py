@@ -53,6 +53,9 @@ AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 # Bodies declared up to this size are awaited whole: they come in one read or two.
 _WHOLE_BODY_UP_TO = 64 * 1024
 
+# What _scope sets per request, as placeholders in the per-connection template.
+_PER_REQUEST_KEYS = dict.fromkeys(("method", "path", "raw_path", "query_string", "headers", "state"))
+
 NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
 
 
@@ -136,13 +139,19 @@ class AsgiInterface(ServerInterface):
         cached = exchange.adapter.interface_data
         if cached is None or cached[0] != http_version:
             base, behind_proxy = connection_parts(exchange, self.settings)
+            # The per-request keys are in the template already: a copy then has room for
+            # them, where 8 keys + 6 stores would grow (rehash) every request's dict.
+            base.update(_PER_REQUEST_KEYS)
             cached = exchange.adapter.interface_data = (http_version, base, behind_proxy)
         scope: dict[str, Any] = cached[1].copy()
         method = exchange.method
         scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
-        scope["path"], scope["raw_path"], scope["query_string"] = request_parts(
-            exchange.target, self.settings
-        )
+        raw, _, scope["query_string"] = exchange.target.partition(b"?")
+        known = self.settings.paths.get(raw)  # request_parts' cache, looked up inline
+        if known is None:
+            scope["path"], scope["raw_path"], _ = request_parts(raw, self.settings)
+        else:
+            scope["path"], scope["raw_path"] = known
         headers = exchange.headers
         if http_version != "1.1" and http_version != "1.0":
             headers = scope_headers(exchange)  # :authority as a leading host field
