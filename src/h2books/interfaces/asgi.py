@@ -53,7 +53,7 @@ AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 # Bodies declared up to this size are awaited whole: they come in one read or two.
 _WHOLE_BODY_UP_TO = 64 * 1024
 
-# What _scope sets per request, as placeholders in the per-connection template.
+# What _http sets per request, as placeholders in the per-connection template.
 _PER_REQUEST_KEYS = dict.fromkeys(("method", "path", "raw_path", "query_string", "headers", "state"))
 
 NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
@@ -112,8 +112,30 @@ class AsgiInterface(ServerInterface):
             exchange.on_body_complete = self._http  # called once the last byte is in
 
     def _http(self, exchange: Exchange) -> None:
+        # The per-request path, kept flat (the scope is built here, not in a helper): each
+        # call and store here is paid per request.
+        settings = self.settings
         try:
-            scope = self._scope(exchange)
+            http_version = exchange.http_version
+            cached = exchange.adapter.interface_data
+            if cached is None or cached[0] != http_version:
+                cached = self._connection_template(exchange)
+            scope: dict[str, Any] = cached[1].copy()
+            method = exchange.method
+            scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
+            raw, _, scope["query_string"] = exchange.target.partition(b"?")
+            known = settings.paths.get(raw)  # request_parts' cache, looked up inline
+            if known is None:
+                scope["path"], scope["raw_path"], _ = request_parts(raw, settings)
+            else:
+                scope["path"], scope["raw_path"] = known
+            headers = exchange.headers
+            if http_version != "1.1" and http_version != "1.0":
+                headers = scope_headers(exchange)  # :authority as a leading host field
+            scope["headers"] = headers
+            scope["state"] = self.state.copy()
+            if cached[2]:
+                apply_proxy(scope, headers, settings)
         except Exception:
             log.exception("cannot build the ASGI scope of %r", exchange)
             exchange.respond(INTERNAL_ERROR)
@@ -133,33 +155,16 @@ class AsgiInterface(ServerInterface):
         if task is not None:
             call.waiting(task, self.response_timeout)
 
-    def _scope(self, exchange: Exchange) -> dict[str, Any]:
-        # The per-request path, kept flat: every call and store here is paid per request.
-        http_version = exchange.http_version
-        cached = exchange.adapter.interface_data
-        if cached is None or cached[0] != http_version:
-            base, behind_proxy = connection_parts(exchange, self.settings)
-            # The per-request keys are in the template already: a copy then has room for
-            # them, where 8 keys + 6 stores would grow (rehash) every request's dict.
-            base.update(_PER_REQUEST_KEYS)
-            cached = exchange.adapter.interface_data = (http_version, base, behind_proxy)
-        scope: dict[str, Any] = cached[1].copy()
-        method = exchange.method
-        scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
-        raw, _, scope["query_string"] = exchange.target.partition(b"?")
-        known = self.settings.paths.get(raw)  # request_parts' cache, looked up inline
-        if known is None:
-            scope["path"], scope["raw_path"], _ = request_parts(raw, self.settings)
-        else:
-            scope["path"], scope["raw_path"] = known
-        headers = exchange.headers
-        if http_version != "1.1" and http_version != "1.0":
-            headers = scope_headers(exchange)  # :authority as a leading host field
-        scope["headers"] = headers
-        scope["state"] = self.state.copy()
-        if cached[2]:
-            apply_proxy(scope, headers, self.settings)
-        return scope
+    def _connection_template(self, exchange: Exchange) -> tuple[str, dict[str, Any], bool]:
+        """The constant part of the scope, kept on the connection (for its HTTP version:
+        an HTTP/1.1 connection may have started as HTTP/1.0)."""
+        base, behind_proxy = connection_parts(exchange, self.settings)
+        # The per-request keys are in the template already: a copy then has room for them,
+        # where 8 keys + 6 stores would grow (rehash) every request's dict.
+        base.update(_PER_REQUEST_KEYS)
+        cached = (exchange.http_version, base, behind_proxy)
+        exchange.adapter.interface_data = cached
+        return cached
 
     def _websocket(self, exchange: Exchange) -> None:
         """A WebSocket handshake. The WebSocket module (interfaces/asgi_websocket.py) plugs
