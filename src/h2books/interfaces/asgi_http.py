@@ -53,8 +53,6 @@ _BODY_UNREAD, _BODY_READING, _BODY_DRAINED = range(3)
 
 _MULTIPLEXED = frozenset({"2", "3"})
 
-_new_response = Response.__new__
-
 SERVICE_UNAVAILABLE = error_response(503, "the app did not answer in time")
 
 
@@ -203,22 +201,19 @@ class HttpCall:
                     f"a body of {len(body)} bytes after content-length: {head.declared}"
                 )
         self.phase = DONE
-        # The head's cached encodings lent to this response, and the fresh ones kept.
+        # The head's template Response goes out itself, carrying this body: its cached
+        # encodings (per protocol, per Date second) serve every answer with this head. Only
+        # an HTTP/1.1 answer whose turn has not come is kept by the adapter after the call:
+        # that one keeps the template, and the head gets a new one.
         template = head.template
         if template is None:
             template = head.template = Response(head.status, head.fields)
-        response = _new_response(Response)
-        response.status = head.status
-        response.headers = template.headers
-        response.body = body
-        response.stream = None
-        response._h1_head = template._h1_head
-        response._h2_fields = template._h2_fields
-        response.hpack_block = template.hpack_block
-        exchange.respond(response)
-        template._h1_head = response._h1_head
-        template._h2_fields = response._h2_fields
-        template.hpack_block = response.hpack_block
+        template.body = body
+        exchange.respond(template)
+        if exchange.held is template:
+            head.template = None
+        else:
+            template.body = b""  # never pin a body past its answer
         if self.timer is not None or self.waiter is not None:
             self._finished()
 
