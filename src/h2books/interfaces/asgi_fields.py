@@ -142,24 +142,25 @@ class Head:
         self.template: Response | None = None
 
 
-_HEADS: dict[tuple[Any, ...], Head] = {}
-_HEADS_MAX = 1024
+# (multiplexed, status, *the app's header tuples) -> its checked head
+HEADS: dict[tuple[Any, ...], Head] = {}
+HEADS_MAX = 1024
 
 
 def response_head(status: int, headers: Any, multiplexed: bool) -> Head:
     """The checked head for `status` and the app's `headers`; raises `FieldError`."""
     try:
         key: tuple[Any, ...] | None = (multiplexed, status, *headers)
-        head = _HEADS.get(key)  # type: ignore[arg-type]
+        head = HEADS.get(key)  # type: ignore[arg-type]
     except TypeError:  # [name, value] lists: not hashable, so not cached
         key = head = None
     if head is None:
         fields, declared = response_fields(headers, multiplexed)
         head = Head(status, fields, declared)
         if key is not None:
-            if len(_HEADS) >= _HEADS_MAX:
-                _HEADS.clear()
-            _HEADS[key] = head
+            if len(HEADS) >= HEADS_MAX:
+                HEADS.clear()
+            HEADS[key] = head
     return head
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from h2books.http import Response
 from h2books.interfaces.asgi_fields import (
+    HEADS,
     FieldError,
     Head,
     informational_fields,
@@ -161,6 +162,21 @@ class HttpCall:
             await self._write(body, bool(message.get("more_body", False)))
             return
         if phase == AWAITING_START and kind == "http.response.start":
+            # A head seen before is looked up here (response_head's cache, inline: this
+            # runs for every response); a new one is checked by _start.
+            status = message.get("status")
+            if type(status) is int:
+                try:
+                    head = HEADS.get(
+                        (exchange.http_version in _MULTIPLEXED, status, *message.get("headers", ()))
+                    )
+                except TypeError:  # [name, value] lists: not hashable
+                    head = None
+                if head is not None:
+                    self.head = head
+                    self.trailers = bool(message.get("trailers", False))
+                    self.phase = HEAD_HELD
+                    return
             self._start(message)
             return
         handler = _ACCEPTED[phase].get(kind)
