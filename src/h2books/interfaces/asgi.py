@@ -54,7 +54,9 @@ AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 _WHOLE_BODY_UP_TO = 64 * 1024
 
 # What _http sets per request, as placeholders in the per-connection template.
-_PER_REQUEST_KEYS = dict.fromkeys(("method", "path", "raw_path", "query_string", "headers", "state"))
+_PER_REQUEST_KEYS = dict.fromkeys(
+    ("method", "path", "raw_path", "query_string", "headers", "state")
+)
 
 NOT_IMPLEMENTED = error_response(501, "this server does not serve WebSockets")
 
