@@ -135,7 +135,8 @@ class AsgiInterface(ServerInterface):
             if http_version != "1.1" and http_version != "1.0":
                 headers = scope_headers(exchange)  # :authority as a leading host field
             scope["headers"] = headers
-            scope["state"] = self.state.copy()
+            state = self.state
+            scope["state"] = state.copy() if state else {}  # {}: no method call
             if cached[2]:
                 apply_proxy(scope, headers, settings)
         except Exception:
