@@ -135,8 +135,7 @@ class AsgiInterface(ServerInterface):
             if http_version != "1.1" and http_version != "1.0":
                 headers = scope_headers(exchange)  # :authority as a leading host field
             scope["headers"] = headers
-            state = self.state
-            scope["state"] = state.copy() if state else {}  # {}: no method call
+            scope["state"] = self.state.copy()
             if cached[2]:
                 apply_proxy(scope, headers, settings)
         except Exception:
