@@ -325,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiler.enable()
                 _as_callback(run_once)
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(int(__import__("os").environ.get("TOPN","15")))
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
 
     asyncio.run(measure())
     return 0
