@@ -198,8 +198,16 @@ async def wrong_length(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": b"short"})
 
 
+async def meddling_middleware(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Writes into the scope's nested dicts, as a careless middleware might."""
+    scope["extensions"]["x-meddled"] = {}
+    scope["asgi"]["x-meddled"] = True
+    await scope_route(scope, receive, send)
+
+
 ROUTES = {
     "/scope": scope_route,
+    "/meddle": meddling_middleware,
     "/a/b": scope_route,
     "/echo": echo,
     "/slow-reader": slow_reader,

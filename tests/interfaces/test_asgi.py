@@ -6,7 +6,9 @@ Real TLS, real clients: httpx over HTTP/2 and HTTP/1.1, curl, and a raw HTTP/2 c
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
 import subprocess
 import threading
 from collections.abc import Callable, Iterator
@@ -18,6 +20,7 @@ import httpx
 import pytest
 
 from h2books.interfaces.asgi import AsgiInterface
+from h2books.interfaces.asgi_scope import ScopeSettings, request_parts
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.config import ServerConfig
 from tests.conftest import require_tool
@@ -52,6 +55,13 @@ def _version(protocol: str) -> str:
 
 
 # -- scope -----------------------------------------------------------------------------
+
+
+def test_what_one_request_writes_into_its_scope_stays_its_own(client: httpx.Client) -> None:
+    meddled = client.get("/meddle").json()
+    assert "x-meddled" in meddled["extensions"] and meddled["asgi"]["x-meddled"]
+    clean = client.get("/scope").json()  # the same connection, then another request
+    assert "x-meddled" not in clean["extensions"] and "x-meddled" not in clean["asgi"]
 
 
 def test_scope_fields(server: ThreadedServer, client: httpx.Client, protocol: str) -> None:
@@ -378,3 +388,57 @@ def test_http2_bomb_never_reaches_the_app(server: ThreadedServer, server_logs: L
     finally:
         wire.sock.close()
     assert "echo_messages" not in SEEN
+
+
+# -- the per-request fast paths (issue 10's "ASGI per request") -----------------------------
+
+
+def test_pipelined_answers_sharing_a_head_keep_their_bodies(tmp_path: Path) -> None:
+    """A whole answer goes out as its head's template Response, carrying its body. Over
+    HTTP/1.1 an answer whose turn has not come is held by the adapter: the template must
+    not be reused (nor its body cleared) while it waits. Three pipelined requests, the
+    first answered last, all with the same head."""
+    first_may_answer = asyncio.Event()
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        name = scope["path"].encode()[1:]  # b"one", b"two", b"thr": one length, one head
+        if name == b"one":
+            await first_may_answer.wait()
+        elif name == b"thr":
+            first_may_answer.set()
+        headers = [(b"content-type", b"text/plain"), (b"content-length", b"3")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": name})
+
+    requests = b"".join(
+        b"GET /%s HTTP/1.1\r\nHost: localhost\r\n\r\n" % name for name in (b"one", b"two", b"thr")
+    )
+    with (
+        ThreadedServer(tmp_path, asgi(app, lifespan="off")) as running,
+        socket.create_connection(("127.0.0.1", running.http_port), timeout=10) as raw,
+    ):
+        raw.sendall(requests)
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 3 or not received.endswith(b"thr"):
+            chunk = raw.recv(65536)
+            assert chunk, received
+            received += chunk
+    bodies = [answer.rpartition(b"\r\n\r\n")[2] for answer in received.split(b"HTTP/1.1 ")[1:]]
+    assert bodies == [b"one", b"two", b"thr"]
+
+
+def test_decoded_paths_are_cached_per_path_and_bounded() -> None:
+    settings = ScopeSettings("/api", None)
+    assert request_parts(b"/a%20b?x=1", settings) == ("/api/a b", b"/api/a%20b", b"x=1")
+    assert request_parts(b"/a%20b?x=2", settings) == ("/api/a b", b"/api/a%20b", b"x=2")
+    assert list(settings.paths) == [b"/a%20b"]  # one entry for both queries
+    assert request_parts(b"http://host/p%2F?q", settings) == ("/api/p/", b"/api/p%2F", b"q")
+    long = b"/" + b"x" * 300
+    assert request_parts(long, settings)[1] == b"/api" + long
+    assert long not in settings.paths  # long paths are decoded each time, never kept
+    for n in range(3000):
+        request_parts(b"/%d" % n, settings)
+    assert len(settings.paths) <= 2048
+    assert request_parts(b"/2999", settings) == ("/api/2999", b"/api/2999", b"")

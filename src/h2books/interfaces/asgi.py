@@ -49,9 +49,13 @@ __all__ = ["AsgiApp", "AsgiInterface", "ClientDisconnected"]
 
 log = logging.getLogger("h2books.asgi")
 
-
 # Bodies declared up to this size are awaited whole: they come in one read or two.
 _WHOLE_BODY_UP_TO = 64 * 1024
+
+# What _scope sets per request, as placeholders in the per-connection template.
+_PER_REQUEST_KEYS = dict.fromkeys(
+    ("method", "path", "raw_path", "query_string", "headers", "state")
+)
 
 
 class AsgiInterface(ServerInterface):
@@ -129,23 +133,45 @@ class AsgiInterface(ServerInterface):
             call.waiting(task, self.response_timeout)
 
     def _scope(self, exchange: Exchange) -> dict[str, Any]:
-        adapter = exchange.adapter
-        cached = adapter.interface_data
-        if cached is None or cached[0] != exchange.http_version:
-            base, behind_proxy = connection_parts(exchange, self.settings)
-            cached = adapter.interface_data = (exchange.http_version, base, behind_proxy)
+        """The request's HTTP scope (a WebSocket's is reshaped from it). Kept flat: each
+        call and store here is paid per request."""
+        settings = self.settings
+        http_version = exchange.http_version
+        cached = exchange.adapter.interface_data
+        if cached is None or cached[0] != http_version:
+            cached = self._connection_template(exchange)
         scope: dict[str, Any] = cached[1].copy()
         method = exchange.method
         scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
-        scope["path"], scope["raw_path"], scope["query_string"] = request_parts(
-            exchange.target, self.settings
-        )
-        headers = scope_headers(exchange)
+        raw, _, scope["query_string"] = exchange.target.partition(b"?")
+        known = settings.paths.get(raw)  # request_parts' cache, looked up inline
+        if known is None:
+            scope["path"], scope["raw_path"], _ = request_parts(raw, settings)
+        else:
+            scope["path"], scope["raw_path"] = known
+        headers = exchange.headers
+        if http_version != "1.1" and http_version != "1.0":
+            headers = scope_headers(exchange)  # :authority as a leading host field
         scope["headers"] = headers
         scope["state"] = self.state.copy()
+        # Each request's own: a middleware that adds to them must not leak the
+        # addition into the connection's later requests (or every connection's).
+        scope["asgi"] = scope["asgi"].copy()
+        scope["extensions"] = scope["extensions"].copy()
         if cached[2]:
-            apply_proxy(scope, headers, self.settings)
+            apply_proxy(scope, headers, settings)
         return scope
+
+    def _connection_template(self, exchange: Exchange) -> tuple[str, dict[str, Any], bool]:
+        """The constant part of the scope, kept on the connection (for its HTTP version:
+        an HTTP/1.1 connection may have started as HTTP/1.0)."""
+        base, behind_proxy = connection_parts(exchange, self.settings)
+        # The per-request keys are in the template already: a copy then has room for them,
+        # where 8 keys + 6 stores would grow (rehash) every request's dict.
+        base.update(_PER_REQUEST_KEYS)
+        cached = (exchange.http_version, base, behind_proxy)
+        exchange.adapter.interface_data = cached
+        return cached
 
     def _websocket(self, exchange: Exchange) -> None:
         """A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the

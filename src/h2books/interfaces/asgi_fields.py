@@ -65,7 +65,10 @@ def response_fields(
                 fields.append(checked)
             continue
         fields.append(checked)
-        if checked[0] not in _HOP_BY_HOP:
+        # Remembered for every protocol, so only what every protocol sends as it is: no
+        # hop-by-hop field (HTTP/2 drops them), no value with surrounding whitespace
+        # (HTTP/2 strips it, HTTP/1.1 keeps it).
+        if name not in _HOP_BY_HOP and value == value.strip(b" \t"):
             if len(good) >= _GOOD_FIELDS_MAX:
                 good.clear()
             good.add(checked)
@@ -137,28 +140,30 @@ class Head:
         self.status = status
         self.fields = tuple(fields)
         self.declared = declared
+        # A Response carrying the adapters' cached encodings of this head, lent to each
+        # whole response sent with it (HttpCall._respond_whole).
         self.template: Response | None = None
 
 
-_HEADS: dict[tuple[Any, ...], Head] = {}
-_HEADS_MAX = 1024
-_new_response = Response.__new__
+# (multiplexed, status, *the app's header tuples) -> its checked head
+HEADS: dict[tuple[Any, ...], Head] = {}
+HEADS_MAX = 1024
 
 
 def response_head(status: int, headers: Any, multiplexed: bool) -> Head:
     """The checked head for `status` and the app's `headers`; raises `FieldError`."""
     try:
         key: tuple[Any, ...] | None = (multiplexed, status, *headers)
-        head = _HEADS.get(key)  # type: ignore[arg-type]
+        head = HEADS.get(key)  # type: ignore[arg-type]
     except TypeError:  # [name, value] lists: not hashable, so not cached
         key = head = None
     if head is None:
         fields, declared = response_fields(headers, multiplexed)
         head = Head(status, fields, declared)
         if key is not None:
-            if len(_HEADS) >= _HEADS_MAX:
-                _HEADS.clear()
-            _HEADS[key] = head
+            if len(HEADS) >= HEADS_MAX:
+                HEADS.clear()
+            HEADS[key] = head
     return head
 
 
@@ -167,28 +172,3 @@ def with_length(head: Head, length: int, multiplexed: bool) -> Head:
     return response_head(
         head.status, (*head.fields, (b"content-length", b"%d" % length)), multiplexed
     )
-
-
-def whole_response(head: Head, body: bytes) -> Response:
-    """A Response for `body` carrying the encodings cached on the head's template; after
-    sending, `keep_encodings(head, response)` brings fresh ones back."""
-    template = head.template
-    if template is None:
-        template = head.template = Response(head.status, head.fields)
-    response = _new_response(Response)
-    response.status = head.status
-    response.headers = template.headers
-    response.body = body
-    response.stream = None
-    response._h1_head = template._h1_head
-    response._h2_fields = template._h2_fields
-    response.hpack_block = template.hpack_block
-    return response
-
-
-def keep_encodings(head: Head, response: Response) -> None:
-    template = head.template
-    assert template is not None
-    template._h1_head = response._h1_head
-    template._h2_fields = response._h2_fields
-    template.hpack_block = response.hpack_block

@@ -30,13 +30,12 @@ from typing import Any
 
 from h2books.http import Response
 from h2books.interfaces.asgi_fields import (
+    HEADS,
     FieldError,
     Head,
     informational_fields,
-    keep_encodings,
     response_head,
     trailer_fields,
-    whole_response,
     with_length,
 )
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
@@ -52,6 +51,8 @@ _PHASE_NAMES = ("before the response", "after the head", "during the body", "bef
 
 # receive(): the body's state.
 _BODY_UNREAD, _BODY_READING, _BODY_DRAINED = range(3)
+
+_MULTIPLEXED = frozenset({"2", "3"})
 
 SERVICE_UNAVAILABLE = error_response(503, "the app did not answer in time")
 
@@ -73,36 +74,30 @@ _STREAMED = _no_body()
 class HttpCall:
     """The state of one request's ASGI call; `receive` and `send` are its bound methods."""
 
-    __slots__ = (
-        "body_state",
-        "error",
-        "exchange",
-        "head",
-        "held_trailers",
-        "multiplexed",
-        "phase",
-        "read",
-        "task",
-        "timed_out",
-        "timer",
-        "trailers",
-        "waiter",
-    )
+    # What every call sets are slots; the rest start as the class-level defaults below and
+    # go to the instance's __dict__ only when set, which a call answered inline never does
+    # (as in Exchange): fewer stores per request.
+    __slots__ = ("__dict__", "body_state", "exchange", "head", "phase", "trailers")
 
     head: Head  # set by http.response.start
+    trailers: bool  # set by http.response.start: the app announced trailers
     read: int  # body bytes handed out, once the body is read in parts
+    error: BaseException | None = None  # the RuntimeError we raised, logged already
+    task: asyncio.Task[Any] | None = None
+    timer: asyncio.TimerHandle | None = None
+    waiter: asyncio.Future[None] | None = None
+    timed_out = False
+    held_trailers: list[tuple[bytes, bytes]] | None = None
 
     def __init__(self, exchange: Exchange) -> None:
         self.exchange = exchange
         self.phase = AWAITING_START
         self.body_state = _BODY_UNREAD
-        self.error: BaseException | None = None  # the RuntimeError we raised, logged already
-        self.task: asyncio.Task[Any] | None = None
-        self.timer: asyncio.TimerHandle | None = None
-        self.waiter: asyncio.Future[None] | None = None
-        self.timed_out = False
-        self.held_trailers: list[tuple[bytes, bytes]] | None = None
-        self.multiplexed = exchange.http_version in ("2", "3")
+
+    @property
+    def multiplexed(self) -> bool:
+        """HTTP/2 or HTTP/3: connection-specific fields are dropped from what is sent."""
+        return self.exchange.http_version in _MULTIPLEXED
 
     # -- receive ------------------------------------------------------------------------
 
@@ -167,6 +162,21 @@ class HttpCall:
             await self._write(body, bool(message.get("more_body", False)))
             return
         if phase == AWAITING_START and kind == "http.response.start":
+            # A head seen before is looked up here (response_head's cache, inline: this
+            # runs for every response); a new one is checked by _start.
+            status = message.get("status")
+            if type(status) is int:
+                try:
+                    head = HEADS.get(
+                        (exchange.http_version in _MULTIPLEXED, status, *message.get("headers", ()))
+                    )
+                except TypeError:  # [name, value] lists: not hashable
+                    head = None
+                if head is not None:
+                    self.head = head
+                    self.trailers = bool(message.get("trailers", False))
+                    self.phase = HEAD_HELD
+                    return
             self._start(message)
             return
         handler = _ACCEPTED[phase].get(kind)
@@ -179,7 +189,9 @@ class HttpCall:
         if type(status) is not int or not 200 <= status <= 999:
             raise self._invalid(f"invalid status {status!r} in http.response.start")
         try:
-            self.head = response_head(status, message.get("headers", ()), self.multiplexed)
+            self.head = response_head(
+                status, message.get("headers", ()), self.exchange.http_version in _MULTIPLEXED
+            )
         except FieldError as exc:
             raise self._invalid(str(exc)) from None
         self.trailers = bool(message.get("trailers", False))
@@ -189,11 +201,10 @@ class HttpCall:
         if type(body) is not bytes:
             body = self._bytes(body)
         head = self.head
-        declared = head.declared
         exchange = self.exchange
-        if declared != len(body):
+        if head.declared != len(body):
             status = head.status
-            if declared is None:
+            if head.declared is None:
                 if exchange.method == b"HEAD" or status in (204, 304):
                     # The length of a HEAD answer's GET body is unknown: say none.
                     self.phase = DONE
@@ -202,12 +213,25 @@ class HttpCall:
                     return
                 head = with_length(head, len(body), self.multiplexed)
             elif exchange.method != b"HEAD" and status not in (204, 304):
-                raise self._invalid(f"a body of {len(body)} bytes after content-length: {declared}")
+                raise self._invalid(
+                    f"a body of {len(body)} bytes after content-length: {head.declared}"
+                )
         self.phase = DONE
-        response = whole_response(head, body)
-        exchange.respond(response)
-        keep_encodings(head, response)
-        self._finished()
+        # The head's template Response goes out itself, carrying this body: its cached
+        # encodings (per protocol, per Date second) serve every answer with this head. Only
+        # an HTTP/1.1 answer whose turn has not come is kept by the adapter after the call:
+        # that one keeps the template, and the head gets a new one.
+        template = head.template
+        if template is None:
+            template = head.template = Response(head.status, head.fields)
+        template.body = body
+        exchange.respond(template)
+        if exchange.held is template:
+            head.template = None
+        else:
+            template.body = b""  # never pin a body past its answer
+        if self.timer is not None or self.waiter is not None:
+            self._finished()
 
     def _send_head(self) -> None:
         self.phase = STREAMING
@@ -359,9 +383,10 @@ class HttpCall:
 
     def finish(self, exc: BaseException | None) -> None:
         """The app's coroutine ended: returned (exc None) or raised `exc`."""
-        self._finished()
-        exchange = self.exchange
         phase = self.phase
+        if self.timer is not None or self.waiter is not None:
+            self._finished()
+        exchange = self.exchange
         if exc is None:
             if phase == DONE or exchange.gone:
                 return

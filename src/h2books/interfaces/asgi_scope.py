@@ -5,6 +5,10 @@ spec versions, the HTTP version, the scheme, root_path, client, server, and the
 extensions. That part is built once and kept on the connection (`adapter.interface_data`);
 each request copies it (one dict copy) and adds its own method, path, query and headers.
 
+A request's path is decoded once per distinct path, not per request: the decoded form of
+recent paths is kept (`ScopeSettings.paths`, bounded), keyed by the raw path without its
+query, so `/book?id=1` and `/book?id=2` share one entry.
+
 Headers go to the app as the core parsed them: the same list, lowercase byte names and
 values, no copy. HTTP/2 requests carry the authority as `:authority`, which the spec
 wants as a leading `host` field when no Host field came (the core has already checked
@@ -60,15 +64,25 @@ METHOD_NAMES = {
 }
 
 
-class ScopeSettings:
-    """What every scope of one interface shares: the mount point and the proxy rules."""
+# The decoded-path cache: paths up to this long, this many of them (then it starts over),
+# so at most ~1 MiB however the paths vary.
+_CACHED_PATH_MAX = 256
+_CACHED_PATHS_MAX = 2048
+_PERCENT = 0x25  # `37 in raw` is ~5x cheaper than `b"%" in raw` (no buffer protocol)
 
-    __slots__ = ("root_path", "root_path_bytes", "trusted")
+
+class ScopeSettings:
+    """What every scope of one interface shares: the mount point, the proxy rules, and the
+    recently seen paths decoded."""
+
+    __slots__ = ("paths", "root_path", "root_path_bytes", "trusted")
 
     def __init__(self, root_path: str, trusted: TrustedProxies | None) -> None:
         self.root_path = root_path.rstrip("/")
         self.root_path_bytes = self.root_path.encode("utf-8")
         self.trusted = trusted  # None: proxy headers are not honoured
+        # raw path as it came (no query) -> (path, raw_path) as the scope has them
+        self.paths: dict[bytes, tuple[str, bytes]] = {}
 
 
 def connection_parts(exchange: Exchange, settings: ScopeSettings) -> tuple[dict[str, Any], bool]:
@@ -95,10 +109,22 @@ def connection_parts(exchange: Exchange, settings: ScopeSettings) -> tuple[dict[
 def request_parts(target: bytes, settings: ScopeSettings) -> tuple[str, bytes, bytes]:
     """(path, raw_path, query_string) of a request target; the path percent-decoded and
     read as UTF-8, both paths with root_path in front (the path the client asked for)."""
-    raw_path, _, query = target.partition(b"?")
+    raw, _, query = target.partition(b"?")
+    paths = settings.paths
+    known = paths.get(raw)
+    if known is None:
+        known = _decoded(raw, settings)
+        if len(raw) <= _CACHED_PATH_MAX:
+            if len(paths) >= _CACHED_PATHS_MAX:
+                paths.clear()
+            paths[raw] = known
+    return known[0], known[1], query
+
+
+def _decoded(raw_path: bytes, settings: ScopeSettings) -> tuple[str, bytes]:
     if raw_path[:1] != b"/" and raw_path != b"*":
         raw_path = _origin_form(raw_path)
-    if b"%" in raw_path:
+    if _PERCENT in raw_path:
         path = unquote_to_bytes(raw_path).decode("utf-8", "replace")
     else:
         path = raw_path.decode("utf-8", "replace")
@@ -106,7 +132,7 @@ def request_parts(target: bytes, settings: ScopeSettings) -> tuple[str, bytes, b
     if root:
         path = root + path
         raw_path = settings.root_path_bytes + raw_path
-    return path, raw_path, query
+    return path, raw_path
 
 
 def _origin_form(target: bytes) -> bytes:

@@ -37,6 +37,7 @@ import collections.abc
 import contextvars
 from asyncio import tasks
 from collections.abc import Callable, Coroutine, Generator
+from types import CoroutineType
 from typing import Any
 
 # What the app's coroutine ended with: None when it returned, else what it raised.
@@ -48,6 +49,7 @@ _current_task = tasks.current_task
 _copy_context = contextvars.copy_context
 _task_init = asyncio.Task.__init__
 _future_init = asyncio.Future.__init__
+_send = CoroutineType.send  # called with the coroutine: no bound method per run
 
 
 class _Host(asyncio.Task):  # type: ignore[type-arg]
@@ -95,7 +97,10 @@ class InlineRunner:
             _leave_task(loop, outer)
             _enter_task(loop, host)
         try:
-            waiting_on = context.run(coro.send, None)
+            if type(coro) is CoroutineType:
+                waiting_on = context.run(_send, coro, None)
+            else:
+                waiting_on = context.run(coro.send, None)
         except StopIteration:
             waiting_on = _DONE
             finish(None)
