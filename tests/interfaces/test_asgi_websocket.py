@@ -99,7 +99,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]
 
 def _h1(server: ThreadedServer, path: str, tls: bool = True, **kwargs: Any) -> Any:
     if tls:
-        return connect(server.wss + path, ssl=server.client_context(), open_timeout=10, **kwargs)
+        return connect(
+            server.wss + path, ssl=server.threaded_client_context(), open_timeout=10, **kwargs
+        )
     return connect(server.ws + path, open_timeout=10, **kwargs)
 
 

@@ -97,7 +97,7 @@ def url(request: pytest.FixtureRequest, server: ThreadedServer) -> str:
 
 
 def _connect(server: ThreadedServer, url: str, **kwargs: object):  # type: ignore[no-untyped-def]
-    ssl_context = server.client_context() if url.startswith("wss") else None
+    ssl_context = server.threaded_client_context() if url.startswith("wss") else None
     return connect(url + "/echo", ssl=ssl_context, open_timeout=10, **kwargs)  # type: ignore[arg-type]
 
 

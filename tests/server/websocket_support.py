@@ -89,6 +89,17 @@ class ThreadedServer:
     def client_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.ca))
 
+    def threaded_client_context(self) -> ssl.SSLContext:
+        """For the `websockets` sync client, which reads its SSLSocket in a thread of its
+        own while the caller writes to it: OpenSSL does not allow that, and over TLS 1.3
+        the server's session tickets, read while the client sends its handshake, now
+        and then (about once in a thousand connections here) lose the client's request
+        (python-websockets/websockets#1648, CPython gh-77271). TLS 1.2 sends no tickets
+        after the handshake."""
+        context = self.client_context()
+        context.maximum_version = ssl.TLSVersion.TLSv1_2
+        return context
+
     @property
     def wss(self) -> str:
         return f"wss://localhost:{self.tls_port}"
