@@ -29,10 +29,12 @@ def crawl(wall: float) -> CrawlRun:
 
 def experiment() -> ExperimentResult:
     cells = [
-        Cell("ours", ALL_CLIENTS["ours-h2"], [crawl(0.1), crawl(0.12), crawl(0.2)]),
-        Cell("ours", ALL_CLIENTS["httpx-h2"], [crawl(2.0)]),
-        Cell("twisted", ALL_CLIENTS["ours-h2"], [crawl(1.0), CrawlRun(False, error="GOAWAY")]),
-        Cell("twisted", ALL_CLIENTS["httpx-h2"], [crawl(4.0)]),
+        Cell("ours", ALL_CLIENTS["ours-h2"], runs=[crawl(0.1), crawl(0.12), crawl(0.2)]),
+        Cell("ours", ALL_CLIENTS["httpx-h2"], runs=[crawl(2.0)]),
+        Cell(
+            "twisted", ALL_CLIENTS["ours-h2"], runs=[crawl(1.0), CrawlRun(False, problem="GOAWAY")]
+        ),
+        Cell("twisted", ALL_CLIENTS["httpx-h2"], runs=[crawl(4.0)]),
         Cell("hypercorn", ALL_CLIENTS["httpx-h2"], note="failed to start: boom"),
     ]
     return ExperimentResult(cells, [], 3, Pinning(0, 1), 3000, started=0.0)
@@ -86,10 +88,10 @@ def load_run_failed(rate: float) -> LoadRun:
 def load() -> LoadResult:
     h2 = WORKLOADS["h2-1c"]
     cells = [
-        LoadCell("ours", h2, [load_run(30000), load_run(32000), load_run(31000)]),
-        LoadCell("twisted", h2, [load_run(2000), load_run(2200, ok=False)]),
+        LoadCell("ours", h2, runs=[load_run(30000), load_run(32000), load_run(31000)]),
+        LoadCell("twisted", h2, runs=[load_run(2000), load_run(2200, ok=False)]),
         LoadCell("granian", h2, note="failed to start: no"),
-        LoadCell("hypercorn", h2, [load_run_failed(2500), load_run_failed(3100)]),
+        LoadCell("hypercorn", h2, runs=[load_run_failed(2500), load_run_failed(3100)]),
     ]
     return LoadResult(
         cells,
