@@ -263,7 +263,7 @@ def load_plan(config: LoadConfig) -> Plan[Workload, LoadRun]:
             *target.pinning.client_prefix,
             *cell.workload.command(target.uri_list, config.h2load, config.requests),
         ]
-        return _run(command, config)
+        return _run(command, config, cell.workload)
 
     return Plan(
         servers=config.servers,
@@ -297,7 +297,11 @@ def run_loadtest(
     )
 
 
-def _run(command: list[str], config: LoadConfig) -> LoadRun:
+# What h2load reports as negotiated (ALPN), by workload protocol.
+_ALPN = {"h1": "http/1.1", "h2": "h2"}
+
+
+def _run(command: list[str], config: LoadConfig, workload: Workload) -> LoadRun:
     finished = run_bounded(command, timeout=config.run_timeout)
     if finished.timed_out:
         return LoadRun(False, problem=f"stalled: h2load did not finish in {config.run_timeout:g} s")
@@ -306,6 +310,8 @@ def _run(command: list[str], config: LoadConfig) -> LoadRun:
     except H2loadParseError as exc:
         return LoadRun(False, problem=f"h2load exited with code {finished.returncode}: {exc}")
     problem = report.problem()
+    if not problem and report.protocol != _ALPN[workload.protocol]:
+        problem = f"asked for {workload.protocol}, got {report.protocol or 'no protocol'}"
     return LoadRun(
         not problem,
         requests_per_second=report.requests_per_second,
