@@ -221,6 +221,22 @@ class LoadResult:
         rate = cell.rate()
         return ratio(ours_rate.median if ours_rate else None, rate.median if rate else None)
 
+    def ours_over_per_round(self, cell: LoadCell) -> Spread | None:
+        """Our req/s over this cell's, round by round (the runner alternates the cells).
+
+        Run i of every cell ran in the same round, minutes apart at most, so on a machine
+        whose speed drifts this pairing is the steadier figure; over the rounds in which
+        both runs counted.
+        """
+        ours = self.reference(cell)
+        if ours is None or ours is cell:
+            return None
+        return spread(
+            mine.requests_per_second / theirs.requests_per_second
+            for mine, theirs in zip(ours.runs, cell.runs, strict=False)
+            if mine.ok and theirs.ok and theirs.requests_per_second > 0
+        )
+
     def ratio_to_failed(self, cell: LoadCell) -> float | None:
         """Our median req/s over the rate of this cell's failed runs (for information only)."""
         ours = self.reference(cell)
@@ -234,6 +250,8 @@ class LoadResult:
             entry = cell.as_dict()
             value = self.ours_over(cell)
             entry["ours_over_this"] = round(value, 3) if value is not None else None
+            paired = self.ours_over_per_round(cell)
+            entry["ours_over_this_per_round"] = paired.as_dict(3) if paired else None
             cells.append(entry)
         return {
             "kind": "h2books bench --load h2load",

@@ -154,6 +154,7 @@ def load_table(result: LoadResult) -> Table:
         "runs ok",
         "server µs/req",
         "ours ÷ this",
+        "per round",
     ]
     rows: list[list[str]] = []
     notes: list[str] = []
@@ -173,7 +174,8 @@ def load_table(result: LoadResult) -> Table:
         f"req/s: median of {result.runs} h2load runs after one unrecorded warm-up; a run counts "
         "only when every request succeeded; ✗ (…): no run counted, in brackets the rate of the "
         "failed runs, for information only. server µs/req: the server's CPU (utime+stime of its "
-        "processes) over the run, per request."
+        "processes) over the run, per request. per round: the median of our req/s over this "
+        "server's in the same round (the runner alternates servers), and its min-max."
     )
     notes.append(f"pinning: {result.pinning.describe()}.")
     return Table(
@@ -181,7 +183,7 @@ def load_table(result: LoadResult) -> Table:
         columns,
         rows,
         notes,
-        numeric={2, 3, 4, 5},
+        numeric={2, 3, 4, 5, 6},
         sections=sections,
     )
 
@@ -190,7 +192,7 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
     title = f"{cell.workload.key}  ({cell.workload.title})"
     name = cell.display_server
     if cell.not_applicable:
-        return [title, name, f"n/a ({cell.not_applicable})", DASH, DASH, DASH]
+        return [title, name, f"n/a ({cell.not_applicable})", DASH, DASH, DASH, DASH]
     rate = cell.rate()
     problems = cell.problems()
     if problems:
@@ -201,7 +203,7 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
         failed = cell.failed_rate()
         if failed is None:
             reason = problems[0] if problems else "no run"
-            return [title, name, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH]
+            return [title, name, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH, DASH]
         # No run counts, but the failed ones still show how fast it went until it failed.
         ratio = result.ratio_to_failed(cell)
         return [
@@ -211,6 +213,7 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
             f"0/{len(cell.runs)}",
             DASH,
             f"({_times(ratio)})" if ratio is not None else DASH,
+            DASH,
         ]
     ratio = result.ours_over(cell)
     return [
@@ -220,7 +223,14 @@ def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]
         f"{len(cell.ok_runs)}/{len(cell.runs)}",
         _us(cell.server_cpu_us()),
         DASH if cell.server == "ours" else _times(ratio),
+        _ratio_spread(result.ours_over_per_round(cell)),
     ]
+
+
+def _ratio_spread(value: Spread | None) -> str:
+    if value is None:
+        return DASH
+    return f"{_times(value.median)} ({value.low:.2f}{DASH}{value.high:.2f})"
 
 
 def print_table(table: Table) -> None:
