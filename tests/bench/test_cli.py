@@ -113,6 +113,27 @@ def test_h2load_mode(tmp_path: Path) -> None:
     assert "h2books bench --load h2load" in markdown
 
 
+@pytest.mark.slow
+def test_asgi_and_wsgi_modes_run_the_apps_on_our_server(tmp_path: Path) -> None:
+    require_tool("h2load")
+    out_json, out_md = tmp_path / "a.json", tmp_path / "a.md"
+    done = bench(
+        "--load", "h2load", "--app", "asgi,wsgi", "--servers", "ours", "--workloads",
+        "h2-10c,h1-10c", "--runs", "1", "--requests", "500",
+        "--json", str(out_json), "--markdown", str(out_md),
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    data = json.loads(out_json.read_text())
+    cells = {(cell["app"], cell["workload"]): cell for cell in data["cells"]}
+    assert set(cells) == {(app, w) for app in ("asgi", "wsgi") for w in ("h2-10c", "h1-10c")}
+    for cell in cells.values():
+        assert cell["runs_ok"] == 1, cell["problems"]
+        assert cell["server_cpu_us_per_request"]["median"] > 0
+    assert set(data["servers"]) == {"asgi:ours", "wsgi:ours"}
+    assert "AsgiInterface" in data["servers"]["asgi:ours"]["description"]
+    assert "| workload | ours (asgi) | ours (wsgi) |" in out_md.read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -121,6 +142,9 @@ def test_h2load_mode(tmp_path: Path) -> None:
         (["--load", "h2load", "--workloads", "h3-1c"], "unknown workload h3-1c"),
         (["--add-server", "noequals"], "--add-server needs NAME=COMMAND"),
         (["--add-server", "ours=true"], "is taken"),
+        (["--app", "php"], "unknown app php"),
+        (["--app", "asgi"], "--app asgi and --app wsgi are for --load h2load"),
+        (["--load", "h2load", "--app", "asgi", "--servers", "twisted"], "for --app asgi"),
     ],
 )
 def test_usage_errors(args: list[str], message: str) -> None:
@@ -144,10 +168,12 @@ def test_register_adds_the_bench_command() -> None:
 def test_the_offered_names_are_the_real_ones() -> None:
     from h2books.bench.experiment import ALL_CLIENTS
     from h2books.bench.loadtest import WORKLOADS
-    from h2books.bench.names import CLIENT_KEYS, SERVER_NAMES, WORKLOAD_KEYS
-    from h2books.bench.servers import SERVERS
+    from h2books.bench.names import APP_NAMES, CLIENT_KEYS, SERVER_NAMES, WORKLOAD_KEYS
+    from h2books.bench.servers import APPS, servers_for
 
-    assert tuple(SERVERS) == SERVER_NAMES
+    assert APPS == APP_NAMES
+    offered = {name for app in APPS for name in servers_for(app)}
+    assert offered == set(SERVER_NAMES)
     assert tuple(ALL_CLIENTS) == CLIENT_KEYS
     assert tuple(WORKLOADS) == WORKLOAD_KEYS
 

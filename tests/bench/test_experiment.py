@@ -67,7 +67,7 @@ def test_a_peer_that_stalls_is_not_repeated(bench_space: Workspace) -> None:
     cell = result.cell("stall", "ours-h1")
     assert cell is not None and cell.failed
     assert len(cell.runs) == 1
-    assert cell.runs[0].error.startswith("stalled")
+    assert cell.runs[0].problem.startswith("stalled")
     assert "not repeated" in cell.note
     assert steps == 3
     assert time.monotonic() - start < 30
@@ -77,8 +77,8 @@ def test_a_peer_that_crashes_mid_crawl(bench_space: Workspace) -> None:
     result, _ = run(bench_space, [fake("crash")], ["ours-h1"], repeat=2, client_timeout=20.0)
     cell = result.cell("crash", "ours-h1")
     assert cell is not None and cell.failed
-    assert "server died" in cell.runs[0].error and "code 3" in cell.runs[0].error
-    assert cell.runs[1].error.startswith("server down")
+    assert "server died" in cell.runs[0].problem and "code 3" in cell.runs[0].problem
+    assert cell.runs[1].problem.startswith("server down")
     assert result.servers[0].status.startswith("died")
 
 

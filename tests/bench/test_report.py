@@ -29,10 +29,12 @@ def crawl(wall: float) -> CrawlRun:
 
 def experiment() -> ExperimentResult:
     cells = [
-        Cell("ours", ALL_CLIENTS["ours-h2"], [crawl(0.1), crawl(0.12), crawl(0.2)]),
-        Cell("ours", ALL_CLIENTS["httpx-h2"], [crawl(2.0)]),
-        Cell("twisted", ALL_CLIENTS["ours-h2"], [crawl(1.0), CrawlRun(False, error="GOAWAY")]),
-        Cell("twisted", ALL_CLIENTS["httpx-h2"], [crawl(4.0)]),
+        Cell("ours", ALL_CLIENTS["ours-h2"], runs=[crawl(0.1), crawl(0.12), crawl(0.2)]),
+        Cell("ours", ALL_CLIENTS["httpx-h2"], runs=[crawl(2.0)]),
+        Cell(
+            "twisted", ALL_CLIENTS["ours-h2"], runs=[crawl(1.0), CrawlRun(False, problem="GOAWAY")]
+        ),
+        Cell("twisted", ALL_CLIENTS["httpx-h2"], runs=[crawl(4.0)]),
         Cell("hypercorn", ALL_CLIENTS["httpx-h2"], note="failed to start: boom"),
     ]
     return ExperimentResult(cells, [], 3, Pinning(0, 1), 3000, started=0.0)
@@ -86,10 +88,10 @@ def load_run_failed(rate: float) -> LoadRun:
 def load() -> LoadResult:
     h2 = WORKLOADS["h2-1c"]
     cells = [
-        LoadCell("ours", h2, [load_run(30000), load_run(32000), load_run(31000)]),
-        LoadCell("twisted", h2, [load_run(2000), load_run(2200, ok=False)]),
+        LoadCell("ours", h2, runs=[load_run(30000), load_run(32000), load_run(31000)]),
+        LoadCell("twisted", h2, runs=[load_run(2000), load_run(2200, ok=False)]),
         LoadCell("granian", h2, note="failed to start: no"),
-        LoadCell("hypercorn", h2, [load_run_failed(2500), load_run_failed(3100)]),
+        LoadCell("hypercorn", h2, runs=[load_run_failed(2500), load_run_failed(3100)]),
     ]
     return LoadResult(
         cells,
@@ -114,6 +116,11 @@ def test_load_ratios_and_table() -> None:
     assert table.rows[0][2] == "31,000 (30,000\u201332,000)"
     assert table.rows[1][0] == ""  # the workload is named once
     assert table.rows[1][3] == "1/2"
+    # Paired by round: only round 1 counted for Twisted (30,000 / 2,000).
+    paired = result.ours_over_per_round(twisted)
+    assert paired is not None and paired.count == 1 and paired.median == pytest.approx(15.0)
+    assert table.rows[1][6] == "15.0\u00d7 (15.00\u201315.00)"
+    assert result.ours_over_per_round(ours) is None
     assert table.rows[2][2].startswith("✗ failed to start")
     assert any("run 2: 2 of 30000 succeeded" in note for note in table.notes)
     # No run of Hypercorn's counted: its failed runs' rate is shown, bracketed, not counted.
@@ -122,6 +129,7 @@ def test_load_ratios_and_table() -> None:
     assert result.ratio_to_failed(hypercorn) == pytest.approx(31000 / 2800)
     assert table.rows[3][2] == "✗ (2,800 (2,500\u20133,100))"
     assert table.rows[3][5] == "(11.1\u00d7)"
+    assert table.rows[3][6] == "\u2013"
     assert any(
         note.startswith("✗ hypercorn h2-1c: all 2 runs: 1001 of 30000") for note in table.notes
     )

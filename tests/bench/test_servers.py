@@ -11,8 +11,10 @@ import pytest
 
 from h2books.bench.processes import detect_pinning
 from h2books.bench.servers import (
+    ASGI_SERVERS,
     PEERS,
     SERVERS,
+    WSGI_SERVERS,
     ServerSpec,
     ServerStartError,
     custom_server,
@@ -54,6 +56,44 @@ def test_every_server_serves_the_same_bookstore(
     finally:
         server.stop()
     assert not server.alive()
+
+
+def get_fields(url_port: int, target: str, ca: Path) -> tuple[int, dict[str, str], bytes]:
+    context = ssl.create_default_context(cafile=str(ca))
+    connection = http.client.HTTPSConnection("127.0.0.1", url_port, timeout=10, context=context)
+    try:
+        connection.request("GET", target)
+        response = connection.getresponse()
+        fields = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, fields, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("spec", [*ASGI_SERVERS, *WSGI_SERVERS], ids=lambda spec: spec.key)
+def test_the_asgi_and_wsgi_bookstores_answer_as_the_native_one_on_every_server(
+    spec: ServerSpec, bench_space: Workspace, tmp_path: Path
+) -> None:
+    from h2books.bench.peers.replies import open_bookstore
+    from h2books.http import Request
+
+    if not spec.installed:
+        pytest.skip(f"{spec.key} is not installed (pip install 'h2books[peers]')")
+    native, _ = open_bookstore(bench_space.paths.data_dir)
+    server = start_server(spec, bench_space.paths, detect_pinning(False), tmp_path, timeout=20)
+    try:
+        for target in (f"/book?id={bench_space.book_ids[41]}", "/", "/book?id=999999999", "/no"):
+            path, _, query = target.partition("?")
+            expected = native(Request("GET", path, query, []))
+            status, fields, body = get_fields(server.port, target, bench_space.paths.ca)
+            assert (status, body) == (expected.status, expected.body)
+            for name, value in expected.headers:
+                assert fields[name.decode()] == value.decode()
+        assert server.alive()
+    finally:
+        server.stop()
+        native.close()
 
 
 def test_a_server_that_exits_is_reported(bench_space: Workspace, tmp_path: Path) -> None:

@@ -12,22 +12,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from h2books.argtypes import positive_int, seconds
-from h2books.bench.names import CLIENT_KEYS, DEFAULT_CLIENT_KEYS, SERVER_NAMES, WORKLOAD_KEYS
+from h2books.bench.names import (
+    APP_NAMES,
+    CLIENT_KEYS,
+    DEFAULT_CLIENT_KEYS,
+    SERVER_NAMES,
+    WORKLOAD_KEYS,
+)
 
-__all__ = ["BenchUsageError", "build_parser", "cmd_bench", "main_bench", "register"]
+__all__ = ["build_parser", "cmd_bench", "main_bench", "register"]
 
 DESCRIPTION = (
     "Run the post's experiment: each client (ours over HTTP/1.1 and HTTP/2, requests, httpx, "
     "h2load) crawls each server (ours, and Twisted, Hypercorn, Granian and Uvicorn+zttp where "
     "installed: pip install 'h2books[peers]'), repeated, with the server and the client pinned "
-    "to separate cores. With --load h2load, run the h2load workloads of BENCHMARKING.md instead."
+    "to separate cores. With --load h2load, run the h2load workloads of BENCHMARKING.md instead; "
+    "with --app asgi (or wsgi), the same ASGI (WSGI) bookstore on h2books and on every peer."
 )
-
-
-class BenchUsageError(Exception):
-    """A bad option; reported in one line by the main command line."""
-
-    user_facing = True
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -57,10 +58,27 @@ def _list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def _apps(text: str) -> list[str]:
+    apps = list(dict.fromkeys(_list(text)))
+    unknown = [app for app in apps if app not in APP_NAMES]
+    if unknown or not apps:
+        raise argparse.ArgumentTypeError(
+            f"unknown app {', '.join(unknown) or repr(text)}; choose from {', '.join(APP_NAMES)}"
+        )
+    return apps
+
+
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--load", choices=["h2load"],
         help="run the h2load workloads (BENCHMARKING.md) instead of the crawl experiment",
+    )  # fmt: skip
+    parser.add_argument(
+        "--app", type=_apps, metavar="LIST", default=["native"],
+        help=f"h2load mode: which bookstore, from {','.join(APP_NAMES)}, comma-separated: native "
+        "(ours serves its own handler; the peers the ASGI app), asgi (the same ASGI app on every "
+        "server, ours through AsgiInterface), wsgi (the WSGI app: ours and Granian's WSGI) "
+        "(default native)",
     )  # fmt: skip
     parser.add_argument(
         "--quick", action="store_true",
@@ -68,7 +86,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--servers", type=_list, metavar="LIST",
-        help=f"comma-separated, from {','.join(SERVER_NAMES)} (default: ours and every installed peer)",
+        help=f"comma-separated, from {','.join(SERVER_NAMES)} (those of the --app; default: ours "
+        "and every installed peer)",
     )  # fmt: skip
     parser.add_argument(
         "--add-server", action="append", default=[], metavar="NAME=COMMAND",
@@ -127,6 +146,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def main_bench(argv: Sequence[str] | None = None) -> int:
+    from h2books.bench.command import BenchUsageError
+
     args = build_parser().parse_args(argv)
     try:
         return cmd_bench(args)

@@ -8,12 +8,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from h2books.bench.cli import BenchUsageError
 from h2books.bench.experiment import (
     ALL_CLIENTS,
     DEFAULT_CLIENTS,
     ExperimentConfig,
     ExperimentResult,
+    crawl_plan,
     run_experiment,
 )
 from h2books.bench.h2load import find_h2load
@@ -22,46 +22,64 @@ from h2books.bench.loadtest import (
     WORKLOADS,
     LoadConfig,
     LoadResult,
+    load_plan,
     run_loadtest,
 )
 from h2books.bench.machine import describe_machine, h2load_version
 from h2books.bench.processes import Pinning, detect_pinning
-from h2books.bench.servers import PEERS, SERVERS, ServerSpec, custom_server
+from h2books.bench.servers import ServerSpec, custom_server, servers_for
 from h2books.bench.workspace import Workspace, workspace
 
-__all__ = ["run_bench"]
+__all__ = ["BenchUsageError", "run_bench"]
 
 PEER_HINT = "pip install 'h2books[peers]'"
 
 
+class BenchUsageError(Exception):
+    """A bad option; reported in one line by the main command line."""
+
+    user_facing = True
+
+
 def _pick_servers(args: argparse.Namespace) -> tuple[list[ServerSpec], list[str]]:
-    """The servers to run, and a note per default peer that is not installed."""
+    """The servers to run, app set after app set, and a note per default peer not installed."""
+    apps: list[str] = args.app
+    if apps != ["native"] and args.load != "h2load":
+        raise BenchUsageError("--app asgi and --app wsgi are for --load h2load")
     notes: list[str] = []
+    servers: list[ServerSpec] = []
     if args.servers is not None:
-        unknown = [name for name in args.servers if name not in SERVERS]
+        known = {name for app in apps for name in servers_for(app)}
+        unknown = [name for name in args.servers if name not in known]
         if unknown:
             raise BenchUsageError(
-                f"unknown server {', '.join(unknown)}; choose from {', '.join(SERVERS)}"
+                f"unknown server {', '.join(unknown)} for --app {','.join(apps)}; "
+                f"choose from {', '.join(sorted(known))}"
             )
-        servers = [SERVERS[name] for name in dict.fromkeys(args.servers)]
-    elif args.quick:
-        servers = [SERVERS["ours"]]
-    else:
-        servers = [SERVERS["ours"]]
-        for peer in PEERS:
+    for app in apps:
+        registry = servers_for(app)
+        if args.servers is not None:
+            servers += [registry[name] for name in dict.fromkeys(args.servers) if name in registry]
+            continue
+        servers.append(registry["ours"])
+        if args.quick:
+            continue
+        for peer in list(registry.values())[1:]:
             if peer.installed:
                 servers.append(peer)
             else:
-                notes.append(f"{peer.name} is not installed (no {', '.join(peer.missing())})")
-        if notes:
-            notes.append(f"for every peer: {PEER_HINT}")
+                missing = ", ".join(peer.missing())
+                notes.append(f"{peer.name} ({app}) is not installed (no {missing}): left out")
+    if notes:
+        notes.append(f"for every peer: {PEER_HINT}")
     for entry in args.add_server:
         name, sep, template = entry.partition("=")
         if not sep or not name.strip() or not template.strip():
             raise BenchUsageError(f"--add-server needs NAME=COMMAND, not {entry!r}")
-        if name.strip() in SERVERS or any(s.name == name.strip() for s in servers):
+        taken = {name for app in apps for name in servers_for(app)}
+        if name.strip() in taken or any(s.name == name.strip() for s in servers):
             raise BenchUsageError(f"--add-server: the name {name.strip()!r} is taken")
-        servers.append(custom_server(name.strip(), template))
+        servers.append(custom_server(name.strip(), template, apps[0]))
     return servers, notes
 
 
@@ -146,7 +164,7 @@ def run_bench(args: argparse.Namespace) -> int:
             client_timeout=args.timeout or 60.0,
             h2load=h2load,
         )
-        with _progress_bar(len(servers) * len(clients) * repeat) as progress:
+        with _progress_bar(crawl_plan(config).steps) as progress:
             experiment = run_experiment(config, space, pinning, progress)
         experiment.machine = machine
         return _report_experiment(args, experiment)
@@ -185,7 +203,7 @@ def _run_load(
         requests=args.requests or (3000 if args.quick else None),
         run_timeout=args.timeout or 180.0,
     )
-    with _progress_bar(len(servers) * len(config.workloads) * (runs + 1)) as progress:
+    with _progress_bar(load_plan(config).steps) as progress:
         result = run_loadtest(config, space, pinning, progress)
     result.h2load_version = h2load_version(h2load)
     result.command = _command_text()

@@ -4,11 +4,11 @@ A crawl is the post's: ``GET /``, then ``GET /book?id=N`` for every book, all
 checked. Each (server, client, protocol) cell is repeated and reported as the
 median and min-max of its wall time, with the client's CPU and the server's.
 
-The order: one server at a time (started once, warmed up with an unrecorded
-crawl over each protocol, stopped at the end); within it, rounds that run every
-client once, so that slow drift of a noisy machine spreads over all cells
-instead of landing on one. A server that fails to start, dies or stalls turns
-its cells into marked failures; the run goes on with the next.
+A plan for the runner (`h2books.bench.runner`), whose workloads are the clients:
+every server is started once, each cell warmed up with one unrecorded crawl, then
+rounds that run every cell once, so that slow drift of a noisy machine spreads
+over all cells instead of landing on one. A server that fails to start, dies or
+stalls turns its cells into marked failures; the run goes on with the others.
 """
 
 from __future__ import annotations
@@ -18,25 +18,18 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from h2books.bench.h2load import (
     H2loadParseError,
     h2load_command,
     parse_h2load_output,
-    write_uri_list,
 )
 from h2books.bench.names import DEFAULT_CLIENT_KEYS
 from h2books.bench.processes import Pinning, run_bounded
 from h2books.bench.progress import Progress, no_progress
-from h2books.bench.servers import (
-    RunningServer,
-    ServerSpec,
-    ServerStartError,
-    child_environment,
-    start_server,
-)
+from h2books.bench.runner import LOOPBACK, Condition, Plan, PlanCell, Target, run_plan
+from h2books.bench.servers import ServerSpec, child_environment
 from h2books.bench.stats import Spread, ratio, spread
 from h2books.bench.workspace import Workspace
 
@@ -49,6 +42,7 @@ __all__ = [
     "CrawlRun",
     "ExperimentConfig",
     "ExperimentResult",
+    "crawl_plan",
     "run_experiment",
 ]
 
@@ -96,7 +90,7 @@ class CrawlRun:
     requests: int = 0
     server_cpu: float = 0.0  # seconds the server spent during the run
     http_version: str = ""
-    error: str = ""
+    problem: str = ""
 
     @property
     def cpu(self) -> float:
@@ -104,7 +98,7 @@ class CrawlRun:
 
     def as_dict(self) -> dict[str, Any]:
         if not self.ok:
-            return {"ok": False, "error": self.error}
+            return {"ok": False, "error": self.problem}
         return {
             "ok": True,
             "wall_s": round(self.wall, 6),
@@ -116,16 +110,12 @@ class CrawlRun:
         }
 
 
-@dataclass(slots=True)
-class Cell:
-    server: str
-    client: ClientSpec
-    runs: list[CrawlRun] = field(default_factory=list)
-    note: str = ""  # why it has fewer runs than asked (not started, stalled, ...)
+class Cell(PlanCell[ClientSpec, CrawlRun]):
+    """One (server, client) of the crawl: the client is the runner's workload."""
 
     @property
-    def ok_runs(self) -> list[CrawlRun]:
-        return [run for run in self.runs if run.ok]
+    def client(self) -> ClientSpec:
+        return self.workload
 
     @property
     def failed(self) -> bool:
@@ -133,7 +123,7 @@ class Cell:
 
     @property
     def errors(self) -> list[str]:
-        found = [run.error for run in self.runs if not run.ok]
+        found = [run.problem for run in self.runs if not run.ok]
         return ([self.note] if self.note else []) + found
 
     def wall(self) -> Spread | None:
@@ -179,6 +169,7 @@ class ExperimentConfig:
     start_timeout: float = 30.0
     warm_up: bool = True
     h2load: str | None = None  # its path, when the h2load clients are wanted
+    conditions: Sequence[Condition] = (LOOPBACK,)
 
 
 @dataclass(slots=True)
@@ -255,138 +246,69 @@ class ExperimentResult:
         }
 
 
+def crawl_plan(config: ExperimentConfig) -> Plan[ClientSpec, CrawlRun]:
+    def measure(target: Target, cell: Cell) -> CrawlRun:
+        if cell.client.name == "h2load":
+            run = _h2load_crawl(cell.client, config, target)
+        else:
+            run = _python_crawl(cell.client, config, target)
+        return _check_version(run, cell.client) if run.ok else run
+
+    return Plan(
+        servers=config.servers,
+        workloads=config.clients,
+        measure=measure,
+        failed=lambda problem: CrawlRun(False, problem=problem),
+        cell_type=Cell,
+        conditions=config.conditions,
+        repetitions=config.repeat,
+        warm_up=config.warm_up,
+        # A crawl is short (~3000 requests): clock ticks (10 ms) would be too coarse.
+        precise_cpu=True,
+        start_timeout=config.start_timeout,
+    )
+
+
 def run_experiment(
     config: ExperimentConfig,
     space: Workspace,
     pinning: Pinning,
     progress: Progress = no_progress,
 ) -> ExperimentResult:
-    result = ExperimentResult(
-        cells=[],
-        servers=[],
+    done = run_plan(crawl_plan(config), space, pinning, progress)
+    return ExperimentResult(
+        cells=[cell for cell in done.cells if isinstance(cell, Cell)],
+        servers=[ServerOutcome(spec, done.server_status[spec.key]) for spec in config.servers],
         repeat=config.repeat,
         pinning=pinning,
         book_count=len(space.book_ids),
-        started=time.time(),
+        started=done.started,
+        duration=done.duration,
     )
-    wall_start = time.perf_counter()
-    for spec in config.servers:
-        cells = [Cell(spec.name, client) for client in config.clients]
-        result.cells.extend(cells)
-        outcome = ServerOutcome(spec)
-        result.servers.append(outcome)
-        missing = spec.missing()
-        if missing:
-            outcome.status = f"not installed (no {', '.join(missing)})"
-            _skip(cells, outcome.status, config.repeat, progress)
-            continue
-        progress(f"{spec.name}: starting", 0)
-        try:
-            server = start_server(
-                spec, space.paths, pinning, space.scratch, timeout=config.start_timeout
-            )
-        except ServerStartError as exc:
-            outcome.status = str(exc)
-            _skip(cells, outcome.status, config.repeat, progress)
-            continue
-        try:
-            outcome.status = "ok"
-            _run_server_cells(server, cells, config, space, pinning, progress)
-            if not server.alive():
-                outcome.status = f"died: {server.exit_reason()}"
-        finally:
-            server.stop()
-    result.duration = time.perf_counter() - wall_start
-    return result
 
 
-def _skip(cells: list[Cell], reason: str, repeat: int, progress: Progress) -> None:
-    for cell in cells:
-        cell.note = reason
-        progress(f"{cell.server} {cell.client.label}: skipped", repeat)
-
-
-def _run_server_cells(
-    server: RunningServer,
-    cells: list[Cell],
-    config: ExperimentConfig,
-    space: Workspace,
-    pinning: Pinning,
-    progress: Progress,
-) -> None:
-    uri_list = write_uri_list(space.scratch / f"uris-{server.port}.txt", server.url, space.book_ids)
-    if config.warm_up:
-        progress(f"{server.spec.name}: warming up", 0)
-        for protocol in ("h2", "h1"):
-            _crawl(ClientSpec("ours", protocol), server, config, space, pinning, uri_list)
-    given_up: set[str] = set()
-    for round_number in range(config.repeat):
-        for cell in cells:
-            label = f"{server.spec.name} ⇄ {cell.client.label} ({round_number + 1}/{config.repeat})"
-            progress(label, 0)
-            if cell.client.key in given_up:
-                progress(label, 1)
-                continue
-            if not server.alive():
-                cell.runs.append(CrawlRun(False, error=f"server down: {server.exit_reason()}"))
-            else:
-                run = _crawl(cell.client, server, config, space, pinning, uri_list)
-                cell.runs.append(run)
-                if run.error.startswith("stalled"):
-                    # One stall is enough to know: don't spend the timeout again on this cell.
-                    given_up.add(cell.client.key)
-                    cell.note = f"not repeated after it stalled (run {round_number + 1})"
-            progress(label, 1)
-
-
-def _crawl(
-    client: ClientSpec,
-    server: RunningServer,
-    config: ExperimentConfig,
-    space: Workspace,
-    pinning: Pinning,
-    uri_list: Path,
-) -> CrawlRun:
-    # A crawl is short (~3000 requests): clock ticks (10 ms) would be too coarse.
-    before = server.cpu_seconds(precise=True)
-    if client.name == "h2load":
-        run = _h2load_crawl(client, config, space, pinning, uri_list)
-    else:
-        run = _python_crawl(client, server, config, space, pinning)
-    run.server_cpu = max(0.0, server.cpu_seconds(precise=True) - before)
-    if not run.ok and not server.alive():
-        run.error = f"{run.error} (server died: {server.exit_reason()})"
-    return run
-
-
-def _python_crawl(
-    client: ClientSpec,
-    server: RunningServer,
-    config: ExperimentConfig,
-    space: Workspace,
-    pinning: Pinning,
-) -> CrawlRun:
+def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) -> CrawlRun:
     argv = [
-        *pinning.client_prefix,
+        *target.pinning.client_prefix,
         sys.executable,
         "-m",
         "h2books.bench.client_main",
         client.name,
-        server.url,
+        target.server.url,
         "--http2" if client.protocol == "h2" else "--no-http2",
         "--cacert",
-        str(space.paths.ca),
+        str(target.space.paths.ca),
     ]
     finished = run_bounded(argv, timeout=config.client_timeout, env=child_environment())
     if finished.timed_out:
-        return CrawlRun(False, error=f"stalled: no result within {config.client_timeout:g} s")
+        return CrawlRun(False, problem=f"stalled: no result within {config.client_timeout:g} s")
     report = _last_json_line(finished.stdout)
     if report is None:
         tail = (finished.stderr.strip().splitlines() or ["no output"])[-1][:200]
-        return CrawlRun(False, error=f"client exited with code {finished.returncode}: {tail}")
+        return CrawlRun(False, problem=f"client exited with code {finished.returncode}: {tail}")
     if not report.get("ok"):
-        return CrawlRun(False, error=str(report.get("error", "failed")))
-    run = CrawlRun(
+        return CrawlRun(False, problem=str(report.get("error", "failed")))
+    return CrawlRun(
         True,
         wall=float(report["wall"]),
         user=float(report["user"]),
@@ -394,38 +316,31 @@ def _python_crawl(
         requests=int(report["requests"]),
         http_version=str(report.get("http_version", "")),
     )
-    return _check_version(run, client)
 
 
-def _h2load_crawl(
-    client: ClientSpec,
-    config: ExperimentConfig,
-    space: Workspace,
-    pinning: Pinning,
-    uri_list: Path,
-) -> CrawlRun:
+def _h2load_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) -> CrawlRun:
     if config.h2load is None:
-        return CrawlRun(False, error="h2load is not installed")
+        return CrawlRun(False, problem="h2load is not installed")
     h2 = client.protocol == "h2"
     # One connection, like the crawl: 100 streams in flight over h2, one at a time over h1.
     command = h2load_command(
-        uri_list,
+        target.uri_list,
         http1=not h2,
-        requests=len(space.book_ids),
+        requests=len(target.space.book_ids),
         connections=1,
         streams=100 if h2 else 1,
         executable=config.h2load,
     )
-    finished = run_bounded([*pinning.client_prefix, *command], timeout=config.client_timeout)
+    finished = run_bounded([*target.pinning.client_prefix, *command], timeout=config.client_timeout)
     if finished.timed_out:
-        return CrawlRun(False, error=f"stalled: no result within {config.client_timeout:g} s")
+        return CrawlRun(False, problem=f"stalled: no result within {config.client_timeout:g} s")
     try:
         report = parse_h2load_output(finished.stdout)
     except H2loadParseError as exc:
-        return CrawlRun(False, error=f"h2load exited with code {finished.returncode}: {exc}")
+        return CrawlRun(False, problem=f"h2load exited with code {finished.returncode}: {exc}")
     if not report.all_succeeded:
-        return CrawlRun(False, error=f"h2load: {report.problem()}")
-    run = CrawlRun(
+        return CrawlRun(False, problem=f"h2load: {report.problem()}")
+    return CrawlRun(
         True,
         wall=report.duration,
         user=finished.user,
@@ -433,14 +348,13 @@ def _h2load_crawl(
         requests=report.total,
         http_version=report.protocol,
     )
-    return _check_version(run, client)
 
 
 def _check_version(run: CrawlRun, client: ClientSpec) -> CrawlRun:
     if run.http_version not in HTTP_VERSIONS[client.protocol]:
         return CrawlRun(
             False,
-            error=f"asked for {client.protocol}, got {run.http_version or 'no protocol'}",
+            problem=f"asked for {client.protocol}, got {run.http_version or 'no protocol'}",
         )
     return run
 

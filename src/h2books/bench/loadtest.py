@@ -1,10 +1,10 @@
 """The h2load benchmark of ``shared/BENCHMARKING.md``: our server against each peer.
 
-For each server and each workload: start the server (pinned to the server
-core), write the URI list over every book, run h2load (pinned to the client
-core) once unrecorded to warm up, then N recorded runs; stop the server. A run
-counts only when every request succeeded. Each run also records the server's
-CPU time (its whole session, workers included) divided by the requests.
+A plan for the runner (`h2books.bench.runner`): each cell is h2load (pinned to the
+client core) running one workload against one server; one unrecorded warm-up
+run, then N recorded runs, alternated with the other cells. A run counts only
+when every request succeeded. Each run also records the server's CPU time (its
+whole session, workers included) divided by the requests.
 """
 
 from __future__ import annotations
@@ -19,12 +19,12 @@ from h2books.bench.h2load import (
     H2loadReport,
     h2load_command,
     parse_h2load_output,
-    write_uri_list,
 )
 from h2books.bench.names import WORKLOAD_KEYS
 from h2books.bench.processes import Pinning, run_bounded
 from h2books.bench.progress import Progress, no_progress
-from h2books.bench.servers import RunningServer, ServerSpec, ServerStartError, start_server
+from h2books.bench.runner import LOOPBACK, Condition, Plan, PlanCell, Target, run_plan
+from h2books.bench.servers import ServerSpec
 from h2books.bench.stats import Spread, ratio, spread
 from h2books.bench.workspace import Workspace
 
@@ -36,6 +36,7 @@ __all__ = [
     "LoadResult",
     "LoadRun",
     "Workload",
+    "load_plan",
     "run_loadtest",
 ]
 
@@ -48,6 +49,10 @@ class Workload:
     requests: int
     connections: int
     streams: int
+
+    @property
+    def protocol(self) -> str:
+        return "h1" if self.http1 else "h2"
 
     def command(self, uri_list: Any, executable: str, requests: int | None = None) -> list[str]:
         return h2load_command(
@@ -101,21 +106,8 @@ class LoadRun:
         return entry
 
 
-@dataclass(slots=True)
-class LoadCell:
-    server: str
-    workload: Workload
-    runs: list[LoadRun] = field(default_factory=list)
-    warm_up: LoadRun | None = None
-    note: str = ""
-
-    @property
-    def ok_runs(self) -> list[LoadRun]:
-        return [run for run in self.runs if run.ok]
-
-    @property
-    def failed_runs(self) -> list[LoadRun]:
-        return [run for run in self.runs if not run.ok]
+class LoadCell(PlanCell[Workload, LoadRun]):
+    """One (server, workload, condition) of the h2load plan, with its figures."""
 
     def rate(self) -> Spread | None:
         return spread(run.requests_per_second for run in self.ok_runs)
@@ -158,7 +150,9 @@ class LoadCell:
         rate, cpu = self.rate(), self.server_cpu_us()
         return {
             "server": self.server,
+            "app": self.app,
             "workload": self.workload.key,
+            "condition": self.condition.key,
             "runs_ok": len(self.ok_runs),
             "runs_failed": len(self.failed_runs),
             "requests_per_s": rate.as_dict(1) if rate else None,
@@ -181,6 +175,7 @@ class LoadConfig:
     requests: int | None = None  # overrides every workload's count (for quick checks)
     run_timeout: float = 180.0
     start_timeout: float = 30.0
+    conditions: Sequence[Condition] = (LOOPBACK,)
 
 
 @dataclass(slots=True)
@@ -198,22 +193,53 @@ class LoadResult:
     h2load_version: str | None = None
     command: str = ""
 
-    def cell(self, server: str, workload: str) -> LoadCell | None:
+    def cell(
+        self, server: str, workload: str, app: str = "native", condition: str = LOOPBACK.key
+    ) -> LoadCell | None:
         for cell in self.cells:
-            if cell.server == server and cell.workload.key == workload:
+            if (cell.server, cell.workload.key, cell.app, cell.condition.key) == (
+                server,
+                workload,
+                app,
+                condition,
+            ):
                 return cell
         return None
 
+    def reference(self, cell: LoadCell) -> LoadCell | None:
+        """Our cell that this one is compared with: same app, workload and condition."""
+        return self.cell("ours", cell.workload.key, cell.app, cell.condition.key)
+
+    @property
+    def apps(self) -> list[str]:
+        return list(dict.fromkeys(cell.app for cell in self.cells))
+
     def ours_over(self, cell: LoadCell) -> float | None:
         """Our median req/s over this cell's (>1: ours is faster)."""
-        ours = self.cell("ours", cell.workload.key)
+        ours = self.reference(cell)
         ours_rate = ours.rate() if ours is not None else None
         rate = cell.rate()
         return ratio(ours_rate.median if ours_rate else None, rate.median if rate else None)
 
+    def ours_over_per_round(self, cell: LoadCell) -> Spread | None:
+        """Our req/s over this cell's, round by round (the runner alternates the cells).
+
+        Run i of every cell ran in the same round, minutes apart at most, so on a machine
+        whose speed drifts this pairing is the steadier figure; over the rounds in which
+        both runs counted.
+        """
+        ours = self.reference(cell)
+        if ours is None or ours is cell:
+            return None
+        return spread(
+            mine.requests_per_second / theirs.requests_per_second
+            for mine, theirs in zip(ours.runs, cell.runs, strict=False)
+            if mine.ok and theirs.ok and theirs.requests_per_second > 0
+        )
+
     def ratio_to_failed(self, cell: LoadCell) -> float | None:
         """Our median req/s over the rate of this cell's failed runs (for information only)."""
-        ours = self.cell("ours", cell.workload.key)
+        ours = self.reference(cell)
         ours_rate = ours.rate() if ours is not None else None
         failed = cell.failed_rate()
         return ratio(ours_rate.median if ours_rate else None, failed.median if failed else None)
@@ -224,6 +250,8 @@ class LoadResult:
             entry = cell.as_dict()
             value = self.ours_over(cell)
             entry["ours_over_this"] = round(value, 3) if value is not None else None
+            paired = self.ours_over_per_round(cell)
+            entry["ours_over_this_per_round"] = paired.as_dict(3) if paired else None
             cells.append(entry)
         return {
             "kind": "h2books bench --load h2load",
@@ -247,93 +275,52 @@ class LoadResult:
         }
 
 
+def load_plan(config: LoadConfig) -> Plan[Workload, LoadRun]:
+    def measure(target: Target, cell: LoadCell) -> LoadRun:
+        command = [
+            *target.pinning.client_prefix,
+            *cell.workload.command(target.uri_list, config.h2load, config.requests),
+        ]
+        return _run(command, config, cell.workload)
+
+    return Plan(
+        servers=config.servers,
+        workloads=config.workloads,
+        measure=measure,
+        failed=lambda problem: LoadRun(False, problem=problem),
+        cell_type=LoadCell,
+        conditions=config.conditions,
+        repetitions=config.runs,
+        start_timeout=config.start_timeout,
+    )
+
+
 def run_loadtest(
     config: LoadConfig,
     space: Workspace,
     pinning: Pinning,
     progress: Progress = no_progress,
 ) -> LoadResult:
-    result = LoadResult(
-        cells=[],
-        server_status={},
-        server_versions={},
-        server_descriptions={},
+    done = run_plan(load_plan(config), space, pinning, progress)
+    return LoadResult(
+        cells=[cell for cell in done.cells if isinstance(cell, LoadCell)],
+        server_status=done.server_status,
+        server_versions={spec.key: spec.versions() for spec in config.servers},
+        server_descriptions={spec.key: spec.description for spec in config.servers},
         runs=config.runs,
         pinning=pinning,
         book_count=len(space.book_ids),
-        started=time.time(),
+        started=done.started,
+        duration=done.duration,
     )
-    wall_start = time.perf_counter()
-    for spec in config.servers:
-        result.server_versions[spec.name] = spec.versions()
-        result.server_descriptions[spec.name] = spec.description
-        missing = spec.missing()
-        status = f"not installed (no {', '.join(missing)})" if missing else "ok"
-        for workload in config.workloads:
-            cell = LoadCell(spec.name, workload)
-            result.cells.append(cell)
-            if missing:
-                cell.note = status
-                progress(f"{spec.name} {workload.key}: not installed", config.runs + 1)
-                continue
-            # A fresh server per workload, as the method says.
-            progress(f"{spec.name} {workload.key}: starting", 0)
-            try:
-                server = start_server(
-                    spec, space.paths, pinning, space.scratch, timeout=config.start_timeout
-                )
-            except ServerStartError as exc:
-                cell.note = str(exc)
-                status = str(exc)
-                progress(f"{spec.name} {workload.key}: failed to start", config.runs + 1)
-                continue
-            try:
-                _run_cell(cell, server, config, space, pinning, progress)
-                if not server.alive():
-                    status = f"died: {server.exit_reason()}"
-            finally:
-                server.stop()
-        result.server_status[spec.name] = status
-    result.duration = time.perf_counter() - wall_start
-    return result
 
 
-def _run_cell(
-    cell: LoadCell,
-    server: RunningServer,
-    config: LoadConfig,
-    space: Workspace,
-    pinning: Pinning,
-    progress: Progress,
-) -> None:
-    uri_list = write_uri_list(space.scratch / f"uris-{server.port}.txt", server.url, space.book_ids)
-    command = [
-        *pinning.client_prefix,
-        *cell.workload.command(uri_list, config.h2load, config.requests),
-    ]
-    name = f"{server.spec.name} {cell.workload.key}"
-    progress(f"{name}: warm-up", 0)
-    cell.warm_up = _run(command, server, config)
-    progress(f"{name}: warm-up", 1)
-    for index in range(config.runs):
-        label = f"{name}: run {index + 1}/{config.runs}"
-        progress(label, 0)
-        if not server.alive():
-            cell.runs.append(LoadRun(False, problem=f"server down: {server.exit_reason()}"))
-        else:
-            run = _run(command, server, config)
-            cell.runs.append(run)
-            if run.problem.startswith("stalled"):
-                cell.note = "not repeated after it stalled"
-                progress(label, config.runs - index)
-                return
-        progress(label, 1)
+# What h2load reports as negotiated (ALPN), by workload protocol.
+_ALPN = {"h1": "http/1.1", "h2": "h2"}
 
 
-def _run(command: list[str], server: RunningServer, config: LoadConfig) -> LoadRun:
-    before = server.cpu_seconds()
+def _run(command: list[str], config: LoadConfig, workload: Workload) -> LoadRun:
     finished = run_bounded(command, timeout=config.run_timeout)
-    server_cpu = server.cpu_seconds() - before
     if finished.timed_out:
         return LoadRun(False, problem=f"stalled: h2load did not finish in {config.run_timeout:g} s")
     try:
@@ -341,14 +328,13 @@ def _run(command: list[str], server: RunningServer, config: LoadConfig) -> LoadR
     except H2loadParseError as exc:
         return LoadRun(False, problem=f"h2load exited with code {finished.returncode}: {exc}")
     problem = report.problem()
-    if not problem and not server.alive():
-        problem = f"server died: {server.exit_reason()}"
+    if not problem and report.protocol != _ALPN[workload.protocol]:
+        problem = f"asked for {workload.protocol}, got {report.protocol or 'no protocol'}"
     return LoadRun(
         not problem,
         requests_per_second=report.requests_per_second,
         duration=report.duration,
         requests=report.total,
-        server_cpu=server_cpu,
         problem=problem,
         report=report,
     )

@@ -1,9 +1,20 @@
 """The names the command line offers, kept apart so that `h2books` starts without loading
 the benchmark (every `h2books` command builds the parser, ``bench`` included)."""
 
-__all__ = ["CLIENT_KEYS", "DEFAULT_CLIENT_KEYS", "SERVER_NAMES", "WORKLOAD_KEYS"]
+__all__ = ["APP_NAMES", "CLIENT_KEYS", "DEFAULT_CLIENT_KEYS", "SERVER_NAMES", "WORKLOAD_KEYS"]
 
-SERVER_NAMES = ("ours", "twisted", "hypercorn", "granian", "uvicorn")
+# Which bookstore the servers run (`--app`); servers.py has a set of servers per app.
+APP_NAMES = ("native", "asgi", "wsgi")
+SERVER_NAMES = (
+    "ours",
+    "twisted",
+    "hypercorn",
+    "granian",
+    "uvicorn",
+    "uvicorn-httptools",
+    "uvicorn-zttp",
+    "gunicorn",
+)
 CLIENT_KEYS = (
     "ours-h1",
     "ours-h2",

@@ -114,7 +114,7 @@ def _experiment_row(result: ExperimentResult, cell: Cell, notes: list[str]) -> l
         reason = cell.errors[0] if cell.errors else "no run"
         notes.append(f"✗ {cell.server} ⇄ {cell.client.label}: {reason}")
         return [*name, "✗ " + _short(reason), *[DASH] * 8]
-    failures = [run.error for run in cell.runs if not run.ok]
+    failures = [run.problem for run in cell.runs if not run.ok]
     if failures or cell.note:
         marker = f"{len(cell.ok_runs)}/{len(cell.runs)} ok"
         notes.append(
@@ -154,6 +154,7 @@ def load_table(result: LoadResult) -> Table:
         "runs ok",
         "server µs/req",
         "ours ÷ this",
+        "per round",
     ]
     rows: list[list[str]] = []
     notes: list[str] = []
@@ -173,7 +174,8 @@ def load_table(result: LoadResult) -> Table:
         f"req/s: median of {result.runs} h2load runs after one unrecorded warm-up; a run counts "
         "only when every request succeeded; ✗ (…): no run counted, in brackets the rate of the "
         "failed runs, for information only. server µs/req: the server's CPU (utime+stime of its "
-        "processes) over the run, per request."
+        "processes) over the run, per request. per round: the median of our req/s over this "
+        "server's in the same round (the runner alternates servers), and its min-max."
     )
     notes.append(f"pinning: {result.pinning.describe()}.")
     return Table(
@@ -181,44 +183,54 @@ def load_table(result: LoadResult) -> Table:
         columns,
         rows,
         notes,
-        numeric={2, 3, 4, 5},
+        numeric={2, 3, 4, 5, 6},
         sections=sections,
     )
 
 
 def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]:
     title = f"{cell.workload.key}  ({cell.workload.title})"
+    name = cell.display_server
+    if cell.not_applicable:
+        return [title, name, f"n/a ({cell.not_applicable})", DASH, DASH, DASH, DASH]
     rate = cell.rate()
     problems = cell.problems()
     if problems:
         notes.append(
-            f"{'✗' if rate is None else '⚠'} {cell.server} {cell.workload.key}: "
-            + "; ".join(problems)
+            f"{'✗' if rate is None else '⚠'} {name} {cell.workload.key}: " + "; ".join(problems)
         )
     if rate is None:
         failed = cell.failed_rate()
         if failed is None:
             reason = problems[0] if problems else "no run"
-            return [title, cell.server, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH]
+            return [title, name, "✗ " + _short(reason), f"0/{len(cell.runs)}", DASH, DASH, DASH]
         # No run counts, but the failed ones still show how fast it went until it failed.
         ratio = result.ratio_to_failed(cell)
         return [
             title,
-            cell.server,
+            name,
             f"✗ ({_spread_text(failed, thousands=True)})",
             f"0/{len(cell.runs)}",
             DASH,
             f"({_times(ratio)})" if ratio is not None else DASH,
+            DASH,
         ]
     ratio = result.ours_over(cell)
     return [
         title,
-        cell.server,
+        name,
         _spread_text(rate, thousands=True),
         f"{len(cell.ok_runs)}/{len(cell.runs)}",
         _us(cell.server_cpu_us()),
         DASH if cell.server == "ours" else _times(ratio),
+        _ratio_spread(result.ours_over_per_round(cell)),
     ]
+
+
+def _ratio_spread(value: Spread | None) -> str:
+    if value is None:
+        return DASH
+    return f"{_times(value.median)} ({value.low:.2f}{DASH}{value.high:.2f})"
 
 
 def print_table(table: Table) -> None:
@@ -308,34 +320,20 @@ def experiment_markdown(result: ExperimentResult, command: str) -> str:
 
 
 def load_markdown(result: LoadResult) -> str:
-    workloads: list[str] = []
-    servers: list[str] = []
-    for cell in result.cells:
-        if cell.workload.key not in workloads:
-            workloads.append(cell.workload.key)
-        if cell.server not in servers:
-            servers.append(cell.server)
-    summary = ["| workload | " + " | ".join(servers) + " |", "|---|" + "---:|" * len(servers)]
+    workloads = list(dict.fromkeys(cell.workload.key for cell in result.cells))
+    servers = list(dict.fromkeys((cell.server, cell.app) for cell in result.cells))
+    header = [name if app == "native" else f"{name} ({app})" for name, app in servers]
+    summary = ["| workload | " + " | ".join(header) + " |", "|---|" + "---:|" * len(servers)]
+    cpu = ["| workload | " + " | ".join(header) + " |", "|---|" + "---:|" * len(servers)]
     for key in workloads:
-        row = [key]
-        for server in servers:
-            found = result.cell(server, key)
-            rate = found.rate() if found is not None else None
-            if found is None or rate is None:
-                failed = found.failed_rate() if found is not None else None
-                ratio = result.ratio_to_failed(found) if found is not None else None
-                if failed is None:
-                    row.append("✗")
-                else:
-                    extra = f", ours {_times(ratio)}" if ratio is not None else ""
-                    row.append(f"✗ ({failed.median:,.0f}{extra})")
-                continue
-            text = f"{rate.median:,.0f}"
-            ratio = result.ours_over(found)
-            if server != "ours" and ratio is not None:
-                text += f" (ours {_times(ratio)})"
-            row.append(text)
+        row, cpu_row = [key], [key]
+        for server, app in servers:
+            found = result.cell(server, key, app)
+            row.append(_summary_text(result, found))
+            figure = found.server_cpu_us() if found is not None else None
+            cpu_row.append(_us(figure))
         summary.append("| " + " | ".join(row) + " |")
+        cpu.append("| " + " | ".join(cpu_row) + " |")
     statuses = [
         f"{name}: {status}" for name, status in result.server_status.items() if status != "ok"
     ]
@@ -359,9 +357,33 @@ def load_markdown(result: LoadResult) -> str:
         "",
         *summary,
         "",
+        "Server CPU per request, µs (median over the counted runs):",
+        "",
+        *cpu,
+        "",
         markdown(load_table(result)),
     ]
     return "\n".join(lines)
+
+
+def _summary_text(result: LoadResult, cell: LoadCell | None) -> str:
+    if cell is None:
+        return DASH
+    if cell.not_applicable:
+        return f"n/a ({cell.not_applicable})"
+    rate = cell.rate()
+    if rate is None:
+        failed = cell.failed_rate()
+        if failed is None:
+            return "✗"
+        ratio = result.ratio_to_failed(cell)
+        extra = f", ours {_times(ratio)}" if ratio is not None else ""
+        return f"✗ ({failed.median:,.0f}{extra})"
+    text = f"{rate.median:,.0f}"
+    ratio = result.ours_over(cell)
+    if cell.server != "ours" and ratio is not None:
+        text += f" (ours {_times(ratio)})"
+    return text
 
 
 def time_text(timestamp: float) -> str:
@@ -452,9 +474,9 @@ def write_experiment_png(path: Path, result: ExperimentResult) -> None:
 
 def write_load_png(path: Path, result: LoadResult) -> None:
     groups = list(dict.fromkeys(cell.workload.key for cell in result.cells))
-    series = list(dict.fromkeys(cell.server for cell in result.cells))
-    values = {(c.workload.key, c.server): c.rate() for c in result.cells}
-    failed = {(c.workload.key, c.server): c.rate() is None for c in result.cells}
+    series = list(dict.fromkeys(cell.display_server for cell in result.cells))
+    values = {(c.workload.key, c.display_server): c.rate() for c in result.cells}
+    failed = {(c.workload.key, c.display_server): c.rate() is None for c in result.cells}
     _bar_chart(
         path,
         f"h2load over TLS, median of {result.runs} runs, whiskers min{DASH}max",

@@ -39,10 +39,15 @@ __all__ = [
     "child_environment",
     "custom_server",
     "free_port",
+    "server_key",
+    "servers_for",
     "start_server",
 ]
 
 ASGI_APP = "h2books.bench.peers.asgi_entry:app"
+WSGI_APP = "h2books.bench.peers.wsgi_entry:app"
+# Which bookstore "ours" serves: the native handler, or the same app through an interface.
+APPS = ("native", "asgi", "wsgi")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +70,16 @@ class ServerSpec:
     command: CommandBuilder
     modules: tuple[str, ...] = ()  # what must be importable for the server to run
     distributions: tuple[str, ...] = ()  # whose versions the report names
+    app: str = "native"  # the app set it belongs to (APPS); ours is compared within it
+    protocols: tuple[str, ...] = ("h1", "h2")  # what it offers over TLS (ALPN)
+
+    @property
+    def key(self) -> str:
+        """Unique across app sets: ``granian`` runs the ASGI app in two of them."""
+        return server_key(self.name, self.app)
+
+    def speaks(self, protocol: str) -> bool:
+        return protocol in self.protocols
 
     def missing(self) -> list[str]:
         return [name for name in self.modules if importlib.util.find_spec(name) is None]
@@ -95,6 +110,18 @@ def _ours(port: int, paths: BenchPaths) -> list[str]:
     )  # fmt: skip
 
 
+def _ours_serving(app: str, interface: str) -> CommandBuilder:
+    def command(port: int, paths: BenchPaths) -> list[str]:
+        return _python(
+            "-m", "h2books", "serve", app, "--interface", interface,
+            "--host", "127.0.0.1", "--port", str(port),
+            "--certfile", str(paths.cert), "--keyfile", str(paths.key),
+            "--no-access-log", "--log-level", "warning",
+        )  # fmt: skip
+
+    return command
+
+
 def _twisted(port: int, paths: BenchPaths) -> list[str]:
     return _python(
         "-m", "h2books.bench.peers.twisted_server",
@@ -113,14 +140,32 @@ def _hypercorn(port: int, paths: BenchPaths) -> list[str]:
     )  # fmt: skip
 
 
-def _granian(port: int, paths: BenchPaths) -> list[str]:
+def _hypercorn_unlimited(port: int, paths: BenchPaths) -> list[str]:
+    # keep_alive_max_requests lifted: by default every connection ends after 1000 requests.
     return _python(
-        "-m", "granian", "--interface", "asgi", "--http", "auto", "--loop", "uvloop",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key),
-        "--log-level", "warning", "--no-access-log",
+        "-m", "hypercorn", "-k", "uvloop",
+        "--config", "python:h2books.bench.peers.hypercorn_config",
+        "--bind", f"127.0.0.1:{port}",
+        "--certfile", str(paths.cert), "--keyfile", str(paths.key),
+        "--log-level", "warning",
         ASGI_APP,
     )  # fmt: skip
+
+
+def _granian_serving(interface: str, app: str) -> CommandBuilder:
+    def command(port: int, paths: BenchPaths) -> list[str]:
+        return _python(
+            "-m", "granian", "--interface", interface, "--http", "auto", "--loop", "uvloop",
+            "--host", "127.0.0.1", "--port", str(port),
+            "--ssl-certificate", str(paths.cert), "--ssl-keyfile", str(paths.key),
+            "--log-level", "warning", "--no-access-log",
+            app,
+        )  # fmt: skip
+
+    return command
+
+
+_granian = _granian_serving("asgi", ASGI_APP)
 
 
 def _uvicorn(port: int, paths: BenchPaths) -> list[str]:
@@ -129,6 +174,26 @@ def _uvicorn(port: int, paths: BenchPaths) -> list[str]:
         "--host", "127.0.0.1", "--port", str(port),
         "--ssl-certfile", str(paths.cert), "--ssl-keyfile", str(paths.key),
         "--log-level", "warning", "--no-access-log",
+        ASGI_APP,
+    )  # fmt: skip
+
+
+def _uvicorn_httptools(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "uvicorn", "--http", "httptools", "--loop", "uvloop",
+        "--host", "127.0.0.1", "--port", str(port),
+        "--ssl-certfile", str(paths.cert), "--ssl-keyfile", str(paths.key),
+        "--log-level", "warning", "--no-access-log",
+        ASGI_APP,
+    )  # fmt: skip
+
+
+def _gunicorn(port: int, paths: BenchPaths) -> list[str]:
+    return _python(
+        "-m", "gunicorn", "-k", "asgi", "-w", "1", "--http-protocols", "h2,h1",
+        "--bind", f"127.0.0.1:{port}",
+        "--certfile", str(paths.cert), "--keyfile", str(paths.key),
+        "--log-level", "warning",
         ASGI_APP,
     )  # fmt: skip
 
@@ -166,8 +231,94 @@ PEERS = (
 )
 SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in (OURS, *PEERS)}
 
+# The same ASGI bookstore (peers/asgi_app.py) on every server, ours included.
+ASGI_SERVERS = (
+    ServerSpec(
+        "ours",
+        f"h2books {h2books.__version__} serve {ASGI_APP} (AsgiInterface)",
+        _ours_serving(ASGI_APP, "asgi"),
+        (),
+        ("uvloop",),
+        app="asgi",
+    ),
+    ServerSpec(
+        "granian",
+        "Granian --interface asgi --http auto (Rust)",
+        _granian,
+        ("granian", "uvloop"),
+        ("granian", "uvloop"),
+        app="asgi",
+    ),
+    ServerSpec(
+        "uvicorn-httptools",
+        "Uvicorn --http httptools --loop uvloop (HTTP/1.1 only)",
+        _uvicorn_httptools,
+        ("uvicorn", "httptools", "uvloop"),
+        ("uvicorn", "httptools", "uvloop"),
+        app="asgi",
+        protocols=("h1",),
+    ),
+    ServerSpec(
+        "uvicorn-zttp",
+        "Uvicorn --http zttp --http2 --loop uvloop (Zig core)",
+        _uvicorn,
+        ("uvicorn", "zttp", "uvloop"),
+        ("uvicorn", "zttp", "uvloop"),
+        app="asgi",
+    ),
+    ServerSpec(
+        "hypercorn",
+        "Hypercorn -k uvloop, keep_alive_max_requests lifted",
+        _hypercorn_unlimited,
+        ("hypercorn", "uvloop"),
+        ("hypercorn", "h2", "uvloop"),
+        app="asgi",
+    ),
+    ServerSpec(
+        "gunicorn",
+        "Gunicorn -k asgi -w 1 --http-protocols h2,h1",
+        _gunicorn,
+        ("gunicorn", "h2"),
+        ("gunicorn", "h2"),
+        app="asgi",
+    ),
+)
+# The same WSGI bookstore (peers/wsgi_app.py): ours (WsgiInterface) and Granian's WSGI.
+WSGI_SERVERS = (
+    ServerSpec(
+        "ours",
+        f"h2books {h2books.__version__} serve {WSGI_APP} (WsgiInterface)",
+        _ours_serving(WSGI_APP, "wsgi"),
+        (),
+        ("uvloop",),
+        app="wsgi",
+    ),
+    ServerSpec(
+        "granian",
+        "Granian --interface wsgi --http auto (Rust)",
+        _granian_serving("wsgi", WSGI_APP),
+        ("granian", "uvloop"),
+        ("granian",),
+        app="wsgi",
+    ),
+)
+_BY_APP: dict[str, tuple[ServerSpec, ...]] = {
+    "native": (OURS, *PEERS),
+    "asgi": ASGI_SERVERS,
+    "wsgi": WSGI_SERVERS,
+}
 
-def custom_server(name: str, template: str) -> ServerSpec:
+
+def servers_for(app: str) -> dict[str, ServerSpec]:
+    """The servers of one app set by name, ours first."""
+    return {spec.name: spec for spec in _BY_APP[app]}
+
+
+def server_key(name: str, app: str) -> str:
+    return name if app == "native" else f"{app}:{name}"
+
+
+def custom_server(name: str, template: str, app: str = "native") -> ServerSpec:
     """A server given on the command line: ``{port} {cert} {key} {data_dir} {python}`` are filled in."""
 
     def command(port: int, paths: BenchPaths) -> list[str]:
@@ -182,7 +333,7 @@ def custom_server(name: str, template: str) -> ServerSpec:
             for part in shlex.split(template)
         ]
 
-    return ServerSpec(name, f"custom: {template}", command)
+    return ServerSpec(name, f"custom: {template}", command, app=app)
 
 
 class ServerStartError(Exception):
@@ -263,7 +414,7 @@ def start_server(
 ) -> RunningServer:
     """Start `spec` pinned to the server core and return once it answers ``GET /``."""
     port = free_port()
-    log_path = log_dir / f"{spec.name}-{port}.log"
+    log_path = log_dir / f"{spec.key.replace(':', '-')}-{port}.log"
     log = log_path.open("wb")
     env = child_environment()
     env[DATA_DIR_VARIABLE] = str(paths.data_dir)

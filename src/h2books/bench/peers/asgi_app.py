@@ -1,19 +1,20 @@
-"""One small ASGI app for Hypercorn, Granian and Uvicorn: the bookstore, precomputed.
+"""The bookstore as an ASGI 3 app: the native bookstore's answers, as ASGI messages.
 
-Servers import the ready app by name from `h2books.bench.peers.asgi_entry`, which
-reads the data directory from the environment (`DATA_DIR_VARIABLE`).
-Each response is two prebuilt ASGI messages: the work per request is a dict
-lookup, like every other server in the benchmark.
+Every ASGI server in the benchmark (ours through `AsgiInterface`, Granian, Uvicorn,
+Hypercorn, Gunicorn) imports the ready app by name from
+`h2books.bench.peers.asgi_entry`. Each reply is two prebuilt messages built from
+the native `Response` (see `replies`), so the bodies and the app's header fields
+are the native bookstore's, and the work per request is a dict lookup.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
-from urllib.parse import parse_qs
 
-from h2books.bench.peers.catalog import Bodies
+from h2books.app.bookstore import Bookstore
+from h2books.bench.peers.replies import PrecomputedBookstore, fields_with_length
+from h2books.http import Response
 
 __all__ = ["BookstoreApp"]
 
@@ -22,65 +23,53 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 _Reply = tuple[Message, Message]
+_EMPTY_BODY: Message = {"type": "http.response.body", "body": b""}
 
 
-def _reply(status: int, body: bytes) -> _Reply:
+def _messages(response: Response) -> _Reply:
     start = {
         "type": "http.response.start",
-        "status": status,
-        "headers": [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ],
+        "status": response.status,
+        "headers": fields_with_length(response),
     }
-    return start, {"type": "http.response.body", "body": body}
-
-
-def _error(status: int, message: str) -> _Reply:
-    return _reply(status, json.dumps({"error": message}).encode())
-
-
-_NOT_FOUND = _error(404, "not found")
-_BOOK_NOT_FOUND = _error(404, "no book with this id")
-_ID_MISSING = _error(400, "missing query parameter: id")
+    return start, {"type": "http.response.body", "body": response.body}
 
 
 class BookstoreApp:
-    """``/`` and ``/book?id=N`` as an ASGI 3 app."""
+    """``/`` and ``/book?id=N`` (and the rest of the native API) as an ASGI 3 app."""
 
-    __slots__ = ("_books", "_books_by_query", "_index")
+    __slots__ = ("_replies",)
 
-    def __init__(self, bodies: Bodies) -> None:
-        self._books = {book_id: _reply(200, body) for book_id, body in bodies.books.items()}
-        # The plain request's query is exactly b"id=N": one lookup, like our bookstore.
-        self._books_by_query = {
-            f"id={book_id}".encode(): reply for book_id, reply in self._books.items()
-        }
-        self._index = _reply(200, bodies.index)
+    def __init__(self, native: Bookstore, book_ids: Iterable[str]) -> None:
+        self._replies = PrecomputedBookstore(native, book_ids, _messages)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
             start, body = self._route(scope)
             await send(start)
-            await send(body)
+            await send(_EMPTY_BODY if scope["method"] == "HEAD" else body)
         elif kind == "lifespan":
             await _lifespan(receive, send)
 
     def _route(self, scope: Scope) -> _Reply:
-        path = scope["path"]
-        if path == "/book":
-            query: bytes = scope["query_string"]
-            reply = self._books_by_query.get(query)
-            if reply is not None:
-                return reply
-            ids = parse_qs(query.decode("latin-1")).get("id")
-            if not ids:
-                return _ID_MISSING
-            return self._books.get(ids[0], _BOOK_NOT_FOUND)
-        if path == "/":
-            return self._index
-        return _NOT_FOUND
+        path: str = scope["path"]
+        query = scope["query_string"].decode("latin-1")
+        headers = scope["headers"]
+        reply = None
+        if scope["method"] == "GET" and not _revalidates(headers):
+            if path == "/book":
+                reply = self._replies.by_query.get(query)
+            elif path == "/" and not query:
+                reply = self._replies.index
+        if reply is None:
+            reply = self._replies.ask(scope["method"], path, query, headers)
+        return reply
+
+
+def _revalidates(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    # The native bookstore scans its header list for this on every request too.
+    return any(name == b"if-none-match" for name, _ in headers)
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:

@@ -5,8 +5,8 @@ servers import an app by name, so this is the only way to hand it its data.
 """
 
 from h2books.bench.peers.asgi_app import BookstoreApp
-from h2books.bench.peers.catalog import data_dir_from_environment, load_bodies
+from h2books.bench.peers.replies import open_bookstore
 
 __all__ = ["app"]
 
-app = BookstoreApp(load_bodies(data_dir_from_environment()))
+app = BookstoreApp(*open_bookstore())
