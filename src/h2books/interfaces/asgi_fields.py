@@ -145,9 +145,12 @@ class Head:
         self.template: Response | None = None
 
 
-# (multiplexed, status, *the app's header tuples) -> its checked head
+# (multiplexed, status, *the app's header tuples) -> its checked head. Bounded, and big
+# enough for an app whose answers differ by a content-length or an etag per resource (a
+# catalogue of a few thousand): below that, every request missed and paid the checks,
+# the head's encodings and an HPACK encoding again (~20 µs per request on the bookstore).
 HEADS: dict[tuple[Any, ...], Head] = {}
-HEADS_MAX = 1024
+HEADS_MAX = 4096
 
 
 def response_head(status: int, headers: Any, multiplexed: bool) -> Head:
