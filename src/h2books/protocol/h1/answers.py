@@ -202,7 +202,7 @@ class H1ServerAnswers:
             bool(flags & _CLOSE)
             or head.close
             or ((self._peer_closed or self._shutting_down) and not self._owed and self._ending())
-            or self._answered_body_unread()
+            or (self._body is not None and self._answered_body_unread())
         )
         if close:
             if not head.close:
