@@ -279,20 +279,28 @@ def _path_env(name: str) -> Path | None:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from h2books.certs import ensure_certificates
-    from h2books.server.runner import (
-        bind_listeners,
-        check_data_dir,
-        configure_logging,
-        load_ssl_context,
-        raise_open_file_limit,
-        run_workers,
-    )
+    from h2books.server.runner import check_data_dir, configure_logging
 
     config = serve_config(args)
     configure_logging(config.log_level)
     check_data_dir(config.data_dir)
     make_app, served = _app_to_serve(args, config)
+    return serve_until_stopped(config, make_app, served)
+
+
+def serve_until_stopped(
+    config: ServerConfig, make_app: Callable[[], Handler | ServerInterface], served: str
+) -> int:
+    """Certificates (the local CA's unless given), listeners, the banner, then the workers
+    until SIGINT/SIGTERM: what `h2books serve` and `h2books.run` both do."""
+    from h2books.certs import ensure_certificates
+    from h2books.server.runner import (
+        bind_listeners,
+        load_ssl_context,
+        raise_open_file_limit,
+        run_workers,
+    )
+
     ca_path = None
     if config.certfile is None:
         paths = ensure_certificates(config.data_dir / "tls")

@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import signal
 import ssl
-import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -66,30 +65,15 @@ def _certificates(config: ServerConfig) -> ssl.SSLContext:
 
 def run(app: Any, *, interface: str = "auto", **options: Any) -> int:
     """Serve `app` until SIGINT/SIGTERM, in this process (or `workers` forked ones)."""
-    from h2books.cli import banner
-    from h2books.server.runner import (
-        bind_listeners,
-        configure_logging,
-        raise_open_file_limit,
-        run_workers,
-    )
+    from h2books.cli import serve_until_stopped
+    from h2books.server.runner import check_data_dir, configure_logging
 
     config = config_from(options)
     configure_logging(config.log_level)
     app, kind, served = _resolve(app, interface)
     build_interface(app, kind, config)  # fails here, once, if it cannot be served
-    ca_path = None
-    if config.certfile is None:
-        from h2books.certs import CertPaths
-
-        ca_path = CertPaths.in_directory(config.data_dir / "tls").ca_cert
-    context = _certificates(config)
-    raise_open_file_limit()
-    listeners = bind_listeners(config)
-    port = listeners.tls[0].getsockname()[1]
-    http_port = listeners.http[0].getsockname()[1] if listeners.http else None
-    print(banner(config, served, port, http_port, ca_path), file=sys.stderr, flush=True)
-    return run_workers(config, lambda: build_interface(app, kind, config), context, listeners)
+    check_data_dir(config.data_dir)
+    return serve_until_stopped(config, lambda: build_interface(app, kind, config), served)
 
 
 async def serve(app: Any, config: ServerConfig | None = None, *, interface: str = "auto") -> None:

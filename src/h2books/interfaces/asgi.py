@@ -111,11 +111,8 @@ class AsgiInterface(ServerInterface):
             exchange.on_body_complete = self._http  # called once the last byte is in
 
     def _http(self, exchange: Exchange) -> None:
-        try:
-            scope = self._scope(exchange)
-        except Exception:
-            log.exception("cannot build the ASGI scope of %r", exchange)
-            exchange.respond(INTERNAL_ERROR)
+        scope = self._scope_or_500(exchange)
+        if scope is None:
             return
         call = HttpCall(exchange)
         try:
@@ -132,35 +129,41 @@ class AsgiInterface(ServerInterface):
         if task is not None:
             call.waiting(task, self.response_timeout)
 
-    def _scope(self, exchange: Exchange) -> dict[str, Any]:
-        """The request's HTTP scope (a WebSocket's is reshaped from it). Kept flat: each
-        call and store here is paid per request."""
-        settings = self.settings
-        http_version = exchange.http_version
-        cached = exchange.adapter.interface_data
-        if cached is None or cached[0] != http_version:
-            cached = self._connection_template(exchange)
-        scope: dict[str, Any] = cached[1].copy()
-        method = exchange.method
-        scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
-        raw, _, scope["query_string"] = exchange.target.partition(b"?")
-        known = settings.paths.get(raw)  # request_parts' cache, looked up inline
-        if known is None:
-            scope["path"], scope["raw_path"], _ = request_parts(raw, settings)
-        else:
-            scope["path"], scope["raw_path"] = known
-        headers = exchange.headers
-        if http_version != "1.1" and http_version != "1.0":
-            headers = scope_headers(exchange)  # :authority as a leading host field
-        scope["headers"] = headers
-        scope["state"] = self.state.copy()
-        # Each request's own: a middleware that adds to them must not leak the
-        # addition into the connection's later requests (or every connection's).
-        scope["asgi"] = scope["asgi"].copy()
-        scope["extensions"] = scope["extensions"].copy()
-        if cached[2]:
-            apply_proxy(scope, headers, settings)
-        return scope
+    def _scope_or_500(self, exchange: Exchange) -> dict[str, Any] | None:
+        """The request's HTTP scope (a WebSocket's is reshaped from it), or None once a
+        500 has answered a request it cannot be built for. Kept flat: each call and store
+        here is paid per request."""
+        try:
+            settings = self.settings
+            http_version = exchange.http_version
+            cached = exchange.adapter.interface_data
+            if cached is None or cached[0] != http_version:
+                cached = self._connection_template(exchange)
+            scope: dict[str, Any] = cached[1].copy()
+            method = exchange.method
+            scope["method"] = METHOD_NAMES.get(method) or method.decode("latin-1")
+            raw, _, scope["query_string"] = exchange.target.partition(b"?")
+            known = settings.paths.get(raw)  # request_parts' cache, looked up inline
+            if known is None:
+                scope["path"], scope["raw_path"], _ = request_parts(raw, settings)
+            else:
+                scope["path"], scope["raw_path"] = known
+            headers = exchange.headers
+            if http_version != "1.1" and http_version != "1.0":
+                headers = scope_headers(exchange)  # :authority as a leading host field
+            scope["headers"] = headers
+            scope["state"] = self.state.copy()
+            # Each request's own: a middleware that adds to them must not leak the
+            # addition into the connection's later requests (or every connection's).
+            scope["asgi"] = scope["asgi"].copy()
+            scope["extensions"] = scope["extensions"].copy()
+            if cached[2]:
+                apply_proxy(scope, headers, settings)
+            return scope
+        except Exception:
+            log.exception("cannot build the ASGI scope of %r", exchange)
+            exchange.respond(INTERNAL_ERROR)
+            return None
 
     def _connection_template(self, exchange: Exchange) -> tuple[str, dict[str, Any], bool]:
         """The constant part of the scope, kept on the connection (for its HTTP version:
@@ -177,13 +180,9 @@ class AsgiInterface(ServerInterface):
         """A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the
         `websocket` scope is the HTTP scope of the request, reshaped
         (interfaces/asgi_websocket.py); the session runs in a task of its own."""
-        try:
-            scope = self._scope(exchange)
-        except Exception:
-            log.exception("cannot build the ASGI scope of %r", exchange)
-            exchange.respond(INTERNAL_ERROR)
-            return
-        serve_websocket(self.app, exchange, scope)
+        scope = self._scope_or_500(exchange)
+        if scope is not None:
+            serve_websocket(self.app, exchange, scope)
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
