@@ -53,6 +53,13 @@ class H2Config:
     # Server: advertise SETTINGS_ENABLE_CONNECT_PROTOCOL=1 and accept RFC 8441 extended
     # CONNECT requests (:protocol, WebSockets over HTTP/2). Ignored on the client side.
     enable_connect_protocol: bool = True
+    # Server push (RFC 9113 §8.4), off by default. Server: `push_promise` may reserve
+    # streams (only while the client's SETTINGS_ENABLE_PUSH is 1, never more pushed
+    # streams at once than the client's SETTINGS_MAX_CONCURRENT_STREAMS nor than our own
+    # max_concurrent_streams, never after a GOAWAY either way). Client: announce
+    # SETTINGS_ENABLE_PUSH=1 and accept PUSH_PROMISE, up to max_concurrent_streams pushed
+    # streams at once; off, a PUSH_PROMISE is a connection error (we announced 0).
+    enable_push: bool = False
 
     def __post_init__(self) -> None:
         if not DEFAULT_MAX_FRAME_SIZE <= self.max_frame_size <= MAX_FRAME_SIZE_LIMIT:

@@ -59,7 +59,7 @@ from .frames import (
 )
 from .scheduler import Fields
 from .settings import DEFAULT_HEADER_TABLE_SIZE, MAX_WINDOW_SIZE, SettingCode
-from .stream import HALF_CLOSED_REMOTE, RESET_BY_PEER, RESET_BY_US
+from .stream import FRAME_RULES, HALF_CLOSED_REMOTE, RESET_BY_PEER, RESET_BY_US
 from .windows import ReceiveWindow
 
 __all__ = ["H2Config", "H2Connection"]
@@ -212,6 +212,9 @@ class H2Connection(Deadlines):
             self._on_data_without_stream(sid, flow_length)
             return
         if stream.state == HALF_CLOSED_REMOTE or not stream.head_received:
+            rule = FRAME_RULES.get((DATA, stream.state))
+            if rule is not None and rule.error is not None:  # a reserved (pushed) stream
+                raise H2ConnectionError(rule.error, rule.reason)
             self._credit_connection(flow_length)
             closed = stream.state == HALF_CLOSED_REMOTE
             code = ErrorCode.STREAM_CLOSED if closed else ErrorCode.PROTOCOL_ERROR
@@ -365,9 +368,11 @@ class H2Connection(Deadlines):
         stream = self._streams.get(sid)
         if stream is None:
             self._apply_frame_rule(RST_STREAM, sid)
-            self._charge_control()  # harmless (it crossed our END_STREAM) unless repeated
+            if not self._spend_push_credit(sid):
+                self._charge_control()  # harmless (it crossed our END_STREAM) unless repeated
             return
-        self._charge_reset()
+        if not self._spend_push_credit(sid):
+            self._charge_reset()
         code = _error_code(int.from_bytes(data[start:stop], "big"))
         self._forget(stream, RESET_BY_PEER)
         self._events.append(ev.StreamReset(sid, code, True))
@@ -403,10 +408,6 @@ class H2Connection(Deadlines):
         for stream_id in [s for s in self._streams if s > last and (s & 1) == parity]:
             self._forget(self._streams[stream_id], RESET_BY_PEER)
             self._events.append(ev.StreamReset(stream_id, ErrorCode.REFUSED_STREAM, True))
-
-    def _on_push_promise(self, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
-        # A server never receives one; our clients announce ENABLE_PUSH=0.
-        raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "PUSH_PROMISE not allowed")
 
     # -- application calls------------------------------------------------------
 

@@ -16,6 +16,7 @@ __all__ = [
     "GoAwayReceived",
     "InformationalResponseReceived",
     "PingAckReceived",
+    "PushPromiseReceived",
     "RemoteSettingsChanged",
     "RequestReceived",
     "ResponseReceived",
@@ -93,6 +94,42 @@ class ResponseReceived(Event):
         self.status = status
         self.headers = headers
         self.end_stream = end_stream
+
+
+class PushPromiseReceived(Event):
+    """Client role: the server promised to push the response to a request (RFC 9113
+    §8.4) on `stream_id` (even), in the course of our request on `parent_stream_id`. The
+    pushed response arrives as `ResponseReceived` and `DataReceived` on `stream_id`;
+    `reset_stream(stream_id)` declines it. `method` is GET or HEAD (a promise of any
+    other request is refused by the core)."""
+
+    __slots__ = (
+        "authority",
+        "headers",
+        "method",
+        "parent_stream_id",
+        "path",
+        "scheme",
+        "stream_id",
+    )
+
+    def __init__(
+        self,
+        parent_stream_id: int,
+        stream_id: int,
+        method: bytes,
+        scheme: bytes,
+        authority: bytes,
+        path: bytes,
+        headers: Headers,
+    ) -> None:
+        self.parent_stream_id = parent_stream_id
+        self.stream_id = stream_id
+        self.method = method
+        self.scheme = scheme
+        self.authority = authority
+        self.path = path
+        self.headers = headers
 
 
 class InformationalResponseReceived(Event):

@@ -1,5 +1,6 @@
 """The frame reader: the client preface, the first SETTINGS, the frame-size limit,
-frames split across reads, and header blocks split into HEADERS + CONTINUATIONs.
+frames split across reads, and header blocks split into HEADERS (or PUSH_PROMISE) +
+CONTINUATIONs.
 
 `receive_data` hands it whole reads; it walks them with an offset and one
 `struct.unpack_from` per frame header, keeps an incomplete frame for the next
@@ -28,7 +29,7 @@ from .frames import (
     SETTINGS,
     parse_u31,
 )
-from .heads import HeadHandler
+from .push import PushHandler
 from .state import NO_CHUNKS
 
 __all__ = ["FrameHandler", "FrameReader"]
@@ -39,7 +40,7 @@ FrameHandler = Callable[["FrameReader", int, int, bytes, int, int], None]
 _unpack_header = FRAME_HEADER.unpack_from
 
 
-class FrameReader(HeadHandler):
+class FrameReader(PushHandler):
     __slots__ = ()
 
     # Frame types other than HEADERS and DATA; filled in by the connection class.
@@ -169,6 +170,11 @@ class FrameReader(HeadHandler):
             block = b"".join(self._hb_chunks)
             self._hb_chunks = NO_CHUNKS
             self._hb_sid = 0
+            promised = self._hb_promised
+            if promised:  # the block of a PUSH_PROMISE (client role)
+                self._hb_promised = 0
+                self._on_push_block(sid, promised, block)
+                return
             self._on_header_block(sid, self._hb_end_stream, block, self._hb_bad_priority)
 
     def _on_stray_continuation(

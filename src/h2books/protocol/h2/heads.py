@@ -9,7 +9,17 @@ from . import events as ev
 from .errors import ErrorCode, H2ConnectionError
 from .frames import HEADERS, build_rst_stream
 from .scheduler import STATUS_FIELDS, OutboundScheduler
-from .stream import FRAME_RULES, HALF_CLOSED_REMOTE, OPEN, RESET_BY_US, Stream
+from .stream import (
+    FRAME_RULES,
+    HALF_CLOSED_REMOTE,
+    OPEN,
+    RECV_HEADERS,
+    RESERVED_LOCAL,
+    RESERVED_REMOTE,
+    RESET_BY_US,
+    TRANSITIONS,
+    Stream,
+)
 from .validation import MalformedHeaders, validate_request, validate_response, validate_trailers
 
 __all__ = ["HeadHandler"]
@@ -127,9 +137,15 @@ class HeadHandler(OutboundScheduler):
         self, stream: Stream, end_stream: bool, block: bytes, bad_priority: bool
     ) -> None:
         fields = self._decode(block)
-        if stream.state == HALF_CLOSED_REMOTE:
+        state = stream.state
+        if state == HALF_CLOSED_REMOTE:
             self._stream_error(stream, stream.stream_id, ErrorCode.STREAM_CLOSED)
             return
+        if state == RESERVED_REMOTE:  # the response to a push: the stream leaves "reserved"
+            stream.state = TRANSITIONS[(state, RECV_HEADERS)]
+        elif state == RESERVED_LOCAL:
+            rule = FRAME_RULES[(HEADERS, state)]
+            raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, rule.reason)
         if bad_priority:
             self._stream_error(stream, stream.stream_id, ErrorCode.PROTOCOL_ERROR)
             return

@@ -29,7 +29,16 @@ from .settings import (
     DEFAULT_MAX_FRAME_SIZE,
     SettingCode,
 )
-from .stream import CLOSED, HALF_CLOSED_LOCAL, HALF_CLOSED_REMOTE, SendQueue, Stream
+from .stream import (
+    CLOSED,
+    HALF_CLOSED_LOCAL,
+    HALF_CLOSED_REMOTE,
+    RESERVED_LOCAL,
+    SEND_HEADERS,
+    TRANSITIONS,
+    SendQueue,
+    Stream,
+)
 from .stream_ids import StreamIds
 
 __all__ = ["STATUS_FIELDS", "BlockCache", "Fields", "OutboundScheduler"]
@@ -122,7 +131,7 @@ class OutboundScheduler(StreamIds):
         if cfg.header_table_size != DEFAULT_HEADER_TABLE_SIZE:
             values[SettingCode.HEADER_TABLE_SIZE] = cfg.header_table_size
         if self._client:
-            values[SettingCode.ENABLE_PUSH] = 0
+            values[SettingCode.ENABLE_PUSH] = int(cfg.enable_push)
         values[SettingCode.MAX_CONCURRENT_STREAMS] = cfg.max_concurrent_streams
         if cfg.initial_window_size != DEFAULT_INITIAL_WINDOW_SIZE:
             values[SettingCode.INITIAL_WINDOW_SIZE] = cfg.initial_window_size
@@ -184,6 +193,8 @@ class OutboundScheduler(StreamIds):
                 return
             if stream.send_queue is not None:
                 raise H2UsageError("headers after queued data: use send_trailers")
+            if stream.state == RESERVED_LOCAL:  # the head of a pushed response
+                stream.state = TRANSITIONS[(RESERVED_LOCAL, SEND_HEADERS)]
         self._write_header_block(stream_id, self._encoder.encode(fields), end_stream)
         # A 1xx head leaves room for the final one.
         if not (fields and fields[0][0] == b":status" and fields[0][1][:1] == b"1"):
@@ -206,11 +217,16 @@ class OutboundScheduler(StreamIds):
         object is sent again as long as the encoder's table is in the state it was encoded
         in (on this connection or any other): one comparison instead of an encoding."""
         stream = self._streams.get(stream_id)
-        if stream is None or stream.headers_sent or stream.state == HALF_CLOSED_LOCAL:
-            stream = self._sendable(stream_id)
-            if stream is None:
-                return
-            raise H2UsageError(f"response already started on stream {stream_id}")
+        # One comparison tells an open request stream from the rest: half-closed (local),
+        # or a pushed stream still reserved (see the states in stream.py).
+        if stream is None or stream.headers_sent or stream.state > HALF_CLOSED_REMOTE:
+            if stream is not None and stream.state == RESERVED_LOCAL and not stream.headers_sent:
+                stream.state = TRANSITIONS[(RESERVED_LOCAL, SEND_HEADERS)]
+            else:
+                stream = self._sendable(stream_id)
+                if stream is None:
+                    return
+                raise H2UsageError(f"response already started on stream {stream_id}")
         status_field = STATUS_FIELDS.get(status)
         if status_field is None or status < 200:
             raise H2UsageError(f"invalid final status {status}")

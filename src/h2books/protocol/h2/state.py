@@ -6,6 +6,7 @@
     StreamIds (stream_ids.py)    stream ids, open streams, recently closed streams
     OutboundScheduler (scheduler.py)  HEADERS and DATA within the windows, trailers
     HeadHandler (heads.py)       a complete header block: request, response, trailers
+    PushHandler (push.py)        server push: PUSH_PROMISE out (server) and in (client)
     FrameReader (framer.py)      preface, frame limits, partial frames, CONTINUATIONs
     H2Connection (connection.py) frame dispatch, timers, shutdown, the public API
 
@@ -70,6 +71,7 @@ class ConnectionState:
         "_hb_chunks",
         "_hb_count",
         "_hb_end_stream",
+        "_hb_promised",
         "_hb_sid",
         "_hb_size",
         "_head_since",
@@ -95,6 +97,7 @@ class ConnectionState:
         "_peer_parity",
         "_pieces",
         "_preface_pending",
+        "_push_credit",
         "_recent",
         "_recent_pos",
         "_recent_ring",
@@ -176,6 +179,7 @@ class ConnectionState:
 
         self._hb_sid = 0
         self._hb_end_stream = False
+        self._hb_promised = 0  # the promised stream id while a PUSH_PROMISE block arrives
         self._hb_bad_priority = False
         self._hb_chunks: list[bytes] = NO_CHUNKS
         self._hb_count = 0
@@ -189,6 +193,9 @@ class ConnectionState:
         self._reset_budget = TokenBucket(cfg.reset_budget, cfg.reset_refill_per_second)
         self._control_budget = TokenBucket(cfg.control_frame_budget, cfg.control_refill_per_second)
         self._control_pending = 0
+        # Server: one RST_STREAM free of the budgets per stream we pushed (a client that
+        # cancels our pushes, even after they ended, costs it nothing: we chose to push).
+        self._push_credit = 0
 
     # -- budgets ---------------------------------------------------------------------
 

@@ -5,8 +5,10 @@ object) carry it in `Stream.state`; every other id gets its state from the
 connection's id bookkeeping (`stream_ids.StreamIds.id_state`): idle above the
 highest ids seen, a recently closed one from the ring of recent closes, and so on.
 
-`TRANSITIONS` says how an open stream moves on END_STREAM and RST_STREAM, either way;
-`FRAME_RULES` says what a frame that arrives on an id without an open stream means.
+`TRANSITIONS` says how an open stream moves on END_STREAM and RST_STREAM, either way,
+and how a pushed stream (RFC 9113 §8.4) leaves "reserved" with its response HEADERS;
+`FRAME_RULES` says what a frame that arrives on an id without an open stream means,
+and what the frames a reserved stream must never get mean.
 A pair missing from `TRANSITIONS` is not a legal move. Hot paths test the two
 states they care about inline; the tables are the reference they follow.
 
@@ -32,11 +34,15 @@ __all__ = [
     "IDLE",
     "OPEN",
     "RECV_END_STREAM",
+    "RECV_HEADERS",
     "RECV_RST_STREAM",
     "REFUSED",
+    "RESERVED_LOCAL",
+    "RESERVED_REMOTE",
     "RESET_BY_PEER",
     "RESET_BY_US",
     "SEND_END_STREAM",
+    "SEND_HEADERS",
     "SEND_RST_STREAM",
     "STATE_NAMES",
     "TRANSITIONS",
@@ -60,6 +66,13 @@ RESET_BY_US: Final = 6
 FORGOTTEN: Final = 7
 # A peer stream above the last id of our GOAWAY: never processed, frames are dropped.
 REFUSED: Final = 8
+# Promised by a PUSH_PROMISE, its response HEADERS not yet sent (local: we pushed it) or
+# not yet received (remote: the server pushed it to us). Both live in the open-stream
+# dict, and count against the pushing side's limit of pushed streams. Above every other
+# live state, so that `state > HALF_CLOSED_REMOTE` picks out "not a plain open stream"
+# in one comparison on the response path.
+RESERVED_LOCAL: Final = 9
+RESERVED_REMOTE: Final = 10
 
 STATE_NAMES: Final = {
     IDLE: "idle",
@@ -71,6 +84,8 @@ STATE_NAMES: Final = {
     RESET_BY_US: "closed (reset by us)",
     FORGOTTEN: "closed (forgotten)",
     REFUSED: "refused (after GOAWAY)",
+    RESERVED_LOCAL: "reserved (local)",
+    RESERVED_REMOTE: "reserved (remote)",
 }
 
 # -- transitions of an open stream -------------------------------------------------------
@@ -79,6 +94,8 @@ RECV_END_STREAM: Final = 1
 SEND_END_STREAM: Final = 2
 RECV_RST_STREAM: Final = 3
 SEND_RST_STREAM: Final = 4
+SEND_HEADERS: Final = 5  # the response head of a pushed stream
+RECV_HEADERS: Final = 6
 
 TRANSITIONS: Final[dict[tuple[int, int], int]] = {
     (OPEN, RECV_END_STREAM): HALF_CLOSED_REMOTE,
@@ -91,6 +108,14 @@ TRANSITIONS: Final[dict[tuple[int, int], int]] = {
     (OPEN, SEND_RST_STREAM): RESET_BY_US,
     (HALF_CLOSED_LOCAL, SEND_RST_STREAM): RESET_BY_US,
     (HALF_CLOSED_REMOTE, SEND_RST_STREAM): RESET_BY_US,
+    # Server push (§5.1, §8.4): a promised stream never carries a request body, so its
+    # response HEADERS take it straight to the half-closed state of the side that waits.
+    (RESERVED_LOCAL, SEND_HEADERS): HALF_CLOSED_REMOTE,
+    (RESERVED_REMOTE, RECV_HEADERS): HALF_CLOSED_LOCAL,
+    (RESERVED_LOCAL, RECV_RST_STREAM): RESET_BY_PEER,
+    (RESERVED_LOCAL, SEND_RST_STREAM): RESET_BY_US,
+    (RESERVED_REMOTE, RECV_RST_STREAM): RESET_BY_PEER,
+    (RESERVED_REMOTE, SEND_RST_STREAM): RESET_BY_US,
 }
 
 # -- frames on an id without an open stream ----------------------------------------------
@@ -134,6 +159,15 @@ FRAME_RULES: Final[dict[tuple[int, int], FrameRule]] = {
         ErrorCode.PROTOCOL_ERROR, True, "WINDOW_UPDATE on an idle stream"
     ),
     (RST_STREAM, IDLE): FrameRule(ErrorCode.PROTOCOL_ERROR, True, "RST_STREAM on an idle stream"),
+    # A reserved stream takes only RST_STREAM, PRIORITY and WINDOW_UPDATE, and (remote)
+    # the pushed response's HEADERS (§5.1).
+    (HEADERS, RESERVED_LOCAL): FrameRule(
+        ErrorCode.PROTOCOL_ERROR, True, "HEADERS on a stream we pushed"
+    ),
+    (DATA, RESERVED_LOCAL): FrameRule(ErrorCode.PROTOCOL_ERROR, True, "DATA on a stream we pushed"),
+    (DATA, RESERVED_REMOTE): FrameRule(
+        ErrorCode.PROTOCOL_ERROR, True, "DATA on a pushed stream before its HEADERS"
+    ),
 }
 # A closed stream may still get WINDOW_UPDATE or RST_STREAM (§5.1): dropped.
 for _frame_type in (WINDOW_UPDATE, RST_STREAM):
@@ -187,7 +221,8 @@ class SendQueue:
 
 
 class Stream:
-    """An open stream: `state` is OPEN, HALF_CLOSED_REMOTE or HALF_CLOSED_LOCAL.
+    """An open stream: `state` is OPEN, HALF_CLOSED_REMOTE or HALF_CLOSED_LOCAL (or, for a
+    pushed stream before its response HEADERS, RESERVED_LOCAL or RESERVED_REMOTE).
     Once closed the connection drops the object and remembers only how it ended."""
 
     __slots__ = (
