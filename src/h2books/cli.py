@@ -93,7 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(H2BOOKS_HOST, H2BOOKS_PORT, H2BOOKS_HTTP_PORT, H2BOOKS_CERTFILE, H2BOOKS_KEYFILE, "
         "H2BOOKS_DATA_DIR, H2BOOKS_WORKERS, H2BOOKS_LOG_LEVEL, H2BOOKS_ACCESS_LOG, "
         "H2BOOKS_INTERFACE, H2BOOKS_ROOT_PATH, H2BOOKS_LIFESPAN, H2BOOKS_PROXY_HEADERS, "
-        "H2BOOKS_FORWARDED_ALLOW_IPS, and one per limit).",
+        "H2BOOKS_FORWARDED_ALLOW_IPS, H2BOOKS_PUSH, and one per limit).",
     )
     serve.add_argument(
         "app_spec",
@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="HTTPS port (default 8443)")
     serve.add_argument(
         "--http-port", type=int, help="also listen for cleartext HTTP/1.1 and h2c on this port"
+    )
+    serve.add_argument(
+        "--push",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="HTTP/2 server push: the app may push what a response refers to (the bookstore "
+        "pushes the books of its index and the assets of /store), only to clients that keep "
+        "SETTINGS_ENABLE_PUSH at 1 and within their stream limit (default off)",
     )
     serve.add_argument("--certfile", type=Path, help="your own certificate chain (PEM)")
     serve.add_argument("--keyfile", type=Path, help="the key of --certfile (PEM)")
@@ -249,6 +257,8 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
     config.lifespan = _pick_str(getattr(args, "lifespan", None), "LIFESPAN", "auto")
     if config.lifespan not in ("auto", "on", "off"):
         raise UsageError(f"lifespan must be auto, on or off, not {config.lifespan!r}")
+    push = getattr(args, "push", None)
+    config.push = push if push is not None else _env_bool("PUSH", False)
     proxy_headers = getattr(args, "proxy_headers", None)
     config.proxy_headers = (
         proxy_headers if proxy_headers is not None else _env_bool("PROXY_HEADERS", False)
@@ -334,6 +344,8 @@ def banner(
         lines.append(
             f"  trust: python3 -m h2books cert --trust   (puts {ca_path} into Chrome's NSS database)"
         )
+    if config.push:
+        lines.append("  push:  on, over h2 to clients that keep SETTINGS_ENABLE_PUSH at 1")
     lines.append(f"  data:  {config.data_dir}   workers: {config.workers}   stop: Ctrl+C")
     return "\n".join(lines)
 

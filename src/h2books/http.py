@@ -18,7 +18,7 @@ from urllib.parse import parse_qsl
 from h2books.protocol.h1.serializer import ResponseHead
 from h2books.protocol.status import REASONS
 
-__all__ = ["REASONS", "Handler", "Request", "Response"]
+__all__ = ["REASONS", "Handler", "Hints", "Request", "Response"]
 
 
 class Request:
@@ -93,6 +93,28 @@ class Request:
         return f"<Request {self.method} {self.target} HTTP/{self.http_version}>"
 
 
+class Hints:
+    """What goes out ahead of a response, for the resources it refers to.
+
+    ``early`` are the fields of a 103 Early Hints response (``link`` fields with
+    ``rel=preload``), sent before the response over HTTP/1.1 and HTTP/2. ``push`` are
+    request targets (``b"/static/app.css"``) the server pushes over HTTP/2 when push is
+    on (``h2books serve --push``) and the client allows it, in order, until the client's
+    limits stop them; the client requests the rest as usual. Like a `Response`, one
+    `Hints` can serve many responses.
+    """
+
+    __slots__ = ("early", "push")
+
+    def __init__(
+        self,
+        early: Sequence[tuple[bytes, bytes]] = (),
+        push: Sequence[bytes] = (),
+    ) -> None:
+        self.early = tuple(early)
+        self.push = tuple(push)
+
+
 class Response:
     """What a handler returns.
 
@@ -101,10 +123,20 @@ class Response:
     that sets ``content-length`` itself is trusted. For ``HEAD`` the server sends the
     headers of the GET response and no body. ``stream`` (an async iterator of bytes)
     replaces ``body`` for a streaming response; it is sent as the peer's flow
-    control allows.
+    control allows. ``hints`` (`Hints`): a 103 Early Hints and server pushes to send
+    ahead of it.
     """
 
-    __slots__ = ("_h1_head", "_h2_fields", "body", "headers", "hpack_block", "status", "stream")
+    __slots__ = (
+        "_h1_head",
+        "_h2_fields",
+        "body",
+        "headers",
+        "hints",
+        "hpack_block",
+        "status",
+        "stream",
+    )
 
     def __init__(
         self,
@@ -112,8 +144,10 @@ class Response:
         headers: list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...] = (),
         body: bytes = b"",
         stream: AsyncIterator[bytes] | None = None,
+        hints: Hints | None = None,
     ) -> None:
         self.status = status
+        self.hints = hints
         self.headers = tuple(headers)
         self.body = body
         self.stream = stream

@@ -2,7 +2,8 @@
 
 Routes (GET, and HEAD which the server answers from the GET response):
 
-* ``/``            the JSON array of all book ids, ``json.dumps(ids)`` like the post;
+* ``/``            the JSON array of all book ids, ``json.dumps(ids)`` like the post
+                   (with ``--push``, the books it lists are pushed over HTTP/2);
 * ``/book?id=N``   one book, its stored JSON bytes unchanged; 400 for a missing or
                    malformed id, 404 for an unknown one;
 * ``/hello``       ``hello world (in HTTP2)``, the post's first example;
@@ -30,7 +31,7 @@ from pathlib import Path
 
 from h2books.app.store import CatalogError, CatalogStore, is_valid_book_id, open_catalog
 from h2books.app.storefront import listing_json, load_storefront
-from h2books.http import Request, Response
+from h2books.http import Hints, Request, Response
 
 __all__ = ["CHECK_INTERVAL", "Bookstore", "create_app"]
 
@@ -93,6 +94,9 @@ class _Tables:
         self.books_by_query = {f"id={book_id}": self.books[book_id] for book_id in ids}
         # The post's index: json.dumps(list(BOOKS.keys())).
         index = self._cacheable(_JSON, json.dumps(ids).encode())
+        # With `h2books serve --push`, an HTTP/2 client that allows pushes gets the books
+        # the index lists pushed along with it, as many as its limits let through.
+        index.hints = Hints(push=[f"{_BOOK_PATH}?id={book_id}".encode("ascii") for book_id in ids])
         hello = self._cacheable(_TEXT, HELLO_BODY)
         listing = self._cacheable(_JSON, listing_json(books))
         # The storefront never changes while the process runs: every version shares

@@ -33,6 +33,10 @@ class ConnectionOwner(Protocol):
     def retire(self, connection: object) -> None:
         """This connection takes no new requests any more (closing, GOAWAY, keep-alive off)."""
 
+    def promised(self, target: bytes, exchange: Exchange) -> bool:
+        """The server promised to push the response to a GET of `target` (HTTP/2): keep
+        `exchange`'s future for whoever asks for `target`; False declines the push."""
+
 
 class WireTap(Protocol):
     """Counts one direction of a connection's bytes (see `h2books.client.stats`)."""
@@ -43,7 +47,7 @@ class WireTap(Protocol):
 class ConnectionSettings:
     """What every connection of one client shares, computed once."""
 
-    __slots__ = ("extra_fields", "max_response_size", "origin", "stats", "timeout")
+    __slots__ = ("extra_fields", "max_response_size", "origin", "push", "stats", "timeout")
 
     def __init__(
         self,
@@ -52,8 +56,10 @@ class ConnectionSettings:
         timeout: float | None,
         max_response_size: int,
         stats: WireStats | None = None,
+        push: bool = False,
     ) -> None:
         self.origin = origin
+        self.push = push  # HTTP/2: announce SETTINGS_ENABLE_PUSH=1 and take pushed responses
         self.extra_fields = extra_fields  # sent with every request (user-agent, ...)
         self.timeout = timeout  # per request, from submission to the complete response
         self.max_response_size = max_response_size

@@ -78,6 +78,12 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="spread the requests over N connections (default 1)",
     )
+    parser.add_argument(
+        "--push",
+        action="store_true",
+        help="HTTP/2: allow server push (SETTINGS_ENABLE_PUSH=1) and take the books pushed "
+        "with the index instead of requesting them (h2books serve --push)",
+    )
     parser.add_argument("--cacert", type=Path, metavar="PATH", help="trust this CA (PEM)")
     parser.add_argument(
         "--insecure", action="store_true", help="do not verify the server's certificate"
@@ -110,6 +116,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         insecure=args.insecure,
         timeout=args.timeout,
         request_timeout=args.request_timeout,
+        push=args.push,
     )
     try:
         result = run(lambda: crawl(options))

@@ -34,6 +34,8 @@ __all__ = ["Client"]
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
 
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
+# Pushed responses held for a later request at most (then further pushes are declined).
+MAX_HELD_PUSHES = 10000
 # How long `aclose` waits for connections to finish closing (TLS close_notify).
 _CLOSE_WAIT = 2.0
 
@@ -48,6 +50,11 @@ class Client:
     request from submission to its complete response (and each connect), in
     seconds; ``None`` waits forever. Pass a `WireStats` as ``stats`` to count the
     bytes on the wire.
+
+    ``push=True`` (HTTP/2) announces SETTINGS_ENABLE_PUSH=1: responses the server pushes
+    for GETs of this origin are kept (up to `MAX_HELD_PUSHES`), and a later GET of the
+    same target takes the pushed response instead of sending a request
+    (`Response.pushed`). ``pushes_received`` and ``pushes_taken`` count them.
     """
 
     def __init__(
@@ -62,6 +69,7 @@ class Client:
         headers: HeaderInput = (),
         stats: WireStats | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        push: bool = False,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
@@ -81,7 +89,13 @@ class Client:
         extra = _normalise_fields(headers)
         if not any(name == b"user-agent" for name, _ in extra):
             extra = (user_agent, *extra)
-        self._settings = ConnectionSettings(self.origin, extra, timeout, max_response_size, stats)
+        self._settings = ConnectionSettings(
+            self.origin, extra, timeout, max_response_size, stats, push and http2
+        )
+        # target -> the future of its pushed response, until a GET takes it
+        self._pushes: dict[bytes, asyncio.Future[Response]] = {}
+        self.pushes_received = 0
+        self.pushes_taken = 0
         self._lanes = [_Lane(self) for _ in range(connections)]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -144,6 +158,10 @@ class Client:
         assert isinstance(target, bytes) and isinstance(method, bytes)
         if target[:1] != b"/" and target != b"*":
             raise ValueError(f"the target must be a path starting with '/', not {target!r}")
+        if self._pushes and method == b"GET" and not headers:
+            pushed = self._take_pushed(target, loop)
+            if pushed is not None:
+                return pushed
         fields = _normalise_fields(headers) if headers else ()
         future: asyncio.Future[Response] = loop.create_future()
         exchange = Exchange(method, target, fields, body, future, loop.time())
@@ -164,6 +182,46 @@ class Client:
     async def get(self, target: str | bytes, headers: HeaderInput = ()) -> Response:
         return await self.submit(b"GET", target, headers)
 
+    # -- server push ------------------------------------------------------------------------
+
+    def _promised(self, target: bytes, exchange: Exchange) -> bool:
+        if self._closed or len(self._pushes) >= MAX_HELD_PUSHES or target in self._pushes:
+            return False
+        future = exchange.future
+        future.add_done_callback(_retrieve)  # a push nobody takes may fail unseen
+        self._pushes[target] = future
+        self.pushes_received += 1
+        return True
+
+    def _take_pushed(
+        self, target: bytes, loop: asyncio.AbstractEventLoop
+    ) -> asyncio.Future[Response] | None:
+        """The pushed response for `target`, if one was promised; one that the server
+        then resets (or that fails) becomes a request after all."""
+        pushed = self._pushes.pop(target, None)
+        if pushed is None:
+            return None
+        self.pushes_taken += 1
+        if pushed.done() and not pushed.cancelled() and pushed.exception() is None:
+            return pushed
+        result: asyncio.Future[Response] = loop.create_future()
+
+        def settle(done: asyncio.Future[Response]) -> None:
+            if result.done():
+                return
+            if done.cancelled() or done.exception() is not None:
+                self.pushes_taken -= 1
+                if self._closed:
+                    result.cancel()
+                    return
+                request = self.submit(b"GET", target)
+                request.add_done_callback(lambda answer: _chain(answer, result))
+            else:
+                result.set_result(done.result())
+
+        pushed.add_done_callback(settle)
+        return result
+
     # -- connections (for the lanes) ------------------------------------------------------
 
     async def _open(self, lane: _Lane) -> ClientConnection:
@@ -177,6 +235,22 @@ class Client:
         if not connection.accepting:
             raise RemoteClosedError(f"{origin.address} closed the connection right after it opened")
         return connection
+
+
+def _retrieve(future: asyncio.Future[Response]) -> None:
+    if not future.cancelled():
+        future.exception()
+
+
+def _chain(source: asyncio.Future[Response], target: asyncio.Future[Response]) -> None:
+    if target.done():
+        return
+    if source.cancelled():
+        target.cancel()
+    elif source.exception() is not None:
+        target.set_exception(source.exception())  # type: ignore[arg-type]
+    else:
+        target.set_result(source.result())
 
 
 def _lane_load(lane: _Lane) -> int:
@@ -270,6 +344,9 @@ class _Lane:
     def retire(self, connection: object) -> None:
         if self.conn is connection:
             self.conn = None
+
+    def promised(self, target: bytes, exchange: Exchange) -> bool:
+        return self._client._promised(target, exchange)
 
     def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
         for exchange in exchanges:

@@ -14,7 +14,14 @@ from h2books.client.base import ClientConnection, ConnectionOwner, ConnectionSet
 from h2books.client.errors import ClientError, ProtocolError, RemoteClosedError
 from h2books.client.exchange import Exchange
 from h2books.client.stats import H1StreamTap, WireStats
-from h2books.protocol.h1 import Event, H1ClientConnection, H1Config, H1Error, ResponseReceived
+from h2books.protocol.h1 import (
+    Event,
+    H1ClientConnection,
+    H1Config,
+    H1Error,
+    InformationalResponse,
+    ResponseReceived,
+)
 
 __all__ = ["H1ClientProtocol"]
 
@@ -130,7 +137,9 @@ class H1ClientProtocol(ClientConnection):
         answered: list[tuple[Exchange, ResponseReceived]] = []
         for event in events:
             if not isinstance(event, ResponseReceived):
-                continue  # 1xx interim responses, ConnectionClosed
+                if isinstance(event, InformationalResponse) and self._current is not None:
+                    self._current.inform(event.status, event.headers)
+                continue  # ConnectionClosed
             exchange = self._current
             if exchange is None:
                 self._resolve(answered)

@@ -55,7 +55,7 @@ class H2ClientProtocol(ClientConnection):
         super().__init__(owner, settings)
         origin = settings.origin
         self._max_response_size = settings.max_response_size
-        self._conn = H2Connection(H2Config(client_side=True))
+        self._conn = H2Connection(H2Config(client_side=True, enable_push=settings.push))
         # Open streams in the order they were opened (the watchdog checks the oldest).
         self._streams: dict[int, Exchange] = {}
         self._max_streams = _INITIAL_MAX_STREAMS
@@ -188,6 +188,12 @@ class H2ClientProtocol(ClientConnection):
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.StreamReset):
                 self._on_stream_reset(event)
+            elif isinstance(event, ev.PushPromiseReceived):
+                self._on_push_promise(event)
+            elif isinstance(event, ev.InformationalResponseReceived):
+                exchange = streams.get(event.stream_id)
+                if exchange is not None:
+                    exchange.inform(event.status, event.headers)
             elif isinstance(event, ev.RemoteSettingsChanged):
                 limit = event.changes.get(_SETTINGS_MAX_CONCURRENT_STREAMS)
                 if limit is not None:
@@ -232,6 +238,27 @@ class H2ClientProtocol(ClientConnection):
         exchange.resolve(content, HTTP_VERSION)
         if not self._streams and not self._accepting:
             self._close_when_idle()
+
+    def _on_push_promise(self, event: ev.PushPromiseReceived) -> None:
+        """A push (only when we announced SETTINGS_ENABLE_PUSH=1): kept by the owner for
+        whoever asks for its target, or declined with RST_STREAM CANCEL. Only a GET for
+        our own origin is taken (a server is trusted for its own authority only)."""
+        stream_id = event.stream_id
+        if (
+            event.method != b"GET"
+            or event.authority != self._authority[1]
+            or event.scheme != self._scheme[1]
+        ):
+            self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
+            return
+        loop = self._loop
+        exchange = Exchange(b"GET", event.path, (), b"", loop.create_future(), loop.time())
+        exchange.pushed = True
+        exchange.attempts = MAX_ATTEMPTS  # never retried as a request of ours
+        if not self._owner.promised(event.path, exchange):
+            self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
+            return
+        self._streams[stream_id] = exchange
 
     def _response_too_large(self, stream_id: int, exchange: Exchange) -> None:
         del self._streams[stream_id]

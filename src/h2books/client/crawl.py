@@ -51,6 +51,9 @@ class CrawlOptions:
     insecure: bool = False
     timeout: float | None = 30.0  # the whole crawl
     request_timeout: float | None = 10.0  # each request, connecting included
+    # HTTP/2: announce SETTINGS_ENABLE_PUSH=1 and take the books the server pushes with
+    # the index instead of requesting them (`h2books serve --push`).
+    push: bool = False
 
 
 @dataclass(slots=True)
@@ -66,6 +69,9 @@ class CrawlResult:
     user: float
     sys: float
     wire: WireStats = field(repr=False)
+    # Books that came pushed: counted in `books` and `requests` (the responses the
+    # figures are per), though no request of ours went out for them.
+    pushed: int = 0
 
     @property
     def cpu(self) -> float:
@@ -91,6 +97,7 @@ class CrawlResult:
             "tls": self.tls,
             "books": self.books,
             "requests": self.requests,
+            "pushed": self.pushed,
             "connections": self.wire.connections,
             "concurrency": self.concurrency,
             "mode": "chunked" if self.chunked else "sliding",
@@ -124,6 +131,13 @@ class CrawlResult:
             f"CPU {self.cpu_percent:.0f}%",
             f"  {self.requests} requests   {self.requests_per_second:,.0f} requests/s   "
             f"{self.cpu_us_per_request:,.0f} µs CPU per request",
+        ]
+        if self.pushed:
+            lines.append(
+                f"  {self.pushed} of the {self.books} books came pushed with the index "
+                f"(server push): {self.requests - self.pushed} sent as requests"
+            )
+        lines += [
             f"  {'bytes on the wire (before TLS)':<31}{'headers':>12}{'bodies':>12}"
             f"{'framing':>12}{'total':>12}",
         ]
@@ -151,6 +165,7 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
             connections=options.connections,
             timeout=options.request_timeout,
             stats=stats,
+            push=options.push,
         )
     except (ValueError, ClientError) as exc:
         raise CrawlError(str(exc)) from None
@@ -185,6 +200,7 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         user=usage_end.ru_utime - usage_start.ru_utime,
         sys=usage_end.ru_stime - usage_start.ru_stime,
         wire=stats,
+        pushed=client.pushes_taken,
     )
 
 

@@ -27,7 +27,9 @@ class Exchange:
         "chunks",
         "fields",
         "future",
+        "informational",
         "method",
+        "pushed",
         "received",
         "response_headers",
         "response_trailers",
@@ -57,6 +59,8 @@ class Exchange:
         self.response_trailers: list[tuple[bytes, bytes]] | None = None
         self.chunks: list[bytes] = []
         self.received = 0
+        self.informational: list[tuple[int, list[tuple[bytes, bytes]]]] | None = None
+        self.pushed = False  # a response the server pushed (HTTP/2), not a request of ours
 
     @property
     def label(self) -> str:
@@ -75,8 +79,16 @@ class Exchange:
                     self.method.decode("latin-1"),
                     self.target.decode("latin-1"),
                     self.response_trailers,
+                    self.informational,
+                    self.pushed,
                 )
             )
+
+    def inform(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
+        """A 1xx response (103 Early Hints) arrived ahead of the final one."""
+        if self.informational is None:
+            self.informational = []
+        self.informational.append((status, headers))
 
     def fail(self, error: BaseException) -> None:
         future = self.future

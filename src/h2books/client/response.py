@@ -14,10 +14,22 @@ class Response:
     ``headers`` is a list of ``(name, value)`` bytes pairs with lowercase names
     (without HTTP/2 pseudo-header fields); ``http_version`` is ``"HTTP/2"``,
     ``"HTTP/1.1"`` or ``"HTTP/1.0"``; ``trailers``: the trailer fields (HTTP/2, or a
-    chunked HTTP/1.1 body), None when there were none.
+    chunked HTTP/1.1 body), None when there were none; ``informational``: the 1xx
+    responses that came before it (``(103, [(b"link", ...)])`` for Early Hints), in
+    order; ``pushed``: the server pushed it (HTTP/2), nobody requested it.
     """
 
-    __slots__ = ("content", "headers", "http_version", "method", "status", "target", "trailers")
+    __slots__ = (
+        "content",
+        "headers",
+        "http_version",
+        "informational",
+        "method",
+        "pushed",
+        "status",
+        "target",
+        "trailers",
+    )
 
     def __init__(
         self,
@@ -28,6 +40,8 @@ class Response:
         method: str = "GET",
         target: str = "/",
         trailers: list[tuple[bytes, bytes]] | None = None,
+        informational: list[tuple[int, list[tuple[bytes, bytes]]]] | None = None,
+        pushed: bool = False,
     ) -> None:
         self.status = status
         self.headers = headers
@@ -36,6 +50,8 @@ class Response:
         self.method = method
         self.target = target
         self.trailers = trailers
+        self.informational = informational or []
+        self.pushed = pushed
 
     def header(self, name: str | bytes) -> str | None:
         """The first value of a field (case-insensitive name), decoded as latin-1."""

@@ -34,6 +34,7 @@ __all__ = ["H1StreamTap", "H2FrameTap", "WireCounts", "WireStats"]
 
 _LENGTH_AND_TYPE = struct.Struct(">I")
 _DATA, _HEADERS, _CONTINUATION = DATA, HEADERS, CONTINUATION
+_PUSH_PROMISE = 0x5
 _PADDED, _PRIORITY = PADDED, PRIORITY_FLAG
 _FRAME_HEADER = FRAME_HEADER_SIZE
 _PREFACE_SIZE = len(CLIENT_PREFACE)
@@ -146,6 +147,10 @@ class H2FrameTap:
                     body += content
                 else:
                     headers += content
+            elif kind == _PUSH_PROMISE and length >= 4:
+                # A request head the server sent: header bytes, less the promised id.
+                headers += length - 4
+                framing += _FRAME_HEADER + 4
             elif kind == _CONTINUATION:
                 headers += length
                 framing += _FRAME_HEADER

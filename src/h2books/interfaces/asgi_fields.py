@@ -114,6 +114,17 @@ def informational_fields(links: Iterable[Any]) -> list[tuple[bytes, bytes]]:
     return fields
 
 
+def push_request_fields(headers: Iterable[Any]) -> list[tuple[bytes, bytes]]:
+    """The request header fields of an `http.response.push` (HTTP/2 only: hop-by-hop
+    fields are dropped, as they would be on the wire)."""
+    fields = []
+    for field in headers:
+        checked = _check(tuple(field), True)
+        if checked is not None and checked[0] not in (b"host", b"content-length"):
+            fields.append(checked)
+    return fields
+
+
 def trailer_fields(headers: Iterable[Any], multiplexed: bool) -> list[tuple[bytes, bytes]]:
     fields = []
     for field in headers:

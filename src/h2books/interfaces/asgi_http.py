@@ -27,6 +27,7 @@ import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from h2books.http import Response
 from h2books.interfaces.asgi_fields import (
@@ -34,6 +35,7 @@ from h2books.interfaces.asgi_fields import (
     FieldError,
     Head,
     informational_fields,
+    push_request_fields,
     response_head,
     trailer_fields,
     with_length,
@@ -299,6 +301,20 @@ class HttpCall:
         if fields:
             exchange.inform(103, fields)
 
+    async def _push(self, message: Message) -> None:
+        """`http.response.push`: a GET for `path` (decoded, as scope paths are; a query
+        after `?` is kept) promised and served by this app as a request of its own. The
+        server may decline it silently (ASGI: push is a hint): the client's SETTINGS,
+        its stream limit, or a connection that is closing."""
+        path = message.get("path")
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise self._invalid(f"http.response.push needs a path starting with /, not {path!r}")
+        try:
+            fields = push_request_fields(message.get("headers", ()))
+        except (FieldError, TypeError) as exc:
+            raise self._invalid(str(exc)) from None
+        self.exchange.push(quote(path, safe="/?=&;:@!$'()*+,~%").encode("ascii"), fields)
+
     async def _pathsend(self, message: Message) -> None:
         path = message.get("path")
         if not isinstance(path, str) or not os.path.isabs(path):
@@ -422,13 +438,15 @@ _ACCEPTED: dict[int, dict[str, Handler]] = {
     AWAITING_START: {
         "http.response.start": lambda call, message: _sync(call._start, message),
         "http.response.early_hint": HttpCall._early_hint,
+        "http.response.push": HttpCall._push,
     },
     HEAD_HELD: {
         "http.response.body": HttpCall._body,
         "http.response.pathsend": HttpCall._pathsend,
         "http.response.early_hint": HttpCall._early_hint,
+        "http.response.push": HttpCall._push,
     },
-    STREAMING: {"http.response.body": HttpCall._body},
+    STREAMING: {"http.response.body": HttpCall._body, "http.response.push": HttpCall._push},
     AWAITING_TRAILERS: {"http.response.trailers": HttpCall._trailers},
     DONE: {},
 }

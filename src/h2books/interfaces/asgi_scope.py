@@ -35,16 +35,14 @@ HTTP_SPEC_VERSION = "2.5"
 LIFESPAN_SPEC_VERSION = "2.0"
 HTTP_ASGI = {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION}
 
-# Server push (`http.response.push`) waits for an adapter whose `push()` works (the
-# protocol-lab issue); turning it on is this one flag plus the send handler in asgi.py.
-PUSH_AVAILABLE = False
-
 # An ASGI 3 application: scope, receive, send (the one type of it, HTTP and WebSocket).
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-def extensions_for(http_version: str) -> dict[str, dict[str, Any]]:
-    """What the server offers on top of the core spec, per protocol."""
+def extensions_for(http_version: str, push_available: bool = False) -> dict[str, dict[str, Any]]:
+    """What the server offers on top of the core spec, per protocol. `push_available`:
+    the connection can push now (`ServerConnection.can_push`: HTTP/2, `--push`, and a
+    client that kept SETTINGS_ENABLE_PUSH at 1), so `http.response.push` is offered."""
     extensions: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
     if http_version != "1.0":
         extensions["http.response.early_hint"] = {}  # 1xx never go to HTTP/1.0 clients
@@ -52,7 +50,7 @@ def extensions_for(http_version: str) -> dict[str, dict[str, Any]]:
         # its own content-length has none: they are dropped there, as RFC 9112 §7.1.2
         # allows no other place); HTTP/1.0 has no trailers at all.
         extensions["http.response.trailers"] = {}
-    if http_version in ("2", "3") and PUSH_AVAILABLE:
+    if push_available:
         extensions["http.response.push"] = {}
     return extensions
 
@@ -101,7 +99,7 @@ def connection_parts(exchange: Exchange, settings: ScopeSettings) -> tuple[dict[
         "root_path": settings.root_path,
         "client": client,
         "server": adapter.server,
-        "extensions": extensions_for(http_version),
+        "extensions": extensions_for(http_version, adapter.can_push),
     }
     return base, behind_proxy
 

@@ -14,7 +14,7 @@ import logging
 import types
 from collections.abc import Awaitable
 
-from h2books.http import Handler, Request, Response
+from h2books.http import Handler, Hints, Request, Response
 from h2books.interfaces import ServerInterface
 from h2books.server.exchange import Exchange
 from h2books.server.responses import INTERNAL_ERROR
@@ -73,6 +73,8 @@ class NativeInterface(ServerInterface):
             log.exception("handler failed for %r", request)
             result = INTERNAL_ERROR
         if type(result) is Response or isinstance(result, Response):
+            if result.hints is not None:
+                send_hints(exchange, result.hints)
             exchange.respond(result)
         elif inspect.isawaitable(result):
             exchange.task = asyncio.get_running_loop().create_task(
@@ -94,4 +96,18 @@ async def _answer_later(exchange: Exchange, request: Request, pending: Awaitable
     if not isinstance(result, Response):
         log.error("handler returned %r for %r, not a Response", type(result).__name__, request)
         result = INTERNAL_ERROR
+    if result.hints is not None:
+        send_hints(exchange, result.hints)
     exchange.respond(result)
+
+
+def send_hints(exchange: Exchange, hints: Hints) -> None:
+    """A response's `Hints`: the 103 Early Hints (never to an HTTP/1.0 client), then the
+    pushes, until the first one the server, the protocol or the client refuses."""
+    if hints.early and exchange.http_version != "1.0":
+        exchange.inform(103, hints.early)
+    if exchange.method != b"GET":
+        return  # a HEAD wants the head of this response, not its resources
+    for target in hints.push:
+        if not exchange.push(target):
+            break

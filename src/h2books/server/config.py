@@ -99,3 +99,9 @@ class ServerConfig:
     ws_ping_timeout: float | None = 20.0
     ws_close_timeout: float = 5.0
     ws_per_message_deflate: bool = True
+    # HTTP/2 server push (RFC 9113 §8.4), `--push`: off by default (browsers dropped it,
+    # and a client that leaves SETTINGS_ENABLE_PUSH at 1 has not asked for pushes). On,
+    # `Exchange.push` promises a GET and serves it through the same interface, only to
+    # clients whose SETTINGS_ENABLE_PUSH is 1, within their SETTINGS_MAX_CONCURRENT_STREAMS
+    # and our max_concurrent_streams pushed streams at once, never after a GOAWAY.
+    push: bool = False

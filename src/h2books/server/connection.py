@@ -265,7 +265,14 @@ class ServerConnection(asyncio.BufferedProtocol):
         raise NotImplementedError
 
     def push(self, exchange: Exchange, path: bytes, fields: Fields) -> bool:
-        return False  # server push arrives with the protocol-lab issue
+        """Server push of a GET for `path` (HTTP/2 with --push only: see adapters/h2.py)."""
+        return False
+
+    @property
+    def can_push(self) -> bool:
+        """Whether a push could go out on this connection now (the server allows it, the
+        protocol has it, the peer has not disabled it)."""
+        return False
 
     def reset(self, exchange: Exchange) -> None:
         raise NotImplementedError

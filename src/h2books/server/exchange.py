@@ -15,7 +15,8 @@ An exchange offers:
 - the response: `respond(Response)` sends a native response whole through the adapter's
   cached encodings; `start()`, `write()` and `end(trailers)` send one in parts, with
   `writable` / `await wait_writable()` for backpressure; `inform()` sends a 1xx;
-  `push()` is the server-push hook (False where the protocol or the peer has none);
+  `push()` promises and serves a GET for another path over HTTP/2 with --push (False
+  where the server, the protocol or the peer does not allow it);
 - `gone`: the peer reset the stream or the connection ended; `reset()` abandons the
   exchange (HTTP/2: RST_STREAM; HTTP/1.1: the connection is cut);
 - a tunnel, for a request that asks to switch protocols (`upgrade`, b"websocket": an
@@ -267,7 +268,10 @@ class Exchange:
             self.adapter.inform(self, status, fields)
 
     def push(self, path: bytes, fields: Fields = ()) -> bool:
-        """Server push of `path`; False where the protocol or the peer does not allow it."""
+        """Server push of a GET for `path` (`fields`: its request header fields), served by
+        the same interface as a request of its own; False where the server (--push), the
+        protocol (HTTP/2 only), the peer (SETTINGS_ENABLE_PUSH, its stream limit) or the
+        state of this exchange (its response ended, a GOAWAY) does not allow it."""
         return False if self.gone else self.adapter.push(self, path, fields)
 
     def reset(self) -> None:

@@ -70,6 +70,7 @@ class ServerState:
             request_head_timeout=timeouts.request_head,
             idle_timeout=timeouts.keep_alive,
             stall_timeout=timeouts.stall,
+            enable_push=config.push,
         )
         self.h1_config = H1Config(
             max_request_line=limits.max_request_line,

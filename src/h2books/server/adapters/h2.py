@@ -347,6 +347,40 @@ class H2ServerProtocol(ServerConnection):
         self.conn.send_headers(exchange.stream_id, (*_status(status), *fields))
         self.output_ready()
 
+    def push(self, exchange: Exchange, path: bytes, fields: Fields) -> bool:
+        """Promise a GET for `path` on the exchange's stream, then serve it as a request of
+        its own: a synthetic exchange goes to the same interface, whose answer goes out on
+        the promised stream. False when the core's bounds refuse it (see protocol/h2/push.py)
+        or the request named no authority. A sync handler answers inline, so the pushed
+        stream is usually closed again before this returns: the client's concurrency limit
+        then bounds what waits on flow control, not how much is pushed."""
+        authority = exchange.authority
+        if self._closing or not authority:
+            return False
+        promised = self.conn.push_promise(
+            exchange.stream_id,
+            (
+                (b":method", b"GET"),
+                (b":scheme", self.scheme.encode("ascii")),
+                (b":authority", authority),
+                (b":path", path),
+                *fields,
+            ),
+        )
+        if not promised:
+            return False
+        pushed = Exchange(self, promised, b"GET", path, list(fields), authority, "2", b"")
+        self.state.interface(pushed)
+        if pushed.response_state != DONE and not pushed.gone:
+            self._exchanges[promised] = pushed
+        if not self._in_read:
+            self.output_ready()
+        return True
+
+    @property
+    def can_push(self) -> bool:
+        return not self._closing and self.conn.can_push
+
     def reset(self, exchange: Exchange) -> None:
         if not self._closing:
             # An abandoned tunnel is a CANCEL (RFC 8441 §5.1); a failed answer, an error.
