@@ -71,9 +71,7 @@ async def fetch_with_push(
 
 
 @pytest.mark.parametrize("push_on", [True, False], ids=["push", "no-push"])
-def test_raw_app_pushes_only_where_the_extension_is_offered(
-    tmp_path: Path, push_on: bool
-) -> None:
+def test_raw_app_pushes_only_where_the_extension_is_offered(tmp_path: Path, push_on: bool) -> None:
     with ThreadedServer(tmp_path, asgi(raw_pusher), push=push_on) as served:
         page, asset, client = asyncio.run(fetch_with_push(served, "/", "/style.css"))
     assert page.json() == {"offered": push_on}
