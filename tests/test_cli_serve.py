@@ -243,3 +243,11 @@ def test_bad_values_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("H2BOOKS_LIFESPAN", "sometimes")
     with pytest.raises(UsageError, match="lifespan"):
         serve_config(_serve_args())
+
+
+def test_push_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert serve_config(_serve_args()).push is False
+    assert serve_config(_serve_args("--push")).push is True
+    monkeypatch.setenv("H2BOOKS_PUSH", "1")
+    assert serve_config(_serve_args()).push is True
+    assert serve_config(_serve_args("--no-push")).push is False

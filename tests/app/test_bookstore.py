@@ -402,3 +402,13 @@ def test_create_app_generates_the_catalogue(tmp_path: Path) -> None:
         assert app.book_count == 3000
     finally:
         app.close()
+
+
+def test_index_hints_push_every_book_it_lists(app: Bookstore) -> None:
+    index = get(app, "/")
+    assert index.hints is not None and not index.hints.early
+    ids = json.loads(index.body)
+    assert index.hints.push == tuple(f"/book?id={i}".encode() for i in ids)
+    first = index.hints.push[0].decode()
+    path, _, query = first.partition("?")
+    assert get(app, path, query).body == get(app, "/book", f"id={ids[0]}").body

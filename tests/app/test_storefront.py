@@ -322,3 +322,16 @@ def test_a_page_that_is_not_utf8_is_an_error(static_copy: Path) -> None:
     (static_copy / "index.html").write_bytes(b"<!doctype html>\xff")
     with pytest.raises(StorefrontError, match="not UTF-8"):
         read_storefront(static_copy)
+
+
+def test_store_hints_name_its_assets_for_early_hints_and_push(app: Bookstore) -> None:
+    page = get(app, STORE_PATH)
+    assert page.hints is not None
+    urls = sorted(set(asset_urls(app)))
+    assert sorted(page.hints.push) == [u.encode() for u in urls]
+    links = [value for name, value in page.hints.early if name == b"link"]
+    assert len(links) == len(urls) == 3
+    for url, link in zip(page.hints.push, links, strict=True):
+        assert link.startswith(b"<" + url + b">; rel=preload; as=")
+    # An asset itself refers to nothing.
+    assert get(app, urls[0]).hints is None
