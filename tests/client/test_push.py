@@ -1,0 +1,108 @@
+"""Our client and server push, against an `h2` library server over a real (h2c) socket:
+pushes are taken instead of requests, a push the server then resets becomes a request,
+and promises for another authority are declined."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import h2.config
+import h2.connection
+import h2.errors
+import h2.events
+
+from h2books.client import Client
+
+
+class PushingServer(asyncio.Protocol):
+    """On `/`: promises `/kept` (answered), `/dropped` (then reset) and `/foreign` (for
+    another authority, answered); answers any other request with its path."""
+
+    def __init__(self) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.transport: asyncio.Transport | None = None
+        self.requested: list[bytes] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                headers = dict(event.headers)
+                self.answer(event.stream_id, headers[b":path"], headers[b":authority"])
+        assert self.transport is not None
+        self.transport.write(self.conn.data_to_send())
+
+    def answer(self, stream_id: int, path: bytes, authority: bytes) -> None:
+        conn = self.conn
+        self.requested.append(path)
+        if path == b"/":
+
+            def promise(pushed: int, target: bytes, where: bytes = authority) -> None:
+                fields = [
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b":authority", where),
+                    (b":path", target),
+                ]
+                conn.push_stream(stream_id, pushed, fields)
+
+            promise(2, b"/kept")
+            promise(4, b"/dropped")
+            promise(6, b"/foreign", b"elsewhere.example")
+            for pushed in (2, 6):
+                conn.send_headers(pushed, [(b":status", b"200")])
+                conn.send_data(pushed, b"pushed", end_stream=True)
+            conn.reset_stream(4, h2.errors.ErrorCodes.CANCEL)
+        conn.send_headers(stream_id, [(b":status", b"200")])
+        conn.send_data(stream_id, b"requested " + path, end_stream=True)
+
+
+async def run(check: Callable[[Client, PushingServer], object], push: bool = True) -> None:
+    server = PushingServer()
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with Client(f"http://127.0.0.1:{port}", push=push) as client:
+            result = check(client, server)
+            if asyncio.iscoroutine(result):
+                await result
+    finally:
+        listener.close()
+
+
+def test_pushes_are_taken_a_reset_one_is_requested_a_foreign_one_declined() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        index = await client.get("/")
+        assert index.text == "requested /"
+        kept, dropped, foreign = await asyncio.gather(
+            client.get("/kept"), client.get("/dropped"), client.get("/foreign")
+        )
+        assert kept.pushed and kept.content == b"pushed"
+        assert not dropped.pushed and dropped.text == "requested /dropped"
+        assert not foreign.pushed and foreign.text == "requested /foreign"
+        assert sorted(server.requested) == [b"/", b"/dropped", b"/foreign"]
+        assert (client.pushes_received, client.pushes_taken) == (2, 1)
+
+    asyncio.run(run(check))
+
+
+def test_without_push_the_client_announces_it_and_requests_everything() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        # ENABLE_PUSH=0: the h2 library refuses to push to us at all.
+        try:
+            await client.get("/")
+        except Exception:
+            pass
+        assert not server.conn.remote_settings.enable_push
+        assert client.pushes_received == 0
+
+    asyncio.run(run(check, push=False))
