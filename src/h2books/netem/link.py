@@ -63,7 +63,7 @@ class LinkStats:
 class LinkDirection:
     """One direction of the emulated link; see the module docstring."""
 
-    __slots__ = ("_busy_until", "_in_flight", "_rng", "_seq", "_seconds_per_byte", "spec", "stats")
+    __slots__ = ("_busy_until", "_in_flight", "_rng", "_seconds_per_byte", "_seq", "spec", "stats")
 
     def __init__(self, spec: LinkSpec, rng: random.Random) -> None:
         self.spec = spec

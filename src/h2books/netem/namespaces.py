@@ -26,9 +26,9 @@ from pathlib import Path
 
 __all__ = [
     "NETNS_DIR",
+    "PREFIX",
     "Namespace",
     "NamespaceError",
-    "PREFIX",
     "enter_path",
     "run_ip",
     "sweep_stale",
