@@ -10,14 +10,18 @@ from h2books.netem.conditions import Conditions
 
 __all__ = ["add_network_arguments", "conditions_from_args"]
 
-_HELP_TAIL = (
+_HELP_CRAWL = (
     "Through a packet-level link emulator (network namespaces + TUN; root) or, without "
     "root, a userspace delay proxy that cannot lose TCP segments."
+)
+_HELP_BENCH = (
+    "Through a packet-level link emulator (network namespaces + TUN; needs root), brought up "
+    "around each run; a sweep runs every cell under each combination of --rtt and --loss."
 )
 
 
 def add_network_arguments(parser: argparse.ArgumentParser, *, sweep: bool) -> None:
-    group = parser.add_argument_group("network conditions", _HELP_TAIL)
+    group = parser.add_argument_group("network conditions", _HELP_BENCH if sweep else _HELP_CRAWL)
     if sweep:
         group.add_argument(
             "--rtt", type=durations, metavar="LIST",
