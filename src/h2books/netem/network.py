@@ -46,12 +46,17 @@ def emulated_network(
     *,
     fallback: bool = True,
     seed: int | None = None,
+    method: str = "auto",
 ) -> Iterator[EmulatedNetwork]:
-    """The link for `conditions` to the server at `target` (host, port), up for the block."""
+    """The link for `conditions` to the server at `target` (host, port), up for the block.
+
+    `method` "auto" takes namespaces where available, else the proxy (unless not
+    `fallback`); "proxy" takes the proxy in any case.
+    """
     if not conditions.emulated:
         yield EmulatedNetwork(conditions, conditions.describe(), "loopback")
         return
-    reason = unavailable_reason()
+    reason = unavailable_reason() if method == "auto" else f"the {method} was asked for"
     if reason is None:
         with EmulatedLink(conditions, seed=seed) as link:
             yield EmulatedNetwork(conditions, link.describe(), "namespaces", link=link)
