@@ -272,10 +272,10 @@ async def _serve(config: dict[str, Any]) -> None:
         )
         udp_port = udp_transport.get_extra_info("sockname")[1]
     print(json.dumps({"ready": True, "port": port, "udp_port": udp_port}), flush=True)
-    stop = loop.create_future()
+    stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, lambda: stop.done() or stop.set_result(None))
-    await stop
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
     server.close()
     udp_transport.close()
 
