@@ -5,7 +5,8 @@
 A sender on the host's loopback (root namespace) streams MEGABYTES to a receiver in
 the emulated client namespace, through the forwarder, with no bandwidth limit: the
 figure is what the emulator can carry at that RTT. It prints the goodput after the
-first second (TCP's slow start over) and over the whole transfer, the forwarder's
+first second (TCP's slow start over) and over the whole transfer (with --bandwidth: how
+close to the limit TCP gets through the emulated queue), the forwarder's
 packet counts, and the forwarder's CPU time.
 """
 
@@ -18,7 +19,7 @@ import threading
 import time
 from pathlib import Path
 
-from h2books.argtypes import duration
+from h2books.argtypes import bandwidth, duration
 from h2books.netem.conditions import Conditions
 from h2books.netem.emulator import DEFAULT_MTU, EmulatedLink
 
@@ -39,13 +40,14 @@ def main() -> None:
     parser.add_argument("--rtt", type=duration, default=0.05)
     parser.add_argument("--megabytes", type=int, default=200)
     parser.add_argument("--mtu", type=int, default=DEFAULT_MTU)
+    parser.add_argument("--bandwidth", type=bandwidth, default=None, help="default: no limit")
     args = parser.parse_args()
     total = args.megabytes * 1_000_000
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
     sender = threading.Thread(target=_serve, args=(listener, total), daemon=True)
     sender.start()
-    link = EmulatedLink(Conditions(rtt=args.rtt), mtu=args.mtu)
+    link = EmulatedLink(Conditions(rtt=args.rtt, bandwidth=args.bandwidth), mtu=args.mtu)
     with link:
         with link.client_side():
             client = socket.create_connection(("127.0.0.1", port))
@@ -67,7 +69,7 @@ def main() -> None:
     whole = received * 8 / (end - start) / 1e6
     steady = (received - mark_bytes) * 8 / (end - mark_time) / 1e6 if mark_time else whole
     print(
-        f"RTT {args.rtt * 1e3:g} ms, MTU {args.mtu}: {received / 1e6:.0f} MB in {end - start:.2f} s: "
+        f"RTT {args.rtt * 1e3:g} ms, limit {args.bandwidth or 'none'}, MTU {args.mtu}: {received / 1e6:.0f} MB in {end - start:.2f} s: "
         f"{whole:.0f} Mbit/s overall, {steady:.0f} Mbit/s after the first second; "
         f"forwarder CPU {cpu:.2f} s"
     )
