@@ -8,6 +8,8 @@ rate, as packets would be. **TCP is not**: the proxy sees a byte stream, not
 segments, so it cannot make TCP retransmit; `--loss` over TCP is not applied, and
 `DelayProxy.describe` says so. TCP bytes beyond a direction's queue stop the reading
 side (back-pressure), where a router would drop.
+The proxy accepts at once, so the TCP handshake costs no round trip (the TLS handshake
+and everything after it do).
 
 Run by `DelayProxy` as ``python -m h2books.netem.proxy CONFIG_JSON`` (a process of its
 own, so that its CPU is not the client's); prints one JSON line with its port when
