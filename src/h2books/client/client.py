@@ -47,7 +47,9 @@ class Client:
     at a time per connection, in submission order. ``timeout`` bounds each
     request from submission to its complete response (and each connect), in
     seconds; ``None`` waits forever. Pass a `WireStats` as ``stats`` to count the
-    bytes on the wire.
+    bytes on the wire. ``connect_to`` (host, port) opens the TCP connections there
+    instead of the URL's host and port (a delay proxy, say); the URL still gives the
+    TLS server name and ``:authority``.
     """
 
     def __init__(
@@ -62,6 +64,7 @@ class Client:
         headers: HeaderInput = (),
         stats: WireStats | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
@@ -70,6 +73,7 @@ class Client:
         self.origin = Origin(url)
         self.http2 = http2
         self.stats = stats
+        self._connect_to = connect_to
         self._ssl = (
             create_ssl_context(http2=http2, cacert=cacert, insecure=insecure)
             if self.origin.tls
@@ -170,7 +174,7 @@ class Client:
         origin, settings = self.origin, self._settings
         kind = H2ClientProtocol if self.http2 else H1ClientProtocol
         connection = await open_connection(
-            lambda: kind(lane, settings), origin, self._ssl, settings.timeout
+            lambda: kind(lane, settings), origin, self._ssl, settings.timeout, self._connect_to
         )
         if connection.error is not None:
             raise connection.error

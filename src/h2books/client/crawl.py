@@ -51,6 +51,7 @@ class CrawlOptions:
     insecure: bool = False
     timeout: float | None = 30.0  # the whole crawl
     request_timeout: float | None = 10.0  # each request, connecting included
+    connect_to: tuple[str, int] | None = None  # TCP there instead of the URL's (a delay proxy)
 
 
 @dataclass(slots=True)
@@ -151,6 +152,7 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
             connections=options.connections,
             timeout=options.request_timeout,
             stats=stats,
+            connect_to=options.connect_to,
         )
     except (ValueError, ClientError) as exc:
         raise CrawlError(str(exc)) from None
