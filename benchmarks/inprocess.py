@@ -6,6 +6,7 @@
     python benchmarks/inprocess.py h1-client             # one response in, the next request out
     python benchmarks/inprocess.py asgi-h2-server        # the same over ASGI: a minimal raw app
     python benchmarks/inprocess.py asgi-h2-server --app starlette   # ... or a Starlette route
+    python benchmarks/inprocess.py asgi-h2-server --app bookstore   # ... or the bench's ASGI bookstore
     python benchmarks/inprocess.py h1-server --profile   # and the top functions (cProfile)
 
 The protocol objects get a transport that only records, and requests shaped like h2load's
@@ -128,9 +129,9 @@ def _state(data_dir: Path, interface: Callable[[Any], None] | None = None) -> Se
     return ServerState(config, interface, loop, None, WallClock())
 
 
-def _asgi_interface(app_name: str) -> Callable[[Any], None]:
-    """The ASGI interface over a minimal raw app (the bookstore's /book answer, fixed) or
-    the same answer from a Starlette route."""
+def _asgi_interface(app_name: str, data_dir: Path) -> Callable[[Any], None]:
+    """The ASGI interface over a minimal raw app (the bookstore's /book answer, fixed), the
+    same answer from a Starlette route, or the benchmark's ASGI bookstore (every book)."""
     from h2books.interfaces.asgi import AsgiInterface
 
     body = json.dumps({"id": "17", "title": "A title", "author": "An Author"}).encode()
@@ -152,6 +153,11 @@ def _asgi_interface(app_name: str) -> Callable[[Any], None]:
             return Response(body, media_type="application/json")
 
         app = Starlette(routes=[Route("/book", book)])
+    elif app_name == "bookstore":
+        from h2books.bench.peers.asgi_app import BookstoreApp
+        from h2books.bench.peers.replies import open_bookstore
+
+        app = BookstoreApp(*open_bookstore(data_dir))
     return AsgiInterface(app, lifespan="off").handle
 
 
@@ -159,11 +165,11 @@ _APP = "raw"
 
 
 async def asgi_h1_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
-    return await h1_server(data_dir, _asgi_interface(_APP))
+    return await h1_server(data_dir, _asgi_interface(_APP, data_dir))
 
 
 async def asgi_h2_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
-    return await h2_server(data_dir, _asgi_interface(_APP))
+    return await h2_server(data_dir, _asgi_interface(_APP, data_dir))
 
 
 async def h1_server(
@@ -309,7 +315,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="then print the top functions")
     parser.add_argument("--data-dir", type=Path, help="a bookstore data directory")
     parser.add_argument(
-        "--app", choices=["raw", "starlette"], default="raw", help="the ASGI app (asgi-* modes)"
+        "--app", choices=["raw", "starlette", "bookstore"], default="raw", help="the ASGI app (asgi-* modes)"
     )
     args = parser.parse_args(argv)
     global _APP

@@ -151,6 +151,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
     serve.add_argument("--workers", type=int, help="processes sharing the port (SO_REUSEPORT)")
     serve.add_argument(
+        "--reload",
+        action="store_true",
+        help="development: restart the server when a Python file under --reload-dir changes",
+    )
+    serve.add_argument(
+        "--reload-dir",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="a directory --reload watches (repeatable; default the current directory)",
+    )
+    serve.add_argument(
         "--log-level", choices=["debug", "info", "warning", "error"], help="default info"
     )
     serve.add_argument(
@@ -294,6 +306,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
     config = serve_config(args)
     configure_logging(config.log_level)
     check_data_dir(config.data_dir)
+    if args.reload:
+        if config.workers > 1:
+            raise UsageError("--reload serves with one process: leave out --workers")
+        from h2books.server.reload import run_with_reload
+
+        return run_with_reload(args.argv, args.reload_dir or [])
     make_app, served = _app_to_serve(args, config)
     return serve_until_stopped(config, make_app, served)
 
@@ -441,6 +459,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `--reload` runs it again
     if args.command is None:
         parser.print_help()
         return 2

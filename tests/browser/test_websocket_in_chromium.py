@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import BrowserFactory, run_h2books
-from tests.server.websocket_support import ASGIWebSocketInterface, ThreadedServer
+from tests.server.websocket_support import ASGIWebSocketInterface
+from tests.threaded_server import ThreadedServer
 
 pytestmark = pytest.mark.slow
 

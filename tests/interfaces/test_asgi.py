@@ -25,8 +25,9 @@ from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.config import ServerConfig
 from tests.conftest import require_tool
 from tests.interfaces.asgi_apps import CHUNK, CHUNKS, SEEN, raw_app
-from tests.interfaces.conftest import LogRecords, ThreadedServer
+from tests.interfaces.conftest import LogRecords
 from tests.server import h2wire
+from tests.threaded_server import ThreadedServer
 
 
 def asgi(app: Any, **options: Any) -> Callable[[ServerConfig], AsgiInterface]:

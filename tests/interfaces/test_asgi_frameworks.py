@@ -21,7 +21,7 @@ from starlette.routing import Route
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.server.config import ServerConfig
 from tests.interfaces import django_site
-from tests.interfaces.conftest import ThreadedServer
+from tests.threaded_server import ThreadedServer
 
 DONE_IN_BACKGROUND: list[str] = []
 BACKGROUND_RAN = threading.Event()

@@ -20,7 +20,7 @@ from h2books.client import Client
 from h2books.interfaces import ServerInterface
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.server.config import ServerConfig
-from tests.interfaces.conftest import ThreadedServer
+from tests.threaded_server import ThreadedServer
 
 PUSH = "http.response.push"
 

@@ -21,8 +21,8 @@ from h2books.interfaces.asgi_websocket import websocket_scope
 from tests.server.websocket_support import (
     ASGIWebSocketInterface,
     H2WebSocketClient,
-    ThreadedServer,
 )
+from tests.threaded_server import ThreadedServer
 
 Scope = dict[str, Any]
 

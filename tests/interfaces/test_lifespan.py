@@ -19,7 +19,8 @@ from starlette.routing import Route
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.interfaces.lifespan import LifespanError
 from h2books.server.config import ServerConfig
-from tests.interfaces.conftest import LogRecords, ThreadedServer
+from tests.interfaces.conftest import LogRecords
+from tests.threaded_server import ThreadedServer
 
 
 def asgi(app: Any, **options: Any) -> Callable[[ServerConfig], AsgiInterface]:

@@ -8,18 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import threading
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from h2books.certs import ensure_certificates
 from h2books.http import Request, Response
-from h2books.server.config import ServerConfig
-from h2books.server.server import Server
-from h2books.server.tls import create_server_ssl_context
+from h2books.interfaces.native import NativeInterface
+from tests.threaded_server import ThreadedServer
 
 CHUNK = b"x" * 65536
 CHUNKS = 64  # 4 MiB streamed
@@ -77,38 +73,9 @@ def handler(request: Request) -> Response | object:
     return Response(404, [], b"")
 
 
-class ThreadedServer:
-    def __init__(self, data_dir: Path) -> None:
-        paths = ensure_certificates(data_dir / "tls")
-        self.ca = paths.ca_cert
-        self.config = ServerConfig(port=0, http_port=0, data_dir=data_dir, access_log=False)
-        self.context = create_server_ssl_context(paths.cert, paths.key)
-        self.loop = asyncio.new_event_loop()
-        self.server = Server(self.config, handler, self.context)  # type: ignore[arg-type]
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.start())
-        self.ready.set()
-        self.loop.run_until_complete(self.server.serve_until_stopped())
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        assert self.ready.wait(30)
-        ports = [s.getsockname()[1] for s in self.server.sockets]
-        self.tls_port, self.http_port = ports[0], ports[1]
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.thread.join(30)
-
-
 @pytest.fixture(scope="module")
 def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ThreadedServer]:
-    with ThreadedServer(tmp_path_factory.mktemp("handlers")) as server:
+    with ThreadedServer(tmp_path_factory.mktemp("handlers"), NativeInterface(handler)) as server:
         yield server
 
 

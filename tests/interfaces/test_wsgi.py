@@ -26,7 +26,7 @@ from h2books.interfaces.wsgi import WsgiInterface, _server_of
 from h2books.server.config import Limits
 from tests.conftest import require_tool
 from tests.interfaces import django_site
-from tests.interfaces.conftest import ThreadedServer
+from tests.threaded_server import ThreadedServer
 
 CHUNK = b"y" * 65536
 THREADS = 4

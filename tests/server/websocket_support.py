@@ -3,14 +3,9 @@ the local CA), the server's ASGI interface, and RFC 8441 / raw clients."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import os
 import socket
-import ssl
-import threading
-from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import h2.config
@@ -24,14 +19,10 @@ from wsproto.events import BytesMessage, TextMessage
 from wsproto.events import Event as WsEvent
 from wsproto.extensions import PerMessageDeflate
 
-from h2books.certs import ensure_certificates
 from h2books.http import Response
-from h2books.interfaces import ServerInterface
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.interfaces.asgi_scope import AsgiApp
-from h2books.server.config import ServerConfig
-from h2books.server.server import Server
-from h2books.server.tls import create_server_ssl_context
+from tests.threaded_server import ThreadedServer
 
 NOT_FOUND = Response(404, [(b"content-type", b"text/plain")], b"not found")
 
@@ -41,72 +32,6 @@ class ASGIWebSocketInterface(AsgiInterface):
 
     def __init__(self, app: AsgiApp) -> None:
         super().__init__(app, lifespan="off")
-
-
-class ThreadedServer:
-    """A Server on its own event loop in a thread, TLS port and cleartext port."""
-
-    def __init__(
-        self,
-        data_dir: Path,
-        interface: ServerInterface,
-        configure: Callable[[ServerConfig], None] | None = None,
-    ) -> None:
-        paths = ensure_certificates(data_dir / "tls")
-        self.ca = paths.ca_cert
-        self.config = ServerConfig(port=0, http_port=0, data_dir=data_dir, access_log=False)
-        if configure is not None:
-            configure(self.config)
-        self.context = create_server_ssl_context(paths.cert, paths.key)
-        self.loop = asyncio.new_event_loop()
-        self.server = Server(self.config, interface, self.context)
-        self.ready = threading.Event()
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.start())
-        self.ready.set()
-        self.loop.run_until_complete(self.server.serve_until_stopped())
-        self.stopped.set()
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        assert self.ready.wait(30)
-        ports = [s.getsockname()[1] for s in self.server.sockets]
-        self.tls_port, self.http_port = ports[0], ports[1]
-        return self
-
-    def stop(self) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-
-    def __exit__(self, *exc: object) -> None:
-        if not self.stopped.is_set():
-            self.stop()
-        self.thread.join(30)
-
-    def client_context(self) -> ssl.SSLContext:
-        return ssl.create_default_context(cafile=str(self.ca))
-
-    def threaded_client_context(self) -> ssl.SSLContext:
-        """For the `websockets` sync client, which reads its SSLSocket in a thread of its
-        own while the caller writes to it: OpenSSL does not allow that, and over TLS 1.3
-        the server's session tickets, read while the client sends its handshake, now
-        and then (about once in a thousand connections here) lose the client's request
-        (python-websockets/websockets#1648, CPython gh-77271). TLS 1.2 sends no tickets
-        after the handshake."""
-        context = self.client_context()
-        context.maximum_version = ssl.TLSVersion.TLSv1_2
-        return context
-
-    @property
-    def wss(self) -> str:
-        return f"wss://localhost:{self.tls_port}"
-
-    @property
-    def ws(self) -> str:
-        return f"ws://127.0.0.1:{self.http_port}"
 
 
 # -- an RFC 8441 client: the h2 library for HTTP/2, wsproto for the frames ---------------

@@ -19,6 +19,7 @@ from h2books.bench.names import (
     SERVER_NAMES,
     WORKLOAD_KEYS,
 )
+from h2books.netem.arguments import add_network_arguments
 
 __all__ = ["build_parser", "cmd_bench", "main_bench", "register"]
 
@@ -136,6 +137,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--no-pin", action="store_true", help="do not pin the server and the client to cores"
     )
+    add_network_arguments(parser, sweep=True)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:

@@ -27,6 +27,7 @@ from h2books.bench.loadtest import (
 )
 from h2books.bench.machine import describe_machine, h2load_version
 from h2books.bench.processes import Pinning, detect_pinning
+from h2books.bench.runner import Condition, network_condition
 from h2books.bench.servers import ServerSpec, custom_server, servers_for
 from h2books.bench.workspace import Workspace, workspace
 
@@ -139,7 +140,24 @@ def _print_progress(description: str, advance: int) -> None:
         print(f"  {description} …", file=sys.stderr, flush=True)
 
 
+def _pick_conditions(args: argparse.Namespace) -> list[Condition]:
+    """The network conditions of the run (--rtt/--bandwidth/--loss), each one a Condition."""
+    from h2books.netem.arguments import conditions_from_args
+    from h2books.netem.namespaces import unavailable_reason
+
+    wanted = conditions_from_args(args)
+    if any(conditions.emulated for conditions in wanted):
+        reason = unavailable_reason()
+        if reason is not None:
+            raise BenchUsageError(
+                f"--rtt/--bandwidth/--loss need the emulated link (network namespaces + TUN): "
+                f"{reason}; 'h2books crawl --rtt ...' has a delay-proxy fallback without them"
+            )
+    return [network_condition(conditions) for conditions in wanted]
+
+
 def run_bench(args: argparse.Namespace) -> int:
+    conditions = _pick_conditions(args)
     servers, notes = _pick_servers(args)
     pinning = detect_pinning(not args.no_pin)
     h2load = find_h2load()
@@ -150,7 +168,7 @@ def run_bench(args: argparse.Namespace) -> int:
         _check_matplotlib()
     with workspace(args.data_dir, args.catalog) as space:
         if args.load == "h2load":
-            result = _run_load(args, servers, space, pinning, h2load)
+            result = _run_load(args, servers, space, pinning, h2load, conditions)
             result.machine = machine
             return _report_load(args, result)
         clients, client_notes = _pick_clients(args, h2load)
@@ -163,6 +181,7 @@ def run_bench(args: argparse.Namespace) -> int:
             repeat=repeat,
             client_timeout=args.timeout or 60.0,
             h2load=h2load,
+            conditions=conditions,
         )
         with _progress_bar(crawl_plan(config).steps) as progress:
             experiment = run_experiment(config, space, pinning, progress)
@@ -183,6 +202,7 @@ def _run_load(
     space: Workspace,
     pinning: Pinning,
     h2load: str | None,
+    conditions: list[Condition],
 ) -> LoadResult:
     if h2load is None:
         raise BenchUsageError(
@@ -202,6 +222,7 @@ def _run_load(
         runs=runs,
         requests=args.requests or (3000 if args.quick else None),
         run_timeout=args.timeout or 180.0,
+        conditions=conditions,
     )
     with _progress_bar(load_plan(config).steps) as progress:
         result = run_loadtest(config, space, pinning, progress)

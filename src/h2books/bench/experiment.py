@@ -146,6 +146,7 @@ class Cell(PlanCell[ClientSpec, CrawlRun]):
             "server": self.server,
             "client": self.client.name,
             "protocol": self.client.protocol,
+            "condition": self.condition.as_dict(),
             "ok": not self.failed,
             "runs_ok": len(self.ok_runs),
             "runs": [run.as_dict() for run in self.runs],
@@ -197,14 +198,14 @@ class ExperimentResult:
     duration: float = 0.0
     machine: dict[str, Any] = field(default_factory=dict)
 
-    def cell(self, server: str, client: str) -> Cell | None:
+    def cell(self, server: str, client: str, condition: str = LOOPBACK.key) -> Cell | None:
         for cell in self.cells:
-            if cell.server == server and cell.client.key == client:
+            if (cell.server, cell.client.key, cell.condition.key) == (server, client, condition):
                 return cell
         return None
 
-    def _median_wall(self, server: str, client: str) -> float | None:
-        cell = self.cell(server, client)
+    def _median_wall(self, server: str, client: str, condition: str) -> float | None:
+        cell = self.cell(server, client, condition)
         wall = cell.wall() if cell is not None else None
         return wall.median if wall else None
 
@@ -212,12 +213,18 @@ class ExperimentResult:
         """How many times faster than the post's setup over the same protocol (>1 = faster)."""
         baseline = f"{POST_BASELINE[cell.client.protocol]}-{cell.client.protocol}"
         wall = cell.wall()
-        return ratio(self._median_wall(POST_SERVER, baseline), wall.median if wall else None)
+        return ratio(
+            self._median_wall(POST_SERVER, baseline, cell.condition.key),
+            wall.median if wall else None,
+        )
 
     def speed_vs_ours(self, cell: Cell) -> float | None:
         """How many times faster than our server with the same client (>1 = faster than ours)."""
         wall = cell.wall()
-        return ratio(self._median_wall("ours", cell.client.key), wall.median if wall else None)
+        return ratio(
+            self._median_wall("ours", cell.client.key, cell.condition.key),
+            wall.median if wall else None,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         cells = []

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from h2books.bench.experiment import POST_BASELINE, POST_SERVER, Cell, ExperimentResult
 from h2books.bench.loadtest import LoadCell, LoadResult
+from h2books.bench.runner import LOOPBACK, Condition
 from h2books.bench.stats import Spread
 
 __all__ = [
@@ -97,6 +98,7 @@ def experiment_table(result: ExperimentResult) -> Table:
         f"over HTTP/2); {TIMES} ours: relative to our server with the same client. >1 is faster."
     )
     notes.append(f"pinning: {result.pinning.describe()}.")
+    notes.extend(_network_notes(cell.condition for cell in result.cells))
     return Table(
         "The post's experiment: each client crawls each server",
         columns,
@@ -108,7 +110,7 @@ def experiment_table(result: ExperimentResult) -> Table:
 
 
 def _experiment_row(result: ExperimentResult, cell: Cell, notes: list[str]) -> list[str]:
-    name = [cell.server, cell.client.label]
+    name = [cell.server, cell.client.label + _condition_suffix(cell.condition)]
     wall = cell.wall()
     if wall is None:
         reason = cell.errors[0] if cell.errors else "no run"
@@ -140,6 +142,18 @@ def _experiment_row(result: ExperimentResult, cell: Cell, notes: list[str]) -> l
         _times(result.speed_vs_post(cell)),
         _times(result.speed_vs_ours(cell)),
     ]
+
+
+def _condition_suffix(condition: Condition) -> str:
+    return "" if condition is LOOPBACK else f" @ {condition.key}"
+
+
+def _network_notes(conditions: Iterable[Condition]) -> list[str]:
+    """One line per network condition of the run: what the client and the servers went through."""
+    unique = list(dict.fromkeys(conditions))
+    if unique == [LOOPBACK]:
+        return []
+    return [f"network @ {condition.key}: {condition.title}." for condition in unique]
 
 
 def _short(text: str, limit: int = 48) -> str:
@@ -178,6 +192,7 @@ def load_table(result: LoadResult) -> Table:
         "server's in the same round (the runner alternates servers), and its min-max."
     )
     notes.append(f"pinning: {result.pinning.describe()}.")
+    notes.extend(_network_notes(cell.condition for cell in result.cells))
     return Table(
         "h2load, over TLS: requests cycle over every book",
         columns,
@@ -190,7 +205,7 @@ def load_table(result: LoadResult) -> Table:
 
 def _load_row(result: LoadResult, cell: LoadCell, notes: list[str]) -> list[str]:
     title = f"{cell.workload.key}  ({cell.workload.title})"
-    name = cell.display_server
+    name = cell.display_server + _condition_suffix(cell.condition)
     if cell.not_applicable:
         return [title, name, f"n/a ({cell.not_applicable})", DASH, DASH, DASH, DASH]
     rate = cell.rate()

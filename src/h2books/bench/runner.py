@@ -39,6 +39,7 @@ from h2books.bench.servers import (
     start_server,
 )
 from h2books.bench.workspace import Workspace
+from h2books.netem.conditions import Conditions
 
 __all__ = [
     "LOOPBACK",
@@ -49,6 +50,7 @@ __all__ = [
     "RunRecord",
     "Target",
     "WorkloadLike",
+    "network_condition",
     "run_plan",
 ]
 
@@ -57,8 +59,9 @@ __all__ = [
 class Condition:
     """The network between client and server. `applied` wraps every run of a cell.
 
-    Today only the loopback as it is; a delay or loss condition (netem on ``lo``)
-    is one more `Condition` whose `applied` sets it up and takes it down.
+    The loopback as it is (`LOOPBACK`), or an emulated link (`network_condition`): its
+    `applied` brings the link up, puts the runner's thread (and so every client process
+    it starts) on the client's side, and takes the link down after the run.
     """
 
     key: str
@@ -70,6 +73,22 @@ class Condition:
 
 
 LOOPBACK = Condition("loopback", "loopback, nothing added")
+
+
+def network_condition(conditions: Conditions) -> Condition:
+    """A `Condition` for `conditions`: the packet-level emulated link around each run."""
+    if not conditions.emulated:
+        return LOOPBACK
+
+    @contextlib.contextmanager
+    def applied() -> Iterator[None]:
+        from h2books.netem.emulator import EmulatedLink
+
+        with EmulatedLink(conditions) as link, link.client_side():
+            yield
+
+    title = f"{conditions.describe()} (emulated link: namespaces + TUN)"
+    return Condition(conditions.key, title, applied)
 
 
 class WorkloadLike(Protocol):

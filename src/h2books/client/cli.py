@@ -13,7 +13,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from h2books.argtypes import positive_int, seconds
-from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
+from h2books.client.crawl import CrawlError, CrawlOptions, CrawlResult, crawl, run
+from h2books.netem.arguments import add_network_arguments, conditions_from_args
+from h2books.netem.conditions import Conditions
 
 __all__ = ["build_parser", "cmd_crawl", "main_crawl", "register"]
 
@@ -103,6 +105,7 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="give up when one request takes longer (default 10; 0 = no limit)",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    add_network_arguments(parser, sweep=False)
 
 
 def cmd_crawl(args: argparse.Namespace) -> int:
@@ -118,8 +121,13 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         request_timeout=args.request_timeout,
         push=args.push,
     )
+    (conditions,) = conditions_from_args(args)
+    network: dict[str, object] = {}
     try:
-        result = run(lambda: crawl(options))
+        if conditions.emulated:
+            result, network = _crawl_emulated(options, conditions)
+        else:
+            result = run(lambda: crawl(options))
     except CrawlError as exc:
         if args.json:
             print(json.dumps({"ok": False, "url": args.url, "error": str(exc)}))
@@ -128,10 +136,34 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 130
     if args.json:
-        print(json.dumps(result.as_dict()))
+        print(json.dumps({**result.as_dict(), **({"network": network} if network else {})}))
     else:
         print(result.report())
+        if network:
+            print(f"  network: {network['description']}")
     return 0
+
+
+def _crawl_emulated(
+    options: CrawlOptions, conditions: Conditions
+) -> tuple[CrawlResult, dict[str, object]]:
+    """The crawl through the emulated link (or the delay proxy where namespaces are unavailable)."""
+    from h2books.client.origin import Origin
+    from h2books.netem.network import NamespaceError, emulated_network
+    from h2books.netem.proxy import ProxyError
+
+    try:
+        origin = Origin(options.url)
+    except ValueError as exc:
+        raise CrawlError(str(exc)) from None
+    try:
+        with emulated_network(conditions, (origin.host, origin.port)) as network:
+            options.connect_to = network.connect_to
+            with network.client_side():
+                result = run(lambda: crawl(options))
+    except (NamespaceError, ProxyError) as exc:
+        raise CrawlError(str(exc)) from None
+    return result, network.as_dict()
 
 
 def main_crawl(argv: Sequence[str] | None = None) -> int:

@@ -49,7 +49,9 @@ class Client:
     at a time per connection, in submission order. ``timeout`` bounds each
     request from submission to its complete response (and each connect), in
     seconds; ``None`` waits forever. Pass a `WireStats` as ``stats`` to count the
-    bytes on the wire.
+    bytes on the wire. ``connect_to`` (host, port) opens the TCP connections there
+    instead of the URL's host and port (a delay proxy, say); the URL still gives the
+    TLS server name and ``:authority``.
 
     ``push=True`` (HTTP/2) announces SETTINGS_ENABLE_PUSH=1: responses the server pushes
     for GETs of this origin are kept (up to `MAX_HELD_PUSHES`), and a later GET of the
@@ -70,6 +72,7 @@ class Client:
         stats: WireStats | None = None,
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         push: bool = False,
+        connect_to: tuple[str, int] | None = None,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
@@ -78,6 +81,7 @@ class Client:
         self.origin = Origin(url)
         self.http2 = http2
         self.stats = stats
+        self._connect_to = connect_to
         self._ssl = (
             create_ssl_context(http2=http2, cacert=cacert, insecure=insecure)
             if self.origin.tls
@@ -228,7 +232,7 @@ class Client:
         origin, settings = self.origin, self._settings
         kind = H2ClientProtocol if self.http2 else H1ClientProtocol
         connection = await open_connection(
-            lambda: kind(lane, settings), origin, self._ssl, settings.timeout
+            lambda: kind(lane, settings), origin, self._ssl, settings.timeout, self._connect_to
         )
         if connection.error is not None:
             raise connection.error

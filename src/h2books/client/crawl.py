@@ -54,6 +54,7 @@ class CrawlOptions:
     # HTTP/2: announce SETTINGS_ENABLE_PUSH=1 and take the books the server pushes with
     # the index instead of requesting them (`h2books serve --push`).
     push: bool = False
+    connect_to: tuple[str, int] | None = None  # TCP there instead of the URL's (a delay proxy)
 
 
 @dataclass(slots=True)
@@ -166,6 +167,7 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
             timeout=options.request_timeout,
             stats=stats,
             push=options.push,
+            connect_to=options.connect_to,
         )
     except (ValueError, ClientError) as exc:
         raise CrawlError(str(exc)) from None

@@ -47,16 +47,22 @@ async def open_connection(
     origin: Origin,
     ssl_context: ssl.SSLContext | None,
     timeout: float | None,
+    address: tuple[str, int] | None = None,
 ) -> P:
-    """Connect and return the protocol object; every failure becomes a `ConnectError`/`TLSError`."""
+    """Connect and return the protocol object; every failure becomes a `ConnectError`/`TLSError`.
+
+    `address` (host, port), when given, is where the TCP connection goes instead of the
+    origin's; TLS still names the origin's host.
+    """
     loop = asyncio.get_running_loop()
-    where = origin.address
+    host, port = address if address is not None else (origin.host, origin.port)
+    where = origin.address if address is None else f"{origin.address} (via {host}:{port})"
     try:
         async with asyncio.timeout(timeout):
             _transport, protocol = await loop.create_connection(
                 protocol_factory,
-                origin.host,
-                origin.port,
+                host,
+                port,
                 ssl=ssl_context,
                 server_hostname=origin.host if ssl_context is not None else None,
             )

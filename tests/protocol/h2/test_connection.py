@@ -864,6 +864,20 @@ def test_a_request_over_the_field_count_gets_431_however_small_its_fields() -> N
     assert head and c.decoder.decode(head[0].payload) == [(":status", "431")]
 
 
+def test_cookie_crumbs_count_as_one_field_against_the_field_count() -> None:
+    # A browser splits its cookies into crumbs (§8.2.3); over HTTP/1.1 they are one line.
+    c = RawClient(H2Config(max_header_count=100))
+    crumbs = [(b"cookie", b"c%d=v" % i) for i in range(150)]
+    c.send(c.headers(1, [*REQUEST, *crumbs]))
+    (request,) = requests_of(c.events)
+    assert dict(request.headers)[b"cookie"] == b"; ".join(value for _, value in crumbs)
+    # The crumbs count once, and the other fields still count one each.
+    fields = [*REQUEST, *crumbs, *((b"x-%d" % i, b"y") for i in range(100 - len(REQUEST)))]
+    c.send(c.headers(3, fields))
+    head = [f for f in c.take() if f.type == HEADERS and f.stream_id == 3]
+    assert head and c.decoder.decode(head[0].payload) == [(":status", "431")]
+
+
 def test_window_update_serves_blocked_streams_in_turn() -> None:
     c = RawClient(settings=settings_frame((0x4, 10**6)))
     c.send(window_update(0, 10**6 - 65535))  # connection window 1,000,000

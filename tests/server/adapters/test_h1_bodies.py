@@ -13,21 +13,18 @@ import subprocess
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from pathlib import Path
 from typing import Any
 
 import h11
 import pytest
 
-from h2books.certs import ensure_certificates
 from h2books.client import Client
 from h2books.http import Response
 from h2books.interfaces import ServerInterface
 from h2books.server.adapters.h1 import H1ServerProtocol
-from h2books.server.config import Limits, ServerConfig
+from h2books.server.config import Limits
 from h2books.server.exchange import Exchange
-from h2books.server.server import Server
-from h2books.server.tls import create_server_ssl_context
+from tests.threaded_server import ThreadedServer
 
 BUDGET = 1 << 20  # max_buffered_body for these tests
 UPLOAD = 64 << 20
@@ -47,39 +44,6 @@ class ExchangeApp(ServerInterface):
         exchange.task = asyncio.get_running_loop().create_task(app(exchange))
 
 
-class ThreadedServer:
-    def __init__(self, data_dir: Path, interface: ServerInterface) -> None:
-        paths = ensure_certificates(data_dir / "tls")
-        self.ca = paths.ca_cert
-        limits = Limits(max_body_size=UPLOAD * 2, max_buffered_body=BUDGET)
-        self.config = ServerConfig(
-            port=0, http_port=0, data_dir=data_dir, access_log=False, limits=limits
-        )
-        self.loop = asyncio.new_event_loop()
-        context = create_server_ssl_context(paths.cert, paths.key)
-        self.server = Server(self.config, interface, context)
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-        self.loop.run_until_complete(self.server.start())
-        self.ready.set()
-        self.loop.run_until_complete(self.server.serve_until_stopped())
-
-    def __enter__(self) -> ThreadedServer:
-        self.thread.start()
-        assert self.ready.wait(30)
-        ports = [s.getsockname()[1] for s in self.server.sockets]
-        self.tls_port, self.http_port = ports
-        self.http_url = f"http://127.0.0.1:{self.http_port}"
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.server.stop)
-        self.thread.join(30)
-
-
 @pytest.fixture(scope="module")
 def app() -> ExchangeApp:
     return ExchangeApp()
@@ -87,7 +51,8 @@ def app() -> ExchangeApp:
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory, app: ExchangeApp) -> Iterator[ThreadedServer]:
-    with ThreadedServer(tmp_path_factory.mktemp("h1bodies"), app) as server:
+    limits = Limits(max_body_size=UPLOAD * 2, max_buffered_body=BUDGET)
+    with ThreadedServer(tmp_path_factory.mktemp("h1bodies"), app, limits=limits) as server:
         yield server
 
 

@@ -61,7 +61,9 @@ class HeadHandler(OutboundScheduler):
         if bad_priority:
             self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
             return
-        if fields is None or len(fields) > self._max_fields:
+        if fields is None or (
+            len(fields) > self._max_fields and _counted_fields(fields) > self._max_fields
+        ):
             self._reject_oversized_request(sid, end_stream)
             return
         if len(self._streams) >= self._max_streams:
@@ -214,3 +216,15 @@ class HeadHandler(OutboundScheduler):
         RST_STREAM PROTOCOL_ERROR is what ends it."""
         self._write_header_block(sid, self._encoder.encode([STATUS_FIELDS[400]]), False)
         self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
+
+
+def _counted_fields(fields: list[tuple[bytes, bytes]]) -> int:
+    """The field count of a request as HTTP/1.1 would count its lines: cookie crumbs
+    (RFC 9113 §8.2.3) count as the one field they are joined into, so a browser's many
+    cookies get no 431 over HTTP/2 that they would not get over HTTP/1.1. The crumbs
+    themselves are bounded by the header list size, and are released once joined."""
+    crumbs = 0
+    for field in fields:
+        if field[0] == b"cookie":
+            crumbs += 1
+    return len(fields) - crumbs + (1 if crumbs else 0)
