@@ -251,3 +251,11 @@ def test_push_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("H2BOOKS_PUSH", "1")
     assert serve_config(_serve_args()).push is True
     assert serve_config(_serve_args("--no-push")).push is False
+
+
+def test_early_hints_are_on_unless_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert serve_config(_serve_args()).early_hints is True
+    assert serve_config(_serve_args("--no-early-hints")).early_hints is False
+    monkeypatch.setenv("H2BOOKS_EARLY_HINTS", "0")
+    assert serve_config(_serve_args()).early_hints is False
+    assert serve_config(_serve_args("--early-hints")).early_hints is True

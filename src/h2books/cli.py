@@ -146,6 +146,14 @@ def build_parser() -> argparse.ArgumentParser:
         "pushes the books of its index and the assets of /store), only to clients that keep "
         "SETTINGS_ENABLE_PUSH at 1 and within their stream limit (default off)",
     )
+    serve.add_argument(
+        "--early-hints",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="103 Early Hints: send the informational responses the app asks for (the "
+        "bookstore's /store names its assets with rel=preload links); --no-early-hints "
+        "drops them (default on)",
+    )
     serve.add_argument("--certfile", type=Path, help="your own certificate chain (PEM)")
     serve.add_argument("--keyfile", type=Path, help="the key of --certfile (PEM)")
     serve.add_argument("--data-dir", type=Path, help=f"default {default_data_dir()}")
@@ -271,6 +279,8 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
         raise UsageError(f"lifespan must be auto, on or off, not {config.lifespan!r}")
     push = getattr(args, "push", None)
     config.push = push if push is not None else _env_bool("PUSH", False)
+    early_hints = getattr(args, "early_hints", None)
+    config.early_hints = early_hints if early_hints is not None else _env_bool("EARLY_HINTS", True)
     proxy_headers = getattr(args, "proxy_headers", None)
     config.proxy_headers = (
         proxy_headers if proxy_headers is not None else _env_bool("PROXY_HEADERS", False)
@@ -364,6 +374,8 @@ def banner(
         )
     if config.push:
         lines.append("  push:  on, over h2 to clients that keep SETTINGS_ENABLE_PUSH at 1")
+    if not config.early_hints:
+        lines.append("  early hints: off (no 103 responses)")
     lines.append(f"  data:  {config.data_dir}   workers: {config.workers}   stop: Ctrl+C")
     return "\n".join(lines)
 

@@ -39,13 +39,17 @@ HTTP_ASGI = {"version": ASGI_VERSION, "spec_version": HTTP_SPEC_VERSION}
 AsgiApp = Callable[[dict[str, Any], Any, Any], Awaitable[None]]
 
 
-def extensions_for(http_version: str, push_available: bool = False) -> dict[str, dict[str, Any]]:
+def extensions_for(
+    http_version: str, push_available: bool = False, early_hints: bool = True
+) -> dict[str, dict[str, Any]]:
     """What the server offers on top of the core spec, per protocol. `push_available`:
     the connection can push now (`ServerConnection.can_push`: HTTP/2, `--push`, and a
-    client that kept SETTINGS_ENABLE_PUSH at 1), so `http.response.push` is offered."""
+    client that kept SETTINGS_ENABLE_PUSH at 1), so `http.response.push` is offered.
+    `early_hints`: the server sends 103s (not `--no-early-hints`)."""
     extensions: dict[str, dict[str, Any]] = {"http.response.pathsend": {}}
     if http_version != "1.0":
-        extensions["http.response.early_hint"] = {}  # 1xx never go to HTTP/1.0 clients
+        if early_hints:
+            extensions["http.response.early_hint"] = {}  # 1xx never go to HTTP/1.0 clients
         # Over HTTP/1.1 they go in the chunked coding's trailer section (a response with
         # its own content-length has none: they are dropped there, as RFC 9112 §7.1.2
         # allows no other place); HTTP/1.0 has no trailers at all.
@@ -99,7 +103,9 @@ def connection_parts(exchange: Exchange, settings: ScopeSettings) -> tuple[dict[
         "root_path": settings.root_path,
         "client": client,
         "server": adapter.server,
-        "extensions": extensions_for(http_version, adapter.can_push),
+        "extensions": extensions_for(
+            http_version, adapter.can_push, adapter.state.config.early_hints
+        ),
     }
     return base, behind_proxy
 

@@ -105,3 +105,8 @@ class ServerConfig:
     # clients whose SETTINGS_ENABLE_PUSH is 1, within their SETTINGS_MAX_CONCURRENT_STREAMS
     # and our max_concurrent_streams pushed streams at once, never after a GOAWAY.
     push: bool = False
+    # 103 Early Hints (RFC 8297), `--no-early-hints` turns them off: on, a response's
+    # informational 103 (the native `Hints.early`, ASGI `http.response.early_hint`) goes
+    # out ahead of it over HTTP/1.1 and HTTP/2; off, the server drops every 103, so the
+    # same app can be measured with and without them (benchmarks/early_hints.py).
+    early_hints: bool = True

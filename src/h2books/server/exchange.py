@@ -263,8 +263,11 @@ class Exchange:
         return not self.gone
 
     def inform(self, status: int, fields: Fields = ()) -> None:
-        """A 1xx informational response (103 Early Hints, 100 Continue) before the final one."""
+        """A 1xx informational response (103 Early Hints, 100 Continue) before the final one;
+        a 103 is dropped when the server runs with early hints off (`--no-early-hints`)."""
         if not self.gone and self.response_state == PENDING and 100 <= status < 200:
+            if status == 103 and not self.adapter.state.config.early_hints:
+                return  # `serve --no-early-hints`
             self.adapter.inform(self, status, fields)
 
     def push(self, path: bytes, fields: Fields = ()) -> bool:
