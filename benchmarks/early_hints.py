@@ -106,8 +106,10 @@ class Server:
 
     def __init__(self, data_dir: Path, think_ms: float, flags: list[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "h2books.bench.thinking", "--think-ms", f"{think_ms:g}"]
-            + ["--data-dir", str(data_dir), "--port", "0", *flags],
+            [
+                *(sys.executable, "-m", "h2books.bench.thinking", "--think-ms", f"{think_ms:g}"),
+                *("--data-dir", str(data_dir), "--port", "0", *flags),
+            ],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -181,26 +183,30 @@ def measure_rtt(
     from playwright.sync_api import sync_playwright
 
     rows = []
-    with EmulatedLink(Conditions(rtt=rtt), seed=1) as link, link.client_side():
-        with sync_playwright() as api:
-            browser = api.chromium.launch(
-                executable_path=CHROMIUM,
-                args=CHROMIUM_FLAGS,
-                env={**os.environ, "HOME": str(home)},
-            )
-            try:
-                keys = list(running)
-                for key in keys:
-                    load_once(browser, running[key].port)  # untimed: the first load is slower
-                for round_number in range(loads):
-                    shift = round_number % len(keys)
-                    for think, variant in keys[shift:] + keys[:shift]:
-                        result = load_once(browser, running[think, variant].port)
-                        rows.append({"rtt_ms": rtt * 1000, "think_ms": think, "variant": variant,
-                                     **result})
-                        print(".", end="", flush=True, file=sys.stderr)
-            finally:
-                browser.close()
+    with (
+        EmulatedLink(Conditions(rtt=rtt), seed=1) as link,
+        link.client_side(),
+        sync_playwright() as api,
+    ):
+        browser = api.chromium.launch(
+            executable_path=CHROMIUM,
+            args=CHROMIUM_FLAGS,
+            env={**os.environ, "HOME": str(home)},
+        )
+        try:
+            keys = list(running)
+            for key in keys:
+                load_once(browser, running[key].port)  # untimed: the first load is slower
+            for round_number in range(loads):
+                shift = round_number % len(keys)
+                for think, variant in keys[shift:] + keys[:shift]:
+                    result = load_once(browser, running[think, variant].port)
+                    rows.append(
+                        {"rtt_ms": rtt * 1000, "think_ms": think, "variant": variant, **result}
+                    )
+                    print(".", end="", flush=True, file=sys.stderr)
+        finally:
+            browser.close()
     print(file=sys.stderr)
     return rows
 
@@ -230,10 +236,17 @@ def summary(rows: list[dict[str, Any]]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--rtt", type=durations, default=[0.0, 0.05, 0.1],
-                        help="round-trip times to sweep (default 0,50,100 ms)")
-    parser.add_argument("--think", default="0,200",
-                        help="server think times before /store's 200, in ms (default 0,200)")
+    parser.add_argument(
+        "--rtt",
+        type=durations,
+        default=[0.0, 0.05, 0.1],
+        help="round-trip times to sweep (default 0,50,100 ms)",
+    )
+    parser.add_argument(
+        "--think",
+        default="0,200",
+        help="server think times before /store's 200, in ms (default 0,200)",
+    )
     parser.add_argument("--loads", type=int, default=7, help="timed loads per variant")
     parser.add_argument("--json", type=Path, help="write every load here")
     args = parser.parse_args()
@@ -247,9 +260,11 @@ def main() -> None:
             trusting_home(data_dir, home)
             for rtt in args.rtt:
                 rows += measure_rtt(rtt, running, home, args.loads)
-    print(f"Chromium {chromium_version()}, {args.loads} loads per variant, "
-          f"{time.monotonic() - started:.0f} s; milliseconds from navigation start, "
-          "median (min-max)\n")
+    print(
+        f"Chromium {chromium_version()}, {args.loads} loads per variant, "
+        f"{time.monotonic() - started:.0f} s; milliseconds from navigation start, "
+        "median (min-max)\n"
+    )
     print(summary(rows))
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))

@@ -45,16 +45,23 @@ def _missing(message: str) -> None:
 
 # Module scope, not session: the sync API keeps an event loop running in this thread
 # while it is open, and later tests call asyncio.run().
-@pytest.fixture(scope="module")
-def playwright_api() -> Iterator[Any]:
+def require_browser_tooling() -> None:
+    """Chromium, certutil (for `cert --trust`) and Playwright, or a skip (a failure in CI)."""
     if not Path(CHROMIUM).is_file():
         _missing(f"{CHROMIUM} is not installed (apt-get install chromium)")
     if shutil.which("certutil") is None:
         _missing("certutil is not installed (apt-get install libnss3-tools)")
     try:
-        from playwright.sync_api import sync_playwright
+        import playwright.sync_api  # noqa: F401
     except ImportError:
         _missing("playwright is not installed (pip install playwright)")
+
+
+@pytest.fixture(scope="module")
+def playwright_api() -> Iterator[Any]:
+    require_browser_tooling()
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as api:
         yield api
 
