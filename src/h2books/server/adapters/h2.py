@@ -304,7 +304,7 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
         state = self.state
-        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
@@ -316,7 +316,7 @@ class H2ServerProtocol(ServerConnection):
 
     def start(self, exchange: Exchange, response: Response) -> None:
         state = self.state
-        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         self.conn.send_headers(exchange.stream_id, (*_status(response.status), *fields))
         self.output_ready()
 
