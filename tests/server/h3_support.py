@@ -75,7 +75,9 @@ class OracleProtocol(QuicConnectionProtocol):
         self.transmit()
         return stream_id, future
 
-    async def request(self, method: bytes, path: bytes, authority: bytes, **kwargs: object) -> H3Answer:
+    async def request(
+        self, method: bytes, path: bytes, authority: bytes, **kwargs: object
+    ) -> H3Answer:
         _, future = self.open(method, path, authority, **kwargs)  # type: ignore[arg-type]
         return await asyncio.wait_for(future, 10)
 
@@ -150,8 +152,12 @@ async def h3_server(
     """A Server with --http3 in this event loop: (server, port, CA certificate)."""
     paths = ensure_certificates(data_dir / "tls")
     config = ServerConfig(
-        port=0, data_dir=data_dir, access_log=False, http3=True,
-        certfile=paths.cert, keyfile=paths.key,
+        port=0,
+        data_dir=data_dir,
+        access_log=False,
+        http3=True,
+        certfile=paths.cert,
+        keyfile=paths.key,
     )
     if configure is not None:
         configure(config)

@@ -194,7 +194,6 @@ class Client:
             raise RemoteClosedError(f"{origin.address} closed the connection right after it opened")
         return connection
 
-
     async def _open_h3(self, lane: _Lane) -> ClientConnection:
         from h2books.client.connection_h3 import H3ClientProtocol, open_h3_connection
 

@@ -131,8 +131,7 @@ class CrawlResult:
             f"CPU {self.cpu_percent:.0f}%",
             f"  {self.requests} requests   {self.requests_per_second:,.0f} requests/s   "
             f"{self.cpu_us_per_request:,.0f} µs CPU per request",
-            f"  {self._wire_title():<31}{'headers':>12}{'bodies':>12}"
-            f"{'framing':>12}{'total':>12}",
+            f"  {self._wire_title():<31}{'headers':>12}{'bodies':>12}{'framing':>12}{'total':>12}",
         ]
         for name, counts in (("sent", sent), ("received", received)):
             lines.append(

@@ -68,8 +68,10 @@ class _StreamReader:
             value = int.from_bytes(data[pos : pos + length], "big") & ((1 << (8 * length - 2)) - 1)
             pos += length
             if self.state == _STREAM_TYPE:
-                self.state = _ALL_HEADERS if value == _QPACK_ENCODER_STREAM else (
-                    _FRAME_TYPE if value == 0x00 else _ALL_FRAMING
+                self.state = (
+                    _ALL_HEADERS
+                    if value == _QPACK_ENCODER_STREAM
+                    else (_FRAME_TYPE if value == 0x00 else _ALL_FRAMING)
                 )
                 if self.state == _ALL_HEADERS:
                     headers += size - pos

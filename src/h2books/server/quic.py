@@ -23,7 +23,7 @@ import logging
 import os
 from typing import TYPE_CHECKING, cast
 
-from aioquic.buffer import Buffer
+from aioquic._buffer import Buffer
 from aioquic.h3.connection import H3_ALPN
 from aioquic.quic.configuration import SMALLEST_MAX_DATAGRAM_SIZE, QuicConfiguration
 from aioquic.quic.connection import NetworkAddress, QuicConnection
@@ -130,8 +130,7 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         if header.packet_type != QuicPacketType.INITIAL:
             self.dropped += 1
             return
-        self._open(data, addr, header.version, header.destination_cid, header.source_cid,
-                   header.token)
+        self._open(data, addr, version, header.destination_cid, header.source_cid, header.token)
 
     # -- new connections ---------------------------------------------------------------------
 
@@ -146,19 +145,25 @@ class QuicEndpoint(asyncio.DatagramProtocol):
     ) -> None:
         state = self.state
         if state.shutting_down:
-            self._refuse(version, destination_cid, source_cid, addr, QuicErrorCode.CONNECTION_REFUSED)
+            self._refuse(
+                version, destination_cid, source_cid, addr, QuicErrorCode.CONNECTION_REFUSED
+            )
             return
         original_cid = destination_cid
         retry_cid: bytes | None = None
         if token:
             try:
                 original_cid = self._tokens.validate_token(
-                    address=addr, destination_cid=destination_cid, token=token,
+                    address=addr,
+                    destination_cid=destination_cid,
+                    token=token,
                     now=state.loop.time(),
                 )
             except ValueError:
                 # RFC 9000 §8.1.3: a token we cannot vouch for ends the attempt.
-                self._refuse(version, destination_cid, source_cid, addr, QuicErrorCode.INVALID_TOKEN)
+                self._refuse(
+                    version, destination_cid, source_cid, addr, QuicErrorCode.INVALID_TOKEN
+                )
                 return
             retry_cid = destination_cid
         elif self.always_retry or self._handshakes() >= RETRY_ABOVE_HANDSHAKES:
@@ -166,7 +171,9 @@ class QuicEndpoint(asyncio.DatagramProtocol):
             return
         admission = self.gate.try_admit()
         if admission is None:
-            self._refuse(version, destination_cid, source_cid, addr, QuicErrorCode.CONNECTION_REFUSED)
+            self._refuse(
+                version, destination_cid, source_cid, addr, QuicErrorCode.CONNECTION_REFUSED
+            )
             return
         quic = QuicConnection(
             configuration=self.configuration,
@@ -268,10 +275,19 @@ class QuicEndpoint(asyncio.DatagramProtocol):
 
 
 async def open_endpoint(
-    state: ServerState, gate: ConnectionGate, host: str, port: int, *, retry: bool,
+    state: ServerState,
+    gate: ConnectionGate,
+    host: str,
+    port: int,
+    *,
+    retry: bool,
     reuse_port: bool,
 ) -> QuicEndpoint:
     """Listen for QUIC on UDP host:port (the HTTPS port number)."""
+    if not log.isEnabledFor(logging.DEBUG):
+        # aioquic logs every peer's stream resets and duplicate packets at INFO: not
+        # the server's news. --log-level debug shows them.
+        logging.getLogger("quic").setLevel(logging.WARNING)
     endpoint = QuicEndpoint(state, gate, retry=retry)
     await state.loop.create_datagram_endpoint(
         lambda: endpoint, local_addr=(host, port), reuse_port=reuse_port or None

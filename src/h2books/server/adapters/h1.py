@@ -275,7 +275,9 @@ class H1ServerProtocol(ServerConnection):
             exchange.backlog = []  # a streamed answer: its parts wait with its head
             return
         state = self.state
-        self.conn.start_response(h1_head(response, state.server_name, state.clock.http_date, state.alt_svc))
+        self.conn.start_response(
+            h1_head(response, state.server_name, state.clock.http_date, state.alt_svc)
+        )
         self.output_ready()
 
     def _due(self, exchange: Exchange) -> bool:

@@ -19,16 +19,17 @@ bounded instead by `max_body_size` per request (413, then STOP_SENDING) and by
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
+from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import ErrorCode as H3Error
 from aioquic.h3.connection import FrameType, H3Connection, encode_frame
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
-from aioquic.buffer import encode_uint_var
 
 from h2books.http import Response
 from h2books.server.connection import FLUSH_NOW, ServerConnection
@@ -53,10 +54,10 @@ class H3ServerProtocol(ServerConnection):
         "_blocked",
         "_body_bytes",
         "_ended",
-        "_held",
         "_exchanges",
         "_goaway_id",
         "_head_bytes",
+        "_held",
         "_timer",
         "_timer_at",
         "conn",
@@ -341,16 +342,12 @@ class H3ServerProtocol(ServerConnection):
         self._reset_sending(stream_id, code)
 
     def _stop_reading(self, stream_id: int) -> None:
-        try:
+        with contextlib.suppress(ValueError, AssertionError):  # gone on aioquic's side
             self.conn.stop_stream(stream_id, H3Error.H3_NO_ERROR)
-        except (ValueError, AssertionError):
-            pass  # the stream is already gone on aioquic's side
 
     def _reset_sending(self, stream_id: int, code: int) -> None:
-        try:
+        with contextlib.suppress(ValueError, AssertionError):
             self.conn.reset_stream(stream_id, code)
-        except (ValueError, AssertionError):
-            pass
 
     # -- output and time ------------------------------------------------------------------
 
@@ -369,7 +366,10 @@ class H3ServerProtocol(ServerConnection):
         if self._blocked:
             # ACKs and window updates made room: responses waiting for it go on.
             for exchange in list(self._blocked):
-                if exchange.gone or _unsent_bytes(self.conn, exchange.stream_id) <= _STREAM_HIGH_WATER:
+                if (
+                    exchange.gone
+                    or _unsent_bytes(self.conn, exchange.stream_id) <= _STREAM_HIGH_WATER
+                ):
                     self._blocked.discard(exchange)
                     exchange.wake()
 
@@ -474,7 +474,8 @@ def _unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
     if stream is None:
         return 0
     sender = stream.sender
-    return sender._buffer_stop - sender.highest_offset  # type: ignore[no-any-return]
+    unsent: int = sender._buffer_stop - sender.highest_offset
+    return unsent
 
 
 def _set_stream_limit(quic: QuicConnection, streams: int) -> None:
