@@ -255,8 +255,6 @@ class H3ServerProtocol(ServerConnection):
             self._uncount(exchange.stream_id, exchange.body_size)
         exchange.release_body()
         self._blocked.discard(exchange)
-        if self._goaway_id is not None and not self._exchanges:
-            self._close_quic(H3Error.H3_NO_ERROR, "shutdown")
 
     def _response_done(self, exchange: Exchange) -> None:
         if not exchange.body_complete:
@@ -362,6 +360,12 @@ class H3ServerProtocol(ServerConnection):
             send(data, addr)
         if datagrams:
             self.last_activity = now
+        if self._goaway_id is not None and not self._exchanges and _all_acknowledged(self.conn):
+            # After GOAWAY, once the last answers are acknowledged: CONNECTION_CLOSE (sent
+            # earlier, aioquic would send it instead of the answers' last bytes).
+            self.conn.close(error_code=H3Error.H3_NO_ERROR, reason_phrase="shutdown")
+            for data, addr in self.conn.datagrams_to_send(now):
+                send(data, addr)
         self._arm_timer()
         if self._blocked:
             # ACKs and window updates made room: responses waiting for it go on.
@@ -440,9 +444,7 @@ class H3ServerProtocol(ServerConnection):
             # aioquic has no GOAWAY call: the frame goes on our control stream.
             frame = encode_frame(FrameType.GOAWAY, encode_uint_var(self._goaway_id))
             self.conn.send_stream_data(control, frame)
-        if not self._exchanges:
-            self._close_quic(H3Error.H3_NO_ERROR, "shutdown")
-        self.output_ready()
+        self.output_ready()  # the connection closes once its last answer is acknowledged
 
     def evict(self) -> None:
         self._close_quic(H3Error.H3_NO_ERROR, "server at its connection limit")
@@ -476,6 +478,11 @@ def _unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
     sender = stream.sender
     unsent: int = sender._buffer_stop - sender.highest_offset
     return unsent
+
+
+def _all_acknowledged(quic: QuicConnection) -> bool:
+    """Nothing we sent is still unacknowledged (aioquic's loss recovery, read directly)."""
+    return bool(quic._loss.bytes_in_flight == 0)
 
 
 def _set_stream_limit(quic: QuicConnection, streams: int) -> None:
