@@ -27,9 +27,7 @@ def h3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProces
     process.stop()
 
 
-def test_store_loads_over_h3(
-    playwright_api: Any, h3_server: ServerProcess, tmp_path: Path
-) -> None:
+def test_store_loads_over_h3(playwright_api: Any, h3_server: ServerProcess, tmp_path: Path) -> None:
     home = tmp_path / "home"
     home.mkdir()
     run_h2books("cert", "--trust", "--data-dir", str(h3_server.data_dir), home=home)

@@ -45,7 +45,9 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     elif path == "/stream":
         await send({"type": "http.response.start", "status": 200, "headers": version})
         for index in range(5):
-            await send({"type": "http.response.body", "body": b"part%d;" % index, "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": b"part%d;" % index, "more_body": True}
+            )
             await asyncio.sleep(0)
         await send({"type": "http.response.body", "body": b""})
     elif path == "/trailers":
@@ -53,9 +55,7 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
             {"type": "http.response.start", "status": 200, "headers": version, "trailers": True}
         )
         await send({"type": "http.response.body", "body": b"with trailers"})
-        await send(
-            {"type": "http.response.trailers", "headers": [(b"x-checksum", b"42")]}
-        )
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"42")]})
     elif path == "/slow":
         await asyncio.sleep(0.3)
         await send({"type": "http.response.start", "status": 200, "headers": version})
@@ -93,7 +93,9 @@ def test_bookstore_index_book_and_404(tmp_path: Path, bookstore: Bookstore) -> N
         index = await client.request(b"GET", b"/", AUTHORITY)
         assert index.status == 200
         assert len(json.loads(index.body)) == 3000
-        assert index.header(b"alt-svc") == b'h3=":%d"; ma=86400' % server.sockets[0].getsockname()[1]
+        assert (
+            index.header(b"alt-svc") == b'h3=":%d"; ma=86400' % server.sockets[0].getsockname()[1]
+        )
         book = await client.request(b"GET", b"/book?id=7", AUTHORITY)
         assert book.status == 200 and "title" in json.loads(book.body)
         missing = await client.request(b"GET", b"/book?id=999999", AUTHORITY)
@@ -119,7 +121,9 @@ def test_asgi_scope_post_bodies_streams_and_trailers(tmp_path: Path) -> None:
         assert small.status == 200 and small.body == b"hello over quic"
         assert small.header(b"x-http-version") == b"3"
         # A body in parts, the last one sent later: the app reads it as it comes.
-        stream_id, future = client.open(b"POST", b"/echo", AUTHORITY, body=b"a" * 100_000, end=False)
+        stream_id, future = client.open(
+            b"POST", b"/echo", AUTHORITY, body=b"a" * 100_000, end=False
+        )
         await asyncio.sleep(0.05)
         client.send_more(stream_id, b"b" * 100_000, end=True)
         big = await asyncio.wait_for(future, 10)
