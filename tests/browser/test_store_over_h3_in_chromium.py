@@ -16,6 +16,7 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, run_h2books
 from tests.conftest import ServerProcess
+from tests.server.h3_support import wait_udp_listening
 
 pytestmark = pytest.mark.slow
 
@@ -23,6 +24,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def h3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("browser-h3"), "--http3").start()
+    wait_udp_listening(process.port)
     yield process
     process.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -167,3 +168,19 @@ async def h3_server(
         yield server, server.sockets[0].getsockname()[1], paths.ca_cert
     finally:
         await server.shutdown()
+
+
+def wait_udp_listening(port: int, timeout: float = 30.0) -> None:
+    """Until a UDP socket is bound to `port` (a server process opens QUIC after its TCP
+    listeners, which accept from the moment they are bound, before the worker runs)."""
+    import time
+
+    wanted = f":{port:04X} "
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for table in ("/proc/net/udp", "/proc/net/udp6"):
+            with contextlib.suppress(OSError), open(table) as lines:
+                if any(wanted in line.split(None, 2)[1] + " " for line in list(lines)[1:]):
+                    return
+        time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on UDP port {port}")

@@ -77,9 +77,11 @@ def run_with_client(
     configure: Callable[[ServerConfig], None] | None = None,
 ) -> None:
     async def main() -> None:
-        async with h3_server(tmp_path, app, configure) as (server, port, ca):
-            async with oracle(port, ca) as client:
-                await scenario(client, server)
+        async with (
+            h3_server(tmp_path, app, configure) as (server, port, ca),
+            oracle(port, ca) as client,
+        ):
+            await scenario(client, server)
 
     asyncio.run(asyncio.wait_for(main(), 60))
 
@@ -185,20 +187,22 @@ def test_oversized_request_head_is_refused(tmp_path: Path) -> None:
 
 def test_graceful_shutdown_sends_goaway_and_finishes_in_flight(tmp_path: Path) -> None:
     async def main() -> None:
-        async with h3_server(tmp_path, asgi()) as (server, port, ca):
-            async with oracle(port, ca) as client:
-                _, slow = client.open(b"GET", b"/slow", AUTHORITY)
-                await asyncio.sleep(0.05)
-                shutdown = asyncio.ensure_future(server.shutdown())
-                answer = await asyncio.wait_for(slow, 10)
-                assert answer.status == 200 and answer.body == b"finished"
-                closed = await asyncio.wait_for(client.terminated, 10)
-                assert closed.error_code == H3Error.H3_NO_ERROR
-                await asyncio.wait_for(shutdown, 10)
-                assert not server.state.connections
-                # aioquic's client takes GOAWAY silently; its bytes were on our control
-                # stream before the close: the server tells it in its state.
-                assert server.quic.closed
+        async with (
+            h3_server(tmp_path, asgi()) as (server, port, ca),
+            oracle(port, ca) as client,
+        ):
+            _, slow = client.open(b"GET", b"/slow", AUTHORITY)
+            await asyncio.sleep(0.05)
+            shutdown = asyncio.ensure_future(server.shutdown())
+            answer = await asyncio.wait_for(slow, 10)
+            assert answer.status == 200 and answer.body == b"finished"
+            closed = await asyncio.wait_for(client.terminated, 10)
+            assert closed.error_code == H3Error.H3_NO_ERROR
+            await asyncio.wait_for(shutdown, 10)
+            assert not server.state.connections
+            # aioquic's client takes GOAWAY silently; its bytes were on our control
+            # stream before the close: the server tells it in its state.
+            assert server.quic.closed
 
     asyncio.run(asyncio.wait_for(main(), 60))
 
