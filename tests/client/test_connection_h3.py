@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -15,6 +13,7 @@ from h2books.client import Client
 from h2books.client.cli import main_crawl
 from h2books.client.errors import ConnectError, TLSError
 from h2books.client.stats import WireStats
+from tests.client.test_crawl import crawl_json
 from tests.conftest import ServerProcess
 from tests.server.adapters.test_h3 import asgi
 from tests.server.h3_support import h3_server, wait_udp_listening
@@ -27,14 +26,6 @@ def h3_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProce
     wait_udp_listening(process.port)
     yield process
     process.stop()
-
-
-def crawl_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
-    code = main_crawl([*args, "--json"])
-    out, err = capsys.readouterr()
-    assert code == 0, err
-    result: dict[str, Any] = json.loads(out)
-    return result
 
 
 def test_crawl_over_h3_gets_every_book_and_splits_the_bytes(

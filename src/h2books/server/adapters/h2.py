@@ -16,7 +16,7 @@ from h2books.http import Response
 from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.server.connection import FLUSH_NOW, ServerConnection
+from h2books.server.connection import ServerConnection
 from h2books.server.exchange import DONE, Exchange, Fields
 from h2books.server.responses import BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState
@@ -324,10 +324,7 @@ class H2ServerProtocol(ServerConnection):
         self.conn.send_data(exchange.stream_id, data, end_stream=end)  # type: ignore[arg-type]
         if end:
             self._response_done(exchange)
-        if len(data) >= FLUSH_NOW and not self._in_read:
-            self.flush()
-        else:
-            self.output_ready()
+        self.body_queued(len(data))
 
     def end(self, exchange: Exchange, trailers: Fields | None) -> None:
         if trailers:

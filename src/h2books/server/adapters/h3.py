@@ -32,7 +32,7 @@ from aioquic.quic import events as quic_events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
 from h2books.http import Response
-from h2books.server.connection import FLUSH_NOW, ServerConnection
+from h2books.server.connection import ServerConnection
 from h2books.server.exchange import DONE, Exchange, Fields
 from h2books.server.responses import BODY_TOO_LARGE, error_response, h2_fields
 from h2books.server.state import ServerState
@@ -301,10 +301,7 @@ class H3ServerProtocol(ServerConnection):
         self.h3.send_data(exchange.stream_id, bytes(data), end_stream=end)
         if end:
             self._response_done(exchange)
-        if len(data) >= FLUSH_NOW and not self._in_read:
-            self.flush()
-        else:
-            self.output_ready()
+        self.body_queued(len(data))
 
     def end(self, exchange: Exchange, trailers: Fields | None) -> None:
         assert self.h3 is not None
