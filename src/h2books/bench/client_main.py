@@ -11,6 +11,7 @@ the process (``getrusage`` of this process): interpreter start-up and imports
 are not part of any client's figures, ours included.
 
 * ``ours``:     `h2books.client.crawl.crawl`, 100 requests in flight (sliding window);
+                with ``--http3``, the same over HTTP/3 (QUIC);
 * ``requests``: the post's HTTP/1.1 client: one keep-alive session, one request at a time;
 * ``httpx``:    the stand-in for the post's hyper: batches of 100 in flight on one
                 connection, each batch awaited whole, like the post's chunks.
@@ -71,6 +72,19 @@ def crawl_ours(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
     from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
 
     options = CrawlOptions(url=url, http2=http2, cacert=cacert, timeout=None)
+    try:
+        result = run(lambda: crawl(options))
+    except CrawlError as exc:
+        raise CrawlFailed(str(exc)) from None
+    figures.requests = result.requests
+    figures.http_version = result.http_version
+
+
+def crawl_ours_h3(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
+    """Ours over HTTP/3 (QUIC): the only Python client here that speaks it."""
+    from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
+
+    options = CrawlOptions(url=url, http3=True, cacert=cacert, timeout=None)
     try:
         result = run(lambda: crawl(options))
     except CrawlError as exc:
@@ -149,10 +163,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("client", choices=sorted(CLIENTS))
     parser.add_argument("url")
     parser.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--http3", action="store_true", help="HTTP/3 (ours only)")
     parser.add_argument("--cacert", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.http3 and args.client != "ours":
+        parser.error(f"{args.client} does not speak HTTP/3")
     try:
-        report = _timed(CLIENTS[args.client], args)
+        report = _timed(crawl_ours_h3 if args.http3 else CLIENTS[args.client], args)
     except CrawlFailed as exc:
         report = {"ok": False, "error": str(exc)}
     except Exception as exc:  # a client library's own failure is the cell's result
