@@ -6,6 +6,7 @@ import asyncio
 import socket
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -111,7 +112,7 @@ class _LossyRelay(asyncio.DatagramProtocol):
     def __init__(self, server_port: int, loss: float, seed: int) -> None:
         self.server_port = server_port
         self.loss = loss
-        self.random = __import__("random").Random(seed)
+        self.random = random.Random(seed)
         self.transport: asyncio.DatagramTransport | None = None
         self.upstream: asyncio.DatagramTransport | None = None
         self.client: Any = None
