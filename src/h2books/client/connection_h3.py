@@ -379,17 +379,22 @@ async def open_h3_connection(
 ) -> H3ClientProtocol:
     """A connected UDP socket and a finished QUIC handshake, or a `ClientError` saying why."""
     loop = asyncio.get_running_loop()
+    transport: asyncio.BaseTransport | None = None
     try:
         async with asyncio.timeout(timeout):
-            _transport, protocol = await loop.create_datagram_endpoint(
+            transport, protocol = await loop.create_datagram_endpoint(
                 factory, remote_addr=(host, port)
             )
             connection = cast(H3ClientProtocol, protocol)
             await connection.connected
-    except TimeoutError:
-        raise ConnectError(
-            f"no QUIC answer from {where} within {timeout:g} s (is it serving --http3?)"
-        ) from None
-    except OSError as exc:
-        raise ConnectError(f"cannot reach {where} over UDP: {exc.strerror or exc}") from None
+    except BaseException as exc:
+        if transport is not None:
+            transport.close()  # no half-open socket left behind
+        if isinstance(exc, TimeoutError):
+            raise ConnectError(
+                f"no QUIC answer from {where} within {timeout:g} s (is it serving --http3?)"
+            ) from None
+        if isinstance(exc, OSError):
+            raise ConnectError(f"cannot reach {where} over UDP: {exc.strerror or exc}") from None
+        raise
     return connection
