@@ -69,22 +69,18 @@ def _check_book(book_id: str, status: int, content: bytes) -> None:
 
 
 def crawl_ours(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
-    from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
-
-    options = CrawlOptions(url=url, http2=http2, cacert=cacert, timeout=None)
-    try:
-        result = run(lambda: crawl(options))
-    except CrawlError as exc:
-        raise CrawlFailed(str(exc)) from None
-    figures.requests = result.requests
-    figures.http_version = result.http_version
+    _crawl_ours(url, cacert, figures, http2=http2, http3=False)
 
 
 def crawl_ours_h3(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
     """Ours over HTTP/3 (QUIC): the only Python client here that speaks it."""
+    _crawl_ours(url, cacert, figures, http2=False, http3=True)
+
+
+def _crawl_ours(url: str, cacert: Path, figures: _Figures, *, http2: bool, http3: bool) -> None:
     from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
 
-    options = CrawlOptions(url=url, http3=True, cacert=cacert, timeout=None)
+    options = CrawlOptions(url=url, http2=http2, http3=http3, cacert=cacert, timeout=None)
     try:
         result = run(lambda: crawl(options))
     except CrawlError as exc:
