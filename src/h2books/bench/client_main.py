@@ -11,6 +11,7 @@ the process (``getrusage`` of this process): interpreter start-up and imports
 are not part of any client's figures, ours included.
 
 * ``ours``:     `h2books.client.crawl.crawl`, 100 requests in flight (sliding window);
+                with ``--http3``, the same over HTTP/3 (QUIC);
 * ``requests``: the post's HTTP/1.1 client: one keep-alive session, one request at a time;
 * ``httpx``:    the stand-in for the post's hyper: batches of 100 in flight on one
                 connection, each batch awaited whole, like the post's chunks.
@@ -68,9 +69,18 @@ def _check_book(book_id: str, status: int, content: bytes) -> None:
 
 
 def crawl_ours(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
+    _crawl_ours(url, cacert, figures, http2=http2, http3=False)
+
+
+def crawl_ours_h3(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
+    """Ours over HTTP/3 (QUIC): the only Python client here that speaks it."""
+    _crawl_ours(url, cacert, figures, http2=False, http3=True)
+
+
+def _crawl_ours(url: str, cacert: Path, figures: _Figures, *, http2: bool, http3: bool) -> None:
     from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
 
-    options = CrawlOptions(url=url, http2=http2, cacert=cacert, timeout=None)
+    options = CrawlOptions(url=url, http2=http2, http3=http3, cacert=cacert, timeout=None)
     try:
         result = run(lambda: crawl(options))
     except CrawlError as exc:
@@ -149,10 +159,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("client", choices=sorted(CLIENTS))
     parser.add_argument("url")
     parser.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--http3", action="store_true", help="HTTP/3 (ours only)")
     parser.add_argument("--cacert", type=Path, required=True)
     args = parser.parse_args(argv)
+    if args.http3 and args.client != "ours":
+        parser.error(f"{args.client} does not speak HTTP/3")
     try:
-        report = _timed(CLIENTS[args.client], args)
+        report = _timed(crawl_ours_h3 if args.http3 else CLIENTS[args.client], args)
     except CrawlFailed as exc:
         report = {"ok": False, "error": str(exc)}
     except Exception as exc:  # a client library's own failure is the cell's result

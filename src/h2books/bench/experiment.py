@@ -49,13 +49,18 @@ __all__ = [
 # The post's setup: its Twisted server, requests over HTTP/1.1, hyper (now httpx) over HTTP/2.
 POST_SERVER = "twisted"
 POST_BASELINE = {"h1": "requests", "h2": "httpx"}
-HTTP_VERSIONS = {"h1": ("HTTP/1.1", "http/1.1"), "h2": ("HTTP/2", "h2")}
+HTTP_VERSIONS = {
+    "h1": ("HTTP/1.1", "http/1.1"),
+    "h2": ("HTTP/2", "h2"),
+    "h3": ("HTTP/3", "h3"),
+}
+_PROTOCOL_LABELS = {"h1": "HTTP/1.1", "h2": "HTTP/2", "h3": "HTTP/3"}
 
 
 @dataclass(frozen=True, slots=True)
 class ClientSpec:
     name: str  # ours | requests | httpx | h2load
-    protocol: str  # h1 | h2
+    protocol: str  # h1 | h2 | h3
 
     @property
     def key(self) -> str:
@@ -63,7 +68,7 @@ class ClientSpec:
 
     @property
     def label(self) -> str:
-        return f"{self.name} {'HTTP/2' if self.protocol == 'h2' else 'HTTP/1.1'}"
+        return f"{self.name} {_PROTOCOL_LABELS[self.protocol]}"
 
 
 ALL_CLIENTS: dict[str, ClientSpec] = {
@@ -71,6 +76,8 @@ ALL_CLIENTS: dict[str, ClientSpec] = {
     for spec in (
         ClientSpec("ours", "h1"),
         ClientSpec("ours", "h2"),
+        # Debian's h2load is built without QUIC (no --alpn-list=h3): ours is the h3 client.
+        ClientSpec("ours", "h3"),
         ClientSpec("requests", "h1"),
         ClientSpec("httpx", "h1"),
         ClientSpec("httpx", "h2"),
@@ -211,6 +218,8 @@ class ExperimentResult:
 
     def speed_vs_post(self, cell: Cell) -> float | None:
         """How many times faster than the post's setup over the same protocol (>1 = faster)."""
+        if cell.client.protocol not in POST_BASELINE:
+            return None  # the post had no HTTP/3
         baseline = f"{POST_BASELINE[cell.client.protocol]}-{cell.client.protocol}"
         wall = cell.wall()
         return ratio(
@@ -302,7 +311,7 @@ def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
         "h2books.bench.client_main",
         client.name,
         target.server.url,
-        "--http2" if client.protocol == "h2" else "--no-http2",
+        *_PROTOCOL_FLAGS[client.protocol],
         "--cacert",
         str(target.space.paths.ca),
     ]
@@ -323,6 +332,9 @@ def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
         requests=int(report["requests"]),
         http_version=str(report.get("http_version", "")),
     )
+
+
+_PROTOCOL_FLAGS = {"h1": ("--no-http2",), "h2": ("--http2",), "h3": ("--http3",)}
 
 
 def _h2load_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) -> CrawlRun:

@@ -18,6 +18,7 @@ SERVER_NAMES = (
 CLIENT_KEYS = (
     "ours-h1",
     "ours-h2",
+    "ours-h3",
     "requests-h1",
     "httpx-h1",
     "httpx-h2",
@@ -25,5 +26,13 @@ CLIENT_KEYS = (
     "h2load-h2",
 )
 # httpx over HTTP/1.1 is left out of the default run: the post had no such client.
-DEFAULT_CLIENT_KEYS = ("ours-h1", "ours-h2", "requests-h1", "httpx-h2", "h2load-h1", "h2load-h2")
+DEFAULT_CLIENT_KEYS = (
+    "ours-h1",
+    "ours-h2",
+    "ours-h3",
+    "requests-h1",
+    "httpx-h2",
+    "h2load-h1",
+    "h2load-h2",
+)
 WORKLOAD_KEYS = ("h2-1c", "h2-10c", "h1-10c", "h1-1c")
