@@ -55,6 +55,9 @@ class CrawlOptions:
     # the index instead of requesting them (`h2books serve --push`).
     push: bool = False
     connect_to: tuple[str, int] | None = None  # TCP there instead of the URL's (a delay proxy)
+    # Only the first N books the index lists (the index is still fetched whole): keeps a
+    # crawl at a high RTT short. None: every book.
+    books: int | None = None
 
 
 @dataclass(slots=True)
@@ -73,6 +76,11 @@ class CrawlResult:
     # Books that came pushed: counted in `books` and `requests` (the responses the
     # figures are per), though no request of ours went out for them.
     pushed: int = 0
+    listed: int = -1  # books the index listed (more than `books` with `--books N`); -1: as many
+
+    @property
+    def limited(self) -> bool:
+        return self.listed > self.books
 
     @property
     def cpu(self) -> float:
@@ -97,6 +105,7 @@ class CrawlResult:
             "http_version": self.http_version,
             "tls": self.tls,
             "books": self.books,
+            "books_listed": self.listed if self.listed >= 0 else self.books,
             "requests": self.requests,
             "pushed": self.pushed,
             "connections": self.wire.connections,
@@ -124,8 +133,9 @@ class CrawlResult:
         connections = self.wire.connections
         plural = "" if connections == 1 else "s"
         sent, received = self.wire.sent, self.wire.received
+        fetched = f"{self.books} of the {self.listed} books" if self.limited else f"{self.books} books"
         lines = [
-            f"{self.books} books fetched from {self.url} over {self.http_version} ({transport}), "
+            f"{fetched} fetched from {self.url} over {self.http_version} ({transport}), "
             "all 200 and JSON",
             f"  {connections} connection{plural}, {self._in_flight_text()} ({mode})",
             f"  wall {self.wall:.3f} s   user {self.user:.3f} s   sys {self.sys:.3f} s   "
@@ -156,6 +166,8 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         raise CrawlError("--concurrency must be at least 1")
     if options.connections < 1:
         raise CrawlError("--connections must be at least 1")
+    if options.books is not None and options.books < 1:
+        raise CrawlError("--books must be at least 1")
     stats = WireStats()
     try:
         client = Client(
@@ -203,15 +215,17 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         sys=usage_end.ru_stime - usage_start.ru_stime,
         wire=stats,
         pushed=client.pushes_taken,
+        listed=progress.listed,
     )
 
 
 class _Progress:
-    __slots__ = ("done", "total")
+    __slots__ = ("done", "listed", "total")
 
     def __init__(self) -> None:
         self.done = 0
-        self.total = -1
+        self.total = -1  # books to fetch
+        self.listed = -1  # books the index listed
 
 
 async def _crawl_books(client: Client, options: CrawlOptions, progress: _Progress) -> int:
@@ -221,6 +235,9 @@ async def _crawl_books(client: Client, options: CrawlOptions, progress: _Progres
     except ClientError as exc:
         raise CrawlError(f"index {index_target}: {exc}") from None
     ids = _book_ids(index, index_target)
+    progress.listed = len(ids)
+    if options.books is not None:
+        ids = ids[: options.books]
     progress.total = len(ids)
     if not ids:
         return 0
