@@ -237,6 +237,16 @@ def test_defaults_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert config.lifespan == "off"
 
 
+def test_http3_flags_and_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = serve_config(_serve_args())
+    assert not config.http3 and not config.quic_retry
+    config = serve_config(_serve_args("--http3", "--quic-retry"))
+    assert config.http3 and config.quic_retry
+    monkeypatch.setenv("H2BOOKS_HTTP3", "1")
+    assert serve_config(_serve_args()).http3
+    assert not serve_config(_serve_args("--no-http3")).http3
+
+
 def test_bad_values_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(UsageError, match="forwarded-allow-ips"):
         serve_config(_serve_args("--forwarded-allow-ips", "10.0.0.0/99"))

@@ -91,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve an app (`h2books serve main:app`: ASGI, WSGI or a native handler) "
         "or, with no APP, the bookstore. Every option has an H2BOOKS_* environment variable "
         "(H2BOOKS_HOST, H2BOOKS_PORT, H2BOOKS_HTTP_PORT, H2BOOKS_CERTFILE, H2BOOKS_KEYFILE, "
-        "H2BOOKS_DATA_DIR, H2BOOKS_WORKERS, H2BOOKS_LOG_LEVEL, H2BOOKS_ACCESS_LOG, "
+        "H2BOOKS_DATA_DIR, H2BOOKS_HTTP3, H2BOOKS_QUIC_RETRY, H2BOOKS_WORKERS, H2BOOKS_LOG_LEVEL, H2BOOKS_ACCESS_LOG, "
         "H2BOOKS_INTERFACE, H2BOOKS_ROOT_PATH, H2BOOKS_LIFESPAN, H2BOOKS_PROXY_HEADERS, "
         "H2BOOKS_FORWARDED_ALLOW_IPS, H2BOOKS_PUSH, and one per limit).",
     )
@@ -145,6 +145,20 @@ def build_parser() -> argparse.ArgumentParser:
         help="HTTP/2 server push: the app may push what a response refers to (the bookstore "
         "pushes the books of its index and the assets of /store), only to clients that keep "
         "SETTINGS_ENABLE_PUSH at 1 and within their stream limit (default off)",
+    )
+    serve.add_argument(
+        "--http3",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="also serve HTTP/3 over QUIC on UDP, on the HTTPS port number, advertised "
+        "with Alt-Svc (default off)",
+    )
+    serve.add_argument(
+        "--quic-retry",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="validate every QUIC client's address with a Retry first (default: only "
+        "under a flood of new connections)",
     )
     serve.add_argument("--certfile", type=Path, help="your own certificate chain (PEM)")
     serve.add_argument("--keyfile", type=Path, help="the key of --certfile (PEM)")
@@ -265,6 +279,10 @@ def serve_config(args: argparse.Namespace) -> ServerConfig:
     for port in (config.port, config.http_port):
         if port is not None and not 0 <= port <= 65535:
             raise UsageError(f"port {port} is out of range")
+    http3 = getattr(args, "http3", None)
+    config.http3 = http3 if http3 is not None else _env_bool("HTTP3", False)
+    quic_retry = getattr(args, "quic_retry", None)
+    config.quic_retry = quic_retry if quic_retry is not None else _env_bool("QUIC_RETRY", False)
     config.root_path = _pick_str(getattr(args, "root_path", None), "ROOT_PATH", "")
     config.lifespan = _pick_str(getattr(args, "lifespan", None), "LIFESPAN", "auto")
     if config.lifespan not in ("auto", "on", "off"):
@@ -351,8 +369,9 @@ def banner(
         if config.host in ("127.0.0.1", "::1", "localhost", "0.0.0.0", "::")
         else config.host
     )
+    protocols = "h3, h2, http/1.1" if config.http3 else "h2, http/1.1"
     lines = [
-        f"h2books {__version__} serving {served} on https://{shown_host}:{port}/ (h2, http/1.1)"
+        f"h2books {__version__} serving {served} on https://{shown_host}:{port}/ ({protocols})"
     ]
     if http_port is not None:
         lines.append(f"  cleartext HTTP/1.1 and h2c on http://{shown_host}:{http_port}/")

@@ -30,9 +30,9 @@ def run(space: Workspace, servers: list[ServerSpec], clients: list[str], **optio
 
 
 def test_our_server_with_our_clients(bench_space: Workspace) -> None:
-    result, steps = run(bench_space, [SERVERS["ours"]], ["ours-h1", "ours-h2"], repeat=2)
-    assert steps == 4
-    for key, version in (("ours-h1", "HTTP/1.1"), ("ours-h2", "HTTP/2")):
+    result, steps = run(bench_space, [SERVERS["ours"]], ["ours-h1", "ours-h2", "ours-h3"], repeat=2)
+    assert steps == 6
+    for key, version in (("ours-h1", "HTTP/1.1"), ("ours-h2", "HTTP/2"), ("ours-h3", "HTTP/3")):
         cell = result.cell("ours", key)
         assert cell is not None and not cell.failed
         assert len(cell.ok_runs) == 2

@@ -11,6 +11,7 @@ the process (``getrusage`` of this process): interpreter start-up and imports
 are not part of any client's figures, ours included.
 
 * ``ours``:     `h2books.client.crawl.crawl`, 100 requests in flight (sliding window);
+                with ``--http3``, the same over HTTP/3 (QUIC);
                 ``--connections N`` spreads them, ``--push`` takes the books pushed;
 * ``requests``: the post's HTTP/1.1 client: one keep-alive session, one request at a time;
 * ``httpx``:    the stand-in for the post's hyper: batches of 100 in flight on one
@@ -82,6 +83,7 @@ class Crawl:
     books: int | None = None  # only the first N books the index lists
     connections: int = 1  # ours only
     push: bool = False  # ours only (HTTP/2)
+    http3: bool = False  # ours only: HTTP/3 over QUIC (the only Python client here that speaks it)
 
     def first_books(self, ids: list[str]) -> list[str]:
         return ids if self.books is None else ids[: self.books]
@@ -93,6 +95,7 @@ def crawl_ours(crawl_: Crawl, figures: _Figures) -> None:
     options = CrawlOptions(
         url=crawl_.url,
         http2=crawl_.http2,
+        http3=crawl_.http3,
         cacert=crawl_.cacert,
         timeout=None,
         connections=crawl_.connections,
@@ -158,7 +161,7 @@ CLIENTS: dict[str, Callable[[Crawl, _Figures], None]] = {
     "httpx": crawl_httpx,
 }
 # What only our client does: spread over connections, take pushes.
-_OURS_ONLY = ("connections", "push")
+_OURS_ONLY = ("connections", "push", "http3")
 
 
 def _timed(client: Callable[[Crawl, _Figures], None], crawl_: Crawl) -> dict[str, Any]:
@@ -184,15 +187,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("client", choices=sorted(CLIENTS))
     parser.add_argument("url")
     parser.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--http3", action="store_true", help="HTTP/3 (ours only)")
     parser.add_argument("--cacert", type=Path, required=True)
     parser.add_argument("--books", type=positive_int, help="only the first N books")
     parser.add_argument("--connections", type=positive_int, default=1, help="ours only")
     parser.add_argument("--push", action="store_true", help="ours only, HTTP/2: take pushes")
     args = parser.parse_args(argv)
     crawl_ = Crawl(
-        args.url.rstrip("/"), args.cacert, args.http2, args.books, args.connections, args.push
+        args.url.rstrip("/"),
+        args.cacert,
+        args.http2 and not args.http3,
+        args.books,
+        args.connections,
+        args.push,
+        args.http3,
     )
-    if args.client != "ours" and (crawl_.connections != 1 or crawl_.push):
+    if args.client != "ours" and (crawl_.connections != 1 or crawl_.push or crawl_.http3):
         parser.error(f"--{'/--'.join(_OURS_ONLY)}: our client only, not {args.client}")
     try:
         report = _timed(CLIENTS[args.client], crawl_)

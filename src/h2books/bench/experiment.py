@@ -49,14 +49,19 @@ __all__ = [
 # The post's setup: its Twisted server, requests over HTTP/1.1, hyper (now httpx) over HTTP/2.
 POST_SERVER = "twisted"
 POST_BASELINE = {"h1": "requests", "h2": "httpx"}
-HTTP_VERSIONS = {"h1": ("HTTP/1.1", "http/1.1"), "h2": ("HTTP/2", "h2")}
+HTTP_VERSIONS = {
+    "h1": ("HTTP/1.1", "http/1.1"),
+    "h2": ("HTTP/2", "h2"),
+    "h3": ("HTTP/3", "h3"),
+}
 TIMES = "\u00d7"  # multiplication sign
+_PROTOCOL_LABELS = {"h1": "HTTP/1.1", "h2": "HTTP/2", "h3": "HTTP/3"}
 
 
 @dataclass(frozen=True, slots=True)
 class ClientSpec:
     name: str  # ours | requests | httpx | h2load
-    protocol: str  # h1 | h2
+    protocol: str  # h1 | h2 | h3
     connections: int = 1  # ours only: a browser opens 6 HTTP/1.1 connections to an origin
     push: bool = False  # ours only, HTTP/2: takes the books the server pushes with the index
 
@@ -68,7 +73,7 @@ class ClientSpec:
 
     @property
     def label(self) -> str:
-        text = f"{self.name} {'HTTP/2' if self.protocol == 'h2' else 'HTTP/1.1'}"
+        text = f"{self.name} {_PROTOCOL_LABELS[self.protocol]}"
         if self.connections > 1:
             text += f" {TIMES}{self.connections} connections"
         return text + (" + push" if self.push else "")
@@ -81,6 +86,8 @@ ALL_CLIENTS: dict[str, ClientSpec] = {
         ClientSpec("ours", "h1", connections=6),
         ClientSpec("ours", "h2"),
         ClientSpec("ours", "h2", push=True),
+        # Debian's h2load is built without QUIC (no --alpn-list=h3): ours is the h3 client.
+        ClientSpec("ours", "h3"),
         ClientSpec("requests", "h1"),
         ClientSpec("httpx", "h1"),
         ClientSpec("httpx", "h2"),
@@ -233,6 +240,8 @@ class ExperimentResult:
 
     def speed_vs_post(self, cell: Cell) -> float | None:
         """How many times faster than the post's setup over the same protocol (>1 = faster)."""
+        if cell.client.protocol not in POST_BASELINE:
+            return None  # the post had no HTTP/3
         baseline = f"{POST_BASELINE[cell.client.protocol]}-{cell.client.protocol}"
         wall = cell.wall()
         return ratio(
@@ -332,7 +341,7 @@ def _python_crawl(
         "h2books.bench.client_main",
         client.name,
         target.server.url,
-        "--http2" if client.protocol == "h2" else "--no-http2",
+        *_PROTOCOL_FLAGS[client.protocol],
         "--cacert",
         str(target.space.paths.ca),
         *(["--books", str(books)] if books is not None else []),
@@ -357,6 +366,9 @@ def _python_crawl(
         http_version=str(report.get("http_version", "")),
         pushed=int(report.get("pushed", 0)),
     )
+
+
+_PROTOCOL_FLAGS = {"h1": ("--no-http2",), "h2": ("--http2",), "h3": ("--http3",)}
 
 
 def _h2load_crawl(

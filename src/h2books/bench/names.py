@@ -27,6 +27,7 @@ CLIENT_KEYS = (
     "ours-h1x6",
     "ours-h2",
     "ours-h2-push",
+    "ours-h3",
     "requests-h1",
     "httpx-h1",
     "httpx-h2",
@@ -34,7 +35,15 @@ CLIENT_KEYS = (
     "h2load-h2",
 )
 # httpx over HTTP/1.1 is left out of the default run: the post had no such client.
-DEFAULT_CLIENT_KEYS = ("ours-h1", "ours-h2", "requests-h1", "httpx-h2", "h2load-h1", "h2load-h2")
+DEFAULT_CLIENT_KEYS = (
+    "ours-h1",
+    "ours-h2",
+    "ours-h3",
+    "requests-h1",
+    "httpx-h2",
+    "h2load-h1",
+    "h2load-h2",
+)
 # The answer (`h2books bench --rtt ...`): the protocols side by side, all with our client.
 ANSWER_CLIENT_KEYS = ("ours-h1", "ours-h1x6", "ours-h2", "ours-h2-push", "ours-h3")
 WORKLOAD_KEYS = ("h2-1c", "h2-10c", "h1-10c", "h1-1c")

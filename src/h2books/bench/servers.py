@@ -107,7 +107,7 @@ def _ours(port: int, paths: BenchPaths) -> list[str]:
         "--host", "127.0.0.1", "--port", str(port),
         "--data-dir", str(paths.data_dir),
         "--certfile", str(paths.cert), "--keyfile", str(paths.key),
-        "--no-access-log", "--log-level", "warning",
+        "--no-access-log", "--log-level", "warning", "--http3",
     )  # fmt: skip
 
 
@@ -132,9 +132,10 @@ def _twisted(port: int, paths: BenchPaths) -> list[str]:
 
 
 def _hypercorn(port: int, paths: BenchPaths) -> list[str]:
+    # HTTP/3 on the same port number over UDP (aioquic), as ours with --http3.
     return _python(
         "-m", "hypercorn", "-k", "uvloop",
-        "--bind", f"127.0.0.1:{port}",
+        "--bind", f"127.0.0.1:{port}", "--quic-bind", f"127.0.0.1:{port}",
         "--certfile", str(paths.cert), "--keyfile", str(paths.key),
         "--log-level", "warning",
         ASGI_APP,
@@ -199,7 +200,14 @@ def _gunicorn(port: int, paths: BenchPaths) -> list[str]:
     )  # fmt: skip
 
 
-OURS = ServerSpec("ours", f"h2books {h2books.__version__}", _ours, (), ("uvloop",))
+OURS = ServerSpec(
+    "ours",
+    f"h2books {h2books.__version__} --http3",
+    _ours,
+    (),
+    ("uvloop", "aioquic"),
+    protocols=("h1", "h2", "h3"),
+)
 PEERS = (
     ServerSpec(
         "twisted",
@@ -210,10 +218,11 @@ PEERS = (
     ),
     ServerSpec(
         "hypercorn",
-        "Hypercorn -k uvloop",
+        "Hypercorn -k uvloop --quic-bind (HTTP/3 on aioquic)",
         _hypercorn,
-        ("hypercorn", "uvloop"),
-        ("hypercorn", "h2", "uvloop"),
+        ("hypercorn", "uvloop", "aioquic"),
+        ("hypercorn", "h2", "uvloop", "aioquic"),
+        protocols=("h1", "h2", "h3"),
     ),
     ServerSpec(
         "granian",

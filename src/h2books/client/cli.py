@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     """Add ``crawl`` to the main parser's sub-commands."""
     parser = commands.add_parser(
         "crawl",
-        help="fetch every book over HTTP/1.1 or HTTP/2 and time it",
+        help="fetch every book over HTTP/1.1, HTTP/2 or HTTP/3 and time it",
         description=DESCRIPTION,
     )
     _add_arguments(parser)
@@ -60,6 +60,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     protocol.add_argument(
         "--http1", dest="http2", action="store_false", help="HTTP/1.1 with keep-alive"
+    )
+    protocol.add_argument(
+        "--http3",
+        action="store_true",
+        help="HTTP/3 over QUIC, on UDP at the URL's port (https:// only; `serve --http3`)",
     )
     parser.add_argument(
         "--concurrency",
@@ -119,6 +124,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
     options = CrawlOptions(
         url=args.url,
         http2=args.http2,
+        http3=args.http3,
         concurrency=args.concurrency,
         chunked=args.chunked,
         connections=args.connections,

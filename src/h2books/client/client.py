@@ -1,4 +1,4 @@
-"""`Client`: the library face of h2books' HTTP/1.1 and HTTP/2 clients.
+"""`Client`: the library face of h2books' HTTP/1.1, HTTP/2 and HTTP/3 clients.
 
     async with Client("https://localhost:8443", http2=True, cacert=ca) as client:
         response = await client.get("/book?id=1")
@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
 from h2books.client.base import ClientConnection, ConnectionSettings
 from h2books.client.connection_h1 import H1ClientProtocol
@@ -28,6 +29,9 @@ from h2books.client.origin import Origin
 from h2books.client.response import Response
 from h2books.client.stats import WireStats
 from h2books.client.transport import create_ssl_context, open_connection
+
+if TYPE_CHECKING:
+    from aioquic.quic.configuration import QuicConfiguration
 
 __all__ = ["Client"]
 
@@ -48,8 +52,9 @@ class Client:
     connection as streams. ``http2=False`` uses HTTP/1.1 keep-alive: one request
     at a time per connection, in submission order. ``timeout`` bounds each
     request from submission to its complete response (and each connect), in
-    seconds; ``None`` waits forever. Pass a `WireStats` as ``stats`` to count the
-    bytes on the wire. ``connect_to`` (host, port) opens the TCP connections there
+    seconds; ``None`` waits forever. ``http3=True`` speaks HTTP/3 over QUIC (UDP, same
+    port number) to an https:// URL. Pass a `WireStats` as ``stats`` to count the
+    bytes on the wire. ``connect_to`` (host, port) opens the connections there
     instead of the URL's host and port (a delay proxy, say); the URL still gives the
     TLS server name and ``:authority``.
 
@@ -64,6 +69,7 @@ class Client:
         url: str,
         *,
         http2: bool = True,
+        http3: bool = False,
         cacert: str | Path | None = None,
         insecure: bool = False,
         connections: int = 1,
@@ -80,13 +86,21 @@ class Client:
             raise ValueError("timeout must be positive")
         self.origin = Origin(url)
         self.http2 = http2
+        self.http3 = http3
         self.stats = stats
         self._connect_to = connect_to
         self._ssl = (
             create_ssl_context(http2=http2, cacert=cacert, insecure=insecure)
-            if self.origin.tls
+            if self.origin.tls and not http3
             else None
         )
+        self._quic: QuicConfiguration | None = None
+        if http3:
+            if not self.origin.tls:
+                raise ValueError("HTTP/3 needs an https:// URL (QUIC is always encrypted)")
+            from h2books.client.connection_h3 import quic_client_configuration
+
+            self._quic = quic_client_configuration(self.origin.host, cacert, insecure, timeout)
         import h2books  # here, not at import time: h2books/__init__ imports this module
 
         user_agent = (b"user-agent", f"h2books/{h2books.__version__}".encode("ascii"))
@@ -230,6 +244,8 @@ class Client:
 
     async def _open(self, lane: _Lane) -> ClientConnection:
         origin, settings = self.origin, self._settings
+        if self._quic is not None:
+            return await self._open_h3(lane)
         kind = H2ClientProtocol if self.http2 else H1ClientProtocol
         connection = await open_connection(
             lambda: kind(lane, settings), origin, self._ssl, settings.timeout, self._connect_to
@@ -239,6 +255,20 @@ class Client:
         if not connection.accepting:
             raise RemoteClosedError(f"{origin.address} closed the connection right after it opened")
         return connection
+
+    async def _open_h3(self, lane: _Lane) -> ClientConnection:
+        from h2books.client.connection_h3 import H3ClientProtocol, open_h3_connection
+
+        origin, settings, configuration = self.origin, self._settings, self._quic
+        assert configuration is not None
+        host, port = self._connect_to or (origin.host, origin.port)
+        return await open_h3_connection(
+            lambda: H3ClientProtocol(lane, settings, configuration),
+            host,
+            port,
+            settings.timeout,
+            origin.address,
+        )
 
 
 def _retrieve(future: asyncio.Future[Response]) -> None:

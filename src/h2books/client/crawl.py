@@ -44,6 +44,7 @@ class CrawlError(Exception):
 class CrawlOptions:
     url: str
     http2: bool = True
+    http3: bool = False  # HTTP/3 over QUIC (then http2 is not looked at)
     concurrency: int = 100  # requests in flight (sliding window), or the batch size when chunked
     chunked: bool = False
     connections: int = 1
@@ -121,10 +122,16 @@ class CrawlResult:
         }
 
     def _in_flight_text(self) -> str:
-        if self.http_version == "HTTP/2":
+        if self.http_version in ("HTTP/2", "HTTP/3"):
             return f"{self.concurrency} requests in flight"
         # HTTP/1.1 without pipelining: the window only feeds each connection's queue.
         return f"{self.concurrency} requests submitted, one at a time per connection"
+
+    def _wire_title(self) -> str:
+        # QUIC encrypts each packet: its figures are whole UDP payloads (client/stats_h3.py).
+        if self.http_version == "HTTP/3":
+            return "bytes on the wire (UDP payloads)"
+        return "bytes on the wire (before TLS)"
 
     def report(self) -> str:
         """The figures for a terminal, the post's first."""
@@ -133,7 +140,9 @@ class CrawlResult:
         connections = self.wire.connections
         plural = "" if connections == 1 else "s"
         sent, received = self.wire.sent, self.wire.received
-        fetched = f"{self.books} of the {self.listed} books" if self.limited else f"{self.books} books"
+        fetched = (
+            f"{self.books} of the {self.listed} books" if self.limited else f"{self.books} books"
+        )
         lines = [
             f"{fetched} fetched from {self.url} over {self.http_version} ({transport}), "
             "all 200 and JSON",
@@ -149,8 +158,7 @@ class CrawlResult:
                 f"(server push): {self.requests - self.pushed} sent as requests"
             )
         lines += [
-            f"  {'bytes on the wire (before TLS)':<31}{'headers':>12}{'bodies':>12}"
-            f"{'framing':>12}{'total':>12}",
+            f"  {self._wire_title():<31}{'headers':>12}{'bodies':>12}{'framing':>12}{'total':>12}",
         ]
         for name, counts in (("sent", sent), ("received", received)):
             lines.append(
@@ -173,6 +181,7 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         client = Client(
             options.url,
             http2=options.http2,
+            http3=options.http3,
             cacert=options.cacert,
             insecure=options.insecure,
             connections=options.connections,
@@ -204,7 +213,7 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
     wall = time.perf_counter() - wall_start
     return CrawlResult(
         url=options.url,
-        http_version="HTTP/2" if options.http2 else "HTTP/1.1",
+        http_version="HTTP/3" if options.http3 else "HTTP/2" if options.http2 else "HTTP/1.1",
         tls=client.origin.tls,
         books=books,
         requests=books + 1,

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import struct
 from collections import deque
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from h2books.protocol.h2.frames import (
     CLIENT_PREFACE,
@@ -29,6 +29,9 @@ from h2books.protocol.h2.frames import (
     PADDED,
     PRIORITY_FLAG,
 )
+
+if TYPE_CHECKING:
+    from h2books.client.stats_h3 import H3Tap
 
 __all__ = ["H1StreamTap", "H2FrameTap", "WireCounts", "WireStats"]
 
@@ -83,6 +86,13 @@ class WireStats:
         self.connections += 1
         incoming = H1StreamTap(self.received, responses=True)
         return H1StreamTap(self.sent, responses=False, peer=incoming), incoming
+
+    def h3_taps(self) -> tuple[H3Tap, H3Tap]:
+        """(outgoing, incoming) taps for a new client-side HTTP/3 connection."""
+        from h2books.client.stats_h3 import H3Tap  # it builds on WireCounts, above
+
+        self.connections += 1
+        return H3Tap(self.sent), H3Tap(self.received)
 
     def as_dict(self) -> dict[str, Any]:
         return {

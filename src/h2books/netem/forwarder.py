@@ -181,6 +181,8 @@ def main(argv: list[str]) -> int:
     try:
         print(json.dumps({"ready": True, "client_address": address}), flush=True)
         forward(client_fd, server_fd, up, down)
+    except _Stop:  # stopped before forwarding began (the owner gave up at once)
+        return 0
     finally:
         os.close(client_fd)
         os.close(server_fd)

@@ -74,6 +74,11 @@ class ServerConfig:
     log_level: str = "info"
     access_log: bool = True
     server_name: bytes = b"h2books"
+    # HTTP/3 over QUIC on UDP, on the HTTPS port number (server/quic.py), advertised with
+    # Alt-Svc on every response. quic_retry: validate every client address with a Retry
+    # first (without it, Retry starts by itself under a flood of Initials).
+    http3: bool = False
+    quic_retry: bool = False
     limits: Limits = field(default_factory=Limits)
     timeouts: Timeouts = field(default_factory=Timeouts)
     # For the app above the server (interfaces/: ASGI, WSGI).

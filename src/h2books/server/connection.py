@@ -148,6 +148,15 @@ class ServerConnection(asyncio.BufferedProtocol):
             self._flush_scheduled = True
             self.state.loop.call_soon(self.flush)
 
+    def body_queued(self, size: int) -> None:
+        """`size` bytes of a response body went to the core: a big write goes out at once,
+        so that backpressure is seen before the next one; a small one with the rest of
+        this loop iteration's output."""
+        if size >= FLUSH_NOW and not self._in_read:
+            self.flush()
+        else:
+            self.output_ready()
+
     def write_pending(self) -> bool:
         """Hand what the core queued to the transport; False when there is no transport."""
         transport = self.transport

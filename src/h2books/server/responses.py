@@ -16,7 +16,9 @@ _BODYLESS = frozenset({204, 304})
 _CONTENT_LENGTH = b"content-length"
 
 
-def _fixed_fields(response: Response, server_name: bytes) -> list[tuple[bytes, bytes]]:
+def _fixed_fields(
+    response: Response, server_name: bytes, alt_svc: bytes | None
+) -> list[tuple[bytes, bytes]]:
     fields = list(response.headers)
     if (
         response.stream is None
@@ -24,12 +26,14 @@ def _fixed_fields(response: Response, server_name: bytes) -> list[tuple[bytes, b
         and not any(name == _CONTENT_LENGTH for name, _ in fields)
     ):
         fields.append((_CONTENT_LENGTH, str(len(response.body)).encode("ascii")))
+    if alt_svc is not None:
+        fields.append((b"alt-svc", alt_svc))
     fields.append((b"server", server_name))
     return fields
 
 
 def h2_fields(
-    response: Response, server_name: bytes, http_date: bytes
+    response: Response, server_name: bytes, http_date: bytes, alt_svc: bytes | None = None
 ) -> tuple[tuple[bytes, bytes], ...]:
     cached = response._h2_fields
     if cached is not None:
@@ -41,14 +45,16 @@ def h2_fields(
             built = (*built[:-1], (b"date", http_date))
             response._h2_fields = (http_date, built)
             return built
-    fields = _fixed_fields(response, server_name)
+    fields = _fixed_fields(response, server_name, alt_svc)
     fields.append((b"date", http_date))
     built = tuple(fields)
     response._h2_fields = (http_date, built)
     return built
 
 
-def h1_head(response: Response, server_name: bytes, http_date: bytes) -> ResponseHead:
+def h1_head(
+    response: Response, server_name: bytes, http_date: bytes, alt_svc: bytes | None = None
+) -> ResponseHead:
     cached = response._h1_head
     if cached is not None:
         old_date, head = cached
@@ -64,7 +70,7 @@ def h1_head(response: Response, server_name: bytes, http_date: bytes) -> Respons
             head = head.with_data(data)
             response._h1_head = (http_date, head)
             return head
-    fields = _fixed_fields(response, server_name)
+    fields = _fixed_fields(response, server_name, alt_svc)
     fields.append((b"date", http_date))
     head = serialize_head(response.status, fields)
     response._h1_head = (http_date, head)

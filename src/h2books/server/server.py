@@ -9,7 +9,7 @@ import signal
 import socket
 import ssl
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from h2books.http import Handler
 from h2books.interfaces import ServerInterface
@@ -19,6 +19,9 @@ from h2books.server.clock import WallClock
 from h2books.server.config import ServerConfig
 from h2books.server.listener import ConnectionGate, Listener
 from h2books.server.state import ServerState
+
+if TYPE_CHECKING:
+    from h2books.server.quic import QuicEndpoint
 
 log = logging.getLogger("h2books.server")
 
@@ -53,6 +56,7 @@ class Server:
         self._sweeper: asyncio.TimerHandle | None = None
         self.state: ServerState | None = None
         self.gate: ConnectionGate | None = None
+        self.quic: QuicEndpoint | None = None  # with config.http3
 
     @property
     def sockets(self) -> list[socket.socket]:
@@ -94,7 +98,24 @@ class Server:
             listen(http_socket or bind_socket(config.host, config.http_port or 0), None)
         for listener in self._listeners:
             listener.start()
+        if config.http3 and self.ssl_context is not None:
+            await self._start_quic(state, gate)
         self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
+
+    async def _start_quic(self, state: ServerState, gate: ConnectionGate) -> None:
+        """HTTP/3 on UDP, on the HTTPS listener's port number, and Alt-Svc to say so."""
+        from h2books.server.quic import open_endpoint  # aioquic loads only when asked for
+
+        port = self._listeners[0].sock.getsockname()[1]
+        self.quic = await open_endpoint(
+            state,
+            gate,
+            self.config.host,
+            port,
+            retry=self.config.quic_retry,
+            reuse_port=self.config.workers > 1,
+        )
+        state.alt_svc = b'h3=":%d"; ma=86400' % port
 
     def _sweep(self) -> None:
         state = self.state
@@ -124,6 +145,8 @@ class Server:
         state.shutting_down = True
         for listener in self._listeners:
             listener.close()
+        if self.quic is not None:
+            self.quic.close()
         for connection in list(state.connections):
             connection.shutdown()
         loop = state.loop
@@ -132,6 +155,8 @@ class Server:
             await asyncio.sleep(0.05)
         for connection in list(state.connections):
             connection.abort()
+        if self.quic is not None:
+            self.quic.abort()
         for listener in self._listeners:
             # Bounded: a cancelled handshake must not hold the exit.
             with contextlib.suppress(TimeoutError):

@@ -25,6 +25,7 @@ _READ_BUFFER_SIZE = 256 * 1024
 class ServerState:
     __slots__ = (
         "access_log",
+        "alt_svc",
         "clock",
         "config",
         "connections",
@@ -51,6 +52,8 @@ class ServerState:
         self.access_log = access_log
         self.clock = clock
         self.server_name = config.server_name
+        # `Alt-Svc: h3=":PORT"` on every response once the QUIC endpoint listens (None: off).
+        self.alt_svc: bytes | None = None
         # The adapters (server/connection.py) of every live connection.
         self.connections: set[ServerConnection] = set()
         self.shutting_down = False

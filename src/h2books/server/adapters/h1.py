@@ -259,7 +259,7 @@ class H1ServerProtocol(ServerConnection):
             exchange.held = response  # not its turn: sent when the ones before are done
             return
         state = self.state
-        head = h1_head(response, state.server_name, state.clock.http_date)
+        head = h1_head(response, state.server_name, state.clock.http_date, state.alt_svc)
         self.conn.send_response(head, response.body)
         queue.popleft()
         if self._receiving is not None or self._counted:
@@ -275,7 +275,9 @@ class H1ServerProtocol(ServerConnection):
             exchange.backlog = []  # a streamed answer: its parts wait with its head
             return
         state = self.state
-        self.conn.start_response(h1_head(response, state.server_name, state.clock.http_date))
+        self.conn.start_response(
+            h1_head(response, state.server_name, state.clock.http_date, state.alt_svc)
+        )
         self.output_ready()
 
     def _due(self, exchange: Exchange) -> bool:

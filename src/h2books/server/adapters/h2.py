@@ -16,7 +16,7 @@ from h2books.http import Response
 from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.server.connection import FLUSH_NOW, ServerConnection
+from h2books.server.connection import ServerConnection
 from h2books.server.exchange import DONE, Exchange, Fields
 from h2books.server.responses import BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState
@@ -304,7 +304,7 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
         state = self.state
-        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
@@ -316,7 +316,7 @@ class H2ServerProtocol(ServerConnection):
 
     def start(self, exchange: Exchange, response: Response) -> None:
         state = self.state
-        fields = h2_fields(response, state.server_name, state.clock.http_date)
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         self.conn.send_headers(exchange.stream_id, (*_status(response.status), *fields))
         self.output_ready()
 
@@ -324,10 +324,7 @@ class H2ServerProtocol(ServerConnection):
         self.conn.send_data(exchange.stream_id, data, end_stream=end)  # type: ignore[arg-type]
         if end:
             self._response_done(exchange)
-        if len(data) >= FLUSH_NOW and not self._in_read:
-            self.flush()
-        else:
-            self.output_ready()
+        self.body_queued(len(data))
 
     def end(self, exchange: Exchange, trailers: Fields | None) -> None:
         if trailers:

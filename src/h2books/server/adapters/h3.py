@@ -1,0 +1,490 @@
+"""The HTTP/3 adapter: aioquic's QUIC and HTTP/3 events become exchanges, answers become frames.
+
+One `H3ServerProtocol` per QUIC connection. It is a `ServerConnection` like the HTTP/1.1
+and HTTP/2 adapters, except that it owns no transport: the endpoint (`server/quic.py`)
+reads the UDP socket and hands it the datagrams whose connection id it issued, and it
+sends through the endpoint. aioquic is the core: `QuicConnection` (packets, TLS 1.3,
+loss recovery, flow control) under `H3Connection` (frames, QPACK).
+
+Time: QUIC's timers (loss detection, ACK delay, pacing, idle) need millisecond precision,
+which the server's once-a-second sweep cannot give. Each connection keeps one loop timer
+armed at `quic.get_timer()`, re-armed after every read, write and expiry only when the
+deadline moved (ARCHITECTURE.md, "HTTP/3").
+
+Request bodies: aioquic gives flow-control credit back as data arrives (it doubles a
+stream's window once half is used), so the window is no back-pressure here. Bodies are
+bounded instead by `max_body_size` per request (413, then STOP_SENDING) and by
+`max_buffered_body` for the bodies one connection holds whole for its handlers (503).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from aioquic.buffer import encode_uint_var
+from aioquic.h3.connection import ErrorCode as H3Error
+from aioquic.h3.connection import FrameType, H3Connection, encode_frame
+from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
+from aioquic.quic import events as quic_events
+from aioquic.quic.connection import NetworkAddress, QuicConnection
+
+from h2books.http import Response
+from h2books.server.connection import ServerConnection
+from h2books.server.exchange import DONE, Exchange, Fields
+from h2books.server.responses import BODY_TOO_LARGE, error_response, h2_fields
+from h2books.server.state import ServerState
+
+if TYPE_CHECKING:
+    from h2books.server.quic import QuicEndpoint
+
+log = logging.getLogger("h2books.server")
+
+# Queue this much of a response body per stream before waiting for the peer (its window,
+# the congestion window): the same bound as HTTP/2's.
+_STREAM_HIGH_WATER = 256 * 1024
+BODY_BUDGET_FULL = error_response(503, "too many request bodies in progress on this connection")
+
+
+class H3ServerProtocol(ServerConnection):
+    conn: QuicConnection
+    __slots__ = (
+        "_blocked",
+        "_body_bytes",
+        "_ended",
+        "_exchanges",
+        "_goaway_id",
+        "_head_bytes",
+        "_held",
+        "_timer",
+        "_timer_at",
+        "conn",
+        "endpoint",
+        "h3",
+        "handshake_done",
+    )
+
+    def __init__(
+        self, state: ServerState, endpoint: QuicEndpoint, quic: QuicConnection, addr: NetworkAddress
+    ) -> None:
+        super().__init__(state, "https")
+        self.conn = quic
+        self.endpoint = endpoint
+        self.h3: H3Connection | None = None  # once ALPN agreed on h3
+        self.handshake_done = False
+        self.client = (str(addr[0]), int(addr[1]))
+        self.client_host = self.client[0]
+        if endpoint.transport is not None:
+            local = endpoint.transport.get_extra_info("sockname")
+            if isinstance(local, tuple) and len(local) >= 2:
+                self.server = (str(local[0]), int(local[1]))
+        self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
+        self._head_bytes: dict[int, int] = {}  # stream id -> bytes of a head still arriving
+        self._blocked: set[Exchange] = set()  # responses waiting for room to send
+        self._held: dict[int, int] = {}  # stream id -> body bytes counted in the budget
+        self._body_bytes = 0  # their sum: request body bytes held whole for the layer above
+        self._goaway_id: int | None = None  # after our GOAWAY: no request from this id on
+        self._ended = False
+        self._timer: object = None
+        self._timer_at: float | None = None
+        _set_stream_limit(quic, state.config.limits.max_concurrent_streams)
+        state.connections.add(self)
+
+    # -- datagrams in, events out ------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
+        if self._ended:
+            return
+        now = self.state.loop.time()
+        self.last_activity = now
+        self._in_read = True
+        try:
+            self.conn.receive_datagram(data, addr, now)
+            self._handle_events()
+        finally:
+            self._in_read = False
+        self.flush()
+
+    def _handle_events(self) -> None:
+        quic = self.conn
+        event = quic.next_event()
+        while event is not None:
+            kind = type(event)
+            if kind is quic_events.StreamDataReceived:
+                self._on_stream_data(event)  # type: ignore[arg-type]
+            elif kind is quic_events.StreamReset or kind is quic_events.StopSendingReceived:
+                stream_id = event.stream_id  # type: ignore[attr-defined]
+                if self.h3 is not None:
+                    self.h3.handle_event(event)
+                self._head_bytes.pop(stream_id, None)
+                self._lose(stream_id, kind is quic_events.StreamReset)
+            elif kind is quic_events.ProtocolNegotiated:
+                self.h3 = H3Connection(quic)
+            elif kind is quic_events.HandshakeCompleted:
+                self.handshake_done = True
+                if self.state.shutting_down:
+                    self.shutdown()
+            elif kind is quic_events.ConnectionIdIssued:
+                self.endpoint.issued(event.connection_id, self)  # type: ignore[attr-defined]
+            elif kind is quic_events.ConnectionIdRetired:
+                self.endpoint.retired(event.connection_id)  # type: ignore[attr-defined]
+            elif kind is quic_events.ConnectionTerminated:
+                self._terminated()
+                return
+            event = quic.next_event()
+
+    def _on_stream_data(self, event: quic_events.StreamDataReceived) -> None:
+        h3 = self.h3
+        if h3 is None:
+            return
+        stream_id = event.stream_id
+        if stream_id & 3 == 0 and stream_id not in self._exchanges:
+            # A request head still arriving: HTTP/3 buffers it whole before decoding, so
+            # its size is bounded here, as HTTP/2's header list is.
+            size = self._head_bytes.get(stream_id, 0) + len(event.data)
+            if size > self.state.config.limits.max_header_list_size:
+                self._head_bytes.pop(stream_id, None)
+                self._abandon_stream(stream_id, H3Error.H3_EXCESSIVE_LOAD)
+                return
+            self._head_bytes[stream_id] = size
+        for h3_event in h3.handle_event(event):
+            self._on_h3_event(h3_event)
+
+    def _on_h3_event(self, event: H3Event) -> None:
+        if isinstance(event, DataReceived):
+            self._on_data(event.stream_id, event.data, event.stream_ended)
+        elif isinstance(event, HeadersReceived):
+            exchange = self._exchanges.get(event.stream_id)
+            if exchange is None:
+                self._on_request(event)
+            elif not exchange.body_complete:  # trailers
+                exchange.end_body(list(event.headers))
+                if exchange.response_state == DONE:
+                    self._finish(exchange)
+
+    # -- requests --------------------------------------------------------------------------
+
+    def _on_request(self, event: HeadersReceived) -> None:
+        stream_id = event.stream_id
+        self._head_bytes.pop(stream_id, None)
+        if self._goaway_id is not None and stream_id >= self._goaway_id:
+            # RFC 9114 §5.2: past our GOAWAY, never processed; the client may retry it.
+            self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
+            return
+        method = path = authority = None
+        fields: list[tuple[bytes, bytes]] = []
+        for name, value in event.headers:
+            if name[:1] != b":":
+                fields.append((name, value))
+            elif name == b":method":
+                method = value
+            elif name == b":path":
+                path = value
+            elif name == b":authority":
+                authority = value
+        if method is None or path is None or method == b"CONNECT":
+            # aioquic checked the pseudo-fields; CONNECT (and RFC 9220 WebSockets) are not
+            # served over HTTP/3 here.
+            self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
+            return
+        if authority is None:
+            authority = next((value for name, value in fields if name == b"host"), b"")
+        whole = event.stream_ended
+        exchange = Exchange(
+            self, stream_id, method, path, fields, authority, "3", b"" if whole else None
+        )
+        self._exchanges[stream_id] = exchange
+        self.state.interface(exchange)
+        if whole and (exchange.response_state == DONE or exchange.gone):
+            self._exchanges.pop(stream_id, None)
+
+    def _on_data(self, stream_id: int, data: bytes, ended: bool) -> None:
+        exchange = self._exchanges.get(stream_id)
+        if exchange is None or exchange.body_complete:
+            return  # the answer went out before the body ended: not wanted
+        limits = self.state.config.limits
+        if exchange.body_size + len(data) > limits.max_body_size:
+            self._refuse_body(exchange, BODY_TOO_LARGE)
+            return
+        if exchange.on_body_complete is not None and data:
+            # Wanted whole: held until the last byte, within the connection's budget (the
+            # oldest body may always finish, so uploads never all wait on each other).
+            if self._body_bytes + len(data) > limits.max_buffered_body and (
+                exchange is not next(iter(self._exchanges.values()))
+            ):
+                self._refuse_body(exchange, BODY_BUDGET_FULL)
+                return
+            self._body_bytes += len(data)
+            self._held[stream_id] = self._held.get(stream_id, 0) + len(data)
+        exchange.feed_body(data)
+        if ended:
+            exchange.end_body()
+            if exchange.response_state == DONE:
+                self._finish(exchange)
+
+    def _refuse_body(self, exchange: Exchange, response: Response) -> None:
+        """Answer now and stop the rest of the body (RFC 9114 §4.1.2); the layer above
+        never sees the bytes past the limit."""
+        exchange.on_body_complete = None
+        exchange.body_complete = True
+        exchange.respond(response)
+        self._stop_reading(exchange.stream_id)
+        self._finish(exchange)
+        exchange.lose()
+
+    def body_taken(self, exchange: Exchange, size: int) -> None:
+        # Flow-control credit is aioquic's (given on receipt); only the budget is ours.
+        self._uncount(exchange.stream_id, size)
+
+    def _uncount(self, stream_id: int, size: int) -> None:
+        counted = self._held.get(stream_id, 0)
+        released = min(size, counted)
+        if released:
+            if counted == released:
+                del self._held[stream_id]
+            else:
+                self._held[stream_id] = counted - released
+            self._body_bytes -= released
+
+    def _finish(self, exchange: Exchange) -> None:
+        if self._exchanges.pop(exchange.stream_id, None) is None:
+            return
+        if self._held:
+            self._uncount(exchange.stream_id, exchange.body_size)
+        exchange.release_body()
+        self._blocked.discard(exchange)
+
+    def _response_done(self, exchange: Exchange) -> None:
+        if not exchange.body_complete:
+            # Complete before the request: the rest of its body is not wanted.
+            self._stop_reading(exchange.stream_id)
+            exchange.on_body_complete = None
+            exchange.end_body()
+        self._finish(exchange)
+
+    def _lose(self, stream_id: int, peer_reset: bool) -> None:
+        exchange = self._exchanges.get(stream_id)
+        if exchange is None:
+            return
+        if peer_reset and exchange.response_state != DONE:
+            # The request is cancelled (RFC 9114 §4.1.1): our half ends too.
+            self._reset_sending(stream_id, H3Error.H3_REQUEST_CANCELLED)
+        self._finish(exchange)
+        exchange.lose()
+
+    # -- responses --------------------------------------------------------------------------
+
+    def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
+        h3 = self.h3
+        assert h3 is not None
+        state = self.state
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
+        stream_id = exchange.stream_id
+        h3.send_headers(stream_id, [_status(response.status), *fields], end_stream=not body)
+        if body:
+            h3.send_data(stream_id, body, end_stream=True)
+        self._response_done(exchange)
+        if not self._in_read:
+            self.output_ready()
+
+    def start(self, exchange: Exchange, response: Response) -> None:
+        assert self.h3 is not None
+        state = self.state
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
+        self.h3.send_headers(exchange.stream_id, [_status(response.status), *fields])
+        self.output_ready()
+
+    def write(self, exchange: Exchange, data: bytes | memoryview, end: bool) -> None:
+        assert self.h3 is not None
+        self.h3.send_data(exchange.stream_id, bytes(data), end_stream=end)
+        if end:
+            self._response_done(exchange)
+        self.body_queued(len(data))
+
+    def end(self, exchange: Exchange, trailers: Fields | None) -> None:
+        assert self.h3 is not None
+        if trailers:
+            self.h3.send_headers(exchange.stream_id, list(trailers), end_stream=True)
+        else:
+            self.h3.send_data(exchange.stream_id, b"", end_stream=True)
+        self._response_done(exchange)
+        self.output_ready()
+
+    def inform(self, exchange: Exchange, status: int, fields: Fields) -> None:
+        assert self.h3 is not None
+        self.h3.send_headers(exchange.stream_id, [_status(status), *fields])
+        self.output_ready()
+
+    def reset(self, exchange: Exchange) -> None:
+        stream_id = exchange.stream_id
+        if not exchange.body_complete:
+            self._stop_reading(stream_id)
+        self._reset_sending(stream_id, H3Error.H3_INTERNAL_ERROR)
+        self._finish(exchange)
+        exchange.lose()
+        self.output_ready()
+
+    def writable(self, exchange: Exchange) -> bool:
+        if self._ended or _unsent_bytes(self.conn, exchange.stream_id) > _STREAM_HIGH_WATER:
+            self._blocked.add(exchange)
+            return False
+        return True
+
+    def _abandon_stream(self, stream_id: int, code: int) -> None:
+        self._stop_reading(stream_id)
+        self._reset_sending(stream_id, code)
+
+    def _stop_reading(self, stream_id: int) -> None:
+        with contextlib.suppress(ValueError, AssertionError):  # gone on aioquic's side
+            self.conn.stop_stream(stream_id, H3Error.H3_NO_ERROR)
+
+    def _reset_sending(self, stream_id: int, code: int) -> None:
+        with contextlib.suppress(ValueError, AssertionError):
+            self.conn.reset_stream(stream_id, code)
+
+    # -- output and time ------------------------------------------------------------------
+
+    def flush(self) -> None:
+        self._flush_scheduled = False
+        if self._ended:
+            return
+        now = self.state.loop.time()
+        send = self.endpoint.send
+        datagrams = self.conn.datagrams_to_send(now)
+        for data, addr in datagrams:
+            send(data, addr)
+        if datagrams:
+            self.last_activity = now
+        if self._goaway_id is not None and not self._exchanges and _all_acknowledged(self.conn):
+            # After GOAWAY, once the last answers are acknowledged: CONNECTION_CLOSE (sent
+            # earlier, aioquic would send it instead of the answers' last bytes).
+            self.conn.close(error_code=H3Error.H3_NO_ERROR, reason_phrase="shutdown")
+            for data, addr in self.conn.datagrams_to_send(now):
+                send(data, addr)
+        self._arm_timer()
+        if self._blocked:
+            # ACKs and window updates made room: responses waiting for it go on.
+            for exchange in list(self._blocked):
+                if (
+                    exchange.gone
+                    or _unsent_bytes(self.conn, exchange.stream_id) <= _STREAM_HIGH_WATER
+                ):
+                    self._blocked.discard(exchange)
+                    exchange.wake()
+
+    def _arm_timer(self) -> None:
+        deadline = self.conn.get_timer()
+        if deadline == self._timer_at:
+            return
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()  # type: ignore[attr-defined]
+        self._timer_at = deadline
+        self._timer = None if deadline is None else self.state.loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = self._timer_at = None
+        if self._ended:
+            return
+        self.conn.handle_timer(self.state.loop.time())
+        self._handle_events()
+        self.flush()
+
+    def check_timeouts(self, now: float) -> None:
+        """The server's one-second sweep: QUIC's own timers (above) already keep time."""
+
+    # -- the end of the connection --------------------------------------------------------
+
+    def _close_quic(self, code: int, reason: str) -> None:
+        if not self._ended:
+            self.conn.close(error_code=code, reason_phrase=reason)
+            self.output_ready()
+
+    def _terminated(self) -> None:
+        """aioquic says the connection is over (closed, drained, or idle timeout)."""
+        if self._ended:
+            return
+        self._ended = True
+        timer = self._timer
+        if timer is not None:
+            timer.cancel()  # type: ignore[attr-defined]
+        self._timer = None
+        self.endpoint.forget(self)
+        self.connection_lost(None)
+
+    def live_exchanges(self) -> Iterable[Exchange]:
+        return self._exchanges.values()
+
+    def forget_exchanges(self) -> None:
+        self._exchanges.clear()
+        self._blocked.clear()
+        self._held.clear()
+        self._body_bytes = 0
+
+    def is_idle(self) -> bool:
+        return self.handshake_done and not self._exchanges and not self._head_bytes
+
+    def shutdown(self) -> None:
+        """Graceful (RFC 9114 §5.2): GOAWAY naming the first request we will not process,
+        finish the ones before it, then close with H3_NO_ERROR."""
+        if self._ended or self._goaway_id is not None:
+            return
+        h3 = self.h3
+        if h3 is None or not self.handshake_done:
+            self._close_quic(H3Error.H3_NO_ERROR, "shutdown")
+            return
+        self._goaway_id = max((*self._exchanges, *self._head_bytes, -4)) + 4
+        control = getattr(h3, "_local_control_stream_id", None)
+        if control is not None:
+            # aioquic has no GOAWAY call: the frame goes on our control stream.
+            frame = encode_frame(FrameType.GOAWAY, encode_uint_var(self._goaway_id))
+            self.conn.send_stream_data(control, frame)
+        self.output_ready()  # the connection closes once its last answer is acknowledged
+
+    def evict(self) -> None:
+        self._close_quic(H3Error.H3_NO_ERROR, "server at its connection limit")
+        self.flush()
+        self._terminated()
+
+    def close_transport(self) -> None:
+        self._close_quic(H3Error.H3_NO_ERROR, "")
+
+    def abort(self) -> None:
+        """The shutdown grace is over: CONNECTION_CLOSE, and the connection is forgotten."""
+        if not self._ended:
+            self.conn.close(error_code=H3Error.H3_NO_ERROR, reason_phrase="shutdown")
+            self.flush()
+            self._terminated()
+
+
+def _status(status: int) -> tuple[bytes, bytes]:
+    return (b":status", _STATUS_BYTES.get(status) or str(status).encode("ascii"))
+
+
+_STATUS_BYTES = {status: str(status).encode("ascii") for status in range(100, 600)}
+
+
+def _unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
+    """Response bytes handed to aioquic for this stream and not yet sent. aioquic has no
+    public call for it; its stream sender's offsets are read (pinned: aioquic 1.x)."""
+    stream = quic._streams.get(stream_id)
+    if stream is None:
+        return 0
+    sender = stream.sender
+    unsent: int = sender._buffer_stop - sender.highest_offset
+    return unsent
+
+
+def _all_acknowledged(quic: QuicConnection) -> bool:
+    """Nothing we sent is still unacknowledged (aioquic's loss recovery, read directly)."""
+    return bool(quic._loss.bytes_in_flight == 0)
+
+
+def _set_stream_limit(quic: QuicConnection, streams: int) -> None:
+    """Requests a client may have open at once: our max_concurrent_streams, where aioquic
+    fixes 128 (its transport parameter initial_max_streams_bidi, raised as streams end)."""
+    limit = getattr(quic, "_local_max_streams_bidi", None)
+    if limit is not None:
+        limit.value = limit.sent = streams

@@ -1,0 +1,224 @@
+"""The HTTP/3 adapter over real UDP, real QUIC and TLS 1.3: aioquic's own client as the oracle.
+
+Every test runs a `Server` with http3 on in its own event loop, next to the client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aioquic.h3.connection import ErrorCode as H3Error
+
+from h2books.app import create_app
+from h2books.app.bookstore import Bookstore
+from h2books.interfaces.asgi import AsgiInterface
+from h2books.server.config import ServerConfig
+from tests.server.h3_support import OracleProtocol, h3_server, oracle
+
+AUTHORITY = b"localhost"
+
+
+@pytest.fixture(scope="module")
+def bookstore(tmp_path_factory: pytest.TempPathFactory) -> Bookstore:
+    return create_app(tmp_path_factory.mktemp("h3-books"))
+
+
+async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """Echo, streams, trailers and a slow answer, saying which HTTP version it saw."""
+    assert scope["type"] == "http"
+    path = scope["path"]
+    version = [(b"x-http-version", scope["http_version"].encode())]
+    if path == "/echo":
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": version})
+        await send({"type": "http.response.body", "body": body})
+    elif path == "/stream":
+        await send({"type": "http.response.start", "status": 200, "headers": version})
+        for index in range(5):
+            await send(
+                {"type": "http.response.body", "body": b"part%d;" % index, "more_body": True}
+            )
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b""})
+    elif path == "/trailers":
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": version, "trailers": True}
+        )
+        await send({"type": "http.response.body", "body": b"with trailers"})
+        await send({"type": "http.response.trailers", "headers": [(b"x-checksum", b"42")]})
+    elif path == "/slow":
+        await asyncio.sleep(0.3)
+        await send({"type": "http.response.start", "status": 200, "headers": version})
+        await send({"type": "http.response.body", "body": b"finished"})
+    elif path == "/big":
+        await send({"type": "http.response.start", "status": 200, "headers": version})
+        for _ in range(16):
+            await send({"type": "http.response.body", "body": b"x" * 65536, "more_body": True})
+        await send({"type": "http.response.body", "body": b""})
+    else:
+        await send({"type": "http.response.start", "status": 404, "headers": version})
+        await send({"type": "http.response.body", "body": b"no"})
+
+
+def run_with_client(
+    tmp_path: Path,
+    app: Any,
+    scenario: Callable[[OracleProtocol, Any], Awaitable[None]],
+    configure: Callable[[ServerConfig], None] | None = None,
+) -> None:
+    async def main() -> None:
+        async with (
+            h3_server(tmp_path, app, configure) as (server, port, ca),
+            oracle(port, ca) as client,
+        ):
+            await scenario(client, server)
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def asgi(config: ServerConfig | None = None) -> AsgiInterface:
+    return AsgiInterface(asgi_app, config, lifespan="off")
+
+
+def test_bookstore_index_book_and_404(tmp_path: Path, bookstore: Bookstore) -> None:
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        index = await client.request(b"GET", b"/", AUTHORITY)
+        assert index.status == 200
+        assert len(json.loads(index.body)) == 3000
+        assert (
+            index.header(b"alt-svc") == b'h3=":%d"; ma=86400' % server.sockets[0].getsockname()[1]
+        )
+        book = await client.request(b"GET", b"/book?id=7", AUTHORITY)
+        assert book.status == 200 and "title" in json.loads(book.body)
+        missing = await client.request(b"GET", b"/book?id=999999", AUTHORITY)
+        assert missing.status == 404
+
+    run_with_client(tmp_path, bookstore, scenario)
+
+
+def test_many_concurrent_streams(tmp_path: Path, bookstore: Bookstore) -> None:
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        # More than the 128 streams the server allows at once: the rest wait for credit.
+        futures = [client.open(b"GET", b"/book?id=%d" % n, AUTHORITY)[1] for n in range(1, 401)]
+        answers = await asyncio.wait_for(asyncio.gather(*futures), 30)
+        assert all(a.status == 200 and "title" in json.loads(a.body) for a in answers)
+        assert len({a.body for a in answers}) == 400
+
+    run_with_client(tmp_path, bookstore, scenario)
+
+
+def test_asgi_scope_post_bodies_streams_and_trailers(tmp_path: Path) -> None:
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        small = await client.request(b"POST", b"/echo", AUTHORITY, body=b"hello over quic")
+        assert small.status == 200 and small.body == b"hello over quic"
+        assert small.header(b"x-http-version") == b"3"
+        # A body in parts, the last one sent later: the app reads it as it comes.
+        stream_id, future = client.open(
+            b"POST", b"/echo", AUTHORITY, body=b"a" * 100_000, end=False
+        )
+        await asyncio.sleep(0.05)
+        client.send_more(stream_id, b"b" * 100_000, end=True)
+        big = await asyncio.wait_for(future, 10)
+        assert big.body == b"a" * 100_000 + b"b" * 100_000
+        streamed = await client.request(b"GET", b"/stream", AUTHORITY)
+        assert streamed.body == b"part0;part1;part2;part3;part4;"
+        trailed = await client.request(b"GET", b"/trailers", AUTHORITY)
+        assert trailed.body == b"with trailers"
+        assert trailed.trailers == [(b"x-checksum", b"42")]
+        large = await client.request(b"GET", b"/big", AUTHORITY)
+        assert len(large.body) == 16 * 65536
+        assert (await client.request(b"GET", b"/nowhere", AUTHORITY)).status == 404
+
+    run_with_client(tmp_path, asgi(), scenario)
+
+
+def test_body_over_the_limit_is_413_and_the_server_goes_on(tmp_path: Path) -> None:
+    def configure(config: ServerConfig) -> None:
+        config.limits.max_body_size = 10_000
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        refused = await client.request(b"POST", b"/echo", AUTHORITY, body=b"z" * 50_000)
+        assert refused.status == 413
+        fine = await client.request(b"POST", b"/echo", AUTHORITY, body=b"z" * 5_000)
+        assert fine.status == 200 and len(fine.body) == 5_000
+
+    run_with_client(tmp_path, asgi(), scenario, configure)
+
+
+def test_a_request_the_peer_resets_is_dropped_and_others_go_on(tmp_path: Path) -> None:
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        stream_id, _ = client.open(b"POST", b"/slow", AUTHORITY, body=b"part", end=False)
+        await asyncio.sleep(0.05)
+        client._quic.reset_stream(stream_id, H3Error.H3_REQUEST_CANCELLED)
+        client.transmit()
+        await asyncio.sleep(0.05)
+        state = server.state
+        (connection,) = [c for c in state.connections]
+        assert stream_id not in connection._exchanges  # forgotten, its app cancelled
+        answer = await client.request(b"GET", b"/stream", AUTHORITY)
+        assert answer.status == 200
+
+    run_with_client(tmp_path, asgi(), scenario)
+
+
+def test_oversized_request_head_is_refused(tmp_path: Path) -> None:
+    def configure(config: ServerConfig) -> None:
+        config.limits.max_header_list_size = 4096
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        answer = await client.request(
+            b"GET", b"/stream", AUTHORITY, headers=[(b"x-big", b"v" * 20_000)]
+        )
+        assert answer.reset_code == H3Error.H3_EXCESSIVE_LOAD
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+
+    run_with_client(tmp_path, asgi(), scenario, configure)
+
+
+def test_graceful_shutdown_sends_goaway_and_finishes_in_flight(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with (
+            h3_server(tmp_path, asgi()) as (server, port, ca),
+            oracle(port, ca) as client,
+        ):
+            _, slow = client.open(b"GET", b"/slow", AUTHORITY)
+            await asyncio.sleep(0.05)
+            shutdown = asyncio.ensure_future(server.shutdown())
+            answer = await asyncio.wait_for(slow, 10)
+            assert answer.status == 200 and answer.body == b"finished"
+            closed = await asyncio.wait_for(client.terminated, 10)
+            assert closed.error_code == H3Error.H3_NO_ERROR
+            await asyncio.wait_for(shutdown, 10)
+            assert not server.state.connections
+            # aioquic's client takes GOAWAY silently; its bytes were on our control
+            # stream before the close: the server tells it in its state.
+            assert server.quic.closed
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_idle_connection_times_out(tmp_path: Path) -> None:
+    def configure(config: ServerConfig) -> None:
+        config.timeouts.keep_alive = 0.5
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+        assert len(server.state.connections) == 1
+        await asyncio.wait_for(client.terminated, 10)
+        for _ in range(100):
+            if not server.state.connections:
+                break
+            await asyncio.sleep(0.05)
+        assert not server.state.connections and not server.quic.connections
+
+    run_with_client(tmp_path, asgi(), scenario, configure)
