@@ -122,7 +122,7 @@ def test_books_limits_the_crawl_to_the_first_n(
 ) -> None:
     result = crawl_json(capsys, server.http_url, protocol, "--books", "5")
     assert (result["books"], result["requests"]) == (5, 6)  # the index, then 5 books
-    assert result["books_listed"] == len(index) > 5
+    assert result["books_listed"] == 5  # asked for as /?books=5
 
 
 def test_books_beyond_the_index_fetches_every_book(
@@ -132,13 +132,13 @@ def test_books_beyond_the_index_fetches_every_book(
     assert result["books"] == result["books_listed"] == len(index)
 
 
-def test_report_says_how_many_books_of_how_many(
-    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+def test_report_says_how_many_books_were_fetched(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess
 ) -> None:
     code = main_crawl([server.http_url, "--books", "3"])
     out, err = capsys.readouterr()
     assert code == 0, err
-    assert out.startswith(f"3 of the {len(index)} books fetched from {server.http_url}")
+    assert out.startswith(f"3 books fetched from {server.http_url}")
 
 
 def test_unknown_ca_is_a_tls_failure(

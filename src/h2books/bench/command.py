@@ -182,8 +182,10 @@ def run_bench(args: argparse.Namespace) -> int:
     wanted = _wanted_conditions(args)
     conditions = [network_condition(each) for each in wanted]
     answer = _answer_mode(args)
+    servers: list[ServerSpec]
+    notes: list[str] = []
     if answer:
-        servers, notes = [OURS_PUSHING], []
+        servers = [OURS_PUSHING]
     else:
         servers, notes = _pick_servers(args)
     pinning = detect_pinning(not args.no_pin)
