@@ -163,6 +163,7 @@ class Cell(PlanCell[ClientSpec, CrawlRun]):
         requests = self.ok_runs[0].requests if self.ok_runs else 0
         return {
             "server": self.server,
+            "key": self.client.key,
             "client": self.client.name,
             "protocol": self.client.protocol,
             "condition": self.condition.as_dict(),
