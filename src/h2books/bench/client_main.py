@@ -13,6 +13,7 @@ are not part of any client's figures, ours included.
 * ``ours``:     `h2books.client.crawl.crawl`, 100 requests in flight (sliding window);
                 with ``--http3``, the same over HTTP/3 (QUIC);
                 ``--connections N`` spreads them, ``--push`` takes the books pushed;
+* every client: ``--books N`` crawls the index and the first N books only;
 * ``requests``: the post's HTTP/1.1 client: one keep-alive session, one request at a time;
 * ``httpx``:    the stand-in for the post's hyper: batches of 100 in flight on one
                 connection, each batch awaited whole, like the post's chunks.
