@@ -412,3 +412,23 @@ def test_index_hints_push_every_book_it_lists(app: Bookstore) -> None:
     first = index.hints.push[0].decode()
     path, _, query = first.partition("?")
     assert get(app, path, query).body == get(app, "/book", f"id={ids[0]}").body
+
+
+def test_index_of_the_first_n_books_lists_and_pushes_only_those(app: Bookstore) -> None:
+    first = get(app, "/", "books=3")
+    assert first.status == 200
+    assert first.body == json.dumps(list(BOOKS)[:3]).encode()
+    assert first.hints is not None
+    assert first.hints.push == tuple(f"/book?id={i}".encode() for i in list(BOOKS)[:3])
+    assert get(app, "/", "books=3") is first  # built once
+
+
+@pytest.mark.parametrize("query", ["books=99999999", "books=x", "books=-1", "books=٣", "a=1"])
+def test_index_query_beyond_or_beside_n_is_the_whole_index(app: Bookstore, query: str) -> None:
+    assert get(app, "/", query).body == json.dumps(list(BOOKS)).encode()
+
+
+def test_index_sizes_kept_are_bounded(app: Bookstore) -> None:
+    bodies = {get(app, "/", f"books={n}").body for n in range(1, 60)}
+    assert len(bodies) == min(59, len(BOOKS))  # every size is right, kept or not
+    assert len(app._tables._first) <= 32 + 1

@@ -56,6 +56,7 @@ def test_options() -> None:
         ["http://h", "--concurrency", "0"],
         ["http://h", "--connections", "many"],
         ["http://h", "--timeout", "-1"],
+        ["http://h", "--books", "0"],
         [],
     ],
 )

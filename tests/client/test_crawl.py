@@ -116,6 +116,31 @@ def test_report_prints_the_posts_figures(
         assert column in out
 
 
+@pytest.mark.parametrize("protocol", ["--http2", "--http1"])
+def test_books_limits_the_crawl_to_the_first_n(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str], protocol: str
+) -> None:
+    result = crawl_json(capsys, server.http_url, protocol, "--books", "5")
+    assert (result["books"], result["requests"]) == (5, 6)  # the index, then 5 books
+    assert result["books_listed"] == 5  # asked for as /?books=5
+
+
+def test_books_beyond_the_index_fetches_every_book(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, index: list[str]
+) -> None:
+    result = crawl_json(capsys, server.http_url, "--books", str(len(index) + 10))
+    assert result["books"] == result["books_listed"] == len(index)
+
+
+def test_report_says_how_many_books_were_fetched(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess
+) -> None:
+    code = main_crawl([server.http_url, "--books", "3"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert out.startswith(f"3 books fetched from {server.http_url}")
+
+
 def test_unknown_ca_is_a_tls_failure(
     capsys: pytest.CaptureFixture[str], server: ServerProcess
 ) -> None:

@@ -4,6 +4,8 @@ Routes (GET, and HEAD which the server answers from the GET response):
 
 * ``/``            the JSON array of all book ids, ``json.dumps(ids)`` like the post
                    (with ``--push``, the books it lists are pushed over HTTP/2);
+                   ``/?books=N``: the first N of them (what `h2books crawl --books N`
+                   asks for, so that a push brings those N books and no others);
 * ``/book?id=N``   one book, its stored JSON bytes unchanged; 400 for a missing or
                    malformed id, 404 for an unknown one;
 * ``/hello``       ``hello world (in HTTP2)``, the post's first example;
@@ -62,6 +64,8 @@ _ID_MALFORMED = _error(400, "malformed book id: expected a decimal number")
 _METHOD_NOT_ALLOWED = _error(405, "method not allowed", _ALLOW)
 
 _BOOK_PATH = "/book"
+_INDEX_PATH = "/"
+_MAX_INDEX_SIZES = 32  # `/?books=N` indexes kept
 _LISTING_PATH = "/books.json"
 
 # An If-None-Match list (RFC 9110 8.8.3, 13.1.2): entity-tags, weak or strong, with
@@ -77,7 +81,7 @@ _OPAQUE_TAG = re.compile(rb'"[^"]*"')
 class _Tables:
     """Everything one catalogue version answers with. Never mutated once built."""
 
-    __slots__ = ("books", "books_by_query", "pages", "revalidation", "version")
+    __slots__ = ("_first", "books", "books_by_query", "ids", "pages", "revalidation", "version")
 
     def __init__(self, version: str, books: Iterable[tuple[str, bytes]]) -> None:
         self.version = version
@@ -92,11 +96,11 @@ class _Tables:
         # Ids never need percent-encoding, so "id=<id>" is exactly how a plain request
         # for a book arrives; keying on it makes that request a single lookup.
         self.books_by_query = {f"id={book_id}": self.books[book_id] for book_id in ids}
+        self.ids = ids
         # The post's index: json.dumps(list(BOOKS.keys())).
-        index = self._cacheable(_JSON, json.dumps(ids).encode())
-        # With `h2books serve --push`, an HTTP/2 client that allows pushes gets the books
-        # the index lists pushed along with it, as many as its limits let through.
-        index.hints = Hints(push=[f"{_BOOK_PATH}?id={book_id}".encode("ascii") for book_id in ids])
+        index = self._index(ids)
+        # `/?books=N`, built on first use: a few sizes at most are ever asked for.
+        self._first: dict[int, Response] = {len(ids): index}
         hello = self._cacheable(_TEXT, HELLO_BODY)
         listing = self._cacheable(_JSON, listing_json(books))
         # The storefront never changes while the process runs: every version shares
@@ -109,6 +113,25 @@ class _Tables:
             "/hello": hello,
             _LISTING_PATH: listing,
         }
+
+    def _index(self, ids: list[str]) -> Response:
+        index = self._cacheable(_JSON, json.dumps(ids).encode())
+        # With `h2books serve --push`, an HTTP/2 client that allows pushes gets the books
+        # the index lists pushed along with it, as many as its limits let through.
+        index.hints = Hints(push=[f"{_BOOK_PATH}?id={book_id}".encode("ascii") for book_id in ids])
+        return index
+
+    def first_books(self, count: int) -> Response:
+        """The index of the first `count` books (all of them beyond the catalogue's size)."""
+        count = min(count, len(self.ids))
+        index = self._first.get(count)
+        if index is None:
+            index = self._index(self.ids[:count])
+            # Bounded: a client choosing many sizes gets them built, not kept. (The one
+            # mutation of the tables: a cache, filled from the loop's thread.)
+            if len(self._first) < _MAX_INDEX_SIZES:
+                self._first[count] = index
+        return index
 
     def _cacheable(self, content_type: tuple[bytes, bytes], body: bytes) -> Response:
         etag = (b"etag", b'"%s"' % blake2b(body, digest_size=8).hexdigest().encode())
@@ -162,6 +185,8 @@ class Bookstore:
             response = tables.books_by_query.get(request.query)
             if response is None:
                 response = _book_from_query(tables, request)
+        elif path == _INDEX_PATH and request.query:
+            response = _index_from_query(tables, request)
         else:
             response = tables.pages.get(path)
             if response is None:
@@ -207,6 +232,14 @@ class Bookstore:
 def create_app(data_dir: Path) -> Bookstore:
     """The bookstore over ``data_dir/catalog.sqlite3`` (generated on first run)."""
     return Bookstore(open_catalog(Path(data_dir)))
+
+
+def _index_from_query(tables: _Tables, request: Request) -> Response:
+    """``/?books=N``: the first N books; any other query is ignored, as before."""
+    count = request.query_params.get("books")
+    if count is None or not (count.isascii() and count.isdigit()) or len(count) > 9:
+        return tables.pages[_INDEX_PATH]
+    return tables.first_books(int(count))
 
 
 def _book_from_query(tables: _Tables, request: Request) -> Response:

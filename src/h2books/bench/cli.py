@@ -24,7 +24,10 @@ from h2books.netem.arguments import add_network_arguments
 __all__ = ["build_parser", "cmd_bench", "main_bench", "register"]
 
 DESCRIPTION = (
-    "Run the post's experiment: each client (ours over HTTP/1.1 and HTTP/2, requests, httpx, "
+    "With --rtt/--loss/--bandwidth (and no --clients or --servers): the answer, HTTP/1.1 over "
+    "1 and 6 connections, HTTP/2, HTTP/2 + push and HTTP/3 side by side, our client against "
+    "our server under each network condition, with a chart (--png, default h2books-answer.png). "
+    "Otherwise run the post's experiment: each client (ours over HTTP/1.1 and HTTP/2, requests, httpx, "
     "h2load) crawls each server (ours, and Twisted, Hypercorn, Granian and Uvicorn+zttp where "
     "installed: pip install 'h2books[peers]'), repeated, with the server and the client pinned "
     "to separate cores. With --load h2load, run the h2load workloads of BENCHMARKING.md instead; "
@@ -104,6 +107,11 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--repeat", type=positive_int, metavar="N",
         help="crawl mode: crawls per cell (default 3; 2 with --quick)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--books", type=positive_int, metavar="N",
+        help="crawl mode: each crawl fetches the index and then the first N books (default: "
+        "every book; under --rtt, min(every book, 20 s / RTT), the same for every client)",
     )  # fmt: skip
     parser.add_argument(
         "--workloads", type=_list, metavar="LIST",

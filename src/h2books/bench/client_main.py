@@ -4,7 +4,7 @@ The benchmark runs every Python client in a fresh process pinned to the client
 core, so that no client's imports, caches or garbage collection leak into the
 next cell and a crashed or stalled client can be killed. The process prints one
 JSON line: ``{"ok": true, "wall": s, "user": s, "sys": s, "requests": n,
-"http_version": ...}`` or ``{"ok": false, "error": "one line"}``.
+"pushed": n, "http_version": ...}`` or ``{"ok": false, "error": "one line"}``.
 
 The timed window is the crawl itself (index, then every book), measured inside
 the process (``getrusage`` of this process): interpreter start-up and imports
@@ -12,6 +12,8 @@ are not part of any client's figures, ours included.
 
 * ``ours``:     `h2books.client.crawl.crawl`, 100 requests in flight (sliding window);
                 with ``--http3``, the same over HTTP/3 (QUIC);
+                ``--connections N`` spreads them, ``--push`` takes the books pushed;
+* every client: ``--books N`` crawls the index and the first N books only;
 * ``requests``: the post's HTTP/1.1 client: one keep-alive session, one request at a time;
 * ``httpx``:    the stand-in for the post's hyper: batches of 100 in flight on one
                 connection, each batch awaited whole, like the post's chunks.
@@ -27,10 +29,13 @@ import ssl
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CLIENTS", "CrawlFailed", "main"]
+from h2books.argtypes import positive_int
+
+__all__ = ["CLIENTS", "Crawl", "CrawlFailed", "main"]
 
 BATCH = 100
 
@@ -40,10 +45,11 @@ class CrawlFailed(Exception):
 
 
 class _Figures:
-    __slots__ = ("http_version", "requests")
+    __slots__ = ("http_version", "pushed", "requests")
 
     def __init__(self) -> None:
         self.requests = 0
+        self.pushed = 0  # books that came pushed (ours with --push)
         self.http_version = ""
 
 
@@ -68,38 +74,59 @@ def _check_book(book_id: str, status: int, content: bytes) -> None:
         raise CrawlFailed(f"book {book_id}: the body is not JSON ({len(content)} bytes)") from None
 
 
-def crawl_ours(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
-    _crawl_ours(url, cacert, figures, http2=http2, http3=False)
+@dataclass(frozen=True, slots=True)
+class Crawl:
+    """What one client process crawls, and how: the options of the command line."""
+
+    url: str
+    cacert: Path
+    http2: bool = True
+    books: int | None = None  # only the first N books the index lists
+    connections: int = 1  # ours only
+    push: bool = False  # ours only (HTTP/2)
+    http3: bool = False  # ours only: HTTP/3 over QUIC (the only Python client here that speaks it)
+
+    def first_books(self, ids: list[str]) -> list[str]:
+        return ids if self.books is None else ids[: self.books]
 
 
-def crawl_ours_h3(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
-    """Ours over HTTP/3 (QUIC): the only Python client here that speaks it."""
-    _crawl_ours(url, cacert, figures, http2=False, http3=True)
-
-
-def _crawl_ours(url: str, cacert: Path, figures: _Figures, *, http2: bool, http3: bool) -> None:
+def crawl_ours(crawl_: Crawl, figures: _Figures) -> None:
     from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
 
-    options = CrawlOptions(url=url, http2=http2, http3=http3, cacert=cacert, timeout=None)
+    options = CrawlOptions(
+        url=crawl_.url,
+        http2=crawl_.http2,
+        http3=crawl_.http3,
+        cacert=crawl_.cacert,
+        # The bench bounds the whole run; a per-request limit would fail h1 over one
+        # connection at a high RTT, where a request waits its turn behind 99 others.
+        timeout=None,
+        request_timeout=None,
+        connections=crawl_.connections,
+        push=crawl_.push,
+        books=crawl_.books,
+    )
     try:
         result = run(lambda: crawl(options))
     except CrawlError as exc:
         raise CrawlFailed(str(exc)) from None
     figures.requests = result.requests
     figures.http_version = result.http_version
+    figures.pushed = result.pushed
 
 
-def crawl_requests(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
+def crawl_requests(crawl_: Crawl, figures: _Figures) -> None:
     import requests
 
-    if http2:
+    if crawl_.http2:
         raise CrawlFailed("requests speaks HTTP/1.1 only")
+    url = crawl_.url
     with requests.Session() as session:
         # The environment's CA bundle (REQUESTS_CA_BUNDLE) or proxies must not apply here.
         session.trust_env = False
-        session.verify = str(cacert)
+        session.verify = str(crawl_.cacert)
         index = session.get(url + "/")
-        ids = _check_index(index.status_code, index.content)
+        ids = crawl_.first_books(_check_index(index.status_code, index.content))
         for book_id in ids:
             response = session.get(url + "/book", params={"id": book_id})
             _check_book(book_id, response.status_code, response.content)
@@ -107,16 +134,18 @@ def crawl_requests(url: str, http2: bool, cacert: Path, figures: _Figures) -> No
         figures.http_version = "HTTP/1.1"
 
 
-def crawl_httpx(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
+def crawl_httpx(crawl_: Crawl, figures: _Figures) -> None:
     import httpx
 
+    url, http2 = crawl_.url, crawl_.http2
+
     async def main() -> None:
-        context = ssl.create_default_context(cafile=str(cacert))
+        context = ssl.create_default_context(cafile=str(crawl_.cacert))
         async with httpx.AsyncClient(
             http2=http2, http1=not http2, verify=context, trust_env=False
         ) as client:
             index = await client.get(url + "/")
-            ids = _check_index(index.status_code, index.content)
+            ids = crawl_.first_books(_check_index(index.status_code, index.content))
             figures.http_version = index.http_version
             for start in range(0, len(ids), BATCH):
                 batch = ids[start : start + BATCH]
@@ -130,18 +159,20 @@ def crawl_httpx(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
     asyncio.run(main())
 
 
-CLIENTS: dict[str, Callable[[str, bool, Path, _Figures], None]] = {
+CLIENTS: dict[str, Callable[[Crawl, _Figures], None]] = {
     "ours": crawl_ours,
     "requests": crawl_requests,
     "httpx": crawl_httpx,
 }
+# What only our client does: spread over connections, take pushes.
+_OURS_ONLY = ("connections", "push", "http3")
 
 
-def _timed(client: Callable[[str, bool, Path, _Figures], None], args: Any) -> dict[str, Any]:
+def _timed(client: Callable[[Crawl, _Figures], None], crawl_: Crawl) -> dict[str, Any]:
     figures = _Figures()
     usage_start = resource.getrusage(resource.RUSAGE_SELF)
     wall_start = time.perf_counter()
-    client(args.url.rstrip("/"), args.http2, args.cacert, figures)
+    client(crawl_, figures)
     wall = time.perf_counter() - wall_start
     usage_end = resource.getrusage(resource.RUSAGE_SELF)
     return {
@@ -150,6 +181,7 @@ def _timed(client: Callable[[str, bool, Path, _Figures], None], args: Any) -> di
         "user": usage_end.ru_utime - usage_start.ru_utime,
         "sys": usage_end.ru_stime - usage_start.ru_stime,
         "requests": figures.requests,
+        "pushed": figures.pushed,
         "http_version": figures.http_version,
     }
 
@@ -161,11 +193,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--http2", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--http3", action="store_true", help="HTTP/3 (ours only)")
     parser.add_argument("--cacert", type=Path, required=True)
+    parser.add_argument("--books", type=positive_int, help="only the first N books")
+    parser.add_argument("--connections", type=positive_int, default=1, help="ours only")
+    parser.add_argument("--push", action="store_true", help="ours only, HTTP/2: take pushes")
     args = parser.parse_args(argv)
-    if args.http3 and args.client != "ours":
-        parser.error(f"{args.client} does not speak HTTP/3")
+    crawl_ = Crawl(
+        args.url.rstrip("/"),
+        args.cacert,
+        args.http2 and not args.http3,
+        args.books,
+        args.connections,
+        args.push,
+        args.http3,
+    )
+    if args.client != "ours" and (crawl_.connections != 1 or crawl_.push or crawl_.http3):
+        parser.error(f"--{'/--'.join(_OURS_ONLY)}: our client only, not {args.client}")
     try:
-        report = _timed(crawl_ours_h3 if args.http3 else CLIENTS[args.client], args)
+        report = _timed(CLIENTS[args.client], crawl_)
     except CrawlFailed as exc:
         report = {"ok": False, "error": str(exc)}
     except Exception as exc:  # a client library's own failure is the cell's result

@@ -7,7 +7,9 @@ import shlex
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
+from h2books.bench.answer import answer_clients
 from h2books.bench.experiment import (
     ALL_CLIENTS,
     DEFAULT_CLIENTS,
@@ -28,8 +30,9 @@ from h2books.bench.loadtest import (
 from h2books.bench.machine import describe_machine, h2load_version
 from h2books.bench.processes import Pinning, detect_pinning
 from h2books.bench.runner import Condition, network_condition
-from h2books.bench.servers import ServerSpec, custom_server, servers_for
+from h2books.bench.servers import OURS, OURS_PUSHING, ServerSpec, custom_server, servers_for
 from h2books.bench.workspace import Workspace, workspace
+from h2books.netem.conditions import Conditions
 
 __all__ = ["BenchUsageError", "run_bench"]
 
@@ -140,8 +143,8 @@ def _print_progress(description: str, advance: int) -> None:
         print(f"  {description} …", file=sys.stderr, flush=True)
 
 
-def _pick_conditions(args: argparse.Namespace) -> list[Condition]:
-    """The network conditions of the run (--rtt/--bandwidth/--loss), each one a Condition."""
+def _wanted_conditions(args: argparse.Namespace) -> list[Conditions]:
+    """The network conditions of the run (--rtt/--bandwidth/--loss), checked to be possible."""
     from h2books.netem.arguments import conditions_from_args
     from h2books.netem.namespaces import unavailable_reason
 
@@ -153,12 +156,38 @@ def _pick_conditions(args: argparse.Namespace) -> list[Condition]:
                 f"--rtt/--bandwidth/--loss need the emulated link (network namespaces + TUN): "
                 f"{reason}; 'h2books crawl --rtt ...' has a delay-proxy fallback without them"
             )
-    return [network_condition(conditions) for conditions in wanted]
+    return wanted
+
+
+def _answer_mode(args: argparse.Namespace) -> bool:
+    """Network conditions and no choice of servers or clients: the protocols side by side."""
+    network = any(getattr(args, name) is not None for name in ("rtt", "loss", "bandwidth"))
+    chosen = args.clients is not None or args.servers is not None or bool(args.add_server)
+    return args.load is None and network and not chosen
+
+
+def _books(args: argparse.Namespace, wanted: list[Conditions], total: int) -> dict[str, int]:
+    """Books per crawl by condition key: --books, else min(all, budget / RTT)."""
+    from h2books.bench.answer import books_for
+
+    return {
+        network_condition(conditions).key: min(args.books, total)
+        if args.books is not None
+        else books_for(conditions, total)
+        for conditions in wanted
+    }
 
 
 def run_bench(args: argparse.Namespace) -> int:
-    conditions = _pick_conditions(args)
-    servers, notes = _pick_servers(args)
+    wanted = _wanted_conditions(args)
+    conditions = [network_condition(each) for each in wanted]
+    answer = _answer_mode(args)
+    servers: list[ServerSpec]
+    notes: list[str] = []
+    if answer:
+        servers = [OURS_PUSHING]
+    else:
+        servers, notes = _pick_servers(args)
     pinning = detect_pinning(not args.no_pin)
     h2load = find_h2load()
     machine = describe_machine()
@@ -171,7 +200,12 @@ def run_bench(args: argparse.Namespace) -> int:
             result = _run_load(args, servers, space, pinning, h2load, conditions)
             result.machine = machine
             return _report_load(args, result)
-        clients, client_notes = _pick_clients(args, h2load)
+        if answer:
+            clients, client_notes = answer_clients(list(ALL_CLIENTS))
+        else:
+            clients, client_notes = _pick_clients(args, h2load)
+            if any(ALL_CLIENTS[key].push for key in clients):
+                servers = [OURS_PUSHING if spec is OURS else spec for spec in servers]
         for note in client_notes:
             print(f"note: {note}", file=sys.stderr)
         repeat = args.repeat or (2 if args.quick else 3)
@@ -179,14 +213,54 @@ def run_bench(args: argparse.Namespace) -> int:
             servers=servers,
             clients=[ALL_CLIENTS[key] for key in clients],
             repeat=repeat,
-            client_timeout=args.timeout or 60.0,
+            # A crawl through the link waits on round trips, not on warm caches.
+            warm_up=not answer,
+            client_timeout=args.timeout or (120.0 if answer else 60.0),
             h2load=h2load,
             conditions=conditions,
+            books=_books(args, wanted, len(space.book_ids)),
         )
+        if answer:
+            _print_books(config, conditions)
         with _progress_bar(crawl_plan(config).steps) as progress:
             experiment = run_experiment(config, space, pinning, progress)
         experiment.machine = machine
+        if answer:
+            return _report_answer(args, experiment)
         return _report_experiment(args, experiment)
+
+
+def _print_books(config: ExperimentConfig, conditions: list[Condition]) -> None:
+    from h2books.bench.answer import condition_text
+
+    for condition in conditions:
+        books = config.books_under(condition)
+        print(
+            f"{condition_text(condition.title)}: {books} books per crawl",
+            file=sys.stderr,
+        )
+
+
+DEFAULT_ANSWER_PNG = Path("h2books-answer.png")
+
+
+def _report_answer(args: argparse.Namespace, result: ExperimentResult) -> int:
+    from h2books.bench.answer import answer_markdown, answer_table, write_answer_png
+    from h2books.bench.report import print_table, write_json
+
+    print_table(answer_table(result))
+    if args.json is not None:
+        write_json(args.json, {"command": _command_text(), **result.as_dict()})
+    if args.markdown is not None:
+        args.markdown.write_text(answer_markdown(result, _command_text()), "utf-8")
+    png = args.png if args.png is not None else DEFAULT_ANSWER_PNG
+    try:
+        write_answer_png(png, result)
+    except RuntimeError as exc:  # no matplotlib: the table stands alone
+        print(f"note: no chart: {exc}", file=sys.stderr)
+    else:
+        print(f"chart: {png}")
+    return 1 if any(cell.failed for cell in result.cells) else 0
 
 
 def _check_matplotlib() -> None:

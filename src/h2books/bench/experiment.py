@@ -54,6 +54,7 @@ HTTP_VERSIONS = {
     "h2": ("HTTP/2", "h2"),
     "h3": ("HTTP/3", "h3"),
 }
+TIMES = "\u00d7"  # multiplication sign
 _PROTOCOL_LABELS = {"h1": "HTTP/1.1", "h2": "HTTP/2", "h3": "HTTP/3"}
 
 
@@ -61,21 +62,30 @@ _PROTOCOL_LABELS = {"h1": "HTTP/1.1", "h2": "HTTP/2", "h3": "HTTP/3"}
 class ClientSpec:
     name: str  # ours | requests | httpx | h2load
     protocol: str  # h1 | h2 | h3
+    connections: int = 1  # ours only: a browser opens 6 HTTP/1.1 connections to an origin
+    push: bool = False  # ours only, HTTP/2: takes the books the server pushes with the index
 
     @property
     def key(self) -> str:
-        return f"{self.name}-{self.protocol}"
+        """``ours-h1``, ``ours-h1x6`` (6 connections), ``ours-h2-push``."""
+        many = f"x{self.connections}" if self.connections > 1 else ""
+        return f"{self.name}-{self.protocol}{many}{'-push' if self.push else ''}"
 
     @property
     def label(self) -> str:
-        return f"{self.name} {_PROTOCOL_LABELS[self.protocol]}"
+        text = f"{self.name} {_PROTOCOL_LABELS[self.protocol]}"
+        if self.connections > 1:
+            text += f" {TIMES}{self.connections} connections"
+        return text + (" + push" if self.push else "")
 
 
 ALL_CLIENTS: dict[str, ClientSpec] = {
     spec.key: spec
     for spec in (
         ClientSpec("ours", "h1"),
+        ClientSpec("ours", "h1", connections=6),
         ClientSpec("ours", "h2"),
+        ClientSpec("ours", "h2", push=True),
         # Debian's h2load is built without QUIC (no --alpn-list=h3): ours is the h3 client.
         ClientSpec("ours", "h3"),
         ClientSpec("requests", "h1"),
@@ -98,6 +108,7 @@ class CrawlRun:
     server_cpu: float = 0.0  # seconds the server spent during the run
     http_version: str = ""
     problem: str = ""
+    pushed: int = 0  # books that came pushed rather than requested
 
     @property
     def cpu(self) -> float:
@@ -112,6 +123,7 @@ class CrawlRun:
             "user_s": round(self.user, 6),
             "sys_s": round(self.sys, 6),
             "requests": self.requests,
+            "pushed": self.pushed,
             "server_cpu_s": round(self.server_cpu, 3),
             "http_version": self.http_version,
         }
@@ -151,6 +163,7 @@ class Cell(PlanCell[ClientSpec, CrawlRun]):
         requests = self.ok_runs[0].requests if self.ok_runs else 0
         return {
             "server": self.server,
+            "key": self.client.key,
             "client": self.client.name,
             "protocol": self.client.protocol,
             "condition": self.condition.as_dict(),
@@ -178,6 +191,12 @@ class ExperimentConfig:
     warm_up: bool = True
     h2load: str | None = None  # its path, when the h2load clients are wanted
     conditions: Sequence[Condition] = (LOOPBACK,)
+    # Books per crawl under each condition (by its key): the first N the index lists, the
+    # same N for every client; a condition not named here crawls every book.
+    books: dict[str, int] = field(default_factory=dict)
+
+    def books_under(self, condition: Condition) -> int | None:
+        return self.books.get(condition.key)
 
 
 @dataclass(slots=True)
@@ -204,6 +223,10 @@ class ExperimentResult:
     started: float
     duration: float = 0.0
     machine: dict[str, Any] = field(default_factory=dict)
+    books_by_condition: dict[str, int] = field(default_factory=dict)  # where fewer than all
+
+    def books_under(self, condition: Condition) -> int:
+        return min(self.books_by_condition.get(condition.key, self.book_count), self.book_count)
 
     def cell(self, server: str, client: str, condition: str = LOOPBACK.key) -> Cell | None:
         for cell in self.cells:
@@ -251,6 +274,10 @@ class ExperimentResult:
             "duration_s": round(self.duration, 1),
             "repeat": self.repeat,
             "books": self.book_count,
+            "books_by_condition": {
+                condition.key: self.books_under(condition)
+                for condition in dict.fromkeys(cell.condition for cell in self.cells)
+            },
             "pinning": self.pinning.describe(),
             "machine": self.machine,
             "post_baseline": {
@@ -264,10 +291,11 @@ class ExperimentResult:
 
 def crawl_plan(config: ExperimentConfig) -> Plan[ClientSpec, CrawlRun]:
     def measure(target: Target, cell: Cell) -> CrawlRun:
+        books = config.books_under(cell.condition)
         if cell.client.name == "h2load":
-            run = _h2load_crawl(cell.client, config, target)
+            run = _h2load_crawl(cell.client, config, target, books)
         else:
-            run = _python_crawl(cell.client, config, target)
+            run = _python_crawl(cell.client, config, target, books)
         return _check_version(run, cell.client) if run.ok else run
 
     return Plan(
@@ -300,10 +328,13 @@ def run_experiment(
         book_count=len(space.book_ids),
         started=done.started,
         duration=done.duration,
+        books_by_condition=dict(config.books),
     )
 
 
-def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) -> CrawlRun:
+def _python_crawl(
+    client: ClientSpec, config: ExperimentConfig, target: Target, books: int | None
+) -> CrawlRun:
     argv = [
         *target.pinning.client_prefix,
         sys.executable,
@@ -314,6 +345,9 @@ def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
         *_PROTOCOL_FLAGS[client.protocol],
         "--cacert",
         str(target.space.paths.ca),
+        *(["--books", str(books)] if books is not None else []),
+        *(["--connections", str(client.connections)] if client.connections > 1 else []),
+        *(["--push"] if client.push else []),
     ]
     finished = run_bounded(argv, timeout=config.client_timeout, env=child_environment())
     if finished.timed_out:
@@ -331,13 +365,16 @@ def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
         sys=float(report["sys"]),
         requests=int(report["requests"]),
         http_version=str(report.get("http_version", "")),
+        pushed=int(report.get("pushed", 0)),
     )
 
 
 _PROTOCOL_FLAGS = {"h1": ("--no-http2",), "h2": ("--http2",), "h3": ("--http3",)}
 
 
-def _h2load_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) -> CrawlRun:
+def _h2load_crawl(
+    client: ClientSpec, config: ExperimentConfig, target: Target, books: int | None
+) -> CrawlRun:
     if config.h2load is None:
         return CrawlRun(False, problem="h2load is not installed")
     h2 = client.protocol == "h2"
@@ -345,7 +382,7 @@ def _h2load_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
     command = h2load_command(
         target.uri_list,
         http1=not h2,
-        requests=len(target.space.book_ids),
+        requests=min(books or len(target.space.book_ids), len(target.space.book_ids)),
         connections=1,
         streams=100 if h2 else 1,
         executable=config.h2load,

@@ -14,11 +14,15 @@ from h2books.bench.runner import LOOPBACK, Condition
 from h2books.bench.stats import Spread
 
 __all__ = [
+    "DASH",
+    "TIMES",
     "Table",
+    "bar_chart",
     "experiment_markdown",
     "experiment_table",
     "load_markdown",
     "load_table",
+    "markdown",
     "print_table",
     "write_experiment_png",
     "write_json",
@@ -414,7 +418,7 @@ def write_json(path: Path, data: dict[str, Any]) -> None:
 _COLOURS = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3"]
 
 
-def _bar_chart(
+def bar_chart(
     path: Path,
     title: str,
     groups: list[str],
@@ -474,7 +478,7 @@ def write_experiment_png(path: Path, result: ExperimentResult) -> None:
     series = list(dict.fromkeys(cell.client.label for cell in result.cells))
     values = {(c.server, c.client.label): c.wall() for c in result.cells}
     failed = {(c.server, c.client.label): c.failed for c in result.cells}
-    _bar_chart(
+    bar_chart(
         path,
         f"HTTP/1.1 vs HTTP/2: the post's crawl ({result.book_count + 1} requests over one "
         f"connection), median of {result.repeat}, whiskers min{DASH}max",
@@ -492,7 +496,7 @@ def write_load_png(path: Path, result: LoadResult) -> None:
     series = list(dict.fromkeys(cell.display_server for cell in result.cells))
     values = {(c.workload.key, c.display_server): c.rate() for c in result.cells}
     failed = {(c.workload.key, c.display_server): c.rate() is None for c in result.cells}
-    _bar_chart(
+    bar_chart(
         path,
         f"h2load over TLS, median of {result.runs} runs, whiskers min{DASH}max",
         groups,

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -30,6 +30,7 @@ from h2books.bench.peers.catalog import DATA_DIR_VARIABLE
 from h2books.bench.processes import Pinning, session_cpu_seconds
 
 __all__ = [
+    "OURS_PUSHING",
     "PEERS",
     "SERVERS",
     "BenchPaths",
@@ -239,6 +240,15 @@ PEERS = (
     ),
 )
 SERVERS: dict[str, ServerSpec] = {spec.name: spec for spec in (OURS, *PEERS)}
+
+
+def _ours_pushing(port: int, paths: BenchPaths) -> list[str]:
+    return [*OURS.command(port, paths), "--push"]
+
+
+# Ours with server push on, for the clients that take pushes (push goes only to a client
+# that keeps SETTINGS_ENABLE_PUSH at 1; every other client sees the plain server).
+OURS_PUSHING = replace(OURS, description=f"{OURS.description} --push", command=_ours_pushing)
 
 # The same ASGI bookstore (peers/asgi_app.py) on every server, ours included.
 ASGI_SERVERS = (

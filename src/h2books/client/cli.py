@@ -86,6 +86,13 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
         help="spread the requests over N connections (default 1)",
     )
     parser.add_argument(
+        "--books",
+        type=positive_int,
+        metavar="N",
+        help="fetch only the first N books the index lists (the index is still fetched); "
+        "keeps a crawl at a high --rtt short",
+    )
+    parser.add_argument(
         "--push",
         action="store_true",
         help="HTTP/2: allow server push (SETTINGS_ENABLE_PUSH=1) and take the books pushed "
@@ -126,6 +133,7 @@ def cmd_crawl(args: argparse.Namespace) -> int:
         timeout=args.timeout,
         request_timeout=args.request_timeout,
         push=args.push,
+        books=args.books,
     )
     (conditions,) = conditions_from_args(args)
     network: dict[str, object] = {}

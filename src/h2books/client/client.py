@@ -62,6 +62,8 @@ class Client:
     for GETs of this origin are kept (up to `MAX_HELD_PUSHES`), and a later GET of the
     same target takes the pushed response instead of sending a request
     (`Response.pushed`). ``pushes_received`` and ``pushes_taken`` count them.
+    ``push_limit`` accepts that many pushes in all, and declines the rest (RST_STREAM
+    CANCEL): a crawl of the first N books takes the first N the index pushes.
     """
 
     def __init__(
@@ -79,6 +81,7 @@ class Client:
         max_response_size: int = DEFAULT_MAX_RESPONSE_SIZE,
         push: bool = False,
         connect_to: tuple[str, int] | None = None,
+        push_limit: int | None = None,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
@@ -114,6 +117,7 @@ class Client:
         self._pushes: dict[bytes, asyncio.Future[Response]] = {}
         self.pushes_received = 0
         self.pushes_taken = 0
+        self._push_limit = push_limit
         self._lanes = [_Lane(self) for _ in range(connections)]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -204,6 +208,8 @@ class Client:
 
     def _promised(self, target: bytes, exchange: Exchange) -> bool:
         if self._closed or len(self._pushes) >= MAX_HELD_PUSHES or target in self._pushes:
+            return False
+        if self._push_limit is not None and self.pushes_received >= self._push_limit:
             return False
         future = exchange.future
         future.add_done_callback(_retrieve)  # a push nobody takes may fail unseen

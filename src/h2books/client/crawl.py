@@ -56,6 +56,9 @@ class CrawlOptions:
     # the index instead of requesting them (`h2books serve --push`).
     push: bool = False
     connect_to: tuple[str, int] | None = None  # TCP there instead of the URL's (a delay proxy)
+    # Only the first N books the index lists (the index is asked for as ``?books=N``,
+    # which our bookstore honours): keeps a crawl at a high RTT short. None: every book.
+    books: int | None = None
 
 
 @dataclass(slots=True)
@@ -74,6 +77,11 @@ class CrawlResult:
     # Books that came pushed: counted in `books` and `requests` (the responses the
     # figures are per), though no request of ours went out for them.
     pushed: int = 0
+    listed: int = -1  # books the index listed (more than `books` with `--books N`); -1: as many
+
+    @property
+    def limited(self) -> bool:
+        return self.listed > self.books
 
     @property
     def cpu(self) -> float:
@@ -98,6 +106,7 @@ class CrawlResult:
             "http_version": self.http_version,
             "tls": self.tls,
             "books": self.books,
+            "books_listed": self.listed if self.listed >= 0 else self.books,
             "requests": self.requests,
             "pushed": self.pushed,
             "connections": self.wire.connections,
@@ -131,8 +140,11 @@ class CrawlResult:
         connections = self.wire.connections
         plural = "" if connections == 1 else "s"
         sent, received = self.wire.sent, self.wire.received
+        fetched = (
+            f"{self.books} of the {self.listed} books" if self.limited else f"{self.books} books"
+        )
         lines = [
-            f"{self.books} books fetched from {self.url} over {self.http_version} ({transport}), "
+            f"{fetched} fetched from {self.url} over {self.http_version} ({transport}), "
             "all 200 and JSON",
             f"  {connections} connection{plural}, {self._in_flight_text()} ({mode})",
             f"  wall {self.wall:.3f} s   user {self.user:.3f} s   sys {self.sys:.3f} s   "
@@ -162,6 +174,8 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         raise CrawlError("--concurrency must be at least 1")
     if options.connections < 1:
         raise CrawlError("--connections must be at least 1")
+    if options.books is not None and options.books < 1:
+        raise CrawlError("--books must be at least 1")
     stats = WireStats()
     try:
         client = Client(
@@ -175,6 +189,9 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
             stats=stats,
             push=options.push,
             connect_to=options.connect_to,
+            # The server pushes every book the index lists, in its order: the first N are
+            # the crawl's, the rest are declined at once rather than sent for nothing.
+            push_limit=options.books,
         )
     except (ValueError, ClientError) as exc:
         raise CrawlError(str(exc)) from None
@@ -210,24 +227,33 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         sys=usage_end.ru_stime - usage_start.ru_stime,
         wire=stats,
         pushed=client.pushes_taken,
+        listed=progress.listed,
     )
 
 
 class _Progress:
-    __slots__ = ("done", "total")
+    __slots__ = ("done", "listed", "total")
 
     def __init__(self) -> None:
         self.done = 0
-        self.total = -1
+        self.total = -1  # books to fetch
+        self.listed = -1  # books the index listed
 
 
 async def _crawl_books(client: Client, options: CrawlOptions, progress: _Progress) -> int:
     index_target = client.origin.path
+    if options.books is not None:
+        # Our bookstore then lists (and, with --push, pushes) only those; a server that
+        # ignores the query lists every book, and the crawl takes the first N itself.
+        index_target += f"{'&' if '?' in index_target else '?'}books={options.books}"
     try:
         index = await client.get(index_target)
     except ClientError as exc:
         raise CrawlError(f"index {index_target}: {exc}") from None
     ids = _book_ids(index, index_target)
+    progress.listed = len(ids)
+    if options.books is not None:
+        ids = ids[: options.books]
     progress.total = len(ids)
     if not ids:
         return 0
