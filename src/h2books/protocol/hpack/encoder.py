@@ -3,10 +3,17 @@
 Policy, per field:
 
 * exact match in the static or dynamic table -> indexed field (1 octet for the first 126 indexes);
-* credentials (and short cookies, which are easy to brute-force, §7.1.3) -> literal never indexed;
-* volatile fields whose values rarely repeat (dates, lengths, ids, long values) -> literal without
-  indexing, so they do not churn useful entries out of the table;
-* everything else -> literal with incremental indexing, 1 octet from its second use on.
+* credentials and short cookies (under 20 octets: few enough guesses to confirm one by one through
+  the compressed size, RFC 7541 §7.1) -> literal never indexed, kept out of every shared cache;
+* ``:path`` and per-resource validators and ids (content-length, etag, last-modified, ...) ->
+  indexed only on their second sighting (among the last SIGHTINGS_KEPT such fields), and only
+  into free room, never evicting: most paths and tags come once, and an entry sent once only
+  pushes out the fields that do repeat (authority, user agent, cookies). Never evicting also
+  bounds how often responses change the table, and with it the state id that the response
+  path's block cache (`table_state`) is keyed on: once the table is full, they stop;
+* a value whose entry would take more than half the table -> literal without indexing;
+* everything else, whatever its length (cookies, user agents, referers, the date of the current
+  second) -> literal with incremental indexing, 1 octet from its second use on.
 
 Representations that do not depend on the dynamic table are cached in a bounded module-level dict,
 so a repeated volatile field costs one dict lookup.
@@ -38,13 +45,13 @@ NEVER_INDEXED_BELOW: Final[dict[bytes, int]] = {
     b"cookie": 20,
 }
 
-# name -> longest value worth a dynamic table entry; other names use DEFAULT_INDEXABLE_LENGTH.
-INDEXABLE_UP_TO: Final[dict[bytes, int]] = {
-    name: -1
-    for name in (
+# Names whose values change with each resource, or each request: indexed on a second sighting,
+# into free room only.
+INDEXED_ON_SECOND_SIGHTING: Final = frozenset(
+    (
+        b":path",
         b"content-length",
         b"etag",
-        b"date",
         b"last-modified",
         b"expires",
         b"age",
@@ -54,9 +61,11 @@ INDEXABLE_UP_TO: Final[dict[bytes, int]] = {
         b"x-request-id",
         b"content-range",
     )
-}
-INDEXABLE_UP_TO[b":path"] = 64
-DEFAULT_INDEXABLE_LENGTH: Final = 128
+)
+SIGHTINGS_KEPT: Final = 64
+# A value is indexed only if its entry takes at most this share of the table (1/2): one long
+# value must not flush everything else.
+LARGEST_ENTRY_DIVISOR: Final = 2
 
 # Bounds of the shared cache of table-independent representations.
 REPRESENTATION_CACHE_MAX_ENTRIES: Final = 4096
@@ -82,9 +91,11 @@ class Encoder:
     """
 
     __slots__ = (
+        "_cache",
         "_encode_secret",
         "_encode_string",
         "_huffman",
+        "_sightings",
         "_smallest_pending_size",
         "_table",
         "_table_size_limit",
@@ -105,6 +116,9 @@ class Encoder:
             effective_size if effective_size != max_table_size else None
         )
         self._huffman = huffman
+        self._cache = _unindexed_representations if huffman else _NOTHING_CACHED
+        # Second-sighting fields sent once and not indexed yet; made on first use.
+        self._sightings: set[tuple[bytes, bytes]] | None = None
         self._encode_string = encode_string if huffman else encode_raw_string
         self._encode_secret = encode_string_uncached if huffman else encode_raw_string
 
@@ -167,22 +181,18 @@ class Encoder:
             self._smallest_pending_size = None
 
         static_indexed = _STATIC_INDEXED
-        unindexed = _unindexed_representations if self._huffman else _NOTHING_CACHED
         number_by_field = table.number_by_field
         for field in fields:
             representation = static_indexed.get(field)
             if representation is None:
-                # Fields cached here are never inserted, so they cannot be in the dynamic table.
-                representation = unindexed.get(field)
-                if representation is None:
-                    number = number_by_field.get(field)
-                    if number is None:
-                        representation = self._encode_literal(field)
-                    else:
-                        index = table.index_of(number)
-                        representation = (
-                            _INDEXED[index] if index < 0x7F else encode_integer(index, 7, 0x80)
-                        )
+                number = number_by_field.get(field)
+                if number is None:
+                    representation = self._encode_literal(field)
+                else:
+                    index = table.index_of(number)
+                    representation = (
+                        _INDEXED[index] if index < 0x7F else encode_integer(index, 7, 0x80)
+                    )
             parts.append(representation)
         return b"".join(parts)
 
@@ -203,29 +213,52 @@ class Encoder:
             return head + self._encode_secret(value)
 
         static_name_index = STATIC_INDEX_BY_NAME.get(name, 0)
-        if value_length > INDEXABLE_UP_TO.get(name, DEFAULT_INDEXABLE_LENGTH):
-            dynamic_name_number = None if static_name_index else table.number_by_name.get(name)
-            if dynamic_name_number is not None:
-                # Depends on the table, so it cannot be shared.
-                name_index = table.index_of(dynamic_name_number)
+        entry_size = len(name) + value_length + ENTRY_OVERHEAD
+        if name in INDEXED_ON_SECOND_SIGHTING and not (
+            entry_size <= table.max_size - table.size and self._seen_before(field)
+        ):
+            return self._unindexed_representation(static_name_index, field)
+
+        if name == b"cookie":
+            # Long enough to index, still a secret: kept out of the shared string cache.
+            encode_str = self._encode_secret
+        name_index = static_name_index or self._name_index(name)
+        if entry_size * LARGEST_ENTRY_DIVISOR > table.max_size:
+            if name_index:
                 return encode_integer(name_index, 4) + encode_str(value)
+            return b"\x00" + encode_str(name) + encode_str(value)
+        # The name index must be taken before inserting, which may evict that very entry.
+        head = encode_integer(name_index, 6, 0x40) if name_index else b"\x40" + encode_str(name)
+        table.add(field)
+        return head + encode_str(value)
+
+    def _unindexed_representation(
+        self, static_name_index: int, field: tuple[bytes, bytes]
+    ) -> bytes:
+        """Literal without indexing of a field with a static name (or none): the same on every
+        connection, so it is shared through a bounded cache."""
+        representation = self._cache.get(field)
+        if representation is None:
+            name, value = field
             representation = self._literal_without_indexing(static_name_index, name, value)
             if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
                 if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
                     _unindexed_representations.clear()
                 _unindexed_representations[field] = representation
-            return representation
+        return representation
 
-        name_index = static_name_index or self._name_index(name)
-        if len(name) + value_length + ENTRY_OVERHEAD > table.max_size:
-            # Inserting would only empty the table.
-            if name_index:
-                return encode_integer(name_index, 4) + encode_str(value)
-            return self._literal_without_indexing(0, name, value)
-        # The name index must be taken before inserting, which may evict that very entry.
-        head = encode_integer(name_index, 6, 0x40) if name_index else b"\x40" + encode_str(name)
-        table.add(field)
-        return head + encode_str(value)
+    def _seen_before(self, field: tuple[bytes, bytes]) -> bool:
+        """False the first time a field comes (and remembers it), True the second."""
+        sightings = self._sightings
+        if sightings is None:
+            sightings = self._sightings = set()
+        elif field in sightings:
+            sightings.discard(field)
+            return True
+        elif len(sightings) >= SIGHTINGS_KEPT:
+            sightings.clear()
+        sightings.add(field)
+        return False
 
     def _name_index(self, name: bytes) -> int:
         """Static or dynamic index of an entry named ``name``, or 0 if there is none."""
