@@ -52,7 +52,7 @@ def our_bytes(header_set: header_sets.HeaderSet) -> tuple[int, int]:
     if header_set.responses is not None:
         for responses in header_set.responses:
             blocks, connection_hits = header_sets.encode_like_the_server(Encoder(), responses)
-            total += len(blocks)
+            total += sum(map(len, blocks))
             hits += connection_hits
         return total, hits
     for connection in header_set.connections:
@@ -84,14 +84,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--timing", action="store_true", help="also µs per header list")
     args = parser.parse_args()
-    print(f"{'set':<10}{'lists':>7}{'plain':>10}{'hpack':>9}{'ours':>9}{'ours/hpack':>12}"
-          f"{'hits':>7}" + (f"{'µs/list':>9}" if args.timing else ""))
+    print(
+        f"{'set':<10}{'lists':>7}{'plain':>10}{'hpack':>9}{'ours':>9}{'ours/hpack':>12}"
+        f"{'hits':>7}" + (f"{'µs/list':>9}" if args.timing else "")
+    )
     for header_set in all_sets():
         plain = sum(header_sets.header_list_size(f) for c in header_set.connections for f in c)
         theirs = hpack_bytes(header_set)
         ours, hits = our_bytes(header_set)
-        line = (f"{header_set.name:<10}{header_set.header_lists:>7,}{plain:>10,}{theirs:>9,}"
-                f"{ours:>9,}{ours / theirs:>12.3f}{hits:>7,}")
+        line = (
+            f"{header_set.name:<10}{header_set.header_lists:>7,}{plain:>10,}{theirs:>9,}"
+            f"{ours:>9,}{ours / theirs:>12.3f}{hits:>7,}"
+        )
         if args.timing:
             line += f"{our_microseconds(header_set):>9.2f}"
         print(line)

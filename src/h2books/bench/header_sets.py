@@ -370,7 +370,7 @@ class ResponseBlockCache:
 
 def encode_like_the_server(
     encoder: Encoder, responses: list[tuple[int, Fields]]
-) -> tuple[bytes, int]:
+) -> tuple[list[bytes], int]:
     """The blocks `OutboundScheduler.send_response` sends for these responses, with its
     block cache (same rule: a block that inserted nothing is sent again while the table
     state holds); returns (all blocks, cache hits)."""
@@ -389,4 +389,4 @@ def encode_like_the_server(
         if state >= 0 and encoder.table_state() == state:
             cache.hpack_block = (state, status, fields, block)
         blocks.append(block)
-    return b"".join(blocks), hits
+    return blocks, hits

@@ -26,6 +26,9 @@ _common_names = st.sampled_from(
         b"accept",
         b"x-request-id",
         b"x-custom",
+        b"etag",
+        b"referer",
+        b"last-modified",
     ]
 )
 _names = st.one_of(_common_names, st.binary(max_size=12))
@@ -33,6 +36,8 @@ _values = st.one_of(
     st.sampled_from([b"", b"GET", b"/", b"200", b"h2books", b"text/html", b"*/*"]),
     st.binary(max_size=40),
     st.binary(min_size=60, max_size=200),
+    # Around half of a 4,096-octet table: indexed on one side of the line, not on the other.
+    st.binary(min_size=1900, max_size=2200),
 )
 
 
