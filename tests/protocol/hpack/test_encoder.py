@@ -2,7 +2,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from h2books.protocol.hpack import Decoder, Encoder, encoder, strings
+from h2books.protocol.hpack import Decoder, Encoder, encoder
 from h2books.protocol.hpack.integers import encode_integer
 
 
@@ -68,12 +68,6 @@ def test_long_cookies_are_indexed() -> None:
     assert encoder_.encode([cookie]) == b"\xbe"
 
 
-def test_indexed_cookies_stay_out_of_the_shared_string_cache() -> None:
-    cookie_value = b"session=only-in-this-test-" + b"0123456789abcdef" * 2
-    Encoder().encode([(b"cookie", cookie_value)])
-    assert cookie_value not in strings._encoded_strings
-
-
 _SECOND_SIGHTING_FIELDS = [
     (b"content-length", b"1234"),
     (b"etag", b'"abc"'),
@@ -119,7 +113,6 @@ def test_sightings_are_bounded() -> None:
     paths = [(b":path", b"/p%d" % number) for number in range(encoder.SIGHTINGS_KEPT * 3)]
     for path in paths:
         encoder_.encode([path])
-        assert encoder_._sightings is not None
         assert len(encoder_._sightings) <= encoder.SIGHTINGS_KEPT
     assert encoder_.table_entries == []
 

@@ -7,7 +7,7 @@ Policy, per field:
   the compressed size, RFC 7541 §7.1) -> literal never indexed, kept out of every shared cache;
 * ``:path`` and per-resource validators and ids (content-length, etag, last-modified, ...) ->
   indexed only on their second sighting (among the last SIGHTINGS_KEPT such fields), and only
-  into free room, never evicting: most paths and tags come once, and an entry sent once only
+  while the table is less than half full, never evicting: most paths and tags come once, and an entry sent once only
   pushes out the fields that do repeat (authority, user agent, cookies). Never evicting also
   bounds how often responses change the table, and with it the state id that the response
   path's block cache (`table_state`) is keyed on: once the table is full, they stop;
@@ -24,7 +24,11 @@ from collections.abc import Iterable
 from typing import Final
 
 from h2books.protocol.hpack.integers import encode_integer
-from h2books.protocol.hpack.static_table import STATIC_INDEX_BY_FIELD, STATIC_INDEX_BY_NAME
+from h2books.protocol.hpack.static_table import (
+    STATIC_INDEX_BY_FIELD,
+    STATIC_INDEX_BY_NAME,
+    STATIC_TABLE_LENGTH,
+)
 from h2books.protocol.hpack.strings import (
     encode_raw_string,
     encode_string,
@@ -46,7 +50,7 @@ NEVER_INDEXED_BELOW: Final[dict[bytes, int]] = {
 }
 
 # Names whose values change with each resource, or each request: indexed on a second sighting,
-# into free room only.
+# into the free first half of the table only (the other half stays for fields that repeat more).
 INDEXED_ON_SECOND_SIGHTING: Final = frozenset(
     (
         b":path",
@@ -63,6 +67,14 @@ INDEXED_ON_SECOND_SIGHTING: Final = frozenset(
     )
 )
 SIGHTINGS_KEPT: Final = 64
+# Counting sightings costs a little on every such field: a connection whose values never come
+# again (a crawl: a new etag each response) stops counting once first sightings outnumber
+# second ones by this much; each second sighting buys SIGHTING_REFUND more.
+SIGHTING_BUDGET: Final = 128
+# Below this much room in the first half, sightings are no longer counted: a validator's entry
+# takes more (content-length: 32 + 14 + its digits).
+SMALL_ENTRY_SIZE: Final = 64
+SIGHTING_REFUND: Final = 8
 # A value is indexed only if its entry takes at most this share of the table (1/2): one long
 # value must not flush everything else.
 LARGEST_ENTRY_DIVISOR: Final = 2
@@ -71,7 +83,10 @@ LARGEST_ENTRY_DIVISOR: Final = 2
 REPRESENTATION_CACHE_MAX_ENTRIES: Final = 4096
 CACHED_REPRESENTATION_MAX_LENGTH: Final = 256
 
-_INDEXED: Final[tuple[bytes, ...]] = tuple(bytes((0x80 | index,)) for index in range(0x7F))
+# Indexed field representations up to index 254 (two octets from 127 on): a full default-size
+# table holds at most 4096 / 32 entries after the 61 static ones.
+_INDEXED: Final[tuple[bytes, ...]] = tuple(encode_integer(index, 7, 0x80) for index in range(255))
+_INDEXED_COUNT: Final = len(_INDEXED)
 _STATIC_INDEXED: Final[dict[tuple[bytes, bytes], bytes]] = {
     field: _INDEXED[index] for field, index in STATIC_INDEX_BY_FIELD.items()
 }
@@ -95,6 +110,7 @@ class Encoder:
         "_encode_secret",
         "_encode_string",
         "_huffman",
+        "_sighting_budget",
         "_sightings",
         "_smallest_pending_size",
         "_table",
@@ -117,8 +133,11 @@ class Encoder:
         )
         self._huffman = huffman
         self._cache = _unindexed_representations if huffman else _NOTHING_CACHED
-        # Second-sighting fields sent once and not indexed yet; made on first use.
-        self._sightings: set[tuple[bytes, bytes]] | None = None
+        # Values of second-sighting fields sent once and not indexed yet (a dict: 64 octets
+        # empty). Keyed by value alone, whose hash bytes cache: two names sharing a value
+        # only make one of them indexed a sighting early.
+        self._sightings: dict[bytes, None] = {}
+        self._sighting_budget = SIGHTING_BUDGET
         self._encode_string = encode_string if huffman else encode_raw_string
         self._encode_secret = encode_string_uncached if huffman else encode_raw_string
 
@@ -182,27 +201,58 @@ class Encoder:
 
         static_indexed = _STATIC_INDEXED
         number_by_field = table.number_by_field
+        shared = self._cache
+        sightings = self._sightings
+        # Second sightings are indexed only into the table's first half: once it is filled
+        # (checked once per block), or the budget spent, they need no bookkeeping at all.
+        counting = (
+            self._sighting_budget > 0 and (table.max_size >> 1) - table.size >= SMALL_ENTRY_SIZE
+        )
+        first_sightings = 0
+        if len(sightings) >= SIGHTINGS_KEPT:
+            # Bounded per block, not per field: a block adds at most its own fields.
+            sightings.clear()
+        # HPACK index = newest_index - insertion number (EncoderTable.index_of, inlined);
+        # only an insertion by _encode_literal moves it.
+        newest_index = STATIC_TABLE_LENGTH + table.insert_count
         for field in fields:
             representation = static_indexed.get(field)
             if representation is None:
                 number = number_by_field.get(field)
                 if number is None:
-                    representation = self._encode_literal(field)
+                    # Only second-sighting fields have a shared representation: on a first
+                    # sighting, it is the answer.
+                    representation = shared.get(field)
+                    if representation is None or (counting and field[1] in sightings):
+                        representation = self._encode_literal(field)
+                        newest_index = STATIC_TABLE_LENGTH + table.insert_count
+                    elif counting:
+                        sightings[field[1]] = None
+                        first_sightings += 1
                 else:
-                    index = table.index_of(number)
+                    index = newest_index - number
                     representation = (
-                        _INDEXED[index] if index < 0x7F else encode_integer(index, 7, 0x80)
+                        _INDEXED[index]
+                        if index < _INDEXED_COUNT
+                        else encode_integer(index, 7, 0x80)
                     )
             parts.append(representation)
+        if first_sightings:
+            self._sighting_budget -= first_sightings
         return b"".join(parts)
 
     def _encode_literal(self, field: tuple[bytes, bytes]) -> bytes:
         name, value = field
         table = self._table
-        encode_str = self._encode_string
-        value_length = len(value)
-
-        if value_length < NEVER_INDEXED_BELOW.get(name, 0):
+        entry_size = len(name) + len(value) + ENTRY_OVERHEAD
+        if name in INDEXED_ON_SECOND_SIGHTING:
+            # First here: most literals of the response path are these.
+            if entry_size > (table.max_size >> 1) - table.size or not self._seen_before(field):
+                representation = self._cache.get(field)
+                if representation is None:
+                    representation = self._unindexed_representation(field)
+                return representation
+        elif len(value) < NEVER_INDEXED_BELOW.get(name, 0):
             # Secrets bypass the shared caches.
             name_index = self._name_index(name)
             head = (
@@ -212,17 +262,8 @@ class Encoder:
             )
             return head + self._encode_secret(value)
 
-        static_name_index = STATIC_INDEX_BY_NAME.get(name, 0)
-        entry_size = len(name) + value_length + ENTRY_OVERHEAD
-        if name in INDEXED_ON_SECOND_SIGHTING and not (
-            entry_size <= table.max_size - table.size and self._seen_before(field)
-        ):
-            return self._unindexed_representation(static_name_index, field)
-
-        if name == b"cookie":
-            # Long enough to index, still a secret: kept out of the shared string cache.
-            encode_str = self._encode_secret
-        name_index = static_name_index or self._name_index(name)
+        encode_str = self._encode_string
+        name_index = self._name_index(name)
         if entry_size * LARGEST_ENTRY_DIVISOR > table.max_size:
             if name_index:
                 return encode_integer(name_index, 4) + encode_str(value)
@@ -232,32 +273,27 @@ class Encoder:
         table.add(field)
         return head + encode_str(value)
 
-    def _unindexed_representation(
-        self, static_name_index: int, field: tuple[bytes, bytes]
-    ) -> bytes:
-        """Literal without indexing of a field with a static name (or none): the same on every
+    def _unindexed_representation(self, field: tuple[bytes, bytes]) -> bytes:
+        """Literal without indexing, with the static name index if any: the same on every
         connection, so it is shared through a bounded cache."""
-        representation = self._cache.get(field)
-        if representation is None:
-            name, value = field
-            representation = self._literal_without_indexing(static_name_index, name, value)
-            if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
-                if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
-                    _unindexed_representations.clear()
-                _unindexed_representations[field] = representation
+        name, value = field
+        representation = self._literal_without_indexing(
+            STATIC_INDEX_BY_NAME.get(name, 0), name, value
+        )
+        if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
+            if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
+                _unindexed_representations.clear()
+            _unindexed_representations[field] = representation
         return representation
 
     def _seen_before(self, field: tuple[bytes, bytes]) -> bool:
         """False the first time a field comes (and remembers it), True the second."""
         sightings = self._sightings
-        if sightings is None:
-            sightings = self._sightings = set()
-        elif field in sightings:
-            sightings.discard(field)
+        if sightings.pop(field[1], 0) is None:
+            self._sighting_budget = min(self._sighting_budget + SIGHTING_REFUND, SIGHTING_BUDGET)
             return True
-        elif len(sightings) >= SIGHTINGS_KEPT:
-            sightings.clear()
-        sightings.add(field)
+        sightings[field[1]] = None
+        self._sighting_budget -= 1
         return False
 
     def _name_index(self, name: bytes) -> int:
