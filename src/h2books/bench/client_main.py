@@ -4,7 +4,8 @@ The benchmark runs every Python client in a fresh process pinned to the client
 core, so that no client's imports, caches or garbage collection leak into the
 next cell and a crashed or stalled client can be killed. The process prints one
 JSON line: ``{"ok": true, "wall": s, "user": s, "sys": s, "requests": n,
-"http_version": ...}`` or ``{"ok": false, "error": "one line"}``.
+"http_version": ..., "headers": {...} or null}`` or ``{"ok": false, "error": "one line"}``
+(``headers``: the header bytes per direction, `HeaderBytes`, from our client).
 
 The timed window is the crawl itself (index, then every book), measured inside
 the process (``getrusage`` of this process): interpreter start-up and imports
@@ -39,11 +40,13 @@ class CrawlFailed(Exception):
 
 
 class _Figures:
-    __slots__ = ("http_version", "requests")
+    __slots__ = ("headers", "http_version", "requests")
 
     def __init__(self) -> None:
         self.requests = 0
         self.http_version = ""
+        # `h2books.client.stats.HeaderBytes.as_dict()`, from clients that count them (ours).
+        self.headers: dict[str, Any] | None = None
 
 
 def _check_index(status: int, content: bytes) -> list[str]:
@@ -69,6 +72,7 @@ def _check_book(book_id: str, status: int, content: bytes) -> None:
 
 def crawl_ours(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
     from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
+    from h2books.client.stats import HeaderBytes
 
     options = CrawlOptions(url=url, http2=http2, cacert=cacert, timeout=None)
     try:
@@ -77,6 +81,8 @@ def crawl_ours(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
         raise CrawlFailed(str(exc)) from None
     figures.requests = result.requests
     figures.http_version = result.http_version
+    protocol = "h2" if result.http_version == "HTTP/2" else "h1"
+    figures.headers = HeaderBytes.of(protocol, result.wire, result.requests).as_dict()
 
 
 def crawl_requests(url: str, http2: bool, cacert: Path, figures: _Figures) -> None:
@@ -141,6 +147,7 @@ def _timed(client: Callable[[str, bool, Path, _Figures], None], args: Any) -> di
         "sys": usage_end.ru_stime - usage_start.ru_stime,
         "requests": figures.requests,
         "http_version": figures.http_version,
+        "headers": figures.headers,
     }
 
 

@@ -32,6 +32,7 @@ from h2books.bench.runner import LOOPBACK, Condition, Plan, PlanCell, Target, ru
 from h2books.bench.servers import ServerSpec, child_environment
 from h2books.bench.stats import Spread, ratio, spread
 from h2books.bench.workspace import Workspace
+from h2books.client.stats import HeaderBytes
 
 __all__ = [
     "ALL_CLIENTS",
@@ -91,6 +92,7 @@ class CrawlRun:
     server_cpu: float = 0.0  # seconds the server spent during the run
     http_version: str = ""
     problem: str = ""
+    headers: HeaderBytes | None = None  # from clients that count them (ours)
 
     @property
     def cpu(self) -> float:
@@ -107,6 +109,7 @@ class CrawlRun:
             "requests": self.requests,
             "server_cpu_s": round(self.server_cpu, 3),
             "http_version": self.http_version,
+            "headers": self.headers.as_dict() if self.headers else None,
         }
 
 
@@ -203,6 +206,20 @@ class ExperimentResult:
                 return cell
         return None
 
+    def header_bytes(self, server: str = "ours") -> list[HeaderBytes]:
+        """One record per protocol (h1, h2, then h3 when a cell has one), from the first
+        crawl of our client against ``server`` that counted them: the figures are the same
+        in every run, since the same requests get the same answers."""
+        found: dict[str, HeaderBytes] = {}
+        for cell in self.cells:
+            if cell.server != server or cell.client.name != "ours":
+                continue
+            for run in cell.ok_runs:
+                if run.headers is not None:
+                    found.setdefault(run.headers.protocol, run.headers)
+                    break
+        return [found[protocol] for protocol in sorted(found)]
+
     def _median_wall(self, server: str, client: str) -> float | None:
         cell = self.cell(server, client)
         wall = cell.wall() if cell is not None else None
@@ -243,6 +260,7 @@ class ExperimentResult:
             },
             "servers": [outcome.as_dict() for outcome in self.servers],
             "cells": cells,
+            "header_bytes": [record.as_dict() for record in self.header_bytes()],
         }
 
 
@@ -308,6 +326,7 @@ def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
         return CrawlRun(False, problem=f"client exited with code {finished.returncode}: {tail}")
     if not report.get("ok"):
         return CrawlRun(False, problem=str(report.get("error", "failed")))
+    headers = report.get("headers")
     return CrawlRun(
         True,
         wall=float(report["wall"]),
@@ -315,6 +334,7 @@ def _python_crawl(client: ClientSpec, config: ExperimentConfig, target: Target) 
         sys=float(report["sys"]),
         requests=int(report["requests"]),
         http_version=str(report.get("http_version", "")),
+        headers=HeaderBytes.from_dict(headers) if isinstance(headers, dict) else None,
     )
 
 

@@ -21,7 +21,7 @@ from h2books.client.errors import (
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.stats import H2FrameTap, WireStats
+from h2books.client.stats import H2FrameTap, WireStats, header_list_size
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
 
@@ -31,6 +31,8 @@ HTTP_VERSION = "HTTP/2"
 _SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 # Until the server's SETTINGS say otherwise (RFC 9113 §6.5.2 suggests no less than 100).
 _INITIAL_MAX_STREAMS = 100
+# ":status: NNN" and its CRLF: the response's status, which the core passes apart.
+_STATUS_LINE_SIZE = len(b":status: 200\r\n")
 
 
 def error_name(code: int) -> str:
@@ -62,6 +64,8 @@ class H2ClientProtocol(ClientConnection):
         self._scheme = (b":scheme", origin.scheme.encode("ascii"))
         self._authority = (b":authority", origin.authority.encode("ascii"))
         self._extra = settings.extra_fields
+        # Counts the header fields uncompressed next to the taps' wire bytes, when asked for.
+        self._stats = settings.stats
         self._flush_scheduled = False
         self._unflushed = 0  # streams opened since the last write
         self._first_read = True
@@ -105,6 +109,8 @@ class H2ClientProtocol(ClientConnection):
             self._close_when_idle()
             return False
         self._streams[stream_id] = exchange
+        if self._stats is not None:
+            self._stats.sent.headers_plain += header_list_size(fields)
         self._unflushed += 1
         if self._unflushed * 4 >= self._max_streams:
             # Requests opened by one loop iteration's callbacks leave in quarters of the
@@ -179,12 +185,18 @@ class H2ClientProtocol(ClientConnection):
                     continue
                 exchange.status = event.status
                 exchange.response_headers = event.headers
+                if self._stats is not None:
+                    self._stats.received.headers_plain += (
+                        header_list_size(event.headers) + _STATUS_LINE_SIZE
+                    )
                 if event.end_stream:
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.TrailersReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
                     exchange.response_trailers = event.headers
+                    if self._stats is not None:
+                        self._stats.received.headers_plain += header_list_size(event.headers)
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.StreamReset):
                 self._on_stream_reset(event)
