@@ -31,8 +31,8 @@ HTTP_VERSION = "HTTP/2"
 _SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 # Until the server's SETTINGS say otherwise (RFC 9113 §6.5.2 suggests no less than 100).
 _INITIAL_MAX_STREAMS = 100
-# ":status: NNN" and its CRLF: the response's status, which the core passes apart.
-_STATUS_LINE_SIZE = len(b":status: 200\r\n")
+# RFC 7541 counts 32 octets per field; a "name: value" line with its CRLF takes 4.
+_ENTRY_OVERHEAD_OVER_A_LINE = 32 - 4
 
 
 def error_name(code: int) -> str:
@@ -64,8 +64,13 @@ class H2ClientProtocol(ClientConnection):
         self._scheme = (b":scheme", origin.scheme.encode("ascii"))
         self._authority = (b":authority", origin.authority.encode("ascii"))
         self._extra = settings.extra_fields
-        # Counts the header fields uncompressed next to the taps' wire bytes, when asked for.
+        # Counts the header fields uncompressed next to the taps' wire bytes, when asked for:
+        # requests as they are sent (the parts every request shares counted once, here),
+        # responses from the core's decoder totals when the connection ends.
         self._stats = settings.stats
+        self._shared_request_size = header_list_size(
+            [(b":method", b""), self._scheme, self._authority, (b":path", b""), *self._extra]
+        )
         self._flush_scheduled = False
         self._unflushed = 0  # streams opened since the last write
         self._first_read = True
@@ -110,7 +115,12 @@ class H2ClientProtocol(ClientConnection):
             return False
         self._streams[stream_id] = exchange
         if self._stats is not None:
-            self._stats.sent.headers_plain += header_list_size(fields)
+            self._stats.sent.headers_plain += (
+                self._shared_request_size
+                + len(exchange.method)
+                + len(exchange.target)
+                + (header_list_size(exchange.fields) if exchange.fields else 0)
+            )
         self._unflushed += 1
         if self._unflushed * 4 >= self._max_streams:
             # Requests opened by one loop iteration's callbacks leave in quarters of the
@@ -185,18 +195,12 @@ class H2ClientProtocol(ClientConnection):
                     continue
                 exchange.status = event.status
                 exchange.response_headers = event.headers
-                if self._stats is not None:
-                    self._stats.received.headers_plain += (
-                        header_list_size(event.headers) + _STATUS_LINE_SIZE
-                    )
                 if event.end_stream:
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.TrailersReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
                     exchange.response_trailers = event.headers
-                    if self._stats is not None:
-                        self._stats.received.headers_plain += header_list_size(event.headers)
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.StreamReset):
                 self._on_stream_reset(event)
@@ -333,6 +337,12 @@ class H2ClientProtocol(ClientConnection):
         if isinstance(error, StreamResetError):
             return StreamResetError(message, error.error_code)
         return type(error)(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stats is not None:
+            fields, size = self._conn.received_header_fields
+            self._stats.received.headers_plain += size - _ENTRY_OVERHEAD_OVER_A_LINE * fields
+        super().connection_lost(exc)
 
     def _drop_transport(self) -> None:
         # What the core queued (its GOAWAY after a protocol error) still goes out.
