@@ -247,10 +247,19 @@ class Encoder:
         entry_size = len(name) + len(value) + ENTRY_OVERHEAD
         if name in INDEXED_ON_SECOND_SIGHTING:
             # First here: most literals of the response path are these.
-            if entry_size > (table.max_size >> 1) - table.size or not self._seen_before(field):
-                representation = self._cache.get(field)
-                if representation is None:
-                    representation = self._unindexed_representation(field)
+            if (
+                self._sighting_budget <= 0
+                or entry_size > (table.max_size >> 1) - table.size
+                or not self._seen_before(field)
+            ):
+                # With a static name (or none): the same on every connection, so shared.
+                representation = self._literal_without_indexing(
+                    STATIC_INDEX_BY_NAME.get(name, 0), name, value
+                )
+                if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
+                    if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
+                        _unindexed_representations.clear()
+                    _unindexed_representations[field] = representation
                 return representation
         elif len(value) < NEVER_INDEXED_BELOW.get(name, 0):
             # Secrets bypass the shared caches.
@@ -272,19 +281,6 @@ class Encoder:
         head = encode_integer(name_index, 6, 0x40) if name_index else b"\x40" + encode_str(name)
         table.add(field)
         return head + encode_str(value)
-
-    def _unindexed_representation(self, field: tuple[bytes, bytes]) -> bytes:
-        """Literal without indexing, with the static name index if any: the same on every
-        connection, so it is shared through a bounded cache."""
-        name, value = field
-        representation = self._literal_without_indexing(
-            STATIC_INDEX_BY_NAME.get(name, 0), name, value
-        )
-        if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
-            if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
-                _unindexed_representations.clear()
-            _unindexed_representations[field] = representation
-        return representation
 
     def _seen_before(self, field: tuple[bytes, bytes]) -> bool:
         """False the first time a field comes (and remembers it), True the second."""
