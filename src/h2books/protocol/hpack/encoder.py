@@ -3,14 +3,17 @@
 Policy, per field:
 
 * exact match in the static or dynamic table -> indexed field (1 octet for the first 126 indexes);
-* credentials and short cookies (under 20 octets: few enough guesses to confirm one by one through
-  the compressed size, RFC 7541 §7.1) -> literal never indexed, kept out of every shared cache;
+* credentials, set-cookie and cookies under 20 octets -> literal never indexed, kept out of every
+  shared cache (RFC 7541 §7.1). An attacker who can add guesses to the connection learns from
+  the compressed size whether a guess matched a whole indexed value: a short cookie crumb is few
+  enough guesses away, a crumb of 20 octets or more (a session id, a token) is not, and indexing
+  it is what saves re-sending it with every request (the same line as nghttp2 and h2);
 * ``:path`` and per-resource validators and ids (content-length, etag, last-modified, ...) ->
   indexed only on their second sighting (among the last SIGHTINGS_KEPT such fields), and only
-  while the table is less than half full, never evicting: most paths and tags come once, and an entry sent once only
-  pushes out the fields that do repeat (authority, user agent, cookies). Never evicting also
-  bounds how often responses change the table, and with it the state id that the response
-  path's block cache (`table_state`) is keyed on: once the table is full, they stop;
+  into the free first half of the table, never evicting: most paths and tags come once, and an
+  entry sent once only pushes out the fields that do repeat (authority, user agent, cookies).
+  Never evicting also bounds how often responses change the table, and with it the state id
+  that the response path's block cache (`table_state`) is keyed on;
 * a value whose entry would take more than half the table -> literal without indexing;
 * everything else, whatever its length (cookies, user agents, referers, the date of the current
   second) -> literal with incremental indexing, 1 octet from its second use on.
