@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 from h2books.bench.client_main import main
+from h2books.client.stats import HeaderBytes
+from tests.conftest import ServerProcess
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[str, object]]:
@@ -37,3 +39,21 @@ def test_refused_connection(
     assert code == 1
     assert report["ok"] is False
     assert isinstance(report["error"], str) and report["error"]
+
+
+@pytest.mark.parametrize(("flag", "protocol"), [("--http2", "h2"), ("--no-http2", "h1")])
+def test_ours_reports_its_header_bytes(
+    capsys: pytest.CaptureFixture[str], server: ServerProcess, flag: str, protocol: str
+) -> None:
+    code, report = run(capsys, "ours", server.url, flag, "--cacert", str(server.ca))
+    assert code == 0, report
+    assert isinstance(report["headers"], dict)
+    headers = HeaderBytes.from_dict(report["headers"])
+    assert headers.protocol == protocol
+    assert headers.requests == report["requests"]
+    if protocol == "h1":
+        assert headers.sent == headers.sent_plain > 0
+        assert headers.received == headers.received_plain > 0
+    else:
+        assert 0 < headers.sent < headers.sent_plain / 4
+        assert 0 < headers.received < headers.received_plain / 4

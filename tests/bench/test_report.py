@@ -14,12 +14,14 @@ from h2books.bench.report import (
     _plain,
     experiment_markdown,
     experiment_table,
+    header_bytes_table,
     load_markdown,
     load_table,
     write_experiment_png,
     write_load_png,
 )
 from h2books.bench.servers import SERVERS
+from h2books.client.stats import HeaderBytes
 from tests.bench.conftest import DATA
 
 
@@ -73,6 +75,35 @@ def test_experiment_markdown_and_png(tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     write_experiment_png(tmp_path / "e.png", result)
     assert (tmp_path / "e.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_header_bytes_side_by_side_per_protocol() -> None:
+    h1 = HeaderBytes("h1", 100, 8000, 8000, 20000, 20000)
+    h2 = HeaderBytes("h2", 100, 1600, 10000, 2500, 19000)
+    h2_elsewhere = HeaderBytes("h2", 100, 1, 1, 1, 1)
+    result = experiment()
+    result.cells += [
+        Cell("ours", ALL_CLIENTS["ours-h1"], runs=[CrawlRun(False, problem="x"), run_with(h1)]),
+        Cell("ours", ALL_CLIENTS["ours-h2"], runs=[run_with(h2), run_with(h2_elsewhere)]),
+        Cell("twisted", ALL_CLIENTS["ours-h1"], runs=[run_with(h2_elsewhere)]),
+    ]
+    assert result.header_bytes() == [h1, h2]
+    table = header_bytes_table(result)
+    assert table is not None
+    assert table.columns == ["octets per request", "HTTP/1.1 (text)", "HTTP/2 (HPACK)"]
+    rows = {row[0]: row[1:] for row in table.rows}
+    assert rows["request headers, on the wire"] == ["80.0", "16.0"]
+    assert rows["request headers, saved"] == ["0.0%", "84.0%"]
+    assert rows["response headers, uncompressed"] == ["200.0", "190.0"]
+    assert "Header bytes per request" in experiment_markdown(result, "h2books bench")
+    assert result.as_dict()["header_bytes"][1] == h2.as_dict()
+    assert header_bytes_table(experiment()) is None  # no crawl of ours counted them
+
+
+def run_with(headers: HeaderBytes) -> CrawlRun:
+    run = crawl(0.1)
+    run.headers = headers
+    return run
 
 
 def load_run(rate: float, ok: bool = True) -> LoadRun:

@@ -6,10 +6,18 @@ import struct
 
 import h2.config
 import h2.connection
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from h2books.client.stats import H1StreamTap, H2FrameTap, WireCounts, WireStats
+from h2books.client.stats import (
+    H1StreamTap,
+    H2FrameTap,
+    HeaderBytes,
+    WireCounts,
+    WireStats,
+    header_list_size,
+)
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -121,8 +129,8 @@ def test_wire_stats_hand_out_taps_and_count_connections() -> None:
     assert stats.connections == 2
     assert stats.as_dict() == {
         "connections": 2,
-        "sent": {"headers": 0, "body": 0, "framing": 24, "total": 24},
-        "received": {"headers": 0, "body": 0, "framing": 9, "total": 9},
+        "sent": {"headers": 0, "headers_plain": 0, "body": 0, "framing": 24, "total": 24},
+        "received": {"headers": 0, "headers_plain": 0, "body": 0, "framing": 9, "total": 9},
     }
 
 
@@ -204,3 +212,30 @@ def test_h1_tap_gives_up_on_unparseable_chunks_without_losing_bytes() -> None:
     tap.feed(data)
     assert counts.total == len(data)
     assert counts.framing == len(b"zz\r\nmore stuff")
+
+
+def test_h1_heads_count_as_their_own_uncompressed_size() -> None:
+    stats = WireStats()
+    out, inbound = stats.h1_taps()
+    request = b"GET /book?id=1 HTTP/1.1\r\nhost: a\r\n\r\n"
+    out.feed(request)
+    head = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
+    inbound.feed(head + b"ok")
+    assert stats.sent.headers == stats.sent.headers_plain == len(request)
+    assert stats.received.headers == stats.received.headers_plain == len(head)
+
+
+def test_header_list_size_counts_name_value_lines() -> None:
+    # ":path: /" and "accept: */*", each with its CRLF.
+    assert header_list_size([(b":path", b"/"), (b"accept", b"*/*")]) == 10 + 13
+    assert header_list_size([]) == 0
+
+
+def test_header_bytes_record_per_protocol() -> None:
+    stats = WireStats()
+    stats.sent.headers, stats.sent.headers_plain = 20, 100
+    stats.received.headers, stats.received.headers_plain = 30, 0
+    record = HeaderBytes.of("h2", stats, requests=4)
+    assert HeaderBytes.from_dict(record.as_dict()) == record
+    assert HeaderBytes.saved(record.sent, record.sent_plain) == pytest.approx(0.8)
+    assert HeaderBytes.saved(record.received, record.received_plain) is None

@@ -4,7 +4,8 @@ The benchmark runs every Python client in a fresh process pinned to the client
 core, so that no client's imports, caches or garbage collection leak into the
 next cell and a crashed or stalled client can be killed. The process prints one
 JSON line: ``{"ok": true, "wall": s, "user": s, "sys": s, "requests": n,
-"pushed": n, "http_version": ...}`` or ``{"ok": false, "error": "one line"}``.
+"pushed": n, "http_version": ..., "headers": {...} or null}`` or ``{"ok": false, "error":
+"one line"}`` (``headers``: the header bytes per direction, `HeaderBytes`, from our client).
 
 The timed window is the crawl itself (index, then every book), measured inside
 the process (``getrusage`` of this process): interpreter start-up and imports
@@ -45,12 +46,14 @@ class CrawlFailed(Exception):
 
 
 class _Figures:
-    __slots__ = ("http_version", "pushed", "requests")
+    __slots__ = ("headers", "http_version", "pushed", "requests")
 
     def __init__(self) -> None:
         self.requests = 0
         self.pushed = 0  # books that came pushed (ours with --push)
         self.http_version = ""
+        # `h2books.client.stats.HeaderBytes.as_dict()`, from clients that count them (ours).
+        self.headers: dict[str, Any] | None = None
 
 
 def _check_index(status: int, content: bytes) -> list[str]:
@@ -92,6 +95,7 @@ class Crawl:
 
 def crawl_ours(crawl_: Crawl, figures: _Figures) -> None:
     from h2books.client.crawl import CrawlError, CrawlOptions, crawl, run
+    from h2books.client.stats import HeaderBytes
 
     options = CrawlOptions(
         url=crawl_.url,
@@ -113,6 +117,8 @@ def crawl_ours(crawl_: Crawl, figures: _Figures) -> None:
     figures.requests = result.requests
     figures.http_version = result.http_version
     figures.pushed = result.pushed
+    protocol = {"HTTP/2": "h2", "HTTP/3": "h3"}.get(result.http_version, "h1")
+    figures.headers = HeaderBytes.of(protocol, result.wire, result.requests).as_dict()
 
 
 def crawl_requests(crawl_: Crawl, figures: _Figures) -> None:
@@ -183,6 +189,7 @@ def _timed(client: Callable[[Crawl, _Figures], None], crawl_: Crawl) -> dict[str
         "requests": figures.requests,
         "pushed": figures.pushed,
         "http_version": figures.http_version,
+        "headers": figures.headers,
     }
 
 

@@ -329,12 +329,16 @@ def _report_experiment(args: argparse.Namespace, result: ExperimentResult) -> in
     from h2books.bench.report import (
         experiment_markdown,
         experiment_table,
+        header_bytes_table,
         print_table,
         write_experiment_png,
         write_json,
     )
 
     print_table(experiment_table(result))
+    headers = header_bytes_table(result)
+    if headers is not None:
+        print_table(headers)
     if args.json is not None:
         write_json(args.json, {"command": _command_text(), **result.as_dict()})
     if args.markdown is not None:

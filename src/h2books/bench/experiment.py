@@ -32,6 +32,7 @@ from h2books.bench.runner import LOOPBACK, Condition, Plan, PlanCell, Target, ru
 from h2books.bench.servers import ServerSpec, child_environment
 from h2books.bench.stats import Spread, ratio, spread
 from h2books.bench.workspace import Workspace
+from h2books.client.stats import HeaderBytes
 
 __all__ = [
     "ALL_CLIENTS",
@@ -109,6 +110,7 @@ class CrawlRun:
     http_version: str = ""
     problem: str = ""
     pushed: int = 0  # books that came pushed rather than requested
+    headers: HeaderBytes | None = None  # from clients that count them (ours)
 
     @property
     def cpu(self) -> float:
@@ -126,6 +128,7 @@ class CrawlRun:
             "pushed": self.pushed,
             "server_cpu_s": round(self.server_cpu, 3),
             "http_version": self.http_version,
+            "headers": self.headers.as_dict() if self.headers else None,
         }
 
 
@@ -234,6 +237,20 @@ class ExperimentResult:
                 return cell
         return None
 
+    def header_bytes(self, server: str = "ours") -> list[HeaderBytes]:
+        """One record per protocol (h1, h2, then h3 when a cell has one), from the first
+        crawl of our client against ``server`` that counted them: the figures are the same
+        in every run, since the same requests get the same answers."""
+        found: dict[str, HeaderBytes] = {}
+        for cell in self.cells:
+            if cell.server != server or cell.client.name != "ours":
+                continue
+            for run in cell.ok_runs:
+                if run.headers is not None:
+                    found.setdefault(run.headers.protocol, run.headers)
+                    break
+        return [found[protocol] for protocol in sorted(found)]
+
     def _median_wall(self, server: str, client: str, condition: str) -> float | None:
         cell = self.cell(server, client, condition)
         wall = cell.wall() if cell is not None else None
@@ -286,6 +303,7 @@ class ExperimentResult:
             },
             "servers": [outcome.as_dict() for outcome in self.servers],
             "cells": cells,
+            "header_bytes": [record.as_dict() for record in self.header_bytes()],
         }
 
 
@@ -358,6 +376,7 @@ def _python_crawl(
         return CrawlRun(False, problem=f"client exited with code {finished.returncode}: {tail}")
     if not report.get("ok"):
         return CrawlRun(False, problem=str(report.get("error", "failed")))
+    headers = report.get("headers")
     return CrawlRun(
         True,
         wall=float(report["wall"]),
@@ -366,6 +385,7 @@ def _python_crawl(
         requests=int(report["requests"]),
         http_version=str(report.get("http_version", "")),
         pushed=int(report.get("pushed", 0)),
+        headers=HeaderBytes.from_dict(headers) if isinstance(headers, dict) else None,
     )
 
 

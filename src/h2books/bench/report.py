@@ -12,6 +12,7 @@ from h2books.bench.experiment import POST_BASELINE, POST_SERVER, Cell, Experimen
 from h2books.bench.loadtest import LoadCell, LoadResult
 from h2books.bench.runner import LOOPBACK, Condition
 from h2books.bench.stats import Spread
+from h2books.client.stats import HeaderBytes
 
 __all__ = [
     "DASH",
@@ -110,6 +111,44 @@ def experiment_table(result: ExperimentResult) -> Table:
         notes,
         numeric=set(range(2, len(columns))),
         sections=sections,
+    )
+
+
+_PROTOCOL_HEADINGS = {"h1": "HTTP/1.1 (text)", "h2": "HTTP/2 (HPACK)", "h3": "HTTP/3 (QPACK)"}
+
+
+def header_bytes_table(result: ExperimentResult) -> Table | None:
+    """Header bytes per request of our client's crawl of our server, the protocols side by
+    side (a column per `HeaderBytes` record: h1, h2, and h3 when the bench runs it)."""
+    records = result.header_bytes()
+    if not records:
+        return None
+
+    def per_request(value: int, record: HeaderBytes) -> str:
+        return f"{value / record.requests:,.1f}" if record.requests else DASH
+
+    def saved(wire: int, plain: int) -> str:
+        share = HeaderBytes.saved(wire, plain)
+        return DASH if share is None else f"{share:.1%}"
+
+    rows = [
+        ["request headers, on the wire"] + [per_request(r.sent, r) for r in records],
+        ["request headers, uncompressed"] + [per_request(r.sent_plain, r) for r in records],
+        ["request headers, saved"] + [saved(r.sent, r.sent_plain) for r in records],
+        ["response headers, on the wire"] + [per_request(r.received, r) for r in records],
+        ["response headers, uncompressed"] + [per_request(r.received_plain, r) for r in records],
+        ["response headers, saved"] + [saved(r.received, r.received_plain) for r in records],
+    ]
+    return Table(
+        "Header bytes per request: our client crawling our server",
+        ["octets per request"] + [_PROTOCOL_HEADINGS.get(r.protocol, r.protocol) for r in records],
+        rows,
+        [
+            "on the wire: HEADERS and CONTINUATION payloads (h2), heads and trailers (h1); "
+            "uncompressed: the same fields as 'name: value' lines, CRLF included.",
+        ],
+        numeric=set(range(1, len(records) + 1)),
+        sections=[0, 3],
     )
 
 
@@ -335,6 +374,9 @@ def experiment_markdown(result: ExperimentResult, command: str) -> str:
         "",
         markdown(experiment_table(result)),
     ]
+    headers = header_bytes_table(result)
+    if headers is not None:
+        lines += ["", f"### {headers.title}", "", markdown(headers)]
     return "\n".join(lines)
 
 

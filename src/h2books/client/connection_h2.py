@@ -21,7 +21,7 @@ from h2books.client.errors import (
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.stats import H2FrameTap, WireStats
+from h2books.client.stats import H2FrameTap, WireStats, header_list_size
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
 
@@ -31,6 +31,8 @@ HTTP_VERSION = "HTTP/2"
 _SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 # Until the server's SETTINGS say otherwise (RFC 9113 §6.5.2 suggests no less than 100).
 _INITIAL_MAX_STREAMS = 100
+# RFC 7541 counts 32 octets per field; a "name: value" line with its CRLF takes 4.
+_ENTRY_OVERHEAD_OVER_A_LINE = 32 - 4
 
 
 def error_name(code: int) -> str:
@@ -62,6 +64,13 @@ class H2ClientProtocol(ClientConnection):
         self._scheme = (b":scheme", origin.scheme.encode("ascii"))
         self._authority = (b":authority", origin.authority.encode("ascii"))
         self._extra = settings.extra_fields
+        # Counts the header fields uncompressed next to the taps' wire bytes, when asked for:
+        # requests as they are sent (the parts every request shares counted once, here),
+        # responses from the core's decoder totals when the connection ends.
+        self._stats = settings.stats
+        self._shared_request_size = header_list_size(
+            [(b":method", b""), self._scheme, self._authority, (b":path", b""), *self._extra]
+        )
         self._flush_scheduled = False
         self._unflushed = 0  # streams opened since the last write
         self._first_read = True
@@ -105,6 +114,13 @@ class H2ClientProtocol(ClientConnection):
             self._close_when_idle()
             return False
         self._streams[stream_id] = exchange
+        if self._stats is not None:
+            self._stats.sent.headers_plain += (
+                self._shared_request_size
+                + len(exchange.method)
+                + len(exchange.target)
+                + (header_list_size(exchange.fields) if exchange.fields else 0)
+            )
         self._unflushed += 1
         if self._unflushed * 4 >= self._max_streams:
             # Requests opened by one loop iteration's callbacks leave in quarters of the
@@ -348,6 +364,12 @@ class H2ClientProtocol(ClientConnection):
         if isinstance(error, StreamResetError):
             return StreamResetError(message, error.error_code)
         return type(error)(message)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._stats is not None:
+            fields, size = self._conn.received_header_fields
+            self._stats.received.headers_plain += size - _ENTRY_OVERHEAD_OVER_A_LINE * fields
+        super().connection_lost(exc)
 
     def _drop_transport(self) -> None:
         # What the core queued (its GOAWAY after a protocol error) still goes out.

@@ -29,7 +29,7 @@ from urllib.parse import quote
 from h2books.client.client import Client
 from h2books.client.errors import ClientError
 from h2books.client.response import Response
-from h2books.client.stats import WireStats
+from h2books.client.stats import HeaderBytes, WireCounts, WireStats
 
 __all__ = ["CrawlError", "CrawlOptions", "CrawlResult", "crawl", "run"]
 
@@ -165,7 +165,27 @@ class CrawlResult:
                 f"    {name:<29}{counts.headers:>12,}{counts.body:>12,}"
                 f"{counts.framing:>12,}{counts.total:>12,}"
             )
+        lines += header_compression_lines(self.http_version, sent, received)
         return "\n".join(lines)
+
+
+# How each protocol sends header fields.
+_HEADER_CODING = {"HTTP/1.1": "text", "HTTP/2": "HPACK", "HTTP/3": "QPACK"}
+
+
+def header_compression_lines(
+    http_version: str, sent: WireCounts, received: WireCounts
+) -> list[str]:
+    """The header bytes on the wire against the same fields uncompressed, per direction."""
+    coding = _HEADER_CODING.get(http_version, "?")
+    lines = [f"  {'header fields (' + coding + ')':<31}{'wire':>12}{'plain':>12}{'saved':>12}"]
+    for name, counts in (("sent (requests)", sent), ("received (responses)", received)):
+        saved = HeaderBytes.saved(counts.headers, counts.headers_plain)
+        lines.append(
+            f"    {name:<29}{counts.headers:>12,}{counts.headers_plain:>12,}"
+            f"{'-' if saved is None else f'{saved:.1%}':>12}"
+        )
+    return lines
 
 
 async def crawl(options: CrawlOptions) -> CrawlResult:

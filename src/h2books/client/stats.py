@@ -12,12 +12,20 @@ framing. HTTP/1.x: the head (start line, fields, blank line) and trailer lines
 count as headers; content as body; chunk-size lines and chunk CRLFs as framing.
 
 A tap never raises: bytes it cannot make sense of are counted as framing.
+
+Header compression: ``headers_plain`` counts the same header fields uncompressed, one
+``name: value`` line each (`header_list_size`). HTTP/1.x sends them as text, so there it
+equals ``headers``; over HTTP/2 the connection adds each list it sends or receives, and
+`HeaderBytes` puts the two side by side, per direction and per protocol.
 """
 
 from __future__ import annotations
 
 import struct
 from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import chain
 from typing import TYPE_CHECKING, Any
 
 from h2books.protocol.h2.frames import (
@@ -33,7 +41,14 @@ from h2books.protocol.h2.frames import (
 if TYPE_CHECKING:
     from h2books.client.stats_h3 import H3Tap
 
-__all__ = ["H1StreamTap", "H2FrameTap", "WireCounts", "WireStats"]
+__all__ = [
+    "H1StreamTap",
+    "H2FrameTap",
+    "HeaderBytes",
+    "WireCounts",
+    "WireStats",
+    "header_list_size",
+]
 
 _LENGTH_AND_TYPE = struct.Struct(">I")
 _DATA, _HEADERS, _CONTINUATION = DATA, HEADERS, CONTINUATION
@@ -43,13 +58,20 @@ _FRAME_HEADER = FRAME_HEADER_SIZE
 _PREFACE_SIZE = len(CLIENT_PREFACE)
 
 
-class WireCounts:
-    """Byte totals for one direction."""
+def header_list_size(fields: Sequence[tuple[bytes, bytes]]) -> int:
+    """Octets of the fields as text, one ``name: value`` line each (CRLF included): what
+    they take uncompressed, the figure header compression is measured against."""
+    return sum(map(len, chain.from_iterable(fields))) + 4 * len(fields)
 
-    __slots__ = ("body", "framing", "headers")
+
+class WireCounts:
+    """Byte totals for one direction; ``headers_plain``: the header fields uncompressed."""
+
+    __slots__ = ("body", "framing", "headers", "headers_plain")
 
     def __init__(self) -> None:
         self.headers = 0
+        self.headers_plain = 0
         self.body = 0
         self.framing = 0
 
@@ -60,6 +82,7 @@ class WireCounts:
     def as_dict(self) -> dict[str, int]:
         return {
             "headers": self.headers,
+            "headers_plain": self.headers_plain,
             "body": self.body,
             "framing": self.framing,
             "total": self.total,
@@ -100,6 +123,59 @@ class WireStats:
             "sent": self.sent.as_dict(),
             "received": self.received.as_dict(),
         }
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderBytes:
+    """One protocol's header fields, per direction: octets on the wire (HEADERS and
+    CONTINUATION payloads over HTTP/2, heads and trailers over HTTP/1.x; over HTTP/3, the
+    QPACK field sections plus its encoder and decoder streams) against the same fields
+    uncompressed. The bench prints one per protocol side by side."""
+
+    protocol: str  # "h1" | "h2" | "h3"
+    requests: int
+    sent: int
+    sent_plain: int
+    received: int
+    received_plain: int
+
+    @classmethod
+    def of(cls, protocol: str, stats: WireStats, requests: int) -> HeaderBytes:
+        sent, received = stats.sent, stats.received
+        return cls(
+            protocol,
+            requests,
+            sent.headers,
+            sent.headers_plain,
+            received.headers,
+            received.headers_plain,
+        )
+
+    @staticmethod
+    def saved(wire: int, plain: int) -> float | None:
+        """Share of the uncompressed size that compression saved (None without figures)."""
+        return 1 - wire / plain if plain else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "protocol": self.protocol,
+            "requests": self.requests,
+            "sent": self.sent,
+            "sent_plain": self.sent_plain,
+            "received": self.received,
+            "received_plain": self.received_plain,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeaderBytes:
+        return cls(
+            str(data["protocol"]),
+            int(data["requests"]),
+            int(data["sent"]),
+            int(data["sent_plain"]),
+            int(data["received"]),
+            int(data["received_plain"]),
+        )
 
 
 class H2FrameTap:
@@ -219,11 +295,13 @@ class H1StreamTap:
                     self._state == _HEAD and end == size
                 ):
                     counts.headers += end
+                    counts.headers_plain += end  # sent as text
                     counts.body += size - end
                     self._state = _HEAD
                     self._remaining = 0
                     return
                 counts.headers += end
+                counts.headers_plain += end  # sent as text
                 pos = end
         while pos < size:
             state = self._state
@@ -250,6 +328,7 @@ class H1StreamTap:
                     return
                 end += 4
                 counts.headers += end - pos
+                counts.headers_plain += end - pos  # sent as text
                 self._on_head(data[pos:end])
                 pos = end
             elif state in (_CHUNK_SIZE, _TRAILERS):
@@ -264,6 +343,7 @@ class H1StreamTap:
                     self._on_chunk_size(line)
                 elif line:
                     counts.headers += len(line) + 2
+                    counts.headers_plain += len(line) + 2  # sent as text
                 else:
                     counts.framing += 2
                     self._state = _HEAD

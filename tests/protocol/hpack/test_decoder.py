@@ -282,3 +282,13 @@ class TestHeaderListSize:
         assert not isinstance(raised.value, HeaderListBombError)
         with pytest.raises(HeaderListBombError):
             Decoder(max_header_list_size=100).decode(block * 2)
+
+
+def test_totals_count_every_decoded_field_and_its_size() -> None:
+    decoder = Decoder()
+    decoder.decode(b"\x82" + literal_with_indexing(b"x-a", b"12345"))  # :method GET, then x-a
+    decoder.decode(b"\xbe")
+    assert decoder.decoded_fields == 3
+    assert decoder.decoded_size == (7 + 3 + 32) + 2 * (3 + 5 + 32)
+    with pytest.raises(HeaderListTooLargeError):
+        Decoder(max_header_list_size=10).decode(b"\x82")

@@ -68,50 +68,81 @@ def test_long_cookies_are_indexed() -> None:
     assert encoder_.encode([cookie]) == b"\xbe"
 
 
-@pytest.mark.parametrize(
-    "field",
-    [
-        (b"content-length", b"1234"),
-        (b"date", b"Mon, 24 Nov 2025 03:00:00 GMT"),
-        (b"etag", b'"abc"'),
-        (b"last-modified", b"Mon, 24 Nov 2025 03:00:00 GMT"),
-        (b"expires", b"0"),
-        (b"age", b"10"),
-        (b"location", b"/books/1"),
-        (b"if-none-match", b'"abc"'),
-        (b"if-modified-since", b"Mon, 24 Nov 2025 03:00:00 GMT"),
-        (b"x-request-id", b"5f2b8c1e"),
-        (b"content-range", b"bytes 0-99/1000"),
-        (b"x-long", b"v" * 129),
-        (b"user-agent", b"u" * 129),
-        (b":path", b"/" + b"p" * 64),
-    ],
-)
-def test_volatile_fields_are_sent_without_indexing_and_cached(field: tuple[bytes, bytes]) -> None:
+_SECOND_SIGHTING_FIELDS = [
+    (b"content-length", b"1234"),
+    (b"etag", b'"abc"'),
+    (b"last-modified", b"Mon, 24 Nov 2025 03:00:00 GMT"),
+    (b"expires", b"0"),
+    (b"age", b"10"),
+    (b"location", b"/books/1"),
+    (b"if-none-match", b'"abc"'),
+    (b"if-modified-since", b"Mon, 24 Nov 2025 03:00:00 GMT"),
+    (b"x-request-id", b"5f2b8c1e"),
+    (b"content-range", b"bytes 0-99/1000"),
+    (b":path", b"/book?id=17"),
+]
+
+
+@pytest.mark.parametrize("field", _SECOND_SIGHTING_FIELDS)
+def test_per_resource_fields_are_indexed_on_their_second_sighting(
+    field: tuple[bytes, bytes],
+) -> None:
     encoder_ = Encoder()
     block = encoder_.encode([field])
-    assert block[0] & 0xF0 == 0x00
+    assert block[0] & 0xF0 == 0x00  # without indexing
     assert encoder_.table_entries == []
-    assert encoder._unindexed_representations[field] == block
-    assert Encoder().encode([field]) == block
+    assert Encoder().encode([field]) == block  # table-independent, so shared
+    assert encoder_.encode([field])[0] & 0xC0 == 0x40  # with incremental indexing
+    assert encoder_.table_entries == [field]
+    assert encoder_.encode([field]) == b"\xbe"
     assert Decoder().decode(block) == [field]
 
 
-def test_threshold_values_are_still_indexed() -> None:
-    encoder_ = Encoder()
-    encoder_.encode([(b":path", b"/" + b"p" * 63), (b"x-long", b"v" * 128)])
-    assert len(encoder_.table_entries) == 2
+def test_second_sightings_never_evict() -> None:
+    encoder_ = Encoder(max_table_size=100)
+    encoder_.encode([(b"server", b"h2books")])  # 6 + 7 + 32 = 45 octets
+    length = (b"content-length", b"%d" % 10**12)  # 14 + 13 + 32 = 59 > 100 - 45
+    encoder_.encode([length])
+    block = encoder_.encode([length])
+    assert block[0] & 0xF0 == 0x00
+    assert encoder_.table_entries == [(b"server", b"h2books")]
 
 
-def test_long_value_of_a_dynamic_name_uses_the_dynamic_name_index() -> None:
+def test_sightings_are_bounded() -> None:
     encoder_ = Encoder()
+    paths = [(b":path", b"/p%d" % number) for number in range(encoder.SIGHTINGS_KEPT * 3)]
+    for path in paths:
+        encoder_.encode([path])
+        assert len(encoder_._sightings) <= encoder.SIGHTINGS_KEPT
+    assert encoder_.table_entries == []
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        (b"date", b"Mon, 24 Nov 2025 03:00:00 GMT"),  # the same for every response of a second
+        (b"user-agent", b"u" * 300),
+        (b"cookie", b"consent=" + b"c" * 400),
+        (b"referer", b"https://www.shop.example/c/space-opera?sort=rating&" + b"q" * 200),
+    ],
+)
+def test_long_and_per_second_values_are_indexed_at_once(field: tuple[bytes, bytes]) -> None:
+    encoder_ = Encoder()
+    encoder_.encode([field])
+    assert encoder_.table_entries == [field]
+    assert encoder_.encode([field]) == b"\xbe"
+
+
+def test_a_value_over_half_the_table_is_not_indexed_and_uses_a_dynamic_name_index() -> None:
+    encoder_ = Encoder(max_table_size=400)
     encoder_.encode([(b"x-custom", b"short")])
-    # A value no other test uses: a literal-name form cached by another test would win.
-    long_value = b"only-in-this-test:" + b"v" * 200
+    long_value = b"v" * (200 - 32 - len(b"x-custom") + 1)  # entry of 201 octets > 400 / 2
     block = encoder_.encode([(b"x-custom", long_value)])
     assert block[:2] == b"\x0f\x2f"  # without indexing, name index 62 = 15 + 47
-    assert (b"x-custom", long_value) not in encoder._unindexed_representations
     assert len(encoder_.table_entries) == 1
+    fitting = b"v" * (200 - 32 - len(b"x-custom"))
+    encoder_.encode([(b"x-custom", fitting)])
+    assert len(encoder_.table_entries) == 2
 
 
 def test_huffman_is_used_only_when_shorter() -> None:
@@ -129,10 +160,10 @@ def test_huffman_off_sends_raw_strings_and_skips_the_shared_cache() -> None:
     assert field not in encoder._unindexed_representations
 
 
-def test_entry_larger_than_the_table_is_not_inserted() -> None:
-    encoder_ = Encoder(max_table_size=64)
+def test_entry_larger_than_half_the_table_is_not_inserted() -> None:
+    encoder_ = Encoder(max_table_size=128)
     encoder_.encode([(b"x-a", b"1")])
-    block = encoder_.encode([(b"server", b"s" * 40)])  # 6 + 40 + 32 > 64
+    block = encoder_.encode([(b"server", b"s" * 40)])  # 6 + 40 + 32 > 128 / 2
     assert block[0] & 0xF0 == 0x00
     assert encoder_.table_entries == [(b"x-a", b"1")]
 
@@ -145,12 +176,13 @@ def test_zero_size_table_never_indexes() -> None:
 
 
 def test_entry_name_is_referenced_before_its_insertion_evicts_it() -> None:
-    encoder_ = Encoder(max_table_size=40)
-    decoder = Decoder(max_table_size=40)
-    for value in (b"1", b"2", b"3"):
-        block = encoder_.encode([(b"x-a", value)])
-        assert decoder.decode(block) == [(b"x-a", value)]
-    assert encoder_.table_entries == decoder.table_entries == [(b"x-a", b"3")]
+    encoder_ = Encoder(max_table_size=80)
+    decoder = Decoder(max_table_size=80)
+    # 36 + 37 octets, then 38 more evict x-a: 1, whose name the new entry refers to.
+    for field in ((b"x-a", b"1"), (b"x-b", b"22"), (b"x-a", b"333")):
+        block = encoder_.encode([field])
+        assert decoder.decode(block) == [field]
+    assert encoder_.table_entries == decoder.table_entries == [(b"x-a", b"333"), (b"x-b", b"22")]
 
 
 def test_indexes_above_126_use_a_multi_octet_integer() -> None:
@@ -237,7 +269,7 @@ def test_representation_cache_is_bounded() -> None:
 
 
 def test_huge_volatile_values_are_not_cached() -> None:
-    field = (b"x-blob", b"b" * 5000)
+    field = (b"etag", b'"%s"' % (b"b" * 5000))
     Encoder().encode([field])
     assert field not in encoder._unindexed_representations
 
@@ -273,7 +305,7 @@ def test_table_state_changes_with_an_insertion_and_is_unset_while_a_size_update_
     encoder.encode([(b"server", b"h2books")])  # inserted
     assert encoder.table_state() != state
     state = encoder.table_state()
-    encoder.encode([(b"server", b"h2books"), (b"date", b"Thu, 03 Dec 2026 10:00:00 GMT")])
+    encoder.encode([(b"server", b"h2books"), (b"content-length", b"1234")])
     assert encoder.table_state() == state  # an indexed field and an unindexed one
     encoder.set_max_table_size(256)
     assert encoder.table_state() == -1

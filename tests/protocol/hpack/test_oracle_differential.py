@@ -26,6 +26,9 @@ _common_names = st.sampled_from(
         b"accept",
         b"x-request-id",
         b"x-custom",
+        b"etag",
+        b"referer",
+        b"last-modified",
     ]
 )
 _names = st.one_of(_common_names, st.binary(max_size=12))
@@ -34,12 +37,17 @@ _values = st.one_of(
     st.binary(max_size=40),
     st.binary(min_size=60, max_size=200),
 )
+# Around half of a 4,096-octet table: indexed on one side of the line, not on the other.
+# Only for our encoder: hpack's, in pure Python, takes seconds over such values.
+_values_up_to_half_a_table = st.one_of(_values, st.binary(min_size=1900, max_size=2200))
 
 
 @st.composite
-def block_sequences(draw: st.DrawFn) -> list[tuple[int | None, Fields]]:
+def block_sequences(
+    draw: st.DrawFn, values: st.SearchStrategy[bytes] = _values
+) -> list[tuple[int | None, Fields]]:
     """Header lists drawn from a small pool (so fields repeat), each maybe after a resize."""
-    pool = draw(st.lists(st.tuples(_names, _values), min_size=1, max_size=12))
+    pool = draw(st.lists(st.tuples(_names, values), min_size=1, max_size=12))
     sequence = []
     for _ in range(draw(st.integers(min_value=1, max_value=8))):
         resize = draw(st.one_of(st.none(), st.integers(min_value=0, max_value=5000)))
@@ -58,7 +66,7 @@ def _oracle_decode(decoder: hpack.Decoder, block: bytes) -> Fields:
     return [(bytes(name), bytes(value)) for name, value in decoder.decode(block, raw=True)]
 
 
-@given(block_sequences(), st.booleans(), st.sampled_from([4096, 65536]))
+@given(block_sequences(_values_up_to_half_a_table), st.booleans(), st.sampled_from([4096, 65536]))
 @settings(max_examples=300)
 def test_our_encoder_is_understood_by_the_oracle_decoder(
     sequence: list[tuple[int | None, Fields]], huffman: bool, size_limit: int

@@ -7,6 +7,7 @@ from h2books.protocol.hpack.errors import HPACKDecodingError
 from h2books.protocol.hpack.huffman import huffman_encode
 from h2books.protocol.hpack.strings import (
     CACHE_MAX_ENTRIES,
+    CACHED_ENCODED_STRING_MAX_LENGTH,
     CACHED_STRING_MAX_LENGTH,
     decode_string,
     encode_raw_string,
@@ -90,6 +91,9 @@ def test_long_strings_are_not_cached() -> None:
     encoded = encode_string(text)
     assert encoded[0] & 0x80  # Huffman-coded, and still longer than the cache limit
     assert len(encoded) - 1 > CACHED_STRING_MAX_LENGTH
-    assert text not in strings._encoded_strings
     assert decode_string(encoded, 0)[0] == text
     assert encoded[1:] not in strings._decoded_strings
+    assert text in strings._encoded_strings  # a user agent's length: encoding caches it
+    longer = b"x" * (CACHED_ENCODED_STRING_MAX_LENGTH + 1)
+    encode_string(longer)
+    assert longer not in strings._encoded_strings

@@ -95,6 +95,11 @@ class H2Connection(Deadlines):
         return len(self._streams)
 
     @property
+    def received_header_fields(self) -> tuple[int, int]:
+        """(fields, their RFC 7541 §4.1 size) of every header block received so far."""
+        return self._decoder.decoded_fields, self._decoder.decoded_size
+
+    @property
     def has_partial_request(self) -> bool:
         """Part of a request head is waiting: an unfinished preface, a header block
         still expecting CONTINUATION frames, or part of a frame other than DATA. The

@@ -38,6 +38,8 @@ class Decoder:
         "_max_allowed_table_size",
         "_size_update_required",
         "_table",
+        "decoded_fields",
+        "decoded_size",
         "max_header_list_size",
     )
 
@@ -46,6 +48,10 @@ class Decoder:
         self._max_allowed_table_size = max_table_size
         self._size_update_required = False
         self.max_header_list_size = max_header_list_size
+        # Totals over every block decoded: fields, and their size as RFC 7541 §4.1 counts it
+        # (name + value + 32 each). What the wire reports compare compressed bytes against.
+        self.decoded_fields = 0
+        self.decoded_size = 0
 
     @property
     def max_allowed_table_size(self) -> int:
@@ -172,6 +178,8 @@ class Decoder:
             raise HeaderListTooLargeError(
                 f"header list of {list_size} octets exceeds the limit of {limit}"
             )
+        self.decoded_fields += len(headers)
+        self.decoded_size += list_size
         return headers
 
 

@@ -3,10 +3,20 @@
 Policy, per field:
 
 * exact match in the static or dynamic table -> indexed field (1 octet for the first 126 indexes);
-* credentials (and short cookies, which are easy to brute-force, §7.1.3) -> literal never indexed;
-* volatile fields whose values rarely repeat (dates, lengths, ids, long values) -> literal without
-  indexing, so they do not churn useful entries out of the table;
-* everything else -> literal with incremental indexing, 1 octet from its second use on.
+* credentials, set-cookie and cookies under 20 octets -> literal never indexed, kept out of every
+  shared cache (RFC 7541 §7.1). An attacker who can add guesses to the connection learns from
+  the compressed size whether a guess matched a whole indexed value: a short cookie crumb is few
+  enough guesses away, a crumb of 20 octets or more (a session id, a token) is not, and indexing
+  it is what saves re-sending it with every request (the same line as nghttp2 and h2);
+* ``:path`` and per-resource validators and ids (content-length, etag, last-modified, ...) ->
+  indexed only on their second sighting (among the last SIGHTINGS_KEPT such fields), and only
+  into the free first half of the table, never evicting: most paths and tags come once, and an
+  entry sent once only pushes out the fields that do repeat (authority, user agent, cookies).
+  Never evicting also bounds how often responses change the table, and with it the state id
+  that the response path's block cache (`table_state`) is keyed on;
+* a value whose entry would take more than half the table -> literal without indexing;
+* everything else, whatever its length (cookies, user agents, referers, the date of the current
+  second) -> literal with incremental indexing, 1 octet from its second use on.
 
 Representations that do not depend on the dynamic table are cached in a bounded module-level dict,
 so a repeated volatile field costs one dict lookup.
@@ -17,7 +27,11 @@ from collections.abc import Iterable
 from typing import Final
 
 from h2books.protocol.hpack.integers import encode_integer
-from h2books.protocol.hpack.static_table import STATIC_INDEX_BY_FIELD, STATIC_INDEX_BY_NAME
+from h2books.protocol.hpack.static_table import (
+    STATIC_INDEX_BY_FIELD,
+    STATIC_INDEX_BY_NAME,
+    STATIC_TABLE_LENGTH,
+)
 from h2books.protocol.hpack.strings import (
     encode_raw_string,
     encode_string,
@@ -38,13 +52,13 @@ NEVER_INDEXED_BELOW: Final[dict[bytes, int]] = {
     b"cookie": 20,
 }
 
-# name -> longest value worth a dynamic table entry; other names use DEFAULT_INDEXABLE_LENGTH.
-INDEXABLE_UP_TO: Final[dict[bytes, int]] = {
-    name: -1
-    for name in (
+# Names whose values change with each resource, or each request: indexed on a second sighting,
+# into the free first half of the table only (the other half stays for fields that repeat more).
+INDEXED_ON_SECOND_SIGHTING: Final = frozenset(
+    (
+        b":path",
         b"content-length",
         b"etag",
-        b"date",
         b"last-modified",
         b"expires",
         b"age",
@@ -54,15 +68,28 @@ INDEXABLE_UP_TO: Final[dict[bytes, int]] = {
         b"x-request-id",
         b"content-range",
     )
-}
-INDEXABLE_UP_TO[b":path"] = 64
-DEFAULT_INDEXABLE_LENGTH: Final = 128
+)
+SIGHTINGS_KEPT: Final = 64
+# Counting sightings costs a little on every such field: a connection whose values never come
+# again (a crawl: a new etag each response) stops counting once first sightings outnumber
+# second ones by this much; each second sighting buys SIGHTING_REFUND more.
+SIGHTING_BUDGET: Final = 128
+# Below this much room in the first half, sightings are no longer counted: a validator's entry
+# takes more (content-length: 32 + 14 + its digits).
+SMALL_ENTRY_SIZE: Final = 64
+SIGHTING_REFUND: Final = 8
+# A value is indexed only if its entry takes at most this share of the table (1/2): one long
+# value must not flush everything else.
+LARGEST_ENTRY_DIVISOR: Final = 2
 
 # Bounds of the shared cache of table-independent representations.
 REPRESENTATION_CACHE_MAX_ENTRIES: Final = 4096
 CACHED_REPRESENTATION_MAX_LENGTH: Final = 256
 
-_INDEXED: Final[tuple[bytes, ...]] = tuple(bytes((0x80 | index,)) for index in range(0x7F))
+# Indexed field representations up to index 254 (two octets from 127 on): a full default-size
+# table holds at most 4096 / 32 entries after the 61 static ones.
+_INDEXED: Final[tuple[bytes, ...]] = tuple(encode_integer(index, 7, 0x80) for index in range(255))
+_INDEXED_COUNT: Final = len(_INDEXED)
 _STATIC_INDEXED: Final[dict[tuple[bytes, bytes], bytes]] = {
     field: _INDEXED[index] for field, index in STATIC_INDEX_BY_FIELD.items()
 }
@@ -82,9 +109,12 @@ class Encoder:
     """
 
     __slots__ = (
+        "_cache",
         "_encode_secret",
         "_encode_string",
         "_huffman",
+        "_sighting_budget",
+        "_sightings",
         "_smallest_pending_size",
         "_table",
         "_table_size_limit",
@@ -105,6 +135,12 @@ class Encoder:
             effective_size if effective_size != max_table_size else None
         )
         self._huffman = huffman
+        self._cache = _unindexed_representations if huffman else _NOTHING_CACHED
+        # Values of second-sighting fields sent once and not indexed yet (a dict: 64 octets
+        # empty). Keyed by value alone, whose hash bytes cache: two names sharing a value
+        # only make one of them indexed a sighting early.
+        self._sightings: dict[bytes, None] = {}
+        self._sighting_budget = SIGHTING_BUDGET
         self._encode_string = encode_string if huffman else encode_raw_string
         self._encode_secret = encode_string_uncached if huffman else encode_raw_string
 
@@ -167,32 +203,68 @@ class Encoder:
             self._smallest_pending_size = None
 
         static_indexed = _STATIC_INDEXED
-        unindexed = _unindexed_representations if self._huffman else _NOTHING_CACHED
         number_by_field = table.number_by_field
+        shared = self._cache
+        sightings = self._sightings
+        # Second sightings are indexed only into the table's first half: once it is filled
+        # (checked once per block), or the budget spent, they need no bookkeeping at all.
+        counting = (
+            self._sighting_budget > 0 and (table.max_size >> 1) - table.size >= SMALL_ENTRY_SIZE
+        )
+        first_sightings = 0
+        if len(sightings) >= SIGHTINGS_KEPT:
+            # Bounded per block, not per field: a block adds at most its own fields.
+            sightings.clear()
+        # HPACK index = newest_index - insertion number (EncoderTable.index_of, inlined);
+        # only an insertion by _encode_literal moves it.
+        newest_index = STATIC_TABLE_LENGTH + table.insert_count
         for field in fields:
             representation = static_indexed.get(field)
             if representation is None:
-                # Fields cached here are never inserted, so they cannot be in the dynamic table.
-                representation = unindexed.get(field)
-                if representation is None:
-                    number = number_by_field.get(field)
-                    if number is None:
+                number = number_by_field.get(field)
+                if number is None:
+                    # Only second-sighting fields have a shared representation: on a first
+                    # sighting, it is the answer.
+                    representation = shared.get(field)
+                    if representation is None or (counting and field[1] in sightings):
                         representation = self._encode_literal(field)
-                    else:
-                        index = table.index_of(number)
-                        representation = (
-                            _INDEXED[index] if index < 0x7F else encode_integer(index, 7, 0x80)
-                        )
+                        newest_index = STATIC_TABLE_LENGTH + table.insert_count
+                    elif counting:
+                        sightings[field[1]] = None
+                        first_sightings += 1
+                else:
+                    index = newest_index - number
+                    representation = (
+                        _INDEXED[index]
+                        if index < _INDEXED_COUNT
+                        else encode_integer(index, 7, 0x80)
+                    )
             parts.append(representation)
+        if first_sightings:
+            self._sighting_budget -= first_sightings
         return b"".join(parts)
 
     def _encode_literal(self, field: tuple[bytes, bytes]) -> bytes:
         name, value = field
         table = self._table
-        encode_str = self._encode_string
-        value_length = len(value)
-
-        if value_length < NEVER_INDEXED_BELOW.get(name, 0):
+        entry_size = len(name) + len(value) + ENTRY_OVERHEAD
+        if name in INDEXED_ON_SECOND_SIGHTING:
+            # First here: most literals of the response path are these.
+            if (
+                self._sighting_budget <= 0
+                or entry_size > (table.max_size >> 1) - table.size
+                or not self._seen_before(field)
+            ):
+                # With a static name (or none): the same on every connection, so shared.
+                representation = self._literal_without_indexing(
+                    STATIC_INDEX_BY_NAME.get(name, 0), name, value
+                )
+                if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
+                    if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
+                        _unindexed_representations.clear()
+                    _unindexed_representations[field] = representation
+                return representation
+        elif len(value) < NEVER_INDEXED_BELOW.get(name, 0):
             # Secrets bypass the shared caches.
             name_index = self._name_index(name)
             head = (
@@ -202,30 +274,26 @@ class Encoder:
             )
             return head + self._encode_secret(value)
 
-        static_name_index = STATIC_INDEX_BY_NAME.get(name, 0)
-        if value_length > INDEXABLE_UP_TO.get(name, DEFAULT_INDEXABLE_LENGTH):
-            dynamic_name_number = None if static_name_index else table.number_by_name.get(name)
-            if dynamic_name_number is not None:
-                # Depends on the table, so it cannot be shared.
-                name_index = table.index_of(dynamic_name_number)
-                return encode_integer(name_index, 4) + encode_str(value)
-            representation = self._literal_without_indexing(static_name_index, name, value)
-            if self._huffman and len(representation) <= CACHED_REPRESENTATION_MAX_LENGTH:
-                if len(_unindexed_representations) >= REPRESENTATION_CACHE_MAX_ENTRIES:
-                    _unindexed_representations.clear()
-                _unindexed_representations[field] = representation
-            return representation
-
-        name_index = static_name_index or self._name_index(name)
-        if len(name) + value_length + ENTRY_OVERHEAD > table.max_size:
-            # Inserting would only empty the table.
+        encode_str = self._encode_string
+        name_index = self._name_index(name)
+        if entry_size * LARGEST_ENTRY_DIVISOR > table.max_size:
             if name_index:
                 return encode_integer(name_index, 4) + encode_str(value)
-            return self._literal_without_indexing(0, name, value)
+            return b"\x00" + encode_str(name) + encode_str(value)
         # The name index must be taken before inserting, which may evict that very entry.
         head = encode_integer(name_index, 6, 0x40) if name_index else b"\x40" + encode_str(name)
         table.add(field)
         return head + encode_str(value)
+
+    def _seen_before(self, field: tuple[bytes, bytes]) -> bool:
+        """False the first time a field comes (and remembers it), True the second."""
+        sightings = self._sightings
+        if sightings.pop(field[1], 0) is None:
+            self._sighting_budget = min(self._sighting_budget + SIGHTING_REFUND, SIGHTING_BUDGET)
+            return True
+        sightings[field[1]] = None
+        self._sighting_budget -= 1
+        return False
 
     def _name_index(self, name: bytes) -> int:
         """Static or dynamic index of an entry named ``name``, or 0 if there is none."""

@@ -13,6 +13,10 @@ from h2books.protocol.hpack.integers import decode_integer_continuation, encode_
 
 CACHE_MAX_ENTRIES: Final = 4096
 CACHED_STRING_MAX_LENGTH: Final = 64
+# Longer for encoding: a user agent, an accept list or a referer runs to 100-250 octets, and
+# once indexed is encoded once per connection, again on each new one. (The representation
+# cache of the encoder, which held such values when they were not indexed, holds fewer now.)
+CACHED_ENCODED_STRING_MAX_LENGTH: Final = 256
 
 _encoded_strings: dict[bytes, bytes] = {}
 _decoded_strings: dict[bytes, bytes] = {}
@@ -36,7 +40,7 @@ def encode_string(data: bytes) -> bytes:
     encoded = _encoded_strings.get(data)
     if encoded is None:
         encoded = encode_string_uncached(data)
-        if len(data) <= CACHED_STRING_MAX_LENGTH:
+        if len(data) <= CACHED_ENCODED_STRING_MAX_LENGTH:
             if len(_encoded_strings) >= CACHE_MAX_ENTRIES:
                 _encoded_strings.clear()
             _encoded_strings[data] = encoded
