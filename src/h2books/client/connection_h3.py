@@ -32,7 +32,7 @@ from h2books.client.errors import (
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.stats import WireStats
+from h2books.client.stats import WireStats, header_list_size
 from h2books.client.stats_h3 import H3Tap
 
 __all__ = ["H3ClientProtocol", "quic_client_configuration"]
@@ -97,6 +97,8 @@ class H3ClientProtocol(ClientConnection):
             (b":authority", origin.authority.encode("ascii")),
         )
         self._extra = settings.extra_fields
+        # The fields uncompressed, next to QPACK's bytes in the wire report.
+        self._stats = settings.stats
         self._max_response_size = settings.max_response_size
         self._flush_scheduled = False
         self._timer: asyncio.TimerHandle | None = None
@@ -132,6 +134,8 @@ class H3ClientProtocol(ClientConnection):
         ]
         body = exchange.body
         self._h3.send_headers(stream_id, fields, end_stream=not body)
+        if self._stats is not None:
+            self._stats.sent.headers_plain += header_list_size(fields)
         if body:
             self._h3.send_data(stream_id, body, end_stream=True)
         self._streams[stream_id] = exchange
@@ -203,6 +207,8 @@ class H3ClientProtocol(ClientConnection):
         exchange = self._streams.get(event.stream_id)
         if exchange is None:
             return
+        if self._stats is not None:
+            self._stats.received.headers_plain += header_list_size(event.headers)
         status = next((value for name, value in event.headers if name == b":status"), None)
         if status is None:  # trailers
             exchange.response_trailers = list(event.headers)
