@@ -432,3 +432,17 @@ def test_index_sizes_kept_are_bounded(app: Bookstore) -> None:
     bodies = {get(app, "/", f"books={n}").body for n in range(1, 60)}
     assert len(bodies) == min(59, len(BOOKS))  # every size is right, kept or not
     assert len(app._tables._first) <= 32 + 1
+
+
+def test_any_index_size_is_a_prefix_and_keeps_nothing_beyond_the_bound(app: Bookstore) -> None:
+    ids = list(BOOKS)
+    for n in range(len(ids) + 1):
+        index = get(app, "/", f"books={n}")
+        assert json.loads(index.body) == ids[:n]
+        assert index.hints is not None and len(index.hints.push) == n
+    # A peer choosing ever new sizes gets them built, never remembered: no validators,
+    # no entry per size in the 304 table.
+    kept = len(app._tables.revalidation)
+    for n in range(len(ids) + 1):
+        get(app, "/", f"books={n}")
+    assert len(app._tables.revalidation) == kept

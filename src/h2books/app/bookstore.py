@@ -81,7 +81,17 @@ _OPAQUE_TAG = re.compile(rb'"[^"]*"')
 class _Tables:
     """Everything one catalogue version answers with. Never mutated once built."""
 
-    __slots__ = ("_first", "books", "books_by_query", "ids", "pages", "revalidation", "version")
+    __slots__ = (
+        "_first",
+        "_index_ends",
+        "_push_paths",
+        "books",
+        "books_by_query",
+        "ids",
+        "pages",
+        "revalidation",
+        "version",
+    )
 
     def __init__(self, version: str, books: Iterable[tuple[str, bytes]]) -> None:
         self.version = version
@@ -97,9 +107,16 @@ class _Tables:
         # for a book arrives; keying on it makes that request a single lookup.
         self.books_by_query = {f"id={book_id}": self.books[book_id] for book_id in ids}
         self.ids = ids
-        # The post's index: json.dumps(list(BOOKS.keys())).
-        index = self._index(ids)
-        # `/?books=N`, built on first use: a few sizes at most are ever asked for.
+        # The post's index: json.dumps(list(BOOKS.keys())). `/?books=N` answers with a
+        # prefix of it, cut where the Nth id ends, and the first N push paths.
+        index_body = json.dumps(ids).encode()
+        self._index_ends = _element_ends(ids)
+        self._push_paths = [f"{_BOOK_PATH}?id={book_id}".encode("ascii") for book_id in ids]
+        index = self._cacheable(_JSON, index_body)
+        # With `h2books serve --push`, an HTTP/2 client that allows pushes gets the books
+        # the index lists pushed along with it, as many as its limits let through.
+        index.hints = Hints(push=self._push_paths)
+        # The sizes asked for first are kept (with their 304s); see first_books.
         self._first: dict[int, Response] = {len(ids): index}
         hello = self._cacheable(_TEXT, HELLO_BODY)
         listing = self._cacheable(_JSON, listing_json(books))
@@ -114,23 +131,25 @@ class _Tables:
             _LISTING_PATH: listing,
         }
 
-    def _index(self, ids: list[str]) -> Response:
-        index = self._cacheable(_JSON, json.dumps(ids).encode())
-        # With `h2books serve --push`, an HTTP/2 client that allows pushes gets the books
-        # the index lists pushed along with it, as many as its limits let through.
-        index.hints = Hints(push=[f"{_BOOK_PATH}?id={book_id}".encode("ascii") for book_id in ids])
-        return index
-
     def first_books(self, count: int) -> Response:
-        """The index of the first `count` books (all of them beyond the catalogue's size)."""
+        """The index of the first `count` books (all of them beyond the catalogue's size).
+
+        A peer picks `count`, so an answer costs a slice of the full index, not a new
+        JSON encoding and hash of it: any size is cheap. The first `_MAX_INDEX_SIZES`
+        sizes asked for are kept, with an entity-tag and their 304; others are built per
+        request and answer without validators (nothing per size is kept for them)."""
         count = min(count, len(self.ids))
         index = self._first.get(count)
-        if index is None:
-            index = self._index(self.ids[:count])
-            # Bounded: a client choosing many sizes gets them built, not kept. (The one
-            # mutation of the tables: a cache, filled from the loop's thread.)
-            if len(self._first) < _MAX_INDEX_SIZES:
-                self._first[count] = index
+        if index is not None:
+            return index
+        full = self.pages[_INDEX_PATH].body
+        body = full[: self._index_ends[count - 1]] + b"]" if count else b"[]"
+        if len(self._first) < _MAX_INDEX_SIZES:
+            # (The one mutation of the tables: a bounded cache, filled from the loop's thread.)
+            index = self._first[count] = self._cacheable(_JSON, body)
+        else:
+            index = Response(200, (_JSON, _CACHEABLE), body)
+        index.hints = Hints(push=self._push_paths[:count])
         return index
 
     def _cacheable(self, content_type: tuple[bytes, bytes], body: bytes) -> Response:
@@ -232,6 +251,17 @@ class Bookstore:
 def create_app(data_dir: Path) -> Bookstore:
     """The bookstore over ``data_dir/catalog.sqlite3`` (generated on first run)."""
     return Bookstore(open_catalog(Path(data_dir)))
+
+
+def _element_ends(ids: list[str]) -> list[int]:
+    """Where each id's JSON string ends in ``json.dumps(ids)`` (elements joined by ", ")."""
+    ends = []
+    end = 1  # the opening bracket
+    for book_id in ids:
+        end += len(json.dumps(book_id).encode())
+        ends.append(end)
+        end += 2
+    return ends
 
 
 def _index_from_query(tables: _Tables, request: Request) -> Response:
