@@ -11,8 +11,12 @@ import h2.config
 import h2.connection
 import h2.errors
 import h2.events
+import h2.exceptions
+import pytest
 
 from h2books.client import Client
+from h2books.client import client as client_module
+from h2books.client import exchange as exchange_module
 
 
 class PushingServer(asyncio.Protocol):
@@ -61,6 +65,22 @@ class PushingServer(asyncio.Protocol):
                 conn.send_headers(pushed, [(b":status", b"200")])
                 conn.send_data(pushed, b"pushed", end_stream=True)
             conn.reset_stream(4, h2.errors.ErrorCodes.CANCEL)
+        if path == b"/second" and conn.remote_settings.enable_push:
+            pushed = conn.get_next_available_stream_id()
+            try:
+                conn.push_stream(
+                    stream_id,
+                    pushed,
+                    [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
+                     (b":path", b"/other")],
+                )  # fmt: skip
+                conn.send_headers(pushed, [(b":status", b"200")])
+                conn.send_data(pushed, b"pushed", end_stream=True)
+            except h2.exceptions.StreamClosedError:
+                pass  # declined already
+        if path == b"/hints":
+            for _ in range(40):  # a server may send any number of 1xx
+                conn.send_headers(stream_id, [(b":status", b"103"), (b"link", b"</a>")])
         conn.send_headers(stream_id, [(b":status", b"200")])
         conn.send_data(stream_id, b"requested " + path, end_stream=True)
 
@@ -101,5 +121,30 @@ def test_without_push_the_client_announces_it_and_requests_everything() -> None:
         assert not server.conn.remote_settings.enable_push  # we announced ENABLE_PUSH=0
         assert not (await client.get("/kept")).pushed
         assert client.pushes_received == 0
+
+    asyncio.run(run(check, push=False))
+
+
+def test_held_pushes_are_bounded_in_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server decides what it pushes; the client decides how much it keeps.
+    monkeypatch.setattr(client_module, "MAX_HELD_PUSH_BYTES", 1)
+
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")  # /kept (6 bytes) is now held: the budget is spent
+        await client.get("/second")  # its promise of /other is declined
+        other = await client.get("/other")
+        assert not other.pushed and other.text == "requested /other"
+        kept = await client.get("/kept")  # taking a held push gives its bytes back
+        assert kept.pushed and client._held_push_bytes == 0
+
+    asyncio.run(run(check))
+
+
+def test_interim_responses_kept_are_bounded() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        answer = await client.get("/hints")
+        assert answer.text == "requested /hints"
+        assert len(answer.informational) == exchange_module.MAX_INFORMATIONAL
+        assert answer.informational[0] == (103, [(b"link", b"</a>")])
 
     asyncio.run(run(check, push=False))

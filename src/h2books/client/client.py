@@ -38,8 +38,10 @@ __all__ = ["Client"]
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
 
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
-# Pushed responses held for a later request at most (then further pushes are declined).
+# Pushed responses held for a later request at most, in number and in body bytes (then
+# further pushes are declined): the server chooses what it pushes, not how much we keep.
 MAX_HELD_PUSHES = 10000
+MAX_HELD_PUSH_BYTES = 64 * 1024 * 1024
 # How long `aclose` waits for connections to finish closing (TLS close_notify).
 _CLOSE_WAIT = 2.0
 
@@ -117,6 +119,7 @@ class Client:
         self._pushes: dict[bytes, asyncio.Future[Response]] = {}
         self.pushes_received = 0
         self.pushes_taken = 0
+        self._held_push_bytes = 0  # bodies of pushed responses no request has taken yet
         self._push_limit = push_limit
         self._lanes = [_Lane(self) for _ in range(connections)]
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -209,13 +212,21 @@ class Client:
     def _promised(self, target: bytes, exchange: Exchange) -> bool:
         if self._closed or len(self._pushes) >= MAX_HELD_PUSHES or target in self._pushes:
             return False
+        if self._held_push_bytes >= MAX_HELD_PUSH_BYTES:
+            return False
         if self._push_limit is not None and self.pushes_received >= self._push_limit:
             return False
         future = exchange.future
         future.add_done_callback(_retrieve)  # a push nobody takes may fail unseen
+        future.add_done_callback(lambda done: self._count_held(target, done))
         self._pushes[target] = future
         self.pushes_received += 1
         return True
+
+    def _count_held(self, target: bytes, done: asyncio.Future[Response]) -> None:
+        """A pushed response arrived whole: its body counts until a request takes it."""
+        if self._pushes.get(target) is done and _succeeded(done):
+            self._held_push_bytes += len(done.result().content)
 
     def _take_pushed(
         self, target: bytes, loop: asyncio.AbstractEventLoop
@@ -226,7 +237,8 @@ class Client:
         if pushed is None:
             return None
         self.pushes_taken += 1
-        if pushed.done() and not pushed.cancelled() and pushed.exception() is None:
+        if _succeeded(pushed):
+            self._held_push_bytes -= len(pushed.result().content)
             return pushed
         result: asyncio.Future[Response] = loop.create_future()
 
@@ -275,6 +287,10 @@ class Client:
             settings.timeout,
             origin.address,
         )
+
+
+def _succeeded(future: asyncio.Future[Response]) -> bool:
+    return future.done() and not future.cancelled() and future.exception() is None
 
 
 def _retrieve(future: asyncio.Future[Response]) -> None:

@@ -13,6 +13,9 @@ __all__ = ["Exchange"]
 MAX_ATTEMPTS = 3
 
 
+# Interim (1xx) responses kept per request; more are read and dropped.
+MAX_INFORMATIONAL = 16
+
 class Exchange:
     """A request and the future its response resolves.
 
@@ -85,10 +88,13 @@ class Exchange:
             )
 
     def inform(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
-        """A 1xx response (103 Early Hints) arrived ahead of the final one."""
+        """A 1xx response (103 Early Hints) arrived ahead of the final one. The first
+        `MAX_INFORMATIONAL` are kept: a server may send any number, the client's memory
+        must not follow (the request's timeout bounds the wait)."""
         if self.informational is None:
             self.informational = []
-        self.informational.append((status, headers))
+        if len(self.informational) < MAX_INFORMATIONAL:
+            self.informational.append((status, headers))
 
     def fail(self, error: BaseException) -> None:
         future = self.future
