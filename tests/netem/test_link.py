@@ -6,6 +6,7 @@ import random
 
 import pytest
 
+from h2books.netem.conditions import Conditions
 from h2books.netem.link import LinkDirection, LinkSpec
 
 
@@ -50,6 +51,26 @@ def test_the_queue_drops_the_tail_once_full() -> None:
     # 1.5 ms later one and a half packets have left: room for one more, not two.
     assert link.queued_bytes(0.0015) == pytest.approx(1500)
     assert [link.send(b"x" * 1000, now=0.0015) for _ in range(2)] == [True, False]
+
+
+def test_without_a_rate_the_delay_line_is_bounded_and_its_drops_counted() -> None:
+    link = _link(delay=0.050, queue_bytes=3_000)  # no serializer: the bound is on the flight
+    assert [link.send(b"x" * 1000, now=0.0) for _ in range(5)] == [True] * 3 + [False] * 2
+    assert link.stats.dropped == 2
+    assert len(link) == 3
+    assert len(link.take_due(0.050)) == 3  # delivered: the room is back
+    assert link.send(b"x" * 1000, now=0.050)
+    assert link.stats.dropped == 2
+
+
+def test_conditions_without_a_bandwidth_still_bound_the_flight() -> None:
+    up, _ = Conditions(rtt=0.1).directions()
+    assert up.rate is None
+    assert 1_000_000 <= up.queue_bytes <= 64 << 20
+    link = LinkDirection(up, random.Random(1))
+    sent = sum(link.send(b"x" * 65_536, now=0.0) for _ in range(2_000))  # 131 MB at once
+    assert sent * 65_536 <= up.queue_bytes
+    assert link.stats.dropped == 2_000 - sent
 
 
 def test_loss_takes_its_share_with_a_fixed_seed() -> None:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -79,3 +82,32 @@ def test_a_changed_app_is_served_after_the_restart(tmp_path: Path) -> None:
     # The watcher stopped its server: nothing listens on the port any more.
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_the_server_dies_with_a_killed_watcher(tmp_path: Path) -> None:
+    # The app notes the serving process's pid, so that a failure here leaves no orphan.
+    pid_file = tmp_path / "server.pid"
+    note_pid = f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
+    (tmp_path / "main.py").write_text(note_pid + APP_PY.format(text="one"))
+    port = _free_port()
+    argv = [sys.executable, "-m", "h2books", "serve", "main:app", "--reload",
+            "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-access-log"]  # fmt: skip
+    served = Served(argv, tmp_path)
+    try:
+        assert served.ready.wait(60), "".join(served.lines)
+        assert _answer(served, "one", time.monotonic() + 20) == "one", "".join(served.lines)
+        served.proc.kill()  # the watcher cannot stop its server: the kernel must
+        served.proc.wait(10)
+        deadline = time.monotonic() + 20
+        listening = True
+        while listening and time.monotonic() < deadline:
+            with socket.socket() as sock:
+                listening = sock.connect_ex(("127.0.0.1", port)) == 0
+            if listening:
+                time.sleep(0.1)  # the server finishes its graceful stop
+        assert not listening, "the server outlived its watcher:\n" + "".join(served.lines)
+    finally:
+        if served.proc.poll() is None:
+            served.interrupt()
+        with contextlib.suppress(ProcessLookupError, FileNotFoundError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)  # if it outlived the watcher

@@ -15,6 +15,10 @@ from h2books.netem.link import LinkSpec
 __all__ = ["Conditions", "format_rate", "format_seconds"]
 
 _MIN_QUEUE = 150_000  # bytes: 100 full-size packets, what a small router buffers
+# Without a bandwidth, the bound of the bytes in flight each way: far above what the
+# forwarder or the proxy can move in one RTT (16 MB in 50 ms is 2.7 Gbit/s), so it never
+# shapes a transfer, yet a sender that outruns the link cannot grow memory without limit.
+_UNPACED_QUEUE = 16 << 20
 
 
 def format_seconds(value: float) -> str:
@@ -39,7 +43,7 @@ class Conditions:
     loss: float = 0.0  # each way, in [0, 1)
     jitter: float = 0.0  # seconds, each way
     reorder: float = 0.0  # each way
-    queue_bytes: int | None = None  # default: one bandwidth-delay product, at least 150 kB
+    queue_bytes: int | None = None  # default: one BDP, at least 150 kB (no bandwidth: 16 MB)
 
     @property
     def emulated(self) -> bool:
@@ -50,7 +54,7 @@ class Conditions:
         if self.queue_bytes is not None:
             return self.queue_bytes
         if self.bandwidth is None:
-            return 1 << 30  # no serializer: the queue never fills
+            return _UNPACED_QUEUE  # no serializer: the bound of the delay line
         return max(_MIN_QUEUE, int(self.bandwidth / 8 * max(self.rtt, 0.01)))
 
     def directions(self) -> tuple[LinkSpec, LinkSpec]:

@@ -5,7 +5,9 @@ A `LinkDirection` is a FIFO serializer followed by a delay line, like a real lin
 1. **loss**: each packet is lost with probability ``loss`` (the RNG is passed in, so a
    seeded run loses the same packets every time);
 2. **queue**: a packet that finds more than ``queue_bytes`` waiting to be serialized is
-   dropped (drop-tail), as a router's buffer would;
+   dropped (drop-tail), as a router's buffer would. With no rate there is no serializer,
+   and ``queue_bytes`` bounds the delay line instead (the bytes in flight, as netem's
+   ``limit`` does): with a rate, the rate bounds it already (``rate * delay``);
 3. **rate**: the packet leaves the serializer ``len * 8 / rate`` seconds after the one
    before it left (or after it arrived, if the link was idle);
 4. **delay**: it arrives ``delay`` seconds later (plus a uniform ``±jitter``, which can
@@ -34,7 +36,7 @@ class LinkSpec:
     delay: float = 0.0  # one way, seconds
     rate: float | None = None  # bits per second; None: no limit
     loss: float = 0.0  # probability in [0, 1)
-    queue_bytes: int = 1 << 20  # drop-tail bound of the serializer's queue
+    queue_bytes: int = 1 << 20  # drop-tail bound of the serializer's queue (no rate: in flight)
     jitter: float = 0.0  # seconds, uniform in [-jitter, +jitter], never below zero delay
     reorder: float = 0.0  # probability that a packet skips the delay line
 
@@ -54,7 +56,7 @@ class LinkStats:
     packets_in: int = 0
     bytes_in: int = 0
     lost: int = 0  # by random loss
-    dropped: int = 0  # by the full queue (drop-tail)
+    dropped: int = 0  # by the full queue (drop-tail), or the full delay line without a rate
     delivered: int = 0
     bytes_delivered: int = 0
     reordered: int = 0  # sent past the delay line
@@ -63,7 +65,16 @@ class LinkStats:
 class LinkDirection:
     """One direction of the emulated link; see the module docstring."""
 
-    __slots__ = ("_busy_until", "_in_flight", "_rng", "_seconds_per_byte", "_seq", "spec", "stats")
+    __slots__ = (
+        "_busy_until",
+        "_in_flight",
+        "_in_flight_bytes",
+        "_rng",
+        "_seconds_per_byte",
+        "_seq",
+        "spec",
+        "stats",
+    )
 
     def __init__(self, spec: LinkSpec, rng: random.Random) -> None:
         self.spec = spec
@@ -72,6 +83,7 @@ class LinkDirection:
         self._seconds_per_byte = 8.0 / spec.rate if spec.rate is not None else 0.0
         self._busy_until = 0.0  # when the serializer finishes the last packet it took
         self._in_flight: list[tuple[float, int, bytes]] = []  # heap of (due, seq, packet)
+        self._in_flight_bytes = 0
         self._seq = 0  # ties keep arrival order
 
     def queued_bytes(self, now: float) -> float:
@@ -99,6 +111,9 @@ class LinkDirection:
             start = max(now, self._busy_until)
             self._busy_until = start + size * self._seconds_per_byte
             start = self._busy_until
+        elif self._in_flight_bytes + size > spec.queue_bytes:
+            stats.dropped += 1  # nothing paces the sender: the delay line itself is bounded
+            return False
         delay = spec.delay
         if spec.reorder and rng.random() < spec.reorder:
             delay = 0.0
@@ -107,6 +122,7 @@ class LinkDirection:
             delay = max(0.0, delay + rng.uniform(-spec.jitter, spec.jitter))
         self._seq += 1
         heapq.heappush(self._in_flight, (start + delay, self._seq, packet))
+        self._in_flight_bytes += size
         return True
 
     def next_due(self) -> float | None:
@@ -120,8 +136,10 @@ class LinkDirection:
         while in_flight and in_flight[0][0] <= now:
             due.append(heapq.heappop(in_flight)[2])
         if due:
+            size = sum(map(len, due))
+            self._in_flight_bytes -= size
             self.stats.delivered += len(due)
-            self.stats.bytes_delivered += sum(map(len, due))
+            self.stats.bytes_delivered += size
         return due
 
     def __len__(self) -> int:

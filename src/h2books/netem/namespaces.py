@@ -4,7 +4,16 @@ Every namespace is named ``h2b-<pid>-<n>``: the pid is the process that made it,
 and it alone deletes it (`Namespace.delete` refuses a name this process did not
 create). A namespace whose maker died without cleaning up (SIGKILL, a power cut
 of the process) is left in ``/run/netns``; `sweep_stale` deletes those, and only
-those: the ``h2b-<pid>-`` names whose pid is no longer running.
+those it can prove were ours and whose maker is dead.
+
+The name alone proves nothing: ``/run/netns`` may be shared by containers with pid
+namespaces of their own, where pid 123 is another process, alive. So each namespace
+carries its owner's mark, the alias of its loopback device (it lives and dies with
+the namespace, nothing to clean up beside it): the boot id, the pid namespace, the pid
+and the pid's start time. A namespace is swept only if its mark is there, names the
+boot and the pid namespace we run in, and no process with that pid and start time
+exists (pids are reused; the start time tells a new process from the dead maker). No
+mark, a mark from elsewhere, anything unreadable: left alone.
 
 A thread enters a namespace with `Namespace.entered()`: sockets it creates and
 processes it starts while inside belong to that namespace; the other threads of
@@ -17,6 +26,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import itertools
+import json
 import os
 import re
 import shutil
@@ -30,6 +40,7 @@ __all__ = [
     "Namespace",
     "NamespaceError",
     "enter_path",
+    "owner_mark",
     "run_ip",
     "sweep_stale",
     "unavailable_reason",
@@ -39,6 +50,7 @@ PREFIX = "h2b-"
 NETNS_DIR = Path("/run/netns")
 _CLONE_NEWNET = 0x40000000
 _OWNED_NAME = re.compile(r"^h2b-(\d+)-\d+$")
+_MARK_PREFIX = "h2books owner "
 _counter = itertools.count()
 _created: set[str] = set()  # by this process, not yet deleted
 
@@ -92,7 +104,13 @@ class Namespace:
             raise NamespaceError(f"namespace {name} exists already; not touching it")
         run_ip("netns", "add", name)
         _created.add(name)
-        return cls(name)
+        namespace = cls(name)
+        try:  # until the mark is set, a sweep leaves the namespace alone: no race
+            run_ip("-n", name, "link", "set", "lo", "alias", owner_mark(pid))
+        except NamespaceError:
+            namespace.delete()
+            raise
+        return namespace
 
     @property
     def path(self) -> Path:
@@ -136,18 +154,56 @@ def enter_path(path: Path) -> Iterator[None]:
         os.close(home)
 
 
-def _pid_alive(pid: int) -> bool:
+def _start_time(pid: int) -> str | None:
+    """The start time of process `pid` (clock ticks since boot), None if there is none."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]  # field 22; the name in (...) may hold spaces
+
+
+def _identity() -> dict[str, str]:
+    """What tells this machine's boot and this pid namespace from any other."""
+    return {
+        "boot": Path("/proc/sys/kernel/random/boot_id").read_text().strip(),
+        "pidns": os.readlink("/proc/self/ns/pid"),
+    }
+
+
+def owner_mark(pid: int) -> str:
+    """The mark a namespace made by process `pid` carries (its loopback's alias)."""
+    fields = {**_identity(), "pid": str(pid), "start": _start_time(pid) or "?"}
+    return _MARK_PREFIX + " ".join(f"{key}={value}" for key, value in fields.items())
+
+
+def _read_mark(name: str) -> dict[str, str] | None:
+    done = subprocess.run(
+        ["ip", "-n", name, "-j", "link", "show", "lo"], capture_output=True, text=True, check=False
+    )
+    try:
+        alias = json.loads(done.stdout)[0].get("ifalias", "")
+    except (ValueError, IndexError, AttributeError):
+        return None
+    if done.returncode != 0 or not alias.startswith(_MARK_PREFIX):
+        return None
+    fields = dict(item.partition("=")[::2] for item in alias[len(_MARK_PREFIX) :].split())
+    return fields
+
+
+def _provably_stale(name: str, pid: int) -> bool:
+    """Ours (by the mark) and its maker dead; False whenever that cannot be shown."""
+    mark = _read_mark(name)
+    if mark is None or mark.get("pid") != str(pid):
         return False
-    except PermissionError:
-        return True
-    return True
+    identity = _identity()
+    if mark.get("boot") != identity["boot"] or mark.get("pidns") != identity["pidns"]:
+        return False  # another boot or another pid namespace: its pids are not ours to judge
+    return _start_time(pid) != mark.get("start")  # gone, or the pid now another process
 
 
 def sweep_stale() -> list[str]:
-    """Delete the ``h2b-<pid>-<n>`` namespaces whose maker is dead; return their names."""
+    """Delete the ``h2b-<pid>-<n>`` namespaces proven ours whose maker is dead; their names."""
     swept: list[str] = []
     try:
         names = sorted(entry.name for entry in NETNS_DIR.iterdir())
@@ -155,7 +211,7 @@ def sweep_stale() -> list[str]:
         return swept
     for name in names:
         match = _OWNED_NAME.match(name)
-        if match is None or _pid_alive(int(match.group(1))):
+        if match is None or not _provably_stale(name, int(match.group(1))):
             continue
         with contextlib.suppress(NamespaceError):
             run_ip("netns", "delete", name)

@@ -6,8 +6,8 @@ the server, and delays what it relays: half the RTT each way, and serialization 
 the bandwidth, each direction on its own. UDP datagrams are also lost at the loss
 rate, as packets would be. **TCP is not**: the proxy sees a byte stream, not
 segments, so it cannot make TCP retransmit; `--loss` over TCP is not applied, and
-`DelayProxy.describe` says so. TCP bytes beyond a direction's queue stop the reading
-side (back-pressure), where a router would drop.
+`DelayProxy.describe` says so. TCP bytes beyond a direction's queue, or a receiver
+that does not drain, stop the reading side (back-pressure), where a router would drop.
 The proxy accepts at once, so the TCP handshake costs no round trip (the TLS handshake
 and everything after it do).
 
@@ -87,28 +87,54 @@ class _TimedLink:
 
 
 class _TcpEnd(asyncio.Protocol):
-    """One end of a relayed TCP connection; what it reads goes to `outbound`.
+    """One end of a relayed TCP connection; what it reads goes to `outbound`, then `peer`.
 
     An empty chunk through the link stands for the end of the stream (a real read is
     never empty), so the FIN arrives after the bytes before it, delayed as they are.
+
+    An end reads only while the far side can take what it reads: the peer is connected
+    (the client's first bytes, its TLS ClientHello, wait in the kernel until the upstream
+    connection is up, instead of reaching a transport that does not exist yet), the
+    peer's transport is under its high-water mark (a reader that stops holds the writer
+    back, as TCP would), and this direction's queue is not full. Memory per connection is
+    thus bounded by the queue plus one read plus the transport's high-water mark.
     """
 
     def __init__(self, relay: _TcpConnection) -> None:
         self.relay = relay
         self.transport: asyncio.Transport | None = None
         self.outbound: _TimedLink | None = None
-        self.paused = False
+        self.peer: _TcpEnd | None = None
+        self.reading = True  # what the transport was last told
+        self.queue_full = False  # `outbound` over the queue limit (until half of it drains)
+        self.write_blocked = False  # our transport's buffer is over its high-water mark
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.update_reading()
+        if self.peer is not None:
+            self.peer.update_reading()
+
+    def update_reading(self) -> None:
+        """Pause or resume reading to match whether the far side can take more."""
+        transport, peer = self.transport, self.peer
+        if transport is None or transport.is_closing() or peer is None:
+            return
+        can_read = peer.transport is not None and not peer.write_blocked and not self.queue_full
+        if can_read != self.reading:
+            self.reading = can_read
+            if can_read:
+                transport.resume_reading()
+            else:
+                transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
-        assert self.outbound is not None and self.transport is not None
+        assert self.outbound is not None
         self.outbound.send(data)
-        if self.outbound.pending_bytes > self.relay.queue_limit and not self.paused:
-            self.paused = True  # TCP cannot drop: a full queue stops the reading instead
-            self.transport.pause_reading()
+        if self.outbound.pending_bytes > self.relay.queue_limit and not self.queue_full:
+            self.queue_full = True  # TCP cannot drop: a full queue stops the reading instead
+            self.update_reading()
 
     def eof_received(self) -> bool:
         assert self.outbound is not None
@@ -117,15 +143,24 @@ class _TcpEnd(asyncio.Protocol):
 
     def resume_if_room(self) -> None:
         assert self.outbound is not None
-        if self.paused and self.outbound.pending_bytes <= self.relay.queue_limit // 2:
-            self.paused = False
-            if self.transport is not None and not self.transport.is_closing():
-                self.transport.resume_reading()
+        if self.queue_full and self.outbound.pending_bytes <= self.relay.queue_limit // 2:
+            self.queue_full = False
+            self.update_reading()
+
+    def pause_writing(self) -> None:
+        self.write_blocked = True
+        if self.peer is not None:
+            self.peer.update_reading()
+
+    def resume_writing(self) -> None:
+        self.write_blocked = False
+        if self.peer is not None:
+            self.peer.update_reading()
 
     def write(self, data: bytes) -> None:
         transport = self.transport
         if transport is None or transport.is_closing():
-            return
+            return  # not connected yet cannot happen: the other end does not read until then
         if data:
             transport.write(data)
         elif transport.can_write_eof():
@@ -145,6 +180,7 @@ class _TcpConnection:
         up_spec, down_spec = conditions.directions()
         self.queue_limit = up_spec.queue_bytes
         self.client, self.upstream = _TcpEnd(self), _TcpEnd(self)
+        self.client.peer, self.upstream.peer = self.upstream, self.client
         self.links = []
         for reader, writer, spec in (
             (self.client, self.upstream, up_spec),

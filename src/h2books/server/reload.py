@@ -10,10 +10,15 @@ no check per request in the serving process.
 A child that exits by itself (an import error in the app, a port in use) is not restarted
 in a loop: the next change to the source starts it again, so fixing the error is enough.
 SIGINT/SIGTERM to the watcher stop the child the same graceful way, then the watcher.
+A watcher that cannot stop it (SIGKILL, a crash) must not leave a server holding the port:
+on Linux the child asks the kernel for SIGTERM when its parent dies (PR_SET_PDEATHSIG), set
+in the child itself (`child_main`) rather than in a ``preexec_fn``, which is unsafe once
+watchfiles' threads run.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -30,6 +35,10 @@ _SignalHandler = Callable[[int, FrameType | None], object] | int | None
 # How long a child has to finish its in-flight requests before it is killed: a reload is
 # a development tool, a stuck request must not hold the next version back for long.
 STOP_TIMEOUT_SECONDS = 10.0
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+# The child's command: `child_main` with the watcher's pid, then `h2books` arguments.
+_CHILD_ENTRY = "from h2books.server.reload import child_main; child_main()"
 
 RELOAD_FLAG = "--reload"
 RELOAD_DIR_FLAG = "--reload-dir"
@@ -110,7 +119,25 @@ class Reloader:
         return previous
 
 
+def child_main() -> None:
+    """The child's entry: ``python -c _CHILD_ENTRY WATCHER_PID ARGS...``, `h2books ARGS`.
+
+    It dies with its watcher (SIGTERM, so in-flight requests still finish); where prctl
+    does not exist (not Linux) it runs as it is.
+    """
+    watcher_pid, arguments = int(sys.argv[1]), sys.argv[2:]
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != watcher_pid:  # the watcher died before prctl took effect
+            sys.exit(1)
+    from h2books.cli import main
+
+    sys.argv = ["h2books", *arguments]
+    sys.exit(main(arguments))
+
+
 def run_with_reload(argv: Sequence[str], directories: Sequence[Path]) -> int:
     """Serve `h2books` `argv` (reload flags removed) in a child, restarted on changes."""
-    command = [sys.executable, "-m", "h2books", *child_arguments(argv)]
-    return Reloader(command, directories or [Path.cwd()]).run()
+    child = [sys.executable, "-c", _CHILD_ENTRY, str(os.getpid()), *child_arguments(argv)]
+    return Reloader(child, directories or [Path.cwd()]).run()
