@@ -12,6 +12,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
 import pytest
 
 from h2books.client import Client
@@ -85,14 +86,18 @@ class PushingServer(asyncio.Protocol):
         conn.send_data(stream_id, b"requested " + path, end_stream=True)
 
 
-async def run(check: Callable[[Client, PushingServer], object], push: bool = True) -> None:
-    server = PushingServer()
+async def run(
+    check: Callable[[Client, PushingServer], object],
+    push: bool = True,
+    server: PushingServer | None = None,
+) -> None:
+    pushing = server if server is not None else PushingServer()
     loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: server, "127.0.0.1", 0)
+    listener = await loop.create_server(lambda: pushing, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     try:
         async with Client(f"http://127.0.0.1:{port}", push=push) as client:
-            result = check(client, server)
+            result = check(client, pushing)
             if asyncio.iscoroutine(result):
                 await result
     finally:
@@ -148,3 +153,46 @@ def test_interim_responses_kept_are_bounded() -> None:
         assert answer.informational[0] == (103, [(b"link", b"</a>")])
 
     asyncio.run(run(check, push=False))
+
+
+class HoldingPushServer(PushingServer):
+    """Allows 2 requests at once (SETTINGS_MAX_CONCURRENT_STREAMS) and, on `/`, promises 2
+    pushes whose responses it starts and never ends; answers any other request at once."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.conn.update_settings({h2.settings.SettingCodes.MAX_CONCURRENT_STREAMS: 2})
+        assert self.transport is not None
+        self.transport.write(self.conn.data_to_send())
+
+    def answer(self, stream_id: int, path: bytes, authority: bytes) -> None:
+        conn = self.conn
+        self.requested.append(path)
+        if path == b"/":
+            for pushed, target in ((2, b"/held-1"), (4, b"/held-2")):
+                fields = [
+                    (b":method", b"GET"),
+                    (b":scheme", b"http"),
+                    (b":authority", authority),
+                    (b":path", target),
+                ]
+                conn.push_stream(stream_id, pushed, fields)
+                conn.send_headers(pushed, [(b":status", b"200")])
+                conn.send_data(pushed, b"never ends")
+        conn.send_headers(stream_id, [(b":status", b"200")])
+        conn.send_data(stream_id, b"requested " + path, end_stream=True)
+
+
+def test_live_pushes_take_none_of_the_servers_request_slots() -> None:
+    """RFC 9113 §5.1.2: the server's SETTINGS_MAX_CONCURRENT_STREAMS (2) limits our requests
+    only; with its 2 pushes still live, 2 requests at once go out and are answered."""
+
+    async def check(client: Client, server: PushingServer) -> None:
+        assert (await client.get("/")).text == "requested /"
+        both = asyncio.gather(client.get("/a"), client.get("/b"))
+        a, b = await asyncio.wait_for(both, 5)
+        assert (a.text, b.text) == ("requested /a", "requested /b")
+        assert server.conn.open_outbound_streams == 2  # the pushes are live still
+        assert client.pushes_received == 2
+
+    asyncio.run(run(check, server=HoldingPushServer()))

@@ -10,12 +10,13 @@ import socket
 import ssl
 import struct
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import h2.config
 import h2.connection
 import h2.events
+import h2.settings
 import pytest
 
 from h2books.client import Client
@@ -219,3 +220,68 @@ def test_a_client_resetting_every_push_keeps_the_server_healthy(
 
 def test_serve_banner_says_push_is_on(push_server: ServerProcess) -> None:
     assert any("push:  on" in line for line in push_server.stderr_lines)
+
+
+# -- pushes and requests count against different limits ------------------------------------
+
+
+def test_requests_are_served_while_pushes_hold_every_push_slot(server: ServerProcess) -> None:
+    """RFC 9113 §5.1.2: our SETTINGS_MAX_CONCURRENT_STREAMS limits the client's requests, not
+    our pushes. With 4 as the limit and 4 pushes stuck on a shut flow-control window, 4 new
+    requests are still all served (none refused)."""
+    limited = ServerProcess(
+        server.data_dir, "--push", "--max-concurrent-streams", "4", "--no-access-log"
+    ).start()
+    try:
+        context = ssl.create_default_context(cafile=str(limited.ca))
+        context.set_alpn_protocols(["h2"])
+        raw = socket.create_connection(("127.0.0.1", limited.port), timeout=20)
+        with raw, context.wrap_socket(raw, server_hostname="localhost") as sock:
+            conn = h2.connection.H2Connection(
+                h2.config.H2Configuration(client_side=True, header_encoding=None)
+            )
+            conn.initiate_connection()
+            # Every stream's window starts shut: pushes get their heads out, then wait.
+            conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
+            conn.increment_flow_control_window(1 << 30)
+            authority = f"localhost:{limited.port}".encode()
+            fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", authority)]
+
+            def request(stream_id: int, path: bytes) -> None:
+                conn.send_headers(stream_id, [*fields, (b":path", path)], end_stream=True)
+                conn.increment_flow_control_window(1 << 30, stream_id=stream_id)
+
+            def read_until(done: Callable[[], bool]) -> None:
+                while not done():
+                    data = sock.recv(65536)
+                    assert data, "the server closed the connection"
+                    for event in conn.receive_data(data):
+                        assert not isinstance(event, h2.events.ConnectionTerminated), event
+                        if isinstance(event, h2.events.PushedStreamReceived):
+                            pushed.add(event.pushed_stream_id)
+                        elif isinstance(event, h2.events.StreamReset):
+                            refused.append(event.stream_id)
+                        elif isinstance(event, h2.events.StreamEnded):
+                            ended.add(event.stream_id)
+                        elif isinstance(event, h2.events.DataReceived):
+                            conn.acknowledge_received_data(
+                                event.flow_controlled_length, event.stream_id
+                            )
+                    sock.sendall(conn.data_to_send())
+
+            pushed: set[int] = set()
+            ended: set[int] = set()
+            refused: list[int] = []
+            request(1, b"/")
+            sock.sendall(conn.data_to_send())
+            read_until(lambda: 1 in ended)
+            assert len(pushed) == 4 and not pushed & ended  # every push slot held
+            requests = [3, 5, 7, 9]
+            for stream_id in requests:
+                request(stream_id, f"/book?id={stream_id}".encode())
+            sock.sendall(conn.data_to_send())
+            read_until(lambda: set(requests) <= ended or bool(refused))
+            assert refused == []
+            assert not pushed & ended  # the pushes were live all along
+    finally:
+        limited.stop()

@@ -86,7 +86,7 @@ class H2ClientProtocol(ClientConnection):
     # -- requests ---------------------------------------------------------------------------
 
     def submit(self, exchange: Exchange) -> None:
-        if self._conn.open_stream_count < self._max_streams and not self._queue:
+        if self._conn.request_stream_count < self._max_streams and not self._queue:
             self._open_stream(exchange)
         else:
             self._queue.append(exchange)
@@ -105,7 +105,7 @@ class H2ClientProtocol(ClientConnection):
             stream_id = self._conn.send_request(fields, exchange.body, True)
         except H2UsageError as exc:
             self._queue.appendleft(exchange)
-            if self._conn.open_stream_count:
+            if self._conn.request_stream_count:
                 return False  # the core's view of the stream limit counts: wait for a slot
             # Nothing open, so not the limit: stream ids exhausted or the connection is
             # closing. Its requests move to a new connection.
@@ -135,7 +135,7 @@ class H2ClientProtocol(ClientConnection):
         queue = self._queue
         limit = self._max_streams
         conn = self._conn
-        while queue and conn.open_stream_count < limit and self._accepting:
+        while queue and conn.request_stream_count < limit and self._accepting:
             if not self._open_stream(queue.popleft()):
                 break
 

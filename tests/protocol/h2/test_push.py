@@ -477,6 +477,7 @@ def test_live_pushed_streams_never_exceed_either_limit(
         pushed = server.push_promise(sid, promise(b"/%d" % n))
         live = sum(1 for s in server._streams if not s & 1)
         assert live <= min(client_limit, server_limit)
+        assert server.request_stream_count == len(server._streams) - live == 1
         if pushed:
             promised.append(pushed)
             waiting.append(pushed)
@@ -488,6 +489,7 @@ def test_live_pushed_streams_never_exceed_either_limit(
             waiting.clear()
         received += pump()
         assert sum(1 for s in client._streams if not s & 1) <= client_limit
+        assert client.request_stream_count == 1
     for w in waiting:
         server.send_response(w, 200, [], b"%d" % w)
     server.send_response(sid, 200, [], b"parent")
@@ -502,3 +504,45 @@ def test_live_pushed_streams_never_exceed_either_limit(
         )
     assert not any(isinstance(e, (ev.StreamReset, ev.ConnectionTerminated)) for e in received)
     assert client.open_stream_count == 0 and server.open_stream_count == 0
+
+
+def test_live_pushes_take_no_request_slot_on_either_side() -> None:
+    """RFC 9113 §5.1.2: each side's SETTINGS_MAX_CONCURRENT_STREAMS limits the streams
+    the other opens. With 2 pushes reserved and 2 as both limits, the client still opens
+    its second request and the server takes it; a third is over the limit."""
+    client = H2Connection(replace(ACCEPTING, max_concurrent_streams=2))
+    server = H2Connection(replace(PUSHING, max_concurrent_streams=2))
+    client.initiate(0.0)
+    server.initiate(0.0)
+
+    def pump() -> list[ev.Event]:
+        got: list[ev.Event] = []
+        while True:
+            up, down = client.data_to_send(), server.data_to_send()
+            if not up and not down:
+                return got
+            got += server.receive_data(up, 0.0)
+            got += client.receive_data(down, 0.0)
+
+    pump()
+    first = client.send_request(REQUEST)
+    pump()
+    assert server.push_promise(first, promise(b"/a")) and server.push_promise(first, promise(b"/b"))
+    assert not server.can_push  # the pushes have their own bound: full
+    pump()
+    assert client.open_stream_count == 3 and client.request_stream_count == 1
+    second = client.send_request(REQUEST)
+    got = pump()
+    assert [e.stream_id for e in got if isinstance(e, ev.RequestReceived)] == [second]
+    assert not any(isinstance(e, ev.StreamReset) for e in got)
+    assert server.request_stream_count == 2 and server.open_stream_count == 4
+    with pytest.raises(H2UsageError, match="MAX_CONCURRENT_STREAMS"):
+        client.send_request(REQUEST)
+    for sid in (first, second):
+        server.send_response(sid, 200, [], b"done")
+    for pushed in (2, 4):
+        server.send_response(pushed, 200, [], b"pushed")
+    pump()
+    assert client.open_stream_count == 0 and server.open_stream_count == 0
+    assert client.request_stream_count == 0 and server.request_stream_count == 0
+    assert server.can_push  # the push slots are free again

@@ -56,7 +56,8 @@ class H2Config:
     # Server push (RFC 9113 §8.4), off by default. Server: `push_promise` may reserve
     # streams (only while the client's SETTINGS_ENABLE_PUSH is 1, never more pushed
     # streams at once than the client's SETTINGS_MAX_CONCURRENT_STREAMS nor than our own
-    # max_concurrent_streams, never after a GOAWAY either way). Client: announce
+    # max_concurrent_streams, never after a GOAWAY either way; pushes take no request
+    # slot, RFC 9113 §5.1.2). Client: announce
     # SETTINGS_ENABLE_PUSH=1 and accept PUSH_PROMISE, up to max_concurrent_streams pushed
     # streams at once; off, a PUSH_PROMISE is a connection error (we announced 0).
     enable_push: bool = False

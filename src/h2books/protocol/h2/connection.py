@@ -92,7 +92,15 @@ class H2Connection(Deadlines):
 
     @property
     def open_stream_count(self) -> int:
+        """Every live stream: requests and pushed ones (reserved included)."""
         return len(self._streams)
+
+    @property
+    def request_stream_count(self) -> int:
+        """Live streams the client opened (odd ids): what the server's
+        SETTINGS_MAX_CONCURRENT_STREAMS limits. Pushed streams count against the
+        client's own limit instead (RFC 9113 §5.1.2)."""
+        return len(self._streams) - self._pushed_live
 
     @property
     def received_header_fields(self) -> tuple[int, int]:

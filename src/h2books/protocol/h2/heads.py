@@ -66,7 +66,9 @@ class HeadHandler(OutboundScheduler):
         ):
             self._reject_oversized_request(sid, end_stream)
             return
-        if len(self._streams) >= self._max_streams:
+        # Our limit counts the client's requests only: our pushes count against its own
+        # (RFC 9113 §5.1.2), and are bounded apart (push.py).
+        if len(self._streams) - self._pushed_live >= self._max_streams:
             self._stream_error(None, sid, ErrorCode.REFUSED_STREAM)
             return
         try:

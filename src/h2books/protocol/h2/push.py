@@ -14,13 +14,22 @@ END_STREAM closes it, through the scheduler like any response (the moves are in
   our own `max_concurrent_streams` (reserved streams count too: a client that has not
   read our promises yet holds them).
 
+What counts where (RFC 9113 §5.1.2: a SETTINGS_MAX_CONCURRENT_STREAMS limits the streams
+its sender's PEER opens): our pushes count against the client's limit, its requests
+against ours, never across (`_pushed_live` counts the even ids, live requests are the
+rest). The RFC leaves reserved streams out of the count; we count them, on both sides:
+stricter than the RFC asks (a server may always push less, a client may refuse any
+push), and it bounds what a peer's unread promises can hold. So a server holds at most
+`max_concurrent_streams` requests plus as many pushes.
+
 A client may reset any pushed stream: its queued data is dropped with the stream, and
 the RST_STREAM is free of the reset and control budgets (one free reset per push).
 
 Client: with `enable_push` a PUSH_PROMISE on one of our open requests reserves the
 promised id ("reserved (remote)") and yields `PushPromiseReceived`; its response comes as
 on any stream. A promise of something other than a GET or HEAD without a body, or beyond
-our `max_concurrent_streams` pushed streams, is refused with RST_STREAM on the promised
+our `max_concurrent_streams` pushed streams (reserved ones included; our requests are
+limited apart, by the server's setting), is refused with RST_STREAM on the promised
 id; one for a request we had reset already is cancelled the same way (§5.1, "closed").
 """
 
@@ -56,11 +65,6 @@ _PUSHABLE_METHODS: Final = frozenset({b"GET", b"HEAD"})
 class PushHandler(HeadHandler):
     __slots__ = ()
 
-    def _pushed_stream_count(self) -> int:
-        """Live pushed streams (even ids, reserved or half-closed): counted only when a
-        push is made or received, so the request path pays nothing for it."""
-        return sum(1 for sid in self._streams if not sid & 1)
-
     # -- server: promising -----------------------------------------------------------
 
     @property
@@ -75,7 +79,7 @@ class PushHandler(HeadHandler):
             and not self._goaway_received
             and self._goaway_last is None
             and self._next_local <= MAX_STREAM_ID
-            and self._pushed_stream_count()
+            and self._pushed_live
             < min(self._peer.max_concurrent_streams, self._config.max_concurrent_streams)
         )
 
@@ -108,6 +112,7 @@ class PushHandler(HeadHandler):
                 stream.is_head_request = value == b"HEAD"
                 break
         self._streams[promised] = stream
+        self._pushed_live += 1
         self._push_credit += 1
         return promised
 
@@ -208,12 +213,13 @@ class PushHandler(HeadHandler):
         if method not in _PUSHABLE_METHODS or content_length or protocol is not None:
             self._stream_error(None, promised, ErrorCode.PROTOCOL_ERROR)
             return
-        if self._pushed_stream_count() >= self._config.max_concurrent_streams:
+        if self._pushed_live >= self._config.max_concurrent_streams:
             self._stream_error(None, promised, ErrorCode.REFUSED_STREAM)
             return
         stream = Stream(promised, self._peer_initial_window, RESERVED_REMOTE)
         stream.is_head_request = method == b"HEAD"
         self._streams[promised] = stream
+        self._pushed_live += 1
         self._events.append(
             ev.PushPromiseReceived(sid, promised, method, scheme, authority, path, headers)
         )

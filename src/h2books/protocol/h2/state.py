@@ -98,6 +98,7 @@ class ConnectionState:
         "_pieces",
         "_preface_pending",
         "_push_credit",
+        "_pushed_live",
         "_recent",
         "_recent_pos",
         "_recent_ring",
@@ -196,6 +197,10 @@ class ConnectionState:
         # Server: one RST_STREAM free of the budgets per stream we pushed (a client that
         # cancels our pushes, even after they ended, costs it nothing: we chose to push).
         self._push_credit = 0
+        # Live pushed streams (even ids: ours as a server, the peer's as a client), so each
+        # side's SETTINGS_MAX_CONCURRENT_STREAMS is checked against the streams it limits
+        # (§5.1.2): requests are `len(self._streams) - self._pushed_live`.
+        self._pushed_live = 0
 
     # -- budgets ---------------------------------------------------------------------
 
@@ -235,6 +240,7 @@ class ConnectionState:
         """The connection is over: drop every stream (sending on them is a no-op now)."""
         self._terminated = True
         self._streams.clear()
+        self._pushed_live = 0
         self._blocked.clear()
         self._hb_chunks = NO_CHUNKS
         self._hb_sid = 0

@@ -75,7 +75,8 @@ class StreamIds(ConnectionState):
             raise H2UsageError("only a client opens streams")
         if self._terminated or self._goaway_received:
             raise H2UsageError("the connection is closing")
-        if len(self._streams) >= self._peer.max_concurrent_streams:
+        # The server's limit counts our requests only, not the streams it pushed (§5.1.2).
+        if len(self._streams) - self._pushed_live >= self._peer.max_concurrent_streams:
             raise H2UsageError("the peer's SETTINGS_MAX_CONCURRENT_STREAMS is reached")
         sid = self.get_next_stream_id()
         self._next_local = sid + 2
@@ -107,6 +108,8 @@ class StreamIds(ConnectionState):
         """`stream` is closed (`how`: CLOSED, RESET_BY_PEER or RESET_BY_US)."""
         sid = stream.stream_id
         del self._streams[sid]
+        if not sid & 1:
+            self._pushed_live -= 1
         if stream.send_queue is not None:
             stream.send_queue = None
             self._blocked.pop(sid, None)
