@@ -20,7 +20,7 @@ from h2books.app import create_app
 from h2books.app.bookstore import Bookstore
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.server.config import ServerConfig
-from tests.server.h3_support import OracleProtocol, h3_server, oracle
+from tests.server.h3_support import H3Answer, OracleProtocol, h3_server, oracle
 
 AUTHORITY = b"localhost"
 
@@ -254,6 +254,7 @@ def test_oversized_trailers_reset_the_request_and_the_buffer_stays_bounded(
         held = connection.h3._stream.get(stream_id)
         assert held is None or len(held.buffer) <= 4096 + 16
         assert connection.is_idle()
+        assert not connection._dropping  # aioquic's client reset it after STOP_SENDING
 
     run_with_client(tmp_path, asgi(), scenario, configure)
 
@@ -313,3 +314,33 @@ def ignore_stop_sending(client: OracleProtocol) -> None:
 
     handlers = client._quic._QuicConnection__frame_handlers  # type: ignore[attr-defined]
     handlers[0x05] = (ignore, handlers[0x05][1])
+
+
+def test_a_request_head_too_slow_is_rejected_and_the_connection_goes_on(tmp_path: Path) -> None:
+    """The slow-head rule of the other adapters, per stream: a head still incomplete
+    `timeouts.request_head` after its first byte is reset H3_REQUEST_REJECTED (the
+    server's sweep is called with a later time: a fake clock)."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        stream_id = client._quic.get_next_available_stream_id()
+        future: asyncio.Future[H3Answer] = asyncio.get_running_loop().create_future()
+        client.answers[stream_id] = (H3Answer(), future)
+        # A HEADERS frame of 100 bytes of which 10 ever come.
+        client._quic.send_stream_data(stream_id, frame_header(FrameType.HEADERS, 100) + bytes(10))
+        client.transmit()
+        (connection,) = server.state.connections
+        for _ in range(100):
+            if stream_id in connection._heads_arriving:
+                break
+            await asyncio.sleep(0.01)
+        since = connection._heads_arriving[stream_id]
+        assert not connection.is_idle()
+        connection.check_timeouts(since + 9.9)
+        assert stream_id in connection._heads_arriving and not future.done()
+        connection.check_timeouts(since + 10.0)
+        answer = await asyncio.wait_for(future, 10)
+        assert answer.reset_code == H3Error.H3_REQUEST_REJECTED
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+        assert connection.is_idle()
+
+    run_with_client(tmp_path, asgi(), scenario)

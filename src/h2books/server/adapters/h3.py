@@ -91,8 +91,9 @@ class H3ServerProtocol(ServerConnection):
             if isinstance(local, tuple) and len(local) >= 2:
                 self.server = (str(local[0]), int(local[1]))
         self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
-        # Request streams with bytes in and no complete head yet (for is_idle and GOAWAY).
-        self._heads_arriving: set[int] = set()
+        # Request streams with bytes in and no complete head yet -> when the first byte
+        # came (the slow-head rule; is_idle and GOAWAY count them too).
+        self._heads_arriving: dict[int, float] = {}
         # Request streams whose input we stopped reading: what still arrives is dropped
         # before aioquic buffers it, until the peer ends or resets the stream. Bounded by
         # the streams open at once (aioquic grants new ones only as these end).
@@ -133,12 +134,12 @@ class H3ServerProtocol(ServerConnection):
                 self._on_stream_data(event)  # type: ignore[arg-type]
             elif kind is quic_events.StreamReset or kind is quic_events.StopSendingReceived:
                 stream_id = event.stream_id  # type: ignore[attr-defined]
-                if kind is quic_events.StreamReset:
-                    self._heads_arriving.discard(stream_id)
-                    if stream_id in self._dropping:
-                        self._stop_dropping(stream_id)
                 if self.h3 is not None:
                     self.h3.handle_event(event)
+                if kind is quic_events.StreamReset:
+                    self._heads_arriving.pop(stream_id, None)
+                    if stream_id in self._dropping:
+                        self._stop_dropping(stream_id)
                 self._lose(stream_id, kind is quic_events.StreamReset)
             elif kind is quic_events.ProtocolNegotiated:
                 self.h3 = H3Connection(quic)
@@ -175,13 +176,13 @@ class H3ServerProtocol(ServerConnection):
         it (module docstring), so the field-section limit does, as HTTP/2's does."""
         stream = h3._stream.get(stream_id)
         if stream is None:
-            self._heads_arriving.discard(stream_id)
+            self._heads_arriving.pop(stream_id, None)
             return
         if len(stream.buffer) > self.state.config.limits.max_header_list_size + (
             _FRAME_HEADER_SLACK
         ):
             if stream_id & 3 == 0:
-                self._drop_request_stream(h3, stream_id)
+                self._drop_request_stream(h3, stream_id, H3Error.H3_EXCESSIVE_LOAD)
             else:  # the peer's control or QPACK stream: critical, it cannot be reset
                 stream.buffer = b""
                 self._closing = True
@@ -189,15 +190,17 @@ class H3ServerProtocol(ServerConnection):
             return
         if stream_id & 3 == 0:
             if stream.headers_recv_state is HeadersState.INITIAL and not stream.receiving_ended:
-                self._heads_arriving.add(stream_id)
+                self._heads_arriving.setdefault(stream_id, self.last_activity)
             else:
-                self._heads_arriving.discard(stream_id)
+                self._heads_arriving.pop(stream_id, None)
 
-    def _drop_request_stream(self, h3: H3Connection, stream_id: int) -> None:
-        """A request stream over the buffer bound: its input is stopped and dropped from
-        here on; the request is reset (H3_EXCESSIVE_LOAD) unless its answer is complete."""
-        stream = h3._stream[stream_id]
-        self._heads_arriving.discard(stream_id)
+    def _drop_request_stream(self, h3: H3Connection, stream_id: int, code: int) -> None:
+        """A request stream over the buffer bound or too slow: its input is stopped and
+        dropped from here on; the request is reset unless its answer is complete."""
+        stream = h3._stream.get(stream_id)
+        if stream is None:
+            return
+        self._heads_arriving.pop(stream_id, None)
         self._dropping.add(stream_id)
         self._stop_reading(stream_id)
         decoder_stream = h3._local_decoder_stream_id
@@ -210,7 +213,7 @@ class H3ServerProtocol(ServerConnection):
         stream.buffer = b""
         exchange = self._exchanges.get(stream_id)
         if stream.headers_recv_state is HeadersState.INITIAL or exchange is not None:
-            self._reset_sending(stream_id, H3Error.H3_EXCESSIVE_LOAD)
+            self._reset_sending(stream_id, code)
             stream.sending_ended = True
         if exchange is not None:  # trailers too large: the request is lost
             self._finish(exchange)
@@ -244,7 +247,7 @@ class H3ServerProtocol(ServerConnection):
 
     def _on_request(self, event: HeadersReceived) -> None:
         stream_id = event.stream_id
-        self._heads_arriving.discard(stream_id)
+        self._heads_arriving.pop(stream_id, None)
         if self._goaway_id is not None and stream_id >= self._goaway_id:
             # RFC 9114 §5.2: past our GOAWAY, never processed; the client may retry it.
             self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
@@ -469,7 +472,19 @@ class H3ServerProtocol(ServerConnection):
         self.flush()
 
     def check_timeouts(self, now: float) -> None:
-        """The server's one-second sweep: QUIC's own timers (above) already keep time."""
+        """The server's one-second sweep: QUIC's own timers (above) keep the transport's
+        time; here the slow-head rule of the other adapters, per stream: a request head
+        not complete `timeouts.request_head` after its first byte is reset
+        H3_REQUEST_REJECTED (never processed: safe to retry). The connection goes on."""
+        limit = self.state.config.timeouts.request_head
+        h3 = self.h3
+        if not self._heads_arriving or h3 is None or self._ended:
+            return
+        late = [sid for sid, since in self._heads_arriving.items() if now >= since + limit]
+        for stream_id in late:
+            log.debug("%s: request head too slow on stream %d", self.client_host, stream_id)
+            self._heads_arriving.pop(stream_id, None)
+            self._drop_request_stream(h3, stream_id, H3Error.H3_REQUEST_REJECTED)
 
     # -- the end of the connection --------------------------------------------------------
 
