@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import time
@@ -202,5 +203,45 @@ def test_unknown_version_gets_version_negotiation(tmp_path: Path) -> None:
             await asyncio.sleep(0.1)
             assert len(peer.received) == 1
             transport.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
+
+def test_ended_connections_leave_no_routes(tmp_path: Path) -> None:
+    """Each connection keeps its own ids, so the endpoint forgets them without a scan:
+    with many connections open and then closed, every id routes to its owner and none
+    is left behind."""
+
+    async def main() -> None:
+        async with h3_server(tmp_path, hello) as (server, port, ca):
+            endpoint = server.quic
+            async with contextlib.AsyncExitStack() as stack:
+                clients = [await stack.enter_async_context(oracle(port, ca)) for _ in range(12)]
+                answers = await asyncio.gather(
+                    *(client.request(b"GET", b"/", AUTHORITY) for client in clients)
+                )
+                assert all(answer.status == 200 for answer in answers)
+                assert len(endpoint.connections) == 12
+                routed = {cid for c in endpoint.connections for cid in c.connection_ids}
+                assert routed == set(endpoint._by_id)
+                assert all(endpoint._by_id[cid] in endpoint.connections for cid in routed)
+                assert all(
+                    endpoint._by_id[cid] is c
+                    for c in endpoint.connections
+                    for cid in c.connection_ids
+                )
+                # A connection ends: only its ids go.
+                first = next(iter(endpoint.connections))
+                first_ids = set(first.connection_ids)
+                assert first_ids
+                first.abort()
+                assert first not in endpoint.connections and not first.connection_ids
+                assert set(endpoint._by_id) == routed - first_ids
+                assert len({id(owner) for owner in endpoint._by_id.values()}) == 11
+            for _ in range(200):  # the clients closed: the server drains, then forgets
+                if not endpoint.connections:
+                    break
+                await asyncio.sleep(0.05)
+            assert not endpoint.connections and not endpoint._by_id
 
     asyncio.run(asyncio.wait_for(main(), 30))

@@ -183,8 +183,8 @@ class QuicEndpoint(asyncio.DatagramProtocol):
         connection = H3ServerProtocol(state, self, quic, addr)
         admission.settle()  # counted from here on in state.connections
         self.connections.add(connection)
-        self._by_id[destination_cid] = connection
-        self._by_id[quic.host_cid] = connection
+        self.issued(destination_cid, connection)
+        self.issued(quic.host_cid, connection)
         connection.datagram_received(data, addr)
 
     def _handshakes(self) -> int:
@@ -252,15 +252,20 @@ class QuicEndpoint(asyncio.DatagramProtocol):
 
     def issued(self, connection_id: bytes, connection: H3ServerProtocol) -> None:
         self._by_id[connection_id] = connection
+        connection.connection_ids.add(connection_id)  # so forget() needs no scan
 
     def retired(self, connection_id: bytes) -> None:
-        self._by_id.pop(connection_id, None)
+        owner = self._by_id.pop(connection_id, None)
+        if owner is not None:
+            owner.connection_ids.discard(connection_id)
 
     def forget(self, connection: H3ServerProtocol) -> None:
         """The connection has ended: none of its ids routes anywhere any more."""
         self.connections.discard(connection)
-        for connection_id in [cid for cid, owner in self._by_id.items() if owner is connection]:
-            del self._by_id[connection_id]
+        for connection_id in connection.connection_ids:
+            if self._by_id.get(connection_id) is connection:
+                del self._by_id[connection_id]
+        connection.connection_ids.clear()
 
     def close(self) -> None:
         """Stop taking new connections (graceful shutdown: the live ones finish first)."""

@@ -12,13 +12,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from aioquic.buffer import Buffer, encode_uint_var
 from aioquic.h3.connection import ErrorCode as H3Error
+from aioquic.h3.connection import FrameType
 
 from h2books.app import create_app
 from h2books.app.bookstore import Bookstore
 from h2books.interfaces.asgi import AsgiInterface
 from h2books.server.config import ServerConfig
-from tests.server.h3_support import OracleProtocol, h3_server, oracle
+from tests.server.h3_support import H3Answer, OracleProtocol, h3_server, oracle
 
 AUTHORITY = b"localhost"
 
@@ -222,3 +224,123 @@ def test_idle_connection_times_out(tmp_path: Path) -> None:
         assert not server.state.connections and not server.quic.connections
 
     run_with_client(tmp_path, asgi(), scenario, configure)
+
+
+def frame_header(frame_type: int, length: int) -> bytes:
+    return encode_uint_var(frame_type) + encode_uint_var(length)
+
+
+def test_oversized_trailers_reset_the_request_and_the_buffer_stays_bounded(
+    tmp_path: Path,
+) -> None:
+    """A HEADERS frame (trailers) announcing 1 GiB after a request head: aioquic would
+    buffer it whole as it arrives (flow control grows with it); the server drops it."""
+
+    def configure(config: ServerConfig) -> None:
+        config.limits.max_header_list_size = 4096
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        stream_id, future = client.open(b"POST", b"/echo", AUTHORITY, body=b"start", end=False)
+        client._quic.send_stream_data(stream_id, frame_header(FrameType.HEADERS, 1 << 30))
+        for _ in range(32):
+            client._quic.send_stream_data(stream_id, b"t" * 16_384)
+        client.transmit()
+        answer = await asyncio.wait_for(future, 10)
+        assert answer.reset_code == H3Error.H3_EXCESSIVE_LOAD
+        # The same connection goes on, and once our bytes are in, nothing of them is held.
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+        (connection,) = server.state.connections
+        assert stream_id not in connection._exchanges
+        held = connection.h3._stream.get(stream_id)
+        assert held is None or len(held.buffer) <= 4096 + 16
+        assert connection.is_idle()
+        assert not connection._dropping  # aioquic's client reset it after STOP_SENDING
+
+    run_with_client(tmp_path, asgi(), scenario, configure)
+
+
+def test_oversized_frame_on_the_control_stream_closes_the_connection(tmp_path: Path) -> None:
+    """MAX_PUSH_ID (which a server waits for whole) announcing 1 GiB on the client's
+    control stream: that connection ends with H3_EXCESSIVE_LOAD, others go on."""
+
+    def configure(config: ServerConfig) -> None:
+        config.limits.max_header_list_size = 4096
+
+    async def main() -> None:
+        async with h3_server(tmp_path, asgi(), configure) as (_server, port, ca):
+            async with oracle(port, ca) as client:
+                assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+                control = client.h3._local_control_stream_id
+                assert control is not None
+                client._quic.send_stream_data(control, frame_header(FrameType.MAX_PUSH_ID, 1 << 30))
+                for _ in range(8):
+                    client._quic.send_stream_data(control, b"p" * 16_384)
+                client.transmit()
+                closed = await asyncio.wait_for(client.terminated, 10)
+                assert closed.error_code == H3Error.H3_EXCESSIVE_LOAD
+            async with oracle(port, ca) as other:
+                assert (await other.request(b"GET", b"/stream", AUTHORITY)).status == 200
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_body_sent_after_an_early_answer_leaves_the_connection_idle(tmp_path: Path) -> None:
+    """The server answers without reading the body and stops reading; a peer that ignores
+    STOP_SENDING and keeps sending body bytes must not keep the connection busy (it
+    could never be evicted at the connection cap)."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        ignore_stop_sending(client)
+        stream_id, future = client.open(b"POST", b"/nowhere", AUTHORITY, body=b"x", end=False)
+        answer = await asyncio.wait_for(future, 10)
+        assert answer.status == 404
+        for _ in range(4):
+            client.send_more(stream_id, b"y" * 1000, end=False)
+        # A round trip after the extra body: it has been read by then.
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+        (connection,) = server.state.connections
+        assert connection.is_idle()
+
+    run_with_client(tmp_path, asgi(), scenario)
+
+
+def ignore_stop_sending(client: OracleProtocol) -> None:
+    """Make aioquic's client a peer that reads STOP_SENDING and goes on sending (aioquic
+    resets the stream at once; RFC 9000 §3.5 says SHOULD, and an attacker need not)."""
+
+    def ignore(context: object, frame_type: int, buf: Buffer) -> None:
+        buf.pull_uint_var()  # stream id
+        buf.pull_uint_var()  # error code
+
+    handlers = client._quic._QuicConnection__frame_handlers  # type: ignore[attr-defined]
+    handlers[0x05] = (ignore, handlers[0x05][1])
+
+
+def test_a_request_head_too_slow_is_rejected_and_the_connection_goes_on(tmp_path: Path) -> None:
+    """The slow-head rule of the other adapters, per stream: a head still incomplete
+    `timeouts.request_head` after its first byte is reset H3_REQUEST_REJECTED (the
+    server's sweep is called with a later time: a fake clock)."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        stream_id = client._quic.get_next_available_stream_id()
+        future: asyncio.Future[H3Answer] = asyncio.get_running_loop().create_future()
+        client.answers[stream_id] = (H3Answer(), future)
+        # A HEADERS frame of 100 bytes of which 10 ever come.
+        client._quic.send_stream_data(stream_id, frame_header(FrameType.HEADERS, 100) + bytes(10))
+        client.transmit()
+        (connection,) = server.state.connections
+        for _ in range(100):
+            if stream_id in connection._heads_arriving:
+                break
+            await asyncio.sleep(0.01)
+        since = connection._heads_arriving[stream_id]
+        assert not connection.is_idle()
+        connection.check_timeouts(since + 9.9)
+        assert stream_id in connection._heads_arriving and not future.done()
+        connection.check_timeouts(since + 10.0)
+        answer = await asyncio.wait_for(future, 10)
+        assert answer.reset_code == H3Error.H3_REQUEST_REJECTED
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+        assert connection.is_idle()
+
+    run_with_client(tmp_path, asgi(), scenario)

@@ -15,6 +15,11 @@ Request bodies: aioquic gives flow-control credit back as data arrives (it doubl
 stream's window once half is used), so the window is no back-pressure here. Bodies are
 bounded instead by `max_body_size` per request (413, then STOP_SENDING) and by
 `max_buffered_body` for the bodies one connection holds whole for its handlers (503).
+Nor does the window bound what aioquic buffers while a frame is incomplete (a request
+head, trailers, a control stream's SETTINGS) or while a stream waits on QPACK: each
+stream's buffer is checked after every read (`_check_buffered`), and past
+`max_header_list_size` (+ a frame header) a request stream is dropped and a critical
+stream closes the connection (H3_EXCESSIVE_LOAD).
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from aioquic.buffer import encode_uint_var
 from aioquic.h3.connection import ErrorCode as H3Error
-from aioquic.h3.connection import FrameType, H3Connection, encode_frame
+from aioquic.h3.connection import FrameType, H3Connection, HeadersState, encode_frame
 from aioquic.h3.events import DataReceived, H3Event, HeadersReceived
 from aioquic.quic import events as quic_events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
@@ -45,6 +50,8 @@ log = logging.getLogger("h2books.server")
 # Queue this much of a response body per stream before waiting for the peer (its window,
 # the congestion window): the same bound as HTTP/2's.
 _STREAM_HIGH_WATER = 256 * 1024
+# A frame header (type and length, two varints) beyond a full field section.
+_FRAME_HEADER_SLACK = 16
 BODY_BUDGET_FULL = error_response(503, "too many request bodies in progress on this connection")
 
 
@@ -53,14 +60,17 @@ class H3ServerProtocol(ServerConnection):
     __slots__ = (
         "_blocked",
         "_body_bytes",
+        "_closing",
+        "_dropping",
         "_ended",
         "_exchanges",
         "_goaway_id",
-        "_head_bytes",
+        "_heads_arriving",
         "_held",
         "_timer",
         "_timer_at",
         "conn",
+        "connection_ids",
         "endpoint",
         "h3",
         "handshake_done",
@@ -81,12 +91,20 @@ class H3ServerProtocol(ServerConnection):
             if isinstance(local, tuple) and len(local) >= 2:
                 self.server = (str(local[0]), int(local[1]))
         self._exchanges: dict[int, Exchange] = {}  # stream id -> exchange not yet finished
-        self._head_bytes: dict[int, int] = {}  # stream id -> bytes of a head still arriving
+        # Request streams with bytes in and no complete head yet -> when the first byte
+        # came (the slow-head rule; is_idle and GOAWAY count them too).
+        self._heads_arriving: dict[int, float] = {}
+        # Request streams whose input we stopped reading: what still arrives is dropped
+        # before aioquic buffers it, until the peer ends or resets the stream. Bounded by
+        # the streams open at once (aioquic grants new ones only as these end).
+        self._dropping: set[int] = set()
+        self.connection_ids: set[bytes] = set()  # ours in use, for the endpoint's routing
         self._blocked: set[Exchange] = set()  # responses waiting for room to send
         self._held: dict[int, int] = {}  # stream id -> body bytes counted in the budget
         self._body_bytes = 0  # their sum: request body bytes held whole for the layer above
         self._goaway_id: int | None = None  # after our GOAWAY: no request from this id on
         self._ended = False
+        self._closing = False  # CONNECTION_CLOSE queued: no more input is interpreted
         self._timer: object = None
         self._timer_at: float | None = None
         _set_stream_limit(quic, state.config.limits.max_concurrent_streams)
@@ -118,7 +136,10 @@ class H3ServerProtocol(ServerConnection):
                 stream_id = event.stream_id  # type: ignore[attr-defined]
                 if self.h3 is not None:
                     self.h3.handle_event(event)
-                self._head_bytes.pop(stream_id, None)
+                if kind is quic_events.StreamReset:
+                    self._heads_arriving.pop(stream_id, None)
+                    if stream_id in self._dropping:
+                        self._stop_dropping(stream_id)
                 self._lose(stream_id, kind is quic_events.StreamReset)
             elif kind is quic_events.ProtocolNegotiated:
                 self.h3 = H3Connection(quic)
@@ -137,20 +158,78 @@ class H3ServerProtocol(ServerConnection):
 
     def _on_stream_data(self, event: quic_events.StreamDataReceived) -> None:
         h3 = self.h3
-        if h3 is None:
+        if h3 is None or self._closing:
             return
         stream_id = event.stream_id
-        if stream_id & 3 == 0 and stream_id not in self._exchanges:
-            # A request head still arriving: HTTP/3 buffers it whole before decoding, so
-            # its size is bounded here, as HTTP/2's header list is.
-            size = self._head_bytes.get(stream_id, 0) + len(event.data)
-            if size > self.state.config.limits.max_header_list_size:
-                self._head_bytes.pop(stream_id, None)
-                self._abandon_stream(stream_id, H3Error.H3_EXCESSIVE_LOAD)
-                return
-            self._head_bytes[stream_id] = size
+        if stream_id in self._dropping:
+            if event.end_stream:
+                self._stop_dropping(stream_id)
+            return
         for h3_event in h3.handle_event(event):
             self._on_h3_event(h3_event)
+        self._check_buffered(h3, stream_id)
+
+    def _check_buffered(self, h3: H3Connection, stream_id: int) -> None:
+        """Bound what aioquic holds for this stream (its private `_stream` table, pinned:
+        aioquic 1.x): an incomplete HEADERS frame (a head, trailers) or SETTINGS, or
+        everything behind a header block waiting on QPACK. Flow control does not bound
+        it (module docstring), so the field-section limit does, as HTTP/2's does."""
+        stream = h3._stream.get(stream_id)
+        if stream is None:
+            self._heads_arriving.pop(stream_id, None)
+            return
+        if len(stream.buffer) > self.state.config.limits.max_header_list_size + (
+            _FRAME_HEADER_SLACK
+        ):
+            if stream_id & 3 == 0:
+                self._drop_request_stream(h3, stream_id, H3Error.H3_EXCESSIVE_LOAD)
+            else:  # the peer's control or QPACK stream: critical, it cannot be reset
+                stream.buffer = b""
+                self._closing = True
+                self._close_quic(H3Error.H3_EXCESSIVE_LOAD, "frame too large")
+            return
+        if stream_id & 3 == 0:
+            if stream.headers_recv_state is HeadersState.INITIAL and not stream.receiving_ended:
+                self._heads_arriving.setdefault(stream_id, self.last_activity)
+            else:
+                self._heads_arriving.pop(stream_id, None)
+
+    def _drop_request_stream(self, h3: H3Connection, stream_id: int, code: int) -> None:
+        """A request stream over the buffer bound or too slow: its input is stopped and
+        dropped from here on; the request is reset unless its answer is complete."""
+        stream = h3._stream.get(stream_id)
+        if stream is None:
+            return
+        self._heads_arriving.pop(stream_id, None)
+        self._dropping.add(stream_id)
+        self._stop_reading(stream_id)
+        decoder_stream = h3._local_decoder_stream_id
+        if stream.blocked and decoder_stream is not None:
+            # A header block we will never decode: tell the peer's encoder (RFC 9204
+            # §4.4.2), as aioquic does when a peer resets such a stream.
+            self.conn.send_stream_data(decoder_stream, h3._decoder.cancel_stream(stream_id))
+        stream.blocked = False
+        stream.blocked_frame_size = stream.blocked_frame_type = None
+        stream.buffer = b""
+        exchange = self._exchanges.get(stream_id)
+        if stream.headers_recv_state is HeadersState.INITIAL or exchange is not None:
+            self._reset_sending(stream_id, code)
+            stream.sending_ended = True
+        if exchange is not None:  # trailers too large: the request is lost
+            self._finish(exchange)
+            exchange.lose()
+        self.output_ready()
+
+    def _stop_dropping(self, stream_id: int) -> None:
+        """The peer ended or reset a stream whose input we were dropping: aioquic's
+        record of it may go once our side is done too."""
+        self._dropping.discard(stream_id)
+        streams = {} if self.h3 is None else self.h3._stream
+        stream = streams.get(stream_id)
+        if stream is not None:
+            stream.receiving_ended = True
+            if stream.is_ended():
+                del streams[stream_id]
 
     def _on_h3_event(self, event: H3Event) -> None:
         if isinstance(event, DataReceived):
@@ -168,7 +247,7 @@ class H3ServerProtocol(ServerConnection):
 
     def _on_request(self, event: HeadersReceived) -> None:
         stream_id = event.stream_id
-        self._head_bytes.pop(stream_id, None)
+        self._heads_arriving.pop(stream_id, None)
         if self._goaway_id is not None and stream_id >= self._goaway_id:
             # RFC 9114 §5.2: past our GOAWAY, never processed; the client may retry it.
             self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
@@ -393,7 +472,19 @@ class H3ServerProtocol(ServerConnection):
         self.flush()
 
     def check_timeouts(self, now: float) -> None:
-        """The server's one-second sweep: QUIC's own timers (above) already keep time."""
+        """The server's one-second sweep: QUIC's own timers (above) keep the transport's
+        time; here the slow-head rule of the other adapters, per stream: a request head
+        not complete `timeouts.request_head` after its first byte is reset
+        H3_REQUEST_REJECTED (never processed: safe to retry). The connection goes on."""
+        limit = self.state.config.timeouts.request_head
+        h3 = self.h3
+        if not self._heads_arriving or h3 is None or self._ended:
+            return
+        late = [sid for sid, since in self._heads_arriving.items() if now >= since + limit]
+        for stream_id in late:
+            log.debug("%s: request head too slow on stream %d", self.client_host, stream_id)
+            self._heads_arriving.pop(stream_id, None)
+            self._drop_request_stream(h3, stream_id, H3Error.H3_REQUEST_REJECTED)
 
     # -- the end of the connection --------------------------------------------------------
 
@@ -424,7 +515,7 @@ class H3ServerProtocol(ServerConnection):
         self._body_bytes = 0
 
     def is_idle(self) -> bool:
-        return self.handshake_done and not self._exchanges and not self._head_bytes
+        return self.handshake_done and not self._exchanges and not self._heads_arriving
 
     def shutdown(self) -> None:
         """Graceful (RFC 9114 §5.2): GOAWAY naming the first request we will not process,
@@ -435,7 +526,7 @@ class H3ServerProtocol(ServerConnection):
         if h3 is None or not self.handshake_done:
             self._close_quic(H3Error.H3_NO_ERROR, "shutdown")
             return
-        self._goaway_id = max((*self._exchanges, *self._head_bytes, -4)) + 4
+        self._goaway_id = max((*self._exchanges, *self._heads_arriving, -4)) + 4
         control = getattr(h3, "_local_control_stream_id", None)
         if control is not None:
             # aioquic has no GOAWAY call: the frame goes on our control stream.
