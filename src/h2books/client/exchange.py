@@ -16,6 +16,7 @@ MAX_ATTEMPTS = 3
 # Interim (1xx) responses kept per request; more are read and dropped.
 MAX_INFORMATIONAL = 16
 
+
 class Exchange:
     """A request and the future its response resolves.
 
