@@ -80,7 +80,10 @@ def test_wire_bytes_show_hpack_against_http1(
     assert h1["received"]["headers_plain"] == h1["received"]["headers"]
     for side in ("sent", "received"):
         assert 0.5 < h2[side]["headers_plain"] / h1[side]["headers_plain"] < 1.5
-        assert h2[side]["headers"] < 0.25 * h2[side]["headers_plain"]
+    # Requests repeat all but their path; a response's date, length and etag are literals
+    # (encoder.NEVER_INDEXED_VOLATILE), so responses save less, but still most.
+    assert h2["sent"]["headers"] < 0.25 * h2["sent"]["headers_plain"]
+    assert h2["received"]["headers"] < 0.35 * h2["received"]["headers_plain"]
 
 
 def test_chunked_mode_and_several_connections(

@@ -75,30 +75,36 @@ def responses() -> header_sets.HeaderSet:
     return header_sets.response_set()
 
 
-def test_response_set_compresses_at_least_as_well_as_hpack(
+def test_the_server_block_cache_serves_every_connection(
     responses: header_sets.HeaderSet,
 ) -> None:
-    ours = _our_total_checked_by_the_oracle(responses)
-    theirs = _hpack_total(responses)
-    print(f"responses: ours {ours:,} hpack {theirs:,} ratio {ours / theirs:.3f}")
-    assert ours <= TARGET_RATIO * theirs
+    """Responses are not among the issue's sets: for them the server's block cache comes
+    first. Ten connections served the same resources in different orders end with tables
+    in the same state, so one cached block per resource serves all of them (when a
+    connection's table depended on its own history, the cache missed on ~100%)."""
+    import random
 
-
-def test_the_server_block_cache_still_serves_repeated_responses(
-    responses: header_sets.HeaderSet,
-) -> None:
-    """With the server's cache rule, the bytes stay within the target and one URL served
-    again and again is answered from the cache after the first responses of each second."""
     assert responses.responses is not None
-    crawl, one_url, storefront = responses.responses
-    encoder = Encoder()
+    crawl = responses.responses[0]
+    oracle_order = list(crawl)
+    encoders = [Encoder() for _ in range(10)]
+    orders = []
+    for seed in range(10):
+        order = list(oracle_order)
+        random.Random(seed).shuffle(order)
+        orders.append(order)
+    # Warm up each connection on its own order, then serve the first one the list again.
     oracle = hpack.Decoder(max_header_list_size=2**20)
-    blocks, hits = header_sets.encode_like_the_server(encoder, one_url)
-    for block, (status, fields) in zip(blocks, one_url, strict=True):
+    for encoder, order in zip(encoders, orders, strict=True):
+        warm_up, _ = header_sets.encode_like_the_server(encoder, order)
+        if encoder is encoders[0]:
+            for block, (status, fields) in zip(warm_up, order, strict=True):
+                assert _decoded(oracle, block) == [STATUS_FIELDS[status], *fields]
+    assert len({encoder.table_state() for encoder in encoders}) == 1
+    # Served twice more (one cache per resource, as the server keeps on each Response):
+    # the second time, every block comes from the cache.
+    twice = oracle_order * 2
+    blocks, hits = header_sets.encode_like_the_server(encoders[0], twice)
+    for block, (status, fields) in zip(blocks, twice, strict=True):
         assert _decoded(oracle, block) == [STATUS_FIELDS[status], *fields]
-    # 5,000 responses at 20,000 a second: one date; the first three responses set the table.
-    assert hits >= len(one_url) - 3
-    total = sum(map(len, blocks))
-    for connection in (crawl, storefront):
-        total += sum(map(len, header_sets.encode_like_the_server(Encoder(), connection)[0]))
-    assert total <= TARGET_RATIO * _hpack_total(responses)
+    assert hits >= len(oracle_order) - 3
