@@ -56,4 +56,5 @@ def test_ours_reports_its_header_bytes(
         assert headers.received == headers.received_plain > 0
     else:
         assert 0 < headers.sent < headers.sent_plain / 4
-        assert 0 < headers.received < headers.received_plain / 4
+        # A response's date, length and etag stay literals (encoder.NEVER_INDEXED_VOLATILE).
+        assert 0 < headers.received < headers.received_plain * 0.35
