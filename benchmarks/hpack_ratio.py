@@ -20,32 +20,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-import hpack
 
 from h2books.bench import header_sets
+from h2books.client.stats import header_list_size
 from h2books.protocol.hpack import Encoder, encoder, strings
 
 ROUNDS = 5
-
-
-def _flagged(fields):  # type: ignore[no-untyped-def]
-    """The header tuples `h2` hands to `hpack`: secrets as NeverIndexedHeaderTuple."""
-    out = []
-    for name, value in fields:
-        secret = name in (b"authorization", b"proxy-authorization") or (
-            name == b"cookie" and len(value) < 20
-        )
-        kind = hpack.NeverIndexedHeaderTuple if secret else hpack.HeaderTuple
-        out.append(kind(name, value))
-    return out
-
-
-def hpack_bytes(header_set: header_sets.HeaderSet) -> int:
-    total = 0
-    for connection in header_set.connections:
-        encoder = hpack.Encoder()
-        total += sum(len(encoder.encode(_flagged(fields))) for fields in connection)
-    return total
 
 
 def our_bytes(header_set: header_sets.HeaderSet) -> tuple[int, int]:
@@ -105,8 +85,8 @@ def main() -> None:
         f"{'hits':>7}" + (f"{'µs cold':>9}{'µs warm':>9}" if args.timing else "")
     )
     for header_set in all_sets():
-        plain = sum(header_sets.header_list_size(f) for c in header_set.connections for f in c)
-        theirs = hpack_bytes(header_set)
+        plain = sum(header_list_size(f) for c in header_set.connections for f in c)
+        theirs = header_sets.hpack_library_bytes(header_set)
         ours, hits = our_bytes(header_set)
         line = (
             f"{header_set.name:<10}{header_set.header_lists:>7,}{plain:>10,}{theirs:>9,}"

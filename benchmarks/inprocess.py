@@ -315,7 +315,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", action="store_true", help="then print the top functions")
     parser.add_argument("--data-dir", type=Path, help="a bookstore data directory")
     parser.add_argument(
-        "--app", choices=["raw", "starlette", "bookstore"], default="raw", help="the ASGI app (asgi-* modes)"
+        "--app",
+        choices=["raw", "starlette", "bookstore"],
+        default="raw",
+        help="the ASGI app (asgi-* modes)",
     )
     args = parser.parse_args(argv)
     global _APP
