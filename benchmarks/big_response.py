@@ -53,13 +53,14 @@ def _pin(core: int | None) -> list[str]:
 
 
 def start_server(
-    src: Path, data_dir: Path, core: int | None, *app: str
+    src: Path, data_dir: Path, core: int | None, *app: str, wrapper: list[str] | None = None
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """`h2books serve` from the tree at `src` (a src directory) on a free port, pinned."""
+    """`h2books serve` from the tree at `src` (a src directory) on a free port, pinned
+    (or run under `wrapper`, such as valgrind, instead)."""
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": str(src.resolve())}
     argv = [
-        *_pin(core),
+        *(wrapper if wrapper is not None else _pin(core)),
         sys.executable,
         "-m",
         "h2books",
@@ -101,8 +102,14 @@ def running_server(
             process.wait()
 
 
-def _wait_for(port: int, ca: Path, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
+def _wait_for(
+    port: int,
+    ca: Path,
+    process: subprocess.Popen[bytes],
+    timeout: float = 60,
+    path: str = "/bytes/1",
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise SystemExit(f"the server exited with code {process.returncode}")
@@ -110,7 +117,7 @@ def _wait_for(port: int, ca: Path, process: subprocess.Popen[bytes]) -> None:
             context = ssl.create_default_context(cafile=str(ca))
             connection = http.client.HTTPSConnection("127.0.0.1", port, timeout=2, context=context)
             try:
-                connection.request("GET", "/bytes/1")
+                connection.request("GET", path)
                 if connection.getresponse().status == 200:
                     return
             except OSError:
@@ -118,7 +125,7 @@ def _wait_for(port: int, ca: Path, process: subprocess.Popen[bytes]) -> None:
             finally:
                 connection.close()
         time.sleep(0.2)
-    raise SystemExit("the server did not answer within 60 s")
+    raise SystemExit(f"the server did not answer within {timeout:.0f} s")
 
 
 def fetch_h2load(url: str, http1: bool, size: int, core: int | None) -> float:

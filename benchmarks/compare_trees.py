@@ -43,14 +43,10 @@ def start(src: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
     return process, port
 
 
-def _wait_for_book(port: int, data_dir: Path, process: subprocess.Popen[bytes]) -> None:
-    # big_response's readiness probe asks for /bytes/1, which the bookstore does not serve:
-    # any answer (404 included) means the server is up.
-    try:
-        _wait_for(port, data_dir / "tls" / "ca.pem", process)
-    except SystemExit:
-        if process.poll() is not None:
-            raise
+def _wait_for_book(
+    port: int, data_dir: Path, process: subprocess.Popen[bytes], timeout: float = 60
+) -> None:
+    _wait_for(port, data_dir / "tls" / "ca.pem", process, timeout, path="/book?id=1")
 
 
 def run(port: int, pid: int, workload: list[str], uris: Path) -> tuple[float, float]:

@@ -1,0 +1,144 @@
+"""Two versions of h2books compared by the instructions the server executes per request.
+
+    git worktree add --detach /tmp/old HEAD~5
+    python benchmarks/instructions.py /tmp/old/src src                 # every workload
+    python benchmarks/instructions.py /tmp/old/src src --workloads h2-10c
+
+On a shared machine whose speed drifts by tens of percent from one minute to the next,
+req/s comparisons (`compare_trees.py`) need many alternated rounds to see a 5% change.
+An instruction count does not drift: each tree's bookstore runs under valgrind's
+callgrind (`apt-get install valgrind`), h2load sends each workload's requests twice,
+`SMALL` then `LARGE` of them over the same connections count, and the counter is dumped
+after each load (`callgrind_control --dump`). Instructions per request are
+(Ir(LARGE) - Ir(SMALL)) / (LARGE - SMALL): connection set-up and the TLS handshakes,
+the same in both loads, cancel out. The median of `REPEATS` such pairs is reported; pairs
+still differ by a few percent, because how many requests one read brings (and so how
+far the per-read work is shared) depends on timing. Both trees run at once, one per core: valgrind's
+counts do not depend on the machine's speed (only the once-a-second Date tick does, a
+few hundred instructions per second of valgrind time).
+
+What it does not see: cache misses, system calls and the kernel's share. A change in
+memory layout or in the number of writes shows in `compare_trees.py` only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
+
+from big_response import start_server
+from compare_trees import BOOKS, WORKLOADS, _wait_for_book
+
+from h2books.bench.h2load import parse_h2load_output, write_uri_list
+
+SMALL, LARGE = 1000, 11000
+REPEATS = 3  # (SMALL, LARGE) pairs per workload; the median is reported
+_TOTALS = re.compile(rb"^totals:\s*(\d+)", re.MULTILINE)
+
+
+def _load(port: int, workload: list[str], count: int, uris: Path) -> None:
+    argv = ["h2load", *_with_count(workload, count), "-i", str(uris)]
+    output = subprocess.run(argv, capture_output=True, text=True, timeout=900).stdout
+    report = parse_h2load_output(output)
+    if not report.all_succeeded:
+        raise SystemExit(f"failed requests against port {port}:\n{output}")
+
+
+def _with_count(workload: list[str], count: int) -> list[str]:
+    argv = list(workload)
+    argv[argv.index("-n") + 1] = str(count)
+    return argv
+
+
+def _dump(pid: int, out_dir: Path) -> int:
+    """Instructions since the last dump: callgrind writes a numbered file per dump."""
+    before = set(out_dir.glob("cg.out.*"))
+    subprocess.run(["callgrind_control", "--dump", str(pid)], capture_output=True, check=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        new = set(out_dir.glob("cg.out.*")) - before
+        for path in new:
+            data = path.read_bytes()
+            match = _TOTALS.search(data)
+            if match:
+                return int(match.group(1))
+        time.sleep(0.2)
+    raise SystemExit(f"callgrind did not dump for pid {pid}")
+
+
+def measure(src: Path, workloads: list[str]) -> dict[str, float]:
+    """Instructions per request of each workload, on one server run under callgrind."""
+    with tempfile.TemporaryDirectory() as scratch:
+        out_dir = Path(scratch, "cg")
+        out_dir.mkdir()
+        wrapper = [
+            "valgrind",
+            "--tool=callgrind",
+            "--trace-children=no",
+            f"--callgrind-out-file={out_dir}/cg.out",
+        ]
+        data_dir = Path(scratch, "data")
+        process, port = start_server(src, data_dir, None, wrapper=wrapper)
+        try:
+            # Start-up under valgrind takes 20-60 s (imports and the generated catalogue).
+            _wait_for_book(port, data_dir, process, timeout=600)
+            uris = write_uri_list(
+                Path(scratch, "uris.txt"),
+                f"https://127.0.0.1:{port}",
+                [str(i) for i in range(1, BOOKS + 1)],
+            )
+            per_request = {}
+            for name in workloads:
+                workload = WORKLOADS[name]
+                _load(port, workload, SMALL // 2, uris)  # warm-up: caches, the Date tick
+                samples = []
+                for _ in range(REPEATS):
+                    _dump(process.pid, out_dir)
+                    _load(port, workload, SMALL, uris)
+                    small = _dump(process.pid, out_dir)
+                    _load(port, workload, LARGE, uris)
+                    large = _dump(process.pid, out_dir)
+                    samples.append((large - small) / (LARGE - SMALL))
+                per_request[name] = statistics.median(samples)
+            return per_request
+        finally:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("old", type=Path, help="the src directory of the old tree")
+    parser.add_argument("new", type=Path, help="the src directory of the new tree")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    args = parser.parse_args()
+    for tool in ("valgrind", "callgrind_control", "h2load"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not installed (apt-get install valgrind nghttp2-client)")
+    workloads = args.workloads.split(",")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        old, new = pool.map(lambda src: measure(src, workloads), (args.old, args.new))
+    for name in workloads:
+        print(
+            f"{name:7} old {old[name]:9,.0f} instructions/req | new {new[name]:9,.0f} | "
+            f"new/old {new[name] / old[name]:.3f}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
