@@ -46,6 +46,21 @@ def test_big_body_goes_out_as_views_of_the_callers_bytes() -> None:
     assert c.conn.buffers_to_send() == [] and c.conn.data_to_send() == b""
 
 
+def test_queued_output_size_counts_the_buffer_and_the_views_until_taken() -> None:
+    c = big_window_client()
+    c.send(c.headers(1))
+    assert c.conn.queued_output_size == 0
+    body = bytes(range(256)) * 256  # 64 KiB: views, after a copied HEADERS frame
+    c.conn.send_response(1, 200, [], body)
+    c.conn.ping(b"12345678")  # copied into the buffer after the views
+    queued = c.conn.queued_output_size
+    pieces = c.conn.buffers_to_send()
+    assert queued == sum(len(piece) for piece in pieces) > len(body)
+    assert c.conn.queued_output_size == 0
+    c.conn.ping(b"87654321")
+    assert c.conn.queued_output_size == len(c.conn.data_to_send()) == 17
+
+
 def test_full_frames_of_a_big_body_share_one_header_and_a_short_tail_is_copied() -> None:
     c = big_window_client()
     c.send(c.headers(1, end_stream=False))

@@ -16,11 +16,12 @@ import h2.events
 import h2.settings
 import pytest
 
-from h2books.http import Request, Response
+from h2books.http import Hints, Request, Response
 from h2books.interfaces.native import NativeInterface
 from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.config import Limits, ServerConfig
+from h2books.server.connection import FLUSH_NOW
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
@@ -575,3 +576,45 @@ def test_graceful_shutdown_closes_at_the_grace_deadline_without_a_ping_ack() -> 
     early, late = asyncio.run(main())
     assert not early
     assert late
+
+
+def test_many_pushes_leave_while_the_rest_are_made() -> None:
+    """A response that pushes 400 KiB (the index pushes every book) writes its output in
+    parts of at least 64 KiB during the read that asked for it, so that TCP starts on the
+    first ones; every push and the response itself still arrive whole and in order."""
+    book = b"x" * 1000
+    targets = [f"/book?id={i}".encode() for i in range(400)]
+
+    def handler(request: Request) -> Response:
+        if request.path == "/":
+            return Response(200, body=b"index", hints=Hints(push=targets))
+        return Response(200, body=book)
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False, push=True)
+        protocol = connect_interface(
+            H2ServerProtocol, NativeInterface(handler).handle, transport, config
+        )
+        client = h2_client(window=1 << 24)
+        client.increment_flow_control_window((1 << 24) - 65535)
+        client.send_headers(
+            1,
+            [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")],
+            end_stream=True,
+        )
+        protocol.data_received(client.data_to_send())
+        writes = [len(write) for write in transport.writes]
+        assert len(writes) >= 4, writes  # ~430 KB of pushes: several writes in the read
+        assert all(size >= FLUSH_NOW for size in writes[1:-1]), writes  # [0]: settings
+        events = client.receive_data(transport.data)
+        promised = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+        bodies: dict[int, bytes] = {}
+        for event in events:
+            if isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+        assert [dict(e.headers)[b":path"] for e in promised] == targets
+        assert all(bodies[e.pushed_stream_id] == book for e in promised)
+        assert bodies[1] == b"index"
+
+    asyncio.run(main())

@@ -87,6 +87,15 @@ class OutboundScheduler(StreamIds):
         """Queue a big immutable payload without copying it."""
         self._output_pieces().append(payload)
 
+    @property
+    def queued_output_size(self) -> int:
+        """Octets queued for the peer and not yet taken by `buffers_to_send`/`data_to_send`."""
+        pieces = self._pieces
+        size = len(self._out)
+        if pieces is not None:
+            size += sum(len(piece) for piece in pieces)
+        return size
+
     def buffers_to_send(self) -> list[bytes | memoryview]:
         """Everything queued for the peer, in order, as pieces for `writelines`:
         coalesced frames as bytes, big DATA payloads as views of the caller's bytes

@@ -16,7 +16,7 @@ from h2books.http import Response
 from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.server.connection import ServerConnection
+from h2books.server.connection import FLUSH_NOW, ServerConnection
 from h2books.server.exchange import DONE, Exchange, Fields
 from h2books.server.responses import BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState
@@ -372,6 +372,11 @@ class H2ServerProtocol(ServerConnection):
             self._exchanges[promised] = pushed
         if not self._in_read:
             self.output_ready()
+        elif self.conn.queued_output_size >= FLUSH_NOW:
+            # A response that pushes many (the index pushes every book) would otherwise
+            # hold all of them until the read's batch ends: let TCP start on the first
+            # 64 KiB while the rest are made.
+            self.write_pending()
         return True
 
     @property
