@@ -42,21 +42,10 @@ from pathlib import Path
 from typing import Any
 
 from h2books.argtypes import durations
+from h2books.bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 from h2books.netem.conditions import Conditions
 from h2books.netem.emulator import EmulatedLink
 
-CHROMIUM = "/usr/bin/chromium"
-# The tests' flags (tests/browser/conftest.py): a closed machine, h2 only (no QUIC).
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 VARIANTS: dict[str, list[str]] = {
     "no-hints": ["--no-early-hints"],
     "hints": [],

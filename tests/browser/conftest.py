@@ -17,22 +17,9 @@ from typing import Any
 
 import pytest
 
+from h2books.bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 from tests.conftest import IN_CI, REPO_ROOT, ServerProcess
 
-CHROMIUM = "/usr/bin/chromium"
-# This machine's closed network: without the background-networking flags Chromium
-# keeps trying (and failing) to reach Google's services. QUIC is off so h2 is the
-# only protocol it can pick.
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ARTIFACTS = REPO_ROOT / "test-artifacts"
 
 

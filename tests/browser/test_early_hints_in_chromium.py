@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from h2books.bench.chromium import CHROMIUM, CHROMIUM_FLAGS
 from h2books.netem.conditions import Conditions
 from h2books.netem.emulator import EmulatedLink
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, require_browser_tooling
+from tests.browser.conftest import require_browser_tooling
 from tests.conftest import ServerProcess
 from tests.netem.conftest import require_namespaces
 

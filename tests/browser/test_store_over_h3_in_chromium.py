@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import CHROMIUM, CHROMIUM_FLAGS, run_h2books
+from h2books.bench.chromium import CHROMIUM, CHROMIUM_FLAGS
+from tests.browser.conftest import run_h2books
 from tests.conftest import ServerProcess
 from tests.server.h3_support import wait_udp_listening
 
