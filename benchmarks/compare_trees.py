@@ -14,6 +14,7 @@ of percent from one minute to the next, that ratio is the figure to quote.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import statistics
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from big_response import _pin, _wait_for, start_server
+from big_response import _pin, _wait_for, start_server, stop_server
 
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
 from h2books.bench.processes import session_cpu_seconds
@@ -37,8 +38,13 @@ WORKLOADS = {
 BOOKS = 3000
 
 
-def start(src: Path, data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+def start(
+    src: Path, data_dir: Path, servers: contextlib.ExitStack
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The bookstore of the tree at `src`, stopped when `servers` closes (even if it never
+    answers)."""
     process, port = start_server(src, data_dir, 0)
+    servers.callback(stop_server, process)
     _wait_for_book(port, data_dir, process)
     return process, port
 
@@ -72,45 +78,40 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=7, help="alternated runs per workload")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as servers:
         old_dir, new_dir = Path(scratch, "old"), Path(scratch, "new")
-        old, old_port = start(args.old, old_dir)
-        new, new_port = start(args.new, new_dir)
-        try:
-            for name in args.workloads.split(","):
-                workload = WORKLOADS[name]
-                uris = {
-                    port: write_uri_list(
-                        Path(scratch, f"uris-{port}.txt"),
-                        f"https://127.0.0.1:{port}",
-                        [str(i) for i in range(1, BOOKS + 1)],
-                    )
-                    for port in (old_port, new_port)
-                }
-                for port, process in ((old_port, old), (new_port, new)):
-                    run(port, process.pid, workload, uris[port])  # warm-up, not recorded
-                rates: dict[str, list[float]] = {"old": [], "new": []}
-                cpus: dict[str, list[float]] = {"old": [], "new": []}
-                ratios: list[float] = []
-                for _ in range(args.rounds):
-                    for label, port, process in (("old", old_port, old), ("new", new_port, new)):
-                        rate, cpu = run(port, process.pid, workload, uris[port])
-                        rates[label].append(rate)
-                        cpus[label].append(cpu)
-                    ratios.append(rates["new"][-1] / rates["old"][-1])
-                print(
-                    f"{name:7} old {statistics.median(rates['old']):9,.0f} req/s "
-                    f"{statistics.median(cpus['old']):5.1f} µs/req | "
-                    f"new {statistics.median(rates['new']):9,.0f} req/s "
-                    f"{statistics.median(cpus['new']):5.1f} µs/req | "
-                    f"new/old {statistics.median(ratios):.3f} "
-                    f"({min(ratios):.2f}-{max(ratios):.2f})",
-                    flush=True,
+        old, old_port = start(args.old, old_dir, servers)
+        new, new_port = start(args.new, new_dir, servers)
+        for name in args.workloads.split(","):
+            workload = WORKLOADS[name]
+            uris = {
+                port: write_uri_list(
+                    Path(scratch, f"uris-{port}.txt"),
+                    f"https://127.0.0.1:{port}",
+                    [str(i) for i in range(1, BOOKS + 1)],
                 )
-        finally:
-            for process in (old, new):
-                process.terminate()
-                process.wait(10)
+                for port in (old_port, new_port)
+            }
+            for port, process in ((old_port, old), (new_port, new)):
+                run(port, process.pid, workload, uris[port])  # warm-up, not recorded
+            rates: dict[str, list[float]] = {"old": [], "new": []}
+            cpus: dict[str, list[float]] = {"old": [], "new": []}
+            ratios: list[float] = []
+            for _ in range(args.rounds):
+                for label, port, process in (("old", old_port, old), ("new", new_port, new)):
+                    rate, cpu = run(port, process.pid, workload, uris[port])
+                    rates[label].append(rate)
+                    cpus[label].append(cpu)
+                ratios.append(rates["new"][-1] / rates["old"][-1])
+            print(
+                f"{name:7} old {statistics.median(rates['old']):9,.0f} req/s "
+                f"{statistics.median(cpus['old']):5.1f} µs/req | "
+                f"new {statistics.median(rates['new']):9,.0f} req/s "
+                f"{statistics.median(cpus['new']):5.1f} µs/req | "
+                f"new/old {statistics.median(ratios):.3f} "
+                f"({min(ratios):.2f}-{max(ratios):.2f})",
+                flush=True,
+            )
     return 0
 
 

@@ -179,7 +179,7 @@ def measure_rtt(
     ):
         browser = api.chromium.launch(
             executable_path=CHROMIUM,
-            args=CHROMIUM_FLAGS,
+            args=list(CHROMIUM_FLAGS),
             env={**os.environ, "HOME": str(home)},
         )
         try:

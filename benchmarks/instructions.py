@@ -6,16 +6,20 @@
 
 On a shared machine whose speed drifts by tens of percent from one minute to the next,
 req/s comparisons (`compare_trees.py`) need many alternated rounds to see a 5% change.
-An instruction count does not drift: each tree's bookstore runs under valgrind's
-callgrind (`apt-get install valgrind`), h2load sends each workload's requests twice,
-`SMALL` then `LARGE` of them over the same connections count, and the counter is dumped
-after each load (`callgrind_control --dump`). Instructions per request are
-(Ir(LARGE) - Ir(SMALL)) / (LARGE - SMALL): connection set-up and the TLS handshakes,
-the same in both loads, cancel out. The median of `REPEATS` such pairs is reported; pairs
-still differ by a few percent, because how many requests one read brings (and so how
-far the per-read work is shared) depends on timing. Both trees run at once, one per core: valgrind's
-counts do not depend on the machine's speed (only the once-a-second Date tick does, a
-few hundred instructions per second of valgrind time).
+An instruction count does not drift. Each tree's bookstore runs under valgrind's
+callgrind (`apt-get install valgrind`), with PYTHONHASHSEED=0 so that both hash strings
+alike. h2load sends each workload twice, `SMALL` then `LARGE` requests over the
+workload's number of connections, and the server's counter is dumped after each load
+(`callgrind_control --dump`). Instructions per request are
+(Ir(LARGE) - Ir(SMALL)) / (LARGE - SMALL): the connections' set-up and TLS handshakes,
+the same in both loads, cancel out. `REPEATS` such pairs are made per workload; the
+median and the range are printed. Pairs differ by a few percent, because how many
+requests one read brings (and so how far the per-read work is shared) depends on timing:
+compare a tree with itself (`src src`) to see the spread before reading a ratio.
+
+Both trees are measured at once, each server and its h2load sharing the two cores:
+valgrind's counts do not depend on the machine's speed (only the once-a-second Date tick
+does, a few hundred instructions per second of valgrind time).
 
 What it does not see: cache misses, system calls and the kernel's share. A change in
 memory layout or in the number of writes shows in `compare_trees.py` only.
@@ -25,28 +29,32 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from big_response import start_server
+from big_response import start_server, stop_server
 from compare_trees import BOOKS, WORKLOADS, _wait_for_book
 
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
 
 SMALL, LARGE = 1000, 11000
-REPEATS = 3  # (SMALL, LARGE) pairs per workload; the median is reported
+REPEATS = 3  # (SMALL, LARGE) pairs per workload
 _TOTALS = re.compile(rb"^totals:\s*(\d+)", re.MULTILINE)
+# The servers started so far: main() stops them all, whatever the measuring threads do.
+_servers: list[subprocess.Popen[bytes]] = []
+_servers_lock = threading.Lock()
 
 
 def _load(port: int, workload: list[str], count: int, uris: Path) -> None:
@@ -66,32 +74,33 @@ def _with_count(workload: list[str], count: int) -> list[str]:
 def _dump(pid: int, out_dir: Path) -> int:
     """Instructions since the last dump: callgrind writes a numbered file per dump."""
     before = set(out_dir.glob("cg.out.*"))
-    subprocess.run(["callgrind_control", "--dump", str(pid)], capture_output=True, check=True)
+    done = subprocess.run(
+        ["callgrind_control", "--dump", str(pid)], capture_output=True, text=True, timeout=120
+    )
+    # callgrind_control exits 0 even when it finds no such process: read what it says.
+    if done.returncode or "Error" in done.stdout + done.stderr:
+        raise SystemExit(f"callgrind_control could not dump pid {pid}: {done.stdout}{done.stderr}")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        new = set(out_dir.glob("cg.out.*")) - before
-        for path in new:
-            data = path.read_bytes()
-            match = _TOTALS.search(data)
+        for path in set(out_dir.glob("cg.out.*")) - before:
+            match = _TOTALS.search(path.read_bytes())
             if match:
                 return int(match.group(1))
         time.sleep(0.2)
     raise SystemExit(f"callgrind did not dump for pid {pid}")
 
 
-def measure(src: Path, workloads: list[str]) -> dict[str, float]:
-    """Instructions per request of each workload, on one server run under callgrind."""
+def measure(src: Path, workloads: list[str]) -> dict[str, list[float]]:
+    """Instructions per request of each workload (one figure per pair of loads), on one
+    server run under callgrind."""
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = Path(scratch, "cg")
         out_dir.mkdir()
-        wrapper = [
-            "valgrind",
-            "--tool=callgrind",
-            "--trace-children=no",
-            f"--callgrind-out-file={out_dir}/cg.out",
-        ]
+        wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.out"]
         data_dir = Path(scratch, "data")
         process, port = start_server(src, data_dir, None, wrapper=wrapper)
+        with _servers_lock:
+            _servers.append(process)
         try:
             # Start-up under valgrind takes 20-60 s (imports and the generated catalogue).
             _wait_for_book(port, data_dir, process, timeout=600)
@@ -100,11 +109,11 @@ def measure(src: Path, workloads: list[str]) -> dict[str, float]:
                 f"https://127.0.0.1:{port}",
                 [str(i) for i in range(1, BOOKS + 1)],
             )
-            per_request = {}
+            per_request: dict[str, list[float]] = {}
             for name in workloads:
                 workload = WORKLOADS[name]
                 _load(port, workload, SMALL // 2, uris)  # warm-up: caches, the Date tick
-                samples = []
+                samples = per_request[name] = []
                 for _ in range(REPEATS):
                     _dump(process.pid, out_dir)
                     _load(port, workload, SMALL, uris)
@@ -112,11 +121,9 @@ def measure(src: Path, workloads: list[str]) -> dict[str, float]:
                     _load(port, workload, LARGE, uris)
                     large = _dump(process.pid, out_dir)
                     samples.append((large - small) / (LARGE - SMALL))
-                per_request[name] = statistics.median(samples)
             return per_request
         finally:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+            stop_server(process)
 
 
 def main() -> int:
@@ -128,13 +135,29 @@ def main() -> int:
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} is not installed (apt-get install valgrind nghttp2-client)")
+    os.environ.setdefault("PYTHONHASHSEED", "0")  # the servers inherit it
     workloads = args.workloads.split(",")
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        old, new = pool.map(lambda src: measure(src, workloads), (args.old, args.new))
+    pool = concurrent.futures.ThreadPoolExecutor(2)
+    try:
+        old_run = pool.submit(measure, args.old, workloads)
+        new_run = pool.submit(measure, args.new, workloads)
+        old, new = old_run.result(), new_run.result()
+    finally:
+        # On a failure or Ctrl+C, the other tree's server must not outlive us: stopping it
+        # also ends the load its thread is waiting on.
+        with _servers_lock:
+            for process in _servers:
+                if process.poll() is None:
+                    with contextlib.suppress(OSError):
+                        stop_server(process)
+        pool.shutdown(wait=False, cancel_futures=True)
     for name in workloads:
+        old_median, new_median = statistics.median(old[name]), statistics.median(new[name])
         print(
-            f"{name:7} old {old[name]:9,.0f} instructions/req | new {new[name]:9,.0f} | "
-            f"new/old {new[name] / old[name]:.3f}",
+            f"{name:7} old {old_median:9,.0f} instructions/req "
+            f"({min(old[name]):,.0f}-{max(old[name]):,.0f}) | "
+            f"new {new_median:9,.0f} ({min(new[name]):,.0f}-{max(new[name]):,.0f}) | "
+            f"new/old {new_median / old_median:.3f}",
             flush=True,
         )
     return 0

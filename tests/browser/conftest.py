@@ -96,7 +96,7 @@ def launch_browser(playwright_api: Any, tmp_path: Path) -> Iterator[BrowserFacto
         context = playwright_api.chromium.launch_persistent_context(
             str(profile),
             executable_path=CHROMIUM,
-            args=CHROMIUM_FLAGS,
+            args=list(CHROMIUM_FLAGS),
             env={**os.environ, "HOME": str(home)},
             viewport={"width": 1280, "height": 800},
             ignore_https_errors=False,

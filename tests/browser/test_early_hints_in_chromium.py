@@ -106,7 +106,7 @@ def test_chromium_fetches_the_hinted_assets_while_the_server_thinks(
     ):
         browser = api.chromium.launch(
             executable_path=CHROMIUM,
-            args=CHROMIUM_FLAGS,
+            args=list(CHROMIUM_FLAGS),
             env={**os.environ, "HOME": str(trusting_home)},
         )
         try:

@@ -166,17 +166,23 @@ def test_an_index_that_is_not_200(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 @pytest.mark.parametrize("protocol", ["--http1", "--http2"])
-def test_a_body_that_is_not_json(capsys: pytest.CaptureFixture[str], protocol: str) -> None:
-    truncated = b'{"id": "23", "title": "Bo'
+@pytest.mark.parametrize(
+    "body",
+    [b'{"id": "23", "title": "Bo', b'{"id": "23", "title": "Bo\xff"}'],
+    ids=["truncated", "not-utf-8"],
+)
+def test_a_body_that_is_not_json(
+    capsys: pytest.CaptureFixture[str], protocol: str, body: bytes
+) -> None:
     target = b"/book?id=23"
     handler = (
-        h1_bookstore(h1_answer(target, 200, truncated))
+        h1_bookstore(h1_answer(target, 200, body))
         if protocol == "--http1"
-        else h2_bookstore(h2_answer(target, 200, truncated))
+        else h2_bookstore(h2_answer(target, 200, body))
     )
     with serving(handler) as server:
         code, _, err = crawl(capsys, server.url, protocol)
-    assert_one_line_error(code, err, "book 23:", "not JSON", f"{len(truncated)} bytes")
+    assert_one_line_error(code, err, "book 23:", "not JSON", f"{len(body)} bytes")
 
 
 def test_a_body_shorter_than_its_content_length_on_h2(capsys: pytest.CaptureFixture[str]) -> None:

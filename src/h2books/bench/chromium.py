@@ -8,7 +8,7 @@ CHROMIUM = "/usr/bin/chromium"
 # A closed machine's flags: without the background-networking ones Chromium keeps trying
 # (and failing) to reach Google's services. QUIC is off so that h2 is the only protocol it
 # can pick; a test or benchmark of HTTP/3 forces QUIC on for its origin itself.
-CHROMIUM_FLAGS = [
+CHROMIUM_FLAGS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -17,4 +17,4 @@ CHROMIUM_FLAGS = [
     "--disable-background-networking",
     "--disable-component-update",
     "--disable-sync",
-]
+)

@@ -89,6 +89,9 @@ class HttpCall:
     timer: asyncio.TimerHandle | None = None
     waiter: asyncio.Future[None] | None = None
     timed_out = False
+    # When the app read the last of a body it read in parts: its time to answer counts
+    # from then (see _timed_out).
+    body_read_at: float | None = None
     held_trailers: list[tuple[bytes, bytes]] | None = None
 
     def __init__(self, exchange: Exchange) -> None:
@@ -121,8 +124,10 @@ class HttpCall:
                 more = not exchange.body_complete or self.read < exchange.body_size
                 if not more:
                     self.body_state = _BODY_DRAINED
+                    self.body_read_at = asyncio.get_running_loop().time()
                 return {"type": "http.request", "body": data, "more_body": more}
             self.body_state = _BODY_DRAINED
+            self.body_read_at = asyncio.get_running_loop().time()
             if not exchange.gone:
                 return {"type": "http.request", "body": b"", "more_body": False}
         if self.phase != DONE and not exchange.gone:
@@ -384,10 +389,16 @@ class HttpCall:
         self.timer = None
         if self.phase >= STREAMING or self.exchange.gone:
             return
-        if not self.exchange.body_complete:
-            # Still uploading: the time to answer counts from the body's last byte (a slow
-            # upload is the stall rule's to bound).
-            self.timer = asyncio.get_running_loop().call_later(timeout, self._timed_out, timeout)
+        loop = asyncio.get_running_loop()
+        if not self.exchange.body_complete or self.body_state == _BODY_READING:
+            # Still uploading, or the app still reading what came: the time to answer counts
+            # from the moment it has read the body's last byte (a slow upload is the stall
+            # rule's to bound).
+            self.timer = loop.call_later(timeout, self._timed_out, timeout)
+            return
+        read_at = self.body_read_at
+        if read_at is not None and read_at + timeout > loop.time():
+            self.timer = loop.call_later(read_at + timeout - loop.time(), self._timed_out, timeout)
             return
         log.error("ASGI app did not answer %r within %g s: 503", self.exchange, timeout)
         self.timed_out = True

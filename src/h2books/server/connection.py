@@ -61,7 +61,9 @@ class ServerConnection(asyncio.BufferedProtocol):
         self.interface_data: Any = None
         self._closing = False
         self._flush_scheduled = False
-        self._in_read = False  # inside data_received, which writes once at its end
+        # Inside data_received, which writes once at its end (only a burst of pushes
+        # writes during it, each 64 KiB: adapters/h2.py).
+        self._in_read = False
         self._paused_reading = False
         self._paused_writing = False
         self.last_activity = state.loop.time()

@@ -46,6 +46,7 @@ from tests.server.h2wire import (
     settings,
 )
 from tests.server.inprocess import (
+    GET,
     POST,
     RecordingTransport,
     answer_one_h2_request,
@@ -598,11 +599,7 @@ def test_many_pushes_leave_while_the_rest_are_made() -> None:
         )
         client = h2_client(window=1 << 24)
         client.increment_flow_control_window((1 << 24) - 65535)
-        client.send_headers(
-            1,
-            [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")],
-            end_stream=True,
-        )
+        client.send_headers(1, GET, end_stream=True)
         protocol.data_received(client.data_to_send())
         writes = [len(write) for write in transport.writes]
         assert len(writes) >= 4, writes  # ~430 KB of pushes: several writes in the read
@@ -616,5 +613,38 @@ def test_many_pushes_leave_while_the_rest_are_made() -> None:
         assert [dict(e.headers)[b":path"] for e in promised] == targets
         assert all(bodies[e.pushed_stream_id] == book for e in promised)
         assert bodies[1] == b"index"
+
+    asyncio.run(main())
+
+
+def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
+    """The peer went away while the index pushed its books: the pushes stop there."""
+    targets = [f"/book?id={i}".encode() for i in range(400)]
+
+    class ClosingTransport(RecordingTransport):
+        def write(self, data: bytes) -> None:
+            super().write(data)
+            if len(data) >= FLUSH_NOW:
+                self.closed = True  # as a transport whose socket failed reports it
+
+    def handler(request: Request) -> Response:
+        if request.path == "/":
+            return Response(200, body=b"index", hints=Hints(push=targets))
+        return Response(200, body=b"x" * 1000)
+
+    async def main() -> None:
+        transport = ClosingTransport()
+        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False, push=True)
+        protocol = connect_interface(
+            H2ServerProtocol, NativeInterface(handler).handle, transport, config
+        )
+        client = h2_client(window=1 << 24)
+        client.increment_flow_control_window((1 << 24) - 65535)
+        client.send_headers(1, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        events = client.receive_data(transport.writes[0] + transport.writes[1])
+        promised = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+        assert 0 < len(promised) < 100, len(promised)
+        assert sum(len(write) for write in transport.writes[2:]) < FLUSH_NOW
 
     asyncio.run(main())

@@ -2,7 +2,8 @@
 
 Each read is fed whole to the core; every request it completes is handed to the interface
 at once (sync handlers answer inline, no task), and everything the core produced goes out
-in one `transport.write`. Request bodies are buffered within a per-connection budget,
+in one `transport.write` (a response that pushes many writes each 64 KiB as it is made).
+Request bodies are buffered within a per-connection budget,
 past which the peer's window stays shut: flow control is the back-pressure.
 """
 
@@ -352,7 +353,7 @@ class H2ServerProtocol(ServerConnection):
         stream is usually closed again before this returns: the client's concurrency limit
         then bounds what waits on flow control, not how much is pushed."""
         authority = exchange.authority
-        if self._closing or not authority:
+        if not authority or not self.can_push:
             return False
         promised = self.conn.push_promise(
             exchange.stream_id,
@@ -381,7 +382,15 @@ class H2ServerProtocol(ServerConnection):
 
     @property
     def can_push(self) -> bool:
-        return not self._closing and self.conn.can_push
+        # A transport closing under a burst of pushes (the peer went away while the index
+        # pushed its books) stops the burst: what follows would only be thrown away.
+        transport = self.transport
+        return (
+            not self._closing
+            and transport is not None
+            and not transport.is_closing()
+            and self.conn.can_push
+        )
 
     def reset(self, exchange: Exchange) -> None:
         if not self._closing:

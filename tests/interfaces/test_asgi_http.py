@@ -1,0 +1,60 @@
+"""The ASGI call's time to answer (`HttpCall._timed_out`), driven by hand over a real
+in-process HTTP/2 exchange: no sleeps, the deadlines read from the loop's timers."""
+
+from __future__ import annotations
+
+import asyncio
+
+import h2.events
+
+from h2books.interfaces.asgi_http import HttpCall
+from h2books.server.adapters.h2 import H2ServerProtocol
+from h2books.server.exchange import Exchange
+from tests.server.inprocess import POST, RecordingTransport, connect_interface, h2_client
+
+TIMEOUT = 10.0
+
+
+def test_the_time_to_answer_counts_from_the_last_byte_the_app_read() -> None:
+    """A body read in parts: the deadline passing while the app still reads what came
+    (the body complete) is no timeout; once it has read all, it gets the full time."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        transport = RecordingTransport()
+        exchanges: list[Exchange] = []
+        protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
+        client = h2_client()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"a" * 100)
+        protocol.data_received(client.data_to_send())
+        call = HttpCall(exchanges[0])
+        first = await call.receive()
+        assert first["more_body"]
+
+        client.send_data(1, b"b" * 100, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        assert exchanges[0].body_complete
+        call._timed_out(TIMEOUT)  # the deadline passes; the app has not read the rest yet
+        assert not call.timed_out
+        assert call.timer is not None
+        call.timer.cancel()
+
+        rest = await call.receive()
+        assert rest["body"] == b"b" * 100 and not rest["more_body"]
+        call._timed_out(TIMEOUT)  # the old deadline again: the app read its last byte just now
+        assert not call.timed_out
+        assert call.timer is not None
+        assert TIMEOUT - 1 < call.timer.when() - loop.time() <= TIMEOUT
+        call.timer.cancel()
+
+        assert call.body_read_at is not None
+        call.body_read_at -= TIMEOUT + 1  # ...and now it had its full time
+        call._timed_out(TIMEOUT)
+        assert call.timed_out
+        await asyncio.sleep(0)  # the answer goes out at the end of this loop iteration
+        events = client.receive_data(transport.data)
+        heads = [e for e in events if isinstance(e, h2.events.ResponseReceived)]
+        assert [dict(e.headers)[b":status"] for e in heads] == [b"503"]
+
+    asyncio.run(main())
