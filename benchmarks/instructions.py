@@ -50,7 +50,7 @@ from compare_trees import BOOKS, WORKLOADS, _wait_for_book
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
 
 SMALL, LARGE = 1000, 11000
-REPEATS = 3  # (SMALL, LARGE) pairs per workload
+REPEATS = 3  # (SMALL, LARGE) pairs per workload, unless --repeats says
 _TOTALS = re.compile(rb"^totals:\s*(\d+)", re.MULTILINE)
 # The servers started so far: main() stops them all, whatever the measuring threads do.
 _servers: list[subprocess.Popen[bytes]] = []
@@ -90,7 +90,7 @@ def _dump(pid: int, out_dir: Path) -> int:
     raise SystemExit(f"callgrind did not dump for pid {pid}")
 
 
-def measure(src: Path, workloads: list[str]) -> dict[str, list[float]]:
+def measure(src: Path, workloads: list[str], repeats: int) -> dict[str, list[float]]:
     """Instructions per request of each workload (one figure per pair of loads), on one
     server run under callgrind."""
     with tempfile.TemporaryDirectory() as scratch:
@@ -114,7 +114,7 @@ def measure(src: Path, workloads: list[str]) -> dict[str, list[float]]:
                 workload = WORKLOADS[name]
                 _load(port, workload, SMALL // 2, uris)  # warm-up: caches, the Date tick
                 samples = per_request[name] = []
-                for _ in range(REPEATS):
+                for _ in range(repeats):
                     _dump(process.pid, out_dir)
                     _load(port, workload, SMALL, uris)
                     small = _dump(process.pid, out_dir)
@@ -131,6 +131,7 @@ def main() -> int:
     parser.add_argument("old", type=Path, help="the src directory of the old tree")
     parser.add_argument("new", type=Path, help="the src directory of the new tree")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--repeats", type=int, default=REPEATS, help="pairs of loads per workload")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if shutil.which(tool) is None:
@@ -139,8 +140,8 @@ def main() -> int:
     workloads = args.workloads.split(",")
     pool = concurrent.futures.ThreadPoolExecutor(2)
     try:
-        old_run = pool.submit(measure, args.old, workloads)
-        new_run = pool.submit(measure, args.new, workloads)
+        old_run = pool.submit(measure, args.old, workloads, args.repeats)
+        new_run = pool.submit(measure, args.new, workloads, args.repeats)
         old, new = old_run.result(), new_run.result()
     finally:
         # On a failure or Ctrl+C, the other tree's server must not outlive us: stopping it

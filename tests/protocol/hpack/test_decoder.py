@@ -285,9 +285,12 @@ class TestHeaderListSize:
 
 
 def test_totals_count_every_decoded_field_and_its_size() -> None:
-    decoder = Decoder()
-    decoder.decode(b"\x82" + literal_with_indexing(b"x-a", b"12345"))  # :method GET, then x-a
-    decoder.decode(b"\xbe")
+    decoder = Decoder(count_totals=True)
+    uncounting = Decoder()
+    for block in (b"\x82" + literal_with_indexing(b"x-a", b"12345"), b"\xbe"):
+        decoder.decode(block)  # :method GET and x-a, then x-a again
+        uncounting.decode(block)
+    assert uncounting.decoded_fields == uncounting.decoded_size == 0
     assert decoder.decoded_fields == 3
     assert decoder.decoded_size == (7 + 3 + 32) + 2 * (3 + 5 + 32)
     with pytest.raises(HeaderListTooLargeError):

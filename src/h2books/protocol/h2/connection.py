@@ -104,7 +104,8 @@ class H2Connection(Deadlines):
 
     @property
     def received_header_fields(self) -> tuple[int, int]:
-        """(fields, their RFC 7541 §4.1 size) of every header block received so far."""
+        """(fields, their RFC 7541 §4.1 size) of every header block received so far: kept
+        on the client side only (a server's are zeros)."""
         return self._decoder.decoded_fields, self._decoder.decoded_size
 
     @property

@@ -68,7 +68,8 @@ class HeadHandler(OutboundScheduler):
             return
         # Our limit counts the client's requests only: our pushes count against its own
         # (RFC 9113 §5.1.2), and are bounded apart (push.py).
-        if len(self._streams) - self._pushed_live >= self._max_streams:
+        live = len(self._streams)
+        if live >= self._max_streams and live - self._pushed_live >= self._max_streams:
             self._stream_error(None, sid, ErrorCode.REFUSED_STREAM)
             return
         try:

@@ -287,7 +287,7 @@ class OutboundScheduler(StreamIds):
             if stream.state == HALF_CLOSED_REMOTE and stream.inbound is None:
                 # The common case, inlined: a GET answered in full is closed and forgotten.
                 del self._streams[stream_id]
-                if not stream_id & 1:
+                if self._pushed_live and not stream_id & 1:
                     self._pushed_live -= 1  # a pushed response, sent in full
                 self._remember_closed(stream_id, CLOSED)
             else:

@@ -158,6 +158,7 @@ class ConnectionState:
         self._decoder = Decoder(
             max_table_size=DEFAULT_HEADER_TABLE_SIZE,
             max_header_list_size=cfg.max_header_list_size,
+            count_totals=cfg.client_side,  # for the client's wire reports
         )
         # Until the peer acknowledges our SETTINGS it may use either table size.
         self._decoder.max_allowed_table_size = max(DEFAULT_HEADER_TABLE_SIZE, cfg.header_table_size)

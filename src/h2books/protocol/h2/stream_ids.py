@@ -108,7 +108,7 @@ class StreamIds(ConnectionState):
         """`stream` is closed (`how`: CLOSED, RESET_BY_PEER or RESET_BY_US)."""
         sid = stream.stream_id
         del self._streams[sid]
-        if not sid & 1:
+        if self._pushed_live and not sid & 1:
             self._pushed_live -= 1
         if stream.send_queue is not None:
             stream.send_queue = None

@@ -38,18 +38,26 @@ class Decoder:
         "_max_allowed_table_size",
         "_size_update_required",
         "_table",
+        "count_totals",
         "decoded_fields",
         "decoded_size",
         "max_header_list_size",
     )
 
-    def __init__(self, max_table_size: int = 4096, max_header_list_size: int = 65536) -> None:
+    def __init__(
+        self,
+        max_table_size: int = 4096,
+        max_header_list_size: int = 65536,
+        count_totals: bool = False,
+    ) -> None:
         self._table = DynamicTable(max_table_size)
         self._max_allowed_table_size = max_table_size
         self._size_update_required = False
         self.max_header_list_size = max_header_list_size
-        # Totals over every block decoded: fields, and their size as RFC 7541 §4.1 counts it
-        # (name + value + 32 each). What the wire reports compare compressed bytes against.
+        # With count_totals, totals over every block decoded: fields, and their size as
+        # RFC 7541 §4.1 counts it (name + value + 32 each). What the client's wire reports
+        # compare compressed bytes against; a server keeps none (two additions per request).
+        self.count_totals = count_totals
         self.decoded_fields = 0
         self.decoded_size = 0
 
@@ -178,8 +186,9 @@ class Decoder:
             raise HeaderListTooLargeError(
                 f"header list of {list_size} octets exceeds the limit of {limit}"
             )
-        self.decoded_fields += len(headers)
-        self.decoded_size += list_size
+        if self.count_totals:
+            self.decoded_fields += len(headers)
+            self.decoded_size += list_size
         return headers
 
 
