@@ -98,8 +98,8 @@ def measure(src: Path, workloads: list[str], repeats: int) -> dict[str, list[flo
         out_dir.mkdir()
         wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.out"]
         data_dir = Path(scratch, "data")
-        process, port = start_server(src, data_dir, None, wrapper=wrapper)
-        with _servers_lock:
+        with _servers_lock:  # registered before main() could look
+            process, port = start_server(src, data_dir, None, wrapper=wrapper)
             _servers.append(process)
         try:
             # Start-up under valgrind takes 20-60 s (imports and the generated catalogue).

@@ -58,3 +58,57 @@ def test_the_time_to_answer_counts_from_the_last_byte_the_app_read() -> None:
         assert [dict(e.headers)[b":status"] for e in heads] == [b"503"]
 
     asyncio.run(main())
+
+
+def test_an_app_that_stops_reading_is_late_a_period_after_its_last_read() -> None:
+    """It read one part and then hangs (on a database, say): the body being complete, a
+    whole period without a read is a timeout, as for an app that never answers."""
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        exchanges: list[Exchange] = []
+        protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
+        client = h2_client()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"a" * 100)
+        protocol.data_received(client.data_to_send())
+        call = HttpCall(exchanges[0])
+        await call.receive()
+        client.send_data(1, b"b" * 100, end_stream=True)
+        protocol.data_received(client.data_to_send())
+
+        call._timed_out(TIMEOUT)  # a period since the call began, but the read was just now
+        assert not call.timed_out and call.timer is not None
+        call.timer.cancel()
+        assert call.body_read_at is not None
+        call.body_read_at -= TIMEOUT + 1  # no read for a whole period
+        call._timed_out(TIMEOUT)
+        assert call.timed_out
+
+    asyncio.run(main())
+
+
+def test_a_body_read_whole_but_late_gets_its_time_from_the_read() -> None:
+    """The app waited on something else while the body came, then read it in one message
+    with its time running: the deadline counts from that read."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        transport = RecordingTransport()
+        exchanges: list[Exchange] = []
+        protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
+        client = h2_client()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"a" * 100, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        call = HttpCall(exchanges[0])
+        call.timer = loop.call_later(TIMEOUT, lambda: None)  # its time is running (waiting())
+        message = await call.receive()
+        assert message["body"] == b"a" * 100 and not message["more_body"]
+        call.timer.cancel()
+        call._timed_out(TIMEOUT)
+        assert not call.timed_out and call.timer is not None
+        assert TIMEOUT - 1 < call.timer.when() - loop.time() <= TIMEOUT
+        call.timer.cancel()
+
+    asyncio.run(main())

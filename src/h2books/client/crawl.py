@@ -363,9 +363,9 @@ class _Window:
             )
             return
         try:
-            # JSON on the network is UTF-8 (RFC 8259 §8.1): decoding it first spares
-            # json.loads its encoding detection (~4% of the crawl's CPU, py-spy).
-            json.loads(response.content.decode())
+            # JSON on the network is UTF-8 (RFC 8259 §8.1; a BOM may be ignored): decoding
+            # it first spares json.loads its encoding detection (~4% of the crawl's CPU).
+            json.loads(response.content.decode("utf-8-sig"))
         except ValueError as exc:
             self._fail(
                 f"book {self._ids[index]}: the body is not JSON "

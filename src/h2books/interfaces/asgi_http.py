@@ -89,8 +89,8 @@ class HttpCall:
     timer: asyncio.TimerHandle | None = None
     waiter: asyncio.Future[None] | None = None
     timed_out = False
-    # When the app read the last of a body it read in parts: its time to answer counts
-    # from then (see _timed_out).
+    # When the app last took body bytes, once its time to answer is running: the deadline
+    # counts from then (see _timed_out).
     body_read_at: float | None = None
     held_trailers: list[tuple[bytes, bytes]] | None = None
 
@@ -113,21 +113,22 @@ class HttpCall:
             # The common case: the whole body (or none) is in, in one message.
             self.body_state = _BODY_DRAINED
             body = exchange.take_body() if exchange.body_size else b""
+            if self.timer is not None:  # read late, after waiting for something else
+                self.body_read_at = asyncio.get_running_loop().time()
             return {"type": "http.request", "body": body, "more_body": False}
         if state != _BODY_DRAINED:
             if state == _BODY_UNREAD:
                 self.body_state = _BODY_READING
                 self.read = 0
             data = await exchange.receive()  # credit goes back to the peer as we take it
+            self.body_read_at = asyncio.get_running_loop().time()
             if data:
                 self.read += len(data)
                 more = not exchange.body_complete or self.read < exchange.body_size
                 if not more:
                     self.body_state = _BODY_DRAINED
-                    self.body_read_at = asyncio.get_running_loop().time()
                 return {"type": "http.request", "body": data, "more_body": more}
             self.body_state = _BODY_DRAINED
-            self.body_read_at = asyncio.get_running_loop().time()
             if not exchange.gone:
                 return {"type": "http.request", "body": b"", "more_body": False}
         if self.phase != DONE and not exchange.gone:
@@ -390,15 +391,15 @@ class HttpCall:
         if self.phase >= STREAMING or self.exchange.gone:
             return
         loop = asyncio.get_running_loop()
-        if not self.exchange.body_complete or self.body_state == _BODY_READING:
-            # Still uploading, or the app still reading what came: the time to answer counts
-            # from the moment it has read the body's last byte (a slow upload is the stall
-            # rule's to bound).
+        if not self.exchange.body_complete:
+            # Still uploading: a slow upload is the stall rule's to bound.
             self.timer = loop.call_later(timeout, self._timed_out, timeout)
             return
+        # The time to answer counts from the app's last read of the body: one that keeps
+        # reading what came keeps its time, one that stopped for a whole period is late.
         read_at = self.body_read_at
         if read_at is not None and read_at + timeout > loop.time():
-            self.timer = loop.call_later(read_at + timeout - loop.time(), self._timed_out, timeout)
+            self.timer = loop.call_at(read_at + timeout, self._timed_out, timeout)
             return
         log.error("ASGI app did not answer %r within %g s: 503", self.exchange, timeout)
         self.timed_out = True

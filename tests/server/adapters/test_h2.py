@@ -618,7 +618,8 @@ def test_many_pushes_leave_while_the_rest_are_made() -> None:
 
 
 def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
-    """The peer went away while the index pushed its books: the pushes stop there."""
+    """The transport closed while the index pushed its books (a cleartext transport does
+    so on the write that fails): the pushes stop there."""
     targets = [f"/book?id={i}".encode() for i in range(400)]
 
     class ClosingTransport(RecordingTransport):

@@ -382,8 +382,10 @@ class H2ServerProtocol(ServerConnection):
 
     @property
     def can_push(self) -> bool:
-        # A transport closing under a burst of pushes (the peer went away while the index
-        # pushed its books) stops the burst: what follows would only be thrown away.
+        # A transport that has closed under a burst of pushes stops the burst: what follows
+        # would only be thrown away. (A cleartext transport closes on the failed write
+        # itself; a TLS one only on the next loop turn, so there the burst runs to the end
+        # of the targets the response names.)
         transport = self.transport
         return (
             not self._closing
