@@ -8,9 +8,7 @@ import asyncio
 import h2.events
 
 from h2books.interfaces.asgi_http import HttpCall
-from h2books.server.adapters.h2 import H2ServerProtocol
-from h2books.server.exchange import Exchange
-from tests.server.inprocess import POST, RecordingTransport, connect_interface, h2_client
+from tests.server.inprocess import POST, collecting_h2
 
 TIMEOUT = 10.0
 
@@ -21,10 +19,7 @@ def test_the_time_to_answer_counts_from_the_last_byte_the_app_read() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        transport = RecordingTransport()
-        exchanges: list[Exchange] = []
-        protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
-        client = h2_client()
+        protocol, transport, exchanges, client = collecting_h2()
         client.send_headers(1, POST, end_stream=False)
         client.send_data(1, b"a" * 100)
         protocol.data_received(client.data_to_send())
@@ -65,10 +60,7 @@ def test_an_app_that_stops_reading_is_late_a_period_after_its_last_read() -> Non
     whole period without a read is a timeout, as for an app that never answers."""
 
     async def main() -> None:
-        transport = RecordingTransport()
-        exchanges: list[Exchange] = []
-        protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
-        client = h2_client()
+        protocol, _transport, exchanges, client = collecting_h2()
         client.send_headers(1, POST, end_stream=False)
         client.send_data(1, b"a" * 100)
         protocol.data_received(client.data_to_send())
@@ -94,10 +86,7 @@ def test_a_body_read_whole_but_late_gets_its_time_from_the_read() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        transport = RecordingTransport()
-        exchanges: list[Exchange] = []
-        protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
-        client = h2_client()
+        protocol, _transport, exchanges, client = collecting_h2()
         client.send_headers(1, POST, end_stream=False)
         client.send_data(1, b"a" * 100, end_stream=True)
         protocol.data_received(client.data_to_send())

@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from h2books.interfaces.wsgi import WsgiInterface, _server_of
-from h2books.server.config import Limits
+from h2books.server.config import Limits, Timeouts
 from tests.conftest import require_tool
 from tests.interfaces import django_site
 from tests.threaded_server import ThreadedServer
@@ -732,3 +732,40 @@ def test_shutdown_lets_running_requests_finish_then_ends_the_threads(tls_dir: Pa
         assert not server.thread.is_alive()
     assert answers and answers[0].text == "done"
     assert pool.running == 0
+
+
+@pytest.mark.parametrize("version", ["h2", "h1"])
+def test_an_app_that_does_not_answer_in_time_gets_a_503(tls_dir: Path, version: str) -> None:
+    """--response-timeout: the request gets a 503 and the connection serves on; what the
+    app's thread sends later is dropped, and a streamed answer's iterable is closed."""
+    release, closed = threading.Event(), threading.Event()
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ["PATH_INFO"]
+        if path.startswith("/hang"):
+            release.wait(20)
+        if path == "/hang-stream":
+            start_response("200 OK", [("Content-Type", "text/plain")])
+
+            def parts() -> Iterator[bytes]:
+                try:
+                    yield b"late"
+                    yield b"later"
+                finally:
+                    closed.set()
+
+            return parts()
+        start_response("200 OK", [("Content-Length", "2")])
+        return [b"ok"]
+
+    server = ThreadedServer(
+        tls_dir, lambda config: WsgiInterface(app, config), timeouts=Timeouts(response=0.4)
+    )
+    with server, server.client(version, timeout=30) as c:
+        for path in ("/hang", "/hang-stream"):
+            r = c.get(path)
+            assert r.status_code == 503, path
+            assert r.json() == {"error": "the app did not answer in time"}
+        release.set()
+        assert closed.wait(10)  # the streamed answer stopped at its first part
+        assert c.get("/quick").text == "ok"

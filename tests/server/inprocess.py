@@ -132,6 +132,17 @@ def h2_client(window: int = 65535) -> h2.connection.H2Connection:
     return client
 
 
+def collecting_h2() -> tuple[
+    H2ServerProtocol, RecordingTransport, list[Exchange], h2.connection.H2Connection
+]:
+    """An in-process HTTP/2 server connection whose interface only collects its exchanges
+    (the test drives them), its transport, and an `h2` client; inside a running loop."""
+    transport = RecordingTransport()
+    exchanges: list[Exchange] = []
+    protocol = connect_interface(H2ServerProtocol, exchanges.append, transport)
+    return protocol, transport, exchanges, h2_client()
+
+
 GET = [(":method", "GET"), (":scheme", "https"), (":authority", "x"), (":path", "/")]
 POST = [(":method", "POST"), (":scheme", "https"), (":authority", "x"), (":path", "/up")]
 

@@ -41,7 +41,7 @@ from h2books.interfaces.asgi_fields import (
     with_length,
 )
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
-from h2books.server.responses import INTERNAL_ERROR, error_response
+from h2books.server.responses import APP_TOO_SLOW, INTERNAL_ERROR
 
 log = logging.getLogger("h2books.asgi")
 
@@ -55,8 +55,6 @@ _PHASE_NAMES = ("before the response", "after the head", "during the body", "bef
 _BODY_UNREAD, _BODY_READING, _BODY_DRAINED = range(3)
 
 _MULTIPLEXED = frozenset({"2", "3"})
-
-SERVICE_UNAVAILABLE = error_response(503, "the app did not answer in time")
 
 
 class ClientDisconnected(OSError):
@@ -404,7 +402,7 @@ class HttpCall:
         log.error("ASGI app did not answer %r within %g s: 503", self.exchange, timeout)
         self.timed_out = True
         self.phase = DONE
-        self.exchange.respond(SERVICE_UNAVAILABLE)
+        self.exchange.respond(APP_TOO_SLOW)
         self._wake_receiver()
         if self.task is not None:
             self.task.cancel()

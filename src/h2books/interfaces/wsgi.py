@@ -31,6 +31,7 @@ from urllib.parse import unquote_to_bytes
 from h2books.http import Response
 from h2books.interfaces import ServerInterface
 from h2books.interfaces.wsgi_io import (
+    AnswerDeadlines,
     ClientDisconnected,
     FileWrapper,
     ResponsePipe,
@@ -41,7 +42,7 @@ from h2books.interfaces.wsgi_io import (
 from h2books.server.config import ServerConfig
 from h2books.server.connection import ServerConnection
 from h2books.server.exchange import Exchange
-from h2books.server.responses import INTERNAL_ERROR
+from h2books.server.responses import APP_TOO_SLOW, INTERNAL_ERROR
 
 log = logging.getLogger("h2books.wsgi")
 
@@ -192,6 +193,7 @@ class WsgiInterface(ServerInterface):
         self.threads = config.wsgi_threads
         self.pool: WorkerPool | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._deadlines: AnswerDeadlines | None = None
         root = config.root_path.rstrip("/")
         # The parts of every environ that never change; each request starts from a copy.
         self._base: dict[str, Any] = {
@@ -220,6 +222,9 @@ class WsgiInterface(ServerInterface):
             return
         self.pool = None
         pool.stop()
+        deadlines, self._deadlines = self._deadlines, None
+        if deadlines is not None:
+            deadlines.close()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.config.timeouts.graceful_shutdown
         # The loop keeps running meanwhile: the threads' last answers cross through it.
@@ -252,6 +257,14 @@ class WsgiInterface(ServerInterface):
         if pool is None:  # served without startup() (a bare Server in a test)
             self.loop = exchange.adapter.state.loop
             pool = self.pool = WorkerPool(self.threads, "h2books-wsgi")
+        deadlines = self._deadlines
+        if deadlines is None and self.config.timeouts.response:
+            loop = exchange.adapter.state.loop
+            deadlines = self._deadlines = AnswerDeadlines(
+                loop, self.config.timeouts.response, APP_TOO_SLOW
+            )
+        if deadlines is not None:
+            deadlines.watch(exchange)
         pool.submit(self._run, (exchange, body))
 
     # -- the app's thread -------------------------------------------------------------

@@ -19,12 +19,12 @@ import asyncio
 import logging
 import queue
 import threading
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
 from h2books.http import Response
-from h2books.server.exchange import BODY_SLICE, Exchange
+from h2books.server.exchange import BODY_SLICE, PENDING, STARTED, Exchange
 
 log = logging.getLogger("h2books.wsgi")
 
@@ -246,6 +246,11 @@ class ResponsePipe:
             if self._head is not None:
                 head, self._head = self._head, None
                 exchange.start(head)
+                if exchange.response_state != STARTED:
+                    # Answered already (the 503 of AnswerDeadlines): the app's next part
+                    # raises, so that its iterable stops being consumed.
+                    self._break()
+                    return
             while not exchange.gone:
                 if not writing:
                     parts, ending = self._take()
@@ -326,3 +331,58 @@ class FileWrapper:
         close = getattr(self.filelike, "close", None)
         if close is not None:
             close()
+
+
+class AnswerDeadlines:
+    """The time a WSGI app gets to start its answer (`--response-timeout`), for every call
+    in flight, kept by one sweep timer instead of a timer per request: a call costs a dict
+    entry. The time counts from the request body's last byte: while the body is still
+    arriving the deadline moves on (a slow upload is the stall rule's to bound), so it
+    falls between `timeout` and `timeout` + one sweep period after that byte. Past it
+    the request gets `answer` (a 503) and a log line. The app's thread cannot be stopped:
+    what it sends later is dropped, and a streamed response finds its pipe broken."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, answer: Response) -> None:
+        self._loop = loop
+        self._timeout = timeout
+        self._period = min(1.0, timeout / 4)
+        self._answer = answer
+        # In the order watched (an OrderedDict: its oldest entry is found in O(1) however
+        # many were removed before it).
+        self._due: OrderedDict[Exchange, float] = OrderedDict()
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def watch(self, exchange: Exchange) -> None:
+        due = self._due
+        # Answered calls leave from the oldest end as new ones come: the table holds about
+        # the calls in flight, not a sweep period's worth of answered ones.
+        for _ in range(2):
+            oldest = next(iter(due), None)
+            if oldest is None or not (oldest.gone or oldest.response_state != PENDING):
+                break
+            del due[oldest]
+        due[exchange] = self._loop.time() + self._timeout
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_later(self._period, self._sweep)
+
+    def _sweep(self) -> None:
+        self._sweeper = None
+        now = self._loop.time()
+        due = self._due
+        for exchange, deadline in list(due.items()):
+            if exchange.gone or exchange.response_state != PENDING:
+                del due[exchange]  # answered (or left): nothing to watch
+            elif not exchange.body_complete:
+                due[exchange] = now + self._timeout
+            elif deadline <= now:
+                del due[exchange]
+                log.error("WSGI app did not answer %r within %g s: 503", exchange, self._timeout)
+                exchange.respond(self._answer)
+        if due:
+            self._sweeper = self._loop.call_later(self._period, self._sweep)
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        self._due.clear()

@@ -87,4 +87,6 @@ def error_response(status: int, message: str) -> Response:
 
 
 INTERNAL_ERROR = error_response(500, "internal server error")
+# An ASGI or WSGI app that did not start its answer within --response-timeout.
+APP_TOO_SLOW = error_response(503, "the app did not answer in time")
 BODY_TOO_LARGE = error_response(413, "request body too large")

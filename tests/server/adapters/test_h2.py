@@ -579,28 +579,38 @@ def test_graceful_shutdown_closes_at_the_grace_deadline_without_a_ping_ack() -> 
     assert late
 
 
+BOOK = b"x" * 1000
+PUSHED = [f"/book?id={i}".encode() for i in range(400)]
+
+
+def _index_pushing_400_books(transport: RecordingTransport) -> h2.connection.H2Connection:
+    """A `--push` connection over `transport` whose "/" pushes 400 books of 1,000 octets,
+    asked for by an `h2` client with wide windows; the client, after the request is read."""
+
+    def handler(request: Request) -> Response:
+        if request.path == "/":
+            return Response(200, body=b"index", hints=Hints(push=PUSHED))
+        return Response(200, body=BOOK)
+
+    config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False, push=True)
+    protocol = connect_interface(
+        H2ServerProtocol, NativeInterface(handler).handle, transport, config
+    )
+    client = h2_client(window=1 << 24)
+    client.increment_flow_control_window((1 << 24) - 65535)
+    client.send_headers(1, GET, end_stream=True)
+    protocol.data_received(client.data_to_send())
+    return client
+
+
 def test_many_pushes_leave_while_the_rest_are_made() -> None:
     """A response that pushes 400 KiB (the index pushes every book) writes its output in
     parts of at least 64 KiB during the read that asked for it, so that TCP starts on the
     first ones; every push and the response itself still arrive whole and in order."""
-    book = b"x" * 1000
-    targets = [f"/book?id={i}".encode() for i in range(400)]
-
-    def handler(request: Request) -> Response:
-        if request.path == "/":
-            return Response(200, body=b"index", hints=Hints(push=targets))
-        return Response(200, body=book)
 
     async def main() -> None:
         transport = RecordingTransport()
-        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False, push=True)
-        protocol = connect_interface(
-            H2ServerProtocol, NativeInterface(handler).handle, transport, config
-        )
-        client = h2_client(window=1 << 24)
-        client.increment_flow_control_window((1 << 24) - 65535)
-        client.send_headers(1, GET, end_stream=True)
-        protocol.data_received(client.data_to_send())
+        client = _index_pushing_400_books(transport)
         writes = [len(write) for write in transport.writes]
         assert len(writes) >= 4, writes  # ~430 KB of pushes: several writes in the read
         assert all(size >= FLUSH_NOW for size in writes[1:-1]), writes  # [0]: settings
@@ -610,8 +620,8 @@ def test_many_pushes_leave_while_the_rest_are_made() -> None:
         for event in events:
             if isinstance(event, h2.events.DataReceived):
                 bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
-        assert [dict(e.headers)[b":path"] for e in promised] == targets
-        assert all(bodies[e.pushed_stream_id] == book for e in promised)
+        assert [dict(e.headers)[b":path"] for e in promised] == PUSHED
+        assert all(bodies[e.pushed_stream_id] == BOOK for e in promised)
         assert bodies[1] == b"index"
 
     asyncio.run(main())
@@ -620,7 +630,6 @@ def test_many_pushes_leave_while_the_rest_are_made() -> None:
 def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
     """The transport closed while the index pushed its books (a cleartext transport does
     so on the write that fails): the pushes stop there."""
-    targets = [f"/book?id={i}".encode() for i in range(400)]
 
     class ClosingTransport(RecordingTransport):
         def write(self, data: bytes) -> None:
@@ -628,21 +637,9 @@ def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
             if len(data) >= FLUSH_NOW:
                 self.closed = True  # as a transport whose socket failed reports it
 
-    def handler(request: Request) -> Response:
-        if request.path == "/":
-            return Response(200, body=b"index", hints=Hints(push=targets))
-        return Response(200, body=b"x" * 1000)
-
     async def main() -> None:
         transport = ClosingTransport()
-        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False, push=True)
-        protocol = connect_interface(
-            H2ServerProtocol, NativeInterface(handler).handle, transport, config
-        )
-        client = h2_client(window=1 << 24)
-        client.increment_flow_control_window((1 << 24) - 65535)
-        client.send_headers(1, GET, end_stream=True)
-        protocol.data_received(client.data_to_send())
+        client = _index_pushing_400_books(transport)
         events = client.receive_data(transport.writes[0] + transport.writes[1])
         promised = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
         assert 0 < len(promised) < 100, len(promised)

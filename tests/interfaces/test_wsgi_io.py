@@ -1,0 +1,173 @@
+"""`AnswerDeadlines`, the WSGI response timeout, on a fake clock: real in-process HTTP/2
+exchanges, a loop stand-in whose time the test moves and whose one timer it fires."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import h2.events
+import pytest
+
+from h2books.http import Response
+from h2books.interfaces.wsgi_io import (
+    AnswerDeadlines,
+    ClientDisconnected,
+    ResponsePipe,
+    streamed_head,
+)
+from h2books.server.responses import APP_TOO_SLOW
+from tests.server.inprocess import GET, POST, RecordingTransport, collecting_h2
+
+TIMEOUT = 8.0  # sweeps every second
+
+
+class FakeTimer:
+    def __init__(self, when: float, callback: Callable[[], Any]) -> None:
+        self.when, self.callback, self.cancelled = when, callback, False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+
+class FakeClock:
+    """What AnswerDeadlines uses of a loop: time() and call_later()."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.timers: list[FakeTimer] = []
+
+    def time(self) -> float:
+        return self.now
+
+    def call_later(self, delay: float, callback: Callable[[], Any]) -> FakeTimer:
+        timer = FakeTimer(self.now + delay, callback)
+        self.timers.append(timer)
+        return timer
+
+    def advance(self, seconds: float) -> None:
+        end = self.now + seconds
+        while True:
+            due = [t for t in self.timers if not t.cancelled and t.when <= end]
+            if not due:
+                break
+            timer = min(due, key=lambda t: t.when)
+            self.timers.remove(timer)
+            self.now = timer.when
+            timer.callback()
+        self.now = end
+
+
+def statuses(client: Any, transport: RecordingTransport) -> list[bytes]:
+    events = client.receive_data(transport.data)
+    transport.writes.clear()
+    return [
+        dict(e.headers)[b":status"] for e in events if isinstance(e, h2.events.ResponseReceived)
+    ]
+
+
+def test_an_app_past_its_time_gets_a_503_and_one_in_time_is_forgotten(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+        protocol, transport, exchanges, client = collecting_h2()
+        client.send_headers(1, GET, end_stream=True)
+        client.send_headers(3, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        slow, quick = exchanges
+        deadlines.watch(slow)
+        deadlines.watch(quick)
+        quick.respond(Response(200, body=b"in time"))
+        clock.advance(TIMEOUT - 1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == [b"200"]
+        clock.advance(1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == [b"503"]
+        assert "did not answer" in caplog.text
+        assert not [t for t in clock.timers if not t.cancelled]  # nothing left to watch
+
+    asyncio.run(main())
+
+
+def test_the_time_counts_from_the_bodys_last_byte() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+        protocol, transport, exchanges, client = collecting_h2()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"part")
+        protocol.data_received(client.data_to_send())
+        deadlines.watch(exchanges[0])
+        clock.advance(3 * TIMEOUT)  # a slow upload: the stall rule's, not this one's
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == []
+        client.send_data(1, b"rest", end_stream=True)
+        protocol.data_received(client.data_to_send())
+        clock.advance(TIMEOUT - 1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == []
+        clock.advance(2)  # at most one sweep period late
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == [b"503"]
+
+    asyncio.run(main())
+
+
+def test_close_stops_the_sweep() -> None:
+    clock = FakeClock()
+    deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+
+    async def main() -> None:
+        protocol, transport, exchanges, client = collecting_h2()
+        client.send_headers(1, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        deadlines.watch(exchanges[0])
+        deadlines.close()
+        clock.advance(2 * TIMEOUT)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == []
+
+    asyncio.run(main())
+
+
+def test_a_streamed_answer_after_the_503_breaks_its_pipe() -> None:
+    """The thread's first part finds the exchange answered (the timeout's 503): the pipe
+    breaks, and the app's next part raises, so that its iterable stops being consumed."""
+
+    async def main() -> None:
+        protocol, transport, exchanges, client = collecting_h2()
+        client.send_headers(1, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        exchange = exchanges[0]
+        exchange.respond(APP_TOO_SLOW)
+        pipe = ResponsePipe(asyncio.get_running_loop(), exchange, streamed_head(200, []))
+        pipe.put(b"late")
+        await asyncio.sleep(0)  # the loop takes it: the head cannot go out
+        with pytest.raises(ClientDisconnected):
+            pipe.put(b"later")
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == [b"503"]
+
+    asyncio.run(main())
+
+
+def test_answered_calls_leave_as_new_ones_come() -> None:
+    """Between sweeps the table holds about the calls in flight, not every answered one."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+        protocol, _transport, exchanges, client = collecting_h2()
+        for stream_id in range(1, 200, 2):
+            client.send_headers(stream_id, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        for exchange in exchanges:
+            deadlines.watch(exchange)
+            exchange.respond(Response(200, body=b"ok"))
+        assert len(deadlines._due) <= 2
+
+    asyncio.run(main())
