@@ -101,3 +101,22 @@ def test_a_body_read_whole_but_late_gets_its_time_from_the_read() -> None:
         call.timer.cancel()
 
     asyncio.run(main())
+
+
+def test_an_upload_that_stops_arriving_lets_the_time_run() -> None:
+    """The app never reads and its window is shut (or the client stalls): a period with no
+    byte of the body, and the time to answer runs; before, it moved on forever."""
+
+    async def main() -> None:
+        protocol, _transport, exchanges, client = collecting_h2()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"a" * 100)
+        protocol.data_received(client.data_to_send())
+        call = HttpCall(exchanges[0])
+        call._timed_out(TIMEOUT)  # the body moved since the call began: a period more
+        assert not call.timed_out and call.timer is not None
+        call.timer.cancel()
+        call._timed_out(TIMEOUT)  # no byte in that period
+        assert call.timed_out
+
+    asyncio.run(main())

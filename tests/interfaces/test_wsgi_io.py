@@ -15,6 +15,7 @@ from h2books.interfaces.wsgi_io import (
     AnswerDeadlines,
     ClientDisconnected,
     ResponsePipe,
+    _next_part,
     streamed_head,
 )
 from h2books.server.responses import APP_TOO_SLOW
@@ -94,6 +95,40 @@ def test_an_app_past_its_time_gets_a_503_and_one_in_time_is_forgotten(
 
 
 def test_the_time_counts_from_the_bodys_last_byte() -> None:
+    """An upload that keeps arriving never runs out (the stall rule's to bound); once
+    complete, mid-way between two sweeps, the app has between TIMEOUT and TIMEOUT plus a
+    sweep period."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+        protocol, transport, exchanges, client = collecting_h2()
+        client.send_headers(1, POST, end_stream=False)
+        protocol.data_received(client.data_to_send())
+        deadlines.watch(exchanges[0])
+        for _ in range(3 * int(TIMEOUT)):  # a byte a second, for three periods
+            client.send_data(1, b"x")
+            protocol.data_received(client.data_to_send())
+            clock.advance(1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == []
+        clock.advance(0.5)
+        client.send_data(1, b"end", end_stream=True)
+        protocol.data_received(client.data_to_send())
+        clock.advance(TIMEOUT - 0.1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == []  # never early
+        clock.advance(1.1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == [b"503"]  # at most a period late
+
+    asyncio.run(main())
+
+
+def test_an_upload_that_stops_arriving_lets_the_time_run() -> None:
+    """No byte for a whole sweep: the app does not read while its window is shut (or the
+    client stalls); its time runs, or a hung app would hold the request forever."""
+
     async def main() -> None:
         clock = FakeClock()
         deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
@@ -102,17 +137,50 @@ def test_the_time_counts_from_the_bodys_last_byte() -> None:
         client.send_data(1, b"part")
         protocol.data_received(client.data_to_send())
         deadlines.watch(exchanges[0])
-        clock.advance(3 * TIMEOUT)  # a slow upload: the stall rule's, not this one's
-        await asyncio.sleep(0)
-        assert statuses(client, transport) == []
-        client.send_data(1, b"rest", end_stream=True)
-        protocol.data_received(client.data_to_send())
-        clock.advance(TIMEOUT - 1)
-        await asyncio.sleep(0)
-        assert statuses(client, transport) == []
-        clock.advance(2)  # at most one sweep period late
+        clock.advance(TIMEOUT + 1)
         await asyncio.sleep(0)
         assert statuses(client, transport) == [b"503"]
+        assert exchanges[0].expired
+
+    asyncio.run(main())
+
+
+def test_an_app_reading_its_body_keeps_its_time() -> None:
+    async def main() -> None:
+        clock = FakeClock()
+        deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+        protocol, transport, exchanges, client = collecting_h2()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"all of it", end_stream=True)
+        protocol.data_received(client.data_to_send())
+        deadlines.watch(exchanges[0])
+        for _ in range(3):
+            clock.advance(TIMEOUT - 1)
+            deadlines.touch(exchanges[0])  # what each read of wsgi.input does
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == []
+        clock.advance(TIMEOUT + 1)
+        await asyncio.sleep(0)
+        assert statuses(client, transport) == [b"503"]
+
+    asyncio.run(main())
+
+
+def test_the_rest_of_a_body_after_the_503_is_no_end_of_input() -> None:
+    """The 503 went out while the app read its body in parts: its next read must not see
+    a short body as a whole one."""
+
+    async def main() -> None:
+        clock = FakeClock()
+        deadlines = AnswerDeadlines(clock, TIMEOUT, APP_TOO_SLOW)  # type: ignore[arg-type]
+        protocol, _transport, exchanges, client = collecting_h2()
+        client.send_headers(1, POST, end_stream=False)
+        client.send_data(1, b"a" * 300, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        deadlines.watch(exchanges[0])
+        clock.advance(TIMEOUT + 1)  # the 503: the app is past its time
+        assert exchanges[0].expired
+        assert await _next_part(exchanges[0], deadlines) is None
 
     asyncio.run(main())
 

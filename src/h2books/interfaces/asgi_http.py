@@ -90,6 +90,7 @@ class HttpCall:
     # When the app last took body bytes, once its time to answer is running: the deadline
     # counts from then (see _timed_out).
     body_read_at: float | None = None
+    body_seen = -1  # the body's size at the last check of the time to answer
     held_trailers: list[tuple[bytes, bytes]] | None = None
 
     def __init__(self, exchange: Exchange) -> None:
@@ -389,8 +390,12 @@ class HttpCall:
         if self.phase >= STREAMING or self.exchange.gone:
             return
         loop = asyncio.get_running_loop()
-        if not self.exchange.body_complete:
-            # Still uploading: a slow upload is the stall rule's to bound.
+        exchange = self.exchange
+        if not exchange.body_complete and exchange.body_size != self.body_seen:
+            # Still uploading: a slow upload is the stall rule's to bound. (No byte for a
+            # whole period, and the time runs below: an app that does not read while its
+            # window is shut would otherwise hold the request forever.)
+            self.body_seen = exchange.body_size
             self.timer = loop.call_later(timeout, self._timed_out, timeout)
             return
         # The time to answer counts from the app's last read of the body: one that keeps

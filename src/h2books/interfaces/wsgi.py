@@ -41,7 +41,7 @@ from h2books.interfaces.wsgi_io import (
 )
 from h2books.server.config import ServerConfig
 from h2books.server.connection import ServerConnection
-from h2books.server.exchange import Exchange
+from h2books.server.exchange import PENDING, Exchange
 from h2books.server.responses import APP_TOO_SLOW, INTERNAL_ERROR
 
 log = logging.getLogger("h2books.wsgi")
@@ -271,7 +271,9 @@ class WsgiInterface(ServerInterface):
 
     def _run(self, job: tuple[Exchange, bytes | None]) -> None:
         exchange, body = job
-        if exchange.gone:  # the client left while the request waited for a thread
+        # The client left, or the 503 of --response-timeout went out, while the request
+        # waited for a thread: the app is not run.
+        if exchange.gone or exchange.response_state != PENDING:
             return
         loop = self.loop
         assert loop is not None
@@ -282,7 +284,10 @@ class WsgiInterface(ServerInterface):
             result = self.app(environ, call.start_response)
             call.send(result)
         except ClientDisconnected:
-            log.debug("client went away during %r", exchange)
+            if exchange.expired:
+                log.debug("the 503 went out before the app's answer to %r", exchange)
+            else:
+                log.debug("client went away during %r", exchange)
             call.abandon()
         except Exception:
             if exchange.gone:
@@ -341,7 +346,7 @@ class WsgiInterface(ServerInterface):
         else:
             environ["SERVER_NAME"], environ["SERVER_PORT"] = self._listening(exchange)
         if body is None:
-            environ["wsgi.input"] = StreamedInput(loop, exchange)
+            environ["wsgi.input"] = StreamedInput(loop, exchange, self._deadlines)
         else:
             environ["wsgi.input"] = io.BytesIO(body)
             if body and "CONTENT_LENGTH" not in environ:

@@ -86,10 +86,14 @@ class WorkerPool:
         return sum(thread.is_alive() for thread in self._threads)
 
 
-async def _next_part(exchange: Exchange) -> bytes | None:
-    """On the loop: the next piece of the body, b"" at its end, None if the client left."""
+async def _next_part(exchange: Exchange, deadlines: AnswerDeadlines | None) -> bytes | None:
+    """On the loop: the next piece of the body, b"" at its end, None if the client left
+    or the app's time ran out (the 503 went out in its place: the rest is not its to read,
+    and must not look like the end of the body)."""
+    if deadlines is not None:
+        deadlines.touch(exchange)
     data = await exchange.receive()
-    if not data and exchange.gone:
+    if not data and (exchange.gone or exchange.expired):
         return None
     return data
 
@@ -97,9 +101,15 @@ async def _next_part(exchange: Exchange) -> bytes | None:
 class StreamedInput:
     """`wsgi.input` for a request body that is still arriving (read from the app's thread)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, exchange: Exchange) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        exchange: Exchange,
+        deadlines: AnswerDeadlines | None = None,
+    ) -> None:
         self._loop = loop
         self._exchange = exchange
+        self._deadlines = deadlines
         self._buffer = bytearray()
         self._eof = False
 
@@ -107,9 +117,13 @@ class StreamedInput:
         """Wait for the next piece of the body; False at its end."""
         if self._eof:
             return False
-        data = asyncio.run_coroutine_threadsafe(_next_part(self._exchange), self._loop).result()
+        data = asyncio.run_coroutine_threadsafe(
+            _next_part(self._exchange, self._deadlines), self._loop
+        ).result()
         if data is None:
             self._eof = True
+            if self._exchange.expired:
+                raise ClientDisconnected("the app's time to answer ran out: a 503 went out")
             raise ClientDisconnected("the client went away before the end of its request body")
         if not data:
             self._eof = True
@@ -336,47 +350,65 @@ class FileWrapper:
 class AnswerDeadlines:
     """The time a WSGI app gets to start its answer (`--response-timeout`), for every call
     in flight, kept by one sweep timer instead of a timer per request: a call costs a dict
-    entry. The time counts from the request body's last byte: while the body is still
-    arriving the deadline moves on (a slow upload is the stall rule's to bound), so it
-    falls between `timeout` and `timeout` + one sweep period after that byte. Past it
-    the request gets `answer` (a 503) and a log line. The app's thread cannot be stopped:
-    what it sends later is dropped, and a streamed response finds its pipe broken."""
+    entry. The time counts from the request body's last byte, or from the app's last read
+    of it when it reads it in parts (`touch`): a steady reader keeps its time. While the
+    body is still arriving nothing runs out (a slow upload is the stall rule's to bound),
+    unless a whole sweep brought no byte of it (an app that does not read while its window
+    is shut). The deadline falls between `timeout` and `timeout` + one sweep period after
+    the last byte or read. Past it the request gets `answer` (a 503) and a log line. The
+    app's thread cannot be stopped: the exchange is marked `expired`, what the thread
+    sends later is dropped, a streamed response finds its pipe broken, and a read of the
+    rest of the body raises ClientDisconnected (a body cut short must not look whole)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, answer: Response) -> None:
+        if timeout <= 0:
+            raise ValueError(f"a response timeout must be positive, not {timeout}")
         self._loop = loop
         self._timeout = timeout
         self._period = min(1.0, timeout / 4)
         self._answer = answer
-        # In the order watched (an OrderedDict: its oldest entry is found in O(1) however
-        # many were removed before it).
-        self._due: OrderedDict[Exchange, float] = OrderedDict()
+        # exchange -> [deadline (None while its body still arrives), body bytes last seen],
+        # in the order watched (an OrderedDict finds its oldest entry in O(1)).
+        self._due: OrderedDict[Exchange, list[Any]] = OrderedDict()
         self._sweeper: asyncio.TimerHandle | None = None
 
     def watch(self, exchange: Exchange) -> None:
         due = self._due
-        # Answered calls leave from the oldest end as new ones come: the table holds about
-        # the calls in flight, not a sweep period's worth of answered ones.
+        # Answered calls at the oldest end leave as new ones come, so that a steady stream
+        # of quick calls does not pile up between sweeps.
         for _ in range(2):
             oldest = next(iter(due), None)
             if oldest is None or not (oldest.gone or oldest.response_state != PENDING):
                 break
             del due[oldest]
-        due[exchange] = self._loop.time() + self._timeout
+        due[exchange] = [self._loop.time() + self._timeout, exchange.body_size]
         if self._sweeper is None:
             self._sweeper = self._loop.call_later(self._period, self._sweep)
+
+    def touch(self, exchange: Exchange) -> None:
+        """The app reads its body (on the loop): its time counts from now."""
+        entry = self._due.get(exchange)
+        if entry is not None and entry[0] is not None:
+            entry[0] = self._loop.time() + self._timeout
 
     def _sweep(self) -> None:
         self._sweeper = None
         now = self._loop.time()
         due = self._due
-        for exchange, deadline in list(due.items()):
+        for exchange, entry in list(due.items()):
             if exchange.gone or exchange.response_state != PENDING:
                 del due[exchange]  # answered (or left): nothing to watch
-            elif not exchange.body_complete:
-                due[exchange] = now + self._timeout
+                continue
+            if not exchange.body_complete and exchange.body_size != entry[1]:
+                entry[0], entry[1] = None, exchange.body_size  # the upload moves on
+                continue
+            deadline = entry[0]
+            if deadline is None:  # the first sweep since the body stopped arriving
+                entry[0] = now + self._timeout
             elif deadline <= now:
                 del due[exchange]
                 log.error("WSGI app did not answer %r within %g s: 503", exchange, self._timeout)
+                exchange.expired = True
                 exchange.respond(self._answer)
         if due:
             self._sweeper = self._loop.call_later(self._period, self._sweep)

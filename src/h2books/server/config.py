@@ -56,10 +56,11 @@ class Timeouts:
     stall: float = 60.0
     graceful_shutdown: float = 10.0
     # Time an app (ASGI, WSGI) gets to start its answer (send the response head), counted
-    # from the request body's last byte (ASGI: from the app's last read of it); past it
-    # the request gets a 503 and the app is cancelled (a WSGI thread cannot be: what it
-    # sends later is dropped). A streamed body, once started, is bounded by the stall
-    # rule instead (long polls and event streams stay possible).
+    # from the request body's last byte or the app's last read of a body it reads in parts
+    # (a stalled upload lets it run); past it the request gets a 503 and the app is
+    # cancelled (a WSGI thread cannot be: what it would still read or send is cut off).
+    # A streamed body, once started, is bounded by the stall rule instead (long polls
+    # and event streams stay possible).
     response: float = 300.0
 
 

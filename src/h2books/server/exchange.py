@@ -76,6 +76,9 @@ class Exchange:
     on_body_complete: Callable[[Exchange], object] | None = None
     # Called once when the exchange is lost (the peer reset it or the connection ended).
     on_gone: Callable[[Exchange], object] | None = None
+    # The server answered in the app's place (a WSGI app past --response-timeout): what
+    # the app still reads of the body or sends is not its any more.
+    expired = False
     trailers: list[tuple[bytes, bytes]] | None = None
     _reader: asyncio.Future[None] | None = None
     _waiter: asyncio.Future[None] | None = None
