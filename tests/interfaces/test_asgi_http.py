@@ -5,12 +5,26 @@ from __future__ import annotations
 
 import asyncio
 
+import h2.connection
 import h2.events
 
 from h2books.interfaces.asgi_http import HttpCall
-from tests.server.inprocess import POST, collecting_h2
+from h2books.server.adapters.h2 import H2ServerProtocol
+from h2books.server.exchange import Exchange
+from tests.server.inprocess import POST, RecordingTransport, collecting_h2
 
 TIMEOUT = 10.0
+
+
+def upload_begun() -> tuple[
+    H2ServerProtocol, RecordingTransport, list[Exchange], h2.connection.H2Connection, HttpCall
+]:
+    """A POST whose first 100 octets came, its ASGI call not started yet (in a loop)."""
+    protocol, transport, exchanges, client = collecting_h2()
+    client.send_headers(1, POST, end_stream=False)
+    client.send_data(1, b"a" * 100)
+    protocol.data_received(client.data_to_send())
+    return protocol, transport, exchanges, client, HttpCall(exchanges[0])
 
 
 def test_the_time_to_answer_counts_from_the_last_byte_the_app_read() -> None:
@@ -19,11 +33,7 @@ def test_the_time_to_answer_counts_from_the_last_byte_the_app_read() -> None:
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        protocol, transport, exchanges, client = collecting_h2()
-        client.send_headers(1, POST, end_stream=False)
-        client.send_data(1, b"a" * 100)
-        protocol.data_received(client.data_to_send())
-        call = HttpCall(exchanges[0])
+        protocol, transport, exchanges, client, call = upload_begun()
         first = await call.receive()
         assert first["more_body"]
 
@@ -60,11 +70,7 @@ def test_an_app_that_stops_reading_is_late_a_period_after_its_last_read() -> Non
     whole period without a read is a timeout, as for an app that never answers."""
 
     async def main() -> None:
-        protocol, _transport, exchanges, client = collecting_h2()
-        client.send_headers(1, POST, end_stream=False)
-        client.send_data(1, b"a" * 100)
-        protocol.data_received(client.data_to_send())
-        call = HttpCall(exchanges[0])
+        protocol, _transport, _exchanges, client, call = upload_begun()
         await call.receive()
         client.send_data(1, b"b" * 100, end_stream=True)
         protocol.data_received(client.data_to_send())
@@ -108,11 +114,7 @@ def test_an_upload_that_stops_arriving_lets_the_time_run() -> None:
     byte of the body, and the time to answer runs; before, it moved on forever."""
 
     async def main() -> None:
-        protocol, _transport, exchanges, client = collecting_h2()
-        client.send_headers(1, POST, end_stream=False)
-        client.send_data(1, b"a" * 100)
-        protocol.data_received(client.data_to_send())
-        call = HttpCall(exchanges[0])
+        _protocol, _transport, _exchanges, _client, call = upload_begun()
         call._timed_out(TIMEOUT)  # the body moved since the call began: a period more
         assert not call.timed_out and call.timer is not None
         call.timer.cancel()
