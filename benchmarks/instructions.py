@@ -3,6 +3,7 @@
     git worktree add --detach /tmp/old HEAD~5
     python benchmarks/instructions.py /tmp/old/src src                 # every workload
     python benchmarks/instructions.py /tmp/old/src src --workloads h2-10c
+    python benchmarks/instructions.py /tmp/old/src src --app wsgi      # or asgi
 
 On a shared machine whose speed drifts by tens of percent from one minute to the next,
 req/s comparisons (`compare_trees.py`) need many alternated rounds to see a 5% change.
@@ -90,16 +91,26 @@ def _dump(pid: int, out_dir: Path) -> int:
     raise SystemExit(f"callgrind did not dump for pid {pid}")
 
 
-def measure(src: Path, workloads: list[str], repeats: int) -> dict[str, list[float]]:
+# `--app`: the bookstore through each interface (the benchmark's ASGI and WSGI apps).
+APPS = {
+    "native": [],
+    "asgi": ["h2books.bench.peers.asgi_entry:app", "--interface", "asgi"],
+    "wsgi": ["h2books.bench.peers.wsgi_entry:app", "--interface", "wsgi"],
+}
+
+
+def measure(
+    src: Path, workloads: list[str], repeats: int, app: list[str]
+) -> dict[str, list[float]]:
     """Instructions per request of each workload (one figure per pair of loads), on one
-    server run under callgrind."""
+    server run under callgrind (its threads included: a WSGI app runs in a pool)."""
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = Path(scratch, "cg")
         out_dir.mkdir()
         wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.out"]
         data_dir = Path(scratch, "data")
         with _servers_lock:  # registered before main() could look
-            process, port = start_server(src, data_dir, None, wrapper=wrapper)
+            process, port = start_server(src, data_dir, None, *app, wrapper=wrapper)
             _servers.append(process)
         try:
             # Start-up under valgrind takes 20-60 s (imports and the generated catalogue).
@@ -132,6 +143,7 @@ def main() -> int:
     parser.add_argument("new", type=Path, help="the src directory of the new tree")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=REPEATS, help="pairs of loads per workload")
+    parser.add_argument("--app", choices=APPS, default="native", help="the interface served")
     args = parser.parse_args()
     for tool in ("valgrind", "callgrind_control", "h2load"):
         if shutil.which(tool) is None:
@@ -140,8 +152,9 @@ def main() -> int:
     workloads = args.workloads.split(",")
     pool = concurrent.futures.ThreadPoolExecutor(2)
     try:
-        old_run = pool.submit(measure, args.old, workloads, args.repeats)
-        new_run = pool.submit(measure, args.new, workloads, args.repeats)
+        app = APPS[args.app]
+        old_run = pool.submit(measure, args.old, workloads, args.repeats, app)
+        new_run = pool.submit(measure, args.new, workloads, args.repeats, app)
         old, new = old_run.result(), new_run.result()
     finally:
         # On a failure or Ctrl+C, the other tree's server must not outlive us: stopping it
