@@ -53,12 +53,17 @@ def _pin(core: int | None) -> list[str]:
 
 
 def start_server(
-    src: Path, data_dir: Path, core: int | None, *app: str, wrapper: list[str] | None = None
+    src: Path,
+    data_dir: Path,
+    core: int | None,
+    *app: str,
+    wrapper: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], int]:
     """`h2books serve` from the tree at `src` (a src directory) on a free port, pinned
-    (or run under `wrapper`, such as valgrind, instead)."""
+    (or run under `wrapper`, such as valgrind, instead), with `env` added to ours."""
     port = _free_port()
-    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
+    env = {**os.environ, **(env or {}), "PYTHONPATH": str(src.resolve())}
     argv = [
         *(wrapper if wrapper is not None else _pin(core)),
         sys.executable,

@@ -277,7 +277,7 @@ class WsgiInterface(ServerInterface):
             return
         loop = self.loop
         assert loop is not None
-        call = WsgiCall(loop, exchange)
+        call = WsgiCall(loop, exchange, self._deadlines)
         result: Iterable[bytes] | None = None
         try:
             environ = self.environ(exchange, body, loop)
@@ -381,11 +381,17 @@ class WsgiCall:
     returns. The head is handed to the loop with the first non-empty body part, or at the
     end (PEP 3333), so until then an error can still become a 500."""
 
-    __slots__ = ("_exchange", "_loop", "fields", "pipe", "remaining", "status")
+    __slots__ = ("_deadlines", "_exchange", "_loop", "fields", "pipe", "remaining", "status")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, exchange: Exchange) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        exchange: Exchange,
+        deadlines: AnswerDeadlines | None = None,
+    ) -> None:
         self._loop = loop
         self._exchange = exchange
+        self._deadlines = deadlines
         self.status = 0
         self.fields: list[tuple[bytes, bytes]] = []
         self.pipe: ResponsePipe | None = None  # set once the head is out
@@ -493,7 +499,11 @@ class WsgiCall:
             log.warning("WSGI app sent more than its content-length for %r: cut", self._exchange)
             body = body[:remaining]
         response = Response(self.status, self.fields, body)
-        self._loop.call_soon_threadsafe(self._exchange.respond, response)
+        deadlines = self._deadlines
+        if deadlines is None:
+            self._loop.call_soon_threadsafe(self._exchange.respond, response)
+        else:  # the commonest end of a call leaves the watch at once, not at the next sweep
+            self._loop.call_soon_threadsafe(deadlines.respond, self._exchange, response)
 
     def _end(self) -> None:
         pipe = self.pipe

@@ -19,7 +19,7 @@ import asyncio
 import logging
 import queue
 import threading
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import IO, Any
 
@@ -367,46 +367,48 @@ class AnswerDeadlines:
         self._timeout = timeout
         self._period = min(1.0, timeout / 4)
         self._answer = answer
-        # exchange -> [deadline (None while its body still arrives), body bytes last seen],
-        # in the order watched (an OrderedDict finds its oldest entry in O(1)).
-        self._due: OrderedDict[Exchange, list[Any]] = OrderedDict()
+        # The calls in flight: their deadline (None while the body still arrives), and,
+        # for a body still arriving, its size at the last sweep.
+        self._due: dict[Exchange, float | None] = {}
+        self._sizes: dict[Exchange, int] = {}
         self._sweeper: asyncio.TimerHandle | None = None
 
     def watch(self, exchange: Exchange) -> None:
-        due = self._due
-        # Answered calls at the oldest end leave as new ones come, so that a steady stream
-        # of quick calls does not pile up between sweeps.
-        for _ in range(2):
-            oldest = next(iter(due), None)
-            if oldest is None or not (oldest.gone or oldest.response_state != PENDING):
-                break
-            del due[oldest]
-        due[exchange] = [self._loop.time() + self._timeout, exchange.body_size]
+        self._due[exchange] = self._loop.time() + self._timeout
+        if not exchange.body_complete:
+            self._sizes[exchange] = exchange.body_size
         if self._sweeper is None:
             self._sweeper = self._loop.call_later(self._period, self._sweep)
 
+    def respond(self, exchange: Exchange, response: Response) -> None:
+        """The app's whole answer (on the loop): the call leaves the watch, and the answer
+        goes out unless the 503 went first."""
+        self._due.pop(exchange, None)
+        exchange.respond(response)
+
     def touch(self, exchange: Exchange) -> None:
         """The app reads its body (on the loop): its time counts from now."""
-        entry = self._due.get(exchange)
-        if entry is not None and entry[0] is not None:
-            entry[0] = self._loop.time() + self._timeout
+        if self._due.get(exchange) is not None:
+            self._due[exchange] = self._loop.time() + self._timeout
 
     def _sweep(self) -> None:
         self._sweeper = None
         now = self._loop.time()
-        due = self._due
-        for exchange, entry in list(due.items()):
+        due, sizes = self._due, self._sizes
+        for exchange, deadline in list(due.items()):
             if exchange.gone or exchange.response_state != PENDING:
-                del due[exchange]  # answered (or left): nothing to watch
+                del due[exchange]  # answered (streamed, failed) or left
+                sizes.pop(exchange, None)
                 continue
-            if not exchange.body_complete and exchange.body_size != entry[1]:
-                entry[0], entry[1] = None, exchange.body_size  # the upload moves on
+            if not exchange.body_complete and exchange.body_size != sizes.get(exchange, -1):
+                sizes[exchange] = exchange.body_size  # the upload moves on
+                due[exchange] = None
                 continue
-            deadline = entry[0]
             if deadline is None:  # the first sweep since the body stopped arriving
-                entry[0] = now + self._timeout
+                due[exchange] = now + self._timeout
             elif deadline <= now:
                 del due[exchange]
+                sizes.pop(exchange, None)
                 log.error("WSGI app did not answer %r within %g s: 503", exchange, self._timeout)
                 exchange.expired = True
                 exchange.respond(self._answer)
@@ -418,3 +420,4 @@ class AnswerDeadlines:
             self._sweeper.cancel()
             self._sweeper = None
         self._due.clear()
+        self._sizes.clear()
