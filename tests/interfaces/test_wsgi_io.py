@@ -240,5 +240,14 @@ def test_answered_calls_leave_as_new_ones_come() -> None:
         assert not deadlines._due
         await asyncio.sleep(0)
         assert statuses(client, transport) == [b"200"] * 100
+        # An upload answered whole (after reading it, or with a 413) leaves no trace either.
+        client.send_headers(201, POST, end_stream=False)
+        client.send_data(201, b"part")
+        protocol.data_received(client.data_to_send())
+        deadlines.watch(exchanges[-1])
+        client.send_data(201, b"rest", end_stream=True)
+        protocol.data_received(client.data_to_send())
+        deadlines.respond(exchanges[-1], Response(200, body=b"ok"))
+        assert not deadlines._due and not deadlines._sizes
 
     asyncio.run(main())

@@ -384,6 +384,8 @@ class AnswerDeadlines:
         """The app's whole answer (on the loop): the call leaves the watch, and the answer
         goes out unless the 503 went first."""
         self._due.pop(exchange, None)
+        if self._sizes:  # uploads in progress only: nearly free for the common call
+            self._sizes.pop(exchange, None)
         exchange.respond(response)
 
     def touch(self, exchange: Exchange) -> None:
@@ -412,7 +414,7 @@ class AnswerDeadlines:
                 log.error("WSGI app did not answer %r within %g s: 503", exchange, self._timeout)
                 exchange.expired = True
                 exchange.respond(self._answer)
-        if due:
+        if due and self._sweeper is None:
             self._sweeper = self._loop.call_later(self._period, self._sweep)
 
     def close(self) -> None:
