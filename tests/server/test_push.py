@@ -4,6 +4,7 @@ real TLS, and real clients (ours, nghttp, curl, the `h2` library over a socket).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import socket
@@ -168,17 +169,27 @@ def test_curl_shows_the_103_early_hints(push_server: ServerProcess, version: str
 # -- a client that resets every push ------------------------------------------------------
 
 
-def test_a_client_resetting_every_push_keeps_the_server_healthy(
-    push_server: ServerProcess, capsys: pytest.CaptureFixture[str]
-) -> None:
-    context = ssl.create_default_context(cafile=str(push_server.ca))
+@contextlib.contextmanager
+def h2_over_tls(
+    server: ServerProcess,
+) -> Iterator[tuple[ssl.SSLSocket, h2.connection.H2Connection]]:
+    """A TLS socket to `server` with ALPN h2, and an `h2` client connection initiated on it
+    (its preface not yet sent)."""
+    context = ssl.create_default_context(cafile=str(server.ca))
     context.set_alpn_protocols(["h2"])
-    raw = socket.create_connection(("127.0.0.1", push_server.port), timeout=20)
+    raw = socket.create_connection(("127.0.0.1", server.port), timeout=20)
     with raw, context.wrap_socket(raw, server_hostname="localhost") as sock:
         conn = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None)
         )
         conn.initiate_connection()
+        yield sock, conn
+
+
+def test_a_client_resetting_every_push_keeps_the_server_healthy(
+    push_server: ServerProcess, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with h2_over_tls(push_server) as (sock, conn):
         authority = f"localhost:{push_server.port}".encode()
         fields = [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", authority)]
         conn.send_headers(1, [*fields, (b":path", b"/")], end_stream=True)
@@ -233,14 +244,7 @@ def test_requests_are_served_while_pushes_hold_every_push_slot(server: ServerPro
         server.data_dir, "--push", "--max-concurrent-streams", "4", "--no-access-log"
     ).start()
     try:
-        context = ssl.create_default_context(cafile=str(limited.ca))
-        context.set_alpn_protocols(["h2"])
-        raw = socket.create_connection(("127.0.0.1", limited.port), timeout=20)
-        with raw, context.wrap_socket(raw, server_hostname="localhost") as sock:
-            conn = h2.connection.H2Connection(
-                h2.config.H2Configuration(client_side=True, header_encoding=None)
-            )
-            conn.initiate_connection()
+        with h2_over_tls(limited) as (sock, conn):
             # Every stream's window starts shut: pushes get their heads out, then wait.
             conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 0})
             conn.increment_flow_control_window(1 << 30)

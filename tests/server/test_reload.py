@@ -58,15 +58,23 @@ def _answer(served: Served, expected: str, deadline: float) -> str:
     return answer
 
 
-@pytest.mark.slow
-def test_a_changed_app_is_served_after_the_restart(tmp_path: Path) -> None:
-    (tmp_path / "main.py").write_text(APP_PY.format(text="one"))
+def _serve_with_reload(tmp_path: Path, app_source: str) -> tuple[Served, int]:
+    """`h2books serve main:app --reload` of `app_source` in `tmp_path`, once it is up."""
+    (tmp_path / "main.py").write_text(app_source)
     port = _free_port()
     argv = [sys.executable, "-m", "h2books", "serve", "main:app", "--reload",
             "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-access-log"]  # fmt: skip
     served = Served(argv, tmp_path)
+    if not served.ready.wait(60):
+        served.interrupt()
+        raise AssertionError("".join(served.lines))
+    return served, port
+
+
+@pytest.mark.slow
+def test_a_changed_app_is_served_after_the_restart(tmp_path: Path) -> None:
+    served, port = _serve_with_reload(tmp_path, APP_PY.format(text="one"))
     try:
-        assert served.ready.wait(60), "".join(served.lines)
         assert _answer(served, "one", time.monotonic() + 20) == "one", "".join(served.lines)
         (tmp_path / "main.py").write_text(APP_PY.format(text="two"))
         assert _answer(served, "two", time.monotonic() + 30) == "two", "".join(served.lines)
@@ -88,13 +96,8 @@ def test_the_server_dies_with_a_killed_watcher(tmp_path: Path) -> None:
     # The app notes the serving process's pid, so that a failure here leaves no orphan.
     pid_file = tmp_path / "server.pid"
     note_pid = f"import os; open({str(pid_file)!r}, 'w').write(str(os.getpid()))\n"
-    (tmp_path / "main.py").write_text(note_pid + APP_PY.format(text="one"))
-    port = _free_port()
-    argv = [sys.executable, "-m", "h2books", "serve", "main:app", "--reload",
-            "--port", str(port), "--data-dir", str(tmp_path / "data"), "--no-access-log"]  # fmt: skip
-    served = Served(argv, tmp_path)
+    served, port = _serve_with_reload(tmp_path, note_pid + APP_PY.format(text="one"))
     try:
-        assert served.ready.wait(60), "".join(served.lines)
         assert _answer(served, "one", time.monotonic() + 20) == "one", "".join(served.lines)
         served.proc.kill()  # the watcher cannot stop its server: the kernel must
         served.proc.wait(10)

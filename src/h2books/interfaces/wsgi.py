@@ -212,7 +212,13 @@ class WsgiInterface(ServerInterface):
     async def startup(self) -> None:
         self.loop = asyncio.get_running_loop()
         if self.pool is None:
-            self.pool = WorkerPool(self.threads, "h2books-wsgi")
+            self._start(self.loop)
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """The thread pool, and the watch on the calls' time to answer (if it is bounded)."""
+        self.pool = WorkerPool(self.threads, "h2books-wsgi")
+        timeout = self.config.timeouts.response
+        self._deadlines = AnswerDeadlines(loop, timeout, APP_TOO_SLOW) if timeout else None
 
     async def shutdown(self) -> None:
         """Let the requests queued and running finish (within the graceful-shutdown
@@ -256,13 +262,10 @@ class WsgiInterface(ServerInterface):
         pool = self.pool
         if pool is None:  # served without startup() (a bare Server in a test)
             self.loop = exchange.adapter.state.loop
-            pool = self.pool = WorkerPool(self.threads, "h2books-wsgi")
+            self._start(self.loop)
+            pool = self.pool
+            assert pool is not None
         deadlines = self._deadlines
-        if deadlines is None and self.config.timeouts.response:
-            loop = exchange.adapter.state.loop
-            deadlines = self._deadlines = AnswerDeadlines(
-                loop, self.config.timeouts.response, APP_TOO_SLOW
-            )
         if deadlines is not None:
             deadlines.watch(exchange)
         pool.submit(self._run, (exchange, body))

@@ -32,7 +32,6 @@ Run by `h2books.netem.emulator.EmulatedLink`:
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import errno
 import json
 import os
@@ -45,6 +44,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from h2books.lifetime import die_with_parent
 from h2books.netem.conditions import Conditions
 from h2books.netem.link import LinkDirection
 from h2books.netem.namespaces import NETNS_DIR, NamespaceError, enter_path, run_ip
@@ -55,7 +55,6 @@ __all__ = ["ADDRESS_BLOCK", "client_address_candidates", "main"]
 ADDRESS_BLOCK = "198.18.0.0/15"
 _BATCH = 256  # packets read from one device before looking at the other and at the clock
 _MAX_PACKET = 65_535
-_PR_SET_PDEATHSIG = 1
 
 
 def client_address_candidates(pid: int, instance: int) -> list[str]:
@@ -162,9 +161,7 @@ def main(argv: list[str]) -> int:
     config = json.loads(argv[0])
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-    if os.getppid() != config["owner_pid"]:  # the parent died before prctl took effect
+    if not die_with_parent(config["owner_pid"]):
         return 1
     conditions = Conditions.from_dict(config["conditions"])
     up_spec, down_spec = conditions.directions()

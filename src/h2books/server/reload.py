@@ -18,7 +18,6 @@ watchfiles' threads run.
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import os
 import signal
@@ -29,6 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
+from h2books.lifetime import die_with_parent
+
 log = logging.getLogger("h2books.reload")
 _SignalHandler = Callable[[int, FrameType | None], object] | int | None
 
@@ -36,7 +37,6 @@ _SignalHandler = Callable[[int, FrameType | None], object] | int | None
 # a development tool, a stuck request must not hold the next version back for long.
 STOP_TIMEOUT_SECONDS = 10.0
 
-_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 # The child's command: `child_main` with the watcher's pid, then `h2books` arguments.
 _CHILD_ENTRY = "from h2books.server.reload import child_main; child_main()"
 
@@ -126,11 +126,8 @@ def child_main() -> None:
     does not exist (not Linux) it runs as it is.
     """
     watcher_pid, arguments = int(sys.argv[1]), sys.argv[2:]
-    if sys.platform.startswith("linux"):
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != watcher_pid:  # the watcher died before prctl took effect
-            sys.exit(1)
+    if not die_with_parent(watcher_pid):
+        sys.exit(1)
     from h2books.cli import main
 
     sys.argv = ["h2books", *arguments]
