@@ -2,6 +2,7 @@
 
     git worktree add --detach /tmp/old HEAD~5               # the tree to compare with
     python benchmarks/compare_trees.py /tmp/old/src src --rounds 9
+    python benchmarks/compare_trees.py /tmp/old/src src --app asgi   # or wsgi
 
 Starts the bookstore from each `src` directory (both servers pinned to core 0, only one
 loaded at a time), then for each workload runs h2load (pinned to core 1) against old,
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import statistics
 import subprocess
 import sys
@@ -27,7 +29,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 from big_response import _pin, _wait_for, start_server, stop_server
 
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
+from h2books.bench.peers.catalog import DATA_DIR_VARIABLE
 from h2books.bench.processes import session_cpu_seconds
+
+# `--app`: the bookstore through each interface (the benchmark's ASGI and WSGI apps).
+APPS = {
+    "native": [],
+    "asgi": ["h2books.bench.peers.asgi_entry:app", "--interface", "asgi"],
+    "wsgi": ["h2books.bench.peers.wsgi_entry:app", "--interface", "wsgi"],
+}
 
 WORKLOADS = {
     "h2-1c": ["-n", "30000", "-c", "1", "-m", "100"],
@@ -39,14 +49,29 @@ BOOKS = 3000
 
 
 def start(
-    src: Path, data_dir: Path, servers: contextlib.ExitStack
+    src: Path, data_dir: Path, servers: contextlib.ExitStack, app: list[str]
 ) -> tuple[subprocess.Popen[bytes], int]:
-    """The bookstore of the tree at `src`, stopped when `servers` closes (even if it never
-    answers)."""
-    process, port = start_server(src, data_dir, 0)
+    """The bookstore of the tree at `src` (through `app`'s interface), stopped when
+    `servers` closes (even if it never answers)."""
+    if app:
+        # The benchmark's ASGI and WSGI apps serve the catalogue of this directory
+        # (native serve makes it; `catalog` first for the others).
+        make_catalogue(src, data_dir)
+    process, port = start_server(src, data_dir, 0, *app, env={DATA_DIR_VARIABLE: str(data_dir)})
     servers.callback(stop_server, process)
     _wait_for_book(port, data_dir, process)
     return process, port
+
+
+def make_catalogue(src: Path, data_dir: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
+    subprocess.run(
+        [sys.executable, "-m", "h2books", "catalog", "reset", "--data-dir", str(data_dir)],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
 
 
 def _wait_for_book(
@@ -77,11 +102,12 @@ def main() -> int:
     parser.add_argument("new", type=Path, help="the src directory of the new tree")
     parser.add_argument("--rounds", type=int, default=7, help="alternated runs per workload")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
+    parser.add_argument("--app", choices=APPS, default="native", help="the interface served")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch, contextlib.ExitStack() as servers:
         old_dir, new_dir = Path(scratch, "old"), Path(scratch, "new")
-        old, old_port = start(args.old, old_dir, servers)
-        new, new_port = start(args.new, new_dir, servers)
+        old, old_port = start(args.old, old_dir, servers, APPS[args.app])
+        new, new_port = start(args.new, new_dir, servers, APPS[args.app])
         for name in args.workloads.split(","):
             workload = WORKLOADS[name]
             uris = {

@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from big_response import start_server, stop_server
-from compare_trees import BOOKS, WORKLOADS, _wait_for_book
+from compare_trees import APPS, BOOKS, WORKLOADS, _wait_for_book, make_catalogue
 
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
 from h2books.bench.peers.catalog import DATA_DIR_VARIABLE
@@ -92,14 +92,6 @@ def _dump(pid: int, out_dir: Path) -> int:
     raise SystemExit(f"callgrind did not dump for pid {pid}")
 
 
-# `--app`: the bookstore through each interface (the benchmark's ASGI and WSGI apps).
-APPS = {
-    "native": [],
-    "asgi": ["h2books.bench.peers.asgi_entry:app", "--interface", "asgi"],
-    "wsgi": ["h2books.bench.peers.wsgi_entry:app", "--interface", "wsgi"],
-}
-
-
 def measure(
     src: Path, workloads: list[str], repeats: int, app: list[str]
 ) -> dict[str, list[float]]:
@@ -114,7 +106,7 @@ def measure(
             # The benchmark's ASGI and WSGI apps serve the catalogue of this directory
             # (native serve makes it; `catalog` first for the others).
             if app:
-                _make_catalogue(src, data_dir)
+                make_catalogue(src, data_dir)
             process, port = start_server(
                 src, data_dir, None, *app, wrapper=wrapper, env={DATA_DIR_VARIABLE: str(data_dir)}
             )
@@ -142,17 +134,6 @@ def measure(
             return per_request
         finally:
             stop_server(process)
-
-
-def _make_catalogue(src: Path, data_dir: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(src.resolve())}
-    subprocess.run(
-        [sys.executable, "-m", "h2books", "catalog", "reset", "--data-dir", str(data_dir)],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=300,
-    )
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from h2books.interfaces.native import NativeInterface
 from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.config import Limits, ServerConfig
-from h2books.server.connection import FLUSH_NOW
+from h2books.server.connection import WRITE_DURING_READ
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
 from tests.conftest import ServerProcess
 from tests.server.h2wire import (
@@ -605,7 +605,7 @@ def _index_pushing_400_books(transport: RecordingTransport) -> h2.connection.H2C
 
 def test_many_pushes_leave_while_the_rest_are_made() -> None:
     """A response that pushes 400 KiB (the index pushes every book) writes its output in
-    parts of at least 64 KiB during the read that asked for it, so that TCP starts on the
+    parts of at least 16 KiB during the read that asked for it, so that TCP starts on the
     first ones; every push and the response itself still arrive whole and in order."""
 
     async def main() -> None:
@@ -613,7 +613,7 @@ def test_many_pushes_leave_while_the_rest_are_made() -> None:
         client = _index_pushing_400_books(transport)
         writes = [len(write) for write in transport.writes]
         assert len(writes) >= 4, writes  # ~430 KB of pushes: several writes in the read
-        assert all(size >= FLUSH_NOW for size in writes[1:-1]), writes  # [0]: settings
+        assert all(size >= WRITE_DURING_READ for size in writes[1:-1]), writes  # [0]: settings
         events = client.receive_data(transport.data)
         promised = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
         bodies: dict[int, bytes] = {}
@@ -634,7 +634,7 @@ def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
     class ClosingTransport(RecordingTransport):
         def write(self, data: bytes) -> None:
             super().write(data)
-            if len(data) >= FLUSH_NOW:
+            if len(data) >= WRITE_DURING_READ:
                 self.closed = True  # as a transport whose socket failed reports it
 
     async def main() -> None:
@@ -643,6 +643,37 @@ def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
         events = client.receive_data(transport.writes[0] + transport.writes[1])
         promised = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
         assert 0 < len(promised) < 100, len(promised)
-        assert sum(len(write) for write in transport.writes[2:]) < FLUSH_NOW
+        assert sum(len(write) for write in transport.writes[2:]) < WRITE_DURING_READ
+
+    asyncio.run(main())
+
+
+def test_a_read_of_many_requests_writes_each_full_record_while_the_rest_are_answered() -> None:
+    """100 requests in one read, answered inline with 1,000 octets each: the output leaves
+    in writes of at least a TLS record's worth while the read is processed (the peer can
+    read and ask again meanwhile), not in one write at the end; every answer arrives whole."""
+
+    def handler(request: Request) -> Response:
+        return Response(200, body=BOOK)
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
+        protocol = connect_interface(
+            H2ServerProtocol, NativeInterface(handler).handle, transport, config
+        )
+        client = h2_client(window=1 << 24)
+        client.increment_flow_control_window((1 << 24) - 65535)
+        for stream_id in range(1, 201, 2):
+            client.send_headers(stream_id, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        writes = [len(write) for write in transport.writes[1:]]  # [0]: our settings
+        assert len(writes) >= 5, writes  # ~110 KB of answers
+        assert all(size >= WRITE_DURING_READ for size in writes[:-1]), writes
+        bodies: dict[int, bytes] = {}
+        for event in client.receive_data(transport.data):
+            if isinstance(event, h2.events.DataReceived):
+                bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
+        assert bodies == {stream_id: BOOK for stream_id in range(1, 201, 2)}
 
     asyncio.run(main())

@@ -17,7 +17,7 @@ from h2books.http import Response
 from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.server.connection import FLUSH_NOW, ServerConnection
+from h2books.server.connection import WRITE_DURING_READ, ServerConnection
 from h2books.server.exchange import DONE, Exchange, Fields
 from h2books.server.responses import BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState
@@ -314,6 +314,8 @@ class H2ServerProtocol(ServerConnection):
             self._exchanges.pop(stream_id, None)  # _finish, for the common case
         if not self._in_read:
             self.output_ready()
+        elif self.conn.queued_output_size >= WRITE_DURING_READ:
+            self.write_pending()
 
     def start(self, exchange: Exchange, response: Response) -> None:
         state = self.state
@@ -373,10 +375,9 @@ class H2ServerProtocol(ServerConnection):
             self._exchanges[promised] = pushed
         if not self._in_read:
             self.output_ready()
-        elif self.conn.queued_output_size >= FLUSH_NOW:
+        elif self.conn.queued_output_size >= WRITE_DURING_READ:
             # A response that pushes many (the index pushes every book) would otherwise
-            # hold all of them until the read's batch ends: let TCP start on the first
-            # 64 KiB while the rest are made.
+            # hold all of them until the read's batch ends.
             self.write_pending()
         return True
 
