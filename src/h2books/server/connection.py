@@ -25,10 +25,11 @@ log = logging.getLogger("h2books.server")
 # iteration, so that its pause_writing is seen before the next one is queued.
 FLUSH_NOW = 64 * 1024
 # During a read, output is written once per batch, except that a full TLS record's worth
-# queued goes out at once: a read that brings a hundred requests on one connection then
-# lets the peer read (and send its next requests) while the rest are answered, instead of
-# leaving both sides to wait for each other in turn. Over h2load's 1 x 100 streams this is
-# +25% req/s at the same CPU per request (benchmarks/PROFILE.md, "Writing during a read").
+# queued goes out at once when the connection has the server to itself (the read before
+# was its own too): a read that brings a hundred requests then lets the peer read, and send
+# its next requests, while the rest are answered, instead of each side waiting for the
+# other in turn. With other connections keeping the server busy there is nothing to
+# overlap, and the write would only cost. benchmarks/PROFILE.md, "Writing during a read".
 WRITE_DURING_READ = 16 * 1024
 
 

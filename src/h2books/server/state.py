@@ -32,7 +32,9 @@ class ServerState:
         "h1_config",
         "h2_config",
         "interface",
+        "last_reader",
         "loop",
+        "previous_reader",
         "read_view",
         "server_name",
         "shutting_down",
@@ -57,6 +59,10 @@ class ServerState:
         # The adapters (server/connection.py) of every live connection.
         self.connections: set[ServerConnection] = set()
         self.shutting_down = False
+        # The connections of the last two reads: when one connection has the server to
+        # itself, its output is written during a long read (adapters/h2.py, respond).
+        self.last_reader: object = None
+        self.previous_reader: object = None
         # One read buffer for every connection of this loop: each read is handed on (as
         # bytes) before the next one can start, so sharing it costs nothing per connection.
         self.read_view = memoryview(bytearray(_READ_BUFFER_SIZE))

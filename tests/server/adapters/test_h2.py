@@ -648,32 +648,52 @@ def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
     asyncio.run(main())
 
 
-def test_a_read_of_many_requests_writes_each_full_record_while_the_rest_are_answered() -> None:
-    """100 requests in one read, answered inline with 1,000 octets each: the output leaves
-    in writes of at least a TLS record's worth while the read is processed (the peer can
-    read and ask again meanwhile), not in one write at the end; every answer arrives whole."""
+def _hundred_requests_after(other_reads: bool) -> list[int]:
+    """The sizes of what one read of 100 requests (answers of 1,000 octets) wrote, the
+    read before it being by this connection, or (`other_reads`) by another one."""
 
     def handler(request: Request) -> Response:
         return Response(200, body=BOOK)
 
-    async def main() -> None:
+    async def main() -> list[int]:
         transport = RecordingTransport()
         config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False)
         protocol = connect_interface(
             H2ServerProtocol, NativeInterface(handler).handle, transport, config
         )
+        other = H2ServerProtocol(protocol.state, "https")
+        other.connection_made(RecordingTransport())  # type: ignore[arg-type]
         client = h2_client(window=1 << 24)
         client.increment_flow_control_window((1 << 24) - 65535)
+        protocol.data_received(client.data_to_send())  # the preface: a read of its own
+        if other_reads:
+            other.data_received(h2_client().data_to_send())
+        before = len(transport.writes)
         for stream_id in range(1, 201, 2):
             client.send_headers(stream_id, GET, end_stream=True)
         protocol.data_received(client.data_to_send())
-        writes = [len(write) for write in transport.writes[1:]]  # [0]: our settings
-        assert len(writes) >= 5, writes  # ~110 KB of answers
-        assert all(size >= WRITE_DURING_READ for size in writes[:-1]), writes
         bodies: dict[int, bytes] = {}
         for event in client.receive_data(transport.data):
             if isinstance(event, h2.events.DataReceived):
                 bodies[event.stream_id] = bodies.get(event.stream_id, b"") + event.data
         assert bodies == {stream_id: BOOK for stream_id in range(1, 201, 2)}
+        return [len(write) for write in transport.writes[before:]]
 
-    asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_a_read_of_many_requests_writes_each_full_record_while_the_rest_are_answered() -> None:
+    """100 requests in one read on a connection that had the server's previous read too:
+    the output leaves in writes of at least a TLS record's worth while the read is
+    processed (the peer can read and ask again meanwhile), not in one write at the end;
+    every answer arrives whole."""
+    writes = _hundred_requests_after(other_reads=False)
+    assert len(writes) >= 5, writes  # ~110 KB of answers
+    assert all(size >= WRITE_DURING_READ for size in writes[:-1]), writes
+
+
+def test_with_other_connections_reading_a_read_writes_once() -> None:
+    """The same read right after another connection's: the server is kept busy by others,
+    so writing early would buy no overlap, only writes; its answers leave in one write."""
+    writes = _hundred_requests_after(other_reads=True)
+    assert len(writes) == 1, writes

@@ -90,11 +90,14 @@ class H2ServerProtocol(ServerConnection):
         return True
 
     def data_received(self, data: bytes) -> None:
-        now = self.state.loop.time()
+        state = self.state
+        state.previous_reader = state.last_reader
+        state.last_reader = self
+        now = state.loop.time()
         self.last_activity = now
         self._in_read = True
         exchanges = self._exchanges
-        interface = self.state.interface
+        interface = state.interface
         request_received = ev.RequestReceived
         # The most frequent events first: one isinstance each, and mypy narrows the type.
         try:
@@ -314,7 +317,10 @@ class H2ServerProtocol(ServerConnection):
             self._exchanges.pop(stream_id, None)  # _finish, for the common case
         if not self._in_read:
             self.output_ready()
-        elif self.conn.queued_output_size >= WRITE_DURING_READ:
+        elif (
+            state.previous_reader is self  # no other connection is keeping the server busy
+            and self.conn.queued_output_size >= WRITE_DURING_READ
+        ):
             self.write_pending()
 
     def start(self, exchange: Exchange, response: Response) -> None:
