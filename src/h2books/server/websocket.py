@@ -23,17 +23,16 @@ or HTTP/2 extended CONNECT (RFC 8441). Interfaces (ASGI) sit above `WebSocket`.
   of the tunnel after it.
 - **Shutdown**: the server's graceful shutdown closes every socket with 1001.
 
-Why wsproto and not a frame codec of our own: the issue says wsproto unless profiling
-says otherwise, and so far it does not. Profiled (cProfile, benchmarks/ws_echo.py, one
-16-byte message at a time), wsproto's parse and serialise are about a third of the
-server's Python time per message; the rest is the event loop, the two syscalls and
-the ASGI layer, and the server's CPU per message is of the order of Uvicorn +
-websockets' (which parses in Python too). With a burst of messages in flight we are
-ahead of it (the reads are parsed in their own callback, with no task per socket,
-and the answers of one loop iteration go out in one write). wsproto is small,
-sans-IO and well kept; the bounds that matter (message size, queue, timeouts) are
-enforced around it. A fast path of our own for small unfragmented frames is the
-first thing to try if the target needs the last microseconds of the serial case.
+Why wsproto, and why not for every frame: the issue says wsproto unless profiling says
+otherwise. Profiled (py-spy, benchmarks/ws_echo.py, one 16-byte message at a time;
+benchmarks/PROFILE.md, "WebSocket echo (issue 10)"), wsproto's parse and serialise
+were ~17 µs of the ~75 µs of server CPU per message, and the serial echo was slower
+than Uvicorn + websockets'. So the frames almost every app sees, a client's whole,
+small, unfragmented text or binary frame and our whole messages without an extension,
+are read and written by `websocket_frames` (~2 µs); wsproto keeps everything else:
+control frames, fragmentation, permessage-deflate, big frames, and every invalid
+frame, which it answers with the RFC close code. The bounds (message size, queue,
+timeouts) are enforced around both, in one place each.
 """
 
 from __future__ import annotations
