@@ -18,6 +18,13 @@ the per-round ratios h2books/uvicorn.
     flock /tmp/bench.lock python benchmarks/ws_echo.py [--rounds 7] [--serial 10000]
     # before/after: two trees of h2books side by side with Uvicorn
     flock /tmp/bench.lock python benchmarks/ws_echo.py --src /tmp/old/src --src src
+
+`--awake` keeps the server's core from halting between messages (a `nice 19` busy loop
+on it, which yields at once to the server; its CPU is not the server's). On a virtual
+machine a halted core takes tens of µs to wake, so without it the serial figure rewards
+a server that stays busy after answering (work after the write overlaps the client's
+turn and the next message finds the core awake) more than a short path to the answer.
+With it, the serial figure measures the path (as a kernel booted with idle=poll would).
 """
 
 from __future__ import annotations
@@ -202,10 +209,24 @@ def main() -> None:
         "--src", action="append", type=Path,
         help="an h2books src directory to run (repeatable; default this tree's)",
     )  # fmt: skip
+    parser.add_argument("--awake", action="store_true", help="keep the server's core awake")
     args = parser.parse_args()
     cores = sorted(os.sched_getaffinity(0))
     client_core, server_core = cores[0], cores[-1]
     os.sched_setaffinity(0, {client_core})
+    spinner = None
+    if args.awake:
+        spin = ["nice", "-n", "19", "taskset", "-c", str(server_core)]
+        spinner = subprocess.Popen([*spin, sys.executable, "-c", "while True: pass"])
+    try:
+        _compare(args, server_core, client_core)
+    finally:
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+
+
+def _compare(args: argparse.Namespace, server_core: int, client_core: int) -> None:
     sources = [path.resolve() for path in args.src or [SRC]]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -236,7 +257,8 @@ def main() -> None:
         )  # fmt: skip
         counts = {"serial": args.serial, "pipelined": args.pipelined}
         print(
-            f"server on core {server_core}, client on core {client_core};"
+            f"server on core {server_core}{' (kept awake)' if args.awake else ''},"
+            f" client on core {client_core};"
             f" {args.rounds} rounds, {args.serial} serial + {args.pipelined} pipelined"
             f" {len(PAYLOAD)}-byte text messages per round and server"
         )
