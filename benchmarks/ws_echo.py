@@ -1,13 +1,30 @@
 """WebSocket echo of small messages over one connection: h2books against Uvicorn + websockets.
 
-Both servers run the same raw ASGI echo app (below) in a process of their own, pinned to
-one core; the client is the same raw-socket client for both, pinned to another: it sends
-pre-masked 16-byte text frames over ws:// (HTTP/1.1 cleartext) and reads the echoes,
-either one at a time (`serial`: round-trip bound) or 100 in flight (`pipelined`:
-server-bound). It prints messages per second and the server's CPU per message (from
-/proc, user + system).
+Both servers run the same raw ASGI echo app (below), started the way a user starts them:
+`h2books serve ws_echo_app:app --interface asgi --http-port N` and
+`uvicorn ws_echo_app:app --ws websockets --loop uvloop`, each from the directory that
+holds the app, in a session of its own pinned to one core. The client is the same
+raw-socket client for both, pinned to the other core: it sends pre-masked 16-byte text
+frames over ws:// (HTTP/1.1 cleartext) and reads the echoes, either one at a time
+(`serial`: round-trip bound) or 100 in flight (`pipelined`: server-bound).
 
-    flock /tmp/bench.lock python benchmarks/ws_echo.py [--messages 20000]
+The servers run in alternated rounds (h2books, uvicorn, h2books, ...; the order flips
+each round) so that both see the same noise of a shared machine; each round opens a
+new connection, warms it up and measures serial then pipelined. Printed per server and
+mode: the median messages per second over the rounds with their range, the server's
+CPU per message (user + system of its session, from /proc) likewise, and the median of
+the per-round ratios h2books/uvicorn.
+
+    flock /tmp/bench.lock python benchmarks/ws_echo.py [--rounds 7] [--serial 10000]
+    # before/after: two trees of h2books side by side with Uvicorn
+    flock /tmp/bench.lock python benchmarks/ws_echo.py --src /tmp/old/src --src src
+
+`--awake` keeps the server's core from halting between messages (a `nice 19` busy loop
+on it, which yields at once to the server; its CPU is not the server's). On a virtual
+machine a halted core takes tens of µs to wake, so without it the serial figure rewards
+a server that stays busy after answering (work after the write overlaps the client's
+turn and the next message finds the core awake) more than a short path to the answer.
+With it, the serial figure measures the path (as a kernel booted with idle=poll would).
 """
 
 from __future__ import annotations
@@ -15,14 +32,23 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import signal
 import socket
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
+sys.path.insert(0, str(SRC))
+
+from h2books.bench.processes import session_cpu_seconds  # noqa: E402
 
 APP = """
 async def app(scope, receive, send):
@@ -46,41 +72,18 @@ async def app(scope, receive, send):
                     "bytes": message.get("bytes")})
 """
 
-H2BOOKS = """
-import asyncio, sys
-sys.path.insert(0, {bench!r})
-from ws_echo_app import app
-from h2books.http import Response
-from h2books.interfaces import ServerInterface
-from h2books.interfaces.asgi_websocket import serve_websocket
-from h2books.server.config import ServerConfig
-from h2books.server.server import Server
+PAYLOAD = b"0123456789abcdef"
+IN_FLIGHT = 100
+MODES = ("serial", "pipelined")
 
-class Interface(ServerInterface):
-    def handle(self, exchange):
-        if exchange.upgrade != b"websocket":
-            exchange.respond(Response(404))
-            return
-        path, _, query = exchange.target.partition(b"?")
-        scope = {{"type": "http", "http_version": exchange.http_version,
-                 "scheme": exchange.scheme, "path": path.decode(), "raw_path": path,
-                 "query_string": query, "root_path": "", "headers": exchange.headers,
-                 "client": exchange.client, "server": None, "state": {{}}, "extensions": {{}}}}
-        serve_websocket(app, exchange, scope)
 
-async def main():
-    config = ServerConfig(port=0, http_port={port}, access_log=False)
-    server = Server(config, Interface(), None)
-    await server.start(http_socket=None)
-    print("ready", flush=True)
-    await server.serve_until_stopped()
-
-try:
-    import uvloop
-    uvloop.run(main())
-except ImportError:
-    asyncio.run(main())
-"""
+@dataclass
+class Server:
+    name: str
+    argv: list[str]  # {port} is filled in
+    env: dict[str, str]
+    rates: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
 
 
 def _free_port() -> int:
@@ -95,19 +98,15 @@ def _frame(payload: bytes) -> bytes:
     return bytes([0x81, 0x80 | len(payload)]) + key + masked
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-def _connect(port: int) -> socket.socket:
-    deadline = time.monotonic() + 20
+def _connect(port: int, process: subprocess.Popen[bytes]) -> socket.socket:
+    deadline = time.monotonic() + 30
     while True:
         try:
             sock = socket.create_connection(("127.0.0.1", port), timeout=10)
             break
         except OSError:
+            if process.poll() is not None:
+                raise SystemExit(f"the server exited with code {process.returncode}") from None
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
@@ -119,21 +118,23 @@ def _connect(port: int) -> socket.socket:
     )
     head = b""
     while b"\r\n\r\n" not in head:
-        head += sock.recv(4096)
-    assert head.startswith(b"HTTP/1.1 101"), head
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise SystemExit("the server closed the connection during the handshake")
+        head += chunk
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise SystemExit(f"handshake refused: {head[:200]!r}")
     return sock
 
 
 def _run(sock: socket.socket, messages: int, in_flight: int) -> float:
-    payload = b"0123456789abcdef"
-    frame = _frame(payload)
-    echo = len(payload) + 2
+    frame = _frame(PAYLOAD)
+    want = (len(PAYLOAD) + 2) * in_flight
     batch = frame * in_flight
     started = time.perf_counter()
     done = 0
     while done < messages:
         sock.sendall(batch)
-        want = echo * in_flight
         got = 0
         while got < want:
             got += len(sock.recv(65536))
@@ -141,47 +142,132 @@ def _run(sock: socket.socket, messages: int, in_flight: int) -> float:
     return time.perf_counter() - started
 
 
-def measure(name: str, command: list[str], port: int, messages: int) -> None:
-    env = {**os.environ, "PYTHONPATH": f"{SRC}:{HERE}"}
-    proc = subprocess.Popen(
-        ["taskset", "-c", "1", *command], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
+@contextmanager
+def _running(server: Server, core: int, cwd: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    port = _free_port()
+    argv = ["taskset", "-c", str(core), *(a.replace("{port}", str(port)) for a in server.argv)]
+    process = subprocess.Popen(
+        argv, cwd=cwd, env={**os.environ, **server.env}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
     try:
-        sock = _connect(port)
+        yield process, port
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            with suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def measure(server: Server, core: int, cwd: Path, counts: dict[str, int]) -> None:
+    with _running(server, core, cwd) as (process, port):
+        session = process.pid  # a session of its own: the server and any child it forks
+        sock = _connect(port, process)
         with sock:
             _run(sock, 2000, 1)  # warm up
-            for mode, in_flight in (("serial", 1), ("pipelined", 100)):
-                cpu = _cpu_seconds(proc.pid)
-                elapsed = _run(sock, messages, in_flight)
-                used = _cpu_seconds(proc.pid) - cpu
-                print(
-                    f"{name:28} {mode:9} {messages / elapsed:10,.0f} msg/s"
-                    f"   server CPU {used / messages * 1e6:6.1f} µs/msg"
-                )
-    finally:
-        proc.terminate()
-        proc.wait(10)
+            _run(sock, 2000, IN_FLIGHT)
+            for mode in MODES:
+                in_flight = 1 if mode == "serial" else IN_FLIGHT
+                cpu = session_cpu_seconds(session, precise=True)
+                elapsed = _run(sock, counts[mode], in_flight)
+                used = session_cpu_seconds(session, precise=True) - cpu
+                server.rates[mode].append(counts[mode] / elapsed)
+                server.cpu[mode].append(used / counts[mode] * 1e6)
+
+
+def _spread(values: list[float], fmt: str) -> str:
+    return f"{statistics.median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def report(servers: list[Server]) -> None:
+    reference = servers[-1]  # uvicorn
+    width = max(len(s.name) for s in servers)
+    for mode in MODES:
+        print(f"\n{mode} ({'1 message' if mode == 'serial' else IN_FLIGHT} in flight)")
+        for server in servers:
+            line = (
+                f"  {server.name:{width}}  {_spread(server.rates[mode], ',.0f'):>24} msg/s"
+                f"   CPU {_spread(server.cpu[mode], '.1f'):>18} µs/msg"
+            )
+            if server is not reference:
+                pairs = zip(server.rates[mode], reference.rates[mode], strict=True)
+                ratios = [ours / theirs for ours, theirs in pairs]
+                line += f"   ratio {_spread(ratios, '.2f')}"
+            print(line)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--messages", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--serial", type=int, default=10000, help="messages per serial run")
+    parser.add_argument("--pipelined", type=int, default=50000, help="per pipelined run")
+    parser.add_argument(
+        "--src", action="append", type=Path,
+        help="an h2books src directory to run (repeatable; default this tree's)",
+    )  # fmt: skip
+    parser.add_argument("--awake", action="store_true", help="keep the server's core awake")
     args = parser.parse_args()
-    os.sched_setaffinity(0, {0})
-    (HERE / "ws_echo_app.py").write_text(APP)
+    cores = sorted(os.sched_getaffinity(0))
+    client_core, server_core = cores[0], cores[-1]
+    os.sched_setaffinity(0, {client_core})
+    spinner = None
+    if args.awake:
+        spin = ["nice", "-n", "19", "taskset", "-c", str(server_core)]
+        spinner = subprocess.Popen([*spin, sys.executable, "-c", "while True: pass"])
     try:
-        port = _free_port()
-        script = H2BOOKS.format(bench=str(HERE), port=port)
-        measure("h2books", [sys.executable, "-c", script], port, args.messages)
-        port = _free_port()
-        uvicorn = [
-            sys.executable, "-m", "uvicorn", "ws_echo_app:app", "--port", str(port),
-            "--ws", "websockets", "--loop", "uvloop", "--log-level", "warning",
-            "--app-dir", str(HERE),
-        ]  # fmt: skip
-        measure("uvicorn + websockets", uvicorn, port, args.messages)
+        _compare(args, server_core, client_core)
     finally:
-        (HERE / "ws_echo_app.py").unlink(missing_ok=True)
+        if spinner is not None:
+            spinner.kill()
+            spinner.wait()
+
+
+def _compare(args: argparse.Namespace, server_core: int, client_core: int) -> None:
+    sources = [path.resolve() for path in args.src or [SRC]]
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "ws_echo_app.py").write_text(APP)
+        servers = [
+            Server(
+                "h2books" if len(sources) == 1 else f"h2books {src.parent.name}",
+                [
+                    sys.executable, "-m", "h2books", "serve", "ws_echo_app:app",
+                    "--interface", "asgi", "--http-port", "{port}", "--port", str(_free_port()),
+                    "--data-dir", str(workdir / "data"), "--no-access-log",
+                    "--log-level", "warning",
+                ],
+                {"PYTHONPATH": str(src)},
+            )
+            for src in sources
+        ]  # fmt: skip
+        servers.append(
+            Server(
+                "uvicorn + websockets",
+                [
+                    sys.executable, "-m", "uvicorn", "ws_echo_app:app", "--port", "{port}",
+                    "--ws", "websockets", "--loop", "uvloop", "--log-level", "warning",
+                    "--no-access-log",
+                ],
+                {},
+            )
+        )  # fmt: skip
+        counts = {"serial": args.serial, "pipelined": args.pipelined}
+        print(
+            f"server on core {server_core}{' (kept awake)' if args.awake else ''},"
+            f" client on core {client_core};"
+            f" {args.rounds} rounds, {args.serial} serial + {args.pipelined} pipelined"
+            f" {len(PAYLOAD)}-byte text messages per round and server"
+        )
+        for round_number in range(args.rounds):
+            order = servers if round_number % 2 == 0 else servers[::-1]
+            for server in order:
+                measure(server, server_core, workdir, counts)
+            print(f"round {round_number + 1} done", file=sys.stderr, flush=True)
+    report(servers)
 
 
 if __name__ == "__main__":

@@ -223,6 +223,30 @@ def masked_frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = Tru
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
+def read_frames(sock: socket.socket, count: int, initial: bytes = b"") -> list[tuple[int, bytes]]:
+    """Read `count` server frames (unmasked): their opcodes and payloads."""
+    frames: list[tuple[int, bytes]] = []
+    data = initial
+    while len(frames) < count:
+        while len(data) >= 2 and len(frames) < count:
+            length = data[1] & 0x7F
+            offset = 2
+            if length == 126:
+                length, offset = int.from_bytes(data[2:4], "big"), 4
+            elif length == 127:
+                length, offset = int.from_bytes(data[2:10], "big"), 10
+            if len(data) < offset + length:
+                break
+            frames.append((data[0] & 0x0F, data[offset : offset + length]))
+            data = data[offset + length :]
+        if len(frames) < count:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return frames
+
+
 def read_close(sock: socket.socket, initial: bytes = b"") -> int | None:
     """Read server frames until a close frame; its code (None if the socket ended first)."""
     data = initial

@@ -23,17 +23,16 @@ or HTTP/2 extended CONNECT (RFC 8441). Interfaces (ASGI) sit above `WebSocket`.
   of the tunnel after it.
 - **Shutdown**: the server's graceful shutdown closes every socket with 1001.
 
-Why wsproto and not a frame codec of our own: the issue says wsproto unless profiling
-says otherwise, and so far it does not. Profiled (cProfile, benchmarks/ws_echo.py, one
-16-byte message at a time), wsproto's parse and serialise are about a third of the
-server's Python time per message; the rest is the event loop, the two syscalls and
-the ASGI layer, and the server's CPU per message is of the order of Uvicorn +
-websockets' (which parses in Python too). With a burst of messages in flight we are
-ahead of it (the reads are parsed in their own callback, with no task per socket,
-and the answers of one loop iteration go out in one write). wsproto is small,
-sans-IO and well kept; the bounds that matter (message size, queue, timeouts) are
-enforced around it. A fast path of our own for small unfragmented frames is the
-first thing to try if the target needs the last microseconds of the serial case.
+Why wsproto, and why not for every frame: the issue says wsproto unless profiling says
+otherwise. Profiled (py-spy, benchmarks/ws_echo.py, one 16-byte message at a time;
+benchmarks/PROFILE.md, "WebSocket echo (issue 10)"), wsproto's parse and serialise
+were ~17 µs of the ~75 µs of server CPU per message, and the serial echo was slower
+than Uvicorn + websockets'. So the frames almost every app sees, a client's whole,
+small, unfragmented text or binary frame and our whole messages without an extension,
+are read and written by `websocket_frames` (~2 µs); wsproto keeps everything else:
+control frames, fragmentation, permessage-deflate, big frames, and every invalid
+frame, which it answers with the RFC close code. The bounds (message size, queue,
+timeouts) are enforced around both, in one place each.
 """
 
 from __future__ import annotations
@@ -54,6 +53,7 @@ from wsproto.extensions import Extension, PerMessageDeflate
 
 from h2books.server.config import ServerConfig
 from h2books.server.exchange import Exchange, Fields
+from h2books.server.websocket_frames import FrameRouter, encode_message
 
 log = logging.getLogger("h2books.server")
 
@@ -210,6 +210,8 @@ class WebSocket:
         self.loop = exchange.adapter.state.loop
         self.closed: Closed | None = None  # set once the app is to be told
         self._ws: Connection | None = None
+        # Splits the input between our fast path and wsproto (set when accepted).
+        self._frames: FrameRouter | None = None
         self._deflate = False
         self._failed = False  # the input broke the protocol: drained, never parsed again
         self._inbox: deque[str | bytes] = deque()
@@ -252,6 +254,7 @@ class WebSocket:
             return False
         self._ws = Connection(ConnectionType.SERVER, extensions)
         self._deflate = bool(extensions)
+        self._frames = FrameRouter(enabled=not extensions)
         self.exchange.on_shutdown = self._shutdown
         self.exchange.on_input = self._on_input
         self._pump()  # what came with the request (HTTP/1.1: bytes after the head)
@@ -282,8 +285,11 @@ class WebSocket:
         exchange = self.exchange
         if not exchange.writable and not await exchange.wait_writable():
             raise ClientDisconnected("the WebSocket is closed")
-        event = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
-        exchange.write(ws.send(event))
+        if self._deflate:
+            event = TextMessage(data) if isinstance(data, str) else BytesMessage(data)
+            exchange.write(ws.send(event))
+        else:
+            exchange.write(encode_message(data))  # wsproto's frame, built faster
 
     def close(self, code: int = NORMAL, reason: str = "") -> None:
         """Start the close handshake (the app is done, or the server is going away)."""
@@ -312,47 +318,66 @@ class WebSocket:
         self._pump()
 
     def _pump(self) -> None:
-        """Parse what the tunnel holds, a slice at a time, until the app's queue is full
-        (the rest stays in the tunnel, unacknowledged: the peer's window, or the paused
-        socket, holds back more) or the input runs out."""
+        """Parse what the tunnel holds, a frame (or, for wsproto, a slice) at a time,
+        until the app's queue is full (the rest stays in the tunnel, unacknowledged: the
+        peer's window, or the paused socket, holds back more) or the input runs out."""
         ws = self._ws
-        if ws is None:
+        frames = self._frames
+        if ws is None or frames is None:
             return
         exchange = self.exchange
         keepalive = self._keepalive
         data = self._unparsed or exchange.take_body()
         self._unparsed = b""
+        pos = 0
         try:
-            while data:
+            while pos < len(data):
                 if not exchange.writable and self.closed is None and not exchange.gone:
                     # Our output does not flow (the peer gives no window, or does not
                     # read): parsing on would queue a Pong per Ping without bound. The
                     # rest stays in the tunnel, so the peer's window shuts too.
-                    self._unparsed = data
+                    self._unparsed = data[pos:]
                     if self._output_wait is None:
                         self._output_wait = self.loop.create_task(self._pump_when_writable())
                     return
                 keepalive.last_heard = self.loop.time()
                 if ws.state is ConnectionState.CLOSED or self._failed:
                     data = exchange.take_body()  # drained until the tunnel ends
+                    pos = 0
                     continue
-                if len(data) > _SLICE:
-                    piece, data = data[:_SLICE], data[_SLICE:]
+                end, message = frames.split(data, pos, _SLICE)
+                if message is not None:
+                    self._on_message(message, True)
+                elif end > pos:
+                    ws.receive_data(data[pos:end])
+                    self._handle_events(ws)
                 else:
-                    piece, data = data, b""
-                ws.receive_data(piece)
-                self._handle_events(ws)
+                    # The head of a frame, the rest to come: kept until it does.
+                    more = exchange.take_body()
+                    if not more:
+                        self._unparsed = data[pos:]
+                        break
+                    data = data[pos:] + more
+                    pos = 0
+                    continue
+                pos = end
                 if self._inbox_full and self.closed is None:
-                    self._unparsed = data
+                    self._unparsed = data[pos:]
                     return
-                if not data:
+                if pos == len(data):
                     data = exchange.take_body()
+                    pos = 0
         except Exception:
             log.exception("WebSocket input failed for %r", exchange)
             self._fail(INTERNAL_ERROR, "")
             return
         if exchange.body_complete or exchange.gone:
             self._lost()
+
+    @property
+    def queued(self) -> int:
+        """How many whole messages wait for `receive()`."""
+        return len(self._inbox)
 
     @property
     def _inbox_full(self) -> bool:
