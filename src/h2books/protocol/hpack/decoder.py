@@ -192,8 +192,9 @@ class Decoder:
                 cacheable
                 and length <= CACHED_STRING_MAX_LENGTH
                 and name not in _SECRET_NAMES
-                and (value := decoded_strings.get(data[pos + 1 : stop])) is not None
+                and (cached := decoded_strings.get(data[pos + 1 : stop])) is not None
             ):
+                value = cached
                 pos = stop
             else:
                 value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
