@@ -282,3 +282,74 @@ def test_h1_request_cut_off_mid_body_is_remote_closed() -> None:
         ),
     ):
         run(main())
+
+
+# -- send: the response to a callback -----------------------------------------------------
+
+
+@pytest.mark.parametrize("http2", [True, False])
+def test_send_calls_back_with_each_response_and_may_send_the_next(
+    server: ServerProcess, http2: bool
+) -> None:
+    """Each callback sends the next request from inside the read that completed the
+    previous response: a chain of 40, every response whole and named after its request."""
+
+    async def main() -> list[tuple[Response | None, BaseException | None]]:
+        answers: list[tuple[Response | None, BaseException | None]] = []
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        async with Client(server.url, http2=http2, cacert=server.ca) as client:
+
+            def on_answer(response: Response | None, error: BaseException | None) -> None:
+                answers.append((response, error))
+                if len(answers) < 40:
+                    client.send(b"GET", f"/book?id={len(answers) + 1}", on_answer)
+                else:
+                    done.set_result(None)
+
+            client.send("GET", "/book?id=1", on_answer)
+            await done
+        return answers
+
+    answers = run(main())
+    assert [error for _, error in answers] == [None] * 40
+    responses = [response for response, _ in answers]
+    assert all(r is not None and r.status == 200 and r.json()["title"] for r in responses)
+    assert [r.target for r in responses if r is not None] == [f"/book?id={i}" for i in range(1, 41)]
+    assert {r.method for r in responses if r is not None} == {"GET"}
+
+
+def test_send_reports_a_failure_to_the_callback() -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    async def main() -> tuple[Response | None, BaseException | None]:
+        answer: asyncio.Future[tuple[Response | None, BaseException | None]]
+        answer = asyncio.get_running_loop().create_future()
+        client = Client(f"http://127.0.0.1:{port}")
+        try:
+            client.send("GET", "/", lambda response, error: answer.set_result((response, error)))
+            return await answer
+        finally:
+            await client.aclose()
+
+    response, error = run(main())
+    assert response is None
+    assert isinstance(error, ConnectError) and "refused" in str(error)
+
+
+def test_aclose_gives_the_callbacks_waiting_a_cancellation() -> None:
+    async def main() -> list[tuple[Response | None, BaseException | None]]:
+        answers: list[tuple[Response | None, BaseException | None]] = []
+        client = Client(fake.url, timeout=None)
+        await client.connect()
+        client.send("GET", "/book?id=1", lambda response, error: answers.append((response, error)))
+        await asyncio.sleep(0.05)
+        assert answers == []
+        await client.aclose()
+        return answers
+
+    with serving(h2_bookstore(lambda session, sid, path: True)) as fake:  # answers nothing
+        answers = run(main())
+    assert len(answers) == 1
+    assert answers[0][0] is None and isinstance(answers[0][1], asyncio.CancelledError)

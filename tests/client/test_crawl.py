@@ -10,6 +10,7 @@ import httpx
 import pytest
 
 from h2books.client.cli import main_crawl
+from h2books.client.crawl import check_json
 from tests.conftest import ServerProcess
 
 
@@ -184,3 +185,45 @@ def test_missing_cacert_file(capsys: pytest.CaptureFixture[str], server: ServerP
     _, err = capsys.readouterr()
     assert code == 1
     assert "CA certificate file not found: /nonexistent/ca.pem" in err
+
+
+# -- check_json: json.loads' verdict, cheaper -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"title": "Book", "score": [1, 2.5, null, true]}',
+        b"\xef\xbb\xbf" + b'{"title": "with a BOM"}',
+        b'  {"title": "whitespace around"}\r\n',
+        b'"just a string"',
+        b"17",
+        '{"title": "Caf\u00e9"}'.encode(),
+    ],
+)
+def test_check_json_accepts_what_json_loads_accepts(body: bytes) -> None:
+    check_json(body)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"   ",
+        b'{"title": "Bo',
+        b'{"title": "Book"} trailing',
+        b'{"title": "Book"}{"title": "Book"}',
+        b"{'title': 'single quotes'}",
+        b'{"title": "Bo\xff"}',  # not UTF-8
+        b"<html></html>",
+    ],
+)
+def test_check_json_rejects_what_json_loads_rejects(body: bytes) -> None:
+    with pytest.raises(ValueError) as caught:
+        check_json(body)
+    try:
+        json.loads(body.removeprefix(b"\xef\xbb\xbf").decode("utf-8"))
+    except ValueError as expected:
+        assert str(caught.value) == str(expected)  # json's own message
+    else:  # pragma: no cover - each body above is invalid
+        pytest.fail("json.loads accepted it")

@@ -278,3 +278,29 @@ def test_json_output_on_failure(capsys: pytest.CaptureFixture[str]) -> None:
     result = json.loads(out)
     assert result["ok"] is False
     assert "book 2: status 404" in result["error"]
+
+
+def test_book_ids_are_percent_encoded_in_the_target(capsys: pytest.CaptureFixture[str]) -> None:
+    requested: list[bytes] = []
+
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        requested.append(path)
+        if path == b"/":
+            session.answer(stream_id, 200, json.dumps(["a b/c", "7", "é"]).encode())
+        else:
+            session.answer(stream_id, 200, b'{"title": "Book"}')
+        return True
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, out, err = crawl(capsys, server.url, "--json")
+    assert code == 0, err
+    assert json.loads(out)["books"] == 3
+    assert sorted(requested[1:]) == [b"/book?id=%C3%A9", b"/book?id=7", b"/book?id=a%20b%2Fc"]
+
+
+def test_an_index_with_an_id_that_is_neither_text_nor_a_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with serving(h2_bookstore(h2_answer(b"/", 200, b'["1", true]'))) as server:
+        code, _, err = crawl(capsys, server.url)
+    assert_one_line_error(code, err, "index /:", "expected a JSON array of book ids")

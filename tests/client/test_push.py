@@ -120,6 +120,20 @@ def test_pushes_are_taken_a_reset_one_is_requested_a_foreign_one_declined() -> N
     asyncio.run(run(check))
 
 
+def test_send_hands_a_pushed_response_to_the_callback() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")
+        answer: asyncio.Future[tuple[object, object]] = asyncio.get_running_loop().create_future()
+        client.send("GET", "/kept", lambda response, error: answer.set_result((response, error)))
+        response, error = await answer
+        assert error is None and response is not None
+        assert response.pushed and response.content == b"pushed"  # type: ignore[attr-defined]
+        assert server.requested == [b"/"]
+        assert client.pushes_taken == 1
+
+    asyncio.run(run(check))
+
+
 def test_without_push_the_client_announces_it_and_requests_everything() -> None:
     async def check(client: Client, server: PushingServer) -> None:
         assert (await client.get("/")).text == "requested /"

@@ -25,3 +25,9 @@ def test_response_accessors() -> None:
 def test_json_of_a_non_json_body_raises_value_error() -> None:
     with pytest.raises(ValueError):
         Response(200, [], b"<html>", "HTTP/1.1").json()
+
+
+def test_method_and_target_given_as_wire_bytes_read_as_text() -> None:
+    response = Response(200, [], b"", "HTTP/2", b"GET", b"/book?id=%C3%A9")
+    assert (response.method, response.target) == ("GET", "/book?id=%C3%A9")
+    assert repr(response) == "<Response 200 HTTP/2 GET /book?id=%C3%A9 0 bytes>"

@@ -225,10 +225,10 @@ class ClientConnection(asyncio.Protocol, abc.ABC):
         self._stop_accepting()
         self._watchdog.cancel()
         for exchange in self._take_in_flight():
-            exchange.future.cancel()
+            exchange.cancel()
         queued, self._queue = self._queue, deque()
         for exchange in queued:
-            exchange.future.cancel()
+            exchange.cancel()
         self._close_transport()
 
     def _closed_early(self, exchange: Exchange | None, detail: str = "") -> RemoteClosedError:

@@ -16,6 +16,7 @@ import asyncio
 import copy
 from collections import deque
 from collections.abc import Iterable
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -24,7 +25,7 @@ from h2books.client.base import ClientConnection, ConnectionSettings
 from h2books.client.connection_h1 import H1ClientProtocol
 from h2books.client.connection_h2 import H2ClientProtocol
 from h2books.client.errors import ClientError, ConnectError, RemoteClosedError
-from h2books.client.exchange import MAX_ATTEMPTS, Exchange
+from h2books.client.exchange import MAX_ATTEMPTS, Exchange, ResponseCallback
 from h2books.client.origin import Origin
 from h2books.client.response import Response
 from h2books.client.stats import WireStats
@@ -171,6 +172,44 @@ class Client:
         No coroutine and no task: this is the cheap way to keep many requests in
         flight. ``target`` is a path with its query (``/book?id=1``).
         """
+        loop, method, target = self._check_request(method, target)
+        if self._pushes and method == b"GET" and not headers:
+            pushed = self._take_pushed(target, loop)
+            if pushed is not None:
+                return pushed
+        fields = _normalise_fields(headers) if headers else ()
+        future: asyncio.Future[Response] = loop.create_future()
+        self._dispatch(Exchange(method, target, fields, body, future, loop.time()))
+        return future
+
+    def send(
+        self,
+        method: str | bytes,
+        target: str | bytes,
+        callback: ResponseCallback,
+        headers: HeaderInput = (),
+        body: bytes = b"",
+    ) -> None:
+        """Send a request; ``callback(response, None)`` or ``callback(None, error)`` is
+        called once, from the read that completed the response (or failed it), and with a
+        `asyncio.CancelledError` when the client closes first.
+
+        `submit` without the future: no loop callback per response, and the callback
+        may send the next request at once, in the same write as the read's other output.
+        A pushed response (``push=True``) is handed over as `submit` would.
+        """
+        loop, method, target = self._check_request(method, target)
+        if self._pushes and method == b"GET" and not headers:
+            pushed = self._take_pushed(target, loop)
+            if pushed is not None:
+                pushed.add_done_callback(partial(_call_back, callback))
+                return
+        fields = _normalise_fields(headers) if headers else ()
+        self._dispatch(Exchange(method, target, fields, body, None, loop.time(), callback))
+
+    def _check_request(
+        self, method: str | bytes, target: str | bytes
+    ) -> tuple[asyncio.AbstractEventLoop, bytes, bytes]:
         if self._closed:
             raise RuntimeError("this Client is closed")
         loop = self._loop
@@ -183,17 +222,12 @@ class Client:
         assert isinstance(target, bytes) and isinstance(method, bytes)
         if target[:1] != b"/" and target != b"*":
             raise ValueError(f"the target must be a path starting with '/', not {target!r}")
-        if self._pushes and method == b"GET" and not headers:
-            pushed = self._take_pushed(target, loop)
-            if pushed is not None:
-                return pushed
-        fields = _normalise_fields(headers) if headers else ()
-        future: asyncio.Future[Response] = loop.create_future()
-        exchange = Exchange(method, target, fields, body, future, loop.time())
+        return loop, method, target
+
+    def _dispatch(self, exchange: Exchange) -> None:
         lanes = self._lanes
         lane = lanes[0] if len(lanes) == 1 else min(lanes, key=_lane_load)
         lane.submit(exchange)
-        return future
 
     async def request(
         self,
@@ -217,6 +251,7 @@ class Client:
         if self._push_limit is not None and self.pushes_received >= self._push_limit:
             return False
         future = exchange.future
+        assert future is not None  # the connection makes pushed exchanges with a future
         future.add_done_callback(_retrieve)  # a push nobody takes may fail unseen
         future.add_done_callback(lambda done: self._count_held(target, done))
         self._pushes[target] = future
@@ -287,6 +322,15 @@ class Client:
             settings.timeout,
             origin.address,
         )
+
+
+def _call_back(callback: ResponseCallback, future: asyncio.Future[Response]) -> None:
+    if future.cancelled():
+        callback(None, asyncio.CancelledError())
+    elif (error := future.exception()) is not None:
+        callback(None, error)
+    else:
+        callback(future.result(), None)
 
 
 def _succeeded(future: asyncio.Future[Response]) -> bool:
@@ -407,7 +451,7 @@ class _Lane:
     def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
         for exchange in exchanges:
             if self._closed:
-                exchange.future.cancel()
+                exchange.cancel()
             elif exchange.attempts >= MAX_ATTEMPTS:
                 exchange.fail(copy.copy(error))
             else:
@@ -431,4 +475,4 @@ class _Lane:
     def _cancel_backlog(self) -> None:
         backlog, self._backlog = self._backlog, deque()
         for exchange in backlog:
-            exchange.future.cancel()
+            exchange.cancel()

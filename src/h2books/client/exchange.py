@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from h2books.client.response import Response
 
-__all__ = ["Exchange"]
+__all__ = ["Exchange", "ResponseCallback"]
+
+# Called once with the response, or with None and the error (CancelledError when the
+# client closed first): `Client.send`'s way, without a future and its loop callback.
+ResponseCallback = Callable[[Response | None, BaseException | None], None]
 
 # How many connections a request may be moved to when the one it was queued on
 # could not send it (GOAWAY before it went out, keep-alive refused, REFUSED_STREAM).
@@ -18,7 +23,8 @@ MAX_INFORMATIONAL = 16
 
 
 class Exchange:
-    """A request and the future its response resolves.
+    """A request and where its response goes: a future, or a callback
+    (`ResponseCallback`) called at once from the read that completed it.
 
     ``target`` and ``method`` are bytes as they go on the wire; ``fields`` are the
     caller's extra header fields (lowercase names). The response parts are filled
@@ -28,6 +34,7 @@ class Exchange:
     __slots__ = (
         "attempts",
         "body",
+        "callback",
         "chunks",
         "fields",
         "future",
@@ -48,14 +55,16 @@ class Exchange:
         target: bytes,
         fields: tuple[tuple[bytes, bytes], ...],
         body: bytes,
-        future: asyncio.Future[Response],
+        future: asyncio.Future[Response] | None,
         started: float,
+        callback: ResponseCallback | None = None,
     ) -> None:
         self.method = method
         self.target = target
         self.fields = fields
         self.body = body
-        self.future = future
+        self.future = future  # None: `callback` takes the answer
+        self.callback = callback
         self.started = started
         self.attempts = 0
         self.status = 0
@@ -72,21 +81,25 @@ class Exchange:
         return f"{self.method.decode('latin-1')} {self.target.decode('latin-1')}"
 
     def resolve(self, content: bytes, http_version: str) -> None:
+        response = Response(
+            self.status,
+            self.response_headers,
+            content,
+            http_version,
+            self.method,
+            self.target,
+            self.response_trailers,
+            self.informational,
+            self.pushed,
+        )
         future = self.future
-        if not future.done():
-            future.set_result(
-                Response(
-                    self.status,
-                    self.response_headers,
-                    content,
-                    http_version,
-                    self.method.decode("latin-1"),
-                    self.target.decode("latin-1"),
-                    self.response_trailers,
-                    self.informational,
-                    self.pushed,
-                )
-            )
+        if future is None:
+            callback = self.callback
+            if callback is not None:
+                self.callback = None
+                callback(response, None)
+        elif not future.done():
+            future.set_result(response)
 
     def inform(self, status: int, headers: list[tuple[bytes, bytes]]) -> None:
         """A 1xx response (103 Early Hints) arrived ahead of the final one. The first
@@ -99,5 +112,18 @@ class Exchange:
 
     def fail(self, error: BaseException) -> None:
         future = self.future
-        if not future.done():
+        if future is None:
+            callback = self.callback
+            if callback is not None:
+                self.callback = None
+                callback(None, error)
+        elif not future.done():
             future.set_exception(error)
+
+    def cancel(self) -> None:
+        """The client closed before the answer: the future is cancelled, a callback gets
+        a CancelledError."""
+        if self.future is None:
+            self.fail(asyncio.CancelledError())
+        else:
+            self.future.cancel()

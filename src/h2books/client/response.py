@@ -17,17 +17,19 @@ class Response:
     chunked HTTP/1.1 body), None when there were none; ``informational``: the 1xx
     responses that came before it (``(103, [(b"link", ...)])`` for Early Hints), in
     order; ``pushed``: the server pushed it (HTTP/2), nobody requested it.
+    ``method`` and ``target`` may be given as the bytes that went on the wire: they
+    are decoded (latin-1) only when read, which most responses never are.
     """
 
     __slots__ = (
+        "_method",
+        "_target",
         "content",
         "headers",
         "http_version",
         "informational",
-        "method",
         "pushed",
         "status",
-        "target",
         "trailers",
     )
 
@@ -37,8 +39,8 @@ class Response:
         headers: list[tuple[bytes, bytes]],
         content: bytes,
         http_version: str,
-        method: str = "GET",
-        target: str = "/",
+        method: str | bytes = "GET",
+        target: str | bytes = "/",
         trailers: list[tuple[bytes, bytes]] | None = None,
         informational: list[tuple[int, list[tuple[bytes, bytes]]]] | None = None,
         pushed: bool = False,
@@ -47,11 +49,21 @@ class Response:
         self.headers = headers
         self.content = content
         self.http_version = http_version
-        self.method = method
-        self.target = target
+        self._method = method
+        self._target = target
         self.trailers = trailers
         self.informational = informational or []
         self.pushed = pushed
+
+    @property
+    def method(self) -> str:
+        method = self._method
+        return method if isinstance(method, str) else method.decode("latin-1")
+
+    @property
+    def target(self) -> str:
+        target = self._target
+        return target if isinstance(target, str) else target.decode("latin-1")
 
     def header(self, name: str | bytes) -> str | None:
         """The first value of a field (case-insensitive name), decoded as latin-1."""

@@ -118,6 +118,7 @@ def test_te_trailers_any_case() -> None:
 def test_content_length_parsing() -> None:
     assert parse_content_length(b"0") == 0
     assert parse_content_length(b"42, 42") == 42
+    assert parse_content_length(b"9" * 18) == 10**18 - 1
     for bad in (b"", b"4 2", b"0x10", b"1,2", b"9" * 19, b"+1"):
         with pytest.raises(MalformedHeaders):
             parse_content_length(bad)
@@ -136,6 +137,7 @@ def test_response_validation() -> None:
         [(b":status", b"200"), (b"keep-alive", b"1")],
         [(b":status", b"200"), (b"X", b"1")],
         [(b"x", b"1"), (b":status", b"200")],
+        [(b"content-type", b"text/plain"), (b":status", b"200")],  # a plain name first
     ):
         with pytest.raises(MalformedHeaders):
             validate_response(bad)

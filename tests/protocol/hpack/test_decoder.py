@@ -86,6 +86,11 @@ def test_name_of_an_entry_evicted_by_its_own_insertion_is_kept() -> None:
         b"\x40\x81\x00\x00",  # invalid Huffman name
         b"\x41\x7f",  # value length prefix truncated
         b"\xff",  # index prefix truncated
+        b"\x0f",  # static name past the 4-bit prefix: continuation octet missing
+        b"\x0f\x13",  # etag by its static name (15 + 19 = 34): value missing
+        b"\x0f\x13\x05abc",  # same, raw value truncated
+        b"\x0f\x13\x85\xff\xff",  # same, Huffman value truncated
+        b"\x0f\x13\x81\x00",  # same, invalid Huffman value (padding not all ones)
         b"\x82\x20",  # table size update after a field
         b"\x82\x3f\xe1\x1f",  # same, with a multi-octet size
         b"\x3f\xe2\x1f",  # size update to 4097 > 4096
@@ -295,3 +300,24 @@ def test_totals_count_every_decoded_field_and_its_size() -> None:
     assert decoder.decoded_size == (7 + 3 + 32) + 2 * (3 + 5 + 32)
     with pytest.raises(HeaderListTooLargeError):
         Decoder(max_header_list_size=10).decode(b"\x82")
+
+
+def test_literals_naming_a_static_entry_past_the_prefix() -> None:
+    """etag (34) and content-length (28) without indexing, as a server sends them: the name
+    index takes one continuation octet; raw and Huffman-coded values, the latter decoded
+    again from the shared cache on the second pass."""
+    block = (
+        b"\x0f\x13"
+        + encode_raw_string(b'"c51349bd"')
+        + b"\x0f\x0d"
+        + encode_string(b"171")
+        + b"\x0f\x13"
+        + encode_string(b'"94c89ec1-with-a-longer-tag"')
+    )
+    expected = [
+        (b"etag", b'"c51349bd"'),
+        (b"content-length", b"171"),
+        (b"etag", b'"94c89ec1-with-a-longer-tag"'),
+    ]
+    assert Decoder().decode(block) == expected
+    assert Decoder().decode(block) == expected

@@ -13,6 +13,7 @@ from h2books.protocol.hpack.huffman import (
     EOS,
     huffman_decode,
     huffman_encode,
+    huffman_encode_if_shorter,
     huffman_encoded_length,
 )
 
@@ -175,3 +176,18 @@ def test_zero_padding_is_rejected() -> None:
     assert huffman_decode(b"\x1f") == b"a"
     with pytest.raises(HPACKDecodingError):
         huffman_decode(b"\x18")
+
+
+@given(st.binary(max_size=64))
+def test_encode_if_shorter_is_the_code_exactly_when_it_is_shorter(data: bytes) -> None:
+    coded = huffman_encode_if_shorter(data)
+    if huffman_encoded_length(data) < len(data):
+        assert coded == huffman_encode(data)
+    else:
+        assert coded is None
+
+
+def test_encode_if_shorter_on_a_path_and_on_control_octets() -> None:
+    assert huffman_encode_if_shorter(b"/book?id=1234") == huffman_encode(b"/book?id=1234")
+    assert huffman_encode_if_shorter(b"\x00\x01") is None  # 13 + 23 bits > 2 octets
+    assert huffman_encode_if_shorter(b"") is None

@@ -104,6 +104,8 @@ def _plain_name(name: bytes) -> None:
 
 def parse_content_length(value: bytes) -> int:
     """Digits only (a comma list of one repeated value is tolerated, RFC 9110 §8.6)."""
+    if len(value) <= 18 and value.isdigit():  # the common case first
+        return int(value)
     if b"," in value:
         parts = {part.strip(b" \t") for part in value.split(b",")}
         if len(parts) != 1:
@@ -250,11 +252,16 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
     status: bytes | None = None
     headers: Fields = []
     content_length: int | None = None
+    good_values = _good_values
+    good_names = _good_names
     for field in fields:
         name, value = field
-        if value not in _good_values:
+        if value not in good_values:
             check_value(value)
             _remember_value(value)
+        if name in good_names:  # most fields: no pseudo-header, no rule of their own
+            headers.append(field)
+            continue
         if name[:1] == b":":
             if headers:
                 raise MalformedHeaders("pseudo-header field after a regular field")
@@ -266,7 +273,7 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
             continue
         if name in _SPECIAL_NAMES:
             content_length = _special(name, value, content_length)
-        elif name not in _good_names:
+        else:
             _plain_name(name)
         headers.append(field)
     if status is None or len(status) != 3 or not status.isdigit():

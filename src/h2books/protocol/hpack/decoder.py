@@ -13,7 +13,7 @@ from h2books.protocol.hpack.static_table import (
     STATIC_TABLE,
     STATIC_TABLE_LENGTH,
 )
-from h2books.protocol.hpack.strings import decode_string
+from h2books.protocol.hpack.strings import CACHED_STRING_MAX_LENGTH, _decoded_strings, decode_string
 from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 
 # Values of these fields stay out of the shared Huffman cache: secrets should not linger there,
@@ -121,6 +121,7 @@ class Decoder:
             raise HPACKDecodingError("header block must start with a dynamic table size update")
 
         static = STATIC_TABLE
+        decoded_strings = _decoded_strings
         static_sizes = STATIC_ENTRY_SIZES
         entries = table.entries
         limit = self.max_header_list_size
@@ -162,7 +163,13 @@ class Decoder:
                 cacheable = not octet & 0x10
             name_index = octet & prefix_max
             if name_index == prefix_max:
-                name_index, pos = decode_integer_continuation(data, pos, prefix_max)
+                # One continuation octet (a static name past the 4-bit prefix: etag,
+                # content-length, date...) inline; longer ones through the function.
+                if pos < end and data[pos] < 0x80:
+                    name_index += data[pos]
+                    pos += 1
+                else:
+                    name_index, pos = decode_integer_continuation(data, pos, prefix_max)
             if not name_index:
                 name, pos = decode_string(data, pos)
             elif name_index <= STATIC_TABLE_LENGTH:
@@ -172,7 +179,25 @@ class Decoder:
                 if name_index >= len(entries):
                     raise HPACKDecodingError("name index beyond the dynamic table")
                 name = entries[name_index][0]
-            value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+            # A short value (length within the 7-bit prefix) inline: raw, or Huffman-coded
+            # and already in the shared cache; anything else through decode_string.
+            length = data[pos] & 0x7F if pos < end else 0x7F
+            stop = pos + 1 + length
+            if length == 0x7F or stop > end:
+                value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+            elif data[pos] < 0x80:
+                value = data[pos + 1 : stop]
+                pos = stop
+            elif (
+                cacheable
+                and length <= CACHED_STRING_MAX_LENGTH
+                and name not in _SECRET_NAMES
+                and (cached := decoded_strings.get(data[pos + 1 : stop])) is not None
+            ):
+                value = cached
+                pos = stop
+            else:
+                value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
             field = (name, value)
             if prefix_max == 0x3F:
                 table.add(field)

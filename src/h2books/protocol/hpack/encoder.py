@@ -102,6 +102,10 @@ _INDEXED_COUNT: Final = len(_INDEXED)
 _STATIC_INDEXED: Final[dict[tuple[bytes, bytes], bytes]] = {
     field: _INDEXED[index] for field, index in STATIC_INDEX_BY_FIELD.items()
 }
+# The first octets of "literal without indexing" with a static name, by its index.
+_WITHOUT_INDEXING_NAMED: Final[tuple[bytes, ...]] = tuple(
+    encode_integer(index, 4) for index in range(STATIC_TABLE_LENGTH + 1)
+)
 _unindexed_representations: dict[tuple[bytes, bytes], bytes] = {}
 _NOTHING_CACHED: Final[dict[tuple[bytes, bytes], bytes]] = {}
 
@@ -151,6 +155,8 @@ class Encoder:
         self._sightings: dict[bytes, None] = {}
         self._sighting_budget = SIGHTING_BUDGET
         self._encode_string = encode_string if huffman else encode_raw_string
+        # Strings kept out of the shared string cache: secrets, and values whose whole
+        # representation is cached instead.
         self._encode_secret = encode_string_uncached if huffman else encode_raw_string
 
     @property
@@ -314,7 +320,9 @@ class Encoder:
         return 0 if number is None else self._table.index_of(number)
 
     def _literal_without_indexing(self, static_name_index: int, name: bytes, value: bytes) -> bytes:
-        encode_str = self._encode_string
+        # The caller keeps the representation in the shared cache: the value's own cache
+        # entry (`encode_string`) would only hold it a second time.
+        encode_str = self._encode_secret
         if static_name_index:
-            return encode_integer(static_name_index, 4) + encode_str(value)
-        return b"\x00" + encode_str(name) + encode_str(value)
+            return _WITHOUT_INDEXING_NAMED[static_name_index] + encode_str(value)
+        return b"\x00" + self._encode_string(name) + encode_str(value)

@@ -66,14 +66,30 @@ def huffman_encoded_length(data: bytes) -> int:
     return (sum(data.translate(_LENGTH_TRANSLATION)) + 7) >> 3
 
 
+# The all-ones padding (the high bits of EOS) for each bit count of the code.
+_PADDING: Final[tuple[str, ...]] = tuple("1" * (-bits & 7) for bits in range(8))
+
+
 def huffman_encode(data: bytes) -> bytes:
     """Huffman-encode ``data``, padding the last octet with the high bits of EOS (all ones)."""
     if not data:
         return b""
     bit_strings = _BIT_STRINGS
     bits = "".join([bit_strings[octet] for octet in data])
-    padding = -len(bits) & 7
-    return int(bits + "1" * padding, 2).to_bytes((len(bits) + padding) >> 3, "big")
+    size = len(bits)
+    return int(bits + _PADDING[size & 7], 2).to_bytes((size + 7) >> 3, "big")
+
+
+def huffman_encode_if_shorter(data: bytes) -> bytes | None:
+    """``huffman_encode(data)`` when it is strictly shorter than ``data``, else None;
+    one pass where `huffman_encoded_length` then `huffman_encode` would make two."""
+    bit_strings = _BIT_STRINGS
+    bits = "".join([bit_strings[octet] for octet in data])
+    size = len(bits)
+    length = (size + 7) >> 3
+    if length >= len(data):
+        return None
+    return int(bits + _PADDING[size & 7], 2).to_bytes(length, "big")
 
 
 # --- decoding ---------------------------------------------------------------------------------

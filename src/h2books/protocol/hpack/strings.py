@@ -8,7 +8,7 @@ costs us the work the cache would have saved.
 from typing import Final
 
 from h2books.protocol.hpack.errors import HPACKDecodingError
-from h2books.protocol.hpack.huffman import huffman_decode, huffman_encode, huffman_encoded_length
+from h2books.protocol.hpack.huffman import huffman_decode, huffman_encode_if_shorter
 from h2books.protocol.hpack.integers import decode_integer_continuation, encode_integer
 
 CACHE_MAX_ENTRIES: Final = 4096
@@ -27,12 +27,19 @@ def encode_raw_string(data: bytes) -> bytes:
     return encode_integer(len(data), 7) + data
 
 
+# The length prefixes of the short strings (most of them), raw and Huffman-coded.
+_RAW_LENGTHS: Final = tuple(bytes((length,)) for length in range(0x7F))
+_HUFFMAN_LENGTHS: Final = tuple(bytes((0x80 | length,)) for length in range(0x7F))
+
+
 def encode_string_uncached(data: bytes) -> bytes:
     """Length-prefixed string literal: Huffman-coded when strictly shorter, raw otherwise."""
-    huffman_length = huffman_encoded_length(data)
-    if huffman_length < len(data):
-        return encode_integer(huffman_length, 7, 0x80) + huffman_encode(data)
-    return encode_integer(len(data), 7) + data
+    coded = huffman_encode_if_shorter(data)
+    if coded is None:
+        length = len(data)
+        return (_RAW_LENGTHS[length] if length < 0x7F else encode_integer(length, 7)) + data
+    length = len(coded)
+    return (_HUFFMAN_LENGTHS[length] if length < 0x7F else encode_integer(length, 7, 0x80)) + coded
 
 
 def encode_string(data: bytes) -> bytes:
