@@ -24,7 +24,8 @@ def run(app: Any, **options: Any) -> int:
 
 
 async def serve(app: Any, config: ServerConfig | None = None, **options: Any) -> None:
-    """Serve an app in the running event loop until SIGINT/SIGTERM or cancellation."""
+    """Serve an app in the running event loop until SIGINT/SIGTERM or cancellation; the
+    settings are a ServerConfig or run's keyword options (port=..., root_path=...)."""
     from h2books.embed import serve as serve_app
 
     await serve_app(app, config, **options)

@@ -4,7 +4,7 @@
     h2books.run(app, port=8443)          # blocks, like uvicorn.run; Ctrl+C stops it
 
     async def main():
-        await h2books.serve(app, ServerConfig(port=8443))   # in your own event loop
+        await h2books.serve(app, port=8443)   # in your own event loop (or a ServerConfig)
 
 `app` is an ASGI, WSGI or native app (detected, or `interface=`), or a "main:app" string.
 TLS uses your certificate (`certfile`/`keyfile`) or, by default, the local CA's
@@ -76,12 +76,18 @@ def run(app: Any, *, interface: str = "auto", **options: Any) -> int:
     return serve_until_stopped(config, lambda: build_interface(app, kind, config), served)
 
 
-async def serve(app: Any, config: ServerConfig | None = None, *, interface: str = "auto") -> None:
+async def serve(
+    app: Any, config: ServerConfig | None = None, *, interface: str = "auto", **options: Any
+) -> None:
     """Serve `app` in the running event loop until SIGINT/SIGTERM (when this is the main
-    thread) or until this coroutine is cancelled; either way the shutdown is graceful."""
+    thread) or until this coroutine is cancelled; either way the shutdown is graceful.
+    The settings come as a `config`, or as keyword options named like its fields (as
+    `run` takes them), not both."""
     from h2books.server.server import Server
 
-    config = config if config is not None else ServerConfig()
+    if config is not None and options:
+        raise TypeError(f"pass a config or options ({', '.join(sorted(options))}), not both")
+    config = config if config is not None else config_from(options)
     app, kind, served = _resolve(app, interface)
     context = _certificates(config)
     server = Server(config, build_interface(app, kind, config), context)

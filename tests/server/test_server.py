@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.attacks.support import cpu_seconds, wait_for
 from tests.conftest import ServerProcess, require_tool
@@ -191,6 +192,27 @@ def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
     assert done.returncode != 0
     assert f"port {port}" in done.stderr and "already in use" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_udp_port_in_use_is_one_line_error_before_the_banner(tmp_path: Path, workers: str) -> None:
+    # --http3 serves QUIC on the HTTPS port number over UDP: that port taken (by another
+    # server still draining, say) must be told as a TCP one is, not as a worker's traceback.
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", port))  # the TCP port of that number is free
+        serve = ["serve", "--http3", "--port", str(port), "--workers", workers]
+        done = subprocess.run(
+            [sys.executable, "-m", "h2books", *serve, "--data-dir", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode != 0
+    assert f"h2books: error: UDP port {port} on 127.0.0.1 is already in use" in done.stderr
+    assert "Traceback" not in done.stderr and "serving" not in done.stderr
 
 
 def test_missing_certificate_is_one_line_error(tmp_path: Path) -> None:

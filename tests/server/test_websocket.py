@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import socket
 import threading
 import time
@@ -433,6 +434,25 @@ def test_shutdown_closes_with_1001(tmp_path: Path) -> None:
             assert h2_client.goaway or not h2_client.ended
             h2_client.close()  # the h2 library can answer nothing after a GOAWAY
             assert threaded.stopped.wait(10)
+
+
+def test_a_clean_close_over_tls_logs_nothing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The client's TLS close_notify after the close handshake reaches the tunnel as EOF;
+    # asyncio warns when a protocol asks to stay half-open over TLS (it cannot).
+    with (
+        caplog.at_level(logging.WARNING, logger="asyncio"),
+        ThreadedServer(tmp_path, SessionInterface()) as threaded,
+    ):
+        for _ in range(3):
+            with connect(
+                threaded.wss + "/echo", ssl=threaded.threaded_client_context(), open_timeout=5
+            ) as ws:
+                ws.send("bye")
+                assert ws.recv(timeout=5) == "bye"
+            assert ws.close_code == 1000
+    assert [r.getMessage() for r in caplog.records if r.name == "asyncio"] == []
 
 
 # -- rules, without a clock ---------------------------------------------------------

@@ -30,7 +30,7 @@ DESCRIPTION = (
     "Otherwise run the post's experiment: each client (ours over HTTP/1.1 and HTTP/2, requests, httpx, "
     "h2load) crawls each server (ours, and Twisted, Hypercorn, Granian and Uvicorn+zttp where "
     "installed: pip install 'h2books[peers]'), repeated, with the server and the client pinned "
-    "to separate cores. With --load h2load, run the h2load workloads of BENCHMARKING.md instead; "
+    "to separate cores. With --load h2load, run the h2load workloads of benchmarks/README.md instead; "
     "with --app asgi (or wsgi), the same ASGI (WSGI) bookstore on h2books and on every peer."
 )
 
@@ -75,7 +75,7 @@ def _apps(text: str) -> list[str]:
 def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--load", choices=["h2load"],
-        help="run the h2load workloads (BENCHMARKING.md) instead of the crawl experiment",
+        help="run the h2load workloads (benchmarks/README.md) instead of the crawl experiment",
     )  # fmt: skip
     parser.add_argument(
         "--app", type=_apps, metavar="LIST", default=["native"],

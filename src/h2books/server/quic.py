@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import socket
 from typing import TYPE_CHECKING, cast
 
 from aioquic._buffer import Buffer
@@ -287,14 +288,19 @@ async def open_endpoint(
     *,
     retry: bool,
     reuse_port: bool,
+    sock: socket.socket | None = None,
 ) -> QuicEndpoint:
-    """Listen for QUIC on UDP host:port (the HTTPS port number)."""
+    """Listen for QUIC on UDP host:port (the HTTPS port number), or on `sock`, bound
+    there already."""
     if not log.isEnabledFor(logging.DEBUG):
         # aioquic logs every peer's stream resets and duplicate packets at INFO: not
         # the server's news. --log-level debug shows them.
         logging.getLogger("quic").setLevel(logging.WARNING)
     endpoint = QuicEndpoint(state, gate, retry=retry)
-    await state.loop.create_datagram_endpoint(
-        lambda: endpoint, local_addr=(host, port), reuse_port=reuse_port or None
-    )
+    if sock is not None:
+        await state.loop.create_datagram_endpoint(lambda: endpoint, sock=sock)
+    else:
+        await state.loop.create_datagram_endpoint(
+            lambda: endpoint, local_addr=(host, port), reuse_port=reuse_port or None
+        )
     return endpoint

@@ -14,13 +14,13 @@ import ssl
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from h2books.http import Handler
 from h2books.interfaces import ServerInterface
 from h2books.server.config import ServerConfig
-from h2books.server.server import Server, bind_socket
+from h2books.server.server import Server, bind_socket, bind_udp_socket
 from h2books.server.tls import create_server_ssl_context
 
 log = logging.getLogger("h2books.server")
@@ -34,6 +34,9 @@ class StartupError(Exception):
 class Listeners:
     tls: list[socket.socket]
     http: list[socket.socket]
+    # HTTP/3's UDP sockets, at the HTTPS port number: bound here with the others, so that a
+    # port in use is one line before the banner, not a traceback in a worker after it.
+    quic: list[socket.socket] = field(default_factory=list)
 
 
 def raise_open_file_limit() -> int:
@@ -97,26 +100,31 @@ def bind_listeners(config: ServerConfig) -> Listeners:
             if http_port is not None:
                 listeners.http.append(_bind(config.host, http_port, reuse_port))
                 http_port = listeners.http[0].getsockname()[1]
+            if config.http3:
+                listeners.quic.append(_bind(config.host, tls_port, reuse_port, udp=True))
     except BaseException:
-        for sock in listeners.tls + listeners.http:
+        for sock in listeners.tls + listeners.http + listeners.quic:
             sock.close()
         raise
     return listeners
 
 
-def _bind(host: str, port: int, reuse_port: bool) -> socket.socket:
+def _bind(host: str, port: int, reuse_port: bool, *, udp: bool = False) -> socket.socket:
+    where = f"{'UDP ' if udp else ''}port {port} on {host}"
     try:
+        if udp:
+            return bind_udp_socket(host, port, reuse_port=reuse_port)
         return bind_socket(host, port, reuse_port=reuse_port)
     except socket.gaierror as exc:
         raise StartupError(f"cannot resolve host {host!r}: {exc.strerror}") from None
     except OSError as exc:
         if exc.errno == errno.EADDRINUSE:
-            raise StartupError(f"port {port} on {host} is already in use") from None
+            raise StartupError(f"{where} is already in use") from None
         if exc.errno == errno.EACCES:
-            raise StartupError(f"no permission to listen on {host}:{port}") from None
+            raise StartupError(f"no permission to listen on {where}") from None
         if exc.errno == errno.EADDRNOTAVAIL:
             raise StartupError(f"address {host} is not available on this machine") from None
-        raise StartupError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise StartupError(f"cannot listen on {where}: {exc.strerror}") from None
 
 
 def load_ssl_context(config: ServerConfig) -> ssl.SSLContext:
@@ -135,10 +143,11 @@ async def _serve(
     context: ssl.SSLContext,
     tls_socket: socket.socket | None,
     http_socket: socket.socket | None,
+    quic_socket: socket.socket | None,
     on_started: Callable[[Server], None] | None,
 ) -> None:
     server = Server(config, app, context)
-    await server.start(tls_socket=tls_socket, http_socket=http_socket)
+    await server.start(tls_socket=tls_socket, http_socket=http_socket, quic_socket=quic_socket)
     server.install_signal_handlers()
     if on_started is not None:
         on_started(server)
@@ -152,11 +161,12 @@ def serve_in_this_process(
     tls_socket: socket.socket | None,
     http_socket: socket.socket | None,
     on_started: Callable[[Server], None] | None = None,
+    quic_socket: socket.socket | None = None,
 ) -> None:
     install_event_loop_policy()
     pin_malloc_mmap_threshold()
     app = make_app()  # in each worker: an app's state is its own process's
-    asyncio.run(_serve(config, app, context, tls_socket, http_socket, on_started))
+    asyncio.run(_serve(config, app, context, tls_socket, http_socket, quic_socket, on_started))
 
 
 def run_workers(
@@ -173,8 +183,9 @@ def run_workers(
             make_app,
             context,
             listeners.tls[0],
-            listeners.http[0] if listeners.http else None,
+            _nth(listeners.http, 0),
             on_started,
+            _nth(listeners.quic, 0),
         )
         return 0
 
@@ -189,8 +200,13 @@ def run_workers(
             try:
                 signal.signal(signal.SIGINT, signal.SIG_DFL)
                 signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                for sock in listeners.tls + listeners.http:
-                    if sock not in (listeners.tls[index], _nth(listeners.http, index)):
+                own = (
+                    listeners.tls[index],
+                    _nth(listeners.http, index),
+                    _nth(listeners.quic, index),
+                )
+                for sock in listeners.tls + listeners.http + listeners.quic:
+                    if sock not in own:
                         sock.close()
                 serve_in_this_process(
                     config,
@@ -199,6 +215,7 @@ def run_workers(
                     listeners.tls[index],
                     _nth(listeners.http, index),
                     on_started if index == 0 else None,
+                    _nth(listeners.quic, index),
                 )
             except BaseException:
                 log.exception("worker %d failed", index)

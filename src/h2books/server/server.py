@@ -67,6 +67,7 @@ class Server:
         self,
         tls_socket: socket.socket | None = None,
         http_socket: socket.socket | None = None,
+        quic_socket: socket.socket | None = None,
     ) -> None:
         loop = asyncio.get_running_loop()
         clock = WallClock()
@@ -99,11 +100,14 @@ class Server:
         for listener in self._listeners:
             listener.start()
         if config.http3 and self.ssl_context is not None:
-            await self._start_quic(state, gate)
+            await self._start_quic(state, gate, quic_socket)
         self._sweeper = loop.call_later(_SWEEP_INTERVAL, self._sweep)
 
-    async def _start_quic(self, state: ServerState, gate: ConnectionGate) -> None:
-        """HTTP/3 on UDP, on the HTTPS listener's port number, and Alt-Svc to say so."""
+    async def _start_quic(
+        self, state: ServerState, gate: ConnectionGate, sock: socket.socket | None
+    ) -> None:
+        """HTTP/3 on UDP, on the HTTPS listener's port number (`sock` if bound already),
+        and Alt-Svc to say so."""
         from h2books.server.quic import open_endpoint  # aioquic loads only when asked for
 
         port = self._listeners[0].sock.getsockname()[1]
@@ -114,6 +118,7 @@ class Server:
             port,
             retry=self.config.quic_retry,
             reuse_port=self.config.workers > 1,
+            sock=sock,
         )
         state.alt_svc = b'h3=":%d"; ma=86400' % port
 
@@ -169,6 +174,24 @@ class Server:
             log.exception("the app failed to shut down cleanly")
         if state.access_log is not None:
             state.access_log.flush()
+
+
+def bind_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
+    """Bind a UDP socket (QUIC), raising OSError with the usual errno when it can't."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, address = infos[0]
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        sock.bind(address)
+        sock.setblocking(False)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:

@@ -209,6 +209,26 @@ def test_graceful_shutdown_sends_goaway_and_finishes_in_flight(tmp_path: Path) -
     asyncio.run(asyncio.wait_for(main(), 60))
 
 
+def test_shutdown_does_not_wait_on_an_idle_client_that_is_gone(tmp_path: Path) -> None:
+    # A client whose last packets never arrived (its CONNECTION_CLOSE lost, or its network
+    # gone) never acknowledges our GOAWAY: with no request of its own in flight, the
+    # shutdown closes it at once, as an idle HTTP/2 connection is, not after the grace.
+    def configure(config: ServerConfig) -> None:
+        config.timeouts.graceful_shutdown = 120.0
+
+    async def main() -> None:
+        async with (
+            h3_server(tmp_path, asgi(), configure) as (server, port, ca),
+            oracle(port, ca) as client,
+        ):
+            assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+            client._transport.sendto = lambda *args: None  # type: ignore[union-attr]
+            await asyncio.wait_for(server.shutdown(), 10)
+            assert not server.state.connections and not server.quic.connections
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
 def test_idle_connection_times_out(tmp_path: Path) -> None:
     def configure(config: ServerConfig) -> None:
         config.timeouts.keep_alive = 0.5

@@ -532,6 +532,14 @@ class H3ServerProtocol(ServerConnection):
             # aioquic has no GOAWAY call: the frame goes on our control stream.
             frame = encode_frame(FrameType.GOAWAY, encode_uint_var(self._goaway_id))
             self.conn.send_stream_data(control, frame)
+        if self.is_idle():
+            # Nothing of the client's to finish: the GOAWAY goes out, then CONNECTION_CLOSE
+            # at once, as an idle HTTP/2 connection is closed. Waiting for the GOAWAY's
+            # acknowledgement would hold the shutdown for its whole grace whenever a client
+            # has gone without a word.
+            self.flush()
+            self._close_quic(H3Error.H3_NO_ERROR, "shutdown")
+            return
         self.output_ready()  # the connection closes once its last answer is acknowledged
 
     def evict(self) -> None:

@@ -73,7 +73,10 @@ class TunnelProtocol(ServerConnection):
 
     def eof_received(self) -> bool | None:
         self.exchange.end_body()
-        return True  # our side stays open until the layer above ends it
+        # Over cleartext our side stays open until the layer above ends it. Over TLS the
+        # peer's close_notify ends both directions (asyncio shuts the transport down
+        # whatever we answer, and warns if we ask otherwise).
+        return True if self.scheme == "http" else None
 
     def may_read(self) -> bool:
         return self._unread <= self._max_unread // 2
