@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from h2books.cli import UsageError, build_parser, serve_config
+from h2books.cli import UsageError, _app_to_serve, build_parser, serve_config
 from tests.conftest import REPO_ROOT, require_tool
 
 MAIN_PY = textwrap.dedent(
@@ -253,6 +253,13 @@ def test_bad_values_are_usage_errors(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("H2BOOKS_LIFESPAN", "sometimes")
     with pytest.raises(UsageError, match="lifespan"):
         serve_config(_serve_args())
+
+
+def test_lifespan_on_for_the_bookstore_is_a_usage_error(tmp_path: Path) -> None:
+    """The bookstore is a native app: `--lifespan on` asks for what it cannot give."""
+    args = _serve_args("--lifespan", "on", "--data-dir", str(tmp_path))
+    with pytest.raises(UsageError, match="no lifespan"):
+        _app_to_serve(args, serve_config(args))
 
 
 def test_push_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -422,6 +422,8 @@ def _app_to_serve(
     if kind not in ("auto", "asgi", "wsgi", "native"):
         raise UsageError(f"interface must be auto, asgi, wsgi or native, not {kind!r}")
     if not spec:
+        if config.lifespan == "on":
+            raise UsageError("--lifespan on: the bookstore is a native app, with no lifespan")
         from h2books.app import create_app, open_catalog
 
         # Create the catalogue (first run) here, once, before any worker is forked.

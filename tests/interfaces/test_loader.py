@@ -108,3 +108,13 @@ def test_build_interface() -> None:
     assert build_interface(native, "auto", config) is native
     with pytest.raises(AppLoadError):
         build_interface(native, "cgi", config)
+
+
+@pytest.mark.parametrize("app, kind", [(wsgi_function, "wsgi"), (native, "native")])
+def test_lifespan_on_is_refused_for_an_app_without_one(app: Any, kind: str) -> None:
+    config = ServerConfig(data_dir=Path("/nonexistent"))
+    config.lifespan = "on"
+    with pytest.raises(AppLoadError, match=f"a {kind} app has no lifespan"):
+        build_interface(app, "auto", config)
+    config.lifespan = "auto"
+    build_interface(app, "auto", config)  # the default serves it

@@ -105,6 +105,10 @@ def build_interface(app: Any, kind: str, config: ServerConfig) -> ServerInterfac
     as it is (the Server wraps it)."""
     if kind == "auto":
         kind = detect_interface(app)
+    if config.lifespan == "on" and kind in ("wsgi", "native"):
+        # "on" asks for startup and shutdown events that only ASGI defines: saying nothing
+        # would run the app without what its author asked for.
+        raise AppLoadError(f"--lifespan on: a {kind} app has no lifespan (ASGI only)")
     if kind == "asgi":
         from h2books.interfaces.asgi import AsgiInterface
 
