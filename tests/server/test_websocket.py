@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import socket
 import threading
@@ -25,6 +26,7 @@ from h2books.server.config import ServerConfig
 from h2books.server.exchange import Exchange
 from h2books.server.responses import error_response
 from h2books.server.websocket import (
+    ClientDisconnected,
     Closed,
     HandshakeError,
     KeepAlive,
@@ -37,6 +39,7 @@ from .websocket_support import (
     NOT_FOUND,
     H2WebSocketClient,
     ThreadedServer,
+    iter_frames,
     masked_frame,
     raw_handshake,
     read_close,
@@ -53,6 +56,7 @@ class SessionInterface(ServerInterface):
         self.loop_release: asyncio.Event | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.sessions: list[WebSocket] = []
+        self.closed_while_sending = threading.Event()
 
     def handle(self, exchange: Exchange) -> None:
         if exchange.upgrade != b"websocket":
@@ -75,6 +79,10 @@ class SessionInterface(ServerInterface):
         if path == b"/close-now":
             session.close(1000)
             return
+        if path == b"/close-while-sending":
+            await self.close_while_sending(session)
+            self.closed_while_sending.set()
+            return
         if path == b"/slow":
             while not self.release.is_set():
                 await asyncio.sleep(0.01)  # the test thread sets a threading.Event
@@ -83,6 +91,22 @@ class SessionInterface(ServerInterface):
             if isinstance(message, Closed):
                 return
             await session.send(message)
+
+    async def close_while_sending(self, session: WebSocket) -> None:
+        """One task sends until the peer's unread output holds it in `send`; the app then
+        closes, and the held send must not follow the Close frame (RFC 6455 §5.5.1)."""
+
+        async def flood() -> None:
+            with contextlib.suppress(ClientDisconnected):
+                while True:
+                    await session.send(b"f" * 65536)
+
+        sender = asyncio.get_running_loop().create_task(flood())
+        self.tasks.add(sender)
+        sender.add_done_callback(self.tasks.discard)
+        while session.exchange.writable and not sender.done():
+            await asyncio.sleep(0)
+        session.close(1000)
 
 
 @pytest.fixture(scope="module")
@@ -234,6 +258,22 @@ def test_frames_arriving_a_byte_at_a_time_are_read_whole(server: ThreadedServer)
             (0x2, b"b" * 300),
             (0x1, b"fragment"),
         ]
+
+
+def test_no_data_frame_follows_the_close_frame(server: ThreadedServer) -> None:
+    # A send held by backpressure when the app closes: once the output flows again it
+    # must fail (ClientDisconnected), not put a data frame after our Close.
+    interface = server.server.interface
+    assert isinstance(interface, SessionInterface)
+    interface.closed_while_sending.clear()
+    sock, head = raw_handshake(server.http_port, "/close-while-sending")
+    with sock:
+        assert interface.closed_while_sending.wait(10)  # read nothing until the app closed
+        frames = iter_frames(sock, head[head.index(b"\r\n\r\n") + 4 :])
+        before = [opcode for opcode, _ in itertools.takewhile(lambda f: f[0] != 0x8, frames)]
+        assert before and set(before) == {0x2}
+        sock.sendall(masked_frame(0x8, (1000).to_bytes(2, "big")))
+        assert [opcode for opcode, _ in frames] == []  # up to the end of the connection
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,14 @@ def test_encode_message_is_wsprotos_frame(size: int, text: bool) -> None:
     assert encode_message(data) == Connection(ConnectionType.SERVER).send(event)
 
 
+@pytest.mark.parametrize("data", [5, [1, 2], None])
+def test_encode_message_refuses_what_is_neither_bytes_nor_text(data: object) -> None:
+    with pytest.raises(TypeError):
+        Connection(ConnectionType.SERVER).send(BytesMessage(data))  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        encode_message(data)  # type: ignore[arg-type]
+
+
 # -- the router against wsproto alone ---------------------------------------------------
 
 

@@ -4,8 +4,10 @@ the local CA), the server's ASGI interface, and RFC 8441 / raw clients."""
 from __future__ import annotations
 
 import base64
+import itertools
 import os
 import socket
+from collections.abc import Iterator
 from typing import Any
 
 import h2.config
@@ -223,12 +225,11 @@ def masked_frame(opcode: int, payload: bytes, fin: bool = True, mask: bool = Tru
     return head + key + bytes(b ^ key[i % 4] for i, b in enumerate(payload))
 
 
-def read_frames(sock: socket.socket, count: int, initial: bytes = b"") -> list[tuple[int, bytes]]:
-    """Read `count` server frames (unmasked): their opcodes and payloads."""
-    frames: list[tuple[int, bytes]] = []
+def iter_frames(sock: socket.socket, initial: bytes = b"") -> Iterator[tuple[int, bytes]]:
+    """Server frames (unmasked) as they arrive: their opcodes and payloads, until EOF."""
     data = initial
-    while len(frames) < count:
-        while len(data) >= 2 and len(frames) < count:
+    while True:
+        while len(data) >= 2:
             length = data[1] & 0x7F
             offset = 2
             if length == 126:
@@ -237,35 +238,22 @@ def read_frames(sock: socket.socket, count: int, initial: bytes = b"") -> list[t
                 length, offset = int.from_bytes(data[2:10], "big"), 10
             if len(data) < offset + length:
                 break
-            frames.append((data[0] & 0x0F, data[offset : offset + length]))
+            yield data[0] & 0x0F, data[offset : offset + length]
             data = data[offset + length :]
-        if len(frames) < count:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-    return frames
+        chunk = sock.recv(65536)
+        if not chunk:
+            return
+        data += chunk
+
+
+def read_frames(sock: socket.socket, count: int, initial: bytes = b"") -> list[tuple[int, bytes]]:
+    """Read `count` server frames (fewer if the socket ends first)."""
+    return list(itertools.islice(iter_frames(sock, initial), count))
 
 
 def read_close(sock: socket.socket, initial: bytes = b"") -> int | None:
     """Read server frames until a close frame; its code (None if the socket ended first)."""
-    data = initial
-    while True:
-        while len(data) >= 2:
-            opcode = data[0] & 0x0F
-            length = data[1] & 0x7F
-            offset = 2
-            if length == 126:
-                length, offset = int.from_bytes(data[2:4], "big"), 4
-            elif length == 127:
-                length, offset = int.from_bytes(data[2:10], "big"), 10
-            if len(data) < offset + length:
-                break
-            payload = data[offset : offset + length]
-            data = data[offset + length :]
-            if opcode == 0x8:
-                return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
-        chunk = sock.recv(65536)
-        if not chunk:
-            return None
-        data += chunk
+    for opcode, payload in iter_frames(sock, initial):
+        if opcode == 0x8:
+            return int.from_bytes(payload[:2], "big") if len(payload) >= 2 else 1005
+    return None

@@ -283,7 +283,13 @@ class WebSocket:
         if ws is None or ws.state is not ConnectionState.OPEN or self.closed is not None:
             raise ClientDisconnected("the WebSocket is closed")
         exchange = self.exchange
-        if not exchange.writable and not await exchange.wait_writable():
+        if not exchange.writable and (
+            not await exchange.wait_writable()
+            # Closed while we waited: no data frame may follow our Close (RFC 6455
+            # §5.5.1), and our own framing, unlike wsproto's, does not check the state.
+            or ws.state is not ConnectionState.OPEN
+            or self.closed is not None
+        ):
             raise ClientDisconnected("the WebSocket is closed")
         if self._deflate:
             event = TextMessage(data) if isinstance(data, str) else BytesMessage(data)

@@ -53,9 +53,11 @@ def encode_message(data: str | bytes) -> bytes:
     if isinstance(data, str):
         payload = data.encode("utf-8")
         first = _FIN | TEXT
-    else:
+    elif isinstance(data, bytes | bytearray | memoryview):
         payload = bytes(data)
         first = _FIN | BINARY
+    else:  # bytes(5) would be five NULs: refuse it as wsproto does
+        raise TypeError(f"a WebSocket message is bytes or text, not {type(data).__name__}")
     size = len(payload)
     if size < 126:
         return bytes((first, size)) + payload
