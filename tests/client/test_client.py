@@ -318,6 +318,43 @@ def test_send_calls_back_with_each_response_and_may_send_the_next(
     assert {r.method for r in responses if r is not None} == {"GET"}
 
 
+@pytest.mark.parametrize("http2", [True, False])
+def test_a_callback_that_raises_is_reported_and_the_connection_serves_on(
+    server: ServerProcess, http2: bool
+) -> None:
+    """The first callback raises: the loop's exception handler gets it, and the other
+    requests on the same connection still get their answers."""
+
+    async def main() -> tuple[list[dict[str, object]], list[int]]:
+        loop = asyncio.get_running_loop()
+        reported: list[dict[str, object]] = []
+        loop.set_exception_handler(lambda _, context: reported.append(context))
+        statuses: list[int] = []
+        all_in: asyncio.Future[None] = loop.create_future()
+
+        def failing(response: Response | None, error: BaseException | None) -> None:
+            raise RuntimeError("a bug in the caller's callback")
+
+        def counting(response: Response | None, error: BaseException | None) -> None:
+            assert response is not None, error
+            statuses.append(response.status)
+            if len(statuses) == 5:
+                all_in.set_result(None)
+
+        async with Client(server.url, http2=http2, cacert=server.ca) as client:
+            client.send("GET", "/book?id=1", failing)
+            for book in range(2, 7):
+                client.send("GET", f"/book?id={book}", counting)
+            await asyncio.wait_for(all_in, 10)
+        return reported, statuses
+
+    reported, statuses = run(main())
+    assert statuses == [200] * 5
+    assert len(reported) == 1
+    assert isinstance(reported[0]["exception"], RuntimeError)
+    assert "GET /book?id=1" in str(reported[0]["message"])
+
+
 def test_send_reports_a_failure_to_the_callback() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -227,3 +227,8 @@ def test_check_json_rejects_what_json_loads_rejects(body: bytes) -> None:
         assert str(caught.value) == str(expected)  # json's own message
     else:  # pragma: no cover - each body above is invalid
         pytest.fail("json.loads accepted it")
+
+
+def test_check_json_rejects_nesting_too_deep_for_json_loads_as_a_bad_body() -> None:
+    with pytest.raises(ValueError, match="nested too deeply"):
+        check_json(b"[" * 100_000)

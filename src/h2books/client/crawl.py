@@ -411,11 +411,15 @@ def check_json(content: bytes) -> None:
         content = content[3:]
     text = content.decode("utf-8")
     try:
-        if _scan_json(text, 0)[1] == len(text):
-            return
-    except StopIteration:  # no value at 0: whitespace first, or not JSON
-        pass
-    json.loads(text)
+        try:
+            if _scan_json(text, 0)[1] == len(text):
+                return
+        except StopIteration:  # no value at 0: whitespace first, or not JSON
+            pass
+        json.loads(text)
+    except RecursionError:
+        # `[[[[...` from a server: a bad body like any other, not a crash of the crawl.
+        raise ValueError("JSON nested too deeply") from None
 
 
 def run(main: Callable[[], Coroutine[Any, Any, T]]) -> T:

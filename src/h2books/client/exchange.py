@@ -94,10 +94,7 @@ class Exchange:
         )
         future = self.future
         if future is None:
-            callback = self.callback
-            if callback is not None:
-                self.callback = None
-                callback(response, None)
+            self._answer(response, None)
         elif not future.done():
             future.set_result(response)
 
@@ -113,12 +110,24 @@ class Exchange:
     def fail(self, error: BaseException) -> None:
         future = self.future
         if future is None:
-            callback = self.callback
-            if callback is not None:
-                self.callback = None
-                callback(None, error)
+            self._answer(None, error)
         elif not future.done():
             future.set_exception(error)
+
+    def _answer(self, response: Response | None, error: BaseException | None) -> None:
+        """The callback's one call. What it raises is the caller's bug, reported as the
+        loop reports a failing done-callback of a future: raised here, it would end the
+        read in progress, and with it the connection's other requests."""
+        callback = self.callback
+        if callback is None:
+            return
+        self.callback = None
+        try:
+            callback(response, error)
+        except Exception as exc:
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"response callback of {self.label} failed", "exception": exc}
+            )
 
     def cancel(self) -> None:
         """The client closed before the answer: the future is cancelled, a callback gets
