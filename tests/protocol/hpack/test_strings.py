@@ -70,11 +70,11 @@ def test_invalid_huffman_is_rejected_cached_or_not() -> None:
 def test_uncacheable_strings_stay_out_of_the_decode_cache() -> None:
     encoded = encode_string(b"Bearer s3cr3t-t0ken")
     raw = encoded[1:]
-    strings._decoded_strings.pop(raw, None)
+    strings.DECODED_STRINGS.pop(raw, None)
     assert decode_string(encoded, 0, cacheable=False)[0] == b"Bearer s3cr3t-t0ken"
-    assert raw not in strings._decoded_strings
+    assert raw not in strings.DECODED_STRINGS
     assert decode_string(encoded, 0)[0] == b"Bearer s3cr3t-t0ken"
-    assert raw in strings._decoded_strings
+    assert raw in strings.DECODED_STRINGS
 
 
 def test_caches_stay_bounded() -> None:
@@ -83,7 +83,7 @@ def test_caches_stay_bounded() -> None:
         encoded = encode_string(text)
         assert decode_string(encoded, 0)[0] == text
         assert len(strings._encoded_strings) <= CACHE_MAX_ENTRIES
-        assert len(strings._decoded_strings) <= CACHE_MAX_ENTRIES
+        assert len(strings.DECODED_STRINGS) <= CACHE_MAX_ENTRIES
 
 
 def test_long_strings_are_not_cached() -> None:
@@ -92,7 +92,7 @@ def test_long_strings_are_not_cached() -> None:
     assert encoded[0] & 0x80  # Huffman-coded, and still longer than the cache limit
     assert len(encoded) - 1 > CACHED_STRING_MAX_LENGTH
     assert decode_string(encoded, 0)[0] == text
-    assert encoded[1:] not in strings._decoded_strings
+    assert encoded[1:] not in strings.DECODED_STRINGS
     assert text in strings._encoded_strings  # a user agent's length: encoding caches it
     longer = b"x" * (CACHED_ENCODED_STRING_MAX_LENGTH + 1)
     encode_string(longer)

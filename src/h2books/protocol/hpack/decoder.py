@@ -13,7 +13,7 @@ from h2books.protocol.hpack.static_table import (
     STATIC_TABLE,
     STATIC_TABLE_LENGTH,
 )
-from h2books.protocol.hpack.strings import CACHED_STRING_MAX_LENGTH, _decoded_strings, decode_string
+from h2books.protocol.hpack.strings import CACHED_STRING_MAX_LENGTH, DECODED_STRINGS, decode_string
 from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 
 # Values of these fields stay out of the shared Huffman cache: secrets should not linger there,
@@ -121,7 +121,7 @@ class Decoder:
             raise HPACKDecodingError("header block must start with a dynamic table size update")
 
         static = STATIC_TABLE
-        decoded_strings = _decoded_strings
+        decoded_strings = DECODED_STRINGS
         static_sizes = STATIC_ENTRY_SIZES
         entries = table.entries
         limit = self.max_header_list_size

@@ -123,8 +123,8 @@ class Encoder:
 
     __slots__ = (
         "_cache",
-        "_encode_secret",
         "_encode_string",
+        "_encode_uncached",
         "_huffman",
         "_sighting_budget",
         "_sightings",
@@ -157,7 +157,7 @@ class Encoder:
         self._encode_string = encode_string if huffman else encode_raw_string
         # Strings kept out of the shared string cache: secrets, and values whose whole
         # representation is cached instead.
-        self._encode_secret = encode_string_uncached if huffman else encode_raw_string
+        self._encode_uncached = encode_string_uncached if huffman else encode_raw_string
 
     @property
     def header_table_size(self) -> int:
@@ -286,9 +286,9 @@ class Encoder:
             head = (
                 encode_integer(name_index, 4, 0x10)
                 if name_index
-                else b"\x10" + self._encode_secret(name)
+                else b"\x10" + self._encode_uncached(name)
             )
-            return head + self._encode_secret(value)
+            return head + self._encode_uncached(value)
 
         encode_str = self._encode_string
         name_index = self._name_index(name)
@@ -320,9 +320,10 @@ class Encoder:
         return 0 if number is None else self._table.index_of(number)
 
     def _literal_without_indexing(self, static_name_index: int, name: bytes, value: bytes) -> bytes:
-        # The caller keeps the representation in the shared cache: the value's own cache
-        # entry (`encode_string`) would only hold it a second time.
-        encode_str = self._encode_secret
+        # The caller keeps the representation in the shared cache (a Huffman-coded one up
+        # to CACHED_REPRESENTATION_MAX_LENGTH): the value's own entry in the string cache
+        # would only hold it a second time. Longer or raw ones are encoded again each time.
+        encode_str = self._encode_uncached
         if static_name_index:
             return _WITHOUT_INDEXING_NAMED[static_name_index] + encode_str(value)
         return b"\x00" + self._encode_string(name) + encode_str(value)

@@ -19,7 +19,9 @@ CACHED_STRING_MAX_LENGTH: Final = 64
 CACHED_ENCODED_STRING_MAX_LENGTH: Final = 256
 
 _encoded_strings: dict[bytes, bytes] = {}
-_decoded_strings: dict[bytes, bytes] = {}
+# Huffman-coded octets -> the string. The decoder looks short values up here inline (no
+# call per field); `decode_string` is the one place that fills it.
+DECODED_STRINGS: dict[bytes, bytes] = {}
 
 
 def encode_raw_string(data: bytes) -> bytes:
@@ -75,10 +77,10 @@ def decode_string(data: bytes, pos: int, cacheable: bool = True) -> tuple[bytes,
         return raw, stop
     if not cacheable or length > CACHED_STRING_MAX_LENGTH:
         return huffman_decode(raw), stop
-    decoded = _decoded_strings.get(raw)
+    decoded = DECODED_STRINGS.get(raw)
     if decoded is None:
         decoded = huffman_decode(raw)
-        if len(_decoded_strings) >= CACHE_MAX_ENTRIES:
-            _decoded_strings.clear()
-        _decoded_strings[raw] = decoded
+        if len(DECODED_STRINGS) >= CACHE_MAX_ENTRIES:
+            DECODED_STRINGS.clear()
+        DECODED_STRINGS[raw] = decoded
     return decoded, stop
