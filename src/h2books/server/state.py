@@ -59,10 +59,11 @@ class ServerState:
         # The adapters (server/connection.py) of every live connection.
         self.connections: set[ServerConnection] = set()
         self.shutting_down = False
-        # The connections of the last two reads: when one connection has the server to
-        # itself, its output is written during a long read (adapters/h2.py, respond).
-        self.last_reader: object = None
-        self.previous_reader: object = None
+        # The connections of the last two reads, of every protocol (`reading`): when one
+        # connection has the server to itself, its output is written during a long read
+        # (adapters/h2.py, respond). At most one closed connection is kept a read longer.
+        self.last_reader: ServerConnection | None = None
+        self.previous_reader: ServerConnection | None = None
         # One read buffer for every connection of this loop: each read is handed on (as
         # bytes) before the next one can start, so sharing it costs nothing per connection.
         self.read_view = memoryview(bytearray(_READ_BUFFER_SIZE))
@@ -91,3 +92,8 @@ class ServerState:
             idle_timeout=timeouts.keep_alive,
             stall_timeout=timeouts.stall,
         )
+
+    def reading(self, connection: ServerConnection) -> None:
+        """A read (a datagram, for HTTP/3) of `connection` begins."""
+        self.previous_reader = self.last_reader
+        self.last_reader = connection

@@ -19,6 +19,7 @@ import pytest
 from h2books.http import Hints, Request, Response
 from h2books.interfaces.native import NativeInterface
 from h2books.protocol.h1.body import DISCARD_LIMIT
+from h2books.server.adapters.h1 import H1ServerProtocol
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.config import Limits, ServerConfig
 from h2books.server.connection import WRITE_DURING_READ
@@ -648,9 +649,10 @@ def test_a_burst_of_pushes_stops_when_the_transport_closes() -> None:
     asyncio.run(main())
 
 
-def _hundred_requests_after(other_reads: bool) -> list[int]:
+def _hundred_requests_after(other_reader: str | None) -> list[int]:
     """The sizes of what one read of 100 requests (answers of 1,000 octets) wrote, the
-    read before it being by this connection, or (`other_reads`) by another one."""
+    read before it being by this connection, or by another one (`other_reader`: "h2" or
+    "h1", its protocol)."""
 
     def handler(request: Request) -> Response:
         return Response(200, body=BOOK)
@@ -661,13 +663,19 @@ def _hundred_requests_after(other_reads: bool) -> list[int]:
         protocol = connect_interface(
             H2ServerProtocol, NativeInterface(handler).handle, transport, config
         )
-        other = H2ServerProtocol(protocol.state, "https")
+        other: H2ServerProtocol | H1ServerProtocol
+        if other_reader == "h1":
+            other = H1ServerProtocol(protocol.state, "https")
+            first_read = b"GET /book?id=1 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+        else:
+            other = H2ServerProtocol(protocol.state, "https")
+            first_read = h2_client().data_to_send()
         other.connection_made(RecordingTransport())  # type: ignore[arg-type]
         client = h2_client(window=1 << 24)
         client.increment_flow_control_window((1 << 24) - 65535)
         protocol.data_received(client.data_to_send())  # the preface: a read of its own
-        if other_reads:
-            other.data_received(h2_client().data_to_send())
+        if other_reader is not None:
+            other.data_received(first_read)
         before = len(transport.writes)
         for stream_id in range(1, 201, 2):
             client.send_headers(stream_id, GET, end_stream=True)
@@ -687,13 +695,15 @@ def test_a_read_of_many_requests_writes_each_full_record_while_the_rest_are_answ
     the output leaves in writes of at least a TLS record's worth while the read is
     processed (the peer can read and ask again meanwhile), not in one write at the end;
     every answer arrives whole."""
-    writes = _hundred_requests_after(other_reads=False)
+    writes = _hundred_requests_after(None)
     assert len(writes) >= 5, writes  # ~110 KB of answers
     assert all(size >= WRITE_DURING_READ for size in writes[:-1]), writes
 
 
-def test_with_other_connections_reading_a_read_writes_once() -> None:
-    """The same read right after another connection's: the server is kept busy by others,
-    so writing early would buy no overlap, only writes; its answers leave in one write."""
-    writes = _hundred_requests_after(other_reads=True)
+@pytest.mark.parametrize("other_reader", ["h2", "h1"])
+def test_with_other_connections_reading_a_read_writes_once(other_reader: str) -> None:
+    """The same read right after another connection's (of either protocol): the server is
+    kept busy by others, so writing early would buy no overlap, only writes; its answers
+    leave in one write."""
+    writes = _hundred_requests_after(other_reader)
     assert len(writes) == 1, writes

@@ -118,7 +118,9 @@ class H1ServerProtocol(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         if not self._closing:
-            self.last_activity = now = self.state.loop.time()
+            state = self.state
+            state.reading(self)
+            self.last_activity = now = state.loop.time()
             self._handle(self.conn.receive_data(data, now))
         elif self._linger is not None:
             self._lingered += len(data)

@@ -91,8 +91,7 @@ class H2ServerProtocol(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        state.previous_reader = state.last_reader
-        state.last_reader = self
+        state.reading(self)
         now = state.loop.time()
         self.last_activity = now
         self._in_read = True

@@ -115,7 +115,9 @@ class H3ServerProtocol(ServerConnection):
     def datagram_received(self, data: bytes, addr: NetworkAddress) -> None:
         if self._ended:
             return
-        now = self.state.loop.time()
+        state = self.state
+        state.reading(self)
+        now = state.loop.time()
         self.last_activity = now
         self._in_read = True
         try:

@@ -65,7 +65,9 @@ class TunnelProtocol(ServerConnection):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
-        self.last_activity = self.state.loop.time()
+        state = self.state
+        state.reading(self)
+        self.last_activity = state.loop.time()
         self._unread += len(data)
         self.exchange.feed_body(data)
         if self._unread > self._max_unread:
