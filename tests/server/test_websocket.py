@@ -525,3 +525,35 @@ def test_deflate_negotiation_takes_the_first_acceptable_offer() -> None:
     )
     assert agreed is not None
     assert agreed[1] == "permessage-deflate; client_max_window_bits=15"
+
+
+def test_a_small_frame_over_a_smaller_limit_is_1009(tmp_path: Path) -> None:
+    """A limit below the size our own frame reader takes (FAST_PAYLOAD): a whole, small
+    frame over it gets 1009 as a big one does from wsproto."""
+
+    def configure(config: ServerConfig) -> None:
+        config.ws_max_size = 1000
+
+    with ThreadedServer(tmp_path, SessionInterface(), configure) as threaded:
+        with connect(threaded.ws + "/echo", open_timeout=10, compression=None) as ws:
+            ws.send(b"x" * 1000)  # at the limit: served
+            assert ws.recv(timeout=5) == b"x" * 1000
+            ws.send(b"x" * 1001)
+            with pytest.raises(ConnectionClosed) as closed:
+                ws.recv(timeout=5)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+
+
+def test_messages_read_while_closing_are_counted_each_on_its_own(
+    server: ThreadedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After our Close, the peer's messages are read and dropped until its Close: many
+    small ones (together over ws_max_size) are no "message too big" failure."""
+    caplog.set_level(logging.INFO, logger="h2books.server")
+    sock, head = raw_handshake(server.http_port, "/close-now")
+    with sock:
+        assert read_close(sock, head[head.index(b"\r\n\r\n") + 4 :]) == 1000
+        sock.sendall(masked_frame(0x2, b"x" * 1000) * 100)  # 100 KB, the limit is 64 KiB
+        sock.sendall(masked_frame(0x8, (1000).to_bytes(2, "big")))
+        assert read_frames(sock, 1) == []  # the end of the connection, nothing more
+    assert not [r for r in caplog.records if "failed" in r.getMessage()]

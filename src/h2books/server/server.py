@@ -178,35 +178,28 @@ class Server:
 
 def bind_udp_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """Bind a UDP socket (QUIC), raising OSError with the usual errno when it can't."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
-    family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        if reuse_port:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind(address)
-        sock.setblocking(False)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+    return _bound(host, port, socket.SOCK_DGRAM, reuse_port)
 
 
 def bind_socket(host: str, port: int, *, reuse_port: bool = False) -> socket.socket:
     """Bind a listening TCP socket, raising OSError with the usual errno when it can't."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return _bound(host, port, socket.SOCK_STREAM, reuse_port)
+
+
+def _bound(host: str, port: int, kind: socket.SocketKind, reuse_port: bool) -> socket.socket:
+    infos = socket.getaddrinfo(host, port, type=kind, flags=socket.AI_PASSIVE)
     family, _, _, _, address = infos[0]
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock = socket.socket(family, kind)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if kind == socket.SOCK_STREAM:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         if reuse_port:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         if family == socket.AF_INET6:
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind(address)
-        sock.listen(2048)
+        if kind == socket.SOCK_STREAM:
+            sock.listen(2048)
         sock.setblocking(False)
     except BaseException:
         sock.close()

@@ -409,7 +409,11 @@ class WebSocket:
             self._fail(MESSAGE_TOO_BIG, "message too big")
             return False
         if self.closed is not None:
-            return True  # closing: read on to the peer's close frame, keep nothing
+            # Closing: read on to the peer's close frame, keep nothing (and count each
+            # message dropped on its own, so that many small ones are no "message too big").
+            if finished:
+                self._size = 0
+            return True
         parts = self._parts
         if not finished:
             parts.append(data)
