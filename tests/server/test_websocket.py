@@ -534,14 +534,16 @@ def test_a_small_frame_over_a_smaller_limit_is_1009(tmp_path: Path) -> None:
     def configure(config: ServerConfig) -> None:
         config.ws_max_size = 1000
 
-    with ThreadedServer(tmp_path, SessionInterface(), configure) as threaded:
-        with connect(threaded.ws + "/echo", open_timeout=10, compression=None) as ws:
-            ws.send(b"x" * 1000)  # at the limit: served
-            assert ws.recv(timeout=5) == b"x" * 1000
-            ws.send(b"x" * 1001)
-            with pytest.raises(ConnectionClosed) as closed:
-                ws.recv(timeout=5)
-            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
+    with (
+        ThreadedServer(tmp_path, SessionInterface(), configure) as threaded,
+        connect(threaded.ws + "/echo", open_timeout=10, compression=None) as ws,
+    ):
+        ws.send(b"x" * 1000)  # at the limit: served
+        assert ws.recv(timeout=5) == b"x" * 1000
+        ws.send(b"x" * 1001)
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
 def test_messages_read_while_closing_are_counted_each_on_its_own(
