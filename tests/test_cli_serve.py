@@ -262,6 +262,14 @@ def test_lifespan_on_for_the_bookstore_is_a_usage_error(tmp_path: Path) -> None:
         _app_to_serve(args, serve_config(args))
 
 
+def test_lifespan_on_for_a_wsgi_factory_is_a_usage_error_in_the_parent() -> None:
+    """With --factory the app is built in each worker: a kind known up front is refused
+    here, once, rather than by every worker (each restarted by the supervisor)."""
+    args = _serve_args("os:getcwd", "--factory", "--interface", "wsgi", "--lifespan", "on")
+    with pytest.raises(UsageError, match="a wsgi app has no lifespan"):
+        _app_to_serve(args, serve_config(args))
+
+
 def test_push_is_off_unless_asked(monkeypatch: pytest.MonkeyPatch) -> None:
     assert serve_config(_serve_args()).push is False
     assert serve_config(_serve_args("--push")).push is True

@@ -431,6 +431,9 @@ def _app_to_serve(
         data_dir = config.data_dir
         return lambda: create_app(data_dir), "the bookstore"
     if factory:
+        if config.lifespan == "on" and kind in ("wsgi", "native"):
+            # Said here, once, not by every worker that builds the app (and is restarted).
+            raise UsageError(f"--lifespan on: a {kind} app has no lifespan (ASGI only)")
         make = import_from_string(spec)
         if not callable(make):
             raise UsageError(f"{spec} is not callable: it cannot be a factory")

@@ -61,7 +61,7 @@ class ServerState:
         self.shutting_down = False
         # The connections of the last two reads, of every protocol (`reading`): when one
         # connection has the server to itself, its output is written during a long read
-        # (adapters/h2.py, respond). At most one closed connection is kept a read longer.
+        # (adapters/h2.py, respond). They may keep two closed connections until the next reads.
         self.last_reader: ServerConnection | None = None
         self.previous_reader: ServerConnection | None = None
         # One read buffer for every connection of this loop: each read is handed on (as
