@@ -59,9 +59,10 @@ class ServerState:
         # The adapters (server/connection.py) of every live connection.
         self.connections: set[ServerConnection] = set()
         self.shutting_down = False
-        # The connections of the last two reads, of every protocol (`reading`): when one
-        # connection has the server to itself, its output is written during a long read
-        # (adapters/h2.py, respond). They may keep two closed connections until the next reads.
+        # The connection of the last read, of any protocol (each adapter's read sets it),
+        # and, as an HTTP/2 read begins, the one before it: when one connection has the
+        # server to itself, its output is written during a long read (adapters/h2.py,
+        # respond). They may keep two closed connections until the next reads.
         self.last_reader: ServerConnection | None = None
         self.previous_reader: ServerConnection | None = None
         # One read buffer for every connection of this loop: each read is handed on (as
@@ -92,8 +93,3 @@ class ServerState:
             idle_timeout=timeouts.keep_alive,
             stall_timeout=timeouts.stall,
         )
-
-    def reading(self, connection: ServerConnection) -> None:
-        """A read (a datagram, for HTTP/3) of `connection` begins."""
-        self.previous_reader = self.last_reader
-        self.last_reader = connection

@@ -119,7 +119,7 @@ class H1ServerProtocol(ServerConnection):
     def data_received(self, data: bytes) -> None:
         if not self._closing:
             state = self.state
-            state.reading(self)
+            state.last_reader = self
             self.last_activity = now = state.loop.time()
             self._handle(self.conn.receive_data(data, now))
         elif self._linger is not None:

@@ -91,7 +91,8 @@ class H2ServerProtocol(ServerConnection):
 
     def data_received(self, data: bytes) -> None:
         state = self.state
-        state.reading(self)
+        state.previous_reader = state.last_reader
+        state.last_reader = self
         now = state.loop.time()
         self.last_activity = now
         self._in_read = True

@@ -116,7 +116,7 @@ class H3ServerProtocol(ServerConnection):
         if self._ended:
             return
         state = self.state
-        state.reading(self)
+        state.last_reader = self
         now = state.loop.time()
         self.last_activity = now
         self._in_read = True

@@ -66,7 +66,7 @@ class TunnelProtocol(ServerConnection):
         if self._closing:
             return
         state = self.state
-        state.reading(self)
+        state.last_reader = self
         self.last_activity = state.loop.time()
         self._unread += len(data)
         self.exchange.feed_body(data)
