@@ -44,6 +44,7 @@ def test_crawl_over_tls(
     assert result["tls"] is True
     assert result["wire"]["connections"] == 1
     assert result["wall_s"] > 0
+    assert result["close_s"] >= 0
     assert result["cpu_us_per_request"] > 0
 
 
@@ -122,7 +123,7 @@ def test_report_prints_the_posts_figures(
     out, err = capsys.readouterr()
     assert code == 0, err
     assert f"{len(index)} books fetched" in out
-    for figure in ("wall", "user", "sys", "CPU", "requests/s", "µs CPU per request"):
+    for figure in ("wall", "closing", "user", "sys", "CPU", "requests/s", "µs CPU per request"):
         assert figure in out
     for column in ("headers", "bodies", "framing", "sent", "received"):
         assert column in out
