@@ -6,9 +6,11 @@ only touched on the event loop. A simple request costs one hop to a thread and o
 
 - on the loop, `handle` takes the body if it is complete (else it is read as it arrives,
   `wsgi_io.StreamedInput`) and queues the request for the pool;
-- in the thread, the environ is built, the app is called, and its answer goes back with
-  one `call_soon_threadsafe`: a body known to be whole (a list, or a first part as long
-  as its Content-Length) as one `Exchange.respond`, the cached fast path; anything else
+- in the thread, the environ is built, the app is called, and its answer goes back
+  through the interface's `wsgi_io.LoopInbox` (one wake-up of the loop for all the
+  answers that came meanwhile): a body known to be whole (a list, or a first part as
+  long as its Content-Length) as one `Exchange.respond`, the cached fast path (a head
+  seen before is one lookup, and its encodings are reused: `WsgiHead`); anything else
   streamed through a bounded `wsgi_io.ResponsePipe`, the thread blocking while the peer
   is not reading.
 
@@ -34,6 +36,7 @@ from h2books.interfaces.wsgi_io import (
     AnswerDeadlines,
     ClientDisconnected,
     FileWrapper,
+    LoopInbox,
     ResponsePipe,
     StreamedInput,
     WorkerPool,
@@ -184,6 +187,67 @@ def _declared_length(fields: list[tuple[bytes, bytes]]) -> int:
     return -1
 
 
+class WsgiHead:
+    """A checked response head: the status, the encoded fields, the declared length (-1:
+    none). `template` (touched only on the loop) is the Response that carries the
+    adapters' cached encodings of this head (its HTTP/2 fields and HPACK block, its
+    HTTP/1.1 head) from one whole answer to the next, each lending it its body."""
+
+    __slots__ = ("declared", "fields", "status", "template")
+
+    def __init__(self, status: int, fields: list[tuple[bytes, bytes]]) -> None:
+        self.status = status
+        self.fields = fields
+        self.declared = _declared_length(fields)
+        self.template: Response | None = None
+
+
+# (status, *the app's header tuples) -> its checked head. An app sends the same few heads
+# again and again (per resource at most: a content-length, an etag), so a head seen before
+# costs one lookup; bounded like the other caches, cleared when full.
+_heads: dict[tuple[Any, ...], WsgiHead] = {}
+_HEADS_LIMIT = 4096
+
+
+def _head_of(status: str, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> WsgiHead:
+    key: tuple[Any, ...] | None = None
+    head = None
+    if type(headers) is list or type(headers) is tuple:  # never iterate anything else here
+        try:
+            key = (status, *headers)
+            head = _heads.get(key)
+        except TypeError:  # [name, value] lists: not hashable, checked below
+            key = None
+    if head is None:
+        head = WsgiHead(_parse_status(status), _encode_headers(headers))
+        if key is not None:
+            if len(_heads) >= _HEADS_LIMIT:
+                _heads.clear()
+            _heads[key] = head
+    return head
+
+
+def _send_whole(
+    exchange: Exchange, head: WsgiHead, body: bytes, deadlines: AnswerDeadlines | None
+) -> None:
+    """On the loop: a whole answer with a declared length, sent by the head's template
+    Response (its cached encodings serve every answer with this head). Only an HTTP/1.1
+    answer whose turn has not come keeps the Response after the call: that one keeps
+    the template, and the head gets a new one."""
+    template = head.template
+    if template is None:
+        template = head.template = Response(head.status, head.fields)
+    template.body = body
+    if deadlines is None:
+        exchange.respond(template)
+    else:  # the commonest end of a call leaves the watch at once, not at the next sweep
+        deadlines.respond(exchange, template)
+    if exchange.held is template:
+        head.template = None
+    else:
+        template.body = b""  # never pin a body past its answer
+
+
 class WsgiInterface(ServerInterface):
     """Serves a WSGI app: `Server(config, WsgiInterface(app, config), ssl_context)`."""
 
@@ -193,6 +257,7 @@ class WsgiInterface(ServerInterface):
         self.threads = config.wsgi_threads
         self.pool: WorkerPool | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: LoopInbox | None = None
         self._deadlines: AnswerDeadlines | None = None
         root = config.root_path.rstrip("/")
         # The parts of every environ that never change; each request starts from a copy.
@@ -217,6 +282,7 @@ class WsgiInterface(ServerInterface):
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         """The thread pool, and the watch on the calls' time to answer (if it is bounded)."""
         self.pool = WorkerPool(self.threads, "h2books-wsgi")
+        self._inbox = LoopInbox(loop)
         timeout = self.config.timeouts.response
         self._deadlines = AnswerDeadlines(loop, timeout, APP_TOO_SLOW) if timeout else None
 
@@ -278,9 +344,9 @@ class WsgiInterface(ServerInterface):
         # waited for a thread: the app is not run.
         if exchange.gone or exchange.response_state != PENDING:
             return
-        loop = self.loop
-        assert loop is not None
-        call = WsgiCall(loop, exchange, self._deadlines)
+        loop, inbox = self.loop, self._inbox
+        assert loop is not None and inbox is not None
+        call = WsgiCall(loop, exchange, self._deadlines, inbox)
         result: Iterable[bytes] | None = None
         try:
             environ = self.environ(exchange, body, loop)
@@ -384,19 +450,20 @@ class WsgiCall:
     returns. The head is handed to the loop with the first non-empty body part, or at the
     end (PEP 3333), so until then an error can still become a 500."""
 
-    __slots__ = ("_deadlines", "_exchange", "_loop", "fields", "pipe", "remaining", "status")
+    __slots__ = ("_deadlines", "_exchange", "_inbox", "_loop", "head", "pipe", "remaining")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         exchange: Exchange,
         deadlines: AnswerDeadlines | None = None,
+        inbox: LoopInbox | None = None,
     ) -> None:
         self._loop = loop
         self._exchange = exchange
         self._deadlines = deadlines
-        self.status = 0
-        self.fields: list[tuple[bytes, bytes]] = []
+        self._inbox = inbox if inbox is not None else LoopInbox(loop)
+        self.head: WsgiHead | None = None  # set by start_response
         self.pipe: ResponsePipe | None = None  # set once the head is out
         self.remaining = -1  # body bytes the app's content-length still allows
 
@@ -409,18 +476,16 @@ class WsgiCall:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # no reference cycle through the traceback
-        elif self.status:
+        elif self.head is not None:
             raise AssertionError("start_response() called twice without exc_info")
-        code = _parse_status(status)
-        fields = _encode_headers(headers)
-        self.remaining = _declared_length(fields)
-        self.status, self.fields = code, fields
+        head = self.head = _head_of(status, headers)
+        self.remaining = head.declared
         return self.write
 
     def write(self, data: bytes) -> None:
         """PEP 3333's write(): the part goes out before write returns (or as the peer
         reads, the thread blocking meanwhile)."""
-        if not self.status:
+        if self.head is None:
             raise AssertionError("write() before start_response()")
         self._put(data)
 
@@ -448,17 +513,18 @@ class WsgiCall:
                 self.remaining = remaining - len(data)
         pipe = self.pipe
         if pipe is None:
-            if not self.status:
+            head = self.head
+            if head is None:
                 raise AssertionError("the app yielded a body before calling start_response()")
             pipe = self.pipe = ResponsePipe(
-                self._loop, self._exchange, streamed_head(self.status, self.fields)
+                self._loop, self._exchange, streamed_head(head.status, head.fields)
             )
         pipe.put(data)
         return self.remaining != 0
 
     def send(self, result: Iterable[bytes]) -> None:
         """Send what the app returned: whole when it is known to be whole, else streamed."""
-        if self.pipe is None and type(result) is list and self.status:
+        if self.pipe is None and type(result) is list and self.head is not None:
             # The commonest shape of all, and known to be complete: one respond().
             if len(result) == 1:
                 body = result[0]
@@ -475,7 +541,11 @@ class WsgiCall:
             # The first part alone, if it is all the content-length allows, goes whole.
             for first in iterator:
                 if first:
-                    if self.status and len(first) == self.remaining and type(first) is bytes:
+                    if (
+                        self.head is not None
+                        and len(first) == self.remaining
+                        and type(first) is bytes
+                    ):
                         self._respond(first)
                         return
                     if not self._put(first):
@@ -491,22 +561,30 @@ class WsgiCall:
         self._end()
 
     def _respond(self, body: bytes) -> None:
-        if not self.status:
+        head = self.head
+        if head is None:
             raise AssertionError("the app returned without calling start_response()")
-        remaining = self.remaining
-        if remaining >= 0 and len(body) != remaining and self._exchange.method != b"HEAD":
-            if len(body) < remaining:
-                raise ValueError(
-                    f"the body ({len(body)} bytes) is shorter than its content-length ({remaining})"
-                )
-            log.warning("WSGI app sent more than its content-length for %r: cut", self._exchange)
-            body = body[:remaining]
-        response = Response(self.status, self.fields, body)
+        exchange = self._exchange
+        declared = head.declared
+        if declared >= 0:
+            if len(body) != declared and exchange.method != b"HEAD":
+                if len(body) < declared:
+                    raise ValueError(
+                        f"the body ({len(body)} bytes) is shorter than its content-length "
+                        f"({declared})"
+                    )
+                log.warning("WSGI app sent more than its content-length for %r: cut", exchange)
+                body = body[:declared]
+            self._inbox.call(_send_whole, exchange, head, body, self._deadlines)
+            return
+        # No declared length: the adapter adds one from this body, so its encodings are
+        # this answer's alone.
+        response = Response(head.status, head.fields, body)
         deadlines = self._deadlines
         if deadlines is None:
-            self._loop.call_soon_threadsafe(self._exchange.respond, response)
-        else:  # the commonest end of a call leaves the watch at once, not at the next sweep
-            self._loop.call_soon_threadsafe(deadlines.respond, self._exchange, response)
+            self._inbox.call(exchange.respond, response)
+        else:
+            self._inbox.call(deadlines.respond, exchange, response)
 
     def _end(self) -> None:
         pipe = self.pipe
@@ -524,11 +602,11 @@ class WsgiCall:
     def fail(self) -> None:
         """The app failed: a 500 if nothing went out yet, else the exchange is reset."""
         if self.pipe is None:
-            self._loop.call_soon_threadsafe(self._exchange.respond, INTERNAL_ERROR)
+            self._inbox.call(self._exchange.respond, INTERNAL_ERROR)
         else:
             self.pipe.abort()
 
     def abandon(self) -> None:
         """The client left: nothing to send; a streamed response's pipe is already broken."""
         if self.pipe is None:
-            self._loop.call_soon_threadsafe(self._exchange.reset)
+            self._inbox.call(self._exchange.reset)
