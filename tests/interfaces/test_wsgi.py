@@ -92,6 +92,29 @@ class PoolProbe:
 
 
 PROBE = PoolProbe()
+ANSWERED: dict[str, threading.Event] = {}
+
+
+def answered_event(token: str) -> threading.Event:
+    return ANSWERED.setdefault(token, threading.Event())
+
+
+class AnswerMarker:
+    """One whole body; its close() (in the app's thread, after the answer was handed to the
+    loop) asks the loop to mark the answer as taken, which the loop does after taking it."""
+
+    def __init__(self, token: str, body: bytes) -> None:
+        self.token = token
+        self.body = body
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.body
+
+    def close(self) -> None:
+        if self.token:
+            SERVED[0].loop.call_soon_threadsafe(answered_event(self.token).set)
+
+
 SERVED: list[ThreadedServer] = []
 
 
@@ -206,6 +229,12 @@ def raw_app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         handle = open(query["name"], "rb")  # noqa: SIM115 (closed by the server via close())
         start_response("200 OK", [("Content-Type", "application/octet-stream")])
         return wrapper(handle, 8192)
+    if path == "/same-head":
+        # The same head for every body (a template Response serves them all, one at a time).
+        if "after" in query:  # answer once the loop has taken the other request's answer
+            answered_event(query["after"]).wait(20)
+        start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "4")])
+        return AnswerMarker(token, query["body"].encode())
     if path == "/pool":
         PROBE.enter()
         try:
@@ -548,6 +577,46 @@ def test_head_sends_no_body(client: httpx.Client) -> None:
 
 
 # -- the thread pool --------------------------------------------------------------------
+
+
+def test_answers_sharing_a_head_keep_their_own_bodies(served: ThreadedServer, version: str) -> None:
+    # Every answer below has the same head, so the same template Response; many are in
+    # flight at once, each must go out with its own body.
+    bodies = [b"%04d" % i for i in range(40)]
+
+    async def run() -> list[bytes]:
+        async with httpx.AsyncClient(
+            http2=version == "h2",
+            http1=version != "h2",
+            verify=ssl.create_default_context(cafile=str(served.ca)),
+            base_url=served.url,
+            timeout=30,
+        ) as c:
+            answers = await asyncio.gather(
+                *(c.get(f"/mount/same-head?body={b.decode()}") for b in bodies)
+            )
+            return [a.content for a in answers]
+
+    assert asyncio.run(run()) == bodies
+
+
+def test_a_pipelined_answer_held_back_keeps_its_body(served: ThreadedServer) -> None:
+    # HTTP/1.1 pipelining: the second answer is taken by the loop before the first (its
+    # app waits for that), so the adapter holds it until the first is out. Both share a
+    # head; the held one must not lend its Response to the first.
+    token = f"held-{time.monotonic_ns()}"
+    with socket.create_connection(("127.0.0.1", served.http_port), timeout=20) as sock:
+        sock.sendall(
+            f"GET /mount/same-head?body=aaaa&after={token} HTTP/1.1\r\nHost: x\r\n\r\n"
+            f"GET /mount/same-head?body=bbbb&token={token} HTTP/1.1\r\nHost: x\r\n"
+            "Connection: close\r\n\r\n".encode()
+        )
+        received = b""
+        while chunk := sock.recv(65536):
+            received += chunk
+    answers = received.split(b"HTTP/1.1 200 OK\r\n")[1:]
+    assert [a.rsplit(b"\r\n\r\n", 1)[1] for a in answers] == [b"aaaa", b"bbbb"]
+    assert answered_event(token).is_set()
 
 
 def test_pool_bound_queues_requests_and_loses_none(served: ThreadedServer, version: str) -> None:

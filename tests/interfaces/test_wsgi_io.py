@@ -4,6 +4,7 @@ exchanges, a loop stand-in whose time the test moves and whose one timer it fire
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -14,7 +15,9 @@ from h2books.http import Response
 from h2books.interfaces.wsgi_io import (
     AnswerDeadlines,
     ClientDisconnected,
+    LoopInbox,
     ResponsePipe,
+    WorkerPool,
     _next_part,
     streamed_head,
 )
@@ -251,3 +254,68 @@ def test_answered_calls_leave_as_new_ones_come() -> None:
         assert not deadlines._due and not deadlines._sizes
 
     asyncio.run(main())
+
+
+# -- the thread pool and the way back to the loop ----------------------------------------
+
+
+def test_a_blocked_job_leaves_the_queued_ones_to_the_idle_threads() -> None:
+    # Three jobs block (an app waiting on I/O); the ones queued behind them in the same
+    # burst (one read of many HTTP/2 requests) are taken by the fourth thread meanwhile.
+    pool = WorkerPool(4, "test-pool")
+    release = threading.Event()
+    blocked = [threading.Event() for _ in range(3)]
+    done = [threading.Event() for _ in range(20)]
+    try:
+        for started in blocked:
+            pool.submit(lambda started: (started.set(), release.wait()), started)
+        for event in done:
+            pool.submit(threading.Event.set, event)
+        assert all(event.wait(10) for event in done)
+        assert all(started.is_set() for started in blocked) and not release.is_set()
+    finally:
+        release.set()
+        pool.stop()
+
+
+def in_a_thread(function: Callable[[], Any]) -> None:
+    """Run `function` in another thread, and wait for it (the loop waits too: nothing it
+    was asked meanwhile runs before the caller yields)."""
+    thread = threading.Thread(target=function)
+    thread.start()
+    thread.join()
+
+
+def test_inbox_calls_run_in_order_and_share_one_wake_up() -> None:
+    # A call posted while a drain is due joins it: it runs before a callback the loop
+    # scheduled after the first call was posted (a wake-up per call would run it after).
+    async def main() -> list[str]:
+        loop = asyncio.get_running_loop()
+        inbox = LoopInbox(loop)
+        ran: list[str] = []
+        in_a_thread(lambda: inbox.call(ran.append, "first"))
+        loop.call_soon(ran.append, "loop")
+        in_a_thread(lambda: [inbox.call(ran.append, str(i)) for i in range(3)])
+        await asyncio.sleep(0)  # one turn of the loop: the drain, then "loop"
+        in_a_thread(lambda: inbox.call(ran.append, "later"))  # a new drain
+        await asyncio.sleep(0)
+        return ran
+
+    assert asyncio.run(main()) == ["first", "0", "1", "2", "loop", "later"]
+
+
+def test_a_failing_inbox_call_is_logged_and_the_others_run(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken() -> None:
+        raise RuntimeError("an answer that cannot be sent")
+
+    async def main() -> list[int]:
+        inbox = LoopInbox(asyncio.get_running_loop())
+        ran: list[int] = []
+        in_a_thread(lambda: (inbox.call(broken), inbox.call(ran.append, 1)))
+        await asyncio.sleep(0)
+        return ran
+
+    assert asyncio.run(main()) == [1]
+    assert "an answer that cannot be sent" in caplog.text

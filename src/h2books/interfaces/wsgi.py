@@ -6,9 +6,11 @@ only touched on the event loop. A simple request costs one hop to a thread and o
 
 - on the loop, `handle` takes the body if it is complete (else it is read as it arrives,
   `wsgi_io.StreamedInput`) and queues the request for the pool;
-- in the thread, the environ is built, the app is called, and its answer goes back with
-  one `call_soon_threadsafe`: a body known to be whole (a list, or a first part as long
-  as its Content-Length) as one `Exchange.respond`, the cached fast path; anything else
+- in the thread, the environ is built, the app is called, and its answer goes back
+  through the interface's `wsgi_io.LoopInbox` (one wake-up of the loop for all the
+  answers that came meanwhile): a body known to be whole (a list, or a first part as
+  long as its Content-Length) as one `Exchange.respond`, the cached fast path (a head
+  seen before is one lookup, and its encodings are reused: `WsgiHead`); anything else
   streamed through a bounded `wsgi_io.ResponsePipe`, the thread blocking while the peer
   is not reading.
 
@@ -30,10 +32,12 @@ from urllib.parse import unquote_to_bytes
 
 from h2books.http import Response
 from h2books.interfaces import ServerInterface
+from h2books.interfaces.wsgi_heads import WsgiHead, head_of, send_whole
 from h2books.interfaces.wsgi_io import (
     AnswerDeadlines,
     ClientDisconnected,
     FileWrapper,
+    LoopInbox,
     ResponsePipe,
     StreamedInput,
     WorkerPool,
@@ -55,34 +59,12 @@ _METHODS = {
     name.encode("ascii"): name
     for name in ("GET", "HEAD", "POST", "PUT", "DELETE", "OPTIONS", "PATCH", "TRACE", "CONNECT")
 }
-# PEP 3333: hop-by-hop fields are the server's business; an app sending one is an error.
-_HOP_BY_HOP = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-_TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-# Field values: visible ASCII, space, tab and obs-text; never CR, LF, NUL or another CTL.
-_VALUE_CHARS = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 # Caches of what repeats from request to request, bounded against a peer that varies it.
 _CACHE_LIMIT = 1024
 _environ_keys: dict[bytes, str | None] = {
     b"content-type": "CONTENT_TYPE",
     b"content-length": "CONTENT_LENGTH",
 }
-_statuses: dict[str, int] = {}
-_fields: dict[object, tuple[bytes, bytes]] = {}
-# Field pairs are cached as they come: the first thousands include the common ones.
-_FIELD_CACHE_LIMIT = 4096
 _servers: dict[bytes, tuple[str, str]] = {}
 
 
@@ -113,77 +95,6 @@ def _server_of(authority: bytes, scheme: str) -> tuple[str, str]:
     return found
 
 
-def _parse_status(status: str) -> int:
-    code = _statuses.get(status)
-    if code is None:
-        if type(status) is not str:
-            raise TypeError(f"the WSGI status must be a str, not {type(status).__name__}")
-        digits = status[:3]
-        if not (digits.isascii() and digits.isdigit() and status[3:4] in ("", " ")):
-            raise ValueError(f"invalid WSGI status {status!r}: it must be like '200 OK'")
-        code = int(digits)
-        if code < 200:
-            raise ValueError(f"invalid WSGI status {status!r}: not a final status")
-        if len(_statuses) < _CACHE_LIMIT:
-            _statuses[status] = code
-    return code
-
-
-def _encode_headers(
-    headers: list[tuple[str, str]] | tuple[tuple[str, str], ...],
-) -> list[tuple[bytes, bytes]]:
-    """The app's (str, str) fields as lowercase bytes, validated. Most fields repeat from
-    response to response (content-type, cache-control), so each pair is checked and
-    encoded once and looked up after that."""
-    if not isinstance(headers, list | tuple):
-        raise TypeError(f"WSGI response headers must be a list, not {type(headers).__name__}")
-    fields: list[tuple[bytes, bytes]] = []
-    append = fields.append
-    known = _fields
-    for field in headers:
-        try:
-            encoded = known.get(field)
-        except TypeError:  # a list, not a tuple: unhashable, and checked below
-            encoded = None
-        append(encoded or _encode_field(field))
-    return fields
-
-
-def _encode_field(field: object) -> tuple[bytes, bytes]:
-    """One (name, value) pair, checked: a CR or LF in a value would let the app (or whoever
-    fills the value) write a field of its own."""
-    if not isinstance(field, tuple | list) or len(field) != 2:
-        raise TypeError(f"a WSGI response header must be a (name, value) tuple: {field!r}")
-    name, value = field
-    if type(name) is not str:
-        raise TypeError(f"header name {name!r} is not a str")
-    if type(value) is not str:
-        raise TypeError(f"the value of header {name!r} is not a str: {value!r}")
-    encoded_name = name.lower().encode("latin-1")
-    if not encoded_name or encoded_name.translate(None, _TOKEN_CHARS):
-        raise ValueError(f"invalid header name {name!r}")
-    if name.lower() in _HOP_BY_HOP:
-        raise ValueError(f"hop-by-hop header {name!r}: the server handles those")
-    encoded_value = value.encode("latin-1")
-    if encoded_value.translate(None, _VALUE_CHARS):
-        raise ValueError(
-            f"the value of header {name!r} holds CR, LF, NUL or another control character"
-        )
-    encoded = (encoded_name, encoded_value)
-    if type(field) is tuple and len(_fields) < _FIELD_CACHE_LIMIT:
-        _fields[field] = encoded
-    return encoded
-
-
-def _declared_length(fields: list[tuple[bytes, bytes]]) -> int:
-    for name, value in fields:
-        if name == b"content-length":
-            if not value.isdigit():
-                raise ValueError(f"invalid content-length {value!r}")
-            return int(value)
-    return -1
-
-
 class WsgiInterface(ServerInterface):
     """Serves a WSGI app: `Server(config, WsgiInterface(app, config), ssl_context)`."""
 
@@ -193,6 +104,7 @@ class WsgiInterface(ServerInterface):
         self.threads = config.wsgi_threads
         self.pool: WorkerPool | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
+        self._inbox: LoopInbox | None = None
         self._deadlines: AnswerDeadlines | None = None
         root = config.root_path.rstrip("/")
         # The parts of every environ that never change; each request starts from a copy.
@@ -217,6 +129,7 @@ class WsgiInterface(ServerInterface):
     def _start(self, loop: asyncio.AbstractEventLoop) -> None:
         """The thread pool, and the watch on the calls' time to answer (if it is bounded)."""
         self.pool = WorkerPool(self.threads, "h2books-wsgi")
+        self._inbox = LoopInbox(loop)
         timeout = self.config.timeouts.response
         self._deadlines = AnswerDeadlines(loop, timeout, APP_TOO_SLOW) if timeout else None
 
@@ -278,9 +191,9 @@ class WsgiInterface(ServerInterface):
         # waited for a thread: the app is not run.
         if exchange.gone or exchange.response_state != PENDING:
             return
-        loop = self.loop
-        assert loop is not None
-        call = WsgiCall(loop, exchange, self._deadlines)
+        loop, inbox = self.loop, self._inbox
+        assert loop is not None and inbox is not None
+        call = WsgiCall(loop, exchange, self._deadlines, inbox)
         result: Iterable[bytes] | None = None
         try:
             environ = self.environ(exchange, body, loop)
@@ -384,19 +297,20 @@ class WsgiCall:
     returns. The head is handed to the loop with the first non-empty body part, or at the
     end (PEP 3333), so until then an error can still become a 500."""
 
-    __slots__ = ("_deadlines", "_exchange", "_loop", "fields", "pipe", "remaining", "status")
+    __slots__ = ("_deadlines", "_exchange", "_inbox", "_loop", "head", "pipe", "remaining")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         exchange: Exchange,
         deadlines: AnswerDeadlines | None = None,
+        inbox: LoopInbox | None = None,
     ) -> None:
         self._loop = loop
         self._exchange = exchange
         self._deadlines = deadlines
-        self.status = 0
-        self.fields: list[tuple[bytes, bytes]] = []
+        self._inbox = inbox if inbox is not None else LoopInbox(loop)
+        self.head: WsgiHead | None = None  # set by start_response
         self.pipe: ResponsePipe | None = None  # set once the head is out
         self.remaining = -1  # body bytes the app's content-length still allows
 
@@ -409,18 +323,16 @@ class WsgiCall:
                     raise exc_info[1].with_traceback(exc_info[2])
             finally:
                 exc_info = None  # no reference cycle through the traceback
-        elif self.status:
+        elif self.head is not None:
             raise AssertionError("start_response() called twice without exc_info")
-        code = _parse_status(status)
-        fields = _encode_headers(headers)
-        self.remaining = _declared_length(fields)
-        self.status, self.fields = code, fields
+        head = self.head = head_of(status, headers)
+        self.remaining = head.declared
         return self.write
 
     def write(self, data: bytes) -> None:
         """PEP 3333's write(): the part goes out before write returns (or as the peer
         reads, the thread blocking meanwhile)."""
-        if not self.status:
+        if self.head is None:
             raise AssertionError("write() before start_response()")
         self._put(data)
 
@@ -448,17 +360,18 @@ class WsgiCall:
                 self.remaining = remaining - len(data)
         pipe = self.pipe
         if pipe is None:
-            if not self.status:
+            head = self.head
+            if head is None:
                 raise AssertionError("the app yielded a body before calling start_response()")
             pipe = self.pipe = ResponsePipe(
-                self._loop, self._exchange, streamed_head(self.status, self.fields)
+                self._loop, self._exchange, streamed_head(head.status, head.fields)
             )
         pipe.put(data)
         return self.remaining != 0
 
     def send(self, result: Iterable[bytes]) -> None:
         """Send what the app returned: whole when it is known to be whole, else streamed."""
-        if self.pipe is None and type(result) is list and self.status:
+        if self.pipe is None and type(result) is list and self.head is not None:
             # The commonest shape of all, and known to be complete: one respond().
             if len(result) == 1:
                 body = result[0]
@@ -475,7 +388,11 @@ class WsgiCall:
             # The first part alone, if it is all the content-length allows, goes whole.
             for first in iterator:
                 if first:
-                    if self.status and len(first) == self.remaining and type(first) is bytes:
+                    if (
+                        self.head is not None
+                        and len(first) == self.remaining
+                        and type(first) is bytes
+                    ):
                         self._respond(first)
                         return
                     if not self._put(first):
@@ -491,22 +408,30 @@ class WsgiCall:
         self._end()
 
     def _respond(self, body: bytes) -> None:
-        if not self.status:
+        head = self.head
+        if head is None:
             raise AssertionError("the app returned without calling start_response()")
-        remaining = self.remaining
-        if remaining >= 0 and len(body) != remaining and self._exchange.method != b"HEAD":
-            if len(body) < remaining:
-                raise ValueError(
-                    f"the body ({len(body)} bytes) is shorter than its content-length ({remaining})"
-                )
-            log.warning("WSGI app sent more than its content-length for %r: cut", self._exchange)
-            body = body[:remaining]
-        response = Response(self.status, self.fields, body)
+        exchange = self._exchange
+        declared = head.declared
+        if declared >= 0:
+            if len(body) != declared and exchange.method != b"HEAD":
+                if len(body) < declared:
+                    raise ValueError(
+                        f"the body ({len(body)} bytes) is shorter than its content-length "
+                        f"({declared})"
+                    )
+                log.warning("WSGI app sent more than its content-length for %r: cut", exchange)
+                body = body[:declared]
+            self._inbox.call(send_whole, exchange, head, body, self._deadlines)
+            return
+        # No declared length: the adapter adds one from this body, so its encodings are
+        # this answer's alone.
+        response = Response(head.status, head.fields, body)
         deadlines = self._deadlines
         if deadlines is None:
-            self._loop.call_soon_threadsafe(self._exchange.respond, response)
-        else:  # the commonest end of a call leaves the watch at once, not at the next sweep
-            self._loop.call_soon_threadsafe(deadlines.respond, self._exchange, response)
+            self._inbox.call(exchange.respond, response)
+        else:
+            self._inbox.call(deadlines.respond, exchange, response)
 
     def _end(self) -> None:
         pipe = self.pipe
@@ -524,11 +449,11 @@ class WsgiCall:
     def fail(self) -> None:
         """The app failed: a 500 if nothing went out yet, else the exchange is reset."""
         if self.pipe is None:
-            self._loop.call_soon_threadsafe(self._exchange.respond, INTERNAL_ERROR)
+            self._inbox.call(self._exchange.respond, INTERNAL_ERROR)
         else:
             self.pipe.abort()
 
     def abandon(self) -> None:
         """The client left: nothing to send; a streamed response's pipe is already broken."""
         if self.pipe is None:
-            self._loop.call_soon_threadsafe(self._exchange.reset)
+            self._inbox.call(self._exchange.reset)

@@ -1,6 +1,8 @@
 """WSGI's moving parts between the app's threads and the event loop.
 
 - `WorkerPool`: a fixed number of threads taking requests from one queue, in order;
+- `LoopInbox`: calls from the app's threads to the loop, as many as came in one wake-up
+  of the loop (a whole answer is one of those);
 - `StreamedInput`: `wsgi.input` for a body still arriving. Each piece comes from
   `Exchange.receive()` on the loop when the app asks for it, so the peer's flow-control
   credit goes back only as the app reads: an app that never reads leaves the window shut;
@@ -9,8 +11,9 @@
   becomes writable (the peer's window, the transport's buffer);
 - `FileWrapper`: `wsgi.file_wrapper`.
 
-Every crossing from a thread to the loop is `call_soon_threadsafe` (or
-`run_coroutine_threadsafe` for a body read); the exchange is only ever touched on the loop.
+Every crossing from a thread to the loop goes through `LoopInbox` or
+`call_soon_threadsafe` (`run_coroutine_threadsafe` for a body read); the exchange is only
+ever touched on the loop.
 """
 
 from __future__ import annotations
@@ -84,6 +87,41 @@ class WorkerPool:
     @property
     def running(self) -> int:
         return sum(thread.is_alive() for thread in self._threads)
+
+
+class LoopInbox:
+    """Calls from the app's threads to run on the loop, in the order they were posted.
+
+    Each `call_soon_threadsafe` is a Handle, a lock and a wake-up of the loop; the answers
+    of one read of 100 HTTP/2 requests come back within a millisecond, while the loop is
+    waiting for the GIL anyway. So only the first call posted since the loop last drained
+    the inbox wakes it, and the loop runs all the calls queued by then in one callback.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._calls: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        self._posted = False  # a drain is due on the loop
+
+    def call(self, function: Callable[..., None], *arguments: Any) -> None:
+        """From any thread: run `function(*arguments)` on the loop soon."""
+        with self._lock:
+            self._calls.append((function, arguments))
+            if self._posted:
+                return
+            self._posted = True
+        self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        with self._lock:
+            calls, self._calls = self._calls, []
+            self._posted = False
+        for function, arguments in calls:
+            try:
+                function(*arguments)
+            except Exception:  # one failed answer must not drop the others
+                log.exception("a WSGI call on the loop failed: %r", function)
 
 
 async def _next_part(exchange: Exchange, deadlines: AnswerDeadlines | None) -> bytes | None:
