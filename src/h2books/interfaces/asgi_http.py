@@ -40,6 +40,7 @@ from h2books.interfaces.asgi_fields import (
     trailer_fields,
     with_length,
 )
+from h2books.interfaces.templates import respond_whole
 from h2books.server.exchange import BIG_BODY, BODY_SLICE, Exchange
 from h2books.server.responses import APP_TOO_SLOW, INTERNAL_ERROR
 
@@ -224,19 +225,7 @@ class HttpCall:
                     f"a body of {len(body)} bytes after content-length: {head.declared}"
                 )
         self.phase = DONE
-        # The head's template Response goes out itself, carrying this body: its cached
-        # encodings (per protocol, per Date second) serve every answer with this head. Only
-        # an HTTP/1.1 answer whose turn has not come is kept by the adapter after the call:
-        # that one keeps the template, and the head gets a new one.
-        template = head.template
-        if template is None:
-            template = head.template = Response(head.status, head.fields)
-        template.body = body
-        exchange.respond(template)
-        if exchange.held is template:
-            head.template = None
-        else:
-            template.body = b""  # never pin a body past its answer
+        respond_whole(exchange, head, body)  # the head's template Response, its encodings cached
         if self.timer is not None or self.waiter is not None:
             self._finished()
 

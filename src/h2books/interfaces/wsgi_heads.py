@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from h2books.http import Response
+from h2books.interfaces.templates import respond_whole
 from h2books.interfaces.wsgi_io import AnswerDeadlines
 from h2books.server.exchange import Exchange
 
@@ -157,18 +158,8 @@ def send_whole(
     exchange: Exchange, head: WsgiHead, body: bytes, deadlines: AnswerDeadlines | None
 ) -> None:
     """On the loop: a whole answer with a declared length, sent by the head's template
-    Response (its cached encodings serve every answer with this head). Only an HTTP/1.1
-    answer whose turn has not come keeps the Response after the call: that one keeps
-    the template, and the head gets a new one."""
-    template = head.template
-    if template is None:
-        template = head.template = Response(head.status, head.fields)
-    template.body = body
+    Response (`interfaces/templates.py`)."""
     if deadlines is None:
-        exchange.respond(template)
+        respond_whole(exchange, head, body)
     else:  # the commonest end of a call leaves the watch at once, not at the next sweep
-        deadlines.respond(exchange, template)
-    if exchange.held is template:
-        head.template = None
-    else:
-        template.body = b""  # never pin a body past its answer
+        respond_whole(exchange, head, body, deadlines.respond)
