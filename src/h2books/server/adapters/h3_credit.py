@@ -37,7 +37,7 @@ class RequestStreamCredit(Limit):
         self.dropped = 0
         super().__init__(limit.frame_type, limit.name, concurrent)
 
-    @property  # type: ignore[override]
+    @property
     def value(self) -> int:
         # Never below aioquic's own count, never past the bound on streams it keeps.
         dropped = self.dropped
