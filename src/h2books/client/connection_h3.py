@@ -2,9 +2,10 @@
 
 Like the HTTP/2 connection, requests are futures on streams of one connection, and the
 output of one loop iteration leaves together (one `call_soon` flush). QUIC's timers
-(loss detection, ACK delay, idle) are one loop timer at `quic.get_timer()`, re-armed
-when the deadline moves. `connected` resolves once the handshake is done, or fails
-with the reason (certificate, ALPN, no answer), as `open_connection` does for TCP.
+(loss detection, ACK delay, pacing, idle) are one loop timer at `quic.get_timer()`, and
+aioquic's clock is `time.monotonic()`, not uvloop's whole milliseconds (`quic_timer.py`).
+`connected` resolves once the handshake is done, or fails with the reason (certificate,
+ALPN, no answer), as `open_connection` does for TCP.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from h2books.client.errors import (
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
 from h2books.client.stats import WireStats, header_list_size
 from h2books.client.stats_h3 import H3Tap
+from h2books.quic_timer import QuicTimer
 
 __all__ = ["H3ClientProtocol", "quic_client_configuration"]
 
@@ -101,8 +103,7 @@ class H3ClientProtocol(ClientConnection):
         self._stats = settings.stats
         self._max_response_size = settings.max_response_size
         self._flush_scheduled = False
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
+        self._timer = QuicTimer(self._loop, quic, self._expire_timer)
         self._datagrams: asyncio.DatagramTransport | None = None
         self.connected: asyncio.Future[None] = self._loop.create_future()
 
@@ -158,13 +159,13 @@ class H3ClientProtocol(ClientConnection):
     def _start(self) -> None:
         assert self._datagrams is not None
         peer = self._datagrams.get_extra_info("peername")
-        self._quic.connect(peer, now=self._loop.time())
+        self._quic.connect(peer, now=self._timer.now())
         self._flush()
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         if self._in_tap is not None:
             self._in_tap.feed(data)
-        self._quic.receive_datagram(data, addr, now=self._loop.time())
+        self._quic.receive_datagram(data, addr, now=self._timer.now())
         self._handle_events()
         self._schedule_flush()
 
@@ -319,9 +320,7 @@ class H3ClientProtocol(ClientConnection):
         self._end()
 
     def _end(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        self._timer.cancel()
         if self._datagrams is not None and not self._datagrams.is_closing():
             self._datagrams.close()
 
@@ -338,26 +337,16 @@ class H3ClientProtocol(ClientConnection):
         if transport is None or self._lost or transport.is_closing():
             return
         tap = self._out_tap
-        for data, _addr in self._quic.datagrams_to_send(now=self._loop.time()):
+        for data, _addr in self._quic.datagrams_to_send(now=self._timer.now()):
             if tap is not None:
                 tap.feed(data)
             transport.sendto(data)
-        self._arm_timer()
+        self._timer.arm()
 
-    def _arm_timer(self) -> None:
-        deadline = self._quic.get_timer()
-        if deadline == self._timer_at:
-            return
-        if self._timer is not None:
-            self._timer.cancel()
-        self._timer_at = deadline
-        self._timer = None if deadline is None else self._loop.call_at(deadline, self._expire_timer)
-
-    def _expire_timer(self) -> None:
-        self._timer = self._timer_at = None
+    def _expire_timer(self, now: float) -> None:
         if self._lost:
             return
-        self._quic.handle_timer(now=self._loop.time())
+        self._quic.handle_timer(now=now)
         self._handle_events()
         self._flush()
 

@@ -6,10 +6,13 @@ reads the UDP socket and hands it the datagrams whose connection id it issued, a
 sends through the endpoint. aioquic is the core: `QuicConnection` (packets, TLS 1.3,
 loss recovery, flow control) under `H3Connection` (frames, QPACK).
 
-Time: QUIC's timers (loss detection, ACK delay, pacing, idle) need millisecond precision,
-which the server's once-a-second sweep cannot give. Each connection keeps one loop timer
-armed at `quic.get_timer()`, re-armed after every read, write and expiry only when the
-deadline moved (ARCHITECTURE.md, "HTTP/3").
+Time: QUIC's timers (loss detection, ACK delay, pacing, idle) need sub-millisecond
+precision, which the server's once-a-second sweep cannot give. Each connection keeps one
+loop timer armed at `quic.get_timer()`, re-armed after every read, write and expiry only
+when the deadline moved, and feeds aioquic `time.monotonic()` (`quic_timer.py`).
+
+Requests at once: `--max-concurrent-streams`, counted as HTTP/2 counts it; a request's
+stream credit comes back when its answer is done, not one round trip later (`h3_credit.py`).
 
 Request bodies: aioquic gives flow-control credit back as data arrives (it doubles a
 stream's window once half is used), so the window is no back-pressure here. Bodies are
@@ -37,6 +40,8 @@ from aioquic.quic import events as quic_events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
 from h2books.http import Response
+from h2books.quic_timer import QuicTimer
+from h2books.server.adapters.h3_credit import RequestStreamCredit
 from h2books.server.connection import ServerConnection
 from h2books.server.exchange import DONE, Exchange, Fields
 from h2books.server.responses import BODY_TOO_LARGE, error_response, h2_fields
@@ -61,6 +66,7 @@ class H3ServerProtocol(ServerConnection):
         "_blocked",
         "_body_bytes",
         "_closing",
+        "_credit",
         "_dropping",
         "_ended",
         "_exchanges",
@@ -68,7 +74,6 @@ class H3ServerProtocol(ServerConnection):
         "_heads_arriving",
         "_held",
         "_timer",
-        "_timer_at",
         "conn",
         "connection_ids",
         "endpoint",
@@ -105,9 +110,8 @@ class H3ServerProtocol(ServerConnection):
         self._goaway_id: int | None = None  # after our GOAWAY: no request from this id on
         self._ended = False
         self._closing = False  # CONNECTION_CLOSE queued: no more input is interpreted
-        self._timer: object = None
-        self._timer_at: float | None = None
-        _set_stream_limit(quic, state.config.limits.max_concurrent_streams)
+        self._timer = QuicTimer(state.loop, quic, self._expire)
+        self._credit = RequestStreamCredit.install(quic, state.config.limits.max_concurrent_streams)
         state.connections.add(self)
 
     # -- datagrams in, events out ------------------------------------------------------------
@@ -117,7 +121,7 @@ class H3ServerProtocol(ServerConnection):
             return
         state = self.state
         state.last_reader = self
-        now = state.loop.time()
+        now = self._timer.now()
         self.last_activity = now
         self._in_read = True
         try:
@@ -279,7 +283,7 @@ class H3ServerProtocol(ServerConnection):
         self._exchanges[stream_id] = exchange
         self.state.interface(exchange)
         if whole and (exchange.response_state == DONE or exchange.gone):
-            self._exchanges.pop(stream_id, None)
+            self._finish(exchange)
 
     def _on_data(self, stream_id: int, data: bytes, ended: bool) -> None:
         exchange = self._exchanges.get(stream_id)
@@ -332,6 +336,7 @@ class H3ServerProtocol(ServerConnection):
     def _finish(self, exchange: Exchange) -> None:
         if self._exchanges.pop(exchange.stream_id, None) is None:
             return
+        self._credit.done += 1  # its slot is free again, as HTTP/2 frees it (h3_credit.py)
         if self._held:
             self._uncount(exchange.stream_id, exchange.body_size)
         exchange.release_body()
@@ -414,6 +419,7 @@ class H3ServerProtocol(ServerConnection):
         return True
 
     def _abandon_stream(self, stream_id: int, code: int) -> None:
+        self._credit.done += 1  # refused: its slot is free again
         self._stop_reading(stream_id)
         self._reset_sending(stream_id, code)
 
@@ -431,7 +437,7 @@ class H3ServerProtocol(ServerConnection):
         self._flush_scheduled = False
         if self._ended:
             return
-        now = self.state.loop.time()
+        now = self._timer.now()
         send = self.endpoint.send
         datagrams = self.conn.datagrams_to_send(now)
         for data, addr in datagrams:
@@ -444,7 +450,7 @@ class H3ServerProtocol(ServerConnection):
             self.conn.close(error_code=H3Error.H3_NO_ERROR, reason_phrase="shutdown")
             for data, addr in self.conn.datagrams_to_send(now):
                 send(data, addr)
-        self._arm_timer()
+        self._timer.arm()
         if self._blocked:
             # ACKs and window updates made room: responses waiting for it go on.
             for exchange in list(self._blocked):
@@ -455,21 +461,10 @@ class H3ServerProtocol(ServerConnection):
                     self._blocked.discard(exchange)
                     exchange.wake()
 
-    def _arm_timer(self) -> None:
-        deadline = self.conn.get_timer()
-        if deadline == self._timer_at:
-            return
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()  # type: ignore[attr-defined]
-        self._timer_at = deadline
-        self._timer = None if deadline is None else self.state.loop.call_at(deadline, self._expire)
-
-    def _expire(self) -> None:
-        self._timer = self._timer_at = None
+    def _expire(self, now: float) -> None:
         if self._ended:
             return
-        self.conn.handle_timer(self.state.loop.time())
+        self.conn.handle_timer(now)
         self._handle_events()
         self.flush()
 
@@ -500,10 +495,7 @@ class H3ServerProtocol(ServerConnection):
         if self._ended:
             return
         self._ended = True
-        timer = self._timer
-        if timer is not None:
-            timer.cancel()  # type: ignore[attr-defined]
-        self._timer = None
+        self._timer.cancel()
         self.endpoint.forget(self)
         self.connection_lost(None)
 
@@ -581,11 +573,3 @@ def _unsent_bytes(quic: QuicConnection, stream_id: int) -> int:
 def _all_acknowledged(quic: QuicConnection) -> bool:
     """Nothing we sent is still unacknowledged (aioquic's loss recovery, read directly)."""
     return bool(quic._loss.bytes_in_flight == 0)
-
-
-def _set_stream_limit(quic: QuicConnection, streams: int) -> None:
-    """Requests a client may have open at once: our max_concurrent_streams, where aioquic
-    fixes 128 (its transport parameter initial_max_streams_bidi, raised as streams end)."""
-    limit = getattr(quic, "_local_max_streams_bidi", None)
-    if limit is not None:
-        limit.value = limit.sent = streams
