@@ -7,14 +7,16 @@ import json
 from pathlib import Path
 
 from aioquic.asyncio.client import connect
+from aioquic.h3.connection import ErrorCode as H3Error
 from aioquic.quic.connection import Limit
 from aioquic.quic.events import QuicEvent
 from aioquic.quic.packet import QuicFrameType
 
 from h2books.app import create_app
+from h2books.server.adapters.h3 import H3ServerProtocol
 from h2books.server.adapters.h3_credit import RequestStreamCredit
 from h2books.server.config import ServerConfig
-from tests.server.h3_support import OracleProtocol, client_configuration, h3_server
+from tests.server.h3_support import H3Answer, OracleProtocol, client_configuration, h3_server
 
 AUTHORITY = b"localhost"
 
@@ -105,5 +107,54 @@ def test_max_streams_arrives_with_the_answers(tmp_path: Path) -> None:
             more = [client.open(b"GET", b"/book?id=%d" % n, AUTHORITY)[1] for n in range(5, 17)]
             answers = await asyncio.wait_for(asyncio.gather(*more), 10)
             assert [a.status for a in answers] == [200] * 12
+
+    asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_a_request_stream_gives_its_slot_back_once() -> None:
+    limit = credit(4)
+    limit.release(0)
+    limit.release(0)  # refused, then reset: one stream, one slot
+    assert limit.done == 1
+    assert limit.released(0) and not limit.released(4)
+
+
+def test_a_refused_head_with_trailers_counts_once(tmp_path: Path) -> None:
+    """A CONNECT head (refused over HTTP/3) followed by trailers on the same stream: both
+    reach the adapter in one read. The stream is one request: counted once, or each such
+    stream would grant one more slot than it took, and a client could have more than
+    --max-concurrent-streams requests in progress."""
+    bookstore = create_app(tmp_path / "books")
+
+    def four_at_once(config: ServerConfig) -> None:
+        config.limits.max_concurrent_streams = 4
+
+    async def main() -> None:
+        async with (
+            h3_server(tmp_path, bookstore, four_at_once) as (server, port, ca),
+            connect(
+                "localhost",
+                port,
+                configuration=client_configuration(ca),
+                create_protocol=OracleProtocol,
+            ) as client,
+        ):
+            assert isinstance(client, OracleProtocol)
+            loop = asyncio.get_running_loop()
+            refused = []
+            for _ in range(4):
+                stream_id = client._quic.get_next_available_stream_id()
+                client.h3.send_headers(
+                    stream_id, [(b":method", b"CONNECT"), (b":authority", AUTHORITY)]
+                )
+                client.h3.send_headers(stream_id, [(b"x-trailer", b"1")], end_stream=True)
+                future: asyncio.Future[H3Answer] = loop.create_future()
+                client.answers[stream_id] = (H3Answer(), future)
+                refused.append(future)
+            client.transmit()
+            answers = await asyncio.wait_for(asyncio.gather(*refused), 10)
+            assert all(answer.reset_code == H3Error.H3_REQUEST_REJECTED for answer in answers)
+            (connection,) = [c for c in server.state.connections if isinstance(c, H3ServerProtocol)]
+            assert connection._credit.done == 4  # not 8
 
     asyncio.run(asyncio.wait_for(main(), 60))

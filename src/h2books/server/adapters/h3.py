@@ -224,6 +224,7 @@ class H3ServerProtocol(ServerConnection):
         if exchange is not None:  # trailers too large: the request is lost
             self._finish(exchange)
             exchange.lose()
+        self._credit.release(stream_id)  # whatever it carried: its slot is free again
         self.output_ready()
 
     def _stop_dropping(self, stream_id: int) -> None:
@@ -243,7 +244,8 @@ class H3ServerProtocol(ServerConnection):
         elif isinstance(event, HeadersReceived):
             exchange = self._exchanges.get(event.stream_id)
             if exchange is None:
-                self._on_request(event)
+                if not self._credit.released(event.stream_id):  # else: its request is over
+                    self._on_request(event)
             elif not exchange.body_complete:  # trailers
                 exchange.end_body(list(event.headers))
                 if exchange.response_state == DONE:
@@ -336,7 +338,7 @@ class H3ServerProtocol(ServerConnection):
     def _finish(self, exchange: Exchange) -> None:
         if self._exchanges.pop(exchange.stream_id, None) is None:
             return
-        self._credit.done += 1  # its slot is free again, as HTTP/2 frees it (h3_credit.py)
+        self._credit.release(exchange.stream_id)  # as HTTP/2 frees a slot (h3_credit.py)
         if self._held:
             self._uncount(exchange.stream_id, exchange.body_size)
         exchange.release_body()
@@ -353,6 +355,8 @@ class H3ServerProtocol(ServerConnection):
     def _lose(self, stream_id: int, peer_reset: bool) -> None:
         exchange = self._exchanges.get(stream_id)
         if exchange is None:
+            if peer_reset and stream_id & 3 == 0:
+                self._credit.release(stream_id)  # a request reset before its head
             return
         if peer_reset and exchange.response_state != DONE:
             # The request is cancelled (RFC 9114 §4.1.1): our half ends too.
@@ -419,7 +423,8 @@ class H3ServerProtocol(ServerConnection):
         return True
 
     def _abandon_stream(self, stream_id: int, code: int) -> None:
-        self._credit.done += 1  # refused: its slot is free again
+        self._credit.release(stream_id)  # refused: its slot is free again
+        self._dropping.add(stream_id)  # what else it carries is dropped, as it arrives
         self._stop_reading(stream_id)
         self._reset_sending(stream_id, code)
 

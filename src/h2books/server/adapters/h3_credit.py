@@ -19,6 +19,8 @@ Two bounds hold, whatever a client does:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from aioquic.quic.connection import Limit, QuicConnection
 
 __all__ = ["RequestStreamCredit"]
@@ -30,12 +32,39 @@ class RequestStreamCredit(Limit):
     two counts: `done` (requests the adapter finished or refused) and `dropped` (streams
     aioquic dropped; its only write to `value` is `value += 1` as it drops one)."""
 
-    def __init__(self, limit: Limit, concurrent: int, unacknowledged: int) -> None:
+    def __init__(
+        self,
+        limit: Limit,
+        concurrent: int,
+        unacknowledged: int,
+        kept: Mapping[int, object] | None = None,
+    ) -> None:
         self._concurrent = concurrent
         self._unacknowledged = unacknowledged
         self.done = 0
         self.dropped = 0
+        # Request streams already counted in `done`: each counts once, whichever way it
+        # ended (answered, refused, dropped, reset), or a client could count one stream
+        # twice (a refused head, then trailers on it) and open more than `concurrent`.
+        # Pruned to the streams aioquic still keeps (`kept`): the others bring no events.
+        self._released: set[int] = set()
+        self._kept = kept if kept is not None else {}
+        self._prune_at = 2 * (concurrent + unacknowledged) + 16
         super().__init__(limit.frame_type, limit.name, concurrent)
+
+    def release(self, stream_id: int) -> None:
+        """The server is done with the request on `stream_id`: its slot is free again."""
+        released = self._released
+        if stream_id in released:
+            return
+        released.add(stream_id)
+        self.done += 1
+        if len(released) > self._prune_at:
+            released.intersection_update(self._kept)
+
+    def released(self, stream_id: int) -> bool:
+        """Whether that request stream's slot came back already (its request is over)."""
+        return stream_id in self._released
 
     @property
     def value(self) -> int:
@@ -51,6 +80,11 @@ class RequestStreamCredit(Limit):
     def install(cls, quic: QuicConnection, concurrent: int) -> RequestStreamCredit:
         """Replace the connection's limit before its transport parameters are sent (they
         announce `concurrent` as initial_max_streams_bidi, where aioquic fixes 128)."""
-        credit = cls(quic._local_max_streams_bidi, concurrent, unacknowledged=concurrent)
+        credit = cls(
+            quic._local_max_streams_bidi,
+            concurrent,
+            unacknowledged=concurrent,
+            kept=quic._streams,  # pinned like the limit itself: aioquic 1.x
+        )
         quic._local_max_streams_bidi = credit
         return credit
