@@ -153,8 +153,11 @@ class Response:
         self.stream = stream
         # Per-protocol encodings of the fixed part, filled lazily by the server and
         # keyed by the Date value they were built with (it changes once a second).
-        self._h1_head: tuple[bytes, ResponseHead] | None = None
-        self._h2_fields: tuple[bytes, tuple[tuple[bytes, bytes], ...]] | None = None
+        # (the Date it was built for, the server's name and alt-svc, the encoding)
+        self._h1_head: tuple[bytes, bytes, bytes | None, ResponseHead] | None = None
+        self._h2_fields: (
+            tuple[bytes, bytes, bytes | None, tuple[tuple[bytes, bytes], ...]] | None
+        ) = None
         # The HTTP/2 core's cache of the HPACK block of those fields (scheduler.BlockCache).
         self.hpack_block: tuple[int, int, Sequence[tuple[bytes, bytes]], bytes] | None = None
 

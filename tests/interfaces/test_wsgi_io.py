@@ -319,3 +319,13 @@ def test_a_failing_inbox_call_is_logged_and_the_others_run(
 
     assert asyncio.run(main()) == [1]
     assert "an answer that cannot be sent" in caplog.text
+
+
+def test_an_inbox_whose_loop_is_closed_refuses_every_call() -> None:
+    """After shutdown the loop is closed: each call says so, none is queued for nothing."""
+    loop = asyncio.new_event_loop()
+    inbox = LoopInbox(loop)
+    loop.close()
+    for _ in range(2):
+        with pytest.raises(RuntimeError, match="closed"):
+            inbox.call(print, "never")

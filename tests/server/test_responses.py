@@ -61,3 +61,19 @@ def test_another_server_name_rebuilds_the_head() -> None:
     assert b"\r\nserver: other\r\n" in other.data and b"h2books" not in other.data
     h2_fields(response, SERVER, DATE_1)
     assert (b"server", b"other") in h2_fields(response, b"other", DATE_2)
+
+
+def test_another_servers_alt_svc_is_never_reused() -> None:
+    """One Response (a precomputed answer, an ASGI head's template) served by two servers
+    in one process: each answer carries its own server's alt-svc, whether the date is new
+    or the same object."""
+    response = Response(200, [(b"content-type", b"text/plain")], b"x")
+    h3_here = b'h3=":8443"; ma=86400'
+    h2_fields(response, SERVER, DATE_1, h3_here)
+    assert (b"alt-svc", h3_here) not in h2_fields(response, SERVER, DATE_2, None)
+    assert (b"alt-svc", h3_here) not in h2_fields(response, SERVER, DATE_2, None)
+    assert (b"alt-svc", h3_here) in h2_fields(response, SERVER, DATE_2, h3_here)
+    h1_head(response, SERVER, DATE_1, h3_here)
+    assert b"alt-svc" not in h1_head(response, SERVER, DATE_2, None).data
+    assert b"alt-svc" not in h1_head(response, SERVER, DATE_2, None).data
+    assert b"alt-svc" in h1_head(response, SERVER, DATE_1, h3_here).data

@@ -226,13 +226,14 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
     progress = _Progress()
     wall_start = time.perf_counter()
     usage_start = resource.getrusage(resource.RUSAGE_SELF)
-    fetched = 0.0
+    fetched, usage_end = 0.0, usage_start
     try:
         async with asyncio.timeout(options.timeout):
             try:
                 await client.connect()
                 books = await _crawl_books(client, options, progress)
                 fetched = time.perf_counter()
+                usage_end = resource.getrusage(resource.RUSAGE_SELF)  # CPU of `wall`
             finally:
                 await client.aclose()
     except TimeoutError:
@@ -242,7 +243,6 @@ async def crawl(options: CrawlOptions) -> CrawlResult:
         ) from None
     except ClientError as exc:
         raise CrawlError(str(exc)) from None
-    usage_end = resource.getrusage(resource.RUSAGE_SELF)
     closed = time.perf_counter()
     return CrawlResult(
         url=options.url,

@@ -27,6 +27,7 @@ from types import CoroutineType
 from typing import Any
 
 from h2books.interfaces import ServerInterface
+from h2books.interfaces.asgi_fields import Heads
 from h2books.interfaces.asgi_http import ClientDisconnected, HttpCall
 from h2books.interfaces.asgi_scope import (
     METHOD_NAMES,
@@ -64,6 +65,7 @@ class AsgiInterface(ServerInterface):
     __slots__ = (
         "_runner",
         "app",
+        "heads",
         "lifespan",
         "max_fields",
         "response_timeout",
@@ -91,6 +93,7 @@ class AsgiInterface(ServerInterface):
             shutdown_timeout=config.timeouts.graceful_shutdown,
         )
         self.response_timeout = config.timeouts.response
+        self.heads: Heads = {}  # the app's checked response heads (interfaces/templates.py)
         self._runner: InlineRunner | None = None
 
     async def startup(self) -> None:
@@ -114,7 +117,7 @@ class AsgiInterface(ServerInterface):
         scope = self._scope_or_500(exchange)
         if scope is None:
             return
-        call = HttpCall(exchange)
+        call = HttpCall(exchange, self.heads)
         try:
             coro = self.app(scope, call.receive, call.send)
             if type(coro) is not CoroutineType:

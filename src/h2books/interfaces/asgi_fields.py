@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from h2books.http import Response
+from h2books.interfaces.templates import keep_head
 
 # Never sent on: the server frames the body itself (ASGI: "the server must ignore it").
 _ALWAYS_DROPPED = frozenset({b"transfer-encoding"})
@@ -152,37 +153,32 @@ class Head:
         self.fields = tuple(fields)
         self.declared = declared
         # A Response carrying the adapters' cached encodings of this head, lent to each
-        # whole response sent with it (HttpCall._respond_whole).
+        # whole response sent with it (templates.respond_whole).
         self.template: Response | None = None
 
 
-# (multiplexed, status, *the app's header tuples) -> its checked head. Bounded, and big
-# enough for an app whose answers differ by a content-length or an etag per resource (a
-# catalogue of a few thousand): below that, every request missed and paid the checks,
-# the head's encodings and an HPACK encoding again (~20 µs per request on the bookstore).
-HEADS: dict[tuple[Any, ...], Head] = {}
-HEADS_MAX = 4096
+# An interface's checked heads: (multiplexed, status, *the app's header tuples) -> Head
+# (interfaces/templates.py: per interface, bounded).
+Heads = dict[tuple[Any, ...], Head]
 
 
-def response_head(status: int, headers: Any, multiplexed: bool) -> Head:
+def response_head(status: int, headers: Any, multiplexed: bool, heads: Heads) -> Head:
     """The checked head for `status` and the app's `headers`; raises `FieldError`."""
     try:
         key: tuple[Any, ...] | None = (multiplexed, status, *headers)
-        head = HEADS.get(key)  # type: ignore[arg-type]
+        head = heads.get(key)  # type: ignore[arg-type]
     except TypeError:  # [name, value] lists: not hashable, so not cached
         key = head = None
     if head is None:
         fields, declared = response_fields(headers, multiplexed)
         head = Head(status, fields, declared)
         if key is not None:
-            if len(HEADS) >= HEADS_MAX:
-                HEADS.clear()
-            HEADS[key] = head
+            keep_head(heads, key, head, head.fields)
     return head
 
 
-def with_length(head: Head, length: int, multiplexed: bool) -> Head:
+def with_length(head: Head, length: int, multiplexed: bool, heads: Heads) -> Head:
     """The head plus the content-length of a whole body the app gave none for."""
     return response_head(
-        head.status, (*head.fields, (b"content-length", b"%d" % length)), multiplexed
+        head.status, (*head.fields, (b"content-length", b"%d" % length)), multiplexed, heads
     )

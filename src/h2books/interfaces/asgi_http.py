@@ -31,9 +31,9 @@ from urllib.parse import quote
 
 from h2books.http import Response
 from h2books.interfaces.asgi_fields import (
-    HEADS,
     FieldError,
     Head,
+    Heads,
     informational_fields,
     push_request_fields,
     response_head,
@@ -78,7 +78,7 @@ class HttpCall:
     # What every call sets are slots; the rest start as the class-level defaults below and
     # go to the instance's __dict__ only when set, which a call answered inline never does
     # (as in Exchange): fewer stores per request.
-    __slots__ = ("__dict__", "body_state", "exchange", "head", "phase", "trailers")
+    __slots__ = ("__dict__", "body_state", "exchange", "head", "heads", "phase", "trailers")
 
     head: Head  # set by http.response.start
     trailers: bool  # set by http.response.start: the app announced trailers
@@ -94,8 +94,9 @@ class HttpCall:
     body_seen = -1  # the body's size at the last check of the time to answer
     held_trailers: list[tuple[bytes, bytes]] | None = None
 
-    def __init__(self, exchange: Exchange) -> None:
+    def __init__(self, exchange: Exchange, heads: Heads) -> None:
         self.exchange = exchange
+        self.heads = heads  # the interface's checked heads (interfaces/templates.py)
         self.phase = AWAITING_START
         self.body_state = _BODY_UNREAD
 
@@ -175,7 +176,7 @@ class HttpCall:
             status = message.get("status")
             if type(status) is int:
                 try:
-                    head = HEADS.get(
+                    head = self.heads.get(
                         (exchange.http_version in _MULTIPLEXED, status, *message.get("headers", ()))
                     )
                 except TypeError:  # [name, value] lists: not hashable
@@ -198,7 +199,10 @@ class HttpCall:
             raise self._invalid(f"invalid status {status!r} in http.response.start")
         try:
             self.head = response_head(
-                status, message.get("headers", ()), self.exchange.http_version in _MULTIPLEXED
+                status,
+                message.get("headers", ()),
+                self.exchange.http_version in _MULTIPLEXED,
+                self.heads,
             )
         except FieldError as exc:
             raise self._invalid(str(exc)) from None
@@ -219,7 +223,7 @@ class HttpCall:
                     exchange.respond(Response(status, head.fields, body))
                     self._finished()
                     return
-                head = with_length(head, len(body), self.multiplexed)
+                head = with_length(head, len(body), self.multiplexed, self.heads)
             elif exchange.method != b"HEAD" and status not in (204, 304):
                 raise self._invalid(
                     f"a body of {len(body)} bytes after content-length: {head.declared}"
@@ -317,7 +321,7 @@ class HttpCall:
         with open(path, "rb") as file:  # an OSError goes to the app: nothing is sent yet
             size = os.fstat(file.fileno()).st_size
             if self.head.declared is None:
-                self.head = with_length(self.head, size, self.multiplexed)
+                self.head = with_length(self.head, size, self.multiplexed, self.heads)
             if size <= BIG_BODY and not self.trailers:
                 self._respond_whole(b"" if exchange.method == b"HEAD" else file.read())
                 return

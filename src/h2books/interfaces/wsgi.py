@@ -32,7 +32,7 @@ from urllib.parse import unquote_to_bytes
 
 from h2books.http import Response
 from h2books.interfaces import ServerInterface
-from h2books.interfaces.wsgi_heads import WsgiHead, head_of, send_whole
+from h2books.interfaces.wsgi_heads import WsgiHead, WsgiHeads, head_of, send_whole
 from h2books.interfaces.wsgi_io import (
     AnswerDeadlines,
     ClientDisconnected,
@@ -106,6 +106,7 @@ class WsgiInterface(ServerInterface):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
         self._deadlines: AnswerDeadlines | None = None
+        self._heads: WsgiHeads = {}  # the app's checked response heads (templates.py)
         root = config.root_path.rstrip("/")
         # The parts of every environ that never change; each request starts from a copy.
         self._base: dict[str, Any] = {
@@ -193,7 +194,7 @@ class WsgiInterface(ServerInterface):
             return
         loop, inbox = self.loop, self._inbox
         assert loop is not None and inbox is not None
-        call = WsgiCall(loop, exchange, self._deadlines, inbox)
+        call = WsgiCall(loop, exchange, self._deadlines, inbox, self._heads)
         result: Iterable[bytes] | None = None
         try:
             environ = self.environ(exchange, body, loop)
@@ -297,7 +298,16 @@ class WsgiCall:
     returns. The head is handed to the loop with the first non-empty body part, or at the
     end (PEP 3333), so until then an error can still become a 500."""
 
-    __slots__ = ("_deadlines", "_exchange", "_inbox", "_loop", "head", "pipe", "remaining")
+    __slots__ = (
+        "_deadlines",
+        "_exchange",
+        "_heads",
+        "_inbox",
+        "_loop",
+        "head",
+        "pipe",
+        "remaining",
+    )
 
     def __init__(
         self,
@@ -305,11 +315,13 @@ class WsgiCall:
         exchange: Exchange,
         deadlines: AnswerDeadlines | None = None,
         inbox: LoopInbox | None = None,
+        heads: WsgiHeads | None = None,
     ) -> None:
         self._loop = loop
         self._exchange = exchange
         self._deadlines = deadlines
         self._inbox = inbox if inbox is not None else LoopInbox(loop)
+        self._heads: WsgiHeads = heads if heads is not None else {}
         self.head: WsgiHead | None = None  # set by start_response
         self.pipe: ResponsePipe | None = None  # set once the head is out
         self.remaining = -1  # body bytes the app's content-length still allows
@@ -325,7 +337,7 @@ class WsgiCall:
                 exc_info = None  # no reference cycle through the traceback
         elif self.head is not None:
             raise AssertionError("start_response() called twice without exc_info")
-        head = self.head = head_of(status, headers)
+        head = self.head = head_of(status, headers, self._heads)
         self.remaining = head.declared
         return self.write
 

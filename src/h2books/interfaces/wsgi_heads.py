@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from h2books.http import Response
-from h2books.interfaces.templates import respond_whole
+from h2books.interfaces.templates import LARGEST_CACHED_HEAD, keep_head, respond_whole
 from h2books.interfaces.wsgi_io import AnswerDeadlines
 from h2books.server.exchange import Exchange
 
@@ -34,7 +34,7 @@ _TOKEN_CHARS = b"!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKL
 # Field values: visible ASCII, space, tab and obs-text; never CR, LF, NUL or another CTL.
 _VALUE_CHARS = bytes([0x09, *range(0x20, 0x7F), *range(0x80, 0x100)])
 # Caches of what repeats from response to response, bounded against an app that varies it.
-_CACHE_LIMIT = 1024
+_STATUS_CACHE_LIMIT = 1024
 _statuses: dict[str, int] = {}
 _fields: dict[object, tuple[bytes, bytes]] = {}
 # Field pairs are cached as they come: the first thousands include the common ones.
@@ -52,7 +52,7 @@ def _parse_status(status: str) -> int:
         code = int(digits)
         if code < 200:
             raise ValueError(f"invalid WSGI status {status!r}: not a final status")
-        if len(_statuses) < _CACHE_LIMIT:
+        if len(_statuses) < _STATUS_CACHE_LIMIT:
             _statuses[status] = code
     return code
 
@@ -98,7 +98,11 @@ def _encode_field(field: object) -> tuple[bytes, bytes]:
             f"the value of header {name!r} holds CR, LF, NUL or another control character"
         )
     encoded = (encoded_name, encoded_value)
-    if type(field) is tuple and len(_fields) < _FIELD_CACHE_LIMIT:
+    if (
+        type(field) is tuple
+        and len(_fields) < _FIELD_CACHE_LIMIT
+        and len(encoded_name) + len(encoded_value) <= LARGEST_CACHED_HEAD
+    ):
         _fields[field] = encoded
     return encoded
 
@@ -127,30 +131,29 @@ class WsgiHead:
         self.template: Response | None = None
 
 
-# (status, *the app's header tuples) -> its checked head. An app sends the same few heads
-# again and again (per resource at most: a content-length, an etag), so a head seen before
-# costs one lookup; bounded like the other caches, cleared when full.
-_heads: dict[tuple[Any, ...], WsgiHead] = {}
-_HEADS_LIMIT = 4096
+# An interface's checked heads: (status, *the app's header tuples) -> WsgiHead
+# (interfaces/templates.py: per interface, bounded).
+WsgiHeads = dict[tuple[Any, ...], WsgiHead]
 
 
-def head_of(status: str, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...]) -> WsgiHead:
+def head_of(
+    status: str, headers: list[tuple[str, str]] | tuple[tuple[str, str], ...], heads: WsgiHeads
+) -> WsgiHead:
     """The checked head of `start_response(status, headers)`; raises TypeError or
-    ValueError (the app's error: a 500) for a head PEP 3333 or HTTP refuses."""
+    ValueError (the app's error: a 500) for a head PEP 3333 or HTTP refuses. An app sends
+    the same few heads again and again, so a head seen before costs one lookup."""
     key: tuple[Any, ...] | None = None
     head = None
     if type(headers) is list or type(headers) is tuple:  # never iterate anything else here
         try:
             key = (status, *headers)
-            head = _heads.get(key)
+            head = heads.get(key)
         except TypeError:  # [name, value] lists: not hashable, checked below
             key = None
     if head is None:
         head = WsgiHead(_parse_status(status), _encode_headers(headers))
         if key is not None:
-            if len(_heads) >= _HEADS_LIMIT:
-                _heads.clear()
-            _heads[key] = head
+            keep_head(heads, key, head, head.fields)
     return head
 
 

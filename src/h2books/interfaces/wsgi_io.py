@@ -111,7 +111,13 @@ class LoopInbox:
             if self._posted:
                 return
             self._posted = True
-        self._loop.call_soon_threadsafe(self._drain)
+        try:
+            self._loop.call_soon_threadsafe(self._drain)
+        except BaseException:  # the loop is closed (shutdown): nothing will drain these
+            with self._lock:
+                self._calls.clear()
+                self._posted = False
+            raise
 
     def _drain(self) -> None:
         with self._lock:

@@ -37,18 +37,20 @@ def h2_fields(
 ) -> tuple[tuple[bytes, bytes], ...]:
     cached = response._h2_fields
     if cached is not None:
-        old_date, built = cached
-        if old_date is http_date:
+        old_date, old_name, old_alt_svc, built = cached
+        same_server = old_name is server_name and old_alt_svc is alt_svc
+        if old_date is http_date and same_server:
             return built
         # A new second: only the date changed (the list ends with server, then date).
-        if len(built) >= 2 and built[-2][1] is server_name:
+        # (Another server in this process, with its own alt-svc or name, builds anew.)
+        if same_server:
             built = (*built[:-1], (b"date", http_date))
-            response._h2_fields = (http_date, built)
+            response._h2_fields = (http_date, server_name, alt_svc, built)
             return built
     fields = _fixed_fields(response, server_name, alt_svc)
     fields.append((b"date", http_date))
     built = tuple(fields)
-    response._h2_fields = (http_date, built)
+    response._h2_fields = (http_date, server_name, alt_svc, built)
     return built
 
 
@@ -57,23 +59,24 @@ def h1_head(
 ) -> ResponseHead:
     cached = response._h1_head
     if cached is not None:
-        old_date, head = cached
-        if old_date is http_date:
+        old_date, old_name, old_alt_svc, head = cached
+        same_server = old_name is server_name and old_alt_svc is alt_svc
+        if old_date is http_date and same_server:
             return head
         # A new second: the head ends with "server: NAME\r\ndate: DATE\r\n", and only
         # the date changed, so swap it in rather than validate and join every field again.
         # The date is no framing field: the head's facts stay as they are.
         data = head.data
         tail = b"server: %s\r\ndate: %s\r\n" % (server_name, old_date)
-        if data.endswith(tail):
+        if same_server and data.endswith(tail):
             data = b"%sdate: %s\r\n" % (data[: len(data) - len(old_date) - 8], http_date)
             head = head.with_data(data)
-            response._h1_head = (http_date, head)
+            response._h1_head = (http_date, server_name, alt_svc, head)
             return head
     fields = _fixed_fields(response, server_name, alt_svc)
     fields.append((b"date", http_date))
     head = serialize_head(response.status, fields)
-    response._h1_head = (http_date, head)
+    response._h1_head = (http_date, server_name, alt_svc, head)
     return head
 
 
