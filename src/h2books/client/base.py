@@ -34,8 +34,9 @@ class ConnectionOwner(Protocol):
         """This connection takes no new requests any more (closing, GOAWAY, keep-alive off)."""
 
     def promised(self, target: bytes, exchange: Exchange) -> bool:
-        """The server promised to push the response to a GET of `target` (HTTP/2): keep
-        `exchange`'s future for whoever asks for `target`; False declines the push."""
+        """The server promised to push the response to a GET of `target` (HTTP/2): give
+        `exchange` (made without a future) the callback that keeps its response for
+        whoever asks for `target`; False declines the push."""
 
 
 class WireTap(Protocol):

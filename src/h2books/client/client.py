@@ -16,7 +16,6 @@ import asyncio
 import copy
 from collections import deque
 from collections.abc import Iterable
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -116,8 +115,8 @@ class Client:
         self._settings = ConnectionSettings(
             self.origin, extra, timeout, max_response_size, stats, push and http2
         )
-        # target -> the future of its pushed response, until a GET takes it
-        self._pushes: dict[bytes, asyncio.Future[Response]] = {}
+        # target -> its promised push, until a GET takes it
+        self._pushes: dict[bytes, _HeldPush] = {}
         self.pushes_received = 0
         self.pushes_taken = 0
         self._held_push_bytes = 0  # bodies of pushed responses no request has taken yet
@@ -173,12 +172,14 @@ class Client:
         flight. ``target`` is a path with its query (``/book?id=1``).
         """
         loop, method, target = self._check_request(method, target)
-        if self._pushes and method == b"GET" and not headers:
-            pushed = self._take_pushed(target, loop)
-            if pushed is not None:
-                return pushed
-        fields = _normalise_fields(headers) if headers else ()
         future: asyncio.Future[Response] = loop.create_future()
+        if self._pushes and method == b"GET" and not headers:
+            held = self._pushes.pop(target, None)
+            if held is not None:
+                self.pushes_taken += 1
+                held.take(future)
+                return future
+        fields = _normalise_fields(headers) if headers else ()
         self._dispatch(Exchange(method, target, fields, body, future, loop.time()))
         return future
 
@@ -200,9 +201,10 @@ class Client:
         """
         loop, method, target = self._check_request(method, target)
         if self._pushes and method == b"GET" and not headers:
-            pushed = self._take_pushed(target, loop)
-            if pushed is not None:
-                pushed.add_done_callback(partial(_call_back, callback))
+            held = self._pushes.pop(target, None)
+            if held is not None:
+                self.pushes_taken += 1
+                held.take(callback)
                 return
         fields = _normalise_fields(headers) if headers else ()
         self._dispatch(Exchange(method, target, fields, body, None, loop.time(), callback))
@@ -250,48 +252,11 @@ class Client:
             return False
         if self._push_limit is not None and self.pushes_received >= self._push_limit:
             return False
-        future = exchange.future
-        assert future is not None  # the connection makes pushed exchanges with a future
-        future.add_done_callback(_retrieve)  # a push nobody takes may fail unseen
-        future.add_done_callback(lambda done: self._count_held(target, done))
-        self._pushes[target] = future
+        held = _HeldPush(self, target)
+        exchange.callback = held.arrived
+        self._pushes[target] = held
         self.pushes_received += 1
         return True
-
-    def _count_held(self, target: bytes, done: asyncio.Future[Response]) -> None:
-        """A pushed response arrived whole: its body counts until a request takes it."""
-        if self._pushes.get(target) is done and _succeeded(done):
-            self._held_push_bytes += len(done.result().content)
-
-    def _take_pushed(
-        self, target: bytes, loop: asyncio.AbstractEventLoop
-    ) -> asyncio.Future[Response] | None:
-        """The pushed response for `target`, if one was promised; one that the server
-        then resets (or that fails) becomes a request after all."""
-        pushed = self._pushes.pop(target, None)
-        if pushed is None:
-            return None
-        self.pushes_taken += 1
-        if _succeeded(pushed):
-            self._held_push_bytes -= len(pushed.result().content)
-            return pushed
-        result: asyncio.Future[Response] = loop.create_future()
-
-        def settle(done: asyncio.Future[Response]) -> None:
-            if result.done():
-                return
-            if done.cancelled() or done.exception() is not None:
-                self.pushes_taken -= 1
-                if self._closed:
-                    result.cancel()
-                    return
-                request = self.submit(b"GET", target)
-                request.add_done_callback(lambda answer: _chain(answer, result))
-            else:
-                result.set_result(done.result())
-
-        pushed.add_done_callback(settle)
-        return result
 
     # -- connections (for the lanes) ------------------------------------------------------
 
@@ -324,33 +289,71 @@ class Client:
         )
 
 
-def _call_back(callback: ResponseCallback, future: asyncio.Future[Response]) -> None:
-    if future.cancelled():
-        callback(None, asyncio.CancelledError())
-    elif (error := future.exception()) is not None:
-        callback(None, error)
-    else:
-        callback(future.result(), None)
+class _HeldPush:
+    """A promised push between its PUSH_PROMISE and the request that takes it.
 
+    Its response arrives as the pushed `Exchange`'s callback (`arrived`), called from the
+    read that completed it. Taken first (`take`, by a GET of its target), the response
+    goes to the taker from that read: no future, no loop callback. Arrived first, it is
+    held (its body counts against `MAX_HELD_PUSH_BYTES`) and handed over when taken, one
+    `call_soon` later for a callback (never from inside the taker's own `send`). A push
+    that fails (reset by the server, timed out, its connection lost) becomes a request
+    after all when someone took it, and is forgotten otherwise: its target is then
+    requested like any other.
+    """
 
-def _succeeded(future: asyncio.Future[Response]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
+    __slots__ = ("_client", "_response", "_taker", "_target")
 
+    def __init__(self, client: Client, target: bytes) -> None:
+        self._client = client
+        self._target = target
+        self._response: Response | None = None
+        self._taker: asyncio.Future[Response] | ResponseCallback | None = None
 
-def _retrieve(future: asyncio.Future[Response]) -> None:
-    if not future.cancelled():
-        future.exception()
+    def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
+        response = self._response
+        if response is None:
+            self._taker = taker
+            return
+        self._response = None
+        self._client._held_push_bytes -= len(response.content)
+        if isinstance(taker, asyncio.Future):
+            taker.set_result(response)
+        else:
+            asyncio.get_running_loop().call_soon(taker, response, None)
 
-
-def _chain(source: asyncio.Future[Response], target: asyncio.Future[Response]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
+    def arrived(self, response: Response | None, error: BaseException | None) -> None:
+        client = self._client
+        taker = self._taker
+        if response is not None:
+            if taker is None:
+                self._response = response
+                client._held_push_bytes += len(response.content)
+            elif isinstance(taker, asyncio.Future):
+                if not taker.done():
+                    taker.set_result(response)
+            else:
+                taker(response, None)
+            return
+        if taker is None:
+            if client._pushes.get(self._target) is self:
+                del client._pushes[self._target]
+            return
+        if isinstance(taker, asyncio.Future) and taker.done():
+            return  # the taker gave up (cancelled)
+        client.pushes_taken -= 1
+        loop = asyncio.get_running_loop()
+        if isinstance(taker, asyncio.Future):
+            if client._closed:
+                taker.cancel()
+                return
+            exchange = Exchange(b"GET", self._target, (), b"", taker, loop.time())
+        elif client._closed:
+            taker(None, asyncio.CancelledError())
+            return
+        else:
+            exchange = Exchange(b"GET", self._target, (), b"", None, loop.time(), taker)
+        client._dispatch(exchange)
 
 
 def _lane_load(lane: _Lane) -> int:

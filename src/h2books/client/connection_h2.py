@@ -267,8 +267,8 @@ class H2ClientProtocol(ClientConnection):
         ):
             self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
             return
-        loop = self._loop
-        exchange = Exchange(b"GET", event.path, (), b"", loop.create_future(), loop.time())
+        # No future: the owner gives it the callback that takes the response.
+        exchange = Exchange(b"GET", event.path, (), b"", None, self._loop.time())
         exchange.pushed = True
         exchange.attempts = MAX_ATTEMPTS  # never retried as a request of ours
         if not self._owner.promised(event.path, exchange):
