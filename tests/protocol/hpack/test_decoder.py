@@ -321,3 +321,33 @@ def test_literals_naming_a_static_entry_past_the_prefix() -> None:
     ]
     assert Decoder().decode(block) == expected
     assert Decoder().decode(block) == expected
+
+
+def test_short_huffman_values_are_shared_unless_secret_or_never_indexed() -> None:
+    """What the decoder puts in the shared Huffman cache (`strings.DECODED_STRINGS`): short
+    values of literals that may be indexed, not those of secret names, of never-indexed
+    literals (RFC 7541 §6.2.3) or longer than `CACHED_STRING_MAX_LENGTH`."""
+    from h2books.protocol.hpack import strings
+
+    def huffman(value: bytes) -> bytes:
+        coded = encode_string(value)
+        assert coded[0] & 0x80  # these values are shorter Huffman-coded
+        return coded
+
+    plain, secret, never, long = b"plain-etag-1", b"secret-1", b"never-1", b"l" * 100
+    block = (
+        b"\x0f\x13" + huffman(plain)  # etag (34), without indexing
+        + b"\x0f\x08" + huffman(secret)  # authorization (23), without indexing
+        + b"\x1f\x13" + huffman(never)  # etag, never indexed
+        + b"\x0f\x13" + huffman(long)
+    )  # fmt: skip
+    strings.DECODED_STRINGS.clear()
+    fields = Decoder().decode(block)
+    assert fields == [
+        (b"etag", plain),
+        (b"authorization", secret),
+        (b"etag", never),
+        (b"etag", long),
+    ]
+    assert sorted(strings.DECODED_STRINGS.values()) == [plain]
+    assert Decoder().decode(block) == fields  # and from the cache, the same

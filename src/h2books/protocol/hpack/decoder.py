@@ -7,13 +7,19 @@ from h2books.protocol.hpack.errors import (
     HeaderListTooLargeError,
     HPACKDecodingError,
 )
+from h2books.protocol.hpack.huffman import huffman_decode
 from h2books.protocol.hpack.integers import decode_integer, decode_integer_continuation
 from h2books.protocol.hpack.static_table import (
     STATIC_ENTRY_SIZES,
     STATIC_TABLE,
     STATIC_TABLE_LENGTH,
 )
-from h2books.protocol.hpack.strings import CACHED_STRING_MAX_LENGTH, DECODED_STRINGS, decode_string
+from h2books.protocol.hpack.strings import (
+    CACHED_STRING_MAX_LENGTH,
+    DECODED_STRINGS,
+    decode_and_remember,
+    decode_string,
+)
 from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 
 # Values of these fields stay out of the shared Huffman cache: secrets should not linger there,
@@ -125,7 +131,6 @@ class Decoder:
         static_sizes = STATIC_ENTRY_SIZES
         entries = table.entries
         limit = self.max_header_list_size
-        abort = max(limit * ABORT_FACTOR, limit + ABORT_MIN_EXTRA)
         list_size = 0
         headers: list[tuple[bytes, bytes]] = []
         while pos < end:
@@ -149,7 +154,7 @@ class Decoder:
                 # Past the limit, keep decoding (the table must stay in sync) but store nothing.
                 if list_size <= limit:
                     headers.append(field)
-                elif list_size > abort:
+                elif list_size > _abort_size(limit):
                     raise _bomb(list_size, limit)
                 continue
 
@@ -180,7 +185,7 @@ class Decoder:
                     raise HPACKDecodingError("name index beyond the dynamic table")
                 name = entries[name_index][0]
             # A short value (length within the 7-bit prefix) inline: raw, or Huffman-coded
-            # and already in the shared cache; anything else through decode_string.
+            # (through the shared cache unless secret); a longer one through decode_string.
             length = data[pos] & 0x7F if pos < end else 0x7F
             stop = pos + 1 + length
             if length == 0x7F or stop > end:
@@ -188,23 +193,21 @@ class Decoder:
             elif data[pos] < 0x80:
                 value = data[pos + 1 : stop]
                 pos = stop
-            elif (
-                cacheable
-                and length <= CACHED_STRING_MAX_LENGTH
-                and name not in _SECRET_NAMES
-                and (cached := decoded_strings.get(data[pos + 1 : stop])) is not None
-            ):
-                value = cached
+            elif cacheable and length <= CACHED_STRING_MAX_LENGTH and name not in _SECRET_NAMES:
+                raw = data[pos + 1 : stop]
+                cached = decoded_strings.get(raw)
+                value = decode_and_remember(raw) if cached is None else cached
                 pos = stop
             else:
-                value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+                value = huffman_decode(data[pos + 1 : stop])
+                pos = stop
             field = (name, value)
             if prefix_max == 0x3F:
                 table.add(field)
             list_size += len(name) + len(value) + ENTRY_OVERHEAD
             if list_size <= limit:
                 headers.append(field)
-            elif list_size > abort:
+            elif list_size > _abort_size(limit):
                 raise _bomb(list_size, limit)
 
         if list_size > limit:
@@ -215,6 +218,11 @@ class Decoder:
             self.decoded_fields += len(headers)
             self.decoded_size += list_size
         return headers
+
+
+def _abort_size(limit: int) -> int:
+    """Where a header list over `limit` becomes a bomb (looked at only past the limit)."""
+    return max(limit * ABORT_FACTOR, limit + ABORT_MIN_EXTRA)
 
 
 def _bomb(list_size: int, limit: int) -> HeaderListBombError:
