@@ -240,6 +240,33 @@ class TestHeaderListSize:
         with pytest.raises(HeaderListTooLargeError):
             decoder.decode(b"\x82\x82\x82")
 
+    def test_dynamic_fields_count_their_own_size_after_evictions_and_resizes(self) -> None:
+        # Each entry's size is kept beside it: evictions and a resize must not shift them.
+        decoder = Decoder(max_table_size=190)
+        small, big = (b"x-s", b"1"), (b"x-big", b"v" * 90)  # 36 and 127 octets
+        decoder.decode(literal_with_indexing(*small) + literal_with_indexing(*big))
+        decoder.decode(literal_with_indexing(*small))  # evicts the first x-s
+        assert decoder.table_entries == [small, big]
+        decoder.max_header_list_size = 36 + 127
+        assert decoder.decode(b"\xbe\xbf") == [small, big]
+        decoder.max_header_list_size = 36 + 127 - 1
+        with pytest.raises(HeaderListTooLargeError):
+            decoder.decode(b"\xbe\xbf")
+        decoder.max_allowed_table_size = 100
+        assert decoder.decode(size_update(100) + b"\xbe") == [small]  # big is evicted
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(b"\xbf")
+
+    def test_indexes_past_the_first_octet_reach_the_dynamic_table(self) -> None:
+        decoder = Decoder(max_table_size=65536)
+        fields = [(b"x-%d" % i, b"%d" % i) for i in range(70)]  # indexes 62-131
+        decoder.decode(b"".join(literal_with_indexing(*field) for field in fields))
+        oldest = encode_integer(62 + 69, 7, 0x80)  # 0xFF then a continuation octet
+        assert oldest[0] == 0xFF
+        assert decoder.decode(oldest + b"\xfe\xbe") == [fields[0], fields[-65], fields[-1]]
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(encode_integer(62 + 70, 7, 0x80))
+
     def test_table_stays_in_sync_after_an_oversized_list(self) -> None:
         decoder = Decoder(max_header_list_size=100)
         block = literal_with_indexing(b"x-big", b"v" * 80) + literal_with_indexing(b"x-c", b"1")

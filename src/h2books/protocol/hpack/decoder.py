@@ -37,6 +37,14 @@ ABORT_FACTOR: Final = 2
 ABORT_MIN_EXTRA: Final = 16384
 
 
+# An indexed field's octet holds indexes up to 126 (0x80 | index): the static entries by
+# their octet (0x81-0xBD), and the first dynamic entry's (index 62, 0xBE).
+_LAST_STATIC_OCTET: Final = 0x80 + STATIC_TABLE_LENGTH
+_FIRST_DYNAMIC_OCTET: Final = _LAST_STATIC_OCTET + 1
+_STATIC_BY_OCTET: Final = (STATIC_TABLE[0],) * 0x80 + STATIC_TABLE
+_STATIC_SIZE_BY_OCTET: Final = (0,) * 0x80 + STATIC_ENTRY_SIZES
+
+
 class Decoder:
     """Decodes header blocks into lists of (name, value) pairs; one instance per connection."""
 
@@ -127,30 +135,32 @@ class Decoder:
             raise HPACKDecodingError("header block must start with a dynamic table size update")
 
         static = STATIC_TABLE
+        static_by_octet = _STATIC_BY_OCTET
+        static_size_by_octet = _STATIC_SIZE_BY_OCTET
         decoded_strings = DECODED_STRINGS
-        static_sizes = STATIC_ENTRY_SIZES
         entries = table.entries
+        sizes = table.sizes
         limit = self.max_header_list_size
         list_size = 0
         headers: list[tuple[bytes, bytes]] = []
         while pos < end:
             octet = data[pos]
             pos += 1
-            if octet & 0x80:  # indexed field (§6.1): the common case, kept inline
-                index = octet & 0x7F
-                if index == 0x7F:
-                    index, pos = decode_integer_continuation(data, pos, 0x7F)
-                if index <= STATIC_TABLE_LENGTH:
-                    if not index:
-                        raise HPACKDecodingError("index 0 is not a valid field index")
-                    field = static[index]
-                    list_size += static_sizes[index]
+            if octet > 0x80:  # indexed field (§6.1): the common case, kept inline
+                # The index is in the octet (0x81-0xFE): the field and its size are one
+                # lookup by octet for the static table, one per list for the dynamic one.
+                if octet <= _LAST_STATIC_OCTET:
+                    field = static_by_octet[octet]
+                    list_size += static_size_by_octet[octet]
                 else:
-                    index -= STATIC_TABLE_LENGTH + 1
+                    index = octet - _FIRST_DYNAMIC_OCTET
+                    if octet == 0xFF:
+                        index, pos = decode_integer_continuation(data, pos, 0x7F)
+                        index -= STATIC_TABLE_LENGTH + 1
                     if index >= len(entries):
                         raise HPACKDecodingError("field index beyond the dynamic table")
                     field = entries[index]
-                    list_size += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+                    list_size += sizes[index]
                 # Past the limit, keep decoding (the table must stay in sync) but store nothing.
                 if list_size <= limit:
                     headers.append(field)
@@ -164,6 +174,8 @@ class Decoder:
             elif octet & 0x20:
                 raise HPACKDecodingError("dynamic table size update after the start of a block")
             else:  # literal without indexing (§6.2.2) or never indexed (§6.2.3)
+                if octet == 0x80:  # here, not on the indexed path: static fields are common
+                    raise HPACKDecodingError("index 0 is not a valid field index")
                 prefix_max = 0x0F
                 cacheable = not octet & 0x10
             name_index = octet & prefix_max
