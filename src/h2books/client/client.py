@@ -245,18 +245,16 @@ class Client:
 
     # -- server push ------------------------------------------------------------------------
 
-    def _promised(self, target: bytes, exchange: Exchange) -> bool:
+    def _promised(self, target: bytes, started: float) -> Exchange | None:
         if self._closed or len(self._pushes) >= MAX_HELD_PUSHES or target in self._pushes:
-            return False
+            return None
         if self._held_push_bytes >= MAX_HELD_PUSH_BYTES:
-            return False
+            return None
         if self._push_limit is not None and self.pushes_received >= self._push_limit:
-            return False
-        held = _HeldPush(self, target)
-        exchange.callback = held.arrived
-        self._pushes[target] = held
+            return None
+        held = self._pushes[target] = _HeldPush(self, target, started)
         self.pushes_received += 1
-        return True
+        return held
 
     # -- connections (for the lanes) ------------------------------------------------------
 
@@ -289,71 +287,68 @@ class Client:
         )
 
 
-class _HeldPush:
-    """A promised push between its PUSH_PROMISE and the request that takes it.
+class _HeldPush(Exchange):
+    """A promised push, from its PUSH_PROMISE to the request that takes it: the exchange
+    its connection fills like any other.
 
-    Its response arrives as the pushed `Exchange`'s callback (`arrived`), called from the
-    read that completed it. Taken first (`take`, by a GET of its target), the response
-    goes to the taker from that read: no future, no loop callback. Arrived first, it is
-    held (its body counts against `MAX_HELD_PUSH_BYTES`) and handed over when taken, one
-    `call_soon` later for a callback (never from inside the taker's own `send`). A push
-    that fails (reset by the server, timed out, its connection lost) becomes a request
-    after all when someone took it, and is forgotten otherwise: its target is then
-    requested like any other.
+    Taken first (`take`, by a GET of its target), the taker becomes the exchange's future
+    or callback, and the response goes to it from the read that completes it: no loop
+    callback in between. Arrived first, the response is held (its body counts against
+    `MAX_HELD_PUSH_BYTES`) and handed over when taken, to a callback one `call_soon` later
+    (never from inside the taker's own `send`). A push that fails (reset by the server,
+    timed out, its connection lost) becomes a request after all when someone took it, and
+    is forgotten otherwise: its target is then requested like any other.
     """
 
-    __slots__ = ("_client", "_response", "_taker", "_target")
+    __slots__ = ("_client", "_held")
 
-    def __init__(self, client: Client, target: bytes) -> None:
+    def __init__(self, client: Client, target: bytes, started: float) -> None:
+        Exchange.__init__(self, b"GET", target, (), b"", None, started)
+        self.pushed = True
+        self.attempts = MAX_ATTEMPTS  # never retried as a request of ours
         self._client = client
-        self._target = target
-        self._response: Response | None = None
-        self._taker: asyncio.Future[Response] | ResponseCallback | None = None
+        self._held: Response | None = None
 
     def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
-        response = self._response
-        if response is None:
-            self._taker = taker
+        response = self._held
+        if response is None:  # still coming
+            if isinstance(taker, asyncio.Future):
+                self.future = taker
+            else:
+                self.callback = taker
             return
-        self._response = None
+        self._held = None
         self._client._held_push_bytes -= len(response.content)
         if isinstance(taker, asyncio.Future):
             taker.set_result(response)
         else:
             asyncio.get_running_loop().call_soon(taker, response, None)
 
-    def arrived(self, response: Response | None, error: BaseException | None) -> None:
+    def resolve(self, content: bytes, http_version: str) -> None:
+        if self.future is None and self.callback is None:  # nobody took it yet
+            self._held = self.response(content, http_version)
+            self._client._held_push_bytes += len(content)
+        else:
+            Exchange.resolve(self, content, http_version)
+
+    def fail(self, error: BaseException) -> None:
         client = self._client
-        taker = self._taker
-        if response is not None:
-            if taker is None:
-                self._response = response
-                client._held_push_bytes += len(response.content)
-            elif isinstance(taker, asyncio.Future):
-                if not taker.done():
-                    taker.set_result(response)
-            else:
-                taker(response, None)
+        future, callback = self.future, self.callback
+        if future is None and callback is None:  # nobody took it: forget it
+            if client._pushes.get(self.target) is self:
+                del client._pushes[self.target]
             return
-        if taker is None:
-            if client._pushes.get(self._target) is self:
-                del client._pushes[self._target]
-            return
-        if isinstance(taker, asyncio.Future) and taker.done():
+        if future is not None and future.done():
             return  # the taker gave up (cancelled)
         client.pushes_taken -= 1
-        loop = asyncio.get_running_loop()
-        if isinstance(taker, asyncio.Future):
-            if client._closed:
-                taker.cancel()
-                return
-            exchange = Exchange(b"GET", self._target, (), b"", taker, loop.time())
-        elif client._closed:
-            taker(None, asyncio.CancelledError())
+        if client._closed:
+            if future is not None:
+                future.cancel()
+            else:
+                Exchange.fail(self, asyncio.CancelledError())
             return
-        else:
-            exchange = Exchange(b"GET", self._target, (), b"", None, loop.time(), taker)
-        client._dispatch(exchange)
+        started = asyncio.get_running_loop().time()
+        client._dispatch(Exchange(b"GET", self.target, (), b"", future, started, callback))
 
 
 def _lane_load(lane: _Lane) -> int:
@@ -448,8 +443,8 @@ class _Lane:
         if self.conn is connection:
             self.conn = None
 
-    def promised(self, target: bytes, exchange: Exchange) -> bool:
-        return self._client._promised(target, exchange)
+    def promised(self, target: bytes, started: float) -> Exchange | None:
+        return self._client._promised(target, started)
 
     def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
         for exchange in exchanges:

@@ -169,13 +169,15 @@ class H2ClientProtocol(ClientConnection):
                 return
         conn = self._conn
         streams = self._streams
-        for event in conn.receive_data(data, self._loop.time()):
+        now = self._loop.time()
+        for event in conn.receive_data(data, now):
             # isinstance narrows for mypy and costs the same as a `type(...) is` test.
             if isinstance(event, ev.DataReceived):
                 stream_id = event.stream_id
-                if event.flow_controlled_length:
+                if event.flow_controlled_length and not event.end_stream:
                     # Bodies are buffered here, so the window reopens as bytes arrive;
-                    # the core batches the WINDOW_UPDATEs.
+                    # the core batches the WINDOW_UPDATEs. (The last DATA of a stream
+                    # needs none: the core credited the connection when the stream ended.)
                     conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
                 exchange = streams.get(stream_id)
                 if exchange is None:
@@ -197,6 +199,8 @@ class H2ClientProtocol(ClientConnection):
                 exchange.response_headers = event.headers
                 if event.end_stream:
                     self._finish(event.stream_id, exchange)
+            elif isinstance(event, ev.PushPromiseReceived):
+                self._on_push_promise(event, now)
             elif isinstance(event, ev.TrailersReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
@@ -204,8 +208,6 @@ class H2ClientProtocol(ClientConnection):
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.StreamReset):
                 self._on_stream_reset(event)
-            elif isinstance(event, ev.PushPromiseReceived):
-                self._on_push_promise(event)
             elif isinstance(event, ev.InformationalResponseReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
@@ -255,7 +257,7 @@ class H2ClientProtocol(ClientConnection):
         if not self._streams and not self._accepting:
             self._close_when_idle()
 
-    def _on_push_promise(self, event: ev.PushPromiseReceived) -> None:
+    def _on_push_promise(self, event: ev.PushPromiseReceived, now: float) -> None:
         """A push (only when we announced SETTINGS_ENABLE_PUSH=1): kept by the owner for
         whoever asks for its target, or declined with RST_STREAM CANCEL. Only a GET for
         our own origin is taken (a server is trusted for its own authority only)."""
@@ -267,11 +269,8 @@ class H2ClientProtocol(ClientConnection):
         ):
             self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
             return
-        # No future: the owner gives it the callback that takes the response.
-        exchange = Exchange(b"GET", event.path, (), b"", None, self._loop.time())
-        exchange.pushed = True
-        exchange.attempts = MAX_ATTEMPTS  # never retried as a request of ours
-        if not self._owner.promised(event.path, exchange):
+        exchange = self._owner.promised(event.path, now)
+        if exchange is None:
             self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
             return
         self._streams[stream_id] = exchange

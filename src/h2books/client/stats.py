@@ -50,7 +50,7 @@ __all__ = [
     "header_list_size",
 ]
 
-_LENGTH_AND_TYPE = struct.Struct(">I")
+_LENGTH_TYPE_AND_FLAGS = struct.Struct(">IB")  # (length << 8 | type, flags)
 _DATA, _HEADERS, _CONTINUATION = DATA, HEADERS, CONTINUATION
 _PUSH_PROMISE = 0x5
 _PADDED, _PRIORITY = PADDED, PRIORITY_FLAG
@@ -212,23 +212,27 @@ class H2FrameTap:
             self._partial = b""
             size = len(data)
             pos = 0
-        headers = body = framing = 0
-        unpack_from = _LENGTH_AND_TYPE.unpack_from
+        # Frame headers are counted at the end (9 octets a frame); here, payloads only:
+        # the common frames (no padding, no priority) in one test each.
+        headers = body = framing = frames = 0
+        unpack_from = _LENGTH_TYPE_AND_FLAGS.unpack_from
         while size - pos >= _FRAME_HEADER:
-            word = unpack_from(data, pos)[0]
+            word, flags = unpack_from(data, pos)
             length = word >> 8
             kind = word & 0xFF
-            if kind in (_DATA, _HEADERS):
-                flags = data[pos + 4]
-                overhead = 0
-                if flags & _PADDED:
-                    if size - pos <= _FRAME_HEADER:
-                        break  # the pad length is in the next read
-                    overhead = 1 + data[pos + _FRAME_HEADER]
-                if kind == _HEADERS and flags & _PRIORITY:
-                    overhead += 5
-                content = length - overhead if length >= overhead else 0
-                framing += _FRAME_HEADER + length - content
+            if kind == _DATA or kind == _HEADERS:
+                if flags & _PADDED or (kind == _HEADERS and flags & _PRIORITY):
+                    overhead = 0
+                    if flags & _PADDED:
+                        if size - pos <= _FRAME_HEADER:
+                            break  # the pad length is in the next read
+                        overhead = 1 + data[pos + _FRAME_HEADER]
+                    if kind == _HEADERS and flags & _PRIORITY:
+                        overhead += 5
+                    content = length - overhead if length >= overhead else 0
+                    framing += length - content
+                else:
+                    content = length
                 if kind == _DATA:
                     body += content
                 else:
@@ -236,12 +240,12 @@ class H2FrameTap:
             elif kind == _PUSH_PROMISE and length >= 4:
                 # A request head the server sent: header bytes, less the promised id.
                 headers += length - 4
-                framing += _FRAME_HEADER + 4
+                framing += 4
             elif kind == _CONTINUATION:
                 headers += length
-                framing += _FRAME_HEADER
             else:
-                framing += _FRAME_HEADER + length
+                framing += length
+            frames += 1
             pos += _FRAME_HEADER + length
         if pos > size:
             self._skip = pos - size
@@ -249,7 +253,7 @@ class H2FrameTap:
             self._partial = bytes(data[pos:])
         counts.headers += headers
         counts.body += body
-        counts.framing += framing
+        counts.framing += framing + frames * _FRAME_HEADER
 
 
 # H1StreamTap states
