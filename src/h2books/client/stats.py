@@ -220,7 +220,7 @@ class H2FrameTap:
             word, flags = unpack_from(data, pos)
             length = word >> 8
             kind = word & 0xFF
-            if kind == _DATA or kind == _HEADERS:
+            if kind in (_DATA, _HEADERS):
                 if flags & _PADDED or (kind == _HEADERS and flags & _PRIORITY):
                     overhead = 0
                     if flags & _PADDED:
