@@ -217,11 +217,10 @@ class Client:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        if type(target) is str:
+        if isinstance(target, str):
             target = target.encode("ascii")
-        if type(method) is str:
+        if isinstance(method, str):
             method = method.encode("ascii")
-        assert isinstance(target, bytes) and isinstance(method, bytes)
         if target[:1] != b"/" and target != b"*":
             raise ValueError(f"the target must be a path starting with '/', not {target!r}")
         return loop, method, target

@@ -86,15 +86,13 @@ _NUL, _LF, _CR = 0x00, 0x0A, 0x0D
 
 
 def check_value(value: bytes) -> None:
-    """No NUL, CR or LF anywhere, no leading or trailing SP/HTAB (§8.2.1)."""
+    """No NUL, CR or LF anywhere, no leading or trailing SP/HTAB (§8.2.1). A valid value
+    is remembered as such (the validators skip the check for values remembered)."""
     if value:
         if value[0] in (0x20, 0x09) or value[-1] in (0x20, 0x09):
             raise MalformedHeaders("field value with leading or trailing whitespace")
         if _NUL in value or _CR in value or _LF in value:
             raise MalformedHeaders("field value with NUL, CR or LF")
-
-
-def _remember_value(value: bytes) -> None:
     if len(_good_values) >= _CACHE_LIMIT:
         _good_values.clear()
     _good_values.add(value)
@@ -161,7 +159,6 @@ def validate_request(
         value = field[1]
         if value not in good_values:
             check_value(value)
-            _remember_value(value)
         pseudo[slot] = value
         count += 1
     method, scheme, authority, path, protocol = pseudo
@@ -176,7 +173,6 @@ def validate_request(
         name, value = field
         if value not in good_values:
             check_value(value)
-            _remember_value(value)
         if name in good_names:
             headers.append(field)
             continue
@@ -263,7 +259,6 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
         name, value = field
         if value not in good_values:
             check_value(value)
-            _remember_value(value)
         if name in good_names:  # most fields: no pseudo-header, no rule of their own
             headers.append(field)
             continue

@@ -43,6 +43,7 @@ _LAST_STATIC_OCTET: Final = 0x80 + STATIC_TABLE_LENGTH
 _FIRST_DYNAMIC_OCTET: Final = _LAST_STATIC_OCTET + 1
 _STATIC_BY_OCTET: Final = (STATIC_TABLE[0],) * 0x80 + STATIC_TABLE
 _STATIC_SIZE_BY_OCTET: Final = (0,) * 0x80 + STATIC_ENTRY_SIZES
+_STATIC_NAMES: Final = tuple(name for name, _ in STATIC_TABLE)
 
 
 class Decoder:
@@ -134,7 +135,7 @@ class Decoder:
         if self._size_update_required and pos < end:
             raise HPACKDecodingError("header block must start with a dynamic table size update")
 
-        static = STATIC_TABLE
+        static_names = _STATIC_NAMES
         static_by_octet = _STATIC_BY_OCTET
         static_size_by_octet = _STATIC_SIZE_BY_OCTET
         decoded_strings = DECODED_STRINGS
@@ -168,17 +169,23 @@ class Decoder:
                     raise _bomb(list_size, limit)
                 continue
 
-            if octet & 0x40:  # literal with incremental indexing (§6.2.1)
-                prefix_max = 0x3F
+            # A literal (§6.2); first the form that responses use most.
+            if octet < 0x10:  # without indexing (§6.2.2)
+                name_index = octet
+                prefix_max = 0x0F
                 cacheable = True
-            elif octet & 0x20:
-                raise HPACKDecodingError("dynamic table size update after the start of a block")
-            else:  # literal without indexing (§6.2.2) or never indexed (§6.2.3)
+            elif octet >= 0x40:
                 if octet == 0x80:  # here, not on the indexed path: static fields are common
                     raise HPACKDecodingError("index 0 is not a valid field index")
+                name_index = octet - 0x40  # with incremental indexing (§6.2.1)
+                prefix_max = 0x3F
+                cacheable = True
+            elif octet < 0x20:  # never indexed (§6.2.3)
+                name_index = octet - 0x10
                 prefix_max = 0x0F
-                cacheable = not octet & 0x10
-            name_index = octet & prefix_max
+                cacheable = False
+            else:
+                raise HPACKDecodingError("dynamic table size update after the start of a block")
             if name_index == prefix_max:
                 # One continuation octet (a static name past the 4-bit prefix: etag,
                 # content-length, date...) inline; longer ones through the function.
@@ -190,7 +197,7 @@ class Decoder:
             if not name_index:
                 name, pos = decode_string(data, pos)
             elif name_index <= STATIC_TABLE_LENGTH:
-                name = static[name_index][0]
+                name = static_names[name_index]
             else:
                 name_index -= STATIC_TABLE_LENGTH + 1
                 if name_index >= len(entries):
