@@ -10,6 +10,7 @@ updates, SETTINGS ACKs) leaves in one write, flushed by a single `call_soon`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from h2books.client.base import ClientConnection, ConnectionOwner, ConnectionSettings
 from h2books.client.errors import (
@@ -21,7 +22,7 @@ from h2books.client.errors import (
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.stats import H2FrameTap, WireStats, header_list_size
+from h2books.client.stats import H2FrameTap, H2ReadCounter, WireStats, header_list_size
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
 
@@ -76,7 +77,7 @@ class H2ClientProtocol(ClientConnection):
         self._first_read = True
 
     @staticmethod
-    def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2FrameTap]:
+    def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2ReadCounter]:
         return stats.h2_taps()
 
     @property
@@ -220,6 +221,8 @@ class H2ClientProtocol(ClientConnection):
                 self._on_goaway(event.error_code, event.last_stream_id, event.debug)
             elif isinstance(event, ev.ConnectionTerminated):
                 self._on_terminated(event)
+        if self._in_tap is not None:
+            cast(H2ReadCounter, self._in_tap).settle(conn.received_octets)
         if self._queue:
             self._open_queued()
         if not self._flush_scheduled:
@@ -365,6 +368,8 @@ class H2ClientProtocol(ClientConnection):
         return type(error)(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._in_tap is not None:  # a read cut short (an HTTP/1.x answer) is framing
+            cast(H2ReadCounter, self._in_tap).settle(self._conn.received_octets)
         if self._stats is not None:
             fields, size = self._conn.received_header_fields
             self._stats.received.headers_plain += size - _ENTRY_OVERHEAD_OVER_A_LINE * fields

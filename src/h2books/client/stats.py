@@ -44,6 +44,7 @@ if TYPE_CHECKING:
 __all__ = [
     "H1StreamTap",
     "H2FrameTap",
+    "H2ReadCounter",
     "HeaderBytes",
     "WireCounts",
     "WireStats",
@@ -99,10 +100,11 @@ class WireStats:
         self.received = WireCounts()
         self.connections = 0
 
-    def h2_taps(self) -> tuple[H2FrameTap, H2FrameTap]:
-        """(outgoing, incoming) taps for a new client-side HTTP/2 connection."""
+    def h2_taps(self) -> tuple[H2FrameTap, H2ReadCounter]:
+        """The outgoing tap and the incoming counter of a new client-side HTTP/2
+        connection."""
         self.connections += 1
-        return H2FrameTap(self.sent, preface=True), H2FrameTap(self.received)
+        return H2FrameTap(self.sent, preface=True), H2ReadCounter(self.received)
 
     def h1_taps(self) -> tuple[H1StreamTap, H1StreamTap]:
         """(outgoing, incoming) taps for a new client-side HTTP/1.1 connection."""
@@ -254,6 +256,37 @@ class H2FrameTap:
         counts.headers += headers
         counts.body += body
         counts.framing += framing + frames * _FRAME_HEADER
+
+
+class H2ReadCounter:
+    """Counts what an HTTP/2 connection reads from the totals its core keeps anyway
+    (`H2Connection.received_octets`: header block and DATA content octets), the rest as
+    framing: what `H2FrameTap` would count, without a second pass over the frames.
+    `feed` each read, then `settle` with the core's totals once the core has it."""
+
+    __slots__ = ("_body", "_counts", "_headers", "_read")
+
+    def __init__(self, counts: WireCounts) -> None:
+        self._counts = counts
+        self._read = 0  # octets fed since the last settle
+        self._headers = 0  # the core's totals at the last settle
+        self._body = 0
+
+    def feed(self, data: bytes) -> None:
+        self._read += len(data)
+
+    def settle(self, octets: tuple[int, int]) -> None:
+        headers, body = octets
+        counts = self._counts
+        new_headers = headers - self._headers
+        new_body = body - self._body
+        counts.headers += new_headers
+        counts.body += new_body
+        # A frame cut by the end of a read counts as framing until its end arrives.
+        counts.framing += self._read - new_headers - new_body
+        self._read = 0
+        self._headers = headers
+        self._body = body
 
 
 # H1StreamTap states

@@ -55,6 +55,7 @@ class Decoder:
         "_table",
         "count_totals",
         "decoded_fields",
+        "decoded_octets",
         "decoded_size",
         "max_header_list_size",
     )
@@ -69,12 +70,14 @@ class Decoder:
         self._max_allowed_table_size = max_table_size
         self._size_update_required = False
         self.max_header_list_size = max_header_list_size
-        # With count_totals, totals over every block decoded: fields, and their size as
-        # RFC 7541 §4.1 counts it (name + value + 32 each). What the client's wire reports
-        # compare compressed bytes against; a server keeps none (two additions per request).
+        # With count_totals, totals over every block decoded: fields, their size as RFC
+        # 7541 §4.1 counts it (name + value + 32 each), and the octets of the blocks as
+        # they came. What the client's wire reports split bytes by and compare compressed
+        # bytes against; a server keeps none (three additions per request).
         self.count_totals = count_totals
         self.decoded_fields = 0
         self.decoded_size = 0
+        self.decoded_octets = 0
 
     @property
     def max_allowed_table_size(self) -> int:
@@ -230,12 +233,15 @@ class Decoder:
                 raise _bomb(list_size, limit)
 
         if list_size > limit:
+            if self.count_totals:
+                self.decoded_octets += end
             raise HeaderListTooLargeError(
                 f"header list of {list_size} octets exceeds the limit of {limit}"
             )
         if self.count_totals:
             self.decoded_fields += len(headers)
             self.decoded_size += list_size
+            self.decoded_octets += end
         return headers
 
 
