@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -366,10 +366,12 @@ def _normalise_fields(headers: HeaderInput) -> tuple[tuple[bytes, bytes], ...]:
 class _Lane:
     """One connection slot of a `Client`: the connection, or the requests waiting for one."""
 
-    __slots__ = ("_backlog", "_client", "_closed", "_connecting", "_live", "conn")
+    __slots__ = ("_backlog", "_client", "_closed", "_connecting", "_live", "conn", "promised")
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        # ConnectionOwner.promised: the client's own, without a call in between.
+        self.promised: Callable[[bytes, float], Exchange | None] = client._promised
         self.conn: ClientConnection | None = None
         self._connecting: asyncio.Task[ClientError | None] | None = None
         self._backlog: deque[Exchange] = deque()
@@ -441,9 +443,6 @@ class _Lane:
     def retire(self, connection: object) -> None:
         if self.conn is connection:
             self.conn = None
-
-    def promised(self, target: bytes, started: float) -> Exchange | None:
-        return self._client._promised(target, started)
 
     def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
         for exchange in exchanges:

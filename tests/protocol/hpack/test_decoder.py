@@ -350,10 +350,11 @@ def test_literals_naming_a_static_entry_past_the_prefix() -> None:
     assert Decoder().decode(block) == expected
 
 
-def test_short_huffman_values_are_shared_unless_secret_or_never_indexed() -> None:
+def test_short_huffman_values_are_shared_unless_secret_unique_or_never_indexed() -> None:
     """What the decoder puts in the shared Huffman cache (`strings.DECODED_STRINGS`): short
-    values of literals that may be indexed, not those of secret names, of never-indexed
-    literals (RFC 7541 §6.2.3) or longer than `CACHED_STRING_MAX_LENGTH`."""
+    values of literals that may be indexed; not those of secret names, of etags (one per
+    resource), of never-indexed literals (RFC 7541 §6.2.3) or longer than
+    `CACHED_STRING_MAX_LENGTH`."""
     from h2books.protocol.hpack import strings
 
     def huffman(value: bytes) -> bytes:
@@ -361,20 +362,23 @@ def test_short_huffman_values_are_shared_unless_secret_or_never_indexed() -> Non
         assert coded[0] & 0x80  # these values are shorter Huffman-coded
         return coded
 
-    plain, secret, never, long = b"plain-etag-1", b"secret-1", b"never-1", b"l" * 100
+    plain, secret, etag, never = b"text/plain-1", b"secret-1", b'"a1b2c3d4"', b"never-1"
+    long = b"l" * 100
     block = (
-        b"\x0f\x13" + huffman(plain)  # etag (34), without indexing
+        b"\x0f\x10" + huffman(plain)  # content-type (31), without indexing
         + b"\x0f\x08" + huffman(secret)  # authorization (23), without indexing
-        + b"\x1f\x13" + huffman(never)  # etag, never indexed
-        + b"\x0f\x13" + huffman(long)
+        + b"\x0f\x13" + huffman(etag)  # etag (34), without indexing
+        + b"\x1f\x10" + huffman(never)  # content-type, never indexed
+        + b"\x0f\x10" + huffman(long)
     )  # fmt: skip
     strings.DECODED_STRINGS.clear()
     fields = Decoder().decode(block)
     assert fields == [
-        (b"etag", plain),
+        (b"content-type", plain),
         (b"authorization", secret),
-        (b"etag", never),
-        (b"etag", long),
+        (b"etag", etag),
+        (b"content-type", never),
+        (b"content-type", long),
     ]
     assert sorted(strings.DECODED_STRINGS.values()) == [plain]
     assert Decoder().decode(block) == fields  # and from the cache, the same

@@ -23,9 +23,11 @@ from h2books.protocol.hpack.strings import (
 from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 
 # Values of these fields stay out of the shared Huffman cache: secrets should not linger there,
-# nor should a cache hit let one connection time another's credentials.
-_SECRET_NAMES: Final = frozenset(
-    (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie")
+# nor should a cache hit let one connection time another's credentials; and an etag, one per
+# resource, hardly ever repeats in one process (a crawl gets thousands): each would cost an
+# insertion and push out values that do repeat (dates, lengths, types).
+_UNCACHED_NAMES: Final = frozenset(
+    (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie", b"etag")
 )
 
 # Past the limit, decoding goes on (so that the table stays in sync and only the stream is
@@ -211,11 +213,11 @@ class Decoder:
             length = data[pos] & 0x7F if pos < end else 0x7F
             stop = pos + 1 + length
             if length == 0x7F or stop > end:
-                value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+                value, pos = decode_string(data, pos, cacheable and name not in _UNCACHED_NAMES)
             elif data[pos] < 0x80:
                 value = data[pos + 1 : stop]
                 pos = stop
-            elif cacheable and length <= CACHED_STRING_MAX_LENGTH and name not in _SECRET_NAMES:
+            elif cacheable and length <= CACHED_STRING_MAX_LENGTH and name not in _UNCACHED_NAMES:
                 raw = data[pos + 1 : stop]
                 cached = decoded_strings.get(raw)
                 value = decode_and_remember(raw) if cached is None else cached
