@@ -5,6 +5,7 @@ and promises for another authority are declined."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Callable
 
 import h2.config
@@ -15,7 +16,7 @@ import h2.exceptions
 import h2.settings
 import pytest
 
-from h2books.client import Client
+from h2books.client import Client, Response
 from h2books.client import client as client_module
 from h2books.client import exchange as exchange_module
 
@@ -30,6 +31,7 @@ class PushingServer(asyncio.Protocol):
         )
         self.transport: asyncio.Transport | None = None
         self.requested: list[bytes] = []
+        self.late = 0  # the stream of /late, promised by /late-index
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -79,6 +81,20 @@ class PushingServer(asyncio.Protocol):
                 conn.send_data(pushed, b"pushed", end_stream=True)
             except h2.exceptions.StreamClosedError:
                 pass  # declined already
+        if path == b"/late-index" and conn.remote_settings.enable_push:
+            # /late is promised here; its response comes with /finish, or a reset with /reset.
+            self.late = conn.get_next_available_stream_id()
+            conn.push_stream(
+                stream_id,
+                self.late,
+                [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
+                 (b":path", b"/late")],
+            )  # fmt: skip
+        if path == b"/finish":
+            conn.send_headers(self.late, [(b":status", b"200")])
+            conn.send_data(self.late, b"late push", end_stream=True)
+        if path == b"/reset":
+            conn.reset_stream(self.late, h2.errors.ErrorCodes.CANCEL)
         if path == b"/hints":
             for _ in range(40):  # a server may send any number of 1xx
                 conn.send_headers(stream_id, [(b":status", b"103"), (b"link", b"</a>")])
@@ -132,6 +148,104 @@ def test_send_hands_a_pushed_response_to_the_callback() -> None:
         assert client.pushes_taken == 1
 
     asyncio.run(run(check))
+
+
+def _collect(answers: list[tuple[object, object, bool]]) -> Callable[[object, object], None]:
+    """A `send` callback that records its answer and whether a read of the connection
+    (`data_received`) is calling it."""
+
+    def callback(response: object, error: object) -> None:
+        in_read = any(frame.function == "data_received" for frame in inspect.stack())
+        answers.append((response, error, in_read))
+
+    return callback
+
+
+def test_a_push_taken_before_it_arrives_is_answered_from_the_read_that_completes_it() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/late-index")
+        answers: list[tuple[object, object, bool]] = []
+        client.send("GET", "/late", _collect(answers))
+        await asyncio.sleep(0)
+        assert answers == []  # taken, its response not there yet
+        await client.get("/finish")
+        [(response, error, in_read)] = answers
+        assert error is None and isinstance(response, Response)
+        assert response.pushed and response.content == b"late push"
+        assert in_read  # no loop callback in between
+        assert server.requested == [b"/late-index", b"/finish"]
+        assert (client.pushes_taken, client._held_push_bytes) == (1, 0)
+
+    asyncio.run(run(check))
+
+
+def test_a_push_arrived_before_it_is_taken_is_answered_after_send_returns() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")
+        assert client._held_push_bytes == len(b"pushed")  # /kept is held
+        answers: list[tuple[object, object, bool]] = []
+        client.send("GET", "/kept", _collect(answers))
+        assert answers == []  # never from inside send (a callback may send again)
+        await asyncio.sleep(0)
+        [(response, error, _)] = answers
+        assert isinstance(response, Response) and response.pushed and error is None
+        assert client._held_push_bytes == 0
+
+    asyncio.run(run(check))
+
+
+def test_a_taken_push_that_the_server_resets_becomes_a_request() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/late-index")
+        answers: list[tuple[object, object, bool]] = []
+        client.send("GET", "/late", _collect(answers))
+        future = client.submit("GET", "/late")  # not pushed twice: a request at once
+        await client.get("/reset")
+        assert (await future).text == "requested /late"
+        for _ in range(100):
+            if answers:
+                break
+            await asyncio.sleep(0.01)
+        [(response, error, _)] = answers
+        assert error is None and isinstance(response, Response)
+        assert not response.pushed and response.text == "requested /late"
+        assert server.requested.count(b"/late") == 2
+        assert (client.pushes_received, client.pushes_taken) == (1, 0)
+
+    asyncio.run(run(check))
+
+
+def test_a_push_reset_before_anyone_takes_it_is_forgotten() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/late-index")
+        await client.get("/reset")
+        assert not client._pushes  # a later GET of /late is a request like any other
+        assert (await client.get("/late")).text == "requested /late"
+        assert client.pushes_taken == 0
+
+    asyncio.run(run(check))
+
+
+def test_a_taken_push_still_coming_when_the_client_closes_is_cancelled() -> None:
+    answers: list[tuple[object, object, bool]] = []
+    futures: list[asyncio.Future[Response]] = []
+
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/late-index")
+        client.send("GET", "/late", _collect(answers))
+        await client.aclose()
+
+    asyncio.run(run(check))
+    [(response, error, _)] = answers
+    assert response is None and isinstance(error, asyncio.CancelledError)
+
+    async def check_future(client: Client, server: PushingServer) -> None:
+        await client.get("/late-index")
+        futures.append(client.submit("GET", "/late"))
+        await client.aclose()
+
+    asyncio.run(run(check_future))
+    assert futures[0].cancelled()
 
 
 def test_without_push_the_client_announces_it_and_requests_everything() -> None:

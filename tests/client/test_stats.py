@@ -13,11 +13,13 @@ from hypothesis import strategies as st
 from h2books.client.stats import (
     H1StreamTap,
     H2FrameTap,
+    H2ReadCounter,
     HeaderBytes,
     WireCounts,
     WireStats,
     header_list_size,
 )
+from h2books.protocol.h2 import H2Config, H2Connection
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -120,11 +122,63 @@ def test_h2_tap_never_raises(junk: bytes, cuts: list[int]) -> None:
     assert counts.total >= 0
 
 
+def _server_conversation() -> tuple[bytes, H2Connection]:
+    """What an `h2` library server sends our client core: a response with a padded body,
+    a head long enough for CONTINUATION frames, a PUSH_PROMISE and its pushed response,
+    a WINDOW_UPDATE and a PING; and the core that read it."""
+    ours = H2Connection(H2Config(client_side=True, enable_push=True))
+    ours.initiate(0.0)
+    ours.send_request(
+        [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"x"), (b":path", b"/")]
+    )
+    server = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=False, header_encoding=None)
+    )
+    server.initiate_connection()
+    server.receive_data(bytes(ours.data_to_send()))
+    server.push_stream(
+        1, 2, [(b":method", b"GET"), (b":scheme", b"https"), (b":authority", b"x"),
+               (b":path", b"/pushed")],
+    )  # fmt: skip
+    server.send_headers(1, [(b":status", b"200"), (b"x-long", b"v" * 20000)])
+    server.send_data(1, b"body" * 100, pad_length=17)
+    server.send_headers(2, [(b":status", b"200")])
+    server.send_data(2, b"pushed", end_stream=True)
+    server.increment_flow_control_window(1000)
+    server.ping(b"12345678")
+    server.send_data(1, b"end", end_stream=True)
+    return server.data_to_send(), ours
+
+
+@given(st.lists(st.integers(min_value=0), max_size=10))
+def test_h2_read_counter_counts_what_the_frame_tap_counts(cuts: list[int]) -> None:
+    data, ours = _server_conversation()
+    expected = WireCounts()
+    H2FrameTap(expected).feed(data)
+    assert expected.headers > 16384 and expected.body == 409  # CONTINUATION and padding
+    counted = WireCounts()
+    counter = H2ReadCounter(counted)
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    start = 0
+    for point in [*points, len(data)]:
+        counter.feed(data[start:point])
+        ours.receive_data(data[start:point], 0.0)
+        counter.settle(ours.received_octets)
+        start = point
+    assert not ours.closed
+    assert (counted.headers, counted.body, counted.framing) == (
+        expected.headers,
+        expected.body,
+        expected.framing,
+    )
+
+
 def test_wire_stats_hand_out_taps_and_count_connections() -> None:
     stats = WireStats()
     out, inbound = stats.h2_taps()
     out.feed(PREFACE)
     inbound.feed(frame(0x4, 0x0, 0, b""))
+    inbound.settle((0, 0))
     stats.h1_taps()
     assert stats.connections == 2
     assert stats.as_dict() == {

@@ -33,9 +33,10 @@ class ConnectionOwner(Protocol):
     def retire(self, connection: object) -> None:
         """This connection takes no new requests any more (closing, GOAWAY, keep-alive off)."""
 
-    def promised(self, target: bytes, exchange: Exchange) -> bool:
-        """The server promised to push the response to a GET of `target` (HTTP/2): keep
-        `exchange`'s future for whoever asks for `target`; False declines the push."""
+    def promised(self, target: bytes, started: float) -> Exchange | None:
+        """The server promised to push the response to a GET of `target` (HTTP/2): the
+        exchange its response goes to (kept for whoever asks for `target`), or None to
+        decline the push."""
 
 
 class WireTap(Protocol):

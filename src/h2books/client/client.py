@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import copy
 from collections import deque
-from collections.abc import Iterable
-from functools import partial
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING
@@ -116,8 +115,8 @@ class Client:
         self._settings = ConnectionSettings(
             self.origin, extra, timeout, max_response_size, stats, push and http2
         )
-        # target -> the future of its pushed response, until a GET takes it
-        self._pushes: dict[bytes, asyncio.Future[Response]] = {}
+        # target -> its promised push, until a GET takes it
+        self._pushes: dict[bytes, _HeldPush] = {}
         self.pushes_received = 0
         self.pushes_taken = 0
         self._held_push_bytes = 0  # bodies of pushed responses no request has taken yet
@@ -173,12 +172,14 @@ class Client:
         flight. ``target`` is a path with its query (``/book?id=1``).
         """
         loop, method, target = self._check_request(method, target)
-        if self._pushes and method == b"GET" and not headers:
-            pushed = self._take_pushed(target, loop)
-            if pushed is not None:
-                return pushed
-        fields = _normalise_fields(headers) if headers else ()
         future: asyncio.Future[Response] = loop.create_future()
+        if self._pushes and method == b"GET" and not headers:
+            held = self._pushes.pop(target, None)
+            if held is not None:
+                self.pushes_taken += 1
+                held.take(future)
+                return future
+        fields = _normalise_fields(headers) if headers else ()
         self._dispatch(Exchange(method, target, fields, body, future, loop.time()))
         return future
 
@@ -200,9 +201,10 @@ class Client:
         """
         loop, method, target = self._check_request(method, target)
         if self._pushes and method == b"GET" and not headers:
-            pushed = self._take_pushed(target, loop)
-            if pushed is not None:
-                pushed.add_done_callback(partial(_call_back, callback))
+            held = self._pushes.pop(target, None)
+            if held is not None:
+                self.pushes_taken += 1
+                held.take(callback)
                 return
         fields = _normalise_fields(headers) if headers else ()
         self._dispatch(Exchange(method, target, fields, body, None, loop.time(), callback))
@@ -215,11 +217,10 @@ class Client:
         loop = self._loop
         if loop is None:
             loop = self._loop = asyncio.get_running_loop()
-        if type(target) is str:
+        if isinstance(target, str):
             target = target.encode("ascii")
-        if type(method) is str:
+        if isinstance(method, str):
             method = method.encode("ascii")
-        assert isinstance(target, bytes) and isinstance(method, bytes)
         if target[:1] != b"/" and target != b"*":
             raise ValueError(f"the target must be a path starting with '/', not {target!r}")
         return loop, method, target
@@ -243,55 +244,16 @@ class Client:
 
     # -- server push ------------------------------------------------------------------------
 
-    def _promised(self, target: bytes, exchange: Exchange) -> bool:
+    def _promised(self, target: bytes, started: float) -> Exchange | None:
         if self._closed or len(self._pushes) >= MAX_HELD_PUSHES or target in self._pushes:
-            return False
-        if self._held_push_bytes >= MAX_HELD_PUSH_BYTES:
-            return False
-        if self._push_limit is not None and self.pushes_received >= self._push_limit:
-            return False
-        future = exchange.future
-        assert future is not None  # the connection makes pushed exchanges with a future
-        future.add_done_callback(_retrieve)  # a push nobody takes may fail unseen
-        future.add_done_callback(lambda done: self._count_held(target, done))
-        self._pushes[target] = future
-        self.pushes_received += 1
-        return True
-
-    def _count_held(self, target: bytes, done: asyncio.Future[Response]) -> None:
-        """A pushed response arrived whole: its body counts until a request takes it."""
-        if self._pushes.get(target) is done and _succeeded(done):
-            self._held_push_bytes += len(done.result().content)
-
-    def _take_pushed(
-        self, target: bytes, loop: asyncio.AbstractEventLoop
-    ) -> asyncio.Future[Response] | None:
-        """The pushed response for `target`, if one was promised; one that the server
-        then resets (or that fails) becomes a request after all."""
-        pushed = self._pushes.pop(target, None)
-        if pushed is None:
             return None
-        self.pushes_taken += 1
-        if _succeeded(pushed):
-            self._held_push_bytes -= len(pushed.result().content)
-            return pushed
-        result: asyncio.Future[Response] = loop.create_future()
-
-        def settle(done: asyncio.Future[Response]) -> None:
-            if result.done():
-                return
-            if done.cancelled() or done.exception() is not None:
-                self.pushes_taken -= 1
-                if self._closed:
-                    result.cancel()
-                    return
-                request = self.submit(b"GET", target)
-                request.add_done_callback(lambda answer: _chain(answer, result))
-            else:
-                result.set_result(done.result())
-
-        pushed.add_done_callback(settle)
-        return result
+        if self._held_push_bytes >= MAX_HELD_PUSH_BYTES:
+            return None
+        if self._push_limit is not None and self.pushes_received >= self._push_limit:
+            return None
+        held = self._pushes[target] = _HeldPush(self, target, started)
+        self.pushes_received += 1
+        return held
 
     # -- connections (for the lanes) ------------------------------------------------------
 
@@ -324,33 +286,68 @@ class Client:
         )
 
 
-def _call_back(callback: ResponseCallback, future: asyncio.Future[Response]) -> None:
-    if future.cancelled():
-        callback(None, asyncio.CancelledError())
-    elif (error := future.exception()) is not None:
-        callback(None, error)
-    else:
-        callback(future.result(), None)
+class _HeldPush(Exchange):
+    """A promised push, from its PUSH_PROMISE to the request that takes it: the exchange
+    its connection fills like any other.
 
+    Taken first (`take`, by a GET of its target), the taker becomes the exchange's future
+    or callback, and the response goes to it from the read that completes it: no loop
+    callback in between. Arrived first, the response is held (its body counts against
+    `MAX_HELD_PUSH_BYTES`) and handed over when taken, to a callback one `call_soon` later
+    (never from inside the taker's own `send`). A push that fails (reset by the server,
+    timed out, its connection lost) becomes a request after all when someone took it, and
+    is forgotten otherwise: its target is then requested like any other.
+    """
 
-def _succeeded(future: asyncio.Future[Response]) -> bool:
-    return future.done() and not future.cancelled() and future.exception() is None
+    __slots__ = ("_client", "_held")
 
+    def __init__(self, client: Client, target: bytes, started: float) -> None:
+        Exchange.__init__(self, b"GET", target, (), b"", None, started)
+        self.pushed = True
+        self.attempts = MAX_ATTEMPTS  # never retried as a request of ours
+        self._client = client
+        self._held: Response | None = None
 
-def _retrieve(future: asyncio.Future[Response]) -> None:
-    if not future.cancelled():
-        future.exception()
+    def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
+        response = self._held
+        if response is None:  # still coming
+            if isinstance(taker, asyncio.Future):
+                self.future = taker
+            else:
+                self.callback = taker
+            return
+        self._held = None
+        self._client._held_push_bytes -= len(response.content)
+        if isinstance(taker, asyncio.Future):
+            taker.set_result(response)
+        else:
+            asyncio.get_running_loop().call_soon(taker, response, None)
 
+    def resolve(self, content: bytes, http_version: str) -> None:
+        if self.future is None and self.callback is None:  # nobody took it yet
+            self._held = self.response(content, http_version)
+            self._client._held_push_bytes += len(content)
+        else:
+            Exchange.resolve(self, content, http_version)
 
-def _chain(source: asyncio.Future[Response], target: asyncio.Future[Response]) -> None:
-    if target.done():
-        return
-    if source.cancelled():
-        target.cancel()
-    elif source.exception() is not None:
-        target.set_exception(source.exception())  # type: ignore[arg-type]
-    else:
-        target.set_result(source.result())
+    def fail(self, error: BaseException) -> None:
+        client = self._client
+        future, callback = self.future, self.callback
+        if future is None and callback is None:  # nobody took it: forget it
+            if client._pushes.get(self.target) is self:
+                del client._pushes[self.target]
+            return
+        if future is not None and future.done():
+            return  # the taker gave up (cancelled)
+        client.pushes_taken -= 1
+        if client._closed:
+            if future is not None:
+                future.cancel()
+            else:
+                Exchange.fail(self, asyncio.CancelledError())
+            return
+        started = asyncio.get_running_loop().time()
+        client._dispatch(Exchange(b"GET", self.target, (), b"", future, started, callback))
 
 
 def _lane_load(lane: _Lane) -> int:
@@ -369,10 +366,12 @@ def _normalise_fields(headers: HeaderInput) -> tuple[tuple[bytes, bytes], ...]:
 class _Lane:
     """One connection slot of a `Client`: the connection, or the requests waiting for one."""
 
-    __slots__ = ("_backlog", "_client", "_closed", "_connecting", "_live", "conn")
+    __slots__ = ("_backlog", "_client", "_closed", "_connecting", "_live", "conn", "promised")
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        # ConnectionOwner.promised: the client's own, without a call in between.
+        self.promised: Callable[[bytes, float], Exchange | None] = client._promised
         self.conn: ClientConnection | None = None
         self._connecting: asyncio.Task[ClientError | None] | None = None
         self._backlog: deque[Exchange] = deque()
@@ -444,9 +443,6 @@ class _Lane:
     def retire(self, connection: object) -> None:
         if self.conn is connection:
             self.conn = None
-
-    def promised(self, target: bytes, exchange: Exchange) -> bool:
-        return self._client._promised(target, exchange)
 
     def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
         for exchange in exchanges:

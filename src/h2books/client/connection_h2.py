@@ -10,6 +10,7 @@ updates, SETTINGS ACKs) leaves in one write, flushed by a single `call_soon`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import cast
 
 from h2books.client.base import ClientConnection, ConnectionOwner, ConnectionSettings
 from h2books.client.errors import (
@@ -21,7 +22,7 @@ from h2books.client.errors import (
     TLSError,
 )
 from h2books.client.exchange import MAX_ATTEMPTS, Exchange
-from h2books.client.stats import H2FrameTap, WireStats, header_list_size
+from h2books.client.stats import H2FrameTap, H2ReadCounter, WireStats, header_list_size
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
 
@@ -76,7 +77,7 @@ class H2ClientProtocol(ClientConnection):
         self._first_read = True
 
     @staticmethod
-    def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2FrameTap]:
+    def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2ReadCounter]:
         return stats.h2_taps()
 
     @property
@@ -169,13 +170,15 @@ class H2ClientProtocol(ClientConnection):
                 return
         conn = self._conn
         streams = self._streams
-        for event in conn.receive_data(data, self._loop.time()):
+        now = self._loop.time()
+        for event in conn.receive_data(data, now):
             # isinstance narrows for mypy and costs the same as a `type(...) is` test.
             if isinstance(event, ev.DataReceived):
                 stream_id = event.stream_id
-                if event.flow_controlled_length:
+                if event.flow_controlled_length and not event.end_stream:
                     # Bodies are buffered here, so the window reopens as bytes arrive;
-                    # the core batches the WINDOW_UPDATEs.
+                    # the core batches the WINDOW_UPDATEs. (The last DATA of a stream
+                    # needs none: the core credited the connection when the stream ended.)
                     conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
                 exchange = streams.get(stream_id)
                 if exchange is None:
@@ -197,6 +200,8 @@ class H2ClientProtocol(ClientConnection):
                 exchange.response_headers = event.headers
                 if event.end_stream:
                     self._finish(event.stream_id, exchange)
+            elif isinstance(event, ev.PushPromiseReceived):
+                self._on_push_promise(event, now)
             elif isinstance(event, ev.TrailersReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
@@ -204,8 +209,6 @@ class H2ClientProtocol(ClientConnection):
                     self._finish(event.stream_id, exchange)
             elif isinstance(event, ev.StreamReset):
                 self._on_stream_reset(event)
-            elif isinstance(event, ev.PushPromiseReceived):
-                self._on_push_promise(event)
             elif isinstance(event, ev.InformationalResponseReceived):
                 exchange = streams.get(event.stream_id)
                 if exchange is not None:
@@ -218,6 +221,8 @@ class H2ClientProtocol(ClientConnection):
                 self._on_goaway(event.error_code, event.last_stream_id, event.debug)
             elif isinstance(event, ev.ConnectionTerminated):
                 self._on_terminated(event)
+        if self._in_tap is not None:
+            cast(H2ReadCounter, self._in_tap).settle(conn.received_octets)
         if self._queue:
             self._open_queued()
         if not self._flush_scheduled:
@@ -255,7 +260,7 @@ class H2ClientProtocol(ClientConnection):
         if not self._streams and not self._accepting:
             self._close_when_idle()
 
-    def _on_push_promise(self, event: ev.PushPromiseReceived) -> None:
+    def _on_push_promise(self, event: ev.PushPromiseReceived, now: float) -> None:
         """A push (only when we announced SETTINGS_ENABLE_PUSH=1): kept by the owner for
         whoever asks for its target, or declined with RST_STREAM CANCEL. Only a GET for
         our own origin is taken (a server is trusted for its own authority only)."""
@@ -267,11 +272,8 @@ class H2ClientProtocol(ClientConnection):
         ):
             self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
             return
-        loop = self._loop
-        exchange = Exchange(b"GET", event.path, (), b"", loop.create_future(), loop.time())
-        exchange.pushed = True
-        exchange.attempts = MAX_ATTEMPTS  # never retried as a request of ours
-        if not self._owner.promised(event.path, exchange):
+        exchange = self._owner.promised(event.path, now)
+        if exchange is None:
             self._conn.reset_stream(stream_id, ErrorCode.CANCEL)
             return
         self._streams[stream_id] = exchange
@@ -366,6 +368,8 @@ class H2ClientProtocol(ClientConnection):
         return type(error)(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self._in_tap is not None:  # a read cut short (an HTTP/1.x answer) is framing
+            cast(H2ReadCounter, self._in_tap).settle(self._conn.received_octets)
         if self._stats is not None:
             fields, size = self._conn.received_header_fields
             self._stats.received.headers_plain += size - _ENTRY_OVERHEAD_OVER_A_LINE * fields

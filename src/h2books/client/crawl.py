@@ -386,13 +386,20 @@ class _Window:
             )
             return
         self._progress.done += 1
-        self._in_flight -= 1
-        if self._next < len(self._targets):
-            if not self._chunked:
-                self._launch(1)
-            elif not self._in_flight:
+        following = self._next
+        if following < len(self._targets):
+            if not self._chunked:  # the sliding window: this book's slot takes the next
+                self._next = following + 1
+                self._client.send(
+                    b"GET", self._targets[following], partial(self._on_done, following)
+                )
+                return
+            self._in_flight -= 1
+            if not self._in_flight:
                 self._launch(self._batch)
-        elif not self._in_flight:
+            return
+        self._in_flight -= 1
+        if not self._in_flight:
             self.finished.set_result(None)
 
     def _fail(self, message: str) -> None:

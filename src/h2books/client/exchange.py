@@ -80,8 +80,9 @@ class Exchange:
         """``GET /book?id=1``, for messages."""
         return f"{self.method.decode('latin-1')} {self.target.decode('latin-1')}"
 
-    def resolve(self, content: bytes, http_version: str) -> None:
-        response = Response(
+    def response(self, content: bytes, http_version: str) -> Response:
+        """The `Response` made of what arrived and `content`."""
+        return Response(
             self.status,
             self.response_headers,
             content,
@@ -92,6 +93,9 @@ class Exchange:
             self.informational,
             self.pushed,
         )
+
+    def resolve(self, content: bytes, http_version: str) -> None:
+        response = self.response(content, http_version)
         future = self.future
         if future is None:
             self._answer(response, None)

@@ -44,13 +44,14 @@ if TYPE_CHECKING:
 __all__ = [
     "H1StreamTap",
     "H2FrameTap",
+    "H2ReadCounter",
     "HeaderBytes",
     "WireCounts",
     "WireStats",
     "header_list_size",
 ]
 
-_LENGTH_AND_TYPE = struct.Struct(">I")
+_LENGTH_TYPE_AND_FLAGS = struct.Struct(">IB")  # (length << 8 | type, flags)
 _DATA, _HEADERS, _CONTINUATION = DATA, HEADERS, CONTINUATION
 _PUSH_PROMISE = 0x5
 _PADDED, _PRIORITY = PADDED, PRIORITY_FLAG
@@ -99,10 +100,11 @@ class WireStats:
         self.received = WireCounts()
         self.connections = 0
 
-    def h2_taps(self) -> tuple[H2FrameTap, H2FrameTap]:
-        """(outgoing, incoming) taps for a new client-side HTTP/2 connection."""
+    def h2_taps(self) -> tuple[H2FrameTap, H2ReadCounter]:
+        """The outgoing tap and the incoming counter of a new client-side HTTP/2
+        connection."""
         self.connections += 1
-        return H2FrameTap(self.sent, preface=True), H2FrameTap(self.received)
+        return H2FrameTap(self.sent, preface=True), H2ReadCounter(self.received)
 
     def h1_taps(self) -> tuple[H1StreamTap, H1StreamTap]:
         """(outgoing, incoming) taps for a new client-side HTTP/1.1 connection."""
@@ -212,23 +214,27 @@ class H2FrameTap:
             self._partial = b""
             size = len(data)
             pos = 0
-        headers = body = framing = 0
-        unpack_from = _LENGTH_AND_TYPE.unpack_from
+        # Frame headers are counted at the end (9 octets a frame); here, payloads only:
+        # the common frames (no padding, no priority) in one test each.
+        headers = body = framing = frames = 0
+        unpack_from = _LENGTH_TYPE_AND_FLAGS.unpack_from
         while size - pos >= _FRAME_HEADER:
-            word = unpack_from(data, pos)[0]
+            word, flags = unpack_from(data, pos)
             length = word >> 8
             kind = word & 0xFF
             if kind in (_DATA, _HEADERS):
-                flags = data[pos + 4]
-                overhead = 0
-                if flags & _PADDED:
-                    if size - pos <= _FRAME_HEADER:
-                        break  # the pad length is in the next read
-                    overhead = 1 + data[pos + _FRAME_HEADER]
-                if kind == _HEADERS and flags & _PRIORITY:
-                    overhead += 5
-                content = length - overhead if length >= overhead else 0
-                framing += _FRAME_HEADER + length - content
+                if flags & _PADDED or (kind == _HEADERS and flags & _PRIORITY):
+                    overhead = 0
+                    if flags & _PADDED:
+                        if size - pos <= _FRAME_HEADER:
+                            break  # the pad length is in the next read
+                        overhead = 1 + data[pos + _FRAME_HEADER]
+                    if kind == _HEADERS and flags & _PRIORITY:
+                        overhead += 5
+                    content = length - overhead if length >= overhead else 0
+                    framing += length - content
+                else:
+                    content = length
                 if kind == _DATA:
                     body += content
                 else:
@@ -236,12 +242,12 @@ class H2FrameTap:
             elif kind == _PUSH_PROMISE and length >= 4:
                 # A request head the server sent: header bytes, less the promised id.
                 headers += length - 4
-                framing += _FRAME_HEADER + 4
+                framing += 4
             elif kind == _CONTINUATION:
                 headers += length
-                framing += _FRAME_HEADER
             else:
-                framing += _FRAME_HEADER + length
+                framing += length
+            frames += 1
             pos += _FRAME_HEADER + length
         if pos > size:
             self._skip = pos - size
@@ -249,7 +255,38 @@ class H2FrameTap:
             self._partial = bytes(data[pos:])
         counts.headers += headers
         counts.body += body
-        counts.framing += framing
+        counts.framing += framing + frames * _FRAME_HEADER
+
+
+class H2ReadCounter:
+    """Counts what an HTTP/2 connection reads from the totals its core keeps anyway
+    (`H2Connection.received_octets`: header block and DATA content octets), the rest as
+    framing: what `H2FrameTap` would count, without a second pass over the frames.
+    `feed` each read, then `settle` with the core's totals once the core has it."""
+
+    __slots__ = ("_body", "_counts", "_headers", "_read")
+
+    def __init__(self, counts: WireCounts) -> None:
+        self._counts = counts
+        self._read = 0  # octets fed since the last settle
+        self._headers = 0  # the core's totals at the last settle
+        self._body = 0
+
+    def feed(self, data: bytes) -> None:
+        self._read += len(data)
+
+    def settle(self, octets: tuple[int, int]) -> None:
+        headers, body = octets
+        counts = self._counts
+        new_headers = headers - self._headers
+        new_body = body - self._body
+        counts.headers += new_headers
+        counts.body += new_body
+        # A frame cut by the end of a read counts as framing until its end arrives.
+        counts.framing += self._read - new_headers - new_body
+        self._read = 0
+        self._headers = headers
+        self._body = body
 
 
 # H1StreamTap states

@@ -240,6 +240,33 @@ class TestHeaderListSize:
         with pytest.raises(HeaderListTooLargeError):
             decoder.decode(b"\x82\x82\x82")
 
+    def test_dynamic_fields_count_their_own_size_after_evictions_and_resizes(self) -> None:
+        # Each entry's size is kept beside it: evictions and a resize must not shift them.
+        decoder = Decoder(max_table_size=190)
+        small, big = (b"x-s", b"1"), (b"x-big", b"v" * 90)  # 36 and 127 octets
+        decoder.decode(literal_with_indexing(*small) + literal_with_indexing(*big))
+        decoder.decode(literal_with_indexing(*small))  # evicts the first x-s
+        assert decoder.table_entries == [small, big]
+        decoder.max_header_list_size = 36 + 127
+        assert decoder.decode(b"\xbe\xbf") == [small, big]
+        decoder.max_header_list_size = 36 + 127 - 1
+        with pytest.raises(HeaderListTooLargeError):
+            decoder.decode(b"\xbe\xbf")
+        decoder.max_allowed_table_size = 100
+        assert decoder.decode(size_update(100) + b"\xbe") == [small]  # big is evicted
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(b"\xbf")
+
+    def test_indexes_past_the_first_octet_reach_the_dynamic_table(self) -> None:
+        decoder = Decoder(max_table_size=65536)
+        fields = [(b"x-%d" % i, b"%d" % i) for i in range(70)]  # indexes 62-131
+        decoder.decode(b"".join(literal_with_indexing(*field) for field in fields))
+        oldest = encode_integer(62 + 69, 7, 0x80)  # 0xFF then a continuation octet
+        assert oldest[0] == 0xFF
+        assert decoder.decode(oldest + b"\xfe\xbe") == [fields[0], fields[-65], fields[-1]]
+        with pytest.raises(HPACKDecodingError):
+            decoder.decode(encode_integer(62 + 70, 7, 0x80))
+
     def test_table_stays_in_sync_after_an_oversized_list(self) -> None:
         decoder = Decoder(max_header_list_size=100)
         block = literal_with_indexing(b"x-big", b"v" * 80) + literal_with_indexing(b"x-c", b"1")
@@ -321,3 +348,37 @@ def test_literals_naming_a_static_entry_past_the_prefix() -> None:
     ]
     assert Decoder().decode(block) == expected
     assert Decoder().decode(block) == expected
+
+
+def test_short_huffman_values_are_shared_unless_secret_unique_or_never_indexed() -> None:
+    """What the decoder puts in the shared Huffman cache (`strings.DECODED_STRINGS`): short
+    values of literals that may be indexed; not those of secret names, of etags (one per
+    resource), of never-indexed literals (RFC 7541 §6.2.3) or longer than
+    `CACHED_STRING_MAX_LENGTH`."""
+    from h2books.protocol.hpack import strings
+
+    def huffman(value: bytes) -> bytes:
+        coded = encode_string(value)
+        assert coded[0] & 0x80  # these values are shorter Huffman-coded
+        return coded
+
+    plain, secret, etag, never = b"text/plain-1", b"secret-1", b'"a1b2c3d4"', b"never-1"
+    long = b"l" * 100
+    block = (
+        b"\x0f\x10" + huffman(plain)  # content-type (31), without indexing
+        + b"\x0f\x08" + huffman(secret)  # authorization (23), without indexing
+        + b"\x0f\x13" + huffman(etag)  # etag (34), without indexing
+        + b"\x1f\x10" + huffman(never)  # content-type, never indexed
+        + b"\x0f\x10" + huffman(long)
+    )  # fmt: skip
+    strings.DECODED_STRINGS.clear()
+    fields = Decoder().decode(block)
+    assert fields == [
+        (b"content-type", plain),
+        (b"authorization", secret),
+        (b"etag", etag),
+        (b"content-type", never),
+        (b"content-type", long),
+    ]
+    assert sorted(strings.DECODED_STRINGS.values()) == [plain]
+    assert Decoder().decode(block) == fields  # and from the cache, the same

@@ -109,6 +109,13 @@ class H2Connection(Deadlines):
         return self._decoder.decoded_fields, self._decoder.decoded_size
 
     @property
+    def received_octets(self) -> tuple[int, int]:
+        """(header block octets, DATA content octets) received so far, padding, priority
+        fields and promised ids left out: what a wire report splits the bytes read into
+        (the rest is framing). Header blocks are counted on the client side only."""
+        return self._decoder.decoded_octets, self._content_received
+
+    @property
     def has_partial_request(self) -> bool:
         """Part of a request head is waiting: an unfinished preface, a header block
         still expecting CONTINUATION frames, or part of a frame other than DATA. The
@@ -217,6 +224,7 @@ class H2Connection(Deadlines):
             if pad >= flow_length:
                 raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "padding exceeds payload")
             stop -= pad
+        self._content_received += stop - start
         recv = self._recv
         if flow_length > recv.available:
             raise H2ConnectionError(ErrorCode.FLOW_CONTROL_ERROR, "connection window exceeded")

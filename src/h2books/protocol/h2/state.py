@@ -58,6 +58,7 @@ class ConnectionState:
         "_cancelled",
         "_client",
         "_config",
+        "_content_received",
         "_control_budget",
         "_control_pending",
         "_decoder",
@@ -138,6 +139,7 @@ class ConnectionState:
         self._head_since: float | None = None  # a request head is arriving since
         self._shutdown_deadline: float | None = None
 
+        self._content_received = 0  # octets of DATA payloads, less padding (wire reports)
         self._streams: dict[int, Stream] = {}
         self._blocked: dict[int, Stream] = {}
         self._blocked_since = 0.0

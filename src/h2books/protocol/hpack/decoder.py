@@ -7,19 +7,27 @@ from h2books.protocol.hpack.errors import (
     HeaderListTooLargeError,
     HPACKDecodingError,
 )
+from h2books.protocol.hpack.huffman import huffman_decode
 from h2books.protocol.hpack.integers import decode_integer, decode_integer_continuation
 from h2books.protocol.hpack.static_table import (
     STATIC_ENTRY_SIZES,
     STATIC_TABLE,
     STATIC_TABLE_LENGTH,
 )
-from h2books.protocol.hpack.strings import CACHED_STRING_MAX_LENGTH, DECODED_STRINGS, decode_string
+from h2books.protocol.hpack.strings import (
+    CACHED_STRING_MAX_LENGTH,
+    DECODED_STRINGS,
+    decode_and_remember,
+    decode_string,
+)
 from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 
 # Values of these fields stay out of the shared Huffman cache: secrets should not linger there,
-# nor should a cache hit let one connection time another's credentials.
-_SECRET_NAMES: Final = frozenset(
-    (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie")
+# nor should a cache hit let one connection time another's credentials; and an etag, one per
+# resource, hardly ever repeats in one process (a crawl gets thousands): each would cost an
+# insertion and push out values that do repeat (dates, lengths, types).
+_UNCACHED_NAMES: Final = frozenset(
+    (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie", b"etag")
 )
 
 # Past the limit, decoding goes on (so that the table stays in sync and only the stream is
@@ -31,6 +39,15 @@ ABORT_FACTOR: Final = 2
 ABORT_MIN_EXTRA: Final = 16384
 
 
+# An indexed field's octet holds indexes up to 126 (0x80 | index): the static entries by
+# their octet (0x81-0xBD), and the first dynamic entry's (index 62, 0xBE).
+_LAST_STATIC_OCTET: Final = 0x80 + STATIC_TABLE_LENGTH
+_FIRST_DYNAMIC_OCTET: Final = _LAST_STATIC_OCTET + 1
+_STATIC_BY_OCTET: Final = (STATIC_TABLE[0],) * 0x80 + STATIC_TABLE
+_STATIC_SIZE_BY_OCTET: Final = (0,) * 0x80 + STATIC_ENTRY_SIZES
+_STATIC_NAMES: Final = tuple(name for name, _ in STATIC_TABLE)
+
+
 class Decoder:
     """Decodes header blocks into lists of (name, value) pairs; one instance per connection."""
 
@@ -40,6 +57,7 @@ class Decoder:
         "_table",
         "count_totals",
         "decoded_fields",
+        "decoded_octets",
         "decoded_size",
         "max_header_list_size",
     )
@@ -54,12 +72,14 @@ class Decoder:
         self._max_allowed_table_size = max_table_size
         self._size_update_required = False
         self.max_header_list_size = max_header_list_size
-        # With count_totals, totals over every block decoded: fields, and their size as
-        # RFC 7541 §4.1 counts it (name + value + 32 each). What the client's wire reports
-        # compare compressed bytes against; a server keeps none (two additions per request).
+        # With count_totals, totals over every block decoded: fields, their size as RFC
+        # 7541 §4.1 counts it (name + value + 32 each), and the octets of the blocks as
+        # they came. What the client's wire reports split bytes by and compare compressed
+        # bytes against; a server keeps none (three additions per request).
         self.count_totals = count_totals
         self.decoded_fields = 0
         self.decoded_size = 0
+        self.decoded_octets = 0
 
     @property
     def max_allowed_table_size(self) -> int:
@@ -120,48 +140,57 @@ class Decoder:
         if self._size_update_required and pos < end:
             raise HPACKDecodingError("header block must start with a dynamic table size update")
 
-        static = STATIC_TABLE
+        static_names = _STATIC_NAMES
+        static_by_octet = _STATIC_BY_OCTET
+        static_size_by_octet = _STATIC_SIZE_BY_OCTET
         decoded_strings = DECODED_STRINGS
-        static_sizes = STATIC_ENTRY_SIZES
         entries = table.entries
+        sizes = table.sizes
         limit = self.max_header_list_size
-        abort = max(limit * ABORT_FACTOR, limit + ABORT_MIN_EXTRA)
         list_size = 0
         headers: list[tuple[bytes, bytes]] = []
         while pos < end:
             octet = data[pos]
             pos += 1
-            if octet & 0x80:  # indexed field (§6.1): the common case, kept inline
-                index = octet & 0x7F
-                if index == 0x7F:
-                    index, pos = decode_integer_continuation(data, pos, 0x7F)
-                if index <= STATIC_TABLE_LENGTH:
-                    if not index:
-                        raise HPACKDecodingError("index 0 is not a valid field index")
-                    field = static[index]
-                    list_size += static_sizes[index]
+            if octet > 0x80:  # indexed field (§6.1): the common case, kept inline
+                # The index is in the octet (0x81-0xFE): the field and its size are one
+                # lookup by octet for the static table, one per list for the dynamic one.
+                if octet <= _LAST_STATIC_OCTET:
+                    field = static_by_octet[octet]
+                    list_size += static_size_by_octet[octet]
                 else:
-                    index -= STATIC_TABLE_LENGTH + 1
+                    index = octet - _FIRST_DYNAMIC_OCTET
+                    if octet == 0xFF:
+                        index, pos = decode_integer_continuation(data, pos, 0x7F)
+                        index -= STATIC_TABLE_LENGTH + 1
                     if index >= len(entries):
                         raise HPACKDecodingError("field index beyond the dynamic table")
                     field = entries[index]
-                    list_size += len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
+                    list_size += sizes[index]
                 # Past the limit, keep decoding (the table must stay in sync) but store nothing.
                 if list_size <= limit:
                     headers.append(field)
-                elif list_size > abort:
+                elif list_size > _abort_size(limit):
                     raise _bomb(list_size, limit)
                 continue
 
-            if octet & 0x40:  # literal with incremental indexing (§6.2.1)
+            # A literal (§6.2); first the form that responses use most.
+            if octet < 0x10:  # without indexing (§6.2.2)
+                name_index = octet
+                prefix_max = 0x0F
+                cacheable = True
+            elif octet >= 0x40:
+                if octet == 0x80:  # here, not on the indexed path: static fields are common
+                    raise HPACKDecodingError("index 0 is not a valid field index")
+                name_index = octet - 0x40  # with incremental indexing (§6.2.1)
                 prefix_max = 0x3F
                 cacheable = True
-            elif octet & 0x20:
-                raise HPACKDecodingError("dynamic table size update after the start of a block")
-            else:  # literal without indexing (§6.2.2) or never indexed (§6.2.3)
+            elif octet < 0x20:  # never indexed (§6.2.3)
+                name_index = octet - 0x10
                 prefix_max = 0x0F
-                cacheable = not octet & 0x10
-            name_index = octet & prefix_max
+                cacheable = False
+            else:
+                raise HPACKDecodingError("dynamic table size update after the start of a block")
             if name_index == prefix_max:
                 # One continuation octet (a static name past the 4-bit prefix: etag,
                 # content-length, date...) inline; longer ones through the function.
@@ -173,48 +202,54 @@ class Decoder:
             if not name_index:
                 name, pos = decode_string(data, pos)
             elif name_index <= STATIC_TABLE_LENGTH:
-                name = static[name_index][0]
+                name = static_names[name_index]
             else:
                 name_index -= STATIC_TABLE_LENGTH + 1
                 if name_index >= len(entries):
                     raise HPACKDecodingError("name index beyond the dynamic table")
                 name = entries[name_index][0]
             # A short value (length within the 7-bit prefix) inline: raw, or Huffman-coded
-            # and already in the shared cache; anything else through decode_string.
+            # (through the shared cache unless secret); a longer one through decode_string.
             length = data[pos] & 0x7F if pos < end else 0x7F
             stop = pos + 1 + length
             if length == 0x7F or stop > end:
-                value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+                value, pos = decode_string(data, pos, cacheable and name not in _UNCACHED_NAMES)
             elif data[pos] < 0x80:
                 value = data[pos + 1 : stop]
                 pos = stop
-            elif (
-                cacheable
-                and length <= CACHED_STRING_MAX_LENGTH
-                and name not in _SECRET_NAMES
-                and (cached := decoded_strings.get(data[pos + 1 : stop])) is not None
-            ):
-                value = cached
+            elif cacheable and length <= CACHED_STRING_MAX_LENGTH and name not in _UNCACHED_NAMES:
+                raw = data[pos + 1 : stop]
+                cached = decoded_strings.get(raw)
+                value = decode_and_remember(raw) if cached is None else cached
                 pos = stop
             else:
-                value, pos = decode_string(data, pos, cacheable and name not in _SECRET_NAMES)
+                value = huffman_decode(data[pos + 1 : stop])
+                pos = stop
             field = (name, value)
             if prefix_max == 0x3F:
                 table.add(field)
             list_size += len(name) + len(value) + ENTRY_OVERHEAD
             if list_size <= limit:
                 headers.append(field)
-            elif list_size > abort:
+            elif list_size > _abort_size(limit):
                 raise _bomb(list_size, limit)
 
         if list_size > limit:
+            if self.count_totals:
+                self.decoded_octets += end
             raise HeaderListTooLargeError(
                 f"header list of {list_size} octets exceeds the limit of {limit}"
             )
         if self.count_totals:
             self.decoded_fields += len(headers)
             self.decoded_size += list_size
+            self.decoded_octets += end
         return headers
+
+
+def _abort_size(limit: int) -> int:
+    """Where a header list over `limit` becomes a bomb (looked at only past the limit)."""
+    return max(limit * ABORT_FACTOR, limit + ABORT_MIN_EXTRA)
 
 
 def _bomb(list_size: int, limit: int) -> HeaderListBombError:

@@ -20,7 +20,7 @@ CACHED_ENCODED_STRING_MAX_LENGTH: Final = 256
 
 _encoded_strings: dict[bytes, bytes] = {}
 # Huffman-coded octets -> the string. The decoder looks short values up here inline (no
-# call per field); `decode_string` is the one place that fills it.
+# call per field); `decode_and_remember` is the one place that fills it.
 DECODED_STRINGS: dict[bytes, bytes] = {}
 
 
@@ -79,8 +79,15 @@ def decode_string(data: bytes, pos: int, cacheable: bool = True) -> tuple[bytes,
         return huffman_decode(raw), stop
     decoded = DECODED_STRINGS.get(raw)
     if decoded is None:
-        decoded = huffman_decode(raw)
-        if len(DECODED_STRINGS) >= CACHE_MAX_ENTRIES:
-            DECODED_STRINGS.clear()
-        DECODED_STRINGS[raw] = decoded
+        decoded = decode_and_remember(raw)
     return decoded, stop
+
+
+def decode_and_remember(raw: bytes) -> bytes:
+    """Huffman-decode `raw` (at most CACHED_STRING_MAX_LENGTH octets, not looked up yet:
+    a miss) into the shared cache. Never pass secrets."""
+    decoded = huffman_decode(raw)
+    if len(DECODED_STRINGS) >= CACHE_MAX_ENTRIES:
+        DECODED_STRINGS.clear()
+    DECODED_STRINGS[raw] = decoded
+    return decoded

@@ -13,15 +13,20 @@ ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
 
 
 class DynamicTable:
-    """The decoder's table: a FIFO of (name, value) bounded by ``max_size`` octets."""
+    """The decoder's table: a FIFO of (name, value) bounded by ``max_size`` octets.
 
-    __slots__ = ("entries", "max_size", "size")
+    ``sizes[i]`` is the size of ``entries[i]`` (§4.1), so that an indexed field adds its
+    size to the header list with one lookup. (`EncoderTable` keeps no sizes.)
+    """
+
+    __slots__ = ("entries", "max_size", "size", "sizes")
 
     def __init__(self, max_size: int) -> None:
         # A list, not a deque: tables hold at most ~128 entries, so insert(0) is a short
         # memmove, indexing is O(1), and an empty list costs 56 bytes against a deque's 624
         # (this is per connection, twice).
         self.entries: list[tuple[bytes, bytes]] = []
+        self.sizes: list[int] = []
         self.size = 0
         self.max_size = max_size
 
@@ -37,6 +42,7 @@ class DynamicTable:
             return
         self._evict_down_to(self.max_size - entry_size)
         self.entries.insert(0, field)
+        self.sizes.insert(0, entry_size)
         self.size += entry_size
 
     def resize(self, max_size: int) -> None:
@@ -46,9 +52,10 @@ class DynamicTable:
 
     def _evict_down_to(self, size: int) -> None:
         entries = self.entries
+        sizes = self.sizes
         while self.size > size:
-            name, value = entries.pop()
-            self.size -= len(name) + len(value) + ENTRY_OVERHEAD
+            entries.pop()
+            self.size -= sizes.pop()
 
 
 class EncoderTable(DynamicTable):
