@@ -241,7 +241,7 @@ class WsgiInterface(ServerInterface):
         else:
             raw_path = target
             environ["QUERY_STRING"] = ""
-        path = (unquote_to_bytes(raw_path) if b"%" in raw_path else raw_path).decode("latin-1")
+        path = (unquote_to_bytes(raw_path) if 0x25 in raw_path else raw_path).decode("latin-1")
         root = self._root
         if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):
             path = path[len(root) :]  # the proxy kept the prefix: SCRIPT_NAME + PATH_INFO

@@ -78,6 +78,7 @@ _FRAMING_FIELDS = frozenset(
 # the spellings clients use; grows with names seen (bounded) so a keep-alive
 # connection's repeated custom fields skip validation and lower().
 _NAME_CACHE: dict[bytes, bytes] = {}
+_PERCENT = 0x25  # b"%", searched for as an int (see parse_request_line)
 _NAME_CACHE_LIMIT = 1024
 _COMMON_NAMES = (
     "Host Accept Accept-Encoding Accept-Language Accept-Charset Authorization Cache-Control "
@@ -138,7 +139,7 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
     if (
         not target.startswith(b"/")
         or target.translate(None, _TARGET_CHARS)
-        or b"%" in target
+        or _PERCENT in target  # an int: a bytes needle costs a TypeError raised and cleared
         or method == b"CONNECT"
     ):
         _check_target(method, target)
@@ -161,7 +162,7 @@ def _check_target(method: bytes, target: bytes) -> None:
         return
     elif not _ABSOLUTE_FORM.fullmatch(target):
         raise H1Error("invalid request target")
-    if b"%" in target and _BAD_PCT.search(target):
+    if _PERCENT in target and _BAD_PCT.search(target):
         raise H1Error("invalid percent-encoding in request target")
 
 
