@@ -65,16 +65,22 @@ def test_arm_follows_the_connection_deadline_with_one_handle(
     assert handle.cancelled() and timer.deadline is None
 
 
-def test_a_timer_run_early_is_taken_as_due_and_time_never_goes_back(
-    loop: asyncio.AbstractEventLoop,
-) -> None:
+def _armed(loop: asyncio.AbstractEventLoop) -> tuple[FakeClock, QuicTimer, list[float], float]:
+    """A timer armed for a connecting client on a fake clock: (clock, timer, the times
+    it expired at, its deadline)."""
     clock = FakeClock(100.0)
     quic = connecting_client(clock.now)
     seen: list[float] = []
     timer = QuicTimer(loop, quic, seen.append, clock)
     timer.arm()
-    deadline = timer.deadline
-    assert deadline is not None
+    assert timer.deadline is not None
+    return clock, timer, seen, timer.deadline
+
+
+def test_a_timer_run_early_is_taken_as_due_and_time_never_goes_back(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    clock, timer, seen, deadline = _armed(loop)
     # uvloop rounds a delay to whole milliseconds: the handle runs 0.4 ms early.
     clock.now = deadline - 0.0004
     run_armed_handle(timer)
@@ -87,13 +93,7 @@ def test_a_timer_run_early_is_taken_as_due_and_time_never_goes_back(
 
 
 def test_a_timer_run_late_gets_the_clock_time(loop: asyncio.AbstractEventLoop) -> None:
-    clock = FakeClock(100.0)
-    quic = connecting_client(clock.now)
-    seen: list[float] = []
-    timer = QuicTimer(loop, quic, seen.append, clock)
-    timer.arm()
-    deadline = timer.deadline
-    assert deadline is not None
+    clock, timer, seen, deadline = _armed(loop)
     clock.now = deadline + 0.0007  # asyncio rounds its wait up to the millisecond
     run_armed_handle(timer)
     assert seen == [deadline + 0.0007]

@@ -579,19 +579,24 @@ def test_head_sends_no_body(client: httpx.Client) -> None:
 # -- the thread pool --------------------------------------------------------------------
 
 
+def _client(served: ThreadedServer, version: str) -> httpx.AsyncClient:
+    """httpx over `version` ("h2" or "h1") to the served app, trusting its CA."""
+    return httpx.AsyncClient(
+        http2=version == "h2",
+        http1=version != "h2",
+        verify=ssl.create_default_context(cafile=str(served.ca)),
+        base_url=served.url,
+        timeout=30,
+    )
+
+
 def test_answers_sharing_a_head_keep_their_own_bodies(served: ThreadedServer, version: str) -> None:
     # Every answer below has the same head, so the same template Response; many are in
     # flight at once, each must go out with its own body.
     bodies = [b"%04d" % i for i in range(40)]
 
     async def run() -> list[bytes]:
-        async with httpx.AsyncClient(
-            http2=version == "h2",
-            http1=version != "h2",
-            verify=ssl.create_default_context(cafile=str(served.ca)),
-            base_url=served.url,
-            timeout=30,
-        ) as c:
+        async with _client(served, version) as c:
             answers = await asyncio.gather(
                 *(c.get(f"/mount/same-head?body={b.decode()}") for b in bodies)
             )
@@ -624,13 +629,7 @@ def test_pool_bound_queues_requests_and_loses_none(served: ThreadedServer, versi
     requests = THREADS * 3
 
     async def run() -> list[str]:
-        async with httpx.AsyncClient(
-            http2=version == "h2",
-            http1=version != "h2",
-            verify=ssl.create_default_context(cafile=str(served.ca)),
-            base_url=served.url,
-            timeout=30,
-        ) as c:
+        async with _client(served, version) as c:
             pending = [
                 asyncio.create_task(c.get(f"/mount/pool?token={i}")) for i in range(requests)
             ]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from aioquic.asyncio.client import connect
@@ -16,6 +18,7 @@ from h2books.app import create_app
 from h2books.server.adapters.h3 import H3ServerProtocol
 from h2books.server.adapters.h3_credit import RequestStreamCredit
 from h2books.server.config import ServerConfig
+from h2books.server.server import Server
 from tests.server.h3_support import H3Answer, OracleProtocol, client_configuration, h3_server
 
 AUTHORITY = b"localhost"
@@ -60,6 +63,25 @@ def test_credit_never_falls_below_what_aioquic_gives() -> None:
     assert limit.value == 9  # never counted twice
 
 
+def _four_at_once(config: ServerConfig) -> None:
+    config.limits.max_concurrent_streams = 4
+
+
+@asynccontextmanager
+async def _four_stream_server(
+    tmp_path: Path, protocol: type[OracleProtocol]
+) -> AsyncIterator[tuple[Server, OracleProtocol]]:
+    """The bookstore over HTTP/3 with --max-concurrent-streams 4, and aioquic's client."""
+    async with (
+        h3_server(tmp_path, create_app(tmp_path / "books"), _four_at_once) as (server, port, ca),
+        connect(
+            "localhost", port, configuration=client_configuration(ca), create_protocol=protocol
+        ) as client,
+    ):
+        assert isinstance(client, protocol)
+        yield server, client
+
+
 class CreditWatcher(OracleProtocol):
     """aioquic's client, noting the stream credit it has when the last answer arrives."""
 
@@ -76,21 +98,9 @@ class CreditWatcher(OracleProtocol):
 def test_max_streams_arrives_with_the_answers(tmp_path: Path) -> None:
     """With 4 requests at once, the credit for more comes in the same datagrams as the 4
     answers (the server is done with them), not a round trip after the client's ACK."""
-    bookstore = create_app(tmp_path / "books")
-
-    def four_at_once(config: ServerConfig) -> None:
-        config.limits.max_concurrent_streams = 4
 
     async def main() -> None:
-        async with (
-            h3_server(tmp_path, bookstore, four_at_once) as (_server, port, ca),
-            connect(
-                "localhost",
-                port,
-                configuration=client_configuration(ca),
-                create_protocol=CreditWatcher,
-            ) as client,
-        ):
+        async with _four_stream_server(tmp_path, CreditWatcher) as (_server, client):
             assert isinstance(client, CreditWatcher)
             # --max-concurrent-streams is announced as initial_max_streams_bidi
             assert client._quic._remote_max_streams_bidi == 4
@@ -124,22 +134,9 @@ def test_a_refused_head_with_trailers_counts_once(tmp_path: Path) -> None:
     reach the adapter in one read. The stream is one request: counted once, or each such
     stream would grant one more slot than it took, and a client could have more than
     --max-concurrent-streams requests in progress."""
-    bookstore = create_app(tmp_path / "books")
-
-    def four_at_once(config: ServerConfig) -> None:
-        config.limits.max_concurrent_streams = 4
 
     async def main() -> None:
-        async with (
-            h3_server(tmp_path, bookstore, four_at_once) as (server, port, ca),
-            connect(
-                "localhost",
-                port,
-                configuration=client_configuration(ca),
-                create_protocol=OracleProtocol,
-            ) as client,
-        ):
-            assert isinstance(client, OracleProtocol)
+        async with _four_stream_server(tmp_path, OracleProtocol) as (server, client):
             loop = asyncio.get_running_loop()
             refused = []
             for _ in range(4):
@@ -154,7 +151,9 @@ def test_a_refused_head_with_trailers_counts_once(tmp_path: Path) -> None:
             client.transmit()
             answers = await asyncio.wait_for(asyncio.gather(*refused), 10)
             assert all(answer.reset_code == H3Error.H3_REQUEST_REJECTED for answer in answers)
-            (connection,) = [c for c in server.state.connections if isinstance(c, H3ServerProtocol)]
+            assert server.state is not None
+            connections = server.state.connections
+            (connection,) = [c for c in connections if isinstance(c, H3ServerProtocol)]
             assert connection._credit.done == 4  # not 8
 
     asyncio.run(asyncio.wait_for(main(), 60))
