@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import struct
 from collections.abc import Callable
 
 import h2.config
@@ -90,6 +91,24 @@ class PushingServer(asyncio.Protocol):
                 [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
                  (b":path", b"/late")],
             )  # fmt: skip
+        if path == b"/index-then-goaway" and conn.remote_settings.enable_push:
+            # A push promised, then GOAWAY naming the index's stream as the last one
+            # processed: the push (an even id above it) still comes (RFC 9113 §6.8).
+            pushed = conn.get_next_available_stream_id()
+            conn.push_stream(
+                stream_id,
+                pushed,
+                [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
+                 (b":path", b"/after-goaway")],
+            )  # fmt: skip
+            # Written by hand: h2 sends nothing more after its own GOAWAY, a server may.
+            assert self.transport is not None
+            self.transport.write(conn.data_to_send())
+            self.transport.write(
+                b"\x00\x00\x08\x07\x00\x00\x00\x00\x00" + struct.pack(">II", stream_id, 0)
+            )
+            conn.send_headers(pushed, [(b":status", b"200")])
+            conn.send_data(pushed, b"pushed after goaway", end_stream=True)
         if path == b"/finish":
             conn.send_headers(self.late, [(b":status", b"200")])
             conn.send_data(self.late, b"late push", end_stream=True)
@@ -190,6 +209,16 @@ def test_a_push_arrived_before_it_is_taken_is_answered_after_send_returns() -> N
         [(response, error, _)] = answers
         assert isinstance(response, Response) and response.pushed and error is None
         assert client._held_push_bytes == 0
+
+    asyncio.run(run(check))
+
+
+def test_a_push_promised_before_a_goaway_still_arrives() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/index-then-goaway")
+        pushed = await client.get("/after-goaway")
+        assert pushed.pushed and pushed.content == b"pushed after goaway"
+        assert server.requested == [b"/index-then-goaway"]
 
     asyncio.run(run(check))
 

@@ -152,6 +152,7 @@ class Client:
         waiters = [waiter for lane in self._lanes for waiter in lane.close()]
         if waiters:
             await asyncio.wait(waiters, timeout=_CLOSE_WAIT)
+        self._pushes.clear()  # pushes nobody took: not kept as long as this object is
 
     @property
     def closed(self) -> bool:

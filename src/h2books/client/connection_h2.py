@@ -175,10 +175,10 @@ class H2ClientProtocol(ClientConnection):
             # isinstance narrows for mypy and costs the same as a `type(...) is` test.
             if isinstance(event, ev.DataReceived):
                 stream_id = event.stream_id
-                if event.flow_controlled_length and not event.end_stream:
+                if event.flow_controlled_length:
                     # Bodies are buffered here, so the window reopens as bytes arrive;
-                    # the core batches the WINDOW_UPDATEs. (The last DATA of a stream
-                    # needs none: the core credited the connection when the stream ended.)
+                    # the core batches the WINDOW_UPDATEs. (The last DATA of a stream too:
+                    # while our request body is still going out, the stream stays open.)
                     conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
                 exchange = streams.get(stream_id)
                 if exchange is None:
@@ -323,7 +323,9 @@ class H2ClientProtocol(ClientConnection):
         # Those at or below it still finish on this connection.
         self._stop_accepting()
         reason = f"{error_name(code)}, last stream {last_stream_id}{_debug_suffix(debug)}"
-        for stream_id in [sid for sid in self._streams if sid > last_stream_id]:
+        # last_stream_id names the streams we opened (odd ids, RFC 9113 §6.8): pushes
+        # (even ids) the server promised still come.
+        for stream_id in [sid for sid in self._streams if sid > last_stream_id and sid & 1]:
             exchange = self._streams.pop(stream_id)
             exchange.fail(
                 GoAwayError(

@@ -241,6 +241,7 @@ class WsgiInterface(ServerInterface):
         else:
             raw_path = target
             environ["QUERY_STRING"] = ""
+        # 0x25 is "%", as an int: a one-octet bytes needle costs a TypeError raised and cleared
         path = (unquote_to_bytes(raw_path) if 0x25 in raw_path else raw_path).decode("latin-1")
         root = self._root
         if root and path.startswith(root) and path[len(root) : len(root) + 1] in ("", "/"):

@@ -74,11 +74,14 @@ _FRAMING_FIELDS = frozenset(
     (b"content-length", b"transfer-encoding", b"host", b"connection", b"expect", b"upgrade")
 )
 
+# b"%", searched for as an int: a one-octet bytes needle first fails as an int (a TypeError
+# raised and cleared), an int is one memchr.
+_PERCENT = 0x25
+
 # Raw field name -> validated lowercase name. Pre-filled with common names in
 # the spellings clients use; grows with names seen (bounded) so a keep-alive
 # connection's repeated custom fields skip validation and lower().
 _NAME_CACHE: dict[bytes, bytes] = {}
-_PERCENT = 0x25  # b"%", searched for as an int (see parse_request_line)
 _NAME_CACHE_LIMIT = 1024
 _COMMON_NAMES = (
     "Host Accept Accept-Encoding Accept-Language Accept-Charset Authorization Cache-Control "
@@ -139,7 +142,7 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
     if (
         not target.startswith(b"/")
         or target.translate(None, _TARGET_CHARS)
-        or _PERCENT in target  # an int: a bytes needle costs a TypeError raised and cleared
+        or _PERCENT in target
         or method == b"CONNECT"
     ):
         _check_target(method, target)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from h2books.protocol.hpack.decoder import UNCACHED_VALUE_NAMES
+
 from .errors import H2Error
 
 __all__ = [
@@ -85,14 +87,18 @@ def check_name(name: bytes) -> None:
 _NUL, _LF, _CR = 0x00, 0x0A, 0x0D
 
 
-def check_value(value: bytes) -> None:
+def check_value(value: bytes, name: bytes = b"") -> None:
     """No NUL, CR or LF anywhere, no leading or trailing SP/HTAB (§8.2.1). A valid value
-    is remembered as such (the validators skip the check for values remembered)."""
+    is remembered as such (the validators skip the check for values remembered), unless
+    it is a secret or one of a kind (`UNCACHED_VALUE_NAMES`, the decoder's rule too): a
+    process-wide set must not hold credentials, nor churn on an etag per response."""
     if value:
         if value[0] in (0x20, 0x09) or value[-1] in (0x20, 0x09):
             raise MalformedHeaders("field value with leading or trailing whitespace")
         if _NUL in value or _CR in value or _LF in value:
             raise MalformedHeaders("field value with NUL, CR or LF")
+    if name in UNCACHED_VALUE_NAMES:
+        return
     if len(_good_values) >= _CACHE_LIMIT:
         _good_values.clear()
     _good_values.add(value)
@@ -172,7 +178,7 @@ def validate_request(
     for field in fields[count:] if count else fields:
         name, value = field
         if value not in good_values:
-            check_value(value)
+            check_value(value, name)
         if name in good_names:
             headers.append(field)
             continue
@@ -258,7 +264,7 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
     for field in fields:
         name, value = field
         if value not in good_values:
-            check_value(value)
+            check_value(value, name)
         if name in good_names:  # most fields: no pseudo-header, no rule of their own
             headers.append(field)
             continue
@@ -285,7 +291,7 @@ def validate_trailers(fields: Fields) -> Fields:
     """Trailer fields: no pseudo-headers, same name/value rules as any field."""
     for name, value in fields:
         if value not in _good_values:
-            check_value(value)
+            check_value(value, name)
         if name[:1] == b":":
             raise MalformedHeaders("pseudo-header field in trailers")
         if name in _SPECIAL_NAMES:

@@ -26,7 +26,7 @@ from h2books.protocol.hpack.table import ENTRY_OVERHEAD, DynamicTable
 # nor should a cache hit let one connection time another's credentials; and an etag, one per
 # resource, hardly ever repeats in one process (a crawl gets thousands): each would cost an
 # insertion and push out values that do repeat (dates, lengths, types).
-_UNCACHED_NAMES: Final = frozenset(
+UNCACHED_VALUE_NAMES: Final = frozenset(
     (b"authorization", b"proxy-authorization", b"cookie", b"set-cookie", b"etag")
 )
 
@@ -213,11 +213,17 @@ class Decoder:
             length = data[pos] & 0x7F if pos < end else 0x7F
             stop = pos + 1 + length
             if length == 0x7F or stop > end:
-                value, pos = decode_string(data, pos, cacheable and name not in _UNCACHED_NAMES)
+                value, pos = decode_string(
+                    data, pos, cacheable and name not in UNCACHED_VALUE_NAMES
+                )
             elif data[pos] < 0x80:
                 value = data[pos + 1 : stop]
                 pos = stop
-            elif cacheable and length <= CACHED_STRING_MAX_LENGTH and name not in _UNCACHED_NAMES:
+            elif (
+                cacheable
+                and length <= CACHED_STRING_MAX_LENGTH
+                and name not in UNCACHED_VALUE_NAMES
+            ):
                 raw = data[pos + 1 : stop]
                 cached = decoded_strings.get(raw)
                 value = decode_and_remember(raw) if cached is None else cached
