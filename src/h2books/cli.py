@@ -409,6 +409,7 @@ def _app_to_serve(
         describe,
         detect_interface,
         import_from_string,
+        lifespan_refusal,
         load_app,
     )
 
@@ -421,9 +422,13 @@ def _app_to_serve(
     kind = getattr(args, "interface", None) or _env("INTERFACE") or "auto"
     if kind not in ("auto", "asgi", "wsgi", "native"):
         raise UsageError(f"interface must be auto, asgi, wsgi or native, not {kind!r}")
+    if not spec or factory:
+        # An app each worker builds (the bookstore, a factory): refused here, once, rather
+        # than by every worker (which would be restarted); other apps are built below.
+        refusal = lifespan_refusal(kind if spec else "native", config.lifespan)
+        if refusal is not None:
+            raise UsageError(refusal)
     if not spec:
-        if config.lifespan == "on":
-            raise UsageError("--lifespan on: the bookstore is a native app, with no lifespan")
         from h2books.app import create_app, open_catalog
 
         # Create the catalogue (first run) here, once, before any worker is forked.
@@ -431,9 +436,6 @@ def _app_to_serve(
         data_dir = config.data_dir
         return lambda: create_app(data_dir), "the bookstore"
     if factory:
-        if config.lifespan == "on" and kind in ("wsgi", "native"):
-            # Said here, once, not by every worker that builds the app (and is restarted).
-            raise UsageError(f"--lifespan on: a {kind} app has no lifespan (ASGI only)")
         make = import_from_string(spec)
         if not callable(make):
             raise UsageError(f"{spec} is not callable: it cannot be a factory")

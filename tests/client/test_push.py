@@ -51,56 +51,42 @@ class PushingServer(asyncio.Protocol):
     def answer(self, stream_id: int, path: bytes, authority: bytes) -> None:
         conn = self.conn
         self.requested.append(path)
+
+        def promise(target: bytes, pushed: int | None = None, where: bytes = authority) -> int:
+            """A PUSH_PROMISE of a GET of `target` on this request's stream: its stream id."""
+            if pushed is None:
+                pushed = conn.get_next_available_stream_id()
+            fields = [
+                (b":method", b"GET"),
+                (b":scheme", b"http"),
+                (b":authority", where),
+                (b":path", target),
+            ]
+            conn.push_stream(stream_id, pushed, fields)
+            return pushed
+
         if path == b"/" and conn.remote_settings.enable_push:
-
-            def promise(pushed: int, target: bytes, where: bytes = authority) -> None:
-                fields = [
-                    (b":method", b"GET"),
-                    (b":scheme", b"http"),
-                    (b":authority", where),
-                    (b":path", target),
-                ]
-                conn.push_stream(stream_id, pushed, fields)
-
-            promise(2, b"/kept")
-            promise(4, b"/dropped")
-            promise(6, b"/foreign", b"elsewhere.example")
+            promise(b"/kept", 2)
+            promise(b"/dropped", 4)
+            promise(b"/foreign", 6, b"elsewhere.example")
             for pushed in (2, 6):
                 conn.send_headers(pushed, [(b":status", b"200")])
                 conn.send_data(pushed, b"pushed", end_stream=True)
             conn.reset_stream(4, h2.errors.ErrorCodes.CANCEL)
         if path == b"/second" and conn.remote_settings.enable_push:
-            pushed = conn.get_next_available_stream_id()
             try:
-                conn.push_stream(
-                    stream_id,
-                    pushed,
-                    [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
-                     (b":path", b"/other")],
-                )  # fmt: skip
+                pushed = promise(b"/other")
                 conn.send_headers(pushed, [(b":status", b"200")])
                 conn.send_data(pushed, b"pushed", end_stream=True)
             except h2.exceptions.StreamClosedError:
                 pass  # declined already
         if path == b"/late-index" and conn.remote_settings.enable_push:
             # /late is promised here; its response comes with /finish, or a reset with /reset.
-            self.late = conn.get_next_available_stream_id()
-            conn.push_stream(
-                stream_id,
-                self.late,
-                [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
-                 (b":path", b"/late")],
-            )  # fmt: skip
+            self.late = promise(b"/late")
         if path == b"/index-then-goaway" and conn.remote_settings.enable_push:
             # A push promised, then GOAWAY naming the index's stream as the last one
             # processed: the push (an even id above it) still comes (RFC 9113 §6.8).
-            pushed = conn.get_next_available_stream_id()
-            conn.push_stream(
-                stream_id,
-                pushed,
-                [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority),
-                 (b":path", b"/after-goaway")],
-            )  # fmt: skip
+            pushed = promise(b"/after-goaway")
             # Written by hand: h2 sends nothing more after its own GOAWAY, a server may.
             assert self.transport is not None
             self.transport.write(conn.data_to_send())

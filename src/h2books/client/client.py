@@ -174,12 +174,8 @@ class Client:
         """
         loop, method, target = self._check_request(method, target)
         future: asyncio.Future[Response] = loop.create_future()
-        if self._pushes and method == b"GET" and not headers:
-            held = self._pushes.pop(target, None)
-            if held is not None:
-                self.pushes_taken += 1
-                held.take(future)
-                return future
+        if self._pushes and method == b"GET" and not headers and self._take_push(target, future):
+            return future
         fields = _normalise_fields(headers) if headers else ()
         self._dispatch(Exchange(method, target, fields, body, future, loop.time()))
         return future
@@ -201,12 +197,8 @@ class Client:
         A pushed response (``push=True``) is handed over as `submit` would.
         """
         loop, method, target = self._check_request(method, target)
-        if self._pushes and method == b"GET" and not headers:
-            held = self._pushes.pop(target, None)
-            if held is not None:
-                self.pushes_taken += 1
-                held.take(callback)
-                return
+        if self._pushes and method == b"GET" and not headers and self._take_push(target, callback):
+            return
         fields = _normalise_fields(headers) if headers else ()
         self._dispatch(Exchange(method, target, fields, body, None, loop.time(), callback))
 
@@ -244,6 +236,15 @@ class Client:
         return await self.submit(b"GET", target, headers)
 
     # -- server push ------------------------------------------------------------------------
+
+    def _take_push(self, target: bytes, taker: asyncio.Future[Response] | ResponseCallback) -> bool:
+        """Hand the push promised for `target`, if any, to `taker` (`_HeldPush.take`)."""
+        held = self._pushes.pop(target, None)
+        if held is None:
+            return False
+        self.pushes_taken += 1
+        held.take(taker)
+        return True
 
     def _promised(self, target: bytes, started: float) -> Exchange | None:
         if self._closed or len(self._pushes) >= MAX_HELD_PUSHES or target in self._pushes:

@@ -100,15 +100,23 @@ def _positional_count(function: Callable[..., Any]) -> int:
     return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)
 
 
+def lifespan_refusal(kind: str, lifespan: str) -> str | None:
+    """Why `--lifespan` cannot serve an app of this kind, or None. "on" asks for startup
+    and shutdown events that only ASGI defines: saying nothing would run the app without
+    what its author asked for."""
+    if lifespan == "on" and kind in ("wsgi", "native"):
+        return f"--lifespan on: a {kind} app has no lifespan (ASGI only)"
+    return None
+
+
 def build_interface(app: Any, kind: str, config: ServerConfig) -> ServerInterface | Any:
     """The interface that serves `app` (kind "auto" detects); a native handler is returned
     as it is (the Server wraps it)."""
     if kind == "auto":
         kind = detect_interface(app)
-    if config.lifespan == "on" and kind in ("wsgi", "native"):
-        # "on" asks for startup and shutdown events that only ASGI defines: saying nothing
-        # would run the app without what its author asked for.
-        raise AppLoadError(f"--lifespan on: a {kind} app has no lifespan (ASGI only)")
+    refusal = lifespan_refusal(kind, config.lifespan)
+    if refusal is not None:
+        raise AppLoadError(refusal)
     if kind == "asgi":
         from h2books.interfaces.asgi import AsgiInterface
 

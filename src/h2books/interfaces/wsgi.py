@@ -32,7 +32,8 @@ from urllib.parse import unquote_to_bytes
 
 from h2books.http import Response
 from h2books.interfaces import ServerInterface
-from h2books.interfaces.wsgi_heads import WsgiHead, WsgiHeads, head_of, send_whole
+from h2books.interfaces.templates import respond_whole
+from h2books.interfaces.wsgi_heads import WsgiHead, WsgiHeads, head_of
 from h2books.interfaces.wsgi_io import (
     AnswerDeadlines,
     ClientDisconnected,
@@ -52,6 +53,7 @@ log = logging.getLogger("h2books.wsgi")
 
 ExcInfo = tuple[type[BaseException], BaseException, TracebackType | None]
 StartResponse = Callable[..., Callable[[bytes], None]]
+Answer = Callable[[Exchange, Response], None]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
 
 _PROTOCOLS = {"2": "HTTP/2", "1.1": "HTTP/1.1", "1.0": "HTTP/1.0"}
@@ -106,6 +108,10 @@ class WsgiInterface(ServerInterface):
         self.loop: asyncio.AbstractEventLoop | None = None
         self._inbox: LoopInbox | None = None
         self._deadlines: AnswerDeadlines | None = None
+        # How a whole answer is handed to its exchange on the loop: through the watch on
+        # the time to answer when there is one (the call leaves it at once, not at the
+        # next sweep), else straight.
+        self._answer: Answer = Exchange.respond
         self._heads: WsgiHeads = {}  # the app's checked response heads (templates.py)
         root = config.root_path.rstrip("/")
         # The parts of every environ that never change; each request starts from a copy.
@@ -133,6 +139,7 @@ class WsgiInterface(ServerInterface):
         self._inbox = LoopInbox(loop)
         timeout = self.config.timeouts.response
         self._deadlines = AnswerDeadlines(loop, timeout, APP_TOO_SLOW) if timeout else None
+        self._answer = Exchange.respond if self._deadlines is None else self._deadlines.respond
 
     async def shutdown(self) -> None:
         """Let the requests queued and running finish (within the graceful-shutdown
@@ -143,6 +150,7 @@ class WsgiInterface(ServerInterface):
         self.pool = None
         pool.stop()
         deadlines, self._deadlines = self._deadlines, None
+        self._answer = Exchange.respond
         if deadlines is not None:
             deadlines.close()
         loop = asyncio.get_running_loop()
@@ -194,7 +202,7 @@ class WsgiInterface(ServerInterface):
             return
         loop, inbox = self.loop, self._inbox
         assert loop is not None and inbox is not None
-        call = WsgiCall(loop, exchange, self._deadlines, inbox, self._heads)
+        call = WsgiCall(loop, exchange, inbox, self._heads, self._answer)
         result: Iterable[bytes] | None = None
         try:
             environ = self.environ(exchange, body, loop)
@@ -299,30 +307,21 @@ class WsgiCall:
     returns. The head is handed to the loop with the first non-empty body part, or at the
     end (PEP 3333), so until then an error can still become a 500."""
 
-    __slots__ = (
-        "_deadlines",
-        "_exchange",
-        "_heads",
-        "_inbox",
-        "_loop",
-        "head",
-        "pipe",
-        "remaining",
-    )
+    __slots__ = ("_answer", "_exchange", "_heads", "_inbox", "_loop", "head", "pipe", "remaining")
 
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
         exchange: Exchange,
-        deadlines: AnswerDeadlines | None = None,
-        inbox: LoopInbox | None = None,
-        heads: WsgiHeads | None = None,
+        inbox: LoopInbox,
+        heads: WsgiHeads,
+        answer: Answer,
     ) -> None:
         self._loop = loop
         self._exchange = exchange
-        self._deadlines = deadlines
-        self._inbox = inbox if inbox is not None else LoopInbox(loop)
-        self._heads: WsgiHeads = heads if heads is not None else {}
+        self._inbox = inbox
+        self._heads = heads
+        self._answer = answer
         self.head: WsgiHead | None = None  # set by start_response
         self.pipe: ResponsePipe | None = None  # set once the head is out
         self.remaining = -1  # body bytes the app's content-length still allows
@@ -435,16 +434,12 @@ class WsgiCall:
                     )
                 log.warning("WSGI app sent more than its content-length for %r: cut", exchange)
                 body = body[:declared]
-            self._inbox.call(send_whole, exchange, head, body, self._deadlines)
+            # The head's template Response, its encodings cached (interfaces/templates.py).
+            self._inbox.call(respond_whole, exchange, head, body, self._answer)
             return
         # No declared length: the adapter adds one from this body, so its encodings are
         # this answer's alone.
-        response = Response(head.status, head.fields, body)
-        deadlines = self._deadlines
-        if deadlines is None:
-            self._inbox.call(exchange.respond, response)
-        else:
-            self._inbox.call(deadlines.respond, exchange, response)
+        self._inbox.call(self._answer, exchange, Response(head.status, head.fields, body))
 
     def _end(self) -> None:
         pipe = self.pipe

@@ -2,8 +2,8 @@
 once, and kept (`WsgiHead`): an app sends the same few heads again and again.
 
 A head seen before costs one dict lookup (`head_of`), and a whole answer with a declared
-length goes out through the head's template Response (`send_whole`), whose encodings
-the adapters keep on it (its HTTP/2 fields and HPACK block, its HTTP/1.1 head).
+length goes out through the head's template Response (`templates.respond_whole`), whose
+encodings the adapters keep on it (its HTTP/2 fields and HPACK block, its HTTP/1.1 head).
 """
 
 from __future__ import annotations
@@ -11,9 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from h2books.http import Response
-from h2books.interfaces.templates import LARGEST_CACHED_HEAD, keep_head, respond_whole
-from h2books.interfaces.wsgi_io import AnswerDeadlines
-from h2books.server.exchange import Exchange
+from h2books.interfaces.templates import LARGEST_CACHED_HEAD, keep_head
 
 # PEP 3333: hop-by-hop fields are the server's business; an app sending one is an error.
 _HOP_BY_HOP = frozenset(
@@ -155,14 +153,3 @@ def head_of(
         if key is not None:
             keep_head(heads, key, head, head.fields)
     return head
-
-
-def send_whole(
-    exchange: Exchange, head: WsgiHead, body: bytes, deadlines: AnswerDeadlines | None
-) -> None:
-    """On the loop: a whole answer with a declared length, sent by the head's template
-    Response (`interfaces/templates.py`)."""
-    if deadlines is None:
-        respond_whole(exchange, head, body)
-    else:  # the commonest end of a call leaves the watch at once, not at the next sweep
-        respond_whole(exchange, head, body, deadlines.respond)

@@ -12,26 +12,44 @@ from h2books.protocol.hpack.static_table import STATIC_TABLE_LENGTH
 ENTRY_OVERHEAD = 32  # RFC 7541 §4.1
 
 
-class DynamicTable:
-    """The decoder's table: a FIFO of (name, value) bounded by ``max_size`` octets.
+class _FieldTable:
+    """A FIFO of (name, value), newest first, bounded by ``max_size`` octets: what the
+    decoder's and the encoder's tables share."""
 
-    ``sizes[i]`` is the size of ``entries[i]`` (§4.1), so that an indexed field adds its
-    size to the header list with one lookup. (`EncoderTable` keeps no sizes.)
-    """
-
-    __slots__ = ("entries", "max_size", "size", "sizes")
+    __slots__ = ("entries", "max_size", "size")
 
     def __init__(self, max_size: int) -> None:
         # A list, not a deque: tables hold at most ~128 entries, so insert(0) is a short
         # memmove, indexing is O(1), and an empty list costs 56 bytes against a deque's 624
         # (this is per connection, twice).
         self.entries: list[tuple[bytes, bytes]] = []
-        self.sizes: list[int] = []
         self.size = 0
         self.max_size = max_size
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def resize(self, max_size: int) -> None:
+        """Apply a new maximum size, evicting as needed (§4.3)."""
+        self.max_size = max_size
+        self._evict_down_to(max_size)
+
+    def _evict_down_to(self, size: int) -> None:
+        raise NotImplementedError
+
+
+class DynamicTable(_FieldTable):
+    """The decoder's table.
+
+    ``sizes[i]`` is the size of ``entries[i]`` (§4.1), so that an indexed field adds its
+    size to the header list with one lookup.
+    """
+
+    __slots__ = ("sizes",)
+
+    def __init__(self, max_size: int) -> None:
+        super().__init__(max_size)
+        self.sizes: list[int] = []
 
     def add(self, field: tuple[bytes, bytes]) -> None:
         """Insert ``field`` as the newest entry, evicting the oldest ones to make room (§4.4)."""
@@ -45,11 +63,6 @@ class DynamicTable:
         self.sizes.insert(0, entry_size)
         self.size += entry_size
 
-    def resize(self, max_size: int) -> None:
-        """Apply a new maximum size, evicting as needed (§4.3)."""
-        self.max_size = max_size
-        self._evict_down_to(max_size)
-
     def _evict_down_to(self, size: int) -> None:
         entries = self.entries
         sizes = self.sizes
@@ -58,7 +71,7 @@ class DynamicTable:
             self.size -= sizes.pop()
 
 
-class EncoderTable(DynamicTable):
+class EncoderTable(_FieldTable):
     """The encoder's table, with (name, value) and name lookups in O(1).
 
     ``state_id`` names what the table holds (its size limit and entries, in order): any two
