@@ -22,6 +22,26 @@ from h2books.client import client as client_module
 from h2books.client import exchange as exchange_module
 
 
+def _promise(
+    conn: h2.connection.H2Connection,
+    stream_id: int,
+    target: bytes,
+    authority: bytes,
+    pushed: int | None = None,
+) -> int:
+    """A PUSH_PROMISE of a GET of `target` on `stream_id`: the promised stream's id."""
+    if pushed is None:
+        pushed = conn.get_next_available_stream_id()
+    fields = [
+        (b":method", b"GET"),
+        (b":scheme", b"http"),
+        (b":authority", authority),
+        (b":path", target),
+    ]
+    conn.push_stream(stream_id, pushed, fields)
+    return pushed
+
+
 class PushingServer(asyncio.Protocol):
     """On `/` (when the client allows pushes): promises `/kept` (answered), `/dropped` (then reset) and `/foreign` (for
     another authority, answered); answers any other request with its path."""
@@ -53,17 +73,7 @@ class PushingServer(asyncio.Protocol):
         self.requested.append(path)
 
         def promise(target: bytes, pushed: int | None = None, where: bytes = authority) -> int:
-            """A PUSH_PROMISE of a GET of `target` on this request's stream: its stream id."""
-            if pushed is None:
-                pushed = conn.get_next_available_stream_id()
-            fields = [
-                (b":method", b"GET"),
-                (b":scheme", b"http"),
-                (b":authority", where),
-                (b":path", target),
-            ]
-            conn.push_stream(stream_id, pushed, fields)
-            return pushed
+            return _promise(conn, stream_id, target, where, pushed)
 
         if path == b"/" and conn.remote_settings.enable_push:
             promise(b"/kept", 2)
@@ -313,13 +323,7 @@ class HoldingPushServer(PushingServer):
         self.requested.append(path)
         if path == b"/":
             for pushed, target in ((2, b"/held-1"), (4, b"/held-2")):
-                fields = [
-                    (b":method", b"GET"),
-                    (b":scheme", b"http"),
-                    (b":authority", authority),
-                    (b":path", target),
-                ]
-                conn.push_stream(stream_id, pushed, fields)
+                _promise(conn, stream_id, target, authority, pushed)
                 conn.send_headers(pushed, [(b":status", b"200")])
                 conn.send_data(pushed, b"never ends")
         conn.send_headers(stream_id, [(b":status", b"200")])
