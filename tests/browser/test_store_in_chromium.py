@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,18 @@ def shown_books(page: Any) -> int:
     return int(page.locator("#books > li:not([hidden])").count())
 
 
+def _wait_until(page: Any, expression: str, timeout: float = 10.0) -> None:
+    """Wait until `expression` is true in the page. Checked from here with `evaluate`:
+    `wait_for_function` polls inside the page with a compiled string, which the store's
+    Content-Security-Policy (script-src 'self', no eval) refuses whenever the first check
+    is false (a race: it failed once in CI)."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout:g} s: {expression}")
+        page.wait_for_timeout(20)
+
+
 def test_store_loads_over_h2_with_every_book(
     launch_browser: BrowserFactory, store_server: ServerProcess, trusting_home: Path
 ) -> None:
@@ -64,7 +77,7 @@ def test_store_loads_over_h2_with_every_book(
     assert BOOKS["1"]["author"] in first.inner_text()
     assert BOOKS["1"]["score"] in first.inner_text()
 
-    page.wait_for_function("document.getElementById('request-stats').dataset.requests >= 4")
+    _wait_until(page, "document.getElementById('request-stats').dataset.requests >= 4")
     stats = page.text_content("#request-stats") or ""
     assert re.fullmatch(r"\d+ requests, all over h2 · done in [0-9,.]+ ms", stats), stats
 
@@ -135,7 +148,7 @@ def test_detail_view_fetches_the_book_on_demand(
     page.keyboard.press("Escape")
     assert not dialog.is_visible()
     # The hash is cleared by the page's own handler: wait for it rather than race it.
-    page.wait_for_function("location.hash === ''", timeout=5000)
+    _wait_until(page, "location.hash === ''", timeout=5.0)
     # Focus goes back to the card that opened the view.
     assert page.evaluate("document.activeElement.getAttribute('href')") == f"#book-{book_id}"
 
@@ -171,8 +184,8 @@ def test_fetching_each_listed_book_multiplexes_on_one_connection(
     assert sorted(search for search, _, _ in books) == sorted(f"?id={i}" for i in MATCHING)
     # All of them over h2, none of them on a new connection.
     assert {(hop, connected) for _, hop, connected in books} == {("h2", False)}
-    page.wait_for_function(
-        f"document.getElementById('request-stats').dataset.requests >= {len(MATCHING) + 4}"
+    _wait_until(
+        page, f"document.getElementById('request-stats').dataset.requests >= {len(MATCHING) + 4}"
     )
     assert ", all over h2 · done in " in (page.text_content("#request-stats") or "")
     assert errors == []
