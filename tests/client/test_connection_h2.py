@@ -7,6 +7,8 @@ import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import h2.config
+import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
@@ -391,3 +393,38 @@ def test_new_streams_leave_in_quarters_of_the_stream_limit() -> None:
     assert counts[23] == 0 and counts[24] == 1  # the 25th of 100 streams flushed
     assert counts[-1] == 4
     assert total == 4  # nothing left for the end-of-iteration flush
+
+
+def test_the_last_data_of_a_response_is_credited_while_our_body_still_uploads() -> None:
+    # The server answers before it has read our whole request body: the stream stays open
+    # on our side, so the core cannot credit the connection window at the stream's end.
+    # The last DATA must be acknowledged like the others, or every such answer leaks
+    # connection window until the upload ends (and a busy connection runs dry).
+    async def main() -> tuple[int, int, int]:
+        loop = asyncio.get_running_loop()
+        settings = ConnectionSettings(Origin("http://localhost:1"), (), None, 1 << 20)
+        protocol = H2ClientProtocol(_Owner(), settings)
+        transport = _RecordingTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        server = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        server.initiate_connection()
+        future: asyncio.Future[Response] = loop.create_future()
+        # More than the server's 65,535-octet windows: the rest waits for credit.
+        upload = b"u" * 100_000
+        protocol.submit(Exchange(b"POST", b"/upload", (), upload, future, 0.0))
+        await asyncio.sleep(0)  # the end-of-iteration flush
+        for data in transport.writes:
+            server.receive_data(data)
+        answer = b"a" * 16_000  # one DATA frame, with END_STREAM
+        server.send_headers(1, [(b":status", b"200"), (b"content-length", b"16000")])
+        server.send_data(1, answer, end_stream=True)
+        protocol.data_received(server.data_to_send())
+        response = await future
+        window = protocol._conn._recv  # the connection window we grant the server
+        return response.status, len(response.content), window.outstanding
+
+    status, size, outstanding = run(main())
+    assert (status, size) == (200, 16_000)
+    assert outstanding == 0  # received and handed out: none of it still held back
