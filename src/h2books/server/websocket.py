@@ -11,9 +11,7 @@ or HTTP/2 extended CONNECT (RFC 8441). Interfaces (ASGI) sit above `WebSocket`.
 - **Frames**: wsproto's `Connection` (sans-IO, no handshake of its own when built
   directly): masking, fragmentation, control frames, UTF-8 checks, and the close codes
   for what it rejects (1002 protocol error, 1007 invalid UTF-8). Input is parsed in the
-  read's own callback (`Exchange.on_input`, then `take_body()`), not by a reader task,
-  and an app waiting in `receive()` takes its next step in that callback too
-  (`direct_wake.wake_now`), so its answer leaves with the read's own write.
+  read's own callback (`Exchange.on_input`, then `take_body()`), not by a reader task.
 - **Limits**, ours, since wsproto has none: a message over `ws_max_size` ends the socket
   with 1009 (counted as it arrives: text in characters, binary in bytes; compressed
   input is fed to wsproto in `_SLICE` pieces, so a deflate bomb inflates at
@@ -54,7 +52,6 @@ from wsproto.events import BytesMessage, CloseConnection, Message, Ping, Pong, T
 from wsproto.extensions import Extension, PerMessageDeflate
 
 from h2books.server.config import ServerConfig
-from h2books.server.direct_wake import wake_now
 from h2books.server.exchange import Exchange, Fields
 from h2books.server.websocket_frames import FrameRouter, encode_message
 
@@ -218,7 +215,6 @@ class WebSocket:
         self._deflate = False
         self._failed = False  # the input broke the protocol: drained, never parsed again
         self._inbox: deque[str | bytes] = deque()
-        # The app waiting in receive(): resumed inside the read that brings its message.
         self._inbox_waiter: asyncio.Future[None] | None = None
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -328,16 +324,6 @@ class WebSocket:
         self._pump()
 
     def _pump(self) -> None:
-        """Parse what the tunnel holds, then hand the app its messages: an app waiting in
-        receive() takes its next step right here (in the read's callback, so its answer
-        goes out with this read's write), once the parsing is over, so that it never
-        runs inside the parser's loop."""
-        self._parse()
-        waiter = self._inbox_waiter
-        if waiter is not None and self._inbox and not waiter.done():
-            wake_now(waiter)
-
-    def _parse(self) -> None:
         """Parse what the tunnel holds, a frame (or, for wsproto, a slice) at a time,
         until the app's queue is full (the rest stays in the tunnel, unacknowledged: the
         peer's window, or the paused socket, holds back more) or the input runs out."""
@@ -437,7 +423,10 @@ class WebSocket:
             data = _joined(parts, data)
             parts.clear()
         self._size = 0
-        self._inbox.append(data)  # the app is woken once the input is parsed (_pump)
+        self._inbox.append(data)
+        waiter = self._inbox_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
         return True
 
     def _on_close(self, ws: Connection, event: CloseConnection) -> None:

@@ -4,8 +4,7 @@ The HTTP/1.1 adapter hands the transport over (`transport.set_protocol`) once th
 core has sent the 101, so the per-read path of plain HTTP/1.1 carries nothing for
 tunnels. Here every read goes to the tunnel's exchange as it is (`feed_body`); reading
 pauses while more than `max_unread` bytes wait for the layer above, and resumes as
-it takes them (`body_taken`). The writes made inside a read go out together at its end, and
-the writes of one loop iteration outside reads at the iteration's end; ending our side
+it takes them (`body_taken`). The writes of one loop iteration go out together; ending our side
 closes the socket once written (RFC 6455 §7.1.1: the server closes TCP first), a
 reset aborts it. Timeouts are the layer above's (WebSocket pings), not an HTTP core's.
 """
@@ -70,15 +69,7 @@ class TunnelProtocol(ServerConnection):
         state.last_reader = self
         self.last_activity = state.loop.time()
         self._unread += len(data)
-        # The layer above may answer inside this call (a WebSocket app is resumed where
-        # its message is parsed): its writes are gathered and go out once, below.
-        self._in_read = True
-        try:
-            self.exchange.feed_body(data)
-        finally:
-            self._in_read = False
-        if self._out:
-            self.flush()
+        self.exchange.feed_body(data)
         if self._unread > self._max_unread:
             self.pause_reading()
 
@@ -104,11 +95,10 @@ class TunnelProtocol(ServerConnection):
         if transport is None or self._closing:
             return
         if data:
-            if not self._flush_scheduled and not self._in_read:
+            if not self._flush_scheduled:
                 # The first write of this loop iteration goes out at once (an answer to
                 # one message waits for nothing); later ones join it at the iteration's
-                # end (a burst of answers becomes one write). Inside a read, the read's
-                # end writes them.
+                # end (a burst of answers becomes one write).
                 self.schedule_flush()
                 self.last_activity = self.state.loop.time()
                 transport.write(data)
