@@ -25,6 +25,11 @@ machine a halted core takes tens of µs to wake, so without it the serial figure
 a server that stays busy after answering (work after the write overlaps the client's
 turn and the next message finds the core awake) more than a short path to the answer.
 With it, the serial figure measures the path (as a kernel booted with idle=poll would).
+
+`--instructions` counts each server's user-space instructions per message instead of
+timing (valgrind's cachegrind; the machine's load does not move it):
+
+    python benchmarks/ws_echo.py --instructions --serial 2000 --pipelined 20000 --src A --src B
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import re
 import signal
 import socket
 import statistics
@@ -210,7 +216,15 @@ def main() -> None:
         help="an h2books src directory to run (repeatable; default this tree's)",
     )  # fmt: skip
     parser.add_argument("--awake", action="store_true", help="keep the server's core awake")
+    parser.add_argument(
+        "--instructions", action="store_true",
+        help="count instructions per message instead (valgrind; try --serial 2000"
+        " --pipelined 20000)",
+    )  # fmt: skip
     args = parser.parse_args()
+    if args.instructions:
+        _count_instructions(args)
+        return
     cores = sorted(os.sched_getaffinity(0))
     client_core, server_core = cores[0], cores[-1]
     os.sched_setaffinity(0, {client_core})
@@ -226,35 +240,41 @@ def main() -> None:
             spinner.wait()
 
 
+def _servers(sources: list[Path], workdir: Path) -> list[Server]:
+    """One h2books per source tree, then Uvicorn (the reference, last)."""
+    servers = [
+        Server(
+            "h2books" if len(sources) == 1 else f"h2books {src.parent.name}",
+            [
+                sys.executable, "-m", "h2books", "serve", "ws_echo_app:app",
+                "--interface", "asgi", "--http-port", "{port}", "--port", str(_free_port()),
+                "--data-dir", str(workdir / "data"), "--no-access-log",
+                "--log-level", "warning",
+            ],
+            {"PYTHONPATH": str(src)},
+        )
+        for src in sources
+    ]  # fmt: skip
+    servers.append(
+        Server(
+            "uvicorn + websockets",
+            [
+                sys.executable, "-m", "uvicorn", "ws_echo_app:app", "--port", "{port}",
+                "--ws", "websockets", "--loop", "uvloop", "--log-level", "warning",
+                "--no-access-log",
+            ],
+            {},
+        )
+    )  # fmt: skip
+    return servers
+
+
 def _compare(args: argparse.Namespace, server_core: int, client_core: int) -> None:
     sources = [path.resolve() for path in args.src or [SRC]]
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         (workdir / "ws_echo_app.py").write_text(APP)
-        servers = [
-            Server(
-                "h2books" if len(sources) == 1 else f"h2books {src.parent.name}",
-                [
-                    sys.executable, "-m", "h2books", "serve", "ws_echo_app:app",
-                    "--interface", "asgi", "--http-port", "{port}", "--port", str(_free_port()),
-                    "--data-dir", str(workdir / "data"), "--no-access-log",
-                    "--log-level", "warning",
-                ],
-                {"PYTHONPATH": str(src)},
-            )
-            for src in sources
-        ]  # fmt: skip
-        servers.append(
-            Server(
-                "uvicorn + websockets",
-                [
-                    sys.executable, "-m", "uvicorn", "ws_echo_app:app", "--port", "{port}",
-                    "--ws", "websockets", "--loop", "uvloop", "--log-level", "warning",
-                    "--no-access-log",
-                ],
-                {},
-            )
-        )  # fmt: skip
+        servers = _servers(sources, workdir)
         counts = {"serial": args.serial, "pipelined": args.pipelined}
         print(
             f"server on core {server_core}{' (kept awake)' if args.awake else ''},"
@@ -268,6 +288,57 @@ def _compare(args: argparse.Namespace, server_core: int, client_core: int) -> No
                 measure(server, server_core, workdir, counts)
             print(f"round {round_number + 1} done", file=sys.stderr, flush=True)
     report(servers)
+
+
+def _instructions(server: Server, workdir: Path, messages: int, in_flight: int) -> int:
+    """The server's user-space instructions (cachegrind) over its whole life: start, a
+    warm-up, `messages` more, and the end."""
+    port = _free_port()
+    argv = [a.replace("{port}", str(port)) for a in server.argv]
+    valgrind = [
+        "valgrind",
+        "--tool=cachegrind",
+        "--cache-sim=no",
+        "--cachegrind-out-file=/dev/null",
+    ]
+    process = subprocess.Popen(
+        [*valgrind, *argv], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        env={**os.environ, **server.env, "PYTHONHASHSEED": "0"},
+    )  # fmt: skip
+    try:
+        with _connect(port, process) as sock:
+            _run(sock, 5 * in_flight if in_flight > 1 else 500, in_flight)
+            if messages:
+                _run(sock, messages, in_flight)
+        time.sleep(0.5)  # the server sees the end of the connection
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    found = re.search(r"I\s+refs:\s+([\d,]+)", err.decode(errors="replace"))
+    if found is None:
+        raise SystemExit(f"no count from cachegrind:\n{err.decode(errors='replace')[-2000:]}")
+    return int(found.group(1).replace(",", ""))
+
+
+def _count_instructions(args: argparse.Namespace) -> None:
+    """Instructions per message instead of time: each server runs twice under cachegrind,
+    with and without the measured messages after the same warm-up, and the difference is
+    divided by their number. It does not move with the machine's load."""
+    sources = [path.resolve() for path in args.src or [SRC]]
+    counts = {"serial": args.serial, "pipelined": args.pipelined}
+    with tempfile.TemporaryDirectory() as tmp:
+        workdir = Path(tmp)
+        (workdir / "ws_echo_app.py").write_text(APP)
+        for server in _servers(sources, workdir):
+            for mode in MODES:
+                in_flight = 1 if mode == "serial" else IN_FLIGHT
+                base = _instructions(server, workdir, 0, in_flight)
+                total = _instructions(server, workdir, counts[mode], in_flight)
+                per_message = (total - base) / counts[mode]
+                print(f"  {server.name:24} {mode:9} {per_message:9,.0f} instructions per message")
 
 
 if __name__ == "__main__":

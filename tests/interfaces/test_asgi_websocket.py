@@ -3,6 +3,8 @@ client) and HTTP/2 (an RFC 8441 client): raw ASGI apps, then Starlette and FastA
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
 import queue
 from collections.abc import Iterator
 from typing import Any
@@ -63,6 +65,9 @@ async def raw_app(scope: Scope, receive: Any, send: Any) -> None:
         raise RuntimeError("app bug after accepting")
     if path == "/return-after":
         return
+    if path == "/steps":
+        await steps_app(receive, send)
+        return
     while True:
         message = await receive()
         if message["type"] == "websocket.disconnect":
@@ -76,6 +81,29 @@ async def raw_app(scope: Scope, receive: Any, send: Any) -> None:
             await send({"type": "websocket.send", "text": message["text"]})
         else:
             await send({"type": "websocket.send", "bytes": message["bytes"]})
+
+
+app_context: contextvars.ContextVar[str] = contextvars.ContextVar("app_context", default="unset")
+
+
+async def steps_app(receive: Any, send: Any) -> None:
+    """Says, for each message, whether the app was resumed as the same task and with its
+    own context (what a faster way of resuming it must keep); "wait" awaits something
+    else first, "raise" raises after a message."""
+    app_context.set("mine")
+    task = asyncio.current_task()
+    while True:
+        message = await receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message["text"]
+        if text == "raise":
+            raise RuntimeError("app bug after a message")
+        if text == "wait":
+            await asyncio.sleep(0)  # a wait of its own between two receives
+        same = asyncio.current_task() is task
+        answer = f"{text} same_task={same} context={app_context.get()}"
+        await send({"type": "websocket.send", "text": answer})
 
 
 def _public(scope: Scope) -> dict[str, Any]:
@@ -204,6 +232,42 @@ def test_handshake_errors_never_reach_the_app(server: ThreadedServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
         _h1(server, "/echo", additional_headers={"Sec-WebSocket-Version": "7"})
     assert refused.value.response.status_code == 400
+
+
+STEPS = [
+    ("a", "a same_task=True context=mine"),
+    ("wait", "wait same_task=True context=mine"),
+    ("b", "b same_task=True context=mine"),
+]
+
+
+@pytest.mark.parametrize("tls", [True, False])
+def test_the_app_keeps_its_task_and_context_across_messages_over_h1(
+    server: ThreadedServer, tls: bool
+) -> None:
+    with _h1(server, "/steps", tls) as ws:
+        for sent, answer in STEPS:
+            ws.send(sent)
+            assert ws.recv(timeout=5) == answer
+        ws.send("raise")
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 1011
+
+
+def test_the_app_keeps_its_task_and_context_across_messages_over_h2(
+    server: ThreadedServer,
+) -> None:
+    client = H2WebSocketClient(server, path="/steps")
+    try:
+        for sent, answer in STEPS:
+            client.send(TextMessage(sent))
+            assert client.next_event() == TextMessage(answer)
+        client.send(TextMessage("raise"))
+        event = client.next_event()
+        assert isinstance(event, CloseConnection) and event.code == 1011
+    finally:
+        client.close()
 
 
 def test_websocket_scope_from_the_http_base() -> None:
