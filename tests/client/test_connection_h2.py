@@ -7,6 +7,8 @@ import socket
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import h2.config
+import h2.connection
 import h2.errors
 import h2.events
 import h2.settings
@@ -391,3 +393,89 @@ def test_new_streams_leave_in_quarters_of_the_stream_limit() -> None:
     assert counts[23] == 0 and counts[24] == 1  # the 25th of 100 streams flushed
     assert counts[-1] == 4
     assert total == 4  # nothing left for the end-of-iteration flush
+
+
+class _BurstServer(asyncio.Protocol):
+    """Answers `count` requests once all have arrived, in one write of ~2 KiB a response
+    (a read many slices long for the client); with `close_after`, closes right after it."""
+
+    def __init__(self, count: int, close_after: bool = False) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.count = count
+        self.close_after = close_after
+        self.streams: list[int] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.streams.append(event.stream_id)
+        answered = len(self.streams) == self.count
+        if answered:
+            for stream_id in self.streams:
+                body = b"%d" % stream_id * 500
+                self.conn.send_headers(stream_id, [(b":status", b"200")])
+                self.conn.send_data(stream_id, body, end_stream=True)
+            self.streams = []
+        self.transport.write(self.conn.data_to_send())
+        if answered and self.close_after:
+            self.transport.close()
+
+
+async def _burst(server: _BurstServer, count: int) -> list[str]:
+    """What happened, in order: each response's stream (its body's digits) and the mark a
+    loop callback scheduled by the first response's callback leaves."""
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    order: list[str] = []
+    done = loop.create_future()
+
+    def answered(response: Response | None, error: BaseException | None) -> None:
+        order.append(repr(error) if response is None else response.text[:3])
+        if len(order) == 1:
+            loop.call_soon(order.append, "mark")
+        if sum(entry != "mark" for entry in order) == count and not done.done():
+            done.set_result(None)
+
+    try:
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            for index in range(count):
+                client.send("GET", f"/{index}", answered)
+            await asyncio.wait_for(done, 10)
+    finally:
+        listener.close()
+    return order
+
+
+def test_a_long_read_is_handed_to_the_core_in_slices_with_the_loop_running_between() -> None:
+    # While a read's responses are decoded, the loop must get to read the socket again
+    # (the kernel acknowledges what the application reads): the mark a callback left on
+    # the loop runs before the last response of the same read.
+    import h2books.client.connection_h2 as connection_h2
+
+    count = 40  # ~80 KiB of responses in one write: ten slices
+    assert count * 2000 > 4 * connection_h2.READ_SLICE
+    order = run(_burst(_BurstServer(count), count))
+    assert len(order) == count + 1 and "mark" in order
+    assert order.index("mark") < count  # not after every response
+    assert all(not entry.startswith("Remote") for entry in order)
+
+
+def test_what_was_read_before_the_server_closed_is_answered() -> None:
+    # The responses and the close come together: the slices not handed to the core yet
+    # when the end is read are decoded before the end fails what is left.
+    count = 40
+    order = run(_burst(_BurstServer(count, close_after=True), count))
+    responses = [entry for entry in order if entry != "mark"]
+    assert len(responses) == count
+    assert all(entry.isdigit() for entry in responses), responses
