@@ -396,8 +396,9 @@ def test_new_streams_leave_in_quarters_of_the_stream_limit() -> None:
 
 
 class _BurstServer(asyncio.Protocol):
-    """Answers `count` requests once all have arrived, in one write of ~2 KiB a response
-    (a read many slices long for the client); with `close_after`, closes right after it."""
+    """Answers `count` requests once all have arrived, in one write of ~8 KiB a response
+    (more than one read, each many slices long, for the client); with `close_after`,
+    closes right after it."""
 
     def __init__(self, count: int, close_after: bool = False) -> None:
         self.conn = h2.connection.H2Connection(
@@ -422,7 +423,7 @@ class _BurstServer(asyncio.Protocol):
         answered = len(self.streams) == self.count
         if answered:
             for stream_id in self.streams:
-                body = b"%d" % stream_id * 500
+                body = b"%d" % stream_id * 4000
                 self.conn.send_headers(stream_id, [(b":status", b"200")])
                 self.conn.send_data(stream_id, body, end_stream=True)
             self.streams = []
@@ -463,8 +464,8 @@ def test_a_long_read_is_handed_to_the_core_in_slices_with_the_loop_running_betwe
     # the loop runs before the last response of the same read.
     import h2books.client.connection_h2 as connection_h2
 
-    count = 40  # ~80 KiB of responses in one write: ten slices
-    assert count * 2000 > 4 * connection_h2.READ_SLICE
+    count = 40  # ~320 KiB of responses in one write: dozens of slices
+    assert count * 4000 > 4 * connection_h2.READ_SLICE
     order = run(_burst(_BurstServer(count), count))
     assert len(order) == count + 1 and "mark" in order
     assert order.index("mark") < count  # not after every response
@@ -479,3 +480,27 @@ def test_what_was_read_before_the_server_closed_is_answered() -> None:
     responses = [entry for entry in order if entry != "mark"]
     assert len(responses) == count
     assert all(entry.isdigit() for entry in responses), responses
+
+
+def test_a_backlog_over_its_bound_pauses_reading_until_half_of_it_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import h2books.client.connection_h2 as connection_h2
+
+    monkeypatch.setattr(connection_h2, "READ_SLICE", 1024)
+    monkeypatch.setattr(connection_h2, "MAX_READ_BACKLOG", 8192)
+    paused: list[bool] = []
+    original = H2ClientProtocol.data_received
+
+    def watching(self: H2ClientProtocol, data: bytes) -> None:
+        original(self, data)
+        assert self._transport is not None
+        paused.append(not self._transport.is_reading())
+
+    monkeypatch.setattr(H2ClientProtocol, "data_received", watching)
+    count = 40
+    order = run(_burst(_BurstServer(count), count))
+    assert sorted(entry for entry in order if entry != "mark") == sorted(
+        (str(2 * index + 1) * 3)[:3] for index in range(count)
+    )
+    assert any(paused)  # the reads of ~320 KiB went over the 8 KiB bound
