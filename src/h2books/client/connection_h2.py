@@ -5,6 +5,8 @@ SETTINGS_MAX_CONCURRENT_STREAMS allows, or queues the request until a stream
 finishes. Nothing here starts a task: a request is a future, a response is the
 events of one read, and all output of one loop iteration (new requests, window
 updates, SETTINGS ACKs) leaves in one write, flushed by a single `call_soon`.
+A read longer than `READ_SLICE` goes to the core a slice per loop turn, so that the
+socket is read (and the kernel acknowledges) while a burst of responses is decoded.
 """
 
 from __future__ import annotations
