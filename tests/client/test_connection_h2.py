@@ -428,3 +428,114 @@ def test_the_last_data_of_a_response_is_credited_while_our_body_still_uploads() 
     status, size, outstanding = run(main())
     assert (status, size) == (200, 16_000)
     assert outstanding == 0  # received and handed out: none of it still held back
+
+
+class _BurstServer(asyncio.Protocol):
+    """Answers `count` requests once all have arrived, in one write of ~8 KiB a response
+    (more than one read, each many slices long, for the client); with `close_after`,
+    closes right after it."""
+
+    def __init__(self, count: int, close_after: bool = False) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.count = count
+        self.close_after = close_after
+        self.streams: list[int] = []
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        for event in self.conn.receive_data(data):
+            if isinstance(event, h2.events.RequestReceived):
+                self.streams.append(event.stream_id)
+        answered = len(self.streams) == self.count
+        if answered:
+            for stream_id in self.streams:
+                body = b"%d" % stream_id * 4000
+                self.conn.send_headers(stream_id, [(b":status", b"200")])
+                self.conn.send_data(stream_id, body, end_stream=True)
+            self.streams = []
+        self.transport.write(self.conn.data_to_send())
+        if answered and self.close_after:
+            self.transport.close()
+
+
+async def _burst(server: _BurstServer, count: int) -> list[str]:
+    """What happened, in order: each response's stream (its body's digits) and the mark a
+    loop callback scheduled by the first response's callback leaves."""
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: server, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    order: list[str] = []
+    done = loop.create_future()
+
+    def answered(response: Response | None, error: BaseException | None) -> None:
+        order.append(repr(error) if response is None else response.text[:3])
+        if len(order) == 1:
+            loop.call_soon(order.append, "mark")
+        if sum(entry != "mark" for entry in order) == count and not done.done():
+            done.set_result(None)
+
+    try:
+        async with Client(f"http://127.0.0.1:{port}") as client:
+            for index in range(count):
+                client.send("GET", f"/{index}", answered)
+            await asyncio.wait_for(done, 10)
+    finally:
+        listener.close()
+    return order
+
+
+def test_a_long_read_is_handed_to_the_core_in_slices_with_the_loop_running_between() -> None:
+    # While a read's responses are decoded, the loop must get to read the socket again
+    # (the kernel acknowledges what the application reads): the mark a callback left on
+    # the loop runs before the last response of the same read.
+    import h2books.client.connection_h2 as connection_h2
+
+    count = 40  # ~320 KiB of responses in one write: dozens of slices
+    assert count * 4000 > 4 * connection_h2.READ_SLICE
+    order = run(_burst(_BurstServer(count), count))
+    assert len(order) == count + 1 and "mark" in order
+    assert order.index("mark") < count  # not after every response
+    assert all(not entry.startswith("Remote") for entry in order)
+
+
+def test_what_was_read_before_the_server_closed_is_answered() -> None:
+    # The responses and the close come together: the slices not handed to the core yet
+    # when the end is read are decoded before the end fails what is left.
+    count = 40
+    order = run(_burst(_BurstServer(count, close_after=True), count))
+    responses = [entry for entry in order if entry != "mark"]
+    assert len(responses) == count
+    assert all(entry.isdigit() for entry in responses), responses
+
+
+def test_a_backlog_over_its_bound_pauses_reading_until_half_of_it_is_decoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import h2books.client.connection_h2 as connection_h2
+
+    monkeypatch.setattr(connection_h2, "READ_SLICE", 1024)
+    monkeypatch.setattr(connection_h2, "MAX_READ_BACKLOG", 8192)
+    paused: list[bool] = []
+    original = H2ClientProtocol.data_received
+
+    def watching(self: H2ClientProtocol, data: bytes) -> None:
+        original(self, data)
+        assert self._transport is not None
+        paused.append(not self._transport.is_reading())
+
+    monkeypatch.setattr(H2ClientProtocol, "data_received", watching)
+    count = 40
+    order = run(_burst(_BurstServer(count), count))
+    assert sorted(entry for entry in order if entry != "mark") == sorted(
+        (str(2 * index + 1) * 3)[:3] for index in range(count)
+    )
+    assert any(paused)  # the reads of ~320 KiB went over the 8 KiB bound

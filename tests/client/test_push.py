@@ -343,3 +343,22 @@ def test_live_pushes_take_none_of_the_servers_request_slots() -> None:
         assert client.pushes_received == 2
 
     asyncio.run(run(check, server=HoldingPushServer()))
+
+
+def test_take_pushed_hands_over_an_arrived_push_once_and_leaves_one_still_coming() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")
+        kept = client.take_pushed("/kept")
+        assert kept is not None and kept.pushed and kept.content == b"pushed"
+        assert client.take_pushed("/kept") is None  # taken once
+        assert client.take_pushed("/never-promised") is None
+        assert (client.pushes_taken, client._held_push_bytes) == (1, 0)
+        await client.get("/late-index")
+        assert client.take_pushed("/late") is None  # promised, still coming: kept for a GET
+        late = client.get("/late")
+        await client.get("/finish")
+        response = await late
+        assert response.pushed and response.content == b"late push"
+        assert server.requested == [b"/", b"/late-index", b"/finish"]
+
+    asyncio.run(run(check))

@@ -215,3 +215,22 @@ def test_a_forwarder_that_cannot_start_leaves_nothing() -> None:
     with pytest.raises(NamespaceError), EmulatedLink(Conditions(rtt=0.010), mtu=10):
         pass  # an MTU under IPv4's minimum is refused by ip
     assert ours() == before
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to pin to one")
+def test_the_forwarder_does_not_inherit_its_owners_cpu_pinning() -> None:
+    # A benchmark pins its client (this thread) to one core; the forwarder it starts must
+    # not share that core with it.
+    allowed = os.sched_getaffinity(0)
+    result: dict[str, set[int]] = {}
+
+    def pinned_owner() -> None:
+        os.sched_setaffinity(0, {min(allowed)})  # this thread only
+        with EmulatedLink(Conditions(rtt=0.002)) as link:
+            assert link._process is not None
+            result["forwarder"] = os.sched_getaffinity(link._process.pid)
+
+    owner = threading.Thread(target=pinned_owner)
+    owner.start()
+    owner.join(30)
+    assert result["forwarder"] == allowed

@@ -237,6 +237,27 @@ class Client:
 
     # -- server push ------------------------------------------------------------------------
 
+    def take_pushed(self, target: str | bytes) -> Response | None:
+        """The response the server pushed for a GET of `target`, if it has arrived whole
+        (and is then no longer held); None if none came yet. A push still on its way
+        stays for the GET (`get`, `send`) that will take it.
+
+        For a caller with many targets (the crawl after the index): a held response costs
+        one lookup here, where `send` answers it through a loop callback."""
+        if isinstance(target, str):
+            target = target.encode("ascii")
+        held = self._pushes.get(target)
+        if held is None:
+            return None
+        response = held.held
+        if response is None:
+            return None
+        del self._pushes[target]
+        self.pushes_taken += 1
+        held.held = None
+        self._held_push_bytes -= len(response.content)
+        return response
+
     def _take_push(self, target: bytes, taker: asyncio.Future[Response] | ResponseCallback) -> bool:
         """Hand the push promised for `target`, if any, to `taker` (`_HeldPush.take`)."""
         held = self._pushes.pop(target, None)
@@ -301,24 +322,24 @@ class _HeldPush(Exchange):
     is forgotten otherwise: its target is then requested like any other.
     """
 
-    __slots__ = ("_client", "_held")
+    __slots__ = ("_client", "held")
 
     def __init__(self, client: Client, target: bytes, started: float) -> None:
         Exchange.__init__(self, b"GET", target, (), b"", None, started)
         self.pushed = True
         self.attempts = MAX_ATTEMPTS  # never retried as a request of ours
         self._client = client
-        self._held: Response | None = None
+        self.held: Response | None = None  # the response, arrived before anyone took it
 
     def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
-        response = self._held
+        response = self.held
         if response is None:  # still coming
             if isinstance(taker, asyncio.Future):
                 self.future = taker
             else:
                 self.callback = taker
             return
-        self._held = None
+        self.held = None
         self._client._held_push_bytes -= len(response.content)
         if isinstance(taker, asyncio.Future):
             taker.set_result(response)
@@ -327,7 +348,7 @@ class _HeldPush(Exchange):
 
     def resolve(self, content: bytes, http_version: str) -> None:
         if self.future is None and self.callback is None:  # nobody took it yet
-            self._held = self.response(content, http_version)
+            self.held = self.response(content, http_version)
             self._client._held_push_bytes += len(content)
         else:
             Exchange.resolve(self, content, http_version)

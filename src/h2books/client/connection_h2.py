@@ -5,6 +5,8 @@ SETTINGS_MAX_CONCURRENT_STREAMS allows, or queues the request until a stream
 finishes. Nothing here starts a task: a request is a future, a response is the
 events of one read, and all output of one loop iteration (new requests, window
 updates, SETTINGS ACKs) leaves in one write, flushed by a single `call_soon`.
+A read longer than `READ_SLICE` goes to the core a slice per loop turn, so that the
+socket is read (and the kernel acknowledges) while a burst of responses is decoded.
 """
 
 from __future__ import annotations
@@ -34,6 +36,15 @@ _SETTINGS_MAX_CONCURRENT_STREAMS = 0x3
 _INITIAL_MAX_STREAMS = 100
 # RFC 7541 counts 32 octets per field; a "name: value" line with its CRLF takes 4.
 _ENTRY_OVERHEAD_OVER_A_LINE = 32 - 4
+# The most octets of a read handed to the core in one loop turn. The kernel acknowledges
+# TCP data when the application reads it (once its window would shrink), so a read whose
+# responses take tens of milliseconds to decode (a burst of pushes: ~40 µs each) would
+# hold the server's ACKs that long and stretch its congestion window's growth. Between
+# slices the loop reads the socket again, and what it reads waits its turn here.
+READ_SLICE = 8192
+# Read and not handed to the core yet: past this, the transport stops reading until the
+# backlog is half gone (DATA is bounded by flow control; header blocks are not).
+MAX_READ_BACKLOG = 1 << 20
 
 
 def error_name(code: int) -> str:
@@ -75,6 +86,8 @@ class H2ClientProtocol(ClientConnection):
         self._flush_scheduled = False
         self._unflushed = 0  # streams opened since the last write
         self._first_read = True
+        self._backlog = bytearray()  # read, waiting for its slice (READ_SLICE)
+        self._reading_paused = False
 
     @staticmethod
     def _wire_taps(stats: WireStats) -> tuple[H2FrameTap, H2ReadCounter]:
@@ -156,6 +169,43 @@ class H2ClientProtocol(ClientConnection):
         self._flush()
 
     def data_received(self, data: bytes) -> None:
+        backlog = self._backlog
+        if not backlog and len(data) <= READ_SLICE:
+            self._process(data)
+            return
+        if not backlog:
+            self._loop.call_soon(self._next_slice)
+        backlog += data
+        if len(backlog) > MAX_READ_BACKLOG and not self._reading_paused and self._transport:
+            self._reading_paused = True
+            self._transport.pause_reading()
+
+    def _next_slice(self) -> None:
+        """One slice of the backlog to the core; the loop reads the socket before the next."""
+        backlog = self._backlog
+        if not backlog:
+            return
+        if self._error is not None or self._lost:  # the connection failed: the rest is moot
+            backlog.clear()
+            return
+        chunk = bytes(backlog[:READ_SLICE])
+        del backlog[:READ_SLICE]
+        if backlog:
+            self._loop.call_soon(self._next_slice)
+        if self._reading_paused and len(backlog) <= MAX_READ_BACKLOG // 2:
+            self._reading_paused = False
+            if self._transport is not None and not self._transport.is_closing():
+                self._transport.resume_reading()
+        self._process(chunk)
+
+    def _drain_backlog(self) -> None:
+        """What was read before the end (EOF or loss) goes to the core before the end does."""
+        if self._backlog and self._error is None:
+            data = bytes(self._backlog)
+            self._backlog.clear()
+            self._process(data)
+
+    def _process(self, data: bytes) -> None:
         if self._in_tap is not None:
             self._in_tap.feed(data)
         if self._first_read:
@@ -232,6 +282,7 @@ class H2ClientProtocol(ClientConnection):
             self._loop.call_soon(self._flush)
 
     def eof_received(self) -> bool | None:
+        self._drain_backlog()
         return None  # close our side too; connection_lost fails whatever is left
 
     def _lose_in_flight(self) -> None:
@@ -370,6 +421,7 @@ class H2ClientProtocol(ClientConnection):
         return type(error)(message)
 
     def connection_lost(self, exc: Exception | None) -> None:
+        self._drain_backlog()
         if self._in_tap is not None:  # a read cut short (an HTTP/1.x answer) is framing
             cast(H2ReadCounter, self._in_tap).settle(self._conn.received_octets)
         if self._stats is not None:

@@ -288,7 +288,7 @@ async def _crawl_books(client: Client, options: CrawlOptions, progress: _Progres
     progress.total = len(ids)
     if not ids:
         return 0
-    window = _Window(client, ids, options.concurrency, options.chunked, progress)
+    window = _Window(client, ids, options.concurrency, options.chunked, progress, options.push)
     window.start()
     await window.finished
     if progress.done != len(ids):  # pragma: no cover - the window only finishes when all arrived
@@ -318,7 +318,11 @@ def _book_target(book_id: str) -> bytes:
 
 
 class _Window:
-    """Keeps up to `concurrency` book requests in flight and checks each answer."""
+    """Keeps up to `concurrency` book requests in flight and checks each answer.
+
+    With push, a book whose pushed response has arrived already (all of them, when the
+    server pushes the books before the index) is checked at once, without a request
+    and without a slot: `Client.take_pushed`, no loop callback per book."""
 
     __slots__ = (
         "_batch",
@@ -328,6 +332,7 @@ class _Window:
         "_in_flight",
         "_next",
         "_progress",
+        "_take_pushed",
         "_targets",
         "finished",
     )
@@ -339,6 +344,7 @@ class _Window:
         concurrency: int,
         chunked: bool,
         progress: _Progress,
+        push: bool = False,
     ) -> None:
         self._client = client
         self._ids = ids
@@ -346,23 +352,41 @@ class _Window:
         self._batch = concurrency
         self._chunked = chunked
         self._progress = progress
+        self._take_pushed = client.take_pushed if push else None
         self._next = 0
         self._in_flight = 0
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     def start(self) -> None:
-        self._launch(self._batch)
+        self._fill()
 
-    def _launch(self, count: int) -> None:
-        send = self._client.send
+    def _fill(self) -> None:
+        """The next books while there is room: the window's free slots, or with `chunked`
+        the next batch once the last one is over (its pushed books count in it)."""
+        if self._chunked and self._in_flight:
+            return
         targets = self._targets
+        total = len(targets)
+        take_pushed = self._take_pushed
+        send = self._client.send
         on_done = self._on_done
-        first = self._next
-        last = min(first + count, len(targets))
-        self._next = last
-        self._in_flight += last - first
-        for index in range(first, last):
+        room = self._batch - self._in_flight
+        while room > 0 and self._next < total:
+            index = self._next
+            self._next = index + 1
+            if take_pushed is not None:
+                response = take_pushed(targets[index])
+                if response is not None:
+                    if not self._check(index, response):
+                        return
+                    if self._chunked:
+                        room -= 1
+                    continue
+            room -= 1
+            self._in_flight += 1
             send(b"GET", targets[index], partial(on_done, index))
+        if not self._in_flight and self._next == total and not self.finished.done():
+            self.finished.set_result(None)
 
     def _on_done(self, index: int, response: Response | None, error: BaseException | None) -> None:
         if self.finished.done():
@@ -371,12 +395,26 @@ class _Window:
             if not isinstance(error, asyncio.CancelledError):
                 self._fail(f"book {self._ids[index]}: {error}")
             return
+        if not self._check(index, response):
+            return
+        self._in_flight -= 1
+        following = self._next
+        if following < len(self._targets) and not self._chunked and self._take_pushed is None:
+            # The sliding window without push: this book's slot takes the next at once.
+            self._next = following + 1
+            self._in_flight += 1
+            self._client.send(b"GET", self._targets[following], partial(self._on_done, following))
+            return
+        self._fill()
+
+    def _check(self, index: int, response: Response) -> bool:
+        """Count the book if its answer is a 200 with a JSON body; else fail the crawl."""
         if response.status != 200:
             self._fail(
                 f"book {self._ids[index]}: status {response.status} for GET "
                 f"{response.target}, expected 200"
             )
-            return
+            return False
         try:
             check_json(response.content)
         except ValueError as exc:
@@ -384,23 +422,9 @@ class _Window:
                 f"book {self._ids[index]}: the body is not JSON "
                 f"({len(response.content)} bytes, truncated?): {exc}"
             )
-            return
+            return False
         self._progress.done += 1
-        following = self._next
-        if following < len(self._targets):
-            if not self._chunked:  # the sliding window: this book's slot takes the next
-                self._next = following + 1
-                self._client.send(
-                    b"GET", self._targets[following], partial(self._on_done, following)
-                )
-                return
-            self._in_flight -= 1
-            if not self._in_flight:
-                self._launch(self._batch)
-            return
-        self._in_flight -= 1
-        if not self._in_flight:
-            self.finished.set_result(None)
+        return True
 
     def _fail(self, message: str) -> None:
         self.finished.set_exception(CrawlError(message))
