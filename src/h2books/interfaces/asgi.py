@@ -36,7 +36,6 @@ from h2books.interfaces.asgi_scope import (
     apply_proxy,
     connection_parts,
     request_parts,
-    scope_headers,
 )
 from h2books.interfaces.asgi_websocket import serve_websocket
 from h2books.interfaces.inline import InlineRunner
@@ -104,16 +103,16 @@ class AsgiInterface(ServerInterface):
         await self.lifespan.shutdown()
 
     def handle(self, exchange: Exchange) -> None:
+        """Serve one request; also the `on_body_complete` of a small body awaited whole.
+        One function for the common path: each call here is paid per request."""
         # A request over the field-count bound (the "HTTP/2 Bomb") never gets here: the
         # cores answer it with a 431 (H2Config/H1Config max_header_count).
         if exchange.upgrade is not None:
             self._websocket(exchange)
-        elif exchange.body_complete or not _small_body(exchange.headers):
-            self._http(exchange)
-        else:
-            exchange.on_body_complete = self._http  # called once the last byte is in
-
-    def _http(self, exchange: Exchange) -> None:
+            return
+        if not exchange.body_complete and _small_body(exchange.headers):
+            exchange.on_body_complete = self.handle  # called once the last byte is in
+            return
         scope = self._scope_or_500(exchange)
         if scope is None:
             return
@@ -152,8 +151,15 @@ class AsgiInterface(ServerInterface):
             else:
                 scope["path"], scope["raw_path"] = known
             headers = exchange.headers
-            if http_version != "1.1" and http_version != "1.0":
-                headers = scope_headers(exchange)  # :authority as a leading host field
+            if http_version != "1.1" and http_version != "1.0" and exchange.authority:
+                # HTTP/2 and 3 name the authority in :authority, which the spec wants as a
+                # leading host field unless a Host field came too (the core checked that
+                # they agree). Inline: a call here is paid per request.
+                for field in headers:
+                    if field[0] == b"host":
+                        break
+                else:
+                    headers.insert(0, (b"host", exchange.authority))
             scope["headers"] = headers
             scope["state"] = self.state.copy()
             # Each request's own: a middleware that adds to them must not leak the
