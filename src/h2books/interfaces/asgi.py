@@ -28,7 +28,7 @@ from typing import Any
 
 from h2books.interfaces import ServerInterface
 from h2books.interfaces.asgi_fields import Heads
-from h2books.interfaces.asgi_http import ClientDisconnected, HttpCall
+from h2books.interfaces.asgi_http import DONE, ClientDisconnected, HttpCall
 from h2books.interfaces.asgi_scope import (
     METHOD_NAMES,
     AsgiApp,
@@ -38,7 +38,7 @@ from h2books.interfaces.asgi_scope import (
     request_parts,
 )
 from h2books.interfaces.asgi_websocket import serve_websocket
-from h2books.interfaces.inline import InlineRunner
+from h2books.interfaces.inline import RAISED, RETURNED, InlineRunner
 from h2books.interfaces.lifespan import Lifespan
 from h2books.interfaces.proxy import TrustedProxies
 from h2books.server.config import ServerConfig
@@ -127,9 +127,12 @@ class AsgiInterface(ServerInterface):
         runner = self._runner
         if runner is None:  # served without startup() (a test driving adapters directly)
             runner = self._runner = InlineRunner(asyncio.get_running_loop())
-        task = runner.run(coro, call.finish)
-        if task is not None:
-            call.waiting(task, self.response_timeout)
+        ended = runner.run(coro, call.finish)
+        if ended is RETURNED:
+            if call.phase != DONE:  # returned before its response was complete
+                call.finish(None)
+        elif ended is not RAISED:
+            call.waiting(ended, self.response_timeout)
 
     def _scope_or_500(self, exchange: Exchange) -> dict[str, Any] | None:
         """The request's HTTP scope (a WebSocket's is reshaped from it), or None once a
