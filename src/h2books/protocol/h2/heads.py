@@ -33,12 +33,8 @@ class HeadHandler(OutboundScheduler):
         state is still in sync then, so only the stream suffers)."""
         try:
             return self._decoder.decode(block)
-        except HeaderListTooLargeError:
-            return None
-        except HeaderListBombError as exc:
-            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from None
         except HPACKError as exc:
-            raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
+            return _decode_failure(exc)
 
     def _on_header_block(
         self, sid: int, end_stream: bool, block: bytes, bad_priority: bool
@@ -54,7 +50,10 @@ class HeadHandler(OutboundScheduler):
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "server opened a stream")
         # A new request stream.
         self._highest_peer = sid
-        fields = self._decode(block)
+        try:  # _decode, inline: this runs for every request
+            fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
+        except HPACKError as exc:
+            fields = _decode_failure(exc)
         goaway_last = self._goaway_last
         if goaway_last is not None and sid > goaway_last:
             return  # after our GOAWAY: not processed, ignored (HPACK state kept in sync)
@@ -219,6 +218,17 @@ class HeadHandler(OutboundScheduler):
         RST_STREAM PROTOCOL_ERROR is what ends it."""
         self._write_header_block(sid, self._encoder.encode([STATUS_FIELDS[400]]), False)
         self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
+
+
+def _decode_failure(exc: HPACKError) -> None:
+    """What a header block that did not decode means: None (a list over our header list
+    size: the HPACK state is still in sync, so only the stream suffers), else the
+    connection error it raises."""
+    if isinstance(exc, HeaderListTooLargeError):
+        return None
+    if isinstance(exc, HeaderListBombError):
+        raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from None
+    raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
 
 
 def _counted_fields(fields: list[tuple[bytes, bytes]]) -> int:
