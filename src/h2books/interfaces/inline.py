@@ -131,7 +131,7 @@ class InlineRunner:
         if waiting_on is RETURNED or waiting_on is RAISED:
             if host.cancelling():
                 self._spare = None  # someone cancelled the host itself: never reuse it
-            return waiting_on  # type: ignore[no-any-return]
+            return waiting_on
         # It waits: the host becomes its task, the coroutine resumed once the future is done.
         self._spare = None
         # Task.__init__ forgets cancellations asked for while the app ran inline (the app,

@@ -32,7 +32,6 @@ from .frames import (
 from .push import PushHandler
 from .state import NO_CHUNKS
 
-
 __all__ = ["FrameHandler", "FrameReader"]
 
 # (connection, flags, stream id, buffer, payload start, payload stop)

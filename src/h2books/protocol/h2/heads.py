@@ -34,7 +34,8 @@ class HeadHandler(OutboundScheduler):
         try:
             return self._decoder.decode(block)
         except HPACKError as exc:
-            return _decode_failure(exc)
+            _raise_unless_too_large(exc)
+            return None
 
     def _on_header_block(
         self, sid: int, end_stream: bool, block: bytes, bad_priority: bool
@@ -53,7 +54,8 @@ class HeadHandler(OutboundScheduler):
         try:  # _decode, inline: this runs for every request
             fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
         except HPACKError as exc:
-            fields = _decode_failure(exc)
+            _raise_unless_too_large(exc)
+            fields = None
         goaway_last = self._goaway_last
         if goaway_last is not None and sid > goaway_last:
             return  # after our GOAWAY: not processed, ignored (HPACK state kept in sync)
@@ -220,12 +222,12 @@ class HeadHandler(OutboundScheduler):
         self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
 
 
-def _decode_failure(exc: HPACKError) -> None:
-    """What a header block that did not decode means: None (a list over our header list
-    size: the HPACK state is still in sync, so only the stream suffers), else the
-    connection error it raises."""
+def _raise_unless_too_large(exc: HPACKError) -> None:
+    """A header block that did not decode: a list over our header list size leaves the
+    HPACK state in sync, so only the stream suffers (the caller refuses it); anything
+    else is the connection error raised here."""
     if isinstance(exc, HeaderListTooLargeError):
-        return None
+        return
     if isinstance(exc, HeaderListBombError):
         raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from None
     raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
