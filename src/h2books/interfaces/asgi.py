@@ -104,40 +104,18 @@ class AsgiInterface(ServerInterface):
 
     def handle(self, exchange: Exchange) -> None:
         """Serve one request; also the `on_body_complete` of a small body awaited whole.
-        One function for the common path: each call here is paid per request."""
+
+        One flat function for the common path (each call here is paid per request): the
+        scope (a WebSocket's is reshaped from it), the call, the app stepped inline."""
         # A request over the field-count bound (the "HTTP/2 Bomb") never gets here: the
         # cores answer it with a 431 (H2Config/H1Config max_header_count).
-        if exchange.upgrade is not None:
-            self._websocket(exchange)
-            return
-        if not exchange.body_complete and _small_body(exchange.headers):
+        if (
+            not exchange.body_complete
+            and exchange.upgrade is None
+            and _small_body(exchange.headers)
+        ):
             exchange.on_body_complete = self.handle  # called once the last byte is in
             return
-        scope = self._scope_or_500(exchange)
-        if scope is None:
-            return
-        call = HttpCall(exchange, self.heads)
-        try:
-            coro = self.app(scope, call.receive, call.send)
-            if type(coro) is not CoroutineType:
-                coro = _awaited(coro)
-        except Exception as exc:
-            call.finish(exc)
-            return
-        runner = self._runner
-        if runner is None:  # served without startup() (a test driving adapters directly)
-            runner = self._runner = InlineRunner(asyncio.get_running_loop())
-        ended = runner.run(coro, call.finish)
-        if ended is RETURNED:
-            if call.phase != DONE:  # returned before its response was complete
-                call.finish(None)
-        elif ended is not RAISED:
-            call.waiting(ended, self.response_timeout)
-
-    def _scope_or_500(self, exchange: Exchange) -> dict[str, Any] | None:
-        """The request's HTTP scope (a WebSocket's is reshaped from it), or None once a
-        500 has answered a request it cannot be built for. Kept flat: each call and store
-        here is paid per request."""
         try:
             settings = self.settings
             http_version = exchange.http_version
@@ -157,7 +135,7 @@ class AsgiInterface(ServerInterface):
             if http_version != "1.1" and http_version != "1.0" and exchange.authority:
                 # HTTP/2 and 3 name the authority in :authority, which the spec wants as a
                 # leading host field unless a Host field came too (the core checked that
-                # they agree). Inline: a call here is paid per request.
+                # they agree).
                 for field in headers:
                     if field[0] == b"host":
                         break
@@ -171,11 +149,32 @@ class AsgiInterface(ServerInterface):
             scope["extensions"] = scope["extensions"].copy()
             if cached[2]:
                 apply_proxy(scope, headers, settings)
-            return scope
         except Exception:
             log.exception("cannot build the ASGI scope of %r", exchange)
             exchange.respond(INTERNAL_ERROR)
-            return None
+            return
+        if exchange.upgrade is not None:
+            # A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the
+            # session runs in a task of its own (interfaces/asgi_websocket.py).
+            serve_websocket(self.app, exchange, scope)
+            return
+        call = HttpCall(exchange, self.heads)
+        try:
+            coro = self.app(scope, call.receive, call.send)
+            if type(coro) is not CoroutineType:
+                coro = _awaited(coro)
+        except Exception as exc:
+            call.finish(exc)
+            return
+        runner = self._runner
+        if runner is None:  # served without startup() (a test driving adapters directly)
+            runner = self._runner = InlineRunner(asyncio.get_running_loop())
+        ended = runner.run(coro, call.finish)
+        if ended is RETURNED:
+            if call.phase != DONE:  # returned before its response was complete
+                call.finish(None)
+        elif ended is not RAISED:
+            call.waiting(ended, self.response_timeout)
 
     def _connection_template(self, exchange: Exchange) -> tuple[str, dict[str, Any], bool]:
         """The constant part of the scope, kept on the connection (for its HTTP version:
@@ -187,14 +186,6 @@ class AsgiInterface(ServerInterface):
         cached = (exchange.http_version, base, behind_proxy)
         exchange.adapter.interface_data = cached
         return cached
-
-    def _websocket(self, exchange: Exchange) -> None:
-        """A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the
-        `websocket` scope is the HTTP scope of the request, reshaped
-        (interfaces/asgi_websocket.py); the session runs in a task of its own."""
-        scope = self._scope_or_500(exchange)
-        if scope is not None:
-            serve_websocket(self.app, exchange, scope)
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:

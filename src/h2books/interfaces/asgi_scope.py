@@ -12,7 +12,7 @@ query, so `/book?id=1` and `/book?id=2` share one entry.
 Headers go to the app as the core parsed them: the same list, lowercase byte names and
 values, no copy. HTTP/2 requests carry the authority as `:authority`, which the spec
 wants as a leading `host` field when no Host field came (the core has already checked
-that a Host field agrees with `:authority`); `AsgiInterface._scope_or_500` adds it.
+that a Host field agrees with `:authority`); `AsgiInterface.handle` adds it.
 
 The websocket scope reuses `request_parts` and `connection_parts`.
 """
