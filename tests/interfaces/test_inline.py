@@ -10,7 +10,7 @@ from typing import Any
 import anyio
 import pytest
 
-from h2books.interfaces.inline import InlineRunner
+from h2books.interfaces.inline import RAISED, RETURNED, InlineRunner
 
 VAR: contextvars.ContextVar[str | None] = contextvars.ContextVar("var", default=None)
 
@@ -50,7 +50,7 @@ def test_a_coroutine_that_does_not_wait_runs_inline() -> None:
 
     def body(runner: InlineRunner, ended: list[Any]) -> Any:
         task = start(runner, ended, app())
-        assert task is None and ended == [None]
+        assert task is RETURNED and ended == []  # a return inline is the result, no call
         assert VAR.get() is None  # the app's context variables stay its own
         return None
 
@@ -70,6 +70,19 @@ def test_a_waiting_coroutine_keeps_its_task_and_context() -> None:
 
     ended = run_as_callback(lambda runner, ended: start(runner, ended, app()))
     assert ended == [None]
+
+
+def test_an_exception_inline_goes_to_finish() -> None:
+    error = ValueError("boom")
+
+    async def app() -> None:
+        raise error
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        assert start(runner, ended, app()) is RAISED and ended == [error]
+        return None
+
+    run_as_callback(body)
 
 
 def test_an_exception_after_the_wait_goes_to_finish() -> None:
@@ -136,8 +149,8 @@ def test_run_from_inside_a_task() -> None:
         nonlocal outer
         outer = asyncio.current_task()
         ended: list[Any] = []
-        assert InlineRunner(asyncio.get_running_loop()).run(app(), ended.append) is None
-        assert ended == [None]
+        assert InlineRunner(asyncio.get_running_loop()).run(app(), ended.append) is RETURNED
+        assert ended == []
         assert asyncio.current_task() is outer
 
     outer: Any = None

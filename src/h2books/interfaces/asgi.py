@@ -28,7 +28,7 @@ from typing import Any
 
 from h2books.interfaces import ServerInterface
 from h2books.interfaces.asgi_fields import Heads
-from h2books.interfaces.asgi_http import ClientDisconnected, HttpCall
+from h2books.interfaces.asgi_http import DONE, ClientDisconnected, HttpCall
 from h2books.interfaces.asgi_scope import (
     METHOD_NAMES,
     AsgiApp,
@@ -36,10 +36,9 @@ from h2books.interfaces.asgi_scope import (
     apply_proxy,
     connection_parts,
     request_parts,
-    scope_headers,
 )
 from h2books.interfaces.asgi_websocket import serve_websocket
-from h2books.interfaces.inline import InlineRunner
+from h2books.interfaces.inline import RAISED, RETURNED, InlineRunner
 from h2books.interfaces.lifespan import Lifespan
 from h2books.interfaces.proxy import TrustedProxies
 from h2books.server.config import ServerConfig
@@ -104,38 +103,19 @@ class AsgiInterface(ServerInterface):
         await self.lifespan.shutdown()
 
     def handle(self, exchange: Exchange) -> None:
+        """Serve one request; also the `on_body_complete` of a small body awaited whole.
+
+        One flat function for the common path (each call here is paid per request): the
+        scope (a WebSocket's is reshaped from it), the call, the app stepped inline."""
         # A request over the field-count bound (the "HTTP/2 Bomb") never gets here: the
         # cores answer it with a 431 (H2Config/H1Config max_header_count).
-        if exchange.upgrade is not None:
-            self._websocket(exchange)
-        elif exchange.body_complete or not _small_body(exchange.headers):
-            self._http(exchange)
-        else:
-            exchange.on_body_complete = self._http  # called once the last byte is in
-
-    def _http(self, exchange: Exchange) -> None:
-        scope = self._scope_or_500(exchange)
-        if scope is None:
+        if (
+            not exchange.body_complete
+            and exchange.upgrade is None
+            and _small_body(exchange.headers)
+        ):
+            exchange.on_body_complete = self.handle  # called once the last byte is in
             return
-        call = HttpCall(exchange, self.heads)
-        try:
-            coro = self.app(scope, call.receive, call.send)
-            if type(coro) is not CoroutineType:
-                coro = _awaited(coro)
-        except Exception as exc:
-            call.finish(exc)
-            return
-        runner = self._runner
-        if runner is None:  # served without startup() (a test driving adapters directly)
-            runner = self._runner = InlineRunner(asyncio.get_running_loop())
-        task = runner.run(coro, call.finish)
-        if task is not None:
-            call.waiting(task, self.response_timeout)
-
-    def _scope_or_500(self, exchange: Exchange) -> dict[str, Any] | None:
-        """The request's HTTP scope (a WebSocket's is reshaped from it), or None once a
-        500 has answered a request it cannot be built for. Kept flat: each call and store
-        here is paid per request."""
         try:
             settings = self.settings
             http_version = exchange.http_version
@@ -152,8 +132,15 @@ class AsgiInterface(ServerInterface):
             else:
                 scope["path"], scope["raw_path"] = known
             headers = exchange.headers
-            if http_version != "1.1" and http_version != "1.0":
-                headers = scope_headers(exchange)  # :authority as a leading host field
+            if http_version != "1.1" and http_version != "1.0" and exchange.authority:
+                # HTTP/2 and 3 name the authority in :authority, which the spec wants as a
+                # leading host field unless a Host field came too (the core checked that
+                # they agree).
+                for field in headers:
+                    if field[0] == b"host":
+                        break
+                else:
+                    headers.insert(0, (b"host", exchange.authority))
             scope["headers"] = headers
             scope["state"] = self.state.copy()
             # Each request's own: a middleware that adds to them must not leak the
@@ -162,11 +149,32 @@ class AsgiInterface(ServerInterface):
             scope["extensions"] = scope["extensions"].copy()
             if cached[2]:
                 apply_proxy(scope, headers, settings)
-            return scope
         except Exception:
             log.exception("cannot build the ASGI scope of %r", exchange)
             exchange.respond(INTERNAL_ERROR)
-            return None
+            return
+        if exchange.upgrade is not None:
+            # A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the
+            # session runs in a task of its own (interfaces/asgi_websocket.py).
+            serve_websocket(self.app, exchange, scope)
+            return
+        call = HttpCall(exchange, self.heads)
+        try:
+            coro = self.app(scope, call.receive, call.send)
+            if type(coro) is not CoroutineType:
+                coro = _awaited(coro)
+        except Exception as exc:
+            call.finish(exc)
+            return
+        runner = self._runner
+        if runner is None:  # served without startup() (a test driving adapters directly)
+            runner = self._runner = InlineRunner(asyncio.get_running_loop())
+        ended = runner.run(coro, call.finish)
+        if ended is RETURNED:
+            if call.phase != DONE:  # returned before its response was complete
+                call.finish(None)
+        elif ended is not RAISED:
+            call.waiting(ended, self.response_timeout)
 
     def _connection_template(self, exchange: Exchange) -> tuple[str, dict[str, Any], bool]:
         """The constant part of the scope, kept on the connection (for its HTTP version:
@@ -178,14 +186,6 @@ class AsgiInterface(ServerInterface):
         cached = (exchange.http_version, base, behind_proxy)
         exchange.adapter.interface_data = cached
         return cached
-
-    def _websocket(self, exchange: Exchange) -> None:
-        """A WebSocket handshake (HTTP/1.1 Upgrade or HTTP/2 extended CONNECT): the
-        `websocket` scope is the HTTP scope of the request, reshaped
-        (interfaces/asgi_websocket.py); the session runs in a task of its own."""
-        scope = self._scope_or_500(exchange)
-        if scope is not None:
-            serve_websocket(self.app, exchange, scope)
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:

@@ -75,18 +75,28 @@ _STREAMED = _no_body()
 class HttpCall:
     """The state of one request's ASGI call; `receive` and `send` are its bound methods."""
 
-    # What every call sets are slots; the rest start as the class-level defaults below and
-    # go to the instance's __dict__ only when set, which a call answered inline never does
-    # (as in Exchange): fewer stores per request.
-    __slots__ = ("__dict__", "body_state", "exchange", "head", "heads", "phase", "trailers")
+    # What every call sets or reads are slots; the rest start as the class-level defaults
+    # below and go to the instance's __dict__ only when set, which a call answered inline
+    # never does (as in Exchange): fewer stores per request.
+    __slots__ = (
+        "__dict__",
+        "body_state",
+        "exchange",
+        "head",
+        "heads",
+        "phase",
+        "timer",
+        "trailers",
+        "waiter",
+    )
 
     head: Head  # set by http.response.start
     trailers: bool  # set by http.response.start: the app announced trailers
     read: int  # body bytes handed out, once the body is read in parts
     error: BaseException | None = None  # the RuntimeError we raised, logged already
     task: asyncio.Task[Any] | None = None
-    timer: asyncio.TimerHandle | None = None
-    waiter: asyncio.Future[None] | None = None
+    timer: asyncio.TimerHandle | None  # the time to answer, while the app waits
+    waiter: asyncio.Future[None] | None  # receive() waiting past the body
     timed_out = False
     # When the app last took body bytes, once its time to answer is running: the deadline
     # counts from then (see _timed_out).
@@ -99,6 +109,7 @@ class HttpCall:
         self.heads = heads  # the interface's checked heads (interfaces/templates.py)
         self.phase = AWAITING_START
         self.body_state = _BODY_UNREAD
+        self.timer = self.waiter = None
 
     @property
     def multiplexed(self) -> bool:

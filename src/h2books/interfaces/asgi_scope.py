@@ -12,7 +12,7 @@ query, so `/book?id=1` and `/book?id=2` share one entry.
 Headers go to the app as the core parsed them: the same list, lowercase byte names and
 values, no copy. HTTP/2 requests carry the authority as `:authority`, which the spec
 wants as a leading `host` field when no Host field came (the core has already checked
-that a Host field agrees with `:authority`).
+that a Host field agrees with `:authority`); `AsgiInterface.handle` adds it.
 
 The websocket scope reuses `request_parts` and `connection_parts`.
 """
@@ -146,18 +146,6 @@ def _origin_form(target: bytes) -> bytes:
         return target
     slash = target.find(b"/", scheme_end + 3)
     return target[slash:] if slash >= 0 else b"/"
-
-
-def scope_headers(exchange: Exchange) -> list[tuple[bytes, bytes]]:
-    """The request's header list for the app: the exchange's own list, with `host` first
-    when an HTTP/2 or HTTP/3 request named its authority only in `:authority`."""
-    headers = exchange.headers
-    if exchange.http_version in ("2", "3") and exchange.authority:
-        for name, _ in headers:
-            if name == b"host":
-                return headers
-        headers.insert(0, (b"host", exchange.authority))
-    return headers
 
 
 def apply_proxy(

@@ -28,6 +28,9 @@ Two things make this correct rather than merely fast:
 
 Each run gets a copy of the current context, as a Task would, so context variables set
 by one request never leak into the next.
+
+A coroutine that returns inline is reported by `run`'s result (`RETURNED`) rather than by
+a call of `finish`: that is most requests, and the caller usually has nothing left to do.
 """
 
 from __future__ import annotations
@@ -35,13 +38,25 @@ from __future__ import annotations
 import asyncio
 import collections.abc
 import contextvars
+import enum
 from asyncio import tasks
 from collections.abc import Callable, Coroutine, Generator
 from types import CoroutineType
-from typing import Any
+from typing import Any, Final
 
 # What the app's coroutine ended with: None when it returned, else what it raised.
 Finish = Callable[[BaseException | None], None]
+
+
+class Ended(enum.Enum):
+    """How a coroutine `run` did not hand to a task ended, inline."""
+
+    RETURNED = enum.auto()  # `finish` is not called: the caller settles it if need be
+    RAISED = enum.auto()  # `finish` has been called with the exception
+
+
+RETURNED: Final = Ended.RETURNED
+RAISED: Final = Ended.RAISED
 
 _enter_task = tasks._enter_task
 _leave_task = tasks._leave_task
@@ -78,9 +93,10 @@ class InlineRunner:
         self.loop = loop
         self._spare: _Host | None = None
 
-    def run(self, coro: Coroutine[Any, Any, object], finish: Finish) -> asyncio.Task[Any] | None:
-        """Run `coro` until it finishes or waits; `finish` is called when it ends (now or
-        later). Returns the task now driving it, or None if it finished inline."""
+    def run(self, coro: Coroutine[Any, Any, object], finish: Finish) -> asyncio.Task[Any] | Ended:
+        """Run `coro` until it finishes or waits. Returns the task now driving it (`finish`
+        is called when it ends), or how it ended inline: RAISED (`finish` has been called
+        with the exception) or RETURNED (`finish` is not called)."""
         loop = self.loop
         host = self._spare
         if host is None:
@@ -102,10 +118,9 @@ class InlineRunner:
             else:
                 waiting_on = context.run(coro.send, None)
         except StopIteration:
-            waiting_on = _DONE
-            finish(None)
+            waiting_on = RETURNED
         except BaseException as exc:
-            waiting_on = _DONE
+            waiting_on = RAISED
             finish(exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
@@ -113,10 +128,10 @@ class InlineRunner:
             _leave_task(loop, host)
             if outer is not None:
                 _enter_task(loop, outer)
-        if waiting_on is _DONE:
+        if waiting_on is RETURNED or waiting_on is RAISED:
             if host.cancelling():
                 self._spare = None  # someone cancelled the host itself: never reuse it
-            return None
+            return waiting_on
         # It waits: the host becomes its task, the coroutine resumed once the future is done.
         self._spare = None
         # Task.__init__ forgets cancellations asked for while the app ran inline (the app,
@@ -129,7 +144,6 @@ class InlineRunner:
         return host
 
 
-_DONE: Any = object()
 _NOTHING: Any = object()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 
 import pytest
@@ -59,6 +60,23 @@ def test_cookie_crumbs_joined_in_place() -> None:
     )[4]
     assert headers == [(b"a", b"1"), (b"cookie", b"x=1; y=2"), (b"b", b"2")]
     assert validate_request([*BASE, (b"cookie", b"only=1")])[4] == [(b"cookie", b"only=1")]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(4))))
+def test_the_four_pseudo_fields_in_any_order(order: tuple[int, ...]) -> None:
+    fields = [BASE[i] for i in order]
+    expected = (b"GET", b"https", b"a.b", b"/p?q=1", [(b"accept", b"*/*")], None, None)
+    assert validate_request([*fields, (b"accept", b"*/*")]) == expected
+    assert validate_request(fields)[:4] == expected[:4]
+    connect = [(b":method", b"CONNECT") if i == 0 else BASE[i] for i in order]
+    extended = validate_request([*connect, (b":protocol", b"websocket")])
+    assert extended[:4] + extended[6:] == (b"CONNECT", b"https", b"a.b", b"/p?q=1", b"websocket")
+    for name, value in ((b":path", b"/"), (b":status", b"200"), (b":protocol", b"ws")):
+        with pytest.raises(MalformedHeaders):
+            validate_request([*fields, (name, value)])
+    bad = [(name, value + b"\r") if name == b":path" else (name, value) for name, value in fields]
+    with pytest.raises(MalformedHeaders):
+        validate_request(bad)
 
 
 def test_connect() -> None:

@@ -33,12 +33,9 @@ class HeadHandler(OutboundScheduler):
         state is still in sync then, so only the stream suffers)."""
         try:
             return self._decoder.decode(block)
-        except HeaderListTooLargeError:
-            return None
-        except HeaderListBombError as exc:
-            raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from None
         except HPACKError as exc:
-            raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
+            _raise_unless_too_large(exc)
+            return None
 
     def _on_header_block(
         self, sid: int, end_stream: bool, block: bytes, bad_priority: bool
@@ -54,7 +51,11 @@ class HeadHandler(OutboundScheduler):
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "server opened a stream")
         # A new request stream.
         self._highest_peer = sid
-        fields = self._decode(block)
+        try:  # _decode, inline: this runs for every request
+            fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
+        except HPACKError as exc:
+            _raise_unless_too_large(exc)
+            fields = None
         goaway_last = self._goaway_last
         if goaway_last is not None and sid > goaway_last:
             return  # after our GOAWAY: not processed, ignored (HPACK state kept in sync)
@@ -219,6 +220,17 @@ class HeadHandler(OutboundScheduler):
         RST_STREAM PROTOCOL_ERROR is what ends it."""
         self._write_header_block(sid, self._encoder.encode([STATUS_FIELDS[400]]), False)
         self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
+
+
+def _raise_unless_too_large(exc: HPACKError) -> None:
+    """A header block that did not decode: a list over our header list size leaves the
+    HPACK state in sync, so only the stream suffers (the caller refuses it); anything
+    else is the connection error raised here."""
+    if isinstance(exc, HeaderListTooLargeError):
+        return
+    if isinstance(exc, HeaderListBombError):
+        raise H2ConnectionError(ErrorCode.ENHANCE_YOUR_CALM, str(exc)) from None
+    raise H2ConnectionError(ErrorCode.COMPRESSION_ERROR, str(exc)) from None
 
 
 def _counted_fields(fields: list[tuple[bytes, bytes]]) -> int:

@@ -8,6 +8,7 @@ and names/values already seen valid skip the character checks (bounded caches).
 
 from __future__ import annotations
 
+from itertools import permutations
 from typing import Final
 
 from h2books.protocol.hpack.decoder import UNCACHED_VALUE_NAMES
@@ -70,6 +71,14 @@ _REQUEST_PSEUDO: Final = {
     b":authority": 2,
     b":path": 3,
     b":protocol": 4,  # RFC 8441 extended CONNECT
+}
+# A plain request's four pseudo-header fields, in every order clients send them: for each
+# order of names, where :method, :scheme, :authority and :path are in the list. One
+# lookup places all four (no duplicate is possible in these orders).
+_PLAIN_PSEUDO: Final = (b":method", b":scheme", b":authority", b":path")
+_PSEUDO_ORDERS: Final = {
+    names: tuple(names.index(name) for name in _PLAIN_PSEUDO)
+    for names in permutations(_PLAIN_PSEUDO)
 }
 _KNOWN_METHODS: Final = frozenset(
     {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"}
@@ -153,21 +162,31 @@ def validate_request(
     to check.
     """
     good_values = _good_values
-    # Pseudo-header fields come first (§8.3): read them in a tight loop of their own.
-    pseudo: list[bytes | None] = [None, None, None, None, None]
-    count = 0
-    for field in fields:
-        slot = _REQUEST_PSEUDO.get(field[0])
-        if slot is None:
-            break
-        if pseudo[slot] is not None:
-            raise MalformedHeaders(f"duplicated {field[0]!r}")
-        value = field[1]
-        if value not in good_values:
-            check_value(value)
-        pseudo[slot] = value
-        count += 1
-    method, scheme, authority, path, protocol = pseudo
+    # Pseudo-header fields come first (§8.3). Most requests have exactly the four plain
+    # ones, placed by one lookup of their order; the rest go through the general loop.
+    order = (
+        _PSEUDO_ORDERS.get((fields[0][0], fields[1][0], fields[2][0], fields[3][0]))
+        if len(fields) >= 4
+        else None
+    )
+    method: bytes | None
+    scheme: bytes | None
+    authority: bytes | None
+    path: bytes | None
+    protocol: bytes | None
+    if order is not None and (len(fields) == 4 or fields[4][0][:1] != b":"):
+        at_method, at_scheme, at_authority, at_path = order
+        method = fields[at_method][1]
+        scheme = fields[at_scheme][1]
+        authority = fields[at_authority][1]
+        path = fields[at_path][1]
+        protocol = None
+        if not good_values.issuperset((method, scheme, authority, path)):
+            for value in (method, scheme, authority, path):
+                check_value(value)
+        count = 4
+    else:
+        method, scheme, authority, path, protocol, count = _pseudo_fields(fields)
 
     headers: Fields = []
     content_length: int | None = None
@@ -232,6 +251,27 @@ def validate_request(
     if cookies is not None and len(cookies) > 1:
         headers[cookie_at] = (b"cookie", b"; ".join(cookies))
     return method, scheme, authority or b"", path, headers, content_length, protocol
+
+
+def _pseudo_fields(
+    fields: Fields,
+) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, int]:
+    """(method, scheme, authority, path, protocol, how many fields they were) of the
+    pseudo-header fields that open `fields`, any of them missing (None)."""
+    pseudo: list[bytes | None] = [None, None, None, None, None]
+    count = 0
+    for name, value in fields:
+        slot = _REQUEST_PSEUDO.get(name)
+        if slot is None:
+            break
+        if pseudo[slot] is not None:
+            raise MalformedHeaders(f"duplicated {name!r}")
+        if value not in _good_values:
+            check_value(value)
+        pseudo[slot] = value
+        count += 1
+    method, scheme, authority, path, protocol = pseudo
+    return method, scheme, authority, path, protocol, count
 
 
 def _extended_connect_target(

@@ -163,9 +163,10 @@ class Decoder:
                     if octet == 0xFF:
                         index, pos = decode_integer_continuation(data, pos, 0x7F)
                         index -= STATIC_TABLE_LENGTH + 1
-                    if index >= len(entries):
-                        raise HPACKDecodingError("field index beyond the dynamic table")
-                    field = entries[index]
+                    try:  # (no len() per field: an index past the table raises here)
+                        field = entries[index]
+                    except IndexError:
+                        raise HPACKDecodingError("field index beyond the dynamic table") from None
                     list_size += sizes[index]
                 # Past the limit, keep decoding (the table must stay in sync) but store nothing.
                 if list_size <= limit:
