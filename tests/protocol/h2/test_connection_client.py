@@ -26,6 +26,7 @@ from tests.protocol.h2.support import (
     REQUEST,
     RST_STREAM,
     SETTINGS,
+    WINDOW_UPDATE,
     frame,
     goaway_code,
     parse,
@@ -404,3 +405,48 @@ def test_client_response_with_content_length_but_end_stream() -> None:
     s.conn.data_to_send()
     data = s.response(1, [(b":status", b"200"), (b"content-length", b"3")], end_stream=True)
     assert s.conn.receive_data(data, 0.0) == [ev.StreamReset(1, ErrorCode.PROTOCOL_ERROR, False)]
+
+
+def _client_in_force(config: H2Config) -> H2Connection:
+    """A client whose SETTINGS the server has acknowledged (its windows are in force)."""
+    conn = H2Connection(config)
+    conn.initiate(0.0)
+    conn.data_to_send()
+    conn.receive_data(settings_frame() + frame(SETTINGS, ACK, 0), 0.0)
+    conn.data_to_send()
+    return conn
+
+
+ONE_FRAME_HEAD = frame(HEADERS, END_HEADERS, 1, b"\x88")  # :status 200, static index
+
+
+def test_responses_in_one_data_frame_give_the_connection_window_back() -> None:
+    # Each body comes whole in its first DATA (no stream window is made for it): what it
+    # took from the connection window comes back without the application acknowledging,
+    # or the fifth response here would break the 65,535-octet connection window.
+    conn = _client_in_force(replace(CLIENT, connection_window_size=65535))
+    body = b"b" * 16000
+    for sid in range(1, 19, 2):
+        conn.send_request(REQUEST)
+        head = frame(HEADERS, END_HEADERS, sid, b"\x88")
+        events = conn.receive_data(head + frame(DATA, END_STREAM, sid, body), 0.0)
+        assert events == [
+            ev.ResponseReceived(sid, 200, [], False),
+            ev.DataReceived(sid, body, 16000, True),
+        ]
+    updates = [f for f in parse(conn.data_to_send()) if f.type == WINDOW_UPDATE]
+    assert {f.stream_id for f in updates} == {0}  # none for the closed streams
+    assert sum(struct.unpack(">I", f.payload)[0] for f in updates) == 9 * 16000
+
+
+def test_one_data_frame_past_the_stream_window_resets_the_stream_only() -> None:
+    small = _client_in_force(replace(CLIENT, initial_window_size=1000))
+    small.send_request(REQUEST)
+    events = small.receive_data(ONE_FRAME_HEAD + frame(DATA, END_STREAM, 1, b"x" * 1001), 0.0)
+    assert events[-1] == ev.StreamReset(1, ErrorCode.FLOW_CONTROL_ERROR, False)
+    assert rst_codes(parse(small.data_to_send())) == {1: ErrorCode.FLOW_CONTROL_ERROR}
+    # The same frame within the window is the response.
+    conn = _client_in_force(CLIENT)
+    conn.send_request(REQUEST)
+    events = conn.receive_data(ONE_FRAME_HEAD + frame(DATA, END_STREAM, 1, b"x" * 1001), 0.0)
+    assert events[-1] == ev.DataReceived(1, b"x" * 1001, 1001, True)

@@ -204,3 +204,25 @@ def test_arbitrary_fields_only_raise_malformed(fields: list[tuple[bytes, bytes]]
     for validate in (validate_request, validate_response, validate_trailers):
         with contextlib.suppress(MalformedHeaders):
             validate(fields)  # type: ignore[operator]
+
+
+def test_response_content_length_rules() -> None:
+    ok = [(b":status", b"200"), (b"content-length", b"5"), (b"content-length", b"5")]
+    assert validate_response(ok)[2] == 5  # a repeated equal value is tolerated
+    for bad in (
+        [(b":status", b"200"), (b"content-length", b"5"), (b"content-length", b"6")],
+        [(b":status", b"200"), (b"content-length", b"5x")],
+        [(b":status", b"200"), (b"content-length", b"")],
+    ):
+        with pytest.raises(MalformedHeaders):
+            validate_response(bad)
+
+
+def test_plain_request_checks_each_new_pseudo_value() -> None:
+    # The other values were seen valid (remembered); the new one is checked, whichever it is.
+    validate_request(BASE)
+    for at, bad in ((3, b"a.b\r\nx: y"), (3, b" a.b"), (2, b"/p\x00"), (0, b"GET\n")):
+        fields = list(BASE)
+        fields[at] = (fields[at][0], bad)
+        with pytest.raises(MalformedHeaders):
+            validate_request(fields)

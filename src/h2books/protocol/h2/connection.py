@@ -59,7 +59,14 @@ from .frames import (
 )
 from .scheduler import Fields
 from .settings import DEFAULT_HEADER_TABLE_SIZE, MAX_WINDOW_SIZE, SettingCode
-from .stream import FRAME_RULES, HALF_CLOSED_REMOTE, RESET_BY_PEER, RESET_BY_US
+from .stream import (
+    FRAME_RULES,
+    HALF_CLOSED_LOCAL,
+    HALF_CLOSED_REMOTE,
+    RESET_BY_PEER,
+    RESET_BY_US,
+    Stream,
+)
 from .windows import ReceiveWindow
 
 __all__ = ["H2Config", "H2Connection"]
@@ -242,15 +249,18 @@ class H2Connection(Deadlines):
             code = ErrorCode.STREAM_CLOSED if closed else ErrorCode.PROTOCOL_ERROR
             self._stream_error(stream, sid, code)
             return
+        end_stream = bool(flags & END_STREAM)
         inbound = stream.inbound
         if inbound is None:
+            if end_stream and stream.state == HALF_CLOSED_LOCAL:
+                self._on_whole_body(stream, sid, data, start, stop, flow_length)
+                return
             inbound = stream.inbound = ReceiveWindow(self._local_initial_window)
         if flow_length > inbound.available:
             self._credit_connection(flow_length)
             self._stream_error(stream, sid, ErrorCode.FLOW_CONTROL_ERROR)
             return
         inbound.available -= flow_length
-        end_stream = bool(flags & END_STREAM)
         size = stop - start
         received = stream.received + size
         stream.received = received
@@ -266,6 +276,27 @@ class H2Connection(Deadlines):
         self._events.append(ev.DataReceived(sid, data[start:stop], flow_length, end_stream))
         if end_stream:
             self._remote_ended(stream)
+
+    def _on_whole_body(
+        self, stream: Stream, sid: int, data: bytes, start: int, stop: int, flow_length: int
+    ) -> None:
+        """The first DATA of a stream ends it, and our side is done (a response in one
+        frame: every book, every pushed response): the same checks as any DATA, without a
+        stream window made for one comparison. The stream closes here, so its octets go
+        straight back to the connection window, as `_forget` gives back what a stream
+        received and nobody acknowledged."""
+        self._credit_connection(flow_length)
+        if flow_length > self._local_initial_window:
+            self._stream_error(stream, sid, ErrorCode.FLOW_CONTROL_ERROR)
+            return
+        received = stream.received + stop - start
+        stream.received = received
+        expected = stream.content_length
+        if expected is not None and received != expected:
+            self._stream_error(stream, sid, ErrorCode.PROTOCOL_ERROR)
+            return
+        self._events.append(ev.DataReceived(sid, data[start:stop], flow_length, True))
+        self._remote_ended(stream)
 
     def _on_data_without_stream(self, sid: int, flow_length: int) -> None:
         if self._is_idle(sid):

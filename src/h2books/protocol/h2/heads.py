@@ -22,7 +22,7 @@ from .stream import (
 )
 from .validation import MalformedHeaders, validate_request, validate_response, validate_trailers
 
-__all__ = ["HeadHandler"]
+__all__ = ["HeadHandler", "raise_unless_too_large"]
 
 
 class HeadHandler(OutboundScheduler):
@@ -34,7 +34,7 @@ class HeadHandler(OutboundScheduler):
         try:
             return self._decoder.decode(block)
         except HPACKError as exc:
-            _raise_unless_too_large(exc)
+            raise_unless_too_large(exc)
             return None
 
     def _on_header_block(
@@ -54,7 +54,7 @@ class HeadHandler(OutboundScheduler):
         try:  # _decode, inline: this runs for every request
             fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
         except HPACKError as exc:
-            _raise_unless_too_large(exc)
+            raise_unless_too_large(exc)
             fields = None
         goaway_last = self._goaway_last
         if goaway_last is not None and sid > goaway_last:
@@ -142,7 +142,11 @@ class HeadHandler(OutboundScheduler):
     def _on_stream_headers(
         self, stream: Stream, end_stream: bool, block: bytes, bad_priority: bool
     ) -> None:
-        fields = self._decode(block)
+        try:  # _decode, inline: this runs for every response (and pushed response)
+            fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
+        except HPACKError as exc:
+            raise_unless_too_large(exc)
+            fields = None
         state = stream.state
         if state == HALF_CLOSED_REMOTE:
             self._stream_error(stream, stream.stream_id, ErrorCode.STREAM_CLOSED)
@@ -222,7 +226,7 @@ class HeadHandler(OutboundScheduler):
         self._stream_error(None, sid, ErrorCode.PROTOCOL_ERROR)
 
 
-def _raise_unless_too_large(exc: HPACKError) -> None:
+def raise_unless_too_large(exc: HPACKError) -> None:
     """A header block that did not decode: a list over our header list size leaves the
     HPACK state in sync, so only the stream suffers (the caller refuses it); anything
     else is the connection error raised here."""

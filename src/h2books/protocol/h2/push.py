@@ -37,10 +37,12 @@ from __future__ import annotations
 
 from typing import Final
 
+from h2books.protocol.hpack import HPACKError
+
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError, H2UsageError
 from .frames import CONTINUATION, END_HEADERS, FRAME_HEADER, PADDED, PUSH_PROMISE, parse_u31
-from .heads import HeadHandler
+from .heads import HeadHandler, raise_unless_too_large
 from .scheduler import Fields
 from .stream import (
     HALF_CLOSED_LOCAL,
@@ -185,7 +187,12 @@ class PushHandler(HeadHandler):
 
     def _on_push_block(self, sid: int, promised: int, block: bytes) -> None:
         """A complete PUSH_PROMISE header block on our stream `sid`."""
-        fields = self._decode(block)  # first: the HPACK state must stay in sync
+        # First: the HPACK state must stay in sync (`_decode`, inline: once per push).
+        try:
+            fields: list[tuple[bytes, bytes]] | None = self._decoder.decode(block)
+        except HPACKError as exc:
+            raise_unless_too_large(exc)
+            fields = None
         if promised & 1 or not promised or promised <= self._highest_peer:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "promised stream id is not idle")
         self._highest_peer = promised

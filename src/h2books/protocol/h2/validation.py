@@ -182,8 +182,10 @@ def validate_request(
         path = fields[at_path][1]
         protocol = None
         if not good_values.issuperset((method, scheme, authority, path)):
+            # Mostly the path alone is new (a crawl's, a push's): the rest are checked once.
             for value in (method, scheme, authority, path):
-                check_value(value)
+                if value not in good_values:
+                    check_value(value)
         count = 4
     else:
         method, scheme, authority, path, protocol, count = _pseudo_fields(fields)
@@ -317,7 +319,9 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
                 raise MalformedHeaders("duplicated :status")
             status = value
             continue
-        if name in _SPECIAL_NAMES:
+        if name == b"content-length" and content_length is None:  # every response, inline
+            content_length = parse_content_length(value)
+        elif name in _SPECIAL_NAMES:
             content_length = _special(name, value, content_length)
         else:
             _plain_name(name)
