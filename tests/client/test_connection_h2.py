@@ -493,18 +493,39 @@ async def _burst(server: _BurstServer, count: int) -> list[str]:
     return order
 
 
-def test_a_long_read_is_handed_to_the_core_in_slices_with_the_loop_running_between() -> None:
+def test_a_long_read_is_handed_to_the_core_in_slices_with_the_loop_running_between(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # While a read's responses are decoded, the loop must get to read the socket again
-    # (the kernel acknowledges what the application reads): the mark a callback left on
-    # the loop runs before the last response of the same read.
+    # (the kernel acknowledges what the application reads): no read longer than a slice
+    # reaches the core whole, and the mark a callback left on the loop runs before the
+    # last response.
     import h2books.client.connection_h2 as connection_h2
 
+    reads: list[int] = []
+    handed: list[int] = []
+    original_read = H2ClientProtocol.data_received
+    original_process = H2ClientProtocol._process
+
+    def read(self: H2ClientProtocol, data: bytes) -> None:
+        reads.append(len(data))
+        original_read(self, data)
+
+    def process(self: H2ClientProtocol, data: bytes) -> None:
+        handed.append(len(data))
+        original_process(self, data)
+
+    monkeypatch.setattr(H2ClientProtocol, "data_received", read)
+    monkeypatch.setattr(H2ClientProtocol, "_process", process)
     count = 40  # ~320 KiB of responses in one write: dozens of slices
     assert count * 4000 > 4 * connection_h2.READ_SLICE
     order = run(_burst(_BurstServer(count), count))
     assert len(order) == count + 1 and "mark" in order
     assert order.index("mark") < count  # not after every response
     assert all(not entry.startswith("Remote") for entry in order)
+    assert max(reads) > connection_h2.READ_SLICE  # the socket gave long reads...
+    assert max(handed) <= connection_h2.READ_SLICE  # ...and the core got them in slices
+    assert sum(handed) == sum(reads)
 
 
 def test_what_was_read_before_the_server_closed_is_answered() -> None:

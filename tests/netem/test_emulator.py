@@ -233,4 +233,5 @@ def test_the_forwarder_does_not_inherit_its_owners_cpu_pinning() -> None:
     owner = threading.Thread(target=pinned_owner)
     owner.start()
     owner.join(30)
-    assert result["forwarder"] == allowed
+    # Every CPU this test may use (and any others the machine allows), not just the one.
+    assert allowed <= result["forwarder"]

@@ -247,16 +247,11 @@ class Client:
         if isinstance(target, str):
             target = target.encode("ascii")
         held = self._pushes.get(target)
-        if held is None:
-            return None
-        response = held.held
-        if response is None:
+        if held is None or held.held is None:
             return None
         del self._pushes[target]
         self.pushes_taken += 1
-        held.held = None
-        self._held_push_bytes -= len(response.content)
-        return response
+        return held.release()
 
     def _take_push(self, target: bytes, taker: asyncio.Future[Response] | ResponseCallback) -> bool:
         """Hand the push promised for `target`, if any, to `taker` (`_HeldPush.take`)."""
@@ -331,16 +326,23 @@ class _HeldPush(Exchange):
         self._client = client
         self.held: Response | None = None  # the response, arrived before anyone took it
 
-    def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
+    def release(self) -> Response | None:
+        """The response if it has arrived, then no longer held (nor counted against the
+        held bytes); None while it is still coming."""
         response = self.held
+        if response is not None:
+            self.held = None
+            self._client._held_push_bytes -= len(response.content)
+        return response
+
+    def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
+        response = self.release()
         if response is None:  # still coming
             if isinstance(taker, asyncio.Future):
                 self.future = taker
             else:
                 self.callback = taker
             return
-        self.held = None
-        self._client._held_push_bytes -= len(response.content)
         if isinstance(taker, asyncio.Future):
             taker.set_result(response)
         else:

@@ -362,7 +362,9 @@ class _Window:
 
     def _fill(self) -> None:
         """The next books while there is room: the window's free slots, or with `chunked`
-        the next batch once the last one is over (its pushed books count in it)."""
+        the next batch once the last one is over. A book whose push has arrived whole is
+        checked on the spot and takes no slot: a batch counts requests, so a batch that
+        came all pushed cannot leave the crawl waiting for answers nobody asked for."""
         if self._chunked and self._in_flight:
             return
         targets = self._targets
@@ -379,9 +381,7 @@ class _Window:
                 if response is not None:
                     if not self._check(index, response):
                         return
-                    if self._chunked:
-                        room -= 1
-                    continue
+                    continue  # no request: it takes no slot, in a batch or in the window
             room -= 1
             self._in_flight += 1
             send(b"GET", targets[index], partial(on_done, index))

@@ -12,11 +12,13 @@ __all__ = ["add_network_arguments", "conditions_from_args"]
 
 _HELP_CRAWL = (
     "Through a packet-level link emulator (network namespaces + TUN; root) or, without "
-    "root, a userspace delay proxy that cannot lose TCP segments."
+    "root, a userspace delay proxy that cannot lose TCP segments. The emulator's forwarder "
+    "runs on every CPU, whatever taskset the crawl was started under."
 )
 _HELP_BENCH = (
     "Through a packet-level link emulator (network namespaces + TUN; needs root), brought up "
-    "around each run; a sweep runs every cell under each combination of --rtt and --loss."
+    "around each run; a sweep runs every cell under each combination of --rtt and --loss. "
+    "Its forwarder runs on every CPU, not on the pinned client's core."
 )
 
 

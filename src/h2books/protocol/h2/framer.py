@@ -117,6 +117,9 @@ class FrameReader(PushHandler):
     # -- header blocks ---------------------------------------------------------------
 
     def _on_headers(self, flags: int, sid: int, data: bytes, start: int, stop: int) -> None:
+        # The parse loop (`_parse`) takes the common case itself (stream id not 0,
+        # END_HEADERS, no padding or priority, within _max_block_bytes) and calls this for
+        # the rest: a rule changed here must change there too.
         if not sid:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "HEADERS on stream 0")
         bad_priority = False
