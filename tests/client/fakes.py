@@ -9,6 +9,7 @@ shares code with h2books.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import ssl
@@ -254,3 +255,20 @@ def over_tls(
             handler(tls, server)
 
     return tls_handler
+
+
+class H2LoopServer(asyncio.Protocol):
+    """A server-side `h2` connection served by the test's own event loop (no thread): for
+    tests that need the server's writes in a given order or size."""
+
+    def __init__(self) -> None:
+        self.conn = h2.connection.H2Connection(
+            h2.config.H2Configuration(client_side=False, header_encoding=None)
+        )
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        self.conn.initiate_connection()
+        transport.write(self.conn.data_to_send())

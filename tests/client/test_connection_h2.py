@@ -28,7 +28,15 @@ from h2books.client.base import ConnectionSettings
 from h2books.client.connection_h2 import H2ClientProtocol, error_name
 from h2books.client.exchange import Exchange
 from h2books.client.origin import Origin
-from tests.client.fakes import FakeServer, H2Session, book_body, book_id_of, h2_bookstore, serving
+from tests.client.fakes import (
+    FakeServer,
+    H2LoopServer,
+    H2Session,
+    book_body,
+    book_id_of,
+    h2_bookstore,
+    serving,
+)
 
 T = TypeVar("T")
 
@@ -430,25 +438,16 @@ def test_the_last_data_of_a_response_is_credited_while_our_body_still_uploads() 
     assert outstanding == 0  # received and handed out: none of it still held back
 
 
-class _BurstServer(asyncio.Protocol):
+class _BurstServer(H2LoopServer):
     """Answers `count` requests once all have arrived, in one write of ~8 KiB a response
     (more than one read, each many slices long, for the client); with `close_after`,
     closes right after it."""
 
     def __init__(self, count: int, close_after: bool = False) -> None:
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
+        super().__init__()
         self.count = count
         self.close_after = close_after
         self.streams: list[int] = []
-        self.transport: asyncio.Transport | None = None
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.conn.initiate_connection()
-        transport.write(self.conn.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         assert self.transport is not None

@@ -20,6 +20,7 @@ import pytest
 from h2books.client import Client, Response
 from h2books.client import client as client_module
 from h2books.client import exchange as exchange_module
+from tests.client.fakes import H2LoopServer
 
 
 def _promise(
@@ -42,23 +43,14 @@ def _promise(
     return pushed
 
 
-class PushingServer(asyncio.Protocol):
+class PushingServer(H2LoopServer):
     """On `/` (when the client allows pushes): promises `/kept` (answered), `/dropped` (then reset) and `/foreign` (for
     another authority, answered); answers any other request with its path."""
 
     def __init__(self) -> None:
-        self.conn = h2.connection.H2Connection(
-            h2.config.H2Configuration(client_side=False, header_encoding=None)
-        )
-        self.transport: asyncio.Transport | None = None
+        super().__init__()
         self.requested: list[bytes] = []
         self.late = 0  # the stream of /late, promised by /late-index
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        self.conn.initiate_connection()
-        transport.write(self.conn.data_to_send())
 
     def data_received(self, data: bytes) -> None:
         for event in self.conn.receive_data(data):
