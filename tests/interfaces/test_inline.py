@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -171,3 +172,81 @@ def test_the_host_task_is_reused_when_apps_finish_inline(count: int) -> None:
 
     run_as_callback(body)
     assert len({id(h) for h in hosts}) == 1
+
+
+def test_a_return_inline_raises_no_stop_iteration() -> None:
+    # `coro.send` reports a return with StopIteration; the runner's pump sees it without one.
+    # (Under a trace function the pump's own `yield from` does raise one, for the tracer: so
+    # only the exceptions that reach the runner's frame count.)
+    raised: list[type[BaseException]] = []
+
+    def trace(frame: Any, event: str, arg: Any) -> Any:
+        if event == "exception" and frame.f_code is InlineRunner.run.__code__:
+            raised.append(arg[0])
+        return trace
+
+    async def app() -> None:
+        pass
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        start(runner, ended, app())  # the first run makes the pump
+        sys.settrace(trace)
+        try:
+            results = [start(runner, ended, app()) for _ in range(3)]
+        finally:
+            sys.settrace(None)
+        assert results == [RETURNED] * 3 and ended == []
+        return None
+
+    run_as_callback(body)
+    assert raised == []
+
+
+def test_runs_after_a_raise_and_a_wait_still_run_inline() -> None:
+    # A raise ends the pump the app ran in, and a wait takes it into the app's task: the
+    # runs after them each get a working one.
+    ran: list[str] = []
+    error = ValueError("boom")
+
+    async def returns(name: str) -> None:
+        ran.append(name)
+
+    async def raises() -> None:
+        raise error
+
+    async def waits() -> str:
+        await asyncio.sleep(0.01)
+        ran.append("waited")
+        return "ignored"
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        assert start(runner, ended, returns("first")) is RETURNED
+        assert start(runner, ended, raises()) is RAISED and ended == [error]
+        assert start(runner, ended, returns("after the raise")) is RETURNED
+        task = start(runner, ended, waits())
+        assert isinstance(task, asyncio.Task)
+        assert start(runner, ended, returns("while it waits")) is RETURNED
+        return task
+
+    ended = run_as_callback(body)
+    assert ran == ["first", "after the raise", "while it waits", "waited"]
+    assert ended == [error, None]  # the waiting app's return reaches finish, once
+
+
+def test_an_app_that_returns_after_its_cancellation_ends_cleanly() -> None:
+    seen: list[str] = []
+
+    async def app() -> None:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            seen.append("cancelled, and returns")
+
+    def body(runner: InlineRunner, ended: list[Any]) -> Any:
+        task = start(runner, ended, app())
+        assert isinstance(task, asyncio.Task)
+        task.cancel()
+        return task
+
+    ended = run_as_callback(body)
+    assert seen == ["cancelled, and returns"] and ended == [None]
