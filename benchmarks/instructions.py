@@ -24,6 +24,12 @@ does, a few hundred instructions per second of valgrind time).
 
 What it does not see: cache misses, system calls and the kernel's share. A change in
 memory layout or in the number of writes shows in `compare_trees.py` only.
+
+A peer of the benchmark can stand in for the old tree, serving the same app the same way
+`h2books bench` starts it (its whole process counts: TLS, event loop, threads):
+
+    python benchmarks/instructions.py peer:uvicorn-httptools src --app asgi --workloads h1-10c
+    python benchmarks/instructions.py peer:granian src --app asgi --workloads h2-1c
 """
 
 from __future__ import annotations
@@ -50,6 +56,10 @@ from compare_trees import APPS, BOOKS, WORKLOADS, _wait_for_book, make_catalogue
 
 from h2books.bench.h2load import parse_h2load_output, write_uri_list
 from h2books.bench.peers.catalog import DATA_DIR_VARIABLE
+from h2books.bench.servers import BenchPaths, child_environment, free_port, servers_for
+from h2books.certs import ensure_certificates
+
+SRC = Path(__file__).resolve().parent.parent / "src"
 
 SMALL, LARGE = 1000, 11000
 REPEATS = 3  # (SMALL, LARGE) pairs per workload, unless --repeats says
@@ -92,24 +102,54 @@ def _dump(pid: int, out_dir: Path) -> int:
     raise SystemExit(f"callgrind did not dump for pid {pid}")
 
 
+def _start_peer(
+    name: str, app_set: str, data_dir: Path, wrapper: list[str]
+) -> tuple[subprocess.Popen[bytes], int]:
+    """The bench's peer `name` serving `app_set`'s bookstore, as `h2books bench` starts it."""
+    spec = servers_for(app_set).get(name)
+    if spec is None:
+        known = ", ".join(servers_for(app_set))
+        raise SystemExit(f"no peer {name!r} for --app {app_set} (known: {known})")
+    make_catalogue(SRC, data_dir)
+    tls = ensure_certificates(data_dir / "tls")
+    port = free_port()
+    env = {**child_environment(), DATA_DIR_VARIABLE: str(data_dir)}
+    argv = [*wrapper, *spec.command(port, BenchPaths(data_dir, tls.cert, tls.key, tls.ca_cert))]
+    process = subprocess.Popen(
+        argv, env=env, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    return process, port
+
+
 def measure(
-    src: Path, workloads: list[str], repeats: int, app: list[str]
+    server: str, workloads: list[str], repeats: int, app_set: str
 ) -> dict[str, list[float]]:
     """Instructions per request of each workload (one figure per pair of loads), on one
-    server run under callgrind (its threads included: a WSGI app runs in a pool)."""
+    server run under callgrind (its threads included: a WSGI app runs in a pool). `server`
+    is a tree's src directory, or ``peer:NAME``."""
+    app = APPS[app_set]
     with tempfile.TemporaryDirectory() as scratch:
         out_dir = Path(scratch, "cg")
         out_dir.mkdir()
         wrapper = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out_dir}/cg.out"]
         data_dir = Path(scratch, "data")
         with _servers_lock:  # registered before main() could look
-            # The benchmark's ASGI and WSGI apps serve the catalogue of this directory
-            # (native serve makes it; `catalog` first for the others).
-            if app:
-                make_catalogue(src, data_dir)
-            process, port = start_server(
-                src, data_dir, None, *app, wrapper=wrapper, env={DATA_DIR_VARIABLE: str(data_dir)}
-            )
+            if server.startswith("peer:"):
+                process, port = _start_peer(server[5:], app_set, data_dir, wrapper)
+            else:
+                src = Path(server)
+                # The benchmark's ASGI and WSGI apps serve the catalogue of this directory
+                # (native serve makes it; `catalog` first for the others).
+                if app:
+                    make_catalogue(src, data_dir)
+                process, port = start_server(
+                    src,
+                    data_dir,
+                    None,
+                    *app,
+                    wrapper=wrapper,
+                    env={DATA_DIR_VARIABLE: str(data_dir)},
+                )
             _servers.append(process)
         try:
             # Start-up under valgrind takes 20-60 s (imports and the generated catalogue).
@@ -138,8 +178,8 @@ def measure(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("old", type=Path, help="the src directory of the old tree")
-    parser.add_argument("new", type=Path, help="the src directory of the new tree")
+    parser.add_argument("old", help="the src directory of the old tree, or peer:NAME")
+    parser.add_argument("new", help="the src directory of the new tree, or peer:NAME")
     parser.add_argument("--workloads", default=",".join(WORKLOADS))
     parser.add_argument("--repeats", type=int, default=REPEATS, help="pairs of loads per workload")
     parser.add_argument("--app", choices=APPS, default="native", help="the interface served")
@@ -151,9 +191,8 @@ def main() -> int:
     workloads = args.workloads.split(",")
     pool = concurrent.futures.ThreadPoolExecutor(2)
     try:
-        app = APPS[args.app]
-        old_run = pool.submit(measure, args.old, workloads, args.repeats, app)
-        new_run = pool.submit(measure, args.new, workloads, args.repeats, app)
+        old_run = pool.submit(measure, args.old, workloads, args.repeats, args.app)
+        new_run = pool.submit(measure, args.new, workloads, args.repeats, args.app)
         old, new = old_run.result(), new_run.result()
     finally:
         # On a failure or Ctrl+C, the other tree's server must not outlive us: stopping it
