@@ -160,9 +160,13 @@ class Decoder:
                     list_size += static_size_by_octet[octet]
                 else:
                     index = octet - _FIRST_DYNAMIC_OCTET
-                    if octet == 0xFF:
-                        index, pos = decode_integer_continuation(data, pos, 0x7F)
-                        index -= STATIC_TABLE_LENGTH + 1
+                    if octet == 0xFF:  # past the octet: one continuation octet inline
+                        if pos < end and data[pos] < 0x80:
+                            index += data[pos]
+                            pos += 1
+                        else:
+                            index, pos = decode_integer_continuation(data, pos, 0x7F)
+                            index -= STATIC_TABLE_LENGTH + 1
                     try:  # (no len() per field: an index past the table raises here)
                         field = entries[index]
                     except IndexError:
@@ -233,9 +237,22 @@ class Decoder:
                 value = huffman_decode(data[pos + 1 : stop])
                 pos = stop
             field = (name, value)
+            entry_size = len(name) + len(value) + ENTRY_OVERHEAD
             if prefix_max == 0x3F:
-                table.add(field)
-            list_size += len(name) + len(value) + ENTRY_OVERHEAD
+                # DynamicTable.add, inline: nghttp2 (h2load, curl) and browsers index most
+                # literals of a request, so this runs for nearly every request.
+                room = table.max_size - entry_size
+                if room < 0:
+                    table.add(field)  # too big for the table: it empties it
+                else:
+                    size = table.size
+                    while size > room:  # evict the oldest (§4.4)
+                        entries.pop()
+                        size -= sizes.pop()
+                    entries.insert(0, field)
+                    sizes.insert(0, entry_size)
+                    table.size = size + entry_size
+            list_size += entry_size
             if list_size <= limit:
                 headers.append(field)
             elif list_size > _abort_size(limit):
