@@ -9,6 +9,7 @@
     python benchmarks/inprocess.py asgi-h2-server --app bookstore   # ... or the bench's ASGI bookstore
     python benchmarks/inprocess.py h1-server --profile   # and the top functions (cProfile)
     python benchmarks/inprocess.py asgi-h2-server --app bookstore --instructions
+    python benchmarks/inprocess.py h2-server --request-hpack indexed   # every field indexed
 
 `--instructions` counts instead of timing (needs `apt-get install valgrind`): the mode runs
 under cachegrind twice, with 1 and with 5 untimed rounds after the same set-up, and the
@@ -16,7 +17,9 @@ difference of the two totals per request is printed. It does not move with the m
 load (PYTHONHASHSEED=0 makes runs repeat to within ~0.1%), so a change of 1% shows.
 
 The protocol objects get a transport that only records, and requests shaped like h2load's
-(``/book?id=N`` over all 3000 books). Each figure is the best of 7 rounds: on a shared
+(``/book?id=N`` over all 3000 books), HPACK-encoded as h2load sends them (its `:path` a
+literal without indexing) unless `--request-hpack indexed` asks for what the hpack library
+(python-h2, httpx) sends: every field indexed, one table insertion per request. Each figure is the best of 7 rounds: on a shared
 machine the minimum is the figure least disturbed by others. Measured in a hot loop, the
 cost is ~3x lower than in a real server, where a sleep between requests leaves the caches
 cold; use it to compare versions in the same minute, not as an absolute.
@@ -178,6 +181,10 @@ def _asgi_interface(app_name: str, data_dir: Path) -> Callable[[Any], None]:
 
 
 _APP = "raw"
+# How the h2 requests are HPACK-encoded: "ours" leaves :path unindexed, as h2load and curl
+# (nghttp2) do; "indexed" indexes every field, as the hpack library (python-h2, httpx) does,
+# so that each request also inserts into the server's decoder table.
+_REQUEST_HPACK = "ours"
 
 
 async def asgi_h1_server(data_dir: Path) -> tuple[float, Callable[[], None]]:
@@ -242,7 +249,11 @@ async def h2_server(
     settings = _frame(0x4, 0, 0, struct.pack(">HI", 0x4, (1 << 31) - 1))
     window = _frame(0x8, 0, 0, struct.pack(">I", (1 << 31) - 1 - 65535))
     protocol.data_received(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings + window)
-    encoder = Encoder()
+    encoder: Any = Encoder()
+    if _REQUEST_HPACK == "indexed":
+        import hpack
+
+        encoder = hpack.Encoder()
     rounds = ROUNDS + 1
     batches: list[bytes] = []
     stream_id = 1
@@ -339,15 +350,23 @@ def main(argv: list[str] | None = None) -> int:
         help="the ASGI app (asgi-* modes)",
     )
     parser.add_argument(
+        "--request-hpack",
+        choices=["ours", "indexed"],
+        default="ours",
+        help="h2 modes: requests encoded as h2load does (ours), or with every field indexed "
+        "(the hpack library's encoder, as python-h2 clients)",
+    )
+    parser.add_argument(
         "--instructions", action="store_true", help="count instructions per request instead"
     )
     parser.add_argument("--untimed-rounds", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    global _APP, _untimed
+    global _APP, _REQUEST_HPACK, _untimed
     _APP = args.app
+    _REQUEST_HPACK = args.request_hpack
     _untimed = args.untimed_rounds
     if args.instructions:
-        return _count_instructions(args.mode, args.app, args.data_dir)
+        return _count_instructions(args.mode, args.app, args.request_hpack, args.data_dir)
 
     async def measure() -> None:
         with tempfile.TemporaryDirectory() as scratch:
@@ -370,7 +389,7 @@ def main(argv: list[str] | None = None) -> int:
 _TOTAL = re.compile(r"I\s+refs:\s+([\d,]+)")
 
 
-def _count_instructions(mode: str, app: str, data_dir: Path | None) -> int:
+def _count_instructions(mode: str, app: str, request_hpack: str, data_dir: Path | None) -> int:
     """Instructions per request: the same set-up followed by 1 and by 5 untimed rounds,
     each run under cachegrind; the difference of the totals over 4 rounds' requests."""
     totals = []
@@ -378,7 +397,8 @@ def _count_instructions(mode: str, app: str, data_dir: Path | None) -> int:
     for rounds in (1, 5):
         argv = [
             "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null",
-            sys.executable, __file__, mode, "--app", app, "--untimed-rounds", str(rounds),
+            sys.executable, __file__, mode, "--app", app, "--request-hpack", request_hpack,
+            "--untimed-rounds", str(rounds),
         ]  # fmt: skip
         if data_dir is not None:
             argv += ["--data-dir", str(data_dir)]
