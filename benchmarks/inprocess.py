@@ -19,8 +19,9 @@ load (PYTHONHASHSEED=0 makes runs repeat to within ~0.1%), so a change of 1% sho
 The protocol objects get a transport that only records, and requests shaped like h2load's
 (``/book?id=N`` over all 3000 books), HPACK-encoded as h2load sends them (its `:path` a
 literal without indexing) unless `--request-hpack indexed` asks for what the hpack library
-(python-h2, httpx) sends: every field indexed, one table insertion per request. Each figure is the best of 7 rounds: on a shared
-machine the minimum is the figure least disturbed by others. Measured in a hot loop, the
+(python-h2, httpx) sends: every field indexed, one table insertion per request. Each
+figure is the best of 7 rounds: on a shared machine the minimum is the figure least
+disturbed by others. Measured in a hot loop, the
 cost is ~3x lower than in a real server, where a sleep between requests leaves the caches
 cold; use it to compare versions in the same minute, not as an absolute.
 """

@@ -29,7 +29,9 @@ A peer of the benchmark can stand in for the old tree, serving the same app the 
 `h2books bench` starts it (its whole process counts: TLS, event loop, threads):
 
     python benchmarks/instructions.py peer:uvicorn-httptools src --app asgi --workloads h1-10c
-    python benchmarks/instructions.py peer:granian src --app asgi --workloads h2-1c
+
+Only peers that serve in the process they start can be counted this way (Uvicorn); Granian
+and Gunicorn serve from a child process, which the dump of the parent would not see.
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from h2books.bench.servers import BenchPaths, child_environment, free_port, serv
 from h2books.certs import ensure_certificates
 
 SRC = Path(__file__).resolve().parent.parent / "src"
+# Peers that serve in the very process they start (callgrind_control dumps that pid).
+SINGLE_PROCESS_PEERS = frozenset({"uvicorn", "uvicorn-httptools"})
 
 SMALL, LARGE = 1000, 11000
 REPEATS = 3  # (SMALL, LARGE) pairs per workload, unless --repeats says
@@ -106,6 +110,11 @@ def _start_peer(
     name: str, app_set: str, data_dir: Path, wrapper: list[str]
 ) -> tuple[subprocess.Popen[bytes], int]:
     """The bench's peer `name` serving `app_set`'s bookstore, as `h2books bench` starts it."""
+    if name not in SINGLE_PROCESS_PEERS:
+        raise SystemExit(
+            f"peer {name!r} serves from a child process: only "
+            f"{', '.join(sorted(SINGLE_PROCESS_PEERS))} can be counted"
+        )
     spec = servers_for(app_set).get(name)
     if spec is None:
         known = ", ".join(servers_for(app_set))

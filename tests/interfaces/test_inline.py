@@ -190,11 +190,12 @@ def test_a_return_inline_raises_no_stop_iteration() -> None:
 
     def body(runner: InlineRunner, ended: list[Any]) -> Any:
         start(runner, ended, app())  # the first run makes the pump
+        previous = sys.gettrace()  # coverage's, or a debugger's: put back after
         sys.settrace(trace)
         try:
             results = [start(runner, ended, app()) for _ in range(3)]
         finally:
-            sys.settrace(None)
+            sys.settrace(previous)
         assert results == [RETURNED] * 3 and ended == []
         return None
 

@@ -30,23 +30,43 @@ def certificates(tmp_path_factory: pytest.TempPathFactory) -> CertPaths:
     return ensure_certificates(tmp_path_factory.mktemp("tls"))
 
 
-class Echo(asyncio.Protocol):
-    """Sends back what it reads, and notes the TLS object of its connection."""
+SSL_OBJECTS: list[object] = []  # the TLS object of each connection the echo servers made
 
-    ssl_objects: list[object] = []
+
+class Echo(asyncio.Protocol):
+    """Sends back what it reads (the TLS layer calls `read(size)`)."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
-        Echo.ssl_objects.append(transport.get_extra_info("ssl_object"))
+        SSL_OBJECTS.append(transport.get_extra_info("ssl_object"))
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)  # type: ignore[attr-defined]
 
 
-async def echo_over_tls(certificates: CertPaths, messages: list[bytes]) -> list[bytes]:
+class BufferedEcho(asyncio.BufferedProtocol):
+    """The same as the server's connections read: `read(size, buffer)` into our buffer."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray(65536)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        SSL_OBJECTS.append(transport.get_extra_info("ssl_object"))
+
+    def get_buffer(self, sizehint: int) -> memoryview:
+        return memoryview(self.buffer)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self.transport.write(bytes(self.buffer[:nbytes]))  # type: ignore[attr-defined]
+
+
+async def echo_over_tls(
+    certificates: CertPaths, protocol: Callable[[], asyncio.BaseProtocol], messages: list[bytes]
+) -> list[bytes]:
     loop = asyncio.get_running_loop()
     context = create_server_ssl_context(certificates.cert, certificates.key)
-    server = await loop.create_server(Echo, "127.0.0.1", 0, ssl=context)
+    server = await loop.create_server(protocol, "127.0.0.1", 0, ssl=context)
     port = server.sockets[0].getsockname()[1]
     client_context = ssl.create_default_context(cafile=str(certificates.ca_cert))
     client_context.set_alpn_protocols(["h2"])
@@ -61,26 +81,28 @@ async def echo_over_tls(certificates: CertPaths, messages: list[bytes]) -> list[
             echoed.append(await asyncio.wait_for(reader.readexactly(len(message)), 10))
     finally:
         writer.close()
+        await writer.wait_closed()
         server.close()
         await server.wait_closed()
     return echoed
 
 
+@pytest.mark.parametrize("protocol", [Echo, BufferedEcho])
 @pytest.mark.parametrize("loop_name", LOOPS)
 def test_records_go_through_the_c_methods_both_ways(
-    certificates: CertPaths, loop_name: str
+    certificates: CertPaths, loop_name: str, protocol: Callable[[], asyncio.BaseProtocol]
 ) -> None:
     # One octet, a record's worth, and several records at once (reads that fill the
-    # loop's buffer and go on in the next turn).
+    # loop's buffer, or ours, and go on in the next turn).
     messages = [b"x", bytes(range(256)) * 64, b"y" * 300_000]
-    Echo.ssl_objects.clear()
+    SSL_OBJECTS.clear()
     loop = LOOPS[loop_name]()
     try:
-        echoed = loop.run_until_complete(echo_over_tls(certificates, messages))
+        echoed = loop.run_until_complete(echo_over_tls(certificates, protocol, messages))
     finally:
         loop.close()
     assert echoed == messages
-    [ssl_object] = Echo.ssl_objects
+    [ssl_object] = SSL_OBJECTS
     assert type(ssl_object) is DirectSSLObject
     for name in ("read", "write", "pending"):
         # Found on the instance, before the stdlib's Python wrappers on the class.

@@ -38,7 +38,7 @@ So coroutines are stepped through a "pump": a generator that runs one coroutine 
 `yield from` (the interpreter's own send, which sees a return without an exception) and
 then yields `RETURNED` and waits, suspended, for the next coroutine. It serves request
 after request while they finish inline; one that waits or raises takes the pump with it,
-and the next run makes a new one.
+and the next run makes a new one. (An app's traceback shows one `_pump` frame above it.)
 """
 
 from __future__ import annotations

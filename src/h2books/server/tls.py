@@ -24,16 +24,20 @@ class DirectSSLObject(ssl.SSLObject):
     `pending` for every read and every write of a connection: once each per HTTP/1.1
     request. The stdlib's `SSLObject` methods are Python functions that only forward to
     the C object, ~500 instructions a call; bound here as instance attributes, they are
-    found before the class's and called directly. Every caller passes `read` a size (the
-    C method requires one; the Python wrapper defaulted it to 1024)."""
+    found before the class's and called directly. The C methods differ from the wrappers
+    only in what no caller does: `read` needs a size (the wrapper defaulted it to 1024)
+    and no `None` buffer, and none takes keyword arguments. uvloop 0.23 and asyncio
+    3.11-3.13 pass the size, and the buffer if any, by position. Should a Python version
+    drop the private `_sslobj`, the stdlib's methods simply stay."""
 
     @classmethod
     def _create(cls, *args: Any, **kwargs: Any) -> DirectSSLObject:
         self: DirectSSLObject = super()._create(*args, **kwargs)  # type: ignore[misc]
-        c_object = self._sslobj  # type: ignore[attr-defined]
-        self.read = c_object.read  # type: ignore[method-assign]
-        self.write = c_object.write  # type: ignore[method-assign]
-        self.pending = c_object.pending  # type: ignore[method-assign]
+        c_object = getattr(self, "_sslobj", None)
+        if c_object is not None:
+            self.read = c_object.read  # type: ignore[method-assign]
+            self.write = c_object.write  # type: ignore[method-assign]
+            self.pending = c_object.pending  # type: ignore[method-assign]
         return self
 
 

@@ -68,6 +68,20 @@ def test_name_of_an_entry_evicted_by_its_own_insertion_is_kept() -> None:
     assert decoder.table_entries == [(b"x-a", b"22")]
 
 
+@pytest.mark.parametrize(("extra", "kept"), [(0, True), (1, False)])
+def test_an_entry_as_big_as_the_table_fills_it_and_one_octet_more_empties_it(
+    extra: int, kept: bool
+) -> None:
+    # §4.4: an entry larger than the table empties it, without error; one exactly its size
+    # evicts everything else and stays.
+    decoder = Decoder(max_table_size=100)
+    decoder.decode(literal_with_indexing(b"x-a", b"1"))  # 36 octets
+    value = b"v" * (100 - 32 - len(b"x-big") + extra)
+    assert decoder.decode(literal_with_indexing(b"x-big", value)) == [(b"x-big", value)]
+    assert decoder.table_entries == ([(b"x-big", value)] if kept else [])
+    assert decoder.table_size == (100 if kept else 0)
+
+
 @pytest.mark.parametrize(
     "block",
     [

@@ -239,8 +239,8 @@ class Decoder:
             field = (name, value)
             entry_size = len(name) + len(value) + ENTRY_OVERHEAD
             if prefix_max == 0x3F:
-                # DynamicTable.add, inline: nghttp2 (h2load, curl) and browsers index most
-                # literals of a request, so this runs for nearly every request.
+                # DynamicTable.add, inline: the hpack library (python-h2, httpx) indexes
+                # every literal, :path included, so this runs for every such request.
                 room = table.max_size - entry_size
                 if room < 0:
                     table.add(field)  # too big for the table: it empties it
