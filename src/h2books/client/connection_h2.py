@@ -225,10 +225,12 @@ class H2ClientProtocol(ClientConnection):
             # isinstance narrows for mypy and costs the same as a `type(...) is` test.
             if isinstance(event, ev.DataReceived):
                 stream_id = event.stream_id
-                if event.flow_controlled_length:
+                if event.flow_controlled_length and (stream_id & 1 or not event.end_stream):
                     # Bodies are buffered here, so the window reopens as bytes arrive;
-                    # the core batches the WINDOW_UPDATEs. (The last DATA of a stream too:
-                    # while our request body is still going out, the stream stays open.)
+                    # the core batches the WINDOW_UPDATEs. (The last DATA of a request's
+                    # stream too: while our request body is still going out, the stream
+                    # stays open. A push's last DATA closes it, our side being done since
+                    # the promise: the core gave its octets back then.)
                     conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
                 exchange = streams.get(stream_id)
                 if exchange is None:

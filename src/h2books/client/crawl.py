@@ -322,7 +322,8 @@ class _Window:
 
     With push, a book whose pushed response has arrived already (all of them, when the
     server pushes the books before the index) is checked at once, without a request
-    and without a slot: `Client.take_pushed`, no loop callback per book."""
+    and without a slot: `Client.take_pushed_body`, no loop callback and no `Response` per
+    book."""
 
     __slots__ = (
         "_batch",
@@ -352,7 +353,7 @@ class _Window:
         self._batch = concurrency
         self._chunked = chunked
         self._progress = progress
-        self._take_pushed = client.take_pushed if push else None
+        self._take_pushed = client.take_pushed_body if push else None
         self._next = 0
         self._in_flight = 0
         self.finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -373,18 +374,22 @@ class _Window:
         send = self._client.send
         on_done = self._on_done
         room = self._batch - self._in_flight
-        while room > 0 and self._next < total:
-            index = self._next
-            self._next = index + 1
+        index = self._next
+        while room > 0 and index < total:
             if take_pushed is not None:
-                response = take_pushed(targets[index])
-                if response is not None:
-                    if not self._check(index, response):
+                pushed = take_pushed(targets[index])
+                if pushed is not None:
+                    index += 1
+                    if not self._check(index - 1, pushed[0], pushed[1]):
+                        self._next = index
                         return
                     continue  # no request: it takes no slot, in a batch or in the window
+            self._next = index + 1  # before `send`: an answer may come (and refill) at once
             room -= 1
             self._in_flight += 1
             send(b"GET", targets[index], partial(on_done, index))
+            index = self._next
+        self._next = index
         if not self._in_flight and self._next == total and not self.finished.done():
             self.finished.set_result(None)
 
@@ -395,7 +400,7 @@ class _Window:
             if not isinstance(error, asyncio.CancelledError):
                 self._fail(f"book {self._ids[index]}: {error}")
             return
-        if not self._check(index, response):
+        if not self._check(index, response.status, response.content):
             return
         self._in_flight -= 1
         following = self._next
@@ -407,20 +412,20 @@ class _Window:
             return
         self._fill()
 
-    def _check(self, index: int, response: Response) -> bool:
+    def _check(self, index: int, status: int, content: bytes) -> bool:
         """Count the book if its answer is a 200 with a JSON body; else fail the crawl."""
-        if response.status != 200:
+        if status != 200:
             self._fail(
-                f"book {self._ids[index]}: status {response.status} for GET "
-                f"{response.target}, expected 200"
+                f"book {self._ids[index]}: status {status} for GET "
+                f"{self._targets[index].decode('latin-1')}, expected 200"
             )
             return False
         try:
-            check_json(response.content)
+            check_json(content)
         except ValueError as exc:
             self._fail(
                 f"book {self._ids[index]}: the body is not JSON "
-                f"({len(response.content)} bytes, truncated?): {exc}"
+                f"({len(content)} bytes, truncated?): {exc}"
             )
             return False
         self._progress.done += 1
