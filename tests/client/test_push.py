@@ -371,3 +371,15 @@ def test_take_pushed_body_hands_over_status_and_body_once_without_a_response() -
         assert (await late).content == b"late push"
 
     asyncio.run(run(check))
+
+
+def test_a_held_push_starts_as_an_exchange_of_a_get_would() -> None:
+    """`_HeldPush` sets Exchange's fields itself (no Exchange.__init__ call per push): each
+    one as Exchange.__init__ sets it, but for the two that make it a push."""
+    client = Client("https://localhost:1")
+    held = client_module._HeldPush(client, b"/book?id=1", 1.5)
+    plain = exchange_module.Exchange(b"GET", b"/book?id=1", (), b"", None, 1.5)
+    differ = {"attempts": exchange_module.MAX_ATTEMPTS, "pushed": True}
+    for slot in exchange_module.Exchange.__slots__:
+        assert getattr(held, slot) == differ.get(slot, getattr(plain, slot)), slot
+    assert held.arrived is None

@@ -241,6 +241,10 @@ class H2ClientProtocol(ClientConnection):
                     if exchange.received > self._max_response_size:
                         self._response_too_large(stream_id, exchange)
                         continue
+                    if event.end_stream and not exchange.chunks:  # the whole body at once
+                        del streams[stream_id]
+                        self._resolve(exchange, chunk)
+                        continue
                     exchange.chunks.append(chunk)
                 if event.end_stream:
                     self._finish(stream_id, exchange)
@@ -309,6 +313,10 @@ class H2ClientProtocol(ClientConnection):
             content = bytes(chunks[0])
         else:
             content = b"".join(chunks)
+        self._resolve(exchange, content)
+
+    def _resolve(self, exchange: Exchange, content: bytes) -> None:
+        """`exchange`'s response is whole (its stream is gone from `_streams` already)."""
         exchange.resolve(content, HTTP_VERSION)
         if not self._streams and not self._accepting:
             self._close_when_idle()
