@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import ssl
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from h2books.client import crawl as crawl_module
 from h2books.client.cli import main_crawl
 from h2books.client.crawl import check_json
 from tests.conftest import ServerProcess
@@ -233,3 +235,28 @@ def test_check_json_rejects_what_json_loads_rejects(body: bytes) -> None:
 def test_check_json_rejects_nesting_too_deep_for_json_loads_as_a_bad_body() -> None:
     with pytest.raises(ValueError, match="nested too deeply"):
         check_json(b"[" * 100_000)
+
+
+def test_a_crawl_runs_with_fewer_collections_and_restores_the_threshold(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: ServerProcess
+) -> None:
+    """While the crawl runs, the collector's first threshold is CRAWL_GC_THRESHOLD; the
+    process's own thresholds come back afterwards, also after a failed crawl."""
+    seen: list[tuple[int, int, int]] = []
+    check = crawl_module.check_json
+
+    def check_and_record(content: bytes) -> None:
+        seen.append(gc.get_threshold())
+        check(content)
+
+    monkeypatch.setattr(crawl_module, "check_json", check_and_record)
+    before = gc.get_threshold()
+    gc.set_threshold(800, *before[1:])
+    try:
+        crawl_json(capsys, server.url, "--cacert", str(server.ca), "--books", "3")
+        assert seen and set(seen) == {(crawl_module.CRAWL_GC_THRESHOLD, *before[1:])}
+        assert gc.get_threshold() == (800, *before[1:])
+        assert main_crawl([server.url, "--json"]) != 0  # no CA: fails during the crawl
+        assert gc.get_threshold() == (800, *before[1:])
+    finally:
+        gc.set_threshold(*before)

@@ -354,3 +354,32 @@ def test_take_pushed_hands_over_an_arrived_push_once_and_leaves_one_still_coming
         assert server.requested == [b"/", b"/late-index", b"/finish"]
 
     asyncio.run(run(check))
+
+
+def test_take_pushed_body_hands_over_status_and_body_once_without_a_response() -> None:
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")
+        assert client._held_push_bytes == len(b"pushed")
+        assert client.take_pushed_body("/kept") == (200, b"pushed")
+        assert client.take_pushed_body("/kept") is None  # taken once
+        assert client.take_pushed("/kept") is None  # by either way
+        assert (client.pushes_taken, client._held_push_bytes) == (1, 0)
+        await client.get("/late-index")
+        assert client.take_pushed_body("/late") is None  # still coming: kept for a GET
+        late = client.get("/late")
+        await client.get("/finish")
+        assert (await late).content == b"late push"
+
+    asyncio.run(run(check))
+
+
+def test_a_held_push_starts_as_an_exchange_of_a_get_would() -> None:
+    """`_HeldPush` sets Exchange's fields itself (no Exchange.__init__ call per push): each
+    one as Exchange.__init__ sets it, but for the two that make it a push."""
+    client = Client("https://localhost:1")
+    held = client_module._HeldPush(client, b"/book?id=1", 1.5)
+    plain = exchange_module.Exchange(b"GET", b"/book?id=1", (), b"", None, 1.5)
+    differ = {"attempts": exchange_module.MAX_ATTEMPTS, "pushed": True}
+    for slot in exchange_module.Exchange.__slots__:
+        assert getattr(held, slot) == differ.get(slot, getattr(plain, slot)), slot
+    assert held.arrived is None

@@ -244,14 +244,25 @@ class Client:
 
         For a caller with many targets (the crawl after the index): a held response costs
         one lookup here, where `send` answers it through a loop callback."""
+        held = self._take_arrived(target)
+        return None if held is None else held.release()
+
+    def take_pushed_body(self, target: str | bytes) -> tuple[int, bytes] | None:
+        """`take_pushed` for a caller that needs only the status and the body (the crawl,
+        which checks thousands): no `Response` is made."""
+        held = self._take_arrived(target)
+        return None if held is None else held.release_body()
+
+    def _take_arrived(self, target: str | bytes) -> _HeldPush | None:
+        """The held push of `target` if its response has arrived whole, no longer held."""
         if isinstance(target, str):
             target = target.encode("ascii")
         held = self._pushes.get(target)
-        if held is None or held.held is None:
+        if held is None or held.arrived is None:
             return None
         del self._pushes[target]
         self.pushes_taken += 1
-        return held.release()
+        return held
 
     def _take_push(self, target: bytes, taker: asyncio.Future[Response] | ResponseCallback) -> bool:
         """Hand the push promised for `target`, if any, to `taker` (`_HeldPush.take`)."""
@@ -317,23 +328,46 @@ class _HeldPush(Exchange):
     is forgotten otherwise: its target is then requested like any other.
     """
 
-    __slots__ = ("_client", "held")
+    __slots__ = ("_client", "_http_version", "arrived")
 
     def __init__(self, client: Client, target: bytes, started: float) -> None:
-        Exchange.__init__(self, b"GET", target, (), b"", None, started)
-        self.pushed = True
+        # Exchange's fields, set here rather than through Exchange.__init__: one Python
+        # call less per push (test_push.py checks that every slot is set).
+        self.method = b"GET"
+        self.target = target
+        self.fields = ()
+        self.body = b""
+        self.future: asyncio.Future[Response] | None = None
+        self.callback: ResponseCallback | None = None
+        self.started = started
         self.attempts = MAX_ATTEMPTS  # never retried as a request of ours
+        self.status = 0
+        self.response_headers: list[tuple[bytes, bytes]] = []
+        self.response_trailers: list[tuple[bytes, bytes]] | None = None
+        self.chunks: list[bytes] = []
+        self.received = 0
+        self.informational: list[tuple[int, list[tuple[bytes, bytes]]]] | None = None
+        self.pushed = True
         self._client = client
-        self.held: Response | None = None  # the response, arrived before anyone took it
+        # The body, once the response has arrived before anyone took it; its `Response`
+        # is made only for a taker that wants one (`release`).
+        self.arrived: bytes | None = None
+        self._http_version = ""
+
+    def release_body(self) -> tuple[int, bytes] | None:
+        """(status, body) if the response has arrived, then no longer held (nor counted
+        against the held bytes); None while it is still coming."""
+        content = self.arrived
+        if content is None:
+            return None
+        self.arrived = None
+        self._client._held_push_bytes -= len(content)
+        return self.status, content
 
     def release(self) -> Response | None:
-        """The response if it has arrived, then no longer held (nor counted against the
-        held bytes); None while it is still coming."""
-        response = self.held
-        if response is not None:
-            self.held = None
-            self._client._held_push_bytes -= len(response.content)
-        return response
+        """`release_body`, as the `Response`."""
+        body = self.release_body()
+        return None if body is None else self.response(body[1], self._http_version)
 
     def take(self, taker: asyncio.Future[Response] | ResponseCallback) -> None:
         response = self.release()
@@ -350,7 +384,8 @@ class _HeldPush(Exchange):
 
     def resolve(self, content: bytes, http_version: str) -> None:
         if self.future is None and self.callback is None:  # nobody took it yet
-            self.held = self.response(content, http_version)
+            self.arrived = content
+            self._http_version = http_version
             self._client._held_push_bytes += len(content)
         else:
             Exchange.resolve(self, content, http_version)

@@ -225,10 +225,12 @@ class H2ClientProtocol(ClientConnection):
             # isinstance narrows for mypy and costs the same as a `type(...) is` test.
             if isinstance(event, ev.DataReceived):
                 stream_id = event.stream_id
-                if event.flow_controlled_length:
+                if event.flow_controlled_length and (stream_id & 1 or not event.end_stream):
                     # Bodies are buffered here, so the window reopens as bytes arrive;
-                    # the core batches the WINDOW_UPDATEs. (The last DATA of a stream too:
-                    # while our request body is still going out, the stream stays open.)
+                    # the core batches the WINDOW_UPDATEs. (The last DATA of a request's
+                    # stream too: while our request body is still going out, the stream
+                    # stays open. A push's last DATA closes it, our side being done since
+                    # the promise: the core gave its octets back then.)
                     conn.acknowledge_received_data(stream_id, event.flow_controlled_length)
                 exchange = streams.get(stream_id)
                 if exchange is None:
@@ -238,6 +240,10 @@ class H2ClientProtocol(ClientConnection):
                     exchange.received += len(chunk)
                     if exchange.received > self._max_response_size:
                         self._response_too_large(stream_id, exchange)
+                        continue
+                    if event.end_stream and not exchange.chunks:  # the whole body at once
+                        del streams[stream_id]
+                        self._resolve(exchange, chunk)
                         continue
                     exchange.chunks.append(chunk)
                 if event.end_stream:
@@ -307,6 +313,10 @@ class H2ClientProtocol(ClientConnection):
             content = bytes(chunks[0])
         else:
             content = b"".join(chunks)
+        self._resolve(exchange, content)
+
+    def _resolve(self, exchange: Exchange, content: bytes) -> None:
+        """`exchange`'s response is whole (its stream is gone from `_streams` already)."""
         exchange.resolve(content, HTTP_VERSION)
         if not self._streams and not self._accepting:
             self._close_when_idle()

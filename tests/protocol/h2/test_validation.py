@@ -161,6 +161,23 @@ def test_response_validation() -> None:
             validate_response(bad)
 
 
+def test_response_validation_keeps_the_fields_after_the_status_whatever_they_are() -> None:
+    fields = [(b":status", b"200"), (b"etag", b'"a1"'), (b"content-length", b"3"), (b"x", b"")]
+    status, headers, content_length = validate_response(fields)
+    assert (status, headers, content_length) == (200, fields[1:], 3)
+    # Each rule still holds after a valid :status: values, names, pseudo-headers, status.
+    for bad, message in (
+        ([(b":status", b"200"), (b"etag", b'"a\r\n"')], "NUL, CR or LF"),
+        ([(b":status", b"200"), (b"x", b"1"), (b":status", b"200")], "after a regular field"),
+        ([(b":status", b"200"), (b":status", b"200")], "duplicated :status"),
+        ([(b":status", b"200"), (b":path", b"/")], "invalid response pseudo-header"),
+        ([(b":status", b"2 0")], "invalid :status"),
+        ([(b":status", b"")], "invalid :status"),
+    ):
+        with pytest.raises(MalformedHeaders, match=message):
+            validate_response(bad)
+
+
 def test_trailers_validation() -> None:
     assert validate_trailers([(b"x-sum", b"1")]) == [(b"x-sum", b"1")]
     for bad in (

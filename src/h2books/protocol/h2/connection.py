@@ -63,8 +63,10 @@ from .stream import (
     FRAME_RULES,
     HALF_CLOSED_LOCAL,
     HALF_CLOSED_REMOTE,
+    RECV_END_STREAM,
     RESET_BY_PEER,
     RESET_BY_US,
+    TRANSITIONS,
     Stream,
 )
 from .windows import ReceiveWindow
@@ -72,6 +74,9 @@ from .windows import ReceiveWindow
 __all__ = ["H2Config", "H2Connection"]
 
 _SETTINGS_ACK: Final = build_settings(ack=True)
+# Where END_STREAM takes a stream whose own side is done (closed): looked up once, for
+# `_on_whole_body` (every pushed response), not per stream.
+_ENDED_BOTH_WAYS: Final = TRANSITIONS[(HALF_CLOSED_LOCAL, RECV_END_STREAM)]
 # Our encoder never keeps a bigger dynamic table than this, whatever the peer allows.
 _ENCODER_TABLE_CAP: Final = DEFAULT_HEADER_TABLE_SIZE
 _KNOWN_ERROR_CODES: Final = {int(code): code for code in ErrorCode}
@@ -296,7 +301,7 @@ class H2Connection(Deadlines):
             self._stream_error(stream, sid, ErrorCode.PROTOCOL_ERROR)
             return
         self._events.append(ev.DataReceived(sid, data[start:stop], flow_length, True))
-        self._remote_ended(stream)
+        self._forget(stream, _ENDED_BOTH_WAYS)  # `_remote_ended`, its move known
 
     def _on_data_without_stream(self, sid: int, flow_length: int) -> None:
         if self._is_idle(sid):

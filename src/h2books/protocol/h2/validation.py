@@ -298,6 +298,40 @@ def _extended_connect_target(
 
 def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
     """``(status, regular_fields, content_length)`` of a response head."""
+    if not fields or fields[0][0] != b":status":
+        return _validate_response_in_any_order(fields)
+    # The common shape: :status first, then regular fields only. The regular fields are
+    # then all but the first, sliced once; the loop only checks them (the general loop
+    # below says what any other shape breaks, in its own words).
+    headers = fields[1:]
+    content_length: int | None = None
+    good_values = _good_values
+    good_names = _good_names
+    for name, value in headers:
+        if value not in good_values:
+            check_value(value, name)
+        if name in good_names:  # most fields: no pseudo-header, no rule of their own
+            continue
+        if name == b"content-length" and content_length is None:  # every response, inline
+            content_length = parse_content_length(value)
+        elif name[:1] == b":":
+            return _validate_response_in_any_order(fields)
+        elif name in _SPECIAL_NAMES:
+            content_length = _special(name, value, content_length)
+        else:
+            _plain_name(name)
+    status = _STATUS_CODES.get(fields[0][1])
+    if status is None:
+        raise MalformedHeaders("missing or invalid :status")
+    return status, headers, content_length
+
+
+# Every valid :status value (three digits, RFC 9113 §8.3.2), one lookup instead of three checks.
+_STATUS_CODES: Final = {b"%03d" % code: code for code in range(1000)}
+
+
+def _validate_response_in_any_order(fields: Fields) -> tuple[int, Fields, int | None]:
+    """`validate_response` for any field order: each field where it is, checked."""
     status: bytes | None = None
     headers: Fields = []
     content_length: int | None = None
@@ -307,7 +341,7 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
         name, value = field
         if value not in good_values:
             check_value(value, name)
-        if name in good_names:  # most fields: no pseudo-header, no rule of their own
+        if name in good_names:
             headers.append(field)
             continue
         if name[:1] == b":":
@@ -319,7 +353,7 @@ def validate_response(fields: Fields) -> tuple[int, Fields, int | None]:
                 raise MalformedHeaders("duplicated :status")
             status = value
             continue
-        if name == b"content-length" and content_length is None:  # every response, inline
+        if name == b"content-length" and content_length is None:
             content_length = parse_content_length(value)
         elif name in _SPECIAL_NAMES:
             content_length = _special(name, value, content_length)
