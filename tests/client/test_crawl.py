@@ -237,6 +237,24 @@ def test_check_json_rejects_nesting_too_deep_for_json_loads_as_a_bad_body() -> N
         check_json(b"[" * 100_000)
 
 
+def test_overlapping_crawls_restore_the_threshold_when_the_last_one_ends() -> None:
+    # Two crawls in one loop: the first to end must not restore while the other runs, nor
+    # the second restore the first's raised value.
+    before = gc.get_threshold()
+    gc.set_threshold(800, *before[1:])
+    try:
+        first = crawl_module._fewer_collections(crawl_module.CRAWL_GC_THRESHOLD)
+        second = crawl_module._fewer_collections(crawl_module.CRAWL_GC_THRESHOLD)
+        first.__enter__()
+        second.__enter__()
+        first.__exit__(None, None, None)
+        assert gc.get_threshold()[0] == crawl_module.CRAWL_GC_THRESHOLD  # the second runs on
+        second.__exit__(None, None, None)
+        assert gc.get_threshold() == (800, *before[1:])
+    finally:
+        gc.set_threshold(*before)
+
+
 def test_a_crawl_runs_with_fewer_collections_and_restores_the_threshold(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], server: ServerProcess
 ) -> None:

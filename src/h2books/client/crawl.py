@@ -206,15 +206,29 @@ def header_compression_lines(
 CRAWL_GC_THRESHOLD = 50_000
 
 
+class _CollectorSetting:
+    """The thresholds to put back, and how many crawls of this process run now: crawls
+    may overlap (several in one loop), and only the last to end may restore them."""
+
+    before: tuple[int, ...] = ()
+    crawls = 0
+
+
 @contextmanager
 def _fewer_collections(threshold: int) -> Iterator[None]:
-    """The collector's first threshold raised to `threshold` (never lowered), then restored."""
-    before = gc.get_threshold()
-    gc.set_threshold(max(threshold, before[0]), *before[1:])
+    """The collector's first threshold raised to `threshold` (never lowered) while any crawl
+    runs, then restored."""
+    setting = _CollectorSetting
+    if not setting.crawls:
+        setting.before = before = gc.get_threshold()
+        gc.set_threshold(max(threshold, before[0]), *before[1:])
+    setting.crawls += 1
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        setting.crawls -= 1
+        if not setting.crawls:
+            gc.set_threshold(*setting.before)
 
 
 async def crawl(options: CrawlOptions) -> CrawlResult:
