@@ -374,8 +374,8 @@ def test_take_pushed_body_hands_over_status_and_body_once_without_a_response() -
 
 
 def test_a_held_push_starts_as_an_exchange_of_a_get_would() -> None:
-    """`_HeldPush` sets Exchange's fields itself (no Exchange.__init__ call per push): each
-    one as Exchange.__init__ sets it, but for the two that make it a push."""
+    """A held push's fields are those of an exchange of a GET, but for the two that make
+    it a push."""
     client = Client("https://localhost:1")
     held = client_module._HeldPush(client, b"/book?id=1", 1.5)
     plain = exchange_module.Exchange(b"GET", b"/book?id=1", (), b"", None, 1.5)

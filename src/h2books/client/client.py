@@ -331,23 +331,9 @@ class _HeldPush(Exchange):
     __slots__ = ("_client", "_http_version", "arrived")
 
     def __init__(self, client: Client, target: bytes, started: float) -> None:
-        # Exchange's fields, set here rather than through Exchange.__init__: one Python
-        # call less per push (test_push.py checks that every slot is set).
-        self.method = b"GET"
-        self.target = target
-        self.fields = ()
-        self.body = b""
-        self.future: asyncio.Future[Response] | None = None
-        self.callback: ResponseCallback | None = None
-        self.started = started
-        self.attempts = MAX_ATTEMPTS  # never retried as a request of ours
-        self.status = 0
-        self.response_headers: list[tuple[bytes, bytes]] = []
-        self.response_trailers: list[tuple[bytes, bytes]] | None = None
-        self.chunks: list[bytes] = []
-        self.received = 0
-        self.informational: list[tuple[int, list[tuple[bytes, bytes]]]] | None = None
+        Exchange.__init__(self, b"GET", target, (), b"", None, started)
         self.pushed = True
+        self.attempts = MAX_ATTEMPTS  # never retried as a request of ours
         self._client = client
         # The body, once the response has arrived before anyone took it; its `Response`
         # is made only for a taker that wants one (`release`).
