@@ -76,9 +76,16 @@ class H1ServerConnection(H1ServerAnswers):
             return []
         if data:
             cache = self._fields_cache
-            if cache is not None and self._body is None and self._reader.idle:
+            if (
+                cache is not None
+                and self._body is None
+                and (self._reader_untouched or self._reader.idle)
+            ):
                 request = self._repeated_fields_request(data, cache)
                 if request is not None:
+                    # The reader was idle, and this path leaves it alone: so it stays,
+                    # and the next read need not ask it.
+                    self._reader_untouched = True
                     return [request]
             self._reader.feed(data)
         else:
@@ -123,6 +130,7 @@ class H1ServerConnection(H1ServerAnswers):
         return self._parse(now)
 
     def _parse(self, now: float) -> list[Event]:
+        self._reader_untouched = False
         events: list[Event] = []
         try:
             self._parse_into(events)
@@ -160,7 +168,7 @@ class H1ServerConnection(H1ServerAnswers):
                 self._reading = False
                 self._peer_closed = True
                 if not self.unanswered:
-                    self._must_close = True
+                    self.must_close = True
                 events.append(ConnectionClosed())
                 return
             raise H1Error("connection closed in the middle of a request")
@@ -284,4 +292,4 @@ class H1ServerConnection(H1ServerAnswers):
             self._error_response = response
         else:
             self._out.append(response)
-            self._must_close = True
+            self.must_close = True

@@ -121,7 +121,7 @@ class H1ServerProtocol(ServerConnection):
             state = self.state
             state.last_reader = self
             self.last_activity = now = state.loop.time()
-            self._handle(self.conn.receive_data(data, now))
+            self._handle(self.conn.receive_data(data, now), now)
         elif self._linger is not None:
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
@@ -132,13 +132,16 @@ class H1ServerProtocol(ServerConnection):
     def _feed(self, data: bytes) -> None:
         if not self._closing:
             self.last_activity = now = self.state.loop.time()
-            self._handle(self.conn.receive_data(data, now))
+            self._handle(self.conn.receive_data(data, now), now)
 
     def _resume_parsing(self) -> None:
         if not self._closing:
-            self._handle(self.conn.resume(self.state.loop.time()))
+            now = self.state.loop.time()
+            self._handle(self.conn.resume(now), now)
 
-    def _handle(self, events: Sequence[Event]) -> None:
+    def _handle(self, events: Sequence[Event], now: float) -> None:
+        """Serve the requests of one read (`now`: its time), write the answers, and go on
+        parsing what the core held back while answers were owed."""
         conn = self.conn
         while True:
             self._in_read = True
@@ -162,17 +165,21 @@ class H1ServerProtocol(ServerConnection):
                         self._close_when_done = True
             finally:
                 self._in_read = False
-            held_back = conn.paused
+            # The core holds parsing back only while answers are owed, and each owed
+            # answer's exchange is in _queue: a read answered inline (the common case)
+            # need not ask the core.
+            held_back = bool(self._queue) and conn.paused
             if self._held and self._bodies_over_budget():
                 self.pause_reading()  # until the app takes what it holds (body_taken)
-            self.flush()
+            self.flush(now)  # written within the read's callback: its time is the write's
             if self._closing or not held_back:
                 break
             if conn.paused:
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            events = conn.resume(self.state.loop.time())
+            now = self.state.loop.time()
+            events = conn.resume(now)
 
     def _on_request(self, event: RequestReceived, upgrade: bytes | None = None) -> None:
         exchange = Exchange(
@@ -412,10 +419,11 @@ class H1ServerProtocol(ServerConnection):
 
     # -- output -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write what the core queued; close once nothing more is owed and closing is due."""
+    def flush(self, now: float | None = None) -> None:
+        """Write what the core queued; close once nothing more is owed and closing is due.
+        `now`: the time, when the caller has it (see write_pending)."""
         self._flush_scheduled = False
-        if not self.write_pending():
+        if not self.write_pending(now):
             return
         if self._queue:
             return

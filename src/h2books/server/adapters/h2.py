@@ -70,14 +70,14 @@ class H2ServerProtocol(ServerConnection):
         # A half-closed peer can still read our responses; the core decides when we are done.
         return True if self._exchanges else None
 
-    def write_pending(self) -> bool:
+    def write_pending(self, now: float | None = None) -> bool:
         transport = self.transport
         if transport is None:
             return False
         # Big DATA payloads come as views of the response body: no copy in the core.
         buffers = self.conn.buffers_to_send()
         if buffers:
-            self.last_activity = self.state.loop.time()
+            self.last_activity = self.state.loop.time() if now is None else now
             if len(buffers) == 1:
                 transport.write(buffers[0])
             elif self._tls:
