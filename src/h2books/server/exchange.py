@@ -74,6 +74,7 @@ class Exchange:
         "response_state",
         "stream_id",
         "target",
+        "upgrade",
     )
 
     # The body so far (a list once a chunk is held), and its size (body_size).
@@ -98,8 +99,9 @@ class Exchange:
     backlog: list[tuple[bytes | memoryview, bool]] | None = None
     gone: bool  # the peer reset the stream or the connection ended (lose())
     # The protocol a request asks to switch to (b"websocket": HTTP/1.1 Upgrade, or an
-    # HTTP/2 extended CONNECT's :protocol), lowercased; None for a plain request.
-    upgrade: bytes | None = None
+    # HTTP/2 extended CONNECT's :protocol), lowercased; None for a plain request. (A
+    # slot: the ASGI interface reads it for every request.)
+    upgrade: bytes | None
     # Called once when the server begins a graceful shutdown (an open tunnel says goodbye).
     on_shutdown: Callable[[], object] | None = None
     # Called, when nobody awaits receive(), as input arrives, ends, or the exchange is
@@ -130,6 +132,7 @@ class Exchange:
         self.response_state = PENDING
         self.gone = False
         self.held = None
+        self.upgrade = None
         if body:
             self._chunks = [body]
             self.body_size = len(body)
