@@ -90,6 +90,10 @@ class HttpCall:
         "waiter",
     )
 
+    exchange: Exchange
+    heads: Heads  # the interface's checked heads (interfaces/templates.py)
+    phase: int  # AWAITING_START ... DONE
+    body_state: int  # _BODY_UNREAD ... _BODY_DRAINED, for receive()
     head: Head  # set by http.response.start
     trailers: bool  # set by http.response.start: the app announced trailers
     read: int  # body bytes handed out, once the body is read in parts
