@@ -38,7 +38,7 @@ from h2books.protocol.h1 import (
 )
 from h2books.server.adapters.tunnel import TunnelProtocol
 from h2books.server.connection import FLUSH_NOW, ServerConnection
-from h2books.server.exchange import DONE, PENDING, STARTED, Exchange, Fields
+from h2books.server.exchange import DONE, PENDING, STARTED, Exchange, Fields, new_exchange
 from h2books.server.responses import h1_head
 from h2books.server.state import ServerState
 
@@ -182,7 +182,7 @@ class H1ServerProtocol(ServerConnection):
             events = conn.resume(now)
 
     def _on_request(self, event: RequestReceived, upgrade: bytes | None = None) -> None:
-        exchange = Exchange(
+        exchange = new_exchange(
             self,
             0,
             event.method,

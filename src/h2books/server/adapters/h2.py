@@ -18,7 +18,7 @@ from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
 from h2books.server.connection import WRITE_DURING_READ, ServerConnection
-from h2books.server.exchange import DONE, Exchange, Fields
+from h2books.server.exchange import DONE, Exchange, Fields, new_exchange
 from h2books.server.responses import BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState
 
@@ -105,7 +105,7 @@ class H2ServerProtocol(ServerConnection):
                 if isinstance(event, request_received):
                     stream_id = event.stream_id
                     whole = event.end_stream
-                    exchange = Exchange(
+                    exchange = new_exchange(
                         self,
                         stream_id,
                         event.method,
@@ -386,7 +386,7 @@ class H2ServerProtocol(ServerConnection):
         )
         if not promised:
             return False
-        pushed = Exchange(self, promised, b"GET", path, list(fields), authority, "2", b"")
+        pushed = new_exchange(self, promised, b"GET", path, list(fields), authority, "2", b"")
         self.state.interface(pushed)
         if pushed.response_state != DONE and not pushed.gone:
             self._exchanges[promised] = pushed
