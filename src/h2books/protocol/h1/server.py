@@ -274,7 +274,16 @@ class H1ServerConnection(H1ServerAnswers):
         self._method = b""
         if not keep_alive and body is not None:
             self._reading = False  # RFC 9112 §9.6: no requests after "close"
-        return RequestReceived(method, target, version, headers, body, keep_alive, host, trailers)
+        request = RequestReceived()
+        request.method = method
+        request.target = target
+        request.http_version = version
+        request.headers = headers
+        request.body = body
+        request.keep_alive = keep_alive
+        request.host = host
+        request.trailers = trailers
+        return request
 
     def _fail(self, exc: H1Error, events: list[Event]) -> None:
         self._reading = False
