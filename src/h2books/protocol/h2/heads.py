@@ -97,7 +97,7 @@ class HeadHandler(OutboundScheduler):
             head_received=True,
         )
         self._events.append(
-            ev.RequestReceived(sid, method, scheme, authority, path, headers, end_stream)
+            ev.request_received(sid, method, scheme, authority, path, headers, end_stream)
         )
 
     def _on_extended_connect(
@@ -128,7 +128,7 @@ class HeadHandler(OutboundScheduler):
         )
         events = self._events
         events.append(
-            ev.RequestReceived(
+            ev.request_received(
                 sid, method, scheme, authority, path, headers, False, protocol.lower()
             )
         )
