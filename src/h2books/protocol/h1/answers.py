@@ -77,6 +77,7 @@ class H1ServerAnswers:
         "_shutting_down",
         "_stream",
         "_upgrade",
+        "held_back",
         "must_close",
     )
 
@@ -107,6 +108,8 @@ class H1ServerAnswers:
         # once it is written. A plain attribute, not a property: the driver reads it after
         # every answer. Set by the core only.
         self.must_close = False
+        # The last parse left complete input unparsed, paused (see H1ServerConnection).
+        self.held_back = False
         self._shutting_down = False
         self._deadlines = Deadlines(config, now)
         self._upgrade = _NO_UPGRADE

@@ -62,7 +62,10 @@ class H1ServerConnection(H1ServerAnswers):
     with `send_response` (or `start_response`/`send_body`/`end_response`),
     writes `data_to_send`, and closes once `must_close` is set. When `paused`
     (``max_pipelined`` answers owed) parsing stops; call `resume` after
-    responses went out, and stop reading from the socket meanwhile.
+    responses went out, and stop reading from the socket meanwhile. `held_back`
+    says that the last parse left input unparsed for that reason (or behind an
+    upgrade request): answered inline, those requests leave the core no longer
+    paused, and `resume` parses the rest.
     """
 
     __slots__ = ()
@@ -125,12 +128,14 @@ class H1ServerConnection(H1ServerAnswers):
     def resume(self, now: float) -> list[Event]:
         """Parse input held back while `paused`; ``now`` starts the clock of a partial
         head that comes to light."""
+        self.held_back = False  # also when nothing more will be parsed
         if not self._reading:
             return []
         return self._parse(now)
 
     def _parse(self, now: float) -> list[Event]:
         self._reader_untouched = False
+        self.held_back = False
         events: list[Event] = []
         try:
             self._parse_into(events)
@@ -145,11 +150,15 @@ class H1ServerConnection(H1ServerAnswers):
         reader = self._reader
         while True:
             if self._upgrade:
-                return  # what follows an upgrade request may be the new protocol's
+                # What follows an upgrade request may be the new protocol's: it waits
+                # for the answer (a refusal lets HTTP/1.1 go on with it, see resume()).
+                self.held_back = bool(reader.buffered)
+                return
             body = self._body
             if body is None:
                 if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
                     if reader.buffered and not reader.only_empty_lines_left():
+                        self.held_back = True
                         return  # paused: the rest stays buffered until resume()
                     break
                 lines = reader.read_head()

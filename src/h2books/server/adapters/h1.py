@@ -165,10 +165,12 @@ class H1ServerProtocol(ServerConnection):
                         self._close_when_done = True
             finally:
                 self._in_read = False
-            # The core holds parsing back only while answers are owed, and each owed
-            # answer's exchange is in _queue: a read answered inline (the common case)
-            # need not ask the core.
-            held_back = bool(self._queue) and conn.paused
+            # Input the core held back (max_pipelined answers were owed, or an upgrade
+            # request's): once this read's answers are out, parse on unless answers are
+            # still owed. (Asked after the answers, `paused` missed a read of more
+            # requests than the bound, all answered inline: the rest waited for a read
+            # that never came.)
+            held_back = conn.held_back
             if self._held and self._bodies_over_budget():
                 self.pause_reading()  # until the app takes what it holds (body_taken)
             self.flush(now)  # written within the read's callback: its time is the write's
