@@ -28,7 +28,7 @@ from typing import Any
 
 from h2books.interfaces import ServerInterface
 from h2books.interfaces.asgi_fields import Heads
-from h2books.interfaces.asgi_http import DONE, ClientDisconnected, HttpCall
+from h2books.interfaces.asgi_http import DONE, ClientDisconnected, new_call
 from h2books.interfaces.asgi_scope import (
     METHOD_NAMES,
     AsgiApp,
@@ -158,7 +158,7 @@ class AsgiInterface(ServerInterface):
             # session runs in a task of its own (interfaces/asgi_websocket.py).
             serve_websocket(self.app, exchange, scope)
             return
-        call = HttpCall(exchange, self.heads)
+        call = new_call(exchange, self.heads)
         try:
             coro = self.app(scope, call.receive, call.send)
             if type(coro) is not CoroutineType:

@@ -7,7 +7,7 @@ something else than that split compare the requests as if delivered whole.
 
 from __future__ import annotations
 
-import dataclasses
+import copy
 from collections.abc import Iterable
 
 from h2books.protocol.h1 import BodyEnded, BodyReceived, RequestReceived
@@ -21,7 +21,7 @@ def fold_bodies(events: Iterable[object]) -> list[object]:
     parts: list[bytes] = []
     for event in events:
         if isinstance(event, RequestReceived) and event.body is None:
-            current = dataclasses.replace(event)
+            current = copy.copy(event)
             parts = []
             folded.append(current)
         elif isinstance(event, BodyReceived):

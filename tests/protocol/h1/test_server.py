@@ -602,6 +602,19 @@ def test_max_pipelined_pauses_parsing_until_resumed() -> None:
     assert conn.unanswered == 2
 
 
+def test_held_back_says_a_parse_left_requests_for_resume() -> None:
+    conn = H1ServerConnection(H1Config(max_pipelined=2), 0.0)
+    assert len(conn.receive_data(GET * 3, 0.0)) == 2
+    assert conn.held_back
+    conn.send_response(OK_HEAD, b"")
+    conn.send_response(OK_HEAD, b"")
+    assert not conn.paused and conn.held_back  # answered: the rest is ready to parse
+    assert len(conn.resume(0.0)) == 1
+    assert not conn.held_back
+    assert len(conn.receive_data(GET, 0.0)) == 1  # one owed, one new: the bound, no rest
+    assert not conn.held_back
+
+
 def test_eof_while_paused_is_reported_after_resume() -> None:
     conn = H1ServerConnection(H1Config(max_pipelined=1), 0.0)
     assert len(conn.receive_data(GET * 2, 0.0)) == 1

@@ -18,7 +18,7 @@ def test_repr_and_equality() -> None:
 
 def test_every_event_has_slots_only() -> None:
     samples = [
-        ev.RequestReceived(1, b"GET", b"https", b"a", b"/", [], True),
+        ev.request_received(1, b"GET", b"https", b"a", b"/", [], True),
         ev.ResponseReceived(1, 200, [], False),
         ev.InformationalResponseReceived(1, 103, []),
         ev.DataReceived(1, b"x", 1, False),

@@ -25,7 +25,7 @@ from h2books.protocol.h2.stream import (
     STATE_NAMES,
     TRANSITIONS,
     SendQueue,
-    Stream,
+    new_stream,
 )
 
 
@@ -62,7 +62,7 @@ def test_frame_rules_cover_every_state_without_a_stream_object() -> None:
 
 
 def test_stream_repr_names_its_state() -> None:
-    stream = Stream(1, 100)
+    stream = new_stream(1, 100)
     assert stream.state == OPEN and stream.pending_bytes == 0
     stream.state = HALF_CLOSED_REMOTE
     assert "half-closed (remote)" in repr(stream)

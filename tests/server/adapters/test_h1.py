@@ -89,6 +89,47 @@ def test_each_request_gets_its_own_host() -> None:
     assert asyncio.run(main()) == ["a.example", "a.example", "b.example:8443", "a.example"]
 
 
+def test_a_read_of_more_requests_than_the_pipelining_bound_is_all_answered() -> None:
+    # The core parses up to max_pipelined (32) requests and holds the rest back; answered
+    # inline, those leave nothing owed, and the rest of the read must be parsed then, not
+    # wait for the peer's next read (which never comes: it waits for these answers).
+    async def main() -> list[tuple[bytes, bytes]]:
+        transport = RecordingTransport()
+        protocol = connect(lambda req: Response(200, [], req.path.encode()), transport)
+        protocol.data_received(b"".join(request(f"/{i}") for i in range(80)))
+        return split_responses(transport.data)
+
+    bodies = [body for _, body in asyncio.run(main())]
+    assert bodies == [f"/{i}".encode() for i in range(80)]
+
+
+def test_a_closing_answer_among_held_back_requests_closes() -> None:
+    # The first answer says close while a later request still waits for its (async)
+    # answer: what the core held back is never parsed, the read's callback returns, and
+    # the connection closes once nothing is owed.
+    async def main() -> RecordingTransport:
+        transport = RecordingTransport()
+        release = asyncio.Event()
+
+        async def later() -> Response:
+            await release.wait()
+            return Response(200, [])
+
+        def handler(req: Request) -> Response | Awaitable[Response]:
+            if req.path == "/0":
+                return Response(200, [(b"connection", b"close")])
+            return later()
+
+        protocol = connect(handler, transport)
+        protocol.data_received(b"".join(request(f"/{i}") for i in range(40)))
+        release.set()
+        await until(lambda: transport.closed)
+        return transport
+
+    transport = asyncio.run(main())
+    assert len(split_responses(transport.data)) == 1
+
+
 HIGH_WATER = 256 * 1024
 
 

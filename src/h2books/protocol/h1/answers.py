@@ -68,19 +68,24 @@ class H1ServerAnswers:
         "_max_line",
         "_max_pipelined",
         "_method",
-        "_must_close",
         "_out",
         "_owed",
         "_peer_closed",
         "_reader",
+        "_reader_untouched",
         "_reading",
         "_shutting_down",
         "_stream",
         "_upgrade",
+        "held_back",
+        "must_close",
     )
 
     def __init__(self, config: H1Config, now: float) -> None:
         self._reader = MessageReader(config, 414)
+        # The reader is known idle (the last read was a repeated-fields request, which
+        # never touches it): see H1ServerConnection.receive_data.
+        self._reader_untouched = False
         self._max_body = config.max_body_size
         self._max_head = config.max_header_bytes
         self._max_line = config.max_request_line
@@ -99,15 +104,15 @@ class H1ServerAnswers:
         self._reading = True
         self._eof = False
         self._peer_closed = False
-        self._must_close = False
+        # The last response this connection will carry has been queued: the driver closes
+        # once it is written. A plain attribute, not a property: the driver reads it after
+        # every answer. Set by the core only.
+        self.must_close = False
+        # The last parse left complete input unparsed, paused (see H1ServerConnection).
+        self.held_back = False
         self._shutting_down = False
         self._deadlines = Deadlines(config, now)
         self._upgrade = _NO_UPGRADE
-
-    @property
-    def must_close(self) -> bool:
-        """The last response this connection will carry has been queued."""
-        return self._must_close
 
     @property
     def unanswered(self) -> int:
@@ -183,7 +188,7 @@ class H1ServerAnswers:
         interim response and leaves the request unanswered. After `must_close`
         responses are discarded: the connection is ending.
         """
-        if self._must_close:
+        if self.must_close:
             return
         if (
             self._stream is not None or not self._owed or head.status < 200
@@ -221,7 +226,7 @@ class H1ServerAnswers:
         Without a content-length in ``head`` the body is chunked (HTTP/1.1) or
         delimited by closing the connection (HTTP/1.0).
         """
-        if self._must_close:
+        if self.must_close:
             return
         if (
             self._stream is not None or not self._owed or head.status < 200
@@ -269,7 +274,7 @@ class H1ServerAnswers:
         """Queue part of the streamed body (chunk-encoded when chunked)."""
         stream = self._stream
         if stream is None:
-            if self._must_close:
+            if self.must_close:
                 return
             raise H1Error("no streamed response in progress")
         if data:  # an empty chunk would end a chunked body
@@ -280,7 +285,7 @@ class H1ServerAnswers:
         section; a body framed otherwise has no place for them and they are dropped."""
         stream = self._stream
         if stream is None:
-            if self._must_close:
+            if self.must_close:
                 return
             raise H1Error("no streamed response in progress")
         self._stream = None
@@ -327,7 +332,7 @@ class H1ServerAnswers:
             # The last HTTP/1.1 bytes of this connection: see take_trailing_data.
             self._upgrade = _SWITCHED
             self._reading = False
-            self._must_close = True
+            self.must_close = True
             return False
         if not self._owed[0] & _IS_HTTP10:  # RFC 9110 section 15.2: never 1xx to HTTP/1.0
             self._out.append(head.data + b"\r\n")
@@ -335,7 +340,7 @@ class H1ServerAnswers:
 
     def _response_done(self, close: bool) -> None:
         if close:
-            self._must_close = True
+            self.must_close = True
             self._reading = False
             self._continue_wanted = False
             self._error_response = None
@@ -348,9 +353,9 @@ class H1ServerAnswers:
         if self._error_response is not None:
             self._out.append(self._error_response)
             self._error_response = None
-            self._must_close = True
+            self.must_close = True
         elif self._peer_closed:
-            self._must_close = True
+            self.must_close = True
         elif self._shutting_down:
             self._finish_shutdown_if_done()
 
@@ -374,7 +379,7 @@ class H1ServerAnswers:
         rule = self._rule_in_force()
         if rule is None or now < rule[0]:
             return []
-        self._must_close = True
+        self.must_close = True
         self._reading = False
         self._continue_wanted = False
         self._error_response = None
@@ -385,7 +390,7 @@ class H1ServerAnswers:
         return [ConnectionTimedOut(name, graceful=name == IDLE)]
 
     def _rule_in_force(self) -> tuple[float, str] | None:
-        if self._must_close:
+        if self.must_close:
             return None
         busy = bool(self._owed) or self._stream is not None or self.has_pending_input
         return self._deadlines.rule_in_force(busy)
@@ -397,7 +402,7 @@ class H1ServerAnswers:
         self._finish_shutdown_if_done()
 
     def _finish_shutdown_if_done(self) -> None:
-        if not self._must_close and not self._owed and self._stream is None and self._ending():
-            self._must_close = True
+        if not self.must_close and not self._owed and self._stream is None and self._ending():
+            self.must_close = True
             self._reading = False
             self._continue_wanted = False

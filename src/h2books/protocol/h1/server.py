@@ -62,7 +62,10 @@ class H1ServerConnection(H1ServerAnswers):
     with `send_response` (or `start_response`/`send_body`/`end_response`),
     writes `data_to_send`, and closes once `must_close` is set. When `paused`
     (``max_pipelined`` answers owed) parsing stops; call `resume` after
-    responses went out, and stop reading from the socket meanwhile.
+    responses went out, and stop reading from the socket meanwhile. `held_back`
+    says that the last parse left input unparsed for that reason (or behind an
+    upgrade request): answered inline, those requests leave the core no longer
+    paused, and `resume` parses the rest.
     """
 
     __slots__ = ()
@@ -76,9 +79,16 @@ class H1ServerConnection(H1ServerAnswers):
             return []
         if data:
             cache = self._fields_cache
-            if cache is not None and self._body is None and self._reader.idle:
+            if (
+                cache is not None
+                and self._body is None
+                and (self._reader_untouched or self._reader.idle)
+            ):
                 request = self._repeated_fields_request(data, cache)
                 if request is not None:
+                    # The reader was idle, and this path leaves it alone: so it stays,
+                    # and the next read need not ask it.
+                    self._reader_untouched = True
                     return [request]
             self._reader.feed(data)
         else:
@@ -118,11 +128,14 @@ class H1ServerConnection(H1ServerAnswers):
     def resume(self, now: float) -> list[Event]:
         """Parse input held back while `paused`; ``now`` starts the clock of a partial
         head that comes to light."""
+        self.held_back = False  # also when nothing more will be parsed
         if not self._reading:
             return []
         return self._parse(now)
 
     def _parse(self, now: float) -> list[Event]:
+        self._reader_untouched = False
+        self.held_back = False
         events: list[Event] = []
         try:
             self._parse_into(events)
@@ -137,11 +150,15 @@ class H1ServerConnection(H1ServerAnswers):
         reader = self._reader
         while True:
             if self._upgrade:
-                return  # what follows an upgrade request may be the new protocol's
+                # What follows an upgrade request may be the new protocol's: it waits
+                # for the answer (a refusal lets HTTP/1.1 go on with it, see resume()).
+                self.held_back = bool(reader.buffered)
+                return
             body = self._body
             if body is None:
                 if len(self._owed) + (self._stream is not None) >= self._max_pipelined:
                     if reader.buffered and not reader.only_empty_lines_left():
+                        self.held_back = True
                         return  # paused: the rest stays buffered until resume()
                     break
                 lines = reader.read_head()
@@ -160,7 +177,7 @@ class H1ServerConnection(H1ServerAnswers):
                 self._reading = False
                 self._peer_closed = True
                 if not self.unanswered:
-                    self._must_close = True
+                    self.must_close = True
                 events.append(ConnectionClosed())
                 return
             raise H1Error("connection closed in the middle of a request")
@@ -266,7 +283,16 @@ class H1ServerConnection(H1ServerAnswers):
         self._method = b""
         if not keep_alive and body is not None:
             self._reading = False  # RFC 9112 §9.6: no requests after "close"
-        return RequestReceived(method, target, version, headers, body, keep_alive, host, trailers)
+        request = RequestReceived()
+        request.method = method
+        request.target = target
+        request.http_version = version
+        request.headers = headers
+        request.body = body
+        request.keep_alive = keep_alive
+        request.host = host
+        request.trailers = trailers
+        return request
 
     def _fail(self, exc: H1Error, events: list[Event]) -> None:
         self._reading = False
@@ -284,4 +310,4 @@ class H1ServerConnection(H1ServerAnswers):
             self._error_response = response
         else:
             self._out.append(response)
-            self._must_close = True
+            self.must_close = True

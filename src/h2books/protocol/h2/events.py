@@ -24,6 +24,7 @@ __all__ = [
     "StreamReset",
     "TrailersReceived",
     "WindowUpdated",
+    "request_received",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -63,25 +64,40 @@ class RequestReceived(Event):
         "stream_id",
     )
 
-    def __init__(
-        self,
-        stream_id: int,
-        method: bytes,
-        scheme: bytes,
-        authority: bytes,
-        path: bytes,
-        headers: Headers,
-        end_stream: bool,
-        protocol: bytes | None = None,
-    ) -> None:
-        self.stream_id = stream_id
-        self.method = method
-        self.scheme = scheme
-        self.authority = authority
-        self.path = path
-        self.headers = headers
-        self.end_stream = end_stream
-        self.protocol = protocol
+    stream_id: int
+    method: bytes
+    scheme: bytes
+    authority: bytes
+    path: bytes
+    headers: Headers
+    end_stream: bool
+    protocol: bytes | None
+
+    # No __init__: `request_received` makes each one. On CPython 3.11 calling a class
+    # that has a Python __init__ costs ~900 instructions more than one without (the call
+    # of __init__ is not inlined), and a server gets one of these per request.
+
+
+def request_received(
+    stream_id: int,
+    method: bytes,
+    scheme: bytes,
+    authority: bytes,
+    path: bytes,
+    headers: Headers,
+    end_stream: bool,
+    protocol: bytes | None = None,
+) -> RequestReceived:
+    event = RequestReceived()
+    event.stream_id = stream_id
+    event.method = method
+    event.scheme = scheme
+    event.authority = authority
+    event.path = path
+    event.headers = headers
+    event.end_stream = end_stream
+    event.protocol = protocol
+    return event
 
 
 class ResponseReceived(Event):

@@ -19,6 +19,7 @@ from .stream import (
     RESET_BY_US,
     TRANSITIONS,
     Stream,
+    new_stream,
 )
 from .validation import MalformedHeaders, validate_request, validate_response, validate_trailers
 
@@ -88,16 +89,15 @@ class HeadHandler(OutboundScheduler):
                 sid, end_stream, method, scheme, authority, path, headers, protocol
             )
             return
-        stream = Stream(
+        self._streams[sid] = new_stream(
             sid,
             self._peer_initial_window,
             HALF_CLOSED_REMOTE if end_stream else OPEN,
             content_length,
+            head_received=True,
         )
-        stream.head_received = True
-        self._streams[sid] = stream
         self._events.append(
-            ev.RequestReceived(sid, method, scheme, authority, path, headers, end_stream)
+            ev.request_received(sid, method, scheme, authority, path, headers, end_stream)
         )
 
     def _on_extended_connect(
@@ -120,12 +120,15 @@ class HeadHandler(OutboundScheduler):
         if self._client or not self._config.enable_connect_protocol:
             self._reject_malformed_request(sid)
             return
-        stream = Stream(sid, self._peer_initial_window, HALF_CLOSED_REMOTE if end_stream else OPEN)
-        stream.head_received = True
-        self._streams[sid] = stream
+        self._streams[sid] = new_stream(
+            sid,
+            self._peer_initial_window,
+            HALF_CLOSED_REMOTE if end_stream else OPEN,
+            head_received=True,
+        )
         events = self._events
         events.append(
-            ev.RequestReceived(
+            ev.request_received(
                 sid, method, scheme, authority, path, headers, False, protocol.lower()
             )
         )

@@ -51,7 +51,7 @@ from .stream import (
     RESERVED_LOCAL,
     RESERVED_REMOTE,
     RESET_BY_US,
-    Stream,
+    new_stream,
 )
 from .stream_ids import MAX_STREAM_ID
 from .validation import MalformedHeaders, validate_request
@@ -108,7 +108,7 @@ class PushHandler(HeadHandler):
         self._next_local = promised + 2
         self._highest_local = promised
         self._write_push_promise(parent_stream_id, promised, self._encoder.encode(fields))
-        stream = Stream(promised, self._peer_initial_window, RESERVED_LOCAL)
+        stream = new_stream(promised, self._peer_initial_window, RESERVED_LOCAL)
         for name, value in fields:
             if name == b":method":
                 stream.is_head_request = value == b"HEAD"
@@ -223,7 +223,7 @@ class PushHandler(HeadHandler):
         if self._pushed_live >= self._config.max_concurrent_streams:
             self._stream_error(None, promised, ErrorCode.REFUSED_STREAM)
             return
-        stream = Stream(promised, self._peer_initial_window, RESERVED_REMOTE)
+        stream = new_stream(promised, self._peer_initial_window, RESERVED_REMOTE)
         stream.is_head_request = method == b"HEAD"
         self._streams[promised] = stream
         self._pushed_live += 1

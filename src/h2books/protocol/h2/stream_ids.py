@@ -27,6 +27,7 @@ from .stream import (
     SEND_END_STREAM,
     TRANSITIONS,
     Stream,
+    new_stream,
 )
 
 __all__ = ["MAX_STREAM_ID", "StreamIds"]
@@ -81,7 +82,7 @@ class StreamIds(ConnectionState):
         sid = self.get_next_stream_id()
         self._next_local = sid + 2
         self._highest_local = sid
-        stream = Stream(sid, self._peer_initial_window)
+        stream = new_stream(sid, self._peer_initial_window)
         for name, value in fields:
             if name == b":method":
                 stream.is_head_request = value == b"HEAD"

@@ -38,7 +38,7 @@ from h2books.protocol.h1 import (
 )
 from h2books.server.adapters.tunnel import TunnelProtocol
 from h2books.server.connection import FLUSH_NOW, ServerConnection
-from h2books.server.exchange import DONE, PENDING, STARTED, Exchange, Fields
+from h2books.server.exchange import DONE, PENDING, STARTED, Exchange, Fields, new_exchange
 from h2books.server.responses import h1_head
 from h2books.server.state import ServerState
 
@@ -121,7 +121,7 @@ class H1ServerProtocol(ServerConnection):
             state = self.state
             state.last_reader = self
             self.last_activity = now = state.loop.time()
-            self._handle(self.conn.receive_data(data, now))
+            self._handle(self.conn.receive_data(data, now), now)
         elif self._linger is not None:
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
@@ -132,13 +132,16 @@ class H1ServerProtocol(ServerConnection):
     def _feed(self, data: bytes) -> None:
         if not self._closing:
             self.last_activity = now = self.state.loop.time()
-            self._handle(self.conn.receive_data(data, now))
+            self._handle(self.conn.receive_data(data, now), now)
 
     def _resume_parsing(self) -> None:
         if not self._closing:
-            self._handle(self.conn.resume(self.state.loop.time()))
+            now = self.state.loop.time()
+            self._handle(self.conn.resume(now), now)
 
-    def _handle(self, events: Sequence[Event]) -> None:
+    def _handle(self, events: Sequence[Event], now: float) -> None:
+        """Serve the requests of one read (`now`: its time), write the answers, and go on
+        parsing what the core held back while answers were owed."""
         conn = self.conn
         while True:
             self._in_read = True
@@ -162,20 +165,26 @@ class H1ServerProtocol(ServerConnection):
                         self._close_when_done = True
             finally:
                 self._in_read = False
-            held_back = conn.paused
+            # Input the core held back (max_pipelined answers were owed, or an upgrade
+            # request's): once this read's answers are out, parse on unless answers are
+            # still owed. (Asked after the answers, `paused` missed a read of more
+            # requests than the bound, all answered inline: the rest waited for a read
+            # that never came.)
+            held_back = conn.held_back
             if self._held and self._bodies_over_budget():
                 self.pause_reading()  # until the app takes what it holds (body_taken)
-            self.flush()
+            self.flush(now)  # written within the read's callback: its time is the write's
             if self._closing or not held_back:
                 break
             if conn.paused:
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            events = conn.resume(self.state.loop.time())
+            now = self.state.loop.time()
+            events = conn.resume(now)
 
     def _on_request(self, event: RequestReceived, upgrade: bytes | None = None) -> None:
-        exchange = Exchange(
+        exchange = new_exchange(
             self,
             0,
             event.method,
@@ -261,7 +270,18 @@ class H1ServerProtocol(ServerConnection):
             exchange.held = response  # not its turn: sent when the ones before are done
             return
         state = self.state
-        head = h1_head(response, state.server_name, state.clock.http_date, state.alt_svc)
+        http_date = state.clock.http_date
+        # h1_head's cache (server/responses.py), looked up inline: this runs per request.
+        cached = response._h1_head
+        if (
+            cached is not None
+            and cached[0] is http_date
+            and cached[1] is state.server_name
+            and cached[2] is state.alt_svc
+        ):
+            head = cached[3]
+        else:
+            head = h1_head(response, state.server_name, http_date, state.alt_svc)
         self.conn.send_response(head, response.body)
         queue.popleft()
         if self._receiving is not None or self._counted:
@@ -412,10 +432,11 @@ class H1ServerProtocol(ServerConnection):
 
     # -- output -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write what the core queued; close once nothing more is owed and closing is due."""
+    def flush(self, now: float | None = None) -> None:
+        """Write what the core queued; close once nothing more is owed and closing is due.
+        `now`: the time, when the caller has it (see write_pending)."""
         self._flush_scheduled = False
-        if not self.write_pending():
+        if not self.write_pending(now):
             return
         if self._queue:
             return

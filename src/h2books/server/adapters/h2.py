@@ -18,7 +18,7 @@ from h2books.protocol.h1.body import DISCARD_LIMIT
 from h2books.protocol.h2 import ErrorCode, H2Connection
 from h2books.protocol.h2 import events as ev
 from h2books.server.connection import WRITE_DURING_READ, ServerConnection
-from h2books.server.exchange import DONE, Exchange, Fields
+from h2books.server.exchange import DONE, Exchange, Fields, new_exchange
 from h2books.server.responses import BODY_TOO_LARGE, h2_fields
 from h2books.server.state import ServerState
 
@@ -70,14 +70,14 @@ class H2ServerProtocol(ServerConnection):
         # A half-closed peer can still read our responses; the core decides when we are done.
         return True if self._exchanges else None
 
-    def write_pending(self) -> bool:
+    def write_pending(self, now: float | None = None) -> bool:
         transport = self.transport
         if transport is None:
             return False
         # Big DATA payloads come as views of the response body: no copy in the core.
         buffers = self.conn.buffers_to_send()
         if buffers:
-            self.last_activity = self.state.loop.time()
+            self.last_activity = self.state.loop.time() if now is None else now
             if len(buffers) == 1:
                 transport.write(buffers[0])
             elif self._tls:
@@ -105,7 +105,7 @@ class H2ServerProtocol(ServerConnection):
                 if isinstance(event, request_received):
                     stream_id = event.stream_id
                     whole = event.end_stream
-                    exchange = Exchange(
+                    exchange = new_exchange(
                         self,
                         stream_id,
                         event.method,
@@ -308,7 +308,18 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
         state = self.state
-        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
+        http_date = state.clock.http_date
+        # h2_fields' cache (server/responses.py), looked up inline: this runs per request.
+        cached = response._h2_fields
+        if (
+            cached is not None
+            and cached[0] is http_date
+            and cached[1] is state.server_name
+            and cached[2] is state.alt_svc
+        ):
+            fields = cached[3]
+        else:
+            fields = h2_fields(response, state.server_name, http_date, state.alt_svc)
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
@@ -375,7 +386,7 @@ class H2ServerProtocol(ServerConnection):
         )
         if not promised:
             return False
-        pushed = Exchange(self, promised, b"GET", path, list(fields), authority, "2", b"")
+        pushed = new_exchange(self, promised, b"GET", path, list(fields), authority, "2", b"")
         self.state.interface(pushed)
         if pushed.response_state != DONE and not pushed.gone:
             self._exchanges[promised] = pushed

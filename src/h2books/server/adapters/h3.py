@@ -43,7 +43,7 @@ from h2books.http import Response
 from h2books.quic_timer import QuicTimer
 from h2books.server.adapters.h3_credit import RequestStreamCredit
 from h2books.server.connection import ServerConnection
-from h2books.server.exchange import DONE, Exchange, Fields
+from h2books.server.exchange import DONE, Exchange, Fields, new_exchange
 from h2books.server.responses import BODY_TOO_LARGE, error_response, h2_fields
 from h2books.server.state import ServerState
 
@@ -279,7 +279,7 @@ class H3ServerProtocol(ServerConnection):
         if authority is None:
             authority = next((value for name, value in fields if name == b"host"), b"")
         whole = event.stream_ended
-        exchange = Exchange(
+        exchange = new_exchange(
             self, stream_id, method, path, fields, authority, "3", b"" if whole else None
         )
         self._exchanges[stream_id] = exchange
