@@ -130,6 +130,24 @@ def test_a_closing_answer_among_held_back_requests_closes() -> None:
     assert len(split_responses(transport.data)) == 1
 
 
+def test_a_request_after_a_refused_upgrade_in_the_same_read_is_answered() -> None:
+    # The core holds back what follows an Upgrade request until the upgrade is answered;
+    # refused (answered as a plain request), the rest of the read must be parsed then.
+    upgrade = (
+        b"GET /ws HTTP/1.1\r\nHost: example.com\r\nConnection: Upgrade\r\n"
+        b"Upgrade: websocket\r\n\r\n"
+    )
+
+    async def main() -> list[tuple[bytes, bytes]]:
+        transport = RecordingTransport()
+        protocol = connect(lambda req: Response(200, [], req.path.encode()), transport)
+        protocol.data_received(upgrade + request("/after"))
+        return split_responses(transport.data)
+
+    bodies = [body for _, body in asyncio.run(main())]
+    assert bodies == [b"/ws", b"/after"]
+
+
 HIGH_WATER = 256 * 1024
 
 

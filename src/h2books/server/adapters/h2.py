@@ -71,6 +71,8 @@ class H2ServerProtocol(ServerConnection):
         return True if self._exchanges else None
 
     def write_pending(self, now: float | None = None) -> bool:
+        # `now`: the base's signature (the HTTP/1.1 adapter passes its read's time); over
+        # HTTP/2 one write serves a whole read's answers, so asking the loop costs little.
         transport = self.transport
         if transport is None:
             return False
