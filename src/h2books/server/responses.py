@@ -59,8 +59,6 @@ def h2_fields(
 def h1_head(
     response: Response, server_name: bytes, http_date: bytes, alt_svc: bytes | None = None
 ) -> ResponseHead:
-    # The cache hit below is also looked up inline by adapters/h1.py's `respond` (a call
-    # less per request): a change to what keys the cache changes both.
     cached = response._h1_head
     if cached is not None:
         old_date, old_name, old_alt_svc, head = cached

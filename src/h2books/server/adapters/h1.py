@@ -270,18 +270,7 @@ class H1ServerProtocol(ServerConnection):
             exchange.held = response  # not its turn: sent when the ones before are done
             return
         state = self.state
-        http_date = state.clock.http_date
-        # h1_head's cache (server/responses.py), looked up inline: this runs per request.
-        cached = response._h1_head
-        if (
-            cached is not None
-            and cached[0] is http_date
-            and cached[1] is state.server_name
-            and cached[2] is state.alt_svc
-        ):
-            head = cached[3]
-        else:
-            head = h1_head(response, state.server_name, http_date, state.alt_svc)
+        head = h1_head(response, state.server_name, state.clock.http_date, state.alt_svc)
         self.conn.send_response(head, response.body)
         queue.popleft()
         if self._receiving is not None or self._counted:
