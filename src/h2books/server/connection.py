@@ -166,16 +166,14 @@ class ServerConnection(asyncio.BufferedProtocol):
         else:
             self.output_ready()
 
-    def write_pending(self, now: float | None = None) -> bool:
-        """Hand what the core queued to the transport; False when there is no transport.
-        `now`: the time of the callback writing, when the caller has it already (a read's:
-        asking the loop again costs a call per request over HTTP/1.1)."""
+    def write_pending(self) -> bool:
+        """Hand what the core queued to the transport; False when there is no transport."""
         transport = self.transport
         if transport is None:
             return False
         data = self.conn.data_to_send()
         if data:
-            self.last_activity = self.state.loop.time() if now is None else now
+            self.last_activity = self.state.loop.time()
             transport.write(data)
         return True
 

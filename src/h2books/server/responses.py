@@ -35,8 +35,6 @@ def _fixed_fields(
 def h2_fields(
     response: Response, server_name: bytes, http_date: bytes, alt_svc: bytes | None = None
 ) -> tuple[tuple[bytes, bytes], ...]:
-    # The cache hit below is also looked up inline by adapters/h2.py's `respond` (a call
-    # less per request): a change to what keys the cache changes both.
     cached = response._h2_fields
     if cached is not None:
         old_date, old_name, old_alt_svc, built = cached

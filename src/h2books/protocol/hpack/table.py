@@ -52,7 +52,11 @@ class DynamicTable(_FieldTable):
         self.sizes: list[int] = []
 
     def add(self, field: tuple[bytes, bytes]) -> None:
-        """Insert ``field`` as the newest entry, evicting the oldest ones to make room (§4.4)."""
+        """Insert ``field`` as the newest entry, evicting the oldest ones to make room (§4.4).
+
+        The decoder's parse loop does the same inline for an entry that fits (a call less
+        per indexed literal) and calls this for one that does not: a change here changes
+        both."""
         entry_size = len(field[0]) + len(field[1]) + ENTRY_OVERHEAD
         if entry_size > self.max_size:
             # Not an error: the table just ends up empty.

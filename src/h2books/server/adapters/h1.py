@@ -121,7 +121,7 @@ class H1ServerProtocol(ServerConnection):
             state = self.state
             state.last_reader = self
             self.last_activity = now = state.loop.time()
-            self._handle(self.conn.receive_data(data, now), now)
+            self._handle(self.conn.receive_data(data, now))
         elif self._linger is not None:
             self._lingered += len(data)
             if self._lingered > LINGER_BYTES:
@@ -132,16 +132,15 @@ class H1ServerProtocol(ServerConnection):
     def _feed(self, data: bytes) -> None:
         if not self._closing:
             self.last_activity = now = self.state.loop.time()
-            self._handle(self.conn.receive_data(data, now), now)
+            self._handle(self.conn.receive_data(data, now))
 
     def _resume_parsing(self) -> None:
         if not self._closing:
-            now = self.state.loop.time()
-            self._handle(self.conn.resume(now), now)
+            self._handle(self.conn.resume(self.state.loop.time()))
 
-    def _handle(self, events: Sequence[Event], now: float) -> None:
-        """Serve the requests of one read (`now`: its time), write the answers, and go on
-        parsing what the core held back while answers were owed."""
+    def _handle(self, events: Sequence[Event]) -> None:
+        """Serve the requests of one read, write the answers, and go on parsing what the
+        core held back while answers were owed."""
         conn = self.conn
         while True:
             self._in_read = True
@@ -173,15 +172,14 @@ class H1ServerProtocol(ServerConnection):
             held_back = conn.held_back
             if self._held and self._bodies_over_budget():
                 self.pause_reading()  # until the app takes what it holds (body_taken)
-            self.flush(now)  # written within the read's callback: its time is the write's
+            self.flush()
             if self._closing or not held_back:
                 break
             if conn.paused:
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            now = self.state.loop.time()
-            events = conn.resume(now)
+            events = conn.resume(self.state.loop.time())
 
     def _on_request(self, event: RequestReceived, upgrade: bytes | None = None) -> None:
         exchange = new_exchange(
@@ -421,11 +419,10 @@ class H1ServerProtocol(ServerConnection):
 
     # -- output -------------------------------------------------------------------------
 
-    def flush(self, now: float | None = None) -> None:
-        """Write what the core queued; close once nothing more is owed and closing is due.
-        `now`: the time, when the caller has it (see write_pending)."""
+    def flush(self) -> None:
+        """Write what the core queued; close once nothing more is owed and closing is due."""
         self._flush_scheduled = False
-        if not self.write_pending(now):
+        if not self.write_pending():
             return
         if self._queue:
             return

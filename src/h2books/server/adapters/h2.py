@@ -70,16 +70,14 @@ class H2ServerProtocol(ServerConnection):
         # A half-closed peer can still read our responses; the core decides when we are done.
         return True if self._exchanges else None
 
-    def write_pending(self, now: float | None = None) -> bool:
-        # `now`: the base's signature (the HTTP/1.1 adapter passes its read's time); over
-        # HTTP/2 one write serves a whole read's answers, so asking the loop costs little.
+    def write_pending(self) -> bool:
         transport = self.transport
         if transport is None:
             return False
         # Big DATA payloads come as views of the response body: no copy in the core.
         buffers = self.conn.buffers_to_send()
         if buffers:
-            self.last_activity = self.state.loop.time() if now is None else now
+            self.last_activity = self.state.loop.time()
             if len(buffers) == 1:
                 transport.write(buffers[0])
             elif self._tls:
@@ -310,18 +308,7 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
         state = self.state
-        http_date = state.clock.http_date
-        # h2_fields' cache (server/responses.py), looked up inline: this runs per request.
-        cached = response._h2_fields
-        if (
-            cached is not None
-            and cached[0] is http_date
-            and cached[1] is state.server_name
-            and cached[2] is state.alt_svc
-        ):
-            fields = cached[3]
-        else:
-            fields = h2_fields(response, state.server_name, http_date, state.alt_svc)
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         stream_id = exchange.stream_id
         self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
