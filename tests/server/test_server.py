@@ -194,15 +194,28 @@ def test_port_in_use_is_one_line_error(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def _udp_port_whose_tcp_twin_is_free() -> socket.socket:
+    """A bound UDP socket whose port number is free over TCP too. The system picks the UDP
+    port; the TCP port of that number may be another test's connection, so pick again."""
+    for _ in range(50):
+        taken = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        taken.bind(("127.0.0.1", 0))
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", taken.getsockname()[1]))
+            except OSError:
+                taken.close()
+                continue
+        return taken
+    raise AssertionError("no UDP port whose TCP twin is free in 50 tries")
+
+
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_udp_port_in_use_is_one_line_error_before_the_banner(tmp_path: Path, workers: str) -> None:
     # --http3 serves QUIC on the HTTPS port number over UDP: that port taken (by another
     # server still draining, say) must be told as a TCP one is, not as a worker's traceback.
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
-        taken.bind(("127.0.0.1", 0))
+    with _udp_port_whose_tcp_twin_is_free() as taken:
         port = taken.getsockname()[1]
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", port))  # the TCP port of that number is free
         serve = ["serve", "--http3", "--port", str(port), "--workers", workers]
         done = subprocess.run(
             [sys.executable, "-m", "h2books", *serve, "--data-dir", str(tmp_path)],
