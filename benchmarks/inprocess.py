@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> int:
                 profiler.enable()
                 _as_callback(run_once)
                 profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(15)
+                pstats.Stats(profiler).sort_stats("tottime").print_stats(int(os.environ.get("H2BOOKS_PROFILE_ROWS", "15")))
 
     asyncio.run(measure())
     return 0
