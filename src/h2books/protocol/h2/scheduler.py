@@ -218,13 +218,16 @@ class OutboundScheduler(StreamIds):
         fields: Fields,
         body: bytes,
         cache: BlockCache | None = None,
-    ) -> None:
+    ) -> int:
         """HEADERS (":status" + fields) then the body as DATA frames, END_STREAM on the
         last frame. What the windows hold back goes out later, automatically.
 
         With a `cache`, the header block encoded for the same status and the same `fields`
         object is sent again as long as the encoder's table is in the state it was encoded
-        in (on this connection or any other): one comparison instead of an encoding."""
+        in (on this connection or any other): one comparison instead of an encoding.
+
+        Returns `queued_output_size` after it (a server writes during a long read once
+        that is large): one length here, where the property would be one more call."""
         stream = self._streams.get(stream_id)
         # One comparison tells an open request stream from the rest: half-closed (local),
         # or a pushed stream still reserved (see the states in stream.py).
@@ -234,7 +237,7 @@ class OutboundScheduler(StreamIds):
             else:
                 stream = self._sendable(stream_id)
                 if stream is None:
-                    return
+                    return self.queued_output_size
                 raise H2UsageError(f"response already started on stream {stream_id}")
         status_field = STATUS_FIELDS.get(status)
         if status_field is None or status < 200:
@@ -243,7 +246,9 @@ class OutboundScheduler(StreamIds):
         if cache is None:
             block = encoder.encode([status_field, *fields])
         else:
-            state = encoder.table_state()
+            state = encoder.known_table_state  # table_state(), remembered while it holds
+            if state < 0:
+                state = encoder.table_state()
             cached = cache.hpack_block
             if (
                 cached is not None
@@ -268,12 +273,12 @@ class OutboundScheduler(StreamIds):
                 self._send_body(stream, body, True)
             else:
                 self._local_ended(stream)
-            return
+            return self.queued_output_size
         if not size:
             out += _pack_header((block_size << 8) | HEADERS, END_HEADERS | END_STREAM, stream_id)
             out += block
             self._local_ended(stream)
-            return
+            return len(out) if self._pieces is None else self.queued_output_size
         out += _pack_header((block_size << 8) | HEADERS, END_HEADERS, stream_id)
         out += block
         if size <= max_frame and size <= stream.send_window and size <= self._send_window:
@@ -292,8 +297,9 @@ class OutboundScheduler(StreamIds):
                 self._remember_closed(stream_id, CLOSED)
             else:
                 self._local_ended(stream)
-            return
+            return len(out) if self._pieces is None else self.queued_output_size
         self._send_body(stream, body, True)
+        return self.queued_output_size
 
     def _body_stream(self, stream_id: int, what: str) -> Stream | None:
         """The stream that `what` (data, trailers) goes on, or None when it is gone."""
