@@ -92,9 +92,10 @@ class StreamIds(ConnectionState):
         return stream
 
     def _remember_closed(self, sid: int, how: int) -> None:
-        # Every closed stream passes here (a GET answered in full: once per request), so
-        # the common case is a length, a comparison and a store; the bound is kept in
-        # `_make_recent_room`, a third of the closes at a time.
+        # Every closed stream passes here (a GET answered in full: once per request, in
+        # send_response's inline copy of these lines), so the common case is a length, a
+        # comparison and a store; the bound is kept in `_make_recent_room`, a third of
+        # the closes at a time.
         recent = self._recent
         if len(recent) >= self._recent_limit:
             recent = self._make_recent_room()

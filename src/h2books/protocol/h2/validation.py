@@ -164,9 +164,12 @@ def validate_request(
     good_values = _good_values
     # Pseudo-header fields come first (§8.3). Most requests have exactly the four plain
     # ones, placed by one lookup of their order; the rest go through the general loop.
+    # A fifth pseudo-header field other than :protocol needs no look here: the loop over
+    # the regular fields rejects it as misplaced.
+    count = len(fields)
     order = (
         _PSEUDO_ORDERS.get((fields[0][0], fields[1][0], fields[2][0], fields[3][0]))
-        if len(fields) >= 4
+        if count >= 4
         else None
     )
     method: bytes | None
@@ -174,7 +177,7 @@ def validate_request(
     authority: bytes | None
     path: bytes | None
     protocol: bytes | None
-    if order is not None and (len(fields) == 4 or fields[4][0][:1] != b":"):
+    if order is not None and (count == 4 or fields[4][0] != b":protocol"):
         at_method, at_scheme, at_authority, at_path = order
         method = fields[at_method][1]
         scheme = fields[at_scheme][1]
@@ -190,37 +193,29 @@ def validate_request(
     else:
         method, scheme, authority, path, protocol, count = _pseudo_fields(fields)
 
-    headers: Fields = []
+    # The regular fields are the rest of the list, sliced once: the loop only checks
+    # them, and the list is rebuilt only to join cookie crumbs.
+    headers = fields[count:]
     content_length: int | None = None
     host: bytes | None = None
-    cookies: list[bytes] | None = None
-    cookie_at = 0
+    cookies = 0
     good_names = _good_names
-    for field in fields[count:] if count else fields:
-        name, value = field
+    for name, value in headers:
         if value not in good_values:
             check_value(value, name)
         if name in good_names:
-            headers.append(field)
             continue
         if name[:1] == b":":
             raise MalformedHeaders(f"misplaced, duplicated or unknown pseudo-header {name!r}")
         if name in _SPECIAL_NAMES:
             if name == b"cookie":
-                if cookies is None:
-                    cookies = [value]
-                    cookie_at = len(headers)
-                    headers.append(field)
-                else:
-                    cookies.append(value)
-                continue
-            if name == b"host":
+                cookies += 1
+            elif name == b"host":
                 host = value
             else:
                 content_length = _special(name, value, content_length)
         else:
             _plain_name(name)
-        headers.append(field)
 
     if method is None:
         raise MalformedHeaders("missing :method")
@@ -250,9 +245,23 @@ def validate_request(
             authority = host
         elif host.lower() != authority.lower():
             raise MalformedHeaders("host differs from :authority")
-    if cookies is not None and len(cookies) > 1:
-        headers[cookie_at] = (b"cookie", b"; ".join(cookies))
+    if cookies > 1:
+        headers = _join_cookies(headers)
     return method, scheme, authority or b"", path, headers, content_length, protocol
+
+
+def _join_cookies(headers: Fields) -> Fields:
+    """The cookie crumbs joined with "; " into one field at the place of the first
+    (§8.2.3), the others dropped."""
+    crumbs = [value for name, value in headers if name == b"cookie"]
+    joined: Fields = []
+    for field in headers:
+        if field[0] != b"cookie":
+            joined.append(field)
+        elif crumbs:
+            joined.append((b"cookie", b"; ".join(crumbs)))
+            crumbs = []
+    return joined
 
 
 def _pseudo_fields(
