@@ -41,12 +41,14 @@ class HeadHandler(OutboundScheduler):
     def _on_header_block(
         self, sid: int, end_stream: bool, block: bytes, bad_priority: bool
     ) -> None:
-        stream = self._streams.get(sid)
-        if stream is not None:
-            self._on_stream_headers(stream, end_stream, block, bad_priority)
-            return
         if (sid & 1) != self._peer_parity or sid <= self._highest_peer:
-            self._on_headers_without_stream(sid, block)
+            # Not a new stream: each the peer opened (or we reserved for its push) has an
+            # id up to _highest_peer, so a new request needs no look in _streams.
+            stream = self._streams.get(sid)
+            if stream is not None:
+                self._on_stream_headers(stream, end_stream, block, bad_priority)
+            else:
+                self._on_headers_without_stream(sid, block)
             return
         if self._client:
             raise H2ConnectionError(ErrorCode.PROTOCOL_ERROR, "server opened a stream")

@@ -172,7 +172,7 @@ def validate_request(
         if count >= 4
         else None
     )
-    method: bytes | None
+    method: bytes
     scheme: bytes | None
     authority: bytes | None
     path: bytes | None
@@ -217,29 +217,10 @@ def validate_request(
         else:
             _plain_name(name)
 
-    if method is None:
-        raise MalformedHeaders("missing :method")
-    if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
-        raise MalformedHeaders("invalid :method")
-    if protocol is not None:
-        scheme, path = _extended_connect_target(method, scheme, authority, path, protocol)
-    elif method == b"CONNECT":
-        if scheme is not None or path is not None:
-            raise MalformedHeaders("CONNECT with :scheme or :path")
-        if not authority:
-            raise MalformedHeaders("CONNECT without :authority")
-        scheme = path = b""
-    else:
-        if scheme is None or not scheme:
-            raise MalformedHeaders("missing :scheme")
-        if path is None or not path:
-            raise MalformedHeaders("missing or empty :path")
-        if (
-            path[0] != 0x2F
-            and not (path == b"*" and method == b"OPTIONS")
-            and scheme in (b"https", b"http")
-        ):
-            raise MalformedHeaders(":path must start with '/'")
+    if not (protocol is None and method in _KNOWN_METHODS and scheme and path and path[0] == 0x2F):
+        # Anything but the common request (a known method other than CONNECT, a
+        # :scheme, and a :path that starts with "/"): every rule, in `_request_target`.
+        scheme, path = _request_target(method, scheme, authority, path, protocol)
     if host is not None:
         if authority is None:
             authority = host
@@ -248,6 +229,38 @@ def validate_request(
     if cookies > 1:
         headers = _join_cookies(headers)
     return method, scheme, authority or b"", path, headers, content_length, protocol
+
+
+def _request_target(
+    method: bytes,
+    scheme: bytes | None,
+    authority: bytes | None,
+    path: bytes | None,
+    protocol: bytes | None,
+) -> tuple[bytes, bytes]:
+    """The :method and target rules of a request (§8.3.1, RFC 8441 §4); returns
+    (scheme, path), both empty for a plain CONNECT."""
+    if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
+        raise MalformedHeaders("invalid :method")
+    if protocol is not None:
+        return _extended_connect_target(method, scheme, authority, path, protocol)
+    if method == b"CONNECT":
+        if scheme is not None or path is not None:
+            raise MalformedHeaders("CONNECT with :scheme or :path")
+        if not authority:
+            raise MalformedHeaders("CONNECT without :authority")
+        return b"", b""
+    if scheme is None or not scheme:
+        raise MalformedHeaders("missing :scheme")
+    if path is None or not path:
+        raise MalformedHeaders("missing or empty :path")
+    if (
+        path[0] != 0x2F
+        and not (path == b"*" and method == b"OPTIONS")
+        and scheme in (b"https", b"http")
+    ):
+        raise MalformedHeaders(":path must start with '/'")
+    return scheme, path
 
 
 def _join_cookies(headers: Fields) -> Fields:
@@ -266,9 +279,9 @@ def _join_cookies(headers: Fields) -> Fields:
 
 def _pseudo_fields(
     fields: Fields,
-) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, int]:
+) -> tuple[bytes, bytes | None, bytes | None, bytes | None, bytes | None, int]:
     """(method, scheme, authority, path, protocol, how many fields they were) of the
-    pseudo-header fields that open `fields`, any of them missing (None)."""
+    pseudo-header fields that open `fields`, any but :method missing (None)."""
     pseudo: list[bytes | None] = [None, None, None, None, None]
     count = 0
     for name, value in fields:
@@ -282,6 +295,8 @@ def _pseudo_fields(
         pseudo[slot] = value
         count += 1
     method, scheme, authority, path, protocol = pseudo
+    if method is None:
+        raise MalformedHeaders("missing :method")
     return method, scheme, authority, path, protocol, count
 
 
