@@ -271,8 +271,7 @@ class OutboundScheduler(StreamIds):
         out += _pack_header((block_size << 8) | HEADERS, END_HEADERS, stream_id)
         out += block
         if size <= max_frame and size <= stream.send_window and size <= self._send_window:
-            stream.send_window -= size
-            self._send_window -= size
+            self._send_window -= size  # (the stream's: below, unless it is forgotten)
             out += _pack_header(size << 8, END_STREAM, stream_id)
             if size >= ZERO_COPY_MIN and type(body) is bytes:
                 self._put_view(body)
@@ -289,6 +288,7 @@ class OutboundScheduler(StreamIds):
                     recent = self._make_recent_room()
                 recent[stream_id] = CLOSED
             else:
+                stream.send_window -= size
                 self._local_ended(stream)
             return len(out) if self._pieces is None else self.queued_output_size
         self._send_body(stream, body, True)
