@@ -12,6 +12,7 @@ from itertools import permutations
 from typing import Final
 
 from h2books.protocol.hpack.decoder import UNCACHED_VALUE_NAMES
+from h2books.protocol.hpack.static_table import STATIC_TABLE
 
 from .errors import H2Error
 
@@ -42,28 +43,43 @@ _CONNECTION_SPECIFIC: Final = frozenset(
 _SPECIAL_NAMES: Final = _CONNECTION_SPECIFIC | {b"te", b"cookie", b"content-length", b"host"}
 
 _CACHE_LIMIT: Final = 4096
+# The HPACK decoder hands out the static table's own name objects (an indexed field's, or
+# a literal's with a static name): sets and keys that hold those same objects find them
+# by identity, where an equal copy costs a bytes comparison per lookup.
+# (Values too: GET and POST, as an indexed :method hands them out.)
+_DECODED_OBJECTS: Final = {string: string for field in STATIC_TABLE for string in field}
+
+
+def _as_decoded(strings: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    return tuple(_DECODED_OBJECTS.get(string, string) for string in strings)
+
+
 # Plain names (valid characters, no rule of their own) and values already checked.
-_good_names: set[bytes] = {
-    b"accept",
-    b"accept-encoding",
-    b"accept-language",
-    b"cache-control",
-    b"content-type",
-    b"user-agent",
-    b"referer",
-    b"origin",
-    b"authorization",
-    b"if-none-match",
-    b"if-modified-since",
-    b"priority",
-    b"x-forwarded-for",
-    b"date",
-    b"server",
-    b"etag",
-    b"last-modified",
-    b"location",
-    b"vary",
-}
+_good_names: set[bytes] = set(
+    _as_decoded(
+        (
+            b"accept",
+            b"accept-encoding",
+            b"accept-language",
+            b"cache-control",
+            b"content-type",
+            b"user-agent",
+            b"referer",
+            b"origin",
+            b"authorization",
+            b"if-none-match",
+            b"if-modified-since",
+            b"priority",
+            b"x-forwarded-for",
+            b"date",
+            b"server",
+            b"etag",
+            b"last-modified",
+            b"location",
+            b"vary",
+        )
+    )
+)
 _good_values: set[bytes] = set()
 _REQUEST_PSEUDO: Final = {
     b":method": 0,
@@ -75,13 +91,13 @@ _REQUEST_PSEUDO: Final = {
 # A plain request's four pseudo-header fields, in every order clients send them: for each
 # order of names, where :method, :scheme, :authority and :path are in the list. One
 # lookup places all four (no duplicate is possible in these orders).
-_PLAIN_PSEUDO: Final = (b":method", b":scheme", b":authority", b":path")
+_PLAIN_PSEUDO: Final = _as_decoded((b":method", b":scheme", b":authority", b":path"))
 _PSEUDO_ORDERS: Final = {
     names: tuple(names.index(name) for name in _PLAIN_PSEUDO)
     for names in permutations(_PLAIN_PSEUDO)
 }
 _KNOWN_METHODS: Final = frozenset(
-    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"}
+    _as_decoded((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"))
 )
 
 
