@@ -9,6 +9,7 @@ import pytest
 
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection
 from h2books.protocol.h2 import events as ev
+from h2books.protocol.h2.stream import CLOSED, FORGOTTEN
 from tests.protocol.h2.support import (
     ACK,
     CONTINUATION,
@@ -747,3 +748,19 @@ def test_events_after_connection_error_within_one_call_stop() -> None:
     events = c.send(frame(PING, 0, 1, b"\0" * 8) + c.headers(1))
     assert [type(e) for e in events] == [ev.ConnectionTerminated]
     assert events[0].last_stream_id == 0  # type: ignore[attr-defined]
+
+
+def test_closed_streams_are_remembered_within_a_bound_newest_first() -> None:
+    # How a stream ended decides how a late frame on it is answered (a connection error
+    # STREAM_CLOSED for one closed normally); the memory of it is bounded per connection.
+    c = RawClient(H2Config(max_concurrent_streams=32))
+    sids = range(1, 2 * 500, 2)
+    for sid in sids:
+        c.send(c.headers(sid))
+        c.conn.send_response(sid, 200, [], b"ok")
+        assert len(c.conn._recent) <= 32 + 32 // 3
+    c.take()
+    assert all(c.conn.id_state(sid) == CLOSED for sid in sids[-32:])
+    assert c.conn.id_state(sids[0]) == FORGOTTEN
+    c.send(frame(DATA, END_STREAM, sids[-1], b"late"))
+    assert goaway_code(c.take()) == ErrorCode.STREAM_CLOSED

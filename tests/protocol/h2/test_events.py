@@ -32,3 +32,20 @@ def test_every_event_has_slots_only() -> None:
     for event in samples:
         assert not hasattr(event, "__dict__")
         assert event == event
+
+
+def test_a_requests_stream_and_event_made_inline_have_every_field_of_their_factories() -> None:
+    # heads._on_header_block makes both inline (a call each per request saved): a field
+    # added to Stream/new_stream or RequestReceived/request_received must be set there too.
+    from h2books.protocol.h2.stream import HALF_CLOSED_REMOTE, Stream, new_stream
+    from tests.protocol.h2.support import RawClient
+
+    client = RawClient()
+    [event] = client.send(client.headers(1))
+    assert isinstance(event, ev.RequestReceived)
+    assert all(hasattr(event, slot) for slot in ev.RequestReceived.__slots__)
+    assert event == ev.request_received(1, b"GET", b"https", b"example.com", b"/", [], True)
+    stream = client.conn._streams[1]
+    made = new_stream(1, stream.send_window, HALF_CLOSED_REMOTE, None, True)
+    for slot in Stream.__slots__:
+        assert getattr(stream, slot) == getattr(made, slot), slot

@@ -218,3 +218,19 @@ def test_a_pending_table_size_update_is_never_skipped_by_the_cache() -> None:
     block, decoded = _answer(c, 5, 200, fields, cache, decoder)
     assert block != kept and block[0] & 0xE0 == 0x20  # starts with a size update
     assert decoded == [(b":status", b"200"), *fields]
+
+
+def test_send_response_returns_the_queued_output_size() -> None:
+    # The server's write-during-read rule reads it from here, not from the property.
+    c = big_window_client()
+    for sid in (1, 3, 5, 7, 9):
+        c.send(c.headers(sid))
+    assert c.conn.send_response(1, 200, [], b"small") == c.conn.queued_output_size > 0
+    assert c.conn.send_response(3, 204, [], b"") == c.conn.queued_output_size  # no body
+    big = bytes(range(256)) * 256  # views of the body
+    assert c.conn.send_response(5, 200, [], big) == c.conn.queued_output_size > len(big)
+    c.conn.buffers_to_send()
+    huge_block = [(b"x-long", b"v" * 20000)]  # a header block in CONTINUATIONs
+    assert c.conn.send_response(7, 200, huge_block, b"x") == c.conn.queued_output_size > 16384
+    c.conn.reset_stream(9)
+    assert c.conn.send_response(9, 200, [], b"gone") == c.conn.queued_output_size

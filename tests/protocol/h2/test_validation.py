@@ -243,3 +243,23 @@ def test_plain_request_checks_each_new_pseudo_value() -> None:
         fields[at] = (fields[at][0], bad)
         with pytest.raises(MalformedHeaders):
             validate_request(fields)
+
+
+def test_the_names_looked_up_per_request_are_the_decoders_own_objects() -> None:
+    # A lookup that finds the very object is an identity test; an equal copy costs a
+    # bytes comparison. The decoder hands out the static table's objects.
+    from h2books.protocol.h2 import validation
+    from h2books.protocol.hpack import Decoder, Encoder
+
+    request = [
+        (b":method", b"GET"),
+        (b":scheme", b"https"),
+        (b":path", b"/a"),
+        (b":authority", b"a"),
+    ]
+    fields = Decoder().decode(Encoder().encode(request))
+    assert fields == request
+    names = tuple(name for name, _ in fields)
+    [order] = [key for key in validation._PSEUDO_ORDERS if key == names]
+    assert all(ours is decoded for ours, decoded in zip(order, names, strict=True))
+    assert any(method is fields[0][1] for method in validation._KNOWN_METHODS)

@@ -328,3 +328,28 @@ def test_table_state_changes_with_an_insertion_and_is_unset_while_a_size_update_
     encoder.encode([])
     assert encoder.table_state() >= 0
     assert Encoder(huffman=False).table_state() != Encoder().table_state()
+
+
+def test_the_known_table_state_is_table_state_until_the_table_changes() -> None:
+    # The response path reads `known_table_state` instead of calling `table_state()`:
+    # a stale value would send a cached block encoded against another table.
+    encoder = Encoder()
+    assert encoder.known_table_state == -1
+    state = encoder.table_state()
+    assert encoder.known_table_state == state >= 0
+    encoder.encode([(b"server", b"h2books")])  # an insertion
+    assert encoder.known_table_state == -1
+    state = encoder.table_state()
+    encoder.encode([(b"server", b"h2books"), (b"content-length", b"1234")])  # none
+    assert encoder.known_table_state == state
+    encoder.set_max_table_size(256)  # a resize, and a size update pending
+    assert encoder.known_table_state == -1
+    assert encoder.table_state() == -1
+    assert encoder.known_table_state == -1
+    encoder.encode([])
+    assert encoder.known_table_state == -1
+    assert encoder.table_state() == encoder.known_table_state >= 0
+    encoder.set_max_table_size(256)  # no change: nothing to forget
+    assert encoder.known_table_state >= 0
+    encoder.set_max_table_size(128)
+    assert encoder.known_table_state == -1

@@ -46,7 +46,6 @@ _RECENT_MAX: Final = 256
 # Never append to or store into these.
 NO_CHUNKS: Final[list[bytes]] = []
 NO_RECENT_STREAMS: Final[dict[int, int]] = {}
-NO_RECENT_STREAMS_RING: Final[list[int]] = []
 
 
 class ConnectionState:
@@ -101,8 +100,7 @@ class ConnectionState:
         "_push_credit",
         "_pushed_live",
         "_recent",
-        "_recent_pos",
-        "_recent_ring",
+        "_recent_limit",
         "_recent_size",
         "_recv",
         "_reset_budget",
@@ -150,12 +148,13 @@ class ConnectionState:
         self._batch_first = 0
         self._cancelled: set[int] | None = None
         self._next_local = 1 if cfg.client_side else 2
-        # Both allocated with the first closed stream: an idle connection never needs
-        # them (the shared empty ones are only ever read).
+        # How recently closed streams ended (stream id -> how), oldest first: at least the
+        # last `_recent_size` closes, at most `_recent_limit` (see `_remember_closed`).
+        # Allocated with the first closed stream: an idle connection never needs it (the
+        # shared empty one is only ever read; a limit of 0 makes the first close allocate).
         self._recent: dict[int, int] = NO_RECENT_STREAMS
-        self._recent_ring: list[int] = NO_RECENT_STREAMS_RING
         self._recent_size = min(_RECENT_MAX, max(_RECENT_MIN, cfg.max_concurrent_streams))
-        self._recent_pos = 0
+        self._recent_limit = 0
 
         self._decoder = Decoder(
             max_table_size=DEFAULT_HEADER_TABLE_SIZE,

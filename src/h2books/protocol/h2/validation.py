@@ -12,6 +12,7 @@ from itertools import permutations
 from typing import Final
 
 from h2books.protocol.hpack.decoder import UNCACHED_VALUE_NAMES
+from h2books.protocol.hpack.static_table import STATIC_TABLE
 
 from .errors import H2Error
 
@@ -42,28 +43,43 @@ _CONNECTION_SPECIFIC: Final = frozenset(
 _SPECIAL_NAMES: Final = _CONNECTION_SPECIFIC | {b"te", b"cookie", b"content-length", b"host"}
 
 _CACHE_LIMIT: Final = 4096
+# The HPACK decoder hands out the static table's own name objects (an indexed field's, or
+# a literal's with a static name): sets and keys that hold those same objects find them
+# by identity, where an equal copy costs a bytes comparison per lookup.
+# (Values too: GET and POST, as an indexed :method hands them out.)
+_DECODED_OBJECTS: Final = {string: string for field in STATIC_TABLE for string in field}
+
+
+def _as_decoded(strings: tuple[bytes, ...]) -> tuple[bytes, ...]:
+    return tuple(_DECODED_OBJECTS.get(string, string) for string in strings)
+
+
 # Plain names (valid characters, no rule of their own) and values already checked.
-_good_names: set[bytes] = {
-    b"accept",
-    b"accept-encoding",
-    b"accept-language",
-    b"cache-control",
-    b"content-type",
-    b"user-agent",
-    b"referer",
-    b"origin",
-    b"authorization",
-    b"if-none-match",
-    b"if-modified-since",
-    b"priority",
-    b"x-forwarded-for",
-    b"date",
-    b"server",
-    b"etag",
-    b"last-modified",
-    b"location",
-    b"vary",
-}
+_good_names: set[bytes] = set(
+    _as_decoded(
+        (
+            b"accept",
+            b"accept-encoding",
+            b"accept-language",
+            b"cache-control",
+            b"content-type",
+            b"user-agent",
+            b"referer",
+            b"origin",
+            b"authorization",
+            b"if-none-match",
+            b"if-modified-since",
+            b"priority",
+            b"x-forwarded-for",
+            b"date",
+            b"server",
+            b"etag",
+            b"last-modified",
+            b"location",
+            b"vary",
+        )
+    )
+)
 _good_values: set[bytes] = set()
 _REQUEST_PSEUDO: Final = {
     b":method": 0,
@@ -75,13 +91,13 @@ _REQUEST_PSEUDO: Final = {
 # A plain request's four pseudo-header fields, in every order clients send them: for each
 # order of names, where :method, :scheme, :authority and :path are in the list. One
 # lookup places all four (no duplicate is possible in these orders).
-_PLAIN_PSEUDO: Final = (b":method", b":scheme", b":authority", b":path")
+_PLAIN_PSEUDO: Final = _as_decoded((b":method", b":scheme", b":authority", b":path"))
 _PSEUDO_ORDERS: Final = {
     names: tuple(names.index(name) for name in _PLAIN_PSEUDO)
     for names in permutations(_PLAIN_PSEUDO)
 }
 _KNOWN_METHODS: Final = frozenset(
-    {b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"}
+    _as_decoded((b"GET", b"HEAD", b"POST", b"PUT", b"DELETE", b"OPTIONS", b"PATCH", b"TRACE"))
 )
 
 
@@ -164,17 +180,20 @@ def validate_request(
     good_values = _good_values
     # Pseudo-header fields come first (§8.3). Most requests have exactly the four plain
     # ones, placed by one lookup of their order; the rest go through the general loop.
+    # A fifth pseudo-header field other than :protocol needs no look here: the loop over
+    # the regular fields rejects it as misplaced.
+    count = len(fields)
     order = (
         _PSEUDO_ORDERS.get((fields[0][0], fields[1][0], fields[2][0], fields[3][0]))
-        if len(fields) >= 4
+        if count >= 4
         else None
     )
-    method: bytes | None
+    method: bytes
     scheme: bytes | None
     authority: bytes | None
     path: bytes | None
     protocol: bytes | None
-    if order is not None and (len(fields) == 4 or fields[4][0][:1] != b":"):
+    if order is not None and (count == 4 or fields[4][0] != b":protocol"):
         at_method, at_scheme, at_authority, at_path = order
         method = fields[at_method][1]
         scheme = fields[at_scheme][1]
@@ -190,76 +209,95 @@ def validate_request(
     else:
         method, scheme, authority, path, protocol, count = _pseudo_fields(fields)
 
-    headers: Fields = []
+    # The regular fields are the rest of the list, sliced once: the loop only checks
+    # them, and the list is rebuilt only to join cookie crumbs.
+    headers = fields[count:]
     content_length: int | None = None
     host: bytes | None = None
-    cookies: list[bytes] | None = None
-    cookie_at = 0
+    cookies = 0
     good_names = _good_names
-    for field in fields[count:] if count else fields:
-        name, value = field
+    for name, value in headers:
         if value not in good_values:
             check_value(value, name)
         if name in good_names:
-            headers.append(field)
             continue
         if name[:1] == b":":
             raise MalformedHeaders(f"misplaced, duplicated or unknown pseudo-header {name!r}")
         if name in _SPECIAL_NAMES:
             if name == b"cookie":
-                if cookies is None:
-                    cookies = [value]
-                    cookie_at = len(headers)
-                    headers.append(field)
-                else:
-                    cookies.append(value)
-                continue
-            if name == b"host":
+                cookies += 1
+            elif name == b"host":
                 host = value
             else:
                 content_length = _special(name, value, content_length)
         else:
             _plain_name(name)
-        headers.append(field)
 
-    if method is None:
-        raise MalformedHeaders("missing :method")
-    if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
-        raise MalformedHeaders("invalid :method")
-    if protocol is not None:
-        scheme, path = _extended_connect_target(method, scheme, authority, path, protocol)
-    elif method == b"CONNECT":
-        if scheme is not None or path is not None:
-            raise MalformedHeaders("CONNECT with :scheme or :path")
-        if not authority:
-            raise MalformedHeaders("CONNECT without :authority")
-        scheme = path = b""
-    else:
-        if scheme is None or not scheme:
-            raise MalformedHeaders("missing :scheme")
-        if path is None or not path:
-            raise MalformedHeaders("missing or empty :path")
-        if (
-            path[0] != 0x2F
-            and not (path == b"*" and method == b"OPTIONS")
-            and scheme in (b"https", b"http")
-        ):
-            raise MalformedHeaders(":path must start with '/'")
+    if not (protocol is None and method in _KNOWN_METHODS and scheme and path and path[0] == 0x2F):
+        # Anything but the common request (a known method other than CONNECT, a
+        # :scheme, and a :path that starts with "/"): every rule, in `_request_target`.
+        scheme, path = _request_target(method, scheme, authority, path, protocol)
     if host is not None:
         if authority is None:
             authority = host
         elif host.lower() != authority.lower():
             raise MalformedHeaders("host differs from :authority")
-    if cookies is not None and len(cookies) > 1:
-        headers[cookie_at] = (b"cookie", b"; ".join(cookies))
+    if cookies > 1:
+        headers = _join_cookies(headers)
     return method, scheme, authority or b"", path, headers, content_length, protocol
+
+
+def _request_target(
+    method: bytes,
+    scheme: bytes | None,
+    authority: bytes | None,
+    path: bytes | None,
+    protocol: bytes | None,
+) -> tuple[bytes, bytes]:
+    """The :method and target rules of a request (§8.3.1, RFC 8441 §4); returns
+    (scheme, path), both empty for a plain CONNECT."""
+    if method not in _KNOWN_METHODS and (not method or method.translate(None, _TOKEN_CHARS)):
+        raise MalformedHeaders("invalid :method")
+    if protocol is not None:
+        return _extended_connect_target(method, scheme, authority, path, protocol)
+    if method == b"CONNECT":
+        if scheme is not None or path is not None:
+            raise MalformedHeaders("CONNECT with :scheme or :path")
+        if not authority:
+            raise MalformedHeaders("CONNECT without :authority")
+        return b"", b""
+    if scheme is None or not scheme:
+        raise MalformedHeaders("missing :scheme")
+    if path is None or not path:
+        raise MalformedHeaders("missing or empty :path")
+    if (
+        path[0] != 0x2F
+        and not (path == b"*" and method == b"OPTIONS")
+        and scheme in (b"https", b"http")
+    ):
+        raise MalformedHeaders(":path must start with '/'")
+    return scheme, path
+
+
+def _join_cookies(headers: Fields) -> Fields:
+    """The cookie crumbs joined with "; " into one field at the place of the first
+    (§8.2.3), the others dropped."""
+    crumbs = [value for name, value in headers if name == b"cookie"]
+    joined: Fields = []
+    for field in headers:
+        if field[0] != b"cookie":
+            joined.append(field)
+        elif crumbs:
+            joined.append((b"cookie", b"; ".join(crumbs)))
+            crumbs = []
+    return joined
 
 
 def _pseudo_fields(
     fields: Fields,
-) -> tuple[bytes | None, bytes | None, bytes | None, bytes | None, bytes | None, int]:
+) -> tuple[bytes, bytes | None, bytes | None, bytes | None, bytes | None, int]:
     """(method, scheme, authority, path, protocol, how many fields they were) of the
-    pseudo-header fields that open `fields`, any of them missing (None)."""
+    pseudo-header fields that open `fields`, any but :method missing (None)."""
     pseudo: list[bytes | None] = [None, None, None, None, None]
     count = 0
     for name, value in fields:
@@ -273,6 +311,8 @@ def _pseudo_fields(
         pseudo[slot] = value
         count += 1
     method, scheme, authority, path, protocol = pseudo
+    if method is None:
+        raise MalformedHeaders("missing :method")
     return method, scheme, authority, path, protocol, count
 
 

@@ -126,19 +126,13 @@ class Decoder:
         end = len(data)
         table = self._table
 
-        # Dynamic table size updates may only open a block (§4.2), possibly two in a row.
-        pos = 0
-        while pos < end and data[pos] & 0xE0 == 0x20:
-            new_size, pos = decode_integer(data, pos, 5)
-            if new_size > self._max_allowed_table_size:
-                raise HPACKDecodingError(
-                    f"dynamic table size update to {new_size} exceeds the advertised "
-                    f"{self._max_allowed_table_size}"
-                )
-            table.resize(new_size)
-            self._size_update_required = False
-        if self._size_update_required and pos < end:
-            raise HPACKDecodingError("header block must start with a dynamic table size update")
+        # Dynamic table size updates may only open a block (§4.2): one test for a block
+        # that has none and needs none, the rest in `_size_updates`.
+        pos = (
+            self._size_updates(data, end)
+            if end and (data[0] & 0xE0 == 0x20 or self._size_update_required)
+            else 0
+        )
 
         static_names = _STATIC_NAMES
         static_by_octet = _STATIC_BY_OCTET
@@ -269,6 +263,24 @@ class Decoder:
             self.decoded_size += list_size
             self.decoded_octets += end
         return headers
+
+    def _size_updates(self, data: bytes, end: int) -> int:
+        """The dynamic table size updates that open a block (possibly two in a row),
+        applied; returns where the fields start. A block that must open with one (our
+        limit went down) and does not is an error."""
+        pos = 0
+        while pos < end and data[pos] & 0xE0 == 0x20:
+            new_size, pos = decode_integer(data, pos, 5)
+            if new_size > self._max_allowed_table_size:
+                raise HPACKDecodingError(
+                    f"dynamic table size update to {new_size} exceeds the advertised "
+                    f"{self._max_allowed_table_size}"
+                )
+            self._table.resize(new_size)
+            self._size_update_required = False
+        if self._size_update_required and pos < end:
+            raise HPACKDecodingError("header block must start with a dynamic table size update")
+        return pos
 
 
 def _abort_size(limit: int) -> int:

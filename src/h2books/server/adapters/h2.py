@@ -310,7 +310,7 @@ class H2ServerProtocol(ServerConnection):
         state = self.state
         fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         stream_id = exchange.stream_id
-        self.conn.send_response(stream_id, response.status, fields, body, response)
+        queued = self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
             self._response_done(exchange)
         elif self._exchanges:
@@ -319,7 +319,7 @@ class H2ServerProtocol(ServerConnection):
             self.output_ready()
         elif (
             state.previous_reader is self  # no other connection is keeping the server busy
-            and self.conn.queued_output_size >= WRITE_DURING_READ
+            and queued >= WRITE_DURING_READ  # (a reset by _response_done adds 13 octets)
         ):
             self.write_pending()
 
