@@ -182,7 +182,7 @@ class AsgiInterface(ServerInterface):
         runner = self._runner
         if runner is None:  # served without startup() (a test driving adapters directly)
             runner = self._runner = InlineRunner(asyncio.get_running_loop())
-        ended = runner.run(coro, call.finish)
+        ended = runner.run(coro, call)
         if ended is RETURNED:
             if call.phase != DONE:  # returned before its response was complete
                 call.finish(None)

@@ -200,13 +200,13 @@ class HttpCall:
             status = message.get("status")
             if type(status) is int:
                 try:
-                    head = self.heads.get(
+                    seen = self.heads.get(
                         (exchange.http_version in _MULTIPLEXED, status, *message.get("headers", ()))
                     )
                 except TypeError:  # [name, value] lists: not hashable
-                    head = None
-                if head is not None:
-                    self.head = head
+                    seen = None
+                if seen is not None:
+                    self.head = seen
                     self.trailers = message.get("trailers", False)  # only its truth is read
                     self.phase = HEAD_HELD
                     return
