@@ -8,12 +8,23 @@ import asyncio
 import h2.connection
 import h2.events
 
-from h2books.interfaces.asgi_http import HttpCall, new_call
+from h2books.interfaces.asgi_http import AWAITING_START, BODY_UNREAD, HttpCall
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.exchange import Exchange
 from tests.server.inprocess import POST, RecordingTransport, collecting_h2
 
 TIMEOUT = 10.0
+
+
+def new_call(exchange: Exchange) -> HttpCall:
+    """The call of `exchange` as `AsgiInterface.handle` makes it."""
+    call = HttpCall()
+    call.exchange = exchange
+    call.heads = {}
+    call.phase = AWAITING_START
+    call.body_state = BODY_UNREAD
+    call.timer = call.waiter = None
+    return call
 
 
 def upload_begun() -> tuple[
@@ -24,7 +35,7 @@ def upload_begun() -> tuple[
     client.send_headers(1, POST, end_stream=False)
     client.send_data(1, b"a" * 100)
     protocol.data_received(client.data_to_send())
-    return protocol, transport, exchanges, client, new_call(exchanges[0], {})
+    return protocol, transport, exchanges, client, new_call(exchanges[0])
 
 
 def test_the_time_to_answer_counts_from_the_last_byte_the_app_read() -> None:
@@ -96,7 +107,7 @@ def test_a_body_read_whole_but_late_gets_its_time_from_the_read() -> None:
         client.send_headers(1, POST, end_stream=False)
         client.send_data(1, b"a" * 100, end_stream=True)
         protocol.data_received(client.data_to_send())
-        call = new_call(exchanges[0], {})
+        call = new_call(exchanges[0])
         call.timer = loop.call_later(TIMEOUT, lambda: None)  # its time is running (waiting())
         message = await call.receive()
         assert message["body"] == b"a" * 100 and not message["more_body"]

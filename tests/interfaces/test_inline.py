@@ -6,6 +6,7 @@ import asyncio
 import contextvars
 import sys
 from collections.abc import Callable, Coroutine
+from types import SimpleNamespace
 from typing import Any
 
 import anyio
@@ -39,7 +40,7 @@ def run_as_callback(body: Callable[[InlineRunner, list[Any]], Any]) -> list[Any]
 
 
 def start(runner: InlineRunner, ended: list[Any], coro: Coroutine[Any, Any, Any]) -> Any:
-    return runner.run(coro, ended.append)
+    return runner.run(coro, SimpleNamespace(finish=ended.append))
 
 
 def test_a_coroutine_that_does_not_wait_runs_inline() -> None:
@@ -150,7 +151,12 @@ def test_run_from_inside_a_task() -> None:
         nonlocal outer
         outer = asyncio.current_task()
         ended: list[Any] = []
-        assert InlineRunner(asyncio.get_running_loop()).run(app(), ended.append) is RETURNED
+        assert (
+            InlineRunner(asyncio.get_running_loop()).run(
+                app(), SimpleNamespace(finish=ended.append)
+            )
+            is RETURNED
+        )
         assert ended == []
         assert asyncio.current_task() is outer
 

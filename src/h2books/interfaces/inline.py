@@ -50,11 +50,19 @@ import enum
 import types
 from asyncio import tasks
 from collections.abc import Callable, Coroutine, Generator
-from types import CoroutineType
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 # What the app's coroutine ended with: None when it returned, else what it raised.
 Finish = Callable[[BaseException | None], None]
+
+
+class Caller(Protocol):
+    """Who `run` tells how a coroutine ended, through its `finish` (the ASGI call). The
+    caller itself is passed rather than its bound `finish`: a coroutine that returns
+    inline never needs it, and making a bound method per request costs ~450 instructions."""
+
+    @property
+    def finish(self) -> Finish: ...
 
 
 class Ended(enum.Enum):
@@ -123,82 +131,79 @@ class InlineRunner:
         self._spare: _Host | None = None
         self._pump: Pump | None = None  # idle, at its `yield RETURNED`
 
-    def run(self, coro: Coroutine[Any, Any, object], finish: Finish) -> asyncio.Task[Any] | Ended:
-        """Run `coro` until it finishes or waits. Returns the task now driving it (`finish`
-        is called when it ends), or how it ended inline: RAISED (`finish` has been called
-        with the exception) or RETURNED (`finish` is not called)."""
+    def run(self, coro: Coroutine[Any, Any, object], caller: Caller) -> asyncio.Task[Any] | Ended:
+        """Run `coro`, a native coroutine (`async def`), until it finishes or waits. Returns
+        the task now driving it (`caller.finish` is called when it ends), or how it ended
+        inline: RAISED (`caller.finish` has been called with the exception) or RETURNED
+        (`finish` is not called)."""
         loop = self.loop
         host = self._spare
         if host is None:
             host = self._spare = _new_host(loop)
-        context = _copy_context()
-        outer = None
         try:
             _enter_task(loop, host)
         except RuntimeError:
-            # Called from inside a task (a test, a benchmark driving the protocol from a
-            # coroutine): stand in for it while the app runs.
-            outer = _current_task(loop)
-            assert outer is not None
-            _leave_task(loop, outer)
-            _enter_task(loop, host)
-        driven: Any = coro
-        waiting_on: Any
+            return self._run_in_place_of(_current_task(loop), coro, caller)
+        context = _copy_context()
+        pump = self._pump
+        if pump is None:
+            pump = _new_pump()
+        # Taken until it yields RETURNED again: if the app raises (or a KeyboardInterrupt
+        # comes) in there, the pump is gone with it; and an app that serves another request
+        # inline (a push) runs that one in a pump of its own.
+        self._pump = None
         try:
-            if type(coro) is CoroutineType:
-                pump = self._pump
-                if pump is None:
-                    pump = _new_pump()
-                # Taken until it yields RETURNED again: if the app raises (or a
-                # KeyboardInterrupt comes) in there, the pump is gone with it.
-                self._pump = None
-                waiting_on = context.run(_pump_send, pump, coro)
-                if waiting_on is RETURNED:
-                    self._pump = pump
-                else:
-                    driven = pump  # suspended in it: the task drives the pump
-            else:
-                waiting_on = context.run(coro.send, None)
-        except StopIteration:
-            waiting_on = RETURNED
+            waiting_on = context.run(_pump_send, pump, coro)
         except BaseException as exc:
             waiting_on = RAISED
-            finish(exc)
+            caller.finish(exc)
             if isinstance(exc, KeyboardInterrupt | SystemExit):
                 raise
         finally:
             _leave_task(loop, host)
-            if outer is not None:
-                _enter_task(loop, outer)
+        if waiting_on is RETURNED:
+            self._pump = pump
         if waiting_on is RETURNED or waiting_on is RAISED:
             if host.cancelling():
                 self._spare = None  # someone cancelled the host itself: never reuse it
             return waiting_on
-        # It waits: the host becomes its task, the coroutine (in its pump) resumed once the
-        # future is done.
+        # It waits, suspended in the pump: the host becomes the pump's task, the coroutine
+        # resumed once the future is done.
         self._spare = None
         # Task.__init__ forgets cancellations asked for while the app ran inline (the app,
         # or an anyio scope, cancelling its own current task): ask for them again, so the
         # app gets its CancelledError at the await, as under a task of its own.
         cancels = host.cancelling()
-        _task_init(host, _Resumed(driven, waiting_on, finish), loop=loop, context=context)
+        _task_init(host, _Resumed(pump, waiting_on, caller.finish), loop=loop, context=context)
         for _ in range(cancels):
             host.cancel()
         return host
+
+    def _run_in_place_of(
+        self, outer: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, object], caller: Caller
+    ) -> asyncio.Task[Any] | Ended:
+        """`run` called from inside a task (a test, a benchmark driving the protocol from a
+        coroutine): the host stands in for that task while the app runs."""
+        assert outer is not None
+        _leave_task(self.loop, outer)
+        try:
+            return self.run(coro, caller)
+        finally:
+            _enter_task(self.loop, outer)
 
 
 _NOTHING: Any = object()
 
 
 class _Resumed(collections.abc.Coroutine):  # type: ignore[type-arg]
-    """A suspended coroutine (or the pump it is suspended in: its RETURNED is the app's
-    return) as a Task's coroutine: the first step hands out what it waits on; the rest are
+    """The pump a suspended coroutine waits in (its RETURNED is the app's return) as a
+    Task's coroutine: the first step hands out what it waits on; the rest are
     forwarded. Its end, whatever it is, goes to `finish`, and the task itself always ends
     cleanly (nothing for asyncio to log)."""
 
     __slots__ = ("_coro", "_finish", "_waiting_on")
 
-    def __init__(self, coro: Coroutine[Any, Any, object], waiting_on: Any, finish: Finish) -> None:
+    def __init__(self, coro: Pump, waiting_on: Any, finish: Finish) -> None:
         self._coro = coro
         self._waiting_on = waiting_on
         self._finish = finish
