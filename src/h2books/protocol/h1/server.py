@@ -94,16 +94,18 @@ class H1ServerConnection(H1ServerAnswers):
             and self._body is None
             and (self._reader_untouched or self._reader.idle)
         ):
-            tail, version, headers, host, keep_alive = cache
+            tail, line_limit, version, headers, host, keep_alive = cache
             # The tail is CRLF, the field lines, CRLF CRLF: what precedes it is the request
             # line, and parsing it rejects any CR or LF (so any second head) it might hold.
-            # (A slice compared: data.endswith(tail) costs ~200 instructions more.)
+            # (A slice compared: data.endswith(tail) costs ~200 instructions more.) With
+            # nothing owed, max_pipelined (at least 1 once a request was parsed) is not
+            # reached; with answers owed, the general path applies the bound.
             line_end = len(data) - len(tail)
             if (
                 data[line_end:] == tail
-                and line_end <= self._max_line
-                and len(data) <= self._max_head
-                and len(self._owed) + (self._stream is not None) < self._max_pipelined
+                and line_end <= line_limit
+                and not self._owed
+                and self._stream is None
             ):
                 try:
                     method, target, line_version = parse_request_line(data[:line_end])
@@ -254,10 +256,12 @@ class H1ServerConnection(H1ServerAnswers):
     ) -> None:
         tail = b"\r\n".join([b"", *lines[1:], b"", b""])
         cache = self._fields_cache
-        if cache is not None and cache[0] == tail and cache[1] == version:
+        if cache is not None and cache[0] == tail and cache[2] == version:
             return
         if len(tail) <= _MAX_CACHED_FIELDS:
-            self._fields_cache = (tail, version, tuple(headers), host, keep_alive)
+            # A request line up to line_limit keeps both the line and the head in bounds.
+            line_limit = min(self._max_line, self._max_head - len(tail))
+            self._fields_cache = (tail, line_limit, version, tuple(headers), host, keep_alive)
 
     def _deliver(
         self,
