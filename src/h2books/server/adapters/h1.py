@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 
 from h2books.http import Response
 from h2books.protocol.h1 import (
@@ -28,7 +28,6 @@ from h2books.protocol.h1 import (
     BodyReceived,
     ConnectionClosed,
     ConnectionTimedOut,
-    Event,
     H1Error,
     H1ServerConnection,
     ProtocolError,
@@ -109,59 +108,82 @@ class H1ServerProtocol(ServerConnection):
 
     def reading_resumed(self) -> None:
         # Requests held back in the core while it was paused come out now.
-        self.state.loop.call_soon(self._resume_parsing)
+        self.state.loop.call_soon(self.data_received, None)
 
     def eof_received(self) -> bool | None:
-        self._feed(b"")
+        self.data_received(b"")
         # Keep the write side open until owed responses are out.
         return True if not self._closing else None
 
-    def data_received(self, data: bytes) -> None:
-        if not self._closing:
-            state = self.state
-            state.last_reader = self
-            self.last_activity = now = state.loop.time()
-            self._handle(self.conn.receive_data(data, now))
-        elif self._linger is not None:
-            self._lingered += len(data)
-            if self._lingered > LINGER_BYTES:
-                self._stop_lingering()
-
     # -- requests -----------------------------------------------------------------------
 
-    def _feed(self, data: bytes) -> None:
-        if not self._closing:
-            self.last_activity = now = self.state.loop.time()
-            self._handle(self.conn.receive_data(data, now))
+    def data_received(self, data: bytes | None) -> None:
+        """Serve the requests of one read (``b""``: the peer's EOF; None: the requests the
+        core held back while it was paused, see reading_resumed), write the answers, and
+        go on parsing what the core held back while answers were owed.
 
-    def _resume_parsing(self) -> None:
-        if not self._closing:
-            self._handle(self.conn.resume(self.state.loop.time()))
-
-    def _handle(self, events: Sequence[Event]) -> None:
-        """Serve the requests of one read, write the answers, and go on parsing what the
-        core held back while answers were owed."""
+        The three share this one method, and a request's exchange is made in the loop
+        below rather than in a method of its own: two calls fewer per request."""
+        if self._closing:
+            if self._linger is not None and data:
+                self._lingered += len(data)
+                if self._lingered > LINGER_BYTES:
+                    self._stop_lingering()
+            return
+        state = self.state
         conn = self.conn
+        now = state.loop.time()
+        if data is None:
+            events = conn.resume(now)
+        else:
+            state.last_reader = self
+            self.last_activity = now
+            events = conn.receive_data(data, now)
+        queue = self._queue
         while True:
             self._in_read = True
             try:
                 for event in events:
                     if isinstance(event, RequestReceived):
-                        self._on_request(event)
-                    elif isinstance(event, BodyReceived):
-                        self._on_body(event.data)
-                    elif isinstance(event, BodyEnded):
-                        self._on_body_end(event.trailers)
+                        upgrade = None
                     elif isinstance(event, UpgradeRequested):
-                        self._on_request(event.request, event.protocol)
-                    elif isinstance(event, ProtocolError):
-                        log.debug(
-                            "HTTP/1.1 protocol error from %s: %s", self.client_host, event.reason
-                        )
-                        self._close_when_done = True
-                        self._body_failed()
-                    elif isinstance(event, ConnectionClosed):
-                        self._close_when_done = True
+                        upgrade = event.protocol  # answered with accept_tunnel, or refused
+                        event = event.request
+                    else:
+                        if isinstance(event, BodyReceived):
+                            self._on_body(event.data)
+                        elif isinstance(event, BodyEnded):
+                            self._on_body_end(event.trailers)
+                        elif isinstance(event, ProtocolError):
+                            log.debug(
+                                "HTTP/1.1 protocol error from %s: %s",
+                                self.client_host,
+                                event.reason,
+                            )
+                            self._close_when_done = True
+                            self._body_failed()
+                        elif isinstance(event, ConnectionClosed):
+                            self._close_when_done = True
+                        continue
+                    # A request: its exchange, next in line for an answer.
+                    exchange = new_exchange(
+                        self,
+                        0,
+                        event.method,
+                        event.target,
+                        event.headers,
+                        event.host or b"",
+                        "1.1" if event.http_version == b"1.1" else "1.0",
+                        event.body,
+                    )
+                    if event.trailers is not None:
+                        exchange.trailers = event.trailers
+                    if upgrade is not None:
+                        exchange.upgrade = upgrade
+                    queue.append(exchange)
+                    if event.body is None:
+                        self._receiving = exchange
+                    state.interface(exchange)
             finally:
                 self._in_read = False
             # Input the core held back (max_pipelined answers were owed, or an upgrade
@@ -179,27 +201,7 @@ class H1ServerProtocol(ServerConnection):
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            events = conn.resume(self.state.loop.time())
-
-    def _on_request(self, event: RequestReceived, upgrade: bytes | None = None) -> None:
-        exchange = new_exchange(
-            self,
-            0,
-            event.method,
-            event.target,
-            event.headers,
-            event.host or b"",
-            "1.1" if event.http_version == b"1.1" else "1.0",
-            event.body,
-        )
-        if event.trailers is not None:
-            exchange.trailers = event.trailers
-        if upgrade is not None:
-            exchange.upgrade = upgrade  # answered with accept_tunnel, or refused
-        self._queue.append(exchange)
-        if event.body is None:
-            self._receiving = exchange
-        self.state.interface(exchange)
+            events = conn.resume(state.loop.time())
 
     def _on_body(self, data: bytes) -> None:
         exchange = self._receiving
