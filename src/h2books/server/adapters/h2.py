@@ -275,9 +275,7 @@ class H2ServerProtocol(ServerConnection):
         # window inside the core; only other streams' deferred credit is owed.
         if self._deferred:
             self._deferred.pop(stream_id, None)
-        counted = self._held.pop(stream_id, 0)
-        if counted:
-            self._body_bytes -= counted
+        self._body_bytes -= self._held.pop(stream_id, 0)
         exchange.release_body()
         if self._deferred:
             self._give_deferred_credit()
