@@ -8,10 +8,10 @@ import asyncio
 import h2.connection
 import h2.events
 
-from h2books.interfaces.asgi_http import AWAITING_START, BODY_UNREAD, HttpCall
+from h2books.interfaces.asgi_http import AWAITING_START, BODY_UNREAD, DONE, HttpCall
 from h2books.server.adapters.h2 import H2ServerProtocol
 from h2books.server.exchange import Exchange
-from tests.server.inprocess import POST, RecordingTransport, collecting_h2
+from tests.server.inprocess import GET, POST, RecordingTransport, collecting_h2
 
 TIMEOUT = 10.0
 
@@ -133,3 +133,34 @@ def test_an_upload_that_stops_arriving_lets_the_time_run() -> None:
         assert call.timed_out
 
     asyncio.run(main())
+
+
+def test_handle_sets_every_field_of_the_call_but_those_start_sets() -> None:
+    """`AsgiInterface.handle` makes the HttpCall field by field (no __init__): a field
+    added to the class and forgotten there would be unset when the app runs."""
+    from h2books.interfaces.asgi import AsgiInterface
+
+    seen: list[HttpCall] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        seen.append(send.__self__)  # type: ignore[attr-defined]
+        await send({"type": "http.response.start", "status": 204})  # type: ignore[operator]
+        await send({"type": "http.response.body"})  # type: ignore[operator]
+
+    async def main() -> None:
+        interface = AsgiInterface(app, lifespan="off")
+        protocol, _transport, _exchanges, client = collecting_h2()
+        protocol.state.interface = interface.handle
+        client.send_headers(1, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+
+    asyncio.run(main())
+    [call] = seen
+    set_by_start = {"head", "trailers"}
+    unset = [
+        name
+        for name in HttpCall.__slots__
+        if name != "__dict__" and name not in set_by_start and not hasattr(call, name)
+    ]
+    assert unset == []
+    assert call.phase == DONE

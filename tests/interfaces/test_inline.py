@@ -257,3 +257,40 @@ def test_an_app_that_returns_after_its_cancellation_ends_cleanly() -> None:
 
     ended = run_as_callback(body)
     assert seen == ["cancelled, and returns"] and ended == [None]
+
+
+def test_a_nested_run_that_waits_survives_its_callers_wait() -> None:
+    # An app answering inline that pushes (http.response.push) has the pushed request
+    # served inline, nested in its own run. Both then wait: each needs a task of its own
+    # (sharing the spare host, the inner app was lost and its stream hung).
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        runner = InlineRunner(loop)
+        log: list[object] = []
+        inner_may_go, outer_may_go = loop.create_future(), loop.create_future()
+        tasks: list[object] = []
+
+        async def inner() -> None:
+            await inner_may_go
+            log.append("inner returned")
+
+        async def outer() -> None:
+            tasks.append(runner.run(inner(), SimpleNamespace(finish=log.append)))
+            await outer_may_go
+            log.append("outer returned")
+
+        loop.call_soon(
+            lambda: tasks.append(runner.run(outer(), SimpleNamespace(finish=log.append)))
+        )
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        inner_may_go.set_result(None)
+        outer_may_go.set_result(None)
+        for _ in range(10):
+            await asyncio.sleep(0)
+        assert len(tasks) == 2 and tasks[0] is not tasks[1]
+        return log
+
+    log = asyncio.run(asyncio.wait_for(main(), 10))
+    assert log.count("inner returned") == 1 and log.count("outer returned") == 1
+    assert log.count(None) == 2  # each app's end reached its caller

@@ -179,17 +179,7 @@ class HttpCall:
         if phase == HEAD_HELD and kind == "http.response.body":
             body = message.get("body", b"")
             if not message.get("more_body", False) and not self.trailers:
-                # The common case: no await, one cached path. A bytes body of the declared
-                # length goes straight to it (_respond_whole's first case, inline here: a
-                # call fewer per request); any other body takes _respond_whole's checks.
-                head = self.head
-                if type(body) is bytes and head.declared == len(body):
-                    self.phase = DONE
-                    respond_whole(exchange, head, body)
-                    if self.timer is not None or self.waiter is not None:
-                        self._finished()
-                    return
-                self._respond_whole(body)
+                self._respond_whole(body)  # the common case: no await, one cached path
                 return
             self._send_head()
             await self._write(body, bool(message.get("more_body", False)))

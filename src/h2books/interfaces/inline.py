@@ -30,7 +30,7 @@ Each run gets a copy of the current context, as a Task would, so context variabl
 by one request never leak into the next.
 
 A coroutine that returns inline is reported by `run`'s result (`RETURNED`) rather than by
-a call of `finish`: that is most requests, and the caller usually has nothing left to do.
+a call of `caller.finish`: that is most requests, and the caller usually has nothing left to do.
 
 *No StopIteration per request.* `coro.send` reports a return by raising StopIteration, and
 raising, normalizing and catching it costs about as much as the rest of a step (~0.3 µs).
@@ -183,8 +183,13 @@ class InlineRunner:
         self, outer: asyncio.Task[Any] | None, coro: Coroutine[Any, Any, object], caller: Caller
     ) -> asyncio.Task[Any] | Ended:
         """`run` called from inside a task (a test, a benchmark driving the protocol from a
-        coroutine): the host stands in for that task while the app runs."""
+        coroutine, or an app run inline that serves another request inline: a push): a
+        host stands in for that task while the app runs."""
         assert outer is not None
+        if outer is self._spare:
+            # Nested in an app run inline on the spare host: that host is the outer app's
+            # (its task, should it wait), so the inner app gets a host of its own.
+            self._spare = None
         _leave_task(self.loop, outer)
         try:
             return self.run(coro, caller)

@@ -166,3 +166,24 @@ def test_a_handshake_after_a_head_with_the_same_field_lines_is_still_an_upgrade(
     conn.data_to_send()
     events = conn.receive_data(HANDSHAKE, 0.0)
     assert [type(e) for e in events] == [UpgradeRequested]
+
+
+def test_a_request_whose_fields_repeat_waits_behind_an_unanswered_upgrade() -> None:
+    # Once a request's field lines are known, a request repeating them takes the core's
+    # fast path; sent after an Upgrade not yet answered, it must wait like any other bytes
+    # (after a 101 they are the new protocol's): the fast path let it through before
+    # session 9.
+    plain = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    conn = H1ServerConnection(H1Config(), 0.0)
+    [first] = conn.receive_data(plain, 0.0)
+    assert isinstance(first, RequestReceived)
+    conn.send_response(serialize_head(200, [(b"content-length", b"2")]), b"ok")
+    conn.data_to_send()
+    [event] = conn.receive_data(HANDSHAKE, 0.0)
+    assert isinstance(event, UpgradeRequested)
+    assert conn.receive_data(plain, 0.0) == []
+    assert conn.held_back
+    conn.send_response(FORBIDDEN, b"")  # refused: HTTP/1.1 goes on, the held request next
+    events = conn.resume(0.0)
+    assert [type(e) for e in events] == [RequestReceived]
+    assert isinstance(events[0], RequestReceived) and events[0].target == b"/"

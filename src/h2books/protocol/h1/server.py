@@ -97,9 +97,11 @@ class H1ServerConnection(H1ServerAnswers):
             tail, line_limit, version, headers, host, keep_alive = cache
             # The tail is CRLF, the field lines, CRLF CRLF: what precedes it is the request
             # line, and parsing it rejects any CR or LF (so any second head) it might hold.
-            # (A slice compared: data.endswith(tail) costs ~200 instructions more.) With
-            # nothing owed, max_pipelined (at least 1 once a request was parsed) is not
-            # reached; with answers owed, the general path applies the bound.
+            # (A slice compared: data.endswith(tail) costs ~200 instructions more.) Only
+            # with nothing owed: then max_pipelined (at least 1 once a request was parsed)
+            # is not reached, and no answer is pending that could hold the bytes back (an
+            # Upgrade's: until it is answered, what follows may not be HTTP at all). With
+            # answers owed, the general path applies both rules.
             line_end = len(data) - len(tail)
             if (
                 data[line_end:] == tail
