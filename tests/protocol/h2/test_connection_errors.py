@@ -9,7 +9,7 @@ import pytest
 
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection
 from h2books.protocol.h2 import events as ev
-from h2books.protocol.h2.stream import CLOSED, FORGOTTEN
+from h2books.protocol.h2.stream import CLOSED, FORGOTTEN, RESET_BY_PEER
 from tests.protocol.h2.support import (
     ACK,
     CONTINUATION,
@@ -764,3 +764,52 @@ def test_closed_streams_are_remembered_within_a_bound_newest_first() -> None:
     assert c.conn.id_state(sids[0]) == FORGOTTEN
     c.send(frame(DATA, END_STREAM, sids[-1], b"late"))
     assert goaway_code(c.take()) == ErrorCode.STREAM_CLOSED
+
+
+def _close_streams_by(how: str, count: int) -> tuple[RawClient, range]:
+    """`count` streams closed one way: a GET answered in full (send_response's inline
+    copy of `_remember_closed`), a request whose body ends after the response (closed
+    through `_forget`), or a reset by the peer."""
+    c = RawClient(H2Config(max_concurrent_streams=32, reset_budget=10 * count))
+    post = [(b":method", b"POST"), *REQUEST[1:], (b"content-length", b"2")]
+    sids = range(1, 2 * count, 2)
+    for sid in sids:
+        if how == "response":
+            c.send(c.headers(sid))
+            c.conn.send_response(sid, 200, [], b"ok")
+        elif how == "body":
+            c.send(c.headers(sid, post, end_stream=False))
+            c.conn.send_response(sid, 200, [], b"ok")
+            c.send(frame(DATA, END_STREAM, sid, b"ok"))
+        else:
+            c.send(c.headers(sid, end_stream=False))
+            c.send(frame(RST_STREAM, 0, sid, struct.pack(">I", ErrorCode.CANCEL)))
+        assert len(c.conn._recent) <= 32 + 32 // 3
+    c.take()
+    assert c.terminated() is None
+    return c, sids
+
+
+@pytest.mark.parametrize(
+    ("how", "state"), [("response", CLOSED), ("body", CLOSED), ("reset", RESET_BY_PEER)]
+)
+def test_late_headers_on_a_closed_stream_just_inside_the_remembered_ones(
+    how: str, state: int
+) -> None:
+    # RFC 9113 §5.1: HEADERS on a stream known closed (normally, or reset by the peer)
+    # is a connection error STREAM_CLOSED. The newest 32 closes are always remembered,
+    # however the streams closed.
+    c, sids = _close_streams_by(how, 200)
+    assert all(c.conn.id_state(sid) == state for sid in sids[-32:])
+    c.send(c.headers(sids[-32]))
+    assert goaway_code(c.take()) == ErrorCode.STREAM_CLOSED
+
+
+@pytest.mark.parametrize("how", ["response", "body", "reset"])
+def test_late_headers_on_a_stream_closed_outside_the_remembered_ones(how: str) -> None:
+    # At most 32 + 32 // 3 closes are remembered: an older id is only known to be below
+    # the highest one, so HEADERS on it is a reused or out-of-order id (PROTOCOL_ERROR).
+    c, sids = _close_streams_by(how, 200)
+    assert c.conn.id_state(sids[-(32 + 32 // 3) - 1]) == FORGOTTEN
+    c.send(c.headers(sids[-(32 + 32 // 3) - 1]))
+    assert goaway_code(c.take()) == ErrorCode.PROTOCOL_ERROR

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from h2books.protocol.h2 import ErrorCode
+import pytest
+
+from h2books.protocol.h2 import ErrorCode, SettingCode
 from h2books.protocol.h2 import events as ev
 
 
@@ -34,18 +36,42 @@ def test_every_event_has_slots_only() -> None:
         assert event == event
 
 
-def test_a_requests_stream_and_event_made_inline_have_every_field_of_their_factories() -> None:
+PEER_INITIAL_WINDOW = 1234  # the client's SETTINGS_INITIAL_WINDOW_SIZE, not the default
+POST = [
+    (b":method", b"POST"),
+    (b":scheme", b"https"),
+    (b":authority", b"example.com"),
+    (b":path", b"/"),
+    (b"content-length", b"5"),
+]
+
+
+@pytest.mark.parametrize("end_stream", [True, False])
+def test_a_requests_stream_and_event_made_inline_have_every_field_of_their_factories(
+    end_stream: bool,
+) -> None:
     # heads._on_header_block makes both inline (a call each per request saved): a field
     # added to Stream/new_stream or RequestReceived/request_received must be set there too.
-    from h2books.protocol.h2.stream import HALF_CLOSED_REMOTE, Stream, new_stream
-    from tests.protocol.h2.support import RawClient
+    # The expected stream is built from what the peer announced, not read off the stream
+    # under test; a request with a body (end_stream=False) also carries its content-length.
+    from h2books.protocol.h2.stream import HALF_CLOSED_REMOTE, OPEN, Stream, new_stream
+    from tests.protocol.h2.support import RawClient, settings_frame
 
-    client = RawClient()
-    [event] = client.send(client.headers(1))
+    client = RawClient(
+        settings=settings_frame((SettingCode.INITIAL_WINDOW_SIZE, PEER_INITIAL_WINDOW))
+    )
+    fields = None if end_stream else POST
+    [event] = client.send(client.headers(1, fields, end_stream=end_stream))
     assert isinstance(event, ev.RequestReceived)
     assert all(hasattr(event, slot) for slot in ev.RequestReceived.__slots__)
-    assert event == ev.request_received(1, b"GET", b"https", b"example.com", b"/", [], True)
+    if end_stream:
+        expected = ev.request_received(1, b"GET", b"https", b"example.com", b"/", [], True)
+        made = new_stream(1, PEER_INITIAL_WINDOW, HALF_CLOSED_REMOTE, None, True)
+    else:
+        headers = [(b"content-length", b"5")]
+        expected = ev.request_received(1, b"POST", b"https", b"example.com", b"/", headers, False)
+        made = new_stream(1, PEER_INITIAL_WINDOW, OPEN, 5, True)
+    assert event == expected
     stream = client.conn._streams[1]
-    made = new_stream(1, stream.send_window, HALF_CLOSED_REMOTE, None, True)
     for slot in Stream.__slots__:
         assert getattr(stream, slot) == getattr(made, slot), slot

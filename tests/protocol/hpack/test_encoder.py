@@ -334,22 +334,22 @@ def test_the_known_table_state_is_table_state_until_the_table_changes() -> None:
     # The response path reads `known_table_state` instead of calling `table_state()`:
     # a stale value would send a cached block encoded against another table.
     encoder = Encoder()
-    assert encoder.known_table_state == -1
+    assert encoder.known_table_state is None
     state = encoder.table_state()
     assert encoder.known_table_state == state >= 0
     encoder.encode([(b"server", b"h2books")])  # an insertion
-    assert encoder.known_table_state == -1
+    assert encoder.known_table_state is None
     state = encoder.table_state()
     encoder.encode([(b"server", b"h2books"), (b"content-length", b"1234")])  # none
     assert encoder.known_table_state == state
     encoder.set_max_table_size(256)  # a resize, and a size update pending
-    assert encoder.known_table_state == -1
+    assert encoder.known_table_state is None
     assert encoder.table_state() == -1
-    assert encoder.known_table_state == -1
+    assert encoder.known_table_state is None
     encoder.encode([])
-    assert encoder.known_table_state == -1
+    assert encoder.known_table_state is None
     assert encoder.table_state() == encoder.known_table_state >= 0
     encoder.set_max_table_size(256)  # no change: nothing to forget
-    assert encoder.known_table_state >= 0
+    assert encoder.known_table_state is not None and encoder.known_table_state >= 0
     encoder.set_max_table_size(128)
-    assert encoder.known_table_state == -1
+    assert encoder.known_table_state is None

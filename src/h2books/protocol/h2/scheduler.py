@@ -239,18 +239,24 @@ class OutboundScheduler(StreamIds):
                 if stream is None:
                     return self.queued_output_size
                 raise H2UsageError(f"response already started on stream {stream_id}")
+        # The one cache hit test, against the state the encoder knows (until its table
+        # changes); it is asked for the state only when it does not know it and there
+        # is a cache to look in (-1 matches no cached state).
+        table_state = self._encoder.known_table_state
+        if table_state is None:
+            table_state = -1 if cache is None else self._encoder.table_state()
         cached = None if cache is None else cache.hpack_block
         if (
             cached is not None
             and cached[2] is fields
             and cached[1] == status
-            and cached[0] == self._encoder.known_table_state
+            and cached[0] == table_state
         ):
             # This head's block, and the table in the state it was encoded against (a
             # cached state is never -1); its status was checked when it was cached.
             block = cached[3]
         else:
-            block = self._response_block(status, fields, cache)
+            block = self._response_block(status, fields, cache, table_state)
         stream.headers_sent = True
         out = self._out
         size = len(body)
@@ -282,7 +288,8 @@ class OutboundScheduler(StreamIds):
                 del self._streams[stream_id]
                 if self._pushed_live and not stream_id & 1:
                     self._pushed_live -= 1  # a pushed response, sent in full
-                # _remember_closed, inline (a call per request: ~400 instructions).
+                # `_remember_closed` (stream_ids.py) inlined, a call per request saved
+                # (~400 instructions): the bound and its trim are explained there.
                 recent = self._recent
                 if len(recent) >= self._recent_limit:
                     recent = self._make_recent_room()
@@ -294,29 +301,20 @@ class OutboundScheduler(StreamIds):
         self._send_body(stream, body, True)
         return self.queued_output_size
 
-    def _response_block(self, status: int, fields: Fields, cache: BlockCache | None) -> bytes:
-        """The header block of a final response head, its status checked: encoded, or
-        the cache's block when the encoder's table state turns out to be the one it was
-        encoded against (`send_response` looks for that first, by the state it knows)."""
+    def _response_block(
+        self, status: int, fields: Fields, cache: BlockCache | None, table_state: int
+    ) -> bytes:
+        """The header block of a final response head, its status checked and encoded
+        (`send_response` has already looked in `cache`). Kept in `cache` when the
+        encoding left the encoder's table in `table_state`, the state it found."""
         status_field = STATUS_FIELDS.get(status)
         if status_field is None or status < 200:
             raise H2UsageError(f"invalid final status {status}")
         encoder = self._encoder
-        if cache is None:
-            return encoder.encode([status_field, *fields])
-        state = encoder.table_state()
-        cached = cache.hpack_block
-        if (
-            cached is not None
-            and cached[2] is fields
-            and cached[0] == state >= 0
-            and cached[1] == status
-        ):
-            return cached[3]
         block = encoder.encode([status_field, *fields])
-        if state >= 0 and encoder.table_state() == state:
+        if cache is not None and table_state >= 0 and encoder.table_state() == table_state:
             # It inserted nothing, so it stays the encoding while the state holds.
-            cache.hpack_block = (state, status, fields, block)
+            cache.hpack_block = (table_state, status, fields, block)
         return block
 
     def _body_stream(self, stream_id: int, what: str) -> Stream | None:

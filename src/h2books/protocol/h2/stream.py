@@ -3,7 +3,8 @@
 A stream id is in exactly one state. Open streams (the only ones with a `Stream`
 object) carry it in `Stream.state`; every other id gets its state from the
 connection's id bookkeeping (`stream_ids.StreamIds.id_state`): idle above the
-highest ids seen, a recently closed one from the ring of recent closes, and so on.
+highest ids seen, a recently closed one from the memory of recent closes (one
+dict, trimmed a third at a time: `StreamIds._remember_closed`), and so on.
 
 `TRANSITIONS` says how an open stream moves on END_STREAM and RST_STREAM, either way,
 and how a pushed stream (RFC 9113 §8.4) leaves "reserved" with its response HEADERS;
@@ -58,12 +59,13 @@ IDLE: Final = 0
 OPEN: Final = 1
 HALF_CLOSED_REMOTE: Final = 2  # the peer sent END_STREAM
 HALF_CLOSED_LOCAL: Final = 3  # our END_STREAM is in the output
-# Closed states, remembered for a while (the ring of recent closes) to pick the
-# right error for frames that were in flight:
+# Closed states, remembered for a while (the dict of recent closes, see
+# `StreamIds._remember_closed`) to pick the right error for frames that were in flight:
 CLOSED: Final = 4  # both sides ended normally
 RESET_BY_PEER: Final = 5
 RESET_BY_US: Final = 6
-# Closed long ago: the ring has moved on, only "it is below the highest id" is known.
+# Closed long ago, trimmed from the recent closes: only "it is below the highest id"
+# is known.
 FORGOTTEN: Final = 7
 # A peer stream above the last id of our GOAWAY: never processed, frames are dropped.
 REFUSED: Final = 8

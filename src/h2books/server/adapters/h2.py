@@ -317,7 +317,8 @@ class H2ServerProtocol(ServerConnection):
             self.output_ready()
         elif (
             state.previous_reader is self  # no other connection is keeping the server busy
-            and queued >= WRITE_DURING_READ  # (a reset by _response_done adds 13 octets)
+            # (_response_done/_finish may add a 13-octet reset or credit frames, WINDOW_UPDATE)
+            and queued >= WRITE_DURING_READ
         ):
             self.write_pending()
 
