@@ -186,7 +186,7 @@ class InlineRunner:
         coroutine, or an app run inline that serves another request inline: a push): a
         host stands in for that task while the app runs."""
         assert outer is not None
-        if outer is self._spare:
+        if self._spare is not None and outer is self._spare:
             # Nested in an app run inline on the spare host: that host is the outer app's
             # (its task, should it wait), so the inner app gets a host of its own.
             self._spare = None
