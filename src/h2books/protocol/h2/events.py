@@ -78,8 +78,6 @@ class RequestReceived(Event):
     # of __init__ is not inlined), and a server gets one of these per request.
 
 
-# heads.py makes a plain request's event inline (`_on_header_block`): a field added here
-# must be set there too.
 def request_received(
     stream_id: int,
     method: bytes,

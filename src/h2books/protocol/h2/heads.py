@@ -7,7 +7,6 @@ from h2books.protocol.hpack import HeaderListBombError, HeaderListTooLargeError,
 
 from . import events as ev
 from .errors import ErrorCode, H2ConnectionError
-from .events import RequestReceived
 from .frames import HEADERS, build_rst_stream
 from .scheduler import STATUS_FIELDS, OutboundScheduler
 from .stream import (
@@ -92,32 +91,16 @@ class HeadHandler(OutboundScheduler):
                 sid, end_stream, method, scheme, authority, path, headers, protocol
             )
             return
-        # new_stream and ev.request_received, inline: two calls per request with their
-        # arguments (~1,000 instructions each) saved. The factories stay the ones for
-        # every other caller; tests/protocol/h2/test_events.py checks that every field of
-        # both is set here.
-        stream = Stream()
-        stream.stream_id = sid
-        stream.send_window = self._peer_initial_window
-        stream.state = HALF_CLOSED_REMOTE if end_stream else OPEN
-        stream.head_received = True
-        stream.headers_sent = False
-        stream.content_length = content_length
-        stream.received = 0
-        stream.inbound = None
-        stream.send_queue = None
-        stream.is_head_request = False
-        self._streams[sid] = stream
-        event = RequestReceived()
-        event.stream_id = sid
-        event.method = method
-        event.scheme = scheme
-        event.authority = authority
-        event.path = path
-        event.headers = headers
-        event.end_stream = end_stream
-        event.protocol = None
-        self._events.append(event)
+        self._streams[sid] = new_stream(
+            sid,
+            self._peer_initial_window,
+            HALF_CLOSED_REMOTE if end_stream else OPEN,
+            content_length,
+            head_received=True,
+        )
+        self._events.append(
+            ev.request_received(sid, method, scheme, authority, path, headers, end_stream)
+        )
 
     def _on_extended_connect(
         self,

@@ -267,8 +267,6 @@ class Stream:
         return f"<Stream {self.stream_id} {state} send_window={self.send_window}>"
 
 
-# heads.py makes a request's stream inline (`_on_header_block`): a field added here must
-# be set there too.
 def new_stream(
     stream_id: int,
     send_window: int,
