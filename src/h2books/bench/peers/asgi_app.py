@@ -38,10 +38,14 @@ def _messages(response: Response) -> _Reply:
 class BookstoreApp:
     """``/`` and ``/book?id=N`` (and the rest of the native API) as an ASGI 3 app."""
 
-    __slots__ = ("_replies",)
+    __slots__ = ("_by_query", "_replies")
 
     def __init__(self, native: Bookstore, book_ids: Iterable[str]) -> None:
         self._replies = PrecomputedBookstore(native, book_ids, _messages)
+        # The books' replies by the query as it comes, in bytes: no decode per request.
+        self._by_query = {
+            query.encode("latin-1"): reply for query, reply in self._replies.by_query.items()
+        }
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -54,22 +58,26 @@ class BookstoreApp:
 
     def _route(self, scope: Scope) -> _Reply:
         path: str = scope["path"]
-        query = scope["query_string"].decode("latin-1")
+        query: bytes = scope["query_string"]
         headers = scope["headers"]
         reply = None
         if scope["method"] == "GET" and not _revalidates(headers):
             if path == "/book":
-                reply = self._replies.by_query.get(query)
+                reply = self._by_query.get(query)
             elif path == "/" and not query:
                 reply = self._replies.index
         if reply is None:
-            reply = self._replies.ask(scope["method"], path, query, headers)
+            reply = self._replies.ask(scope["method"], path, query.decode("latin-1"), headers)
         return reply
 
 
 def _revalidates(headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    # The native bookstore scans its header list for this on every request too.
-    return any(name == b"if-none-match" for name, _ in headers)
+    # The native bookstore scans its header list for this on every request too. A plain
+    # loop: any() over a generator costs ~3x as much on CPython 3.11.
+    for name, _ in headers:  # noqa: SIM110 - the cheaper form, see above
+        if name == b"if-none-match":
+            return True
+    return False
 
 
 async def _lifespan(receive: Receive, send: Send) -> None:
