@@ -50,25 +50,24 @@ class BookstoreApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            start, body = self._route(scope)
+            # The route, looked up here: this runs for every request.
+            method: str = scope["method"]
+            path: str = scope["path"]
+            query: bytes = scope["query_string"]
+            headers = scope["headers"]
+            reply = None
+            if method == "GET" and not _revalidates(headers):
+                if path == "/book":
+                    reply = self._by_query.get(query)
+                elif path == "/" and not query:
+                    reply = self._replies.index
+            if reply is None:
+                reply = self._replies.ask(method, path, query.decode("latin-1"), headers)
+            start, body = reply
             await send(start)
-            await send(_EMPTY_BODY if scope["method"] == "HEAD" else body)
+            await send(_EMPTY_BODY if method == "HEAD" else body)
         elif kind == "lifespan":
             await _lifespan(receive, send)
-
-    def _route(self, scope: Scope) -> _Reply:
-        path: str = scope["path"]
-        query: bytes = scope["query_string"]
-        headers = scope["headers"]
-        reply = None
-        if scope["method"] == "GET" and not _revalidates(headers):
-            if path == "/book":
-                reply = self._by_query.get(query)
-            elif path == "/" and not query:
-                reply = self._replies.index
-        if reply is None:
-            reply = self._replies.ask(scope["method"], path, query.decode("latin-1"), headers)
-        return reply
 
 
 def _revalidates(headers: Iterable[tuple[bytes, bytes]]) -> bool:
