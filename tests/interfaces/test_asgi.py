@@ -7,6 +7,7 @@ Real TLS, real clients: httpx over HTTP/2 and HTTP/1.1, curl, and a raw HTTP/2 c
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import socket
 import subprocess
@@ -443,3 +444,33 @@ def test_decoded_paths_are_cached_per_path_and_bounded() -> None:
         request_parts(b"/%d" % n, settings)
     assert len(settings.paths) <= 2048
     assert request_parts(b"/2999", settings) == ("/api/2999", b"/api/2999", b"")
+
+
+def test_the_app_is_called_as_a_call_of_it_would_call_it() -> None:
+    """`_direct_call` binds a class's Python `__call__` to the app once (cheaper per
+    request than calling the instance); whatever the app's shape, the call is the one
+    `app(...)` makes: `__call__` looked up on the type, a staticmethod left unbound."""
+    from h2books.interfaces.asgi import _direct_call
+
+    class Instance:
+        def __call__(self, *args: Any) -> Any:
+            return ("method", self, args)
+
+    class Derived(Instance):
+        pass
+
+    class Static:
+        @staticmethod
+        def __call__(*args: Any) -> Any:
+            return ("static", args)
+
+    def function(*args: Any) -> Any:
+        return ("function", args)
+
+    shadowed = Instance()
+    shadowed.__call__ = lambda *args: "instance attribute"  # type: ignore[method-assign]
+    apps = [Instance(), Derived(), Static(), function, shadowed, functools.partial(function, 0)]
+    for app in apps:
+        assert _direct_call(app)(1, 2, 3) == app(1, 2, 3)
+    assert _direct_call(function) is function
+    assert _direct_call(apps[2]) is apps[2]

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import types
 from types import CoroutineType
 from typing import Any
 
@@ -68,6 +69,7 @@ class AsgiInterface(ServerInterface):
     """Serves an ASGI 3 application (Starlette, FastAPI, Django's ASGI handler, ...)."""
 
     __slots__ = (
+        "_call_app",
         "_runner",
         "app",
         "heads",
@@ -88,6 +90,7 @@ class AsgiInterface(ServerInterface):
     ) -> None:
         config = config if config is not None else ServerConfig()
         self.app = app
+        self._call_app = _direct_call(app)  # what handle calls: app, in one call
         trusted = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         self.settings = ScopeSettings(config.root_path if root_path is None else root_path, trusted)
         self.state: dict[str, Any] = {}
@@ -173,7 +176,7 @@ class AsgiInterface(ServerInterface):
         call.body_state = BODY_UNREAD
         call.timer = call.waiter = None
         try:
-            coro = self.app(scope, call.receive, call.send)
+            coro = self._call_app(scope, call.receive, call.send)
             if type(coro) is not CoroutineType:
                 coro = _awaited(coro)
         except Exception as exc:
@@ -199,6 +202,21 @@ class AsgiInterface(ServerInterface):
         cached = (exchange.http_version, base, behind_proxy)
         exchange.adapter.interface_data = cached
         return cached
+
+
+def _direct_call(app: AsgiApp) -> AsgiApp:
+    """`app`, or, for an instance of a class whose `__call__` is a Python function (most
+    frameworks' apps), that function bound to it: the call `app(...)` makes, since a call
+    looks `__call__` up on the type, as here. Calling the instance itself goes through the
+    type's generic call slot (an argument tuple, a lookup, the arguments copied again),
+    ~700 instructions more per request on CPython 3.11 than the bound method."""
+    for klass in type(app).__mro__:
+        if "__call__" in klass.__dict__:
+            call = klass.__dict__["__call__"]  # not getattr: a staticmethod stays one
+            if type(call) is types.FunctionType:
+                return types.MethodType(call, app)  # type: ignore[no-any-return]
+            return app
+    return app
 
 
 def _small_body(headers: list[tuple[bytes, bytes]]) -> bool:
