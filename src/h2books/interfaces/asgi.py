@@ -214,7 +214,7 @@ def _direct_call(app: AsgiApp) -> AsgiApp:
         if "__call__" in klass.__dict__:
             call = klass.__dict__["__call__"]  # not getattr: a staticmethod stays one
             if type(call) is types.FunctionType:
-                return types.MethodType(call, app)  # type: ignore[no-any-return]
+                return types.MethodType(call, app)
             return app
     return app
 
