@@ -177,8 +177,7 @@ def _link_states() -> _State:
     states = [(tuple(byte_emit[node << 8 : (node + 1) << 8]), nexts[node]) for node in range(count)]
     for node in range(count):
         following = nexts[node]
-        for octet in range(256):
-            following[octet] = states[byte_next[(node << 8) | octet] >> 8]
+        following[:256] = [states[offset >> 8] for offset in byte_next[node << 8 : (node + 1) << 8]]
         following[256] = (node << 8) in accepting
     return states[0]
 
