@@ -95,8 +95,8 @@ def test_own_client_against_own_server() -> None:
     pair.server.acknowledge_received_data(sid, data_event.flow_controlled_length)
     pair.server.send_response(sid, 200, [(b"content-length", b"6")], b"answer")
     _, client_events = pair.pump()
-    assert client_events[0] == ev.ResponseReceived(sid, 200, [(b"content-length", b"6")], False)
-    assert client_events[-1] == ev.DataReceived(sid, b"answer", 6, True)
+    assert client_events[0] == ev.response_received(sid, 200, [(b"content-length", b"6")], False)
+    assert client_events[-1] == ev.data_received(sid, b"answer", 6, True)
     assert pair.client.open_stream_count == 0 and pair.server.open_stream_count == 0
 
 
@@ -141,8 +141,8 @@ def test_informational_response_and_trailers_to_client() -> None:
     _, client_events = pair.pump()
     assert client_events == [
         ev.InformationalResponseReceived(sid, 103, [(b"link", b"</s.css>")]),
-        ev.ResponseReceived(sid, 200, [], False),
-        ev.DataReceived(sid, b"part", 4, False),
+        ev.response_received(sid, 200, [], False),
+        ev.data_received(sid, b"part", 4, False),
         ev.TrailersReceived(sid, [(b"x-digest", b"1")]),
     ]
     assert pair.client.open_stream_count == 0
@@ -167,7 +167,7 @@ def test_head_response_with_content_length_and_no_body() -> None:
     pair.pump()
     pair.server.send_headers(sid, [(b":status", b"200"), (b"content-length", b"1000")], True)
     _, client_events = pair.pump()
-    assert client_events == [ev.ResponseReceived(sid, 200, [(b"content-length", b"1000")], True)]
+    assert client_events == [ev.response_received(sid, 200, [(b"content-length", b"1000")], True)]
 
 
 def test_client_send_headers_opens_next_stream() -> None:
@@ -231,7 +231,7 @@ def test_own_client_against_h2_library_server() -> None:
         server.send_data(r.stream_id, path * 1000, end_stream=True)
     events = client.receive_data(server.data_to_send(), 0.0)
     for i, sid in enumerate(sids):
-        assert ev.ResponseReceived(sid, 200, [(b"server", b"lib")], False) in events
+        assert ev.response_received(sid, 200, [(b"server", b"lib")], False) in events
         assert body_of(events, sid) == b"/%d" % i * 1000
     client.ping(b"abcdefgh")
     assert any(
@@ -349,7 +349,7 @@ def test_204_with_content_length_is_fine() -> None:
     s.conn.data_to_send()
     data = s.response(1, [(b":status", b"204"), (b"content-length", b"3")], end_stream=True)
     assert s.conn.receive_data(data, 0.0) == [
-        ev.ResponseReceived(1, 204, [(b"content-length", b"3")], True)
+        ev.response_received(1, 204, [(b"content-length", b"3")], True)
     ]
 
 
@@ -431,8 +431,8 @@ def test_responses_in_one_data_frame_give_the_connection_window_back() -> None:
         head = frame(HEADERS, END_HEADERS, sid, b"\x88")
         events = conn.receive_data(head + frame(DATA, END_STREAM, sid, body), 0.0)
         assert events == [
-            ev.ResponseReceived(sid, 200, [], False),
-            ev.DataReceived(sid, body, 16000, True),
+            ev.response_received(sid, 200, [], False),
+            ev.data_received(sid, body, 16000, True),
         ]
     updates = [f for f in parse(conn.data_to_send()) if f.type == WINDOW_UPDATE]
     assert {f.stream_id for f in updates} == {0}  # none for the closed streams
@@ -449,4 +449,4 @@ def test_one_data_frame_past_the_stream_window_resets_the_stream_only() -> None:
     conn = _client_in_force(CLIENT)
     conn.send_request(REQUEST)
     events = conn.receive_data(ONE_FRAME_HEAD + frame(DATA, END_STREAM, 1, b"x" * 1001), 0.0)
-    assert events[-1] == ev.DataReceived(1, b"x" * 1001, 1001, True)
+    assert events[-1] == ev.data_received(1, b"x" * 1001, 1001, True)

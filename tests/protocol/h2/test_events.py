@@ -21,9 +21,9 @@ def test_repr_and_equality() -> None:
 def test_every_event_has_slots_only() -> None:
     samples = [
         ev.request_received(1, b"GET", b"https", b"a", b"/", [], True),
-        ev.ResponseReceived(1, 200, [], False),
+        ev.response_received(1, 200, [], False),
         ev.InformationalResponseReceived(1, 103, []),
-        ev.DataReceived(1, b"x", 1, False),
+        ev.data_received(1, b"x", 1, False),
         ev.TrailersReceived(1, []),
         ev.WindowUpdated(0),
         ev.PingAckReceived(b"12345678"),

@@ -325,12 +325,12 @@ def test_our_client_takes_pushes_from_the_h2_library() -> None:
     pair.server.send_data(2, b"css", end_stream=True)
     pair.server.send_headers(sid, [(b":status", b"200")], end_stream=True)
     events = pair.exchange()
-    assert events[0] == ev.PushPromiseReceived(
+    assert events[0] == ev.push_promise_received(
         sid, 2, b"GET", b"https", b"example.com", b"/pushed.css", []
     )
-    assert ev.ResponseReceived(2, 200, [(b"content-length", b"3")], False) in events
-    assert ev.DataReceived(2, b"css", 3, True) in events
-    assert ev.ResponseReceived(sid, 200, [], True) in events
+    assert ev.response_received(2, 200, [(b"content-length", b"3")], False) in events
+    assert ev.data_received(2, b"css", 3, True) in events
+    assert ev.response_received(sid, 200, [], True) in events
     assert pair.client.open_stream_count == 0
 
 
@@ -421,7 +421,7 @@ def test_our_client_assembles_a_promise_split_in_continuations() -> None:
     rest = frame(CONTINUATION, END_HEADERS, s.sid, block[10:])
     events = s.conn.receive_data(first + rest, 0.0)
     assert events == [
-        ev.PushPromiseReceived(
+        ev.push_promise_received(
             s.sid, 2, b"GET", b"https", b"example.com", b"/split", [(b"x-pad", b"p" * 100)]
         )
     ]

@@ -278,7 +278,7 @@ class H2Connection(Deadlines):
             return
         if not flow_length and not end_stream:
             self._charge_control()
-        self._events.append(ev.DataReceived(sid, data[start:stop], flow_length, end_stream))
+        self._events.append(ev.data_received(sid, data[start:stop], flow_length, end_stream))
         if end_stream:
             self._remote_ended(stream)
 
@@ -300,7 +300,7 @@ class H2Connection(Deadlines):
         if expected is not None and received != expected:
             self._stream_error(stream, sid, ErrorCode.PROTOCOL_ERROR)
             return
-        self._events.append(ev.DataReceived(sid, data[start:stop], flow_length, True))
+        self._events.append(ev.data_received(sid, data[start:stop], flow_length, True))
         self._forget(stream, _ENDED_BOTH_WAYS)  # `_remote_ended`, its move known
 
     def _on_data_without_stream(self, sid: int, flow_length: int) -> None:

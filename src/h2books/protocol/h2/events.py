@@ -24,7 +24,10 @@ __all__ = [
     "StreamReset",
     "TrailersReceived",
     "WindowUpdated",
+    "data_received",
+    "push_promise_received",
     "request_received",
+    "response_received",
 ]
 
 Headers = list[tuple[bytes, bytes]]
@@ -105,11 +108,24 @@ class ResponseReceived(Event):
 
     __slots__ = ("end_stream", "headers", "status", "stream_id")
 
-    def __init__(self, stream_id: int, status: int, headers: Headers, end_stream: bool) -> None:
-        self.stream_id = stream_id
-        self.status = status
-        self.headers = headers
-        self.end_stream = end_stream
+    stream_id: int
+    status: int
+    headers: Headers
+    end_stream: bool
+
+    # No __init__: `response_received` makes each one (see RequestReceived: a client gets
+    # one per response, and a push crawl thousands in a burst).
+
+
+def response_received(
+    stream_id: int, status: int, headers: Headers, end_stream: bool
+) -> ResponseReceived:
+    event = ResponseReceived()
+    event.stream_id = stream_id
+    event.status = status
+    event.headers = headers
+    event.end_stream = end_stream
+    return event
 
 
 class PushPromiseReceived(Event):
@@ -129,23 +145,35 @@ class PushPromiseReceived(Event):
         "stream_id",
     )
 
-    def __init__(
-        self,
-        parent_stream_id: int,
-        stream_id: int,
-        method: bytes,
-        scheme: bytes,
-        authority: bytes,
-        path: bytes,
-        headers: Headers,
-    ) -> None:
-        self.parent_stream_id = parent_stream_id
-        self.stream_id = stream_id
-        self.method = method
-        self.scheme = scheme
-        self.authority = authority
-        self.path = path
-        self.headers = headers
+    parent_stream_id: int
+    stream_id: int
+    method: bytes
+    scheme: bytes
+    authority: bytes
+    path: bytes
+    headers: Headers
+
+    # No __init__: `push_promise_received` makes each one (see RequestReceived).
+
+
+def push_promise_received(
+    parent_stream_id: int,
+    stream_id: int,
+    method: bytes,
+    scheme: bytes,
+    authority: bytes,
+    path: bytes,
+    headers: Headers,
+) -> PushPromiseReceived:
+    event = PushPromiseReceived()
+    event.parent_stream_id = parent_stream_id
+    event.stream_id = stream_id
+    event.method = method
+    event.scheme = scheme
+    event.authority = authority
+    event.path = path
+    event.headers = headers
+    return event
 
 
 class InformationalResponseReceived(Event):
@@ -165,13 +193,23 @@ class DataReceived(Event):
 
     __slots__ = ("data", "end_stream", "flow_controlled_length", "stream_id")
 
-    def __init__(
-        self, stream_id: int, data: bytes, flow_controlled_length: int, end_stream: bool
-    ) -> None:
-        self.stream_id = stream_id
-        self.data = data
-        self.flow_controlled_length = flow_controlled_length
-        self.end_stream = end_stream
+    stream_id: int
+    data: bytes
+    flow_controlled_length: int
+    end_stream: bool
+
+    # No __init__: `data_received` makes each one (see RequestReceived).
+
+
+def data_received(
+    stream_id: int, data: bytes, flow_controlled_length: int, end_stream: bool
+) -> DataReceived:
+    event = DataReceived()
+    event.stream_id = stream_id
+    event.data = data
+    event.flow_controlled_length = flow_controlled_length
+    event.end_stream = end_stream
+    return event
 
 
 class TrailersReceived(Event):

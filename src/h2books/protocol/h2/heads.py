@@ -135,7 +135,7 @@ class HeadHandler(OutboundScheduler):
             )
         )
         if end_stream:
-            events.append(ev.DataReceived(sid, b"", 0, True))
+            events.append(ev.data_received(sid, b"", 0, True))
 
     def _on_headers_without_stream(self, sid: int, block: bytes) -> None:
         """HEADERS on an id with no open stream that cannot open a new one."""
@@ -210,7 +210,7 @@ class HeadHandler(OutboundScheduler):
                 self._stream_error(stream, sid, ErrorCode.PROTOCOL_ERROR)
                 return
             stream.content_length = content_length
-        self._events.append(ev.ResponseReceived(sid, status, headers, end_stream))
+        self._events.append(ev.response_received(sid, status, headers, end_stream))
         if end_stream:
             self._remote_ended(stream)
 

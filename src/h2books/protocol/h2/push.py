@@ -228,5 +228,5 @@ class PushHandler(HeadHandler):
         self._streams[promised] = stream
         self._pushed_live += 1
         self._events.append(
-            ev.PushPromiseReceived(sid, promised, method, scheme, authority, path, headers)
+            ev.push_promise_received(sid, promised, method, scheme, authority, path, headers)
         )
