@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 import socket
 import subprocess
@@ -108,6 +109,23 @@ def test_scope_host_first_on_h2(server: ThreadedServer) -> None:
         headers = c.get("/scope").json()["headers"]
     hosts = [value for name, value in headers if name == "host"]
     assert hosts == [f"localhost:{server.tls_port}"]
+
+
+def test_scope_host_once_when_h2_sends_host_after_other_fields(server: ThreadedServer) -> None:
+    """A Host field beside :authority (allowed if they agree), not first on the wire: the
+    scope has it once, first (the core moves it there; the interface adds none)."""
+    wire = h2wire.WireClient(server.tls_port, server.ca)
+    try:
+        wire.handshake()
+        block = wire.request_block("/scope", extra=[("accept", "*/*"), ("host", "localhost")])
+        wire.send(h2wire.frame(h2wire.HEADERS, h2wire.END_HEADERS | h2wire.END_STREAM, 1, block))
+        head, body = wire.response(1)
+    finally:
+        wire.sock.close()
+    assert head[":status"] == "200"
+    headers = json.loads(body)["headers"]
+    assert [name for name, _ in headers].count("host") == 1
+    assert headers[0] == ["host", "localhost"]
 
 
 def test_root_path(tmp_path: Path, protocol: str) -> None:

@@ -144,11 +144,15 @@ class AsgiInterface(ServerInterface):
             if http_version != "1.1" and http_version != "1.0" and exchange.authority:
                 # HTTP/2 and 3 name the authority in :authority, which the spec wants as a
                 # leading host field unless a Host field came too (the core checked that
-                # they agree).
-                for field in headers:
-                    if field[0] == b"host":
-                        break
+                # they agree). The h2 core puts a Host field that came first
+                # (validation._host_first), and a push's fields have none
+                # (push_request_fields): one test instead of a scan. HTTP/3's fields come
+                # from aioquic in the client's order.
+                if http_version == "2":
+                    host_came = bool(headers) and headers[0][0] == b"host"
                 else:
+                    host_came = any(field[0] == b"host" for field in headers)
+                if not host_came:
                     headers.insert(0, (b"host", exchange.authority))
             scope["headers"] = headers
             scope["state"] = self.state.copy()

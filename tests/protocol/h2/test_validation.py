@@ -45,6 +45,27 @@ def test_host_used_when_authority_missing() -> None:
         validate_request([*BASE, (b"host", b"other")])
 
 
+def test_a_host_field_comes_first_of_the_regular_fields() -> None:
+    """Whoever needs the Host field (ASGI's scope) tests the first field, not the list;
+    a cookie join before it, and fields after it, keep their order."""
+    fields = [
+        *BASE,
+        (b"accept", b"*/*"),
+        (b"cookie", b"a=1"),
+        (b"host", b"a.b"),
+        (b"cookie", b"b=2"),
+        (b"x-last", b"1"),
+    ]
+    headers = validate_request(fields)[4]
+    assert headers == [
+        (b"host", b"a.b"),
+        (b"accept", b"*/*"),
+        (b"cookie", b"a=1; b=2"),
+        (b"x-last", b"1"),
+    ]
+    assert validate_request([*BASE, (b"accept", b"*/*")])[4] == [(b"accept", b"*/*")]
+
+
 def test_options_asterisk_and_other_schemes() -> None:
     assert validate_request([(b":method", b"OPTIONS"), (b":scheme", b"https"), (b":path", b"*")])
     with pytest.raises(MalformedHeaders):
