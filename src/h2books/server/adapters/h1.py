@@ -194,14 +194,15 @@ class H1ServerProtocol(ServerConnection):
             held_back = conn.held_back
             if self._held and self._bodies_over_budget():
                 self.pause_reading()  # until the app takes what it holds (body_taken)
-            self.flush()
+            self.flush(now)
             if self._closing or not held_back:
                 break
             if conn.paused:
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            events = conn.resume(state.loop.time())
+            now = state.loop.time()
+            events = conn.resume(now)
 
     def _on_body(self, data: bytes) -> None:
         exchange = self._receiving
@@ -421,10 +422,12 @@ class H1ServerProtocol(ServerConnection):
 
     # -- output -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write what the core queued; close once nothing more is owed and closing is due."""
+    def flush(self, now: float | None = None) -> None:
+        """Write what the core queued; close once nothing more is owed and closing is due.
+        `now`: the time of the read whose answers go out (the last clock reading: the
+        answers written in the read's own callback are dated by it)."""
         self._flush_scheduled = False
-        if not self.write_pending():
+        if not self.write_pending(now):
             return
         if self._queue:
             return
