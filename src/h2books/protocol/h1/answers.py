@@ -57,6 +57,7 @@ class H1ServerAnswers:
     __slots__ = (
         "_body",
         "_continue_wanted",
+        "_awaits_last_answer",
         "_deadlines",
         "_eof",
         "_error_response",
@@ -113,6 +114,12 @@ class H1ServerAnswers:
         self._shutting_down = False
         self._deadlines = Deadlines(config, now)
         self._upgrade = _NO_UPGRADE
+        # Something waits for the answers owed to run out (an upgrade request's answer, an
+        # error response, the peer's EOF, a graceful shutdown): only then does a whole
+        # answer that leaves nothing owed need _response_done (a call fewer per request).
+        # Set with each of those, never cleared: the rest of such a connection takes the
+        # full path, which checks each again.
+        self._awaits_last_answer = False
 
     @property
     def unanswered(self) -> int:
@@ -218,7 +225,8 @@ class H1ServerAnswers:
             self._out.append(data + b"\r\n" + body)
         else:
             self._out.append(data + b"\r\n")
-        self._response_done(close)
+        if close or self._owed or self._awaits_last_answer:
+            self._response_done(close)
 
     def start_response(self, head: ResponseHead) -> None:
         """Begin a streamed answer to the oldest unanswered request.
@@ -400,6 +408,7 @@ class H1ServerAnswers:
         """Finish the requests received or still arriving, then end: the last answer says
         ``connection: close``, and `must_close` is set once nothing is owed or pending."""
         self._shutting_down = True
+        self._awaits_last_answer = True
         self._finish_shutdown_if_done()
 
     def _finish_shutdown_if_done(self) -> None:

@@ -176,6 +176,7 @@ class H1ServerConnection(H1ServerAnswers):
             if self._body is None and reader.only_empty_lines_left():
                 self._reading = False
                 self._peer_closed = True
+                self._awaits_last_answer = True
                 if not self.unanswered:
                     self.must_close = True
                 events.append(ConnectionClosed())
@@ -231,6 +232,7 @@ class H1ServerConnection(H1ServerAnswers):
                     request = self._deliver(method, target, version, headers, b"", keep_alive, host)
                     self._owed[-1] |= _IS_UPGRADE
                     self._upgrade = _UPGRADE_ASKED
+                    self._awaits_last_answer = True
                     return UpgradeRequested(request, protocol)
             else:
                 # Field lines that ask for an upgrade are never cached: the fast path
@@ -310,6 +312,7 @@ class H1ServerConnection(H1ServerAnswers):
         events.append(ProtocolError(exc.status, exc.reason))
         if self.unanswered:
             self._error_response = response
+            self._awaits_last_answer = True
         else:
             self._out.append(response)
             self.must_close = True
