@@ -846,7 +846,7 @@ def test_head_response_without_body_gets_no_length() -> None:
 def test_no_body_statuses(status: int) -> None:
     conn, _ = feed(GET)
     conn.send_response(serialize_head(status, []), b"ignored")
-    assert conn.data_to_send() == serialize_head(status, []).data + b"\r\n"
+    assert conn.data_to_send() == serialize_head(status, []).data
 
 
 def test_informational_response_before_final() -> None:

@@ -51,6 +51,12 @@ _FieldsCache = tuple[bytes, int, bytes, tuple[tuple[bytes, bytes], ...], bytes |
 _MAX_CACHED_FIELDS = 2048
 
 
+def _with_fields(head: bytes, fields: bytes) -> bytes:
+    """A serialized head (`ResponseHead.data`) with the core's own field lines added
+    before its blank line."""
+    return head[:-2] + fields + b"\r\n"
+
+
 class H1ServerAnswers:
     """The state of a server connection and its answers (see the module docstring)."""
 
@@ -205,11 +211,11 @@ class H1ServerAnswers:
         if framing == CHUNKED:
             raise H1Error("send_response takes a whole body; stream with start_response")
         flags = self._owed.popleft()
-        data = head.data
         no_body = head.no_body
+        added = b""  # the core's own fields
         # A HEAD answer given without a body leaves the length unknown: say nothing.
         if framing != FIXED and not no_body and (body or not flags & _IS_HEAD):
-            data += b"content-length: %d\r\n" % len(body)
+            added = b"content-length: %d\r\n" % len(body)
         close = (
             flags & _CLOSE != 0
             or head.close
@@ -218,13 +224,13 @@ class H1ServerAnswers:
         )
         if close:
             if not head.close:
-                data += _CLOSE_FIELD
+                added += _CLOSE_FIELD
         elif flags & _IS_HTTP10 and not head.has_connection:
-            data += _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
+            added += _KEEP_ALIVE_FIELD  # an HTTP/1.0 client assumes close otherwise
+        data = _with_fields(head.data, added) if added else head.data
         if body and not flags & _IS_HEAD and not no_body:
-            self._out.append(data + b"\r\n" + body)
-        else:
-            self._out.append(data + b"\r\n")
+            data += body
+        self._out.append(data)
         if close or self._owed or self._awaits_last_answer:
             self._response_done(close)
 
@@ -251,7 +257,7 @@ class H1ServerAnswers:
                 and self._ending()
             )
         )
-        data = head.data
+        added = b""  # the core's own fields
         remaining = 0
         framing = head.framing
         if framing == CHUNKED:
@@ -268,14 +274,14 @@ class H1ServerAnswers:
             close = True
         else:
             mode = CHUNK
-            data += _CHUNKED_FIELD
+            added = _CHUNKED_FIELD
         self._owed.popleft()
         if close:
             if not head.close:
-                data += _CLOSE_FIELD
+                added += _CLOSE_FIELD
         elif flags & _IS_HTTP10 and not head.has_connection:
-            data += _KEEP_ALIVE_FIELD
-        self._out.append(data + b"\r\n")
+            added += _KEEP_ALIVE_FIELD
+        self._out.append(_with_fields(head.data, added) if added else head.data)
         self._stream = StreamedBody(DROP if no_body else mode, remaining, close)
 
     def send_body(self, data: bytes) -> None:
@@ -337,14 +343,14 @@ class H1ServerAnswers:
             if not self._owed[0] & _IS_UPGRADE:
                 raise H1Error("101 Switching Protocols answers only an upgrade request")
             self._owed.popleft()
-            self._out.append(head.data + b"\r\n")
+            self._out.append(head.data)
             # The last HTTP/1.1 bytes of this connection: see take_trailing_data.
             self._upgrade = _SWITCHED
             self._reading = False
             self.must_close = True
             return False
         if not self._owed[0] & _IS_HTTP10:  # RFC 9110 section 15.2: never 1xx to HTTP/1.0
-            self._out.append(head.data + b"\r\n")
+            self._out.append(head.data)
         return False
 
     def _response_done(self, close: bool) -> None:
