@@ -42,6 +42,7 @@ from h2books.protocol.h1.framing import CHUNKED, FIXED, NO_BODY, body_framing
 from h2books.protocol.h1.parser import (
     HTTP_10,
     HTTP_11,
+    SLASH,
     keep_alive_of,
     parse_fields,
     parse_request_line,
@@ -114,13 +115,15 @@ class H1ServerConnection(H1ServerAnswers):
                 except H1Error:
                     line_version = b""  # the general path answers it
                 if line_version == version:
-                    if target[:1] != b"/":
+                    if target[0] != SLASH:  # (parse_request_line refuses an empty target)
                         host = target_authority(method, target) or host
                     # The reader was idle, and this path leaves it alone: so it stays, and
                     # the next read need not ask it.
                     self._reader_untouched = True
+                    # The request's own list of the fields ([*t] costs ~250 instructions
+                    # less than list(t) on CPython 3.11).
                     return [
-                        self._deliver(method, target, version, list(headers), b"", keep_alive, host)
+                        self._deliver(method, target, version, [*headers], b"", keep_alive, host)
                     ]
         self._reader.feed(data)
         return self._parse(now)
@@ -213,7 +216,7 @@ class H1ServerConnection(H1ServerAnswers):
                 validate_host(field_host)
                 self._last_host = field_host
         host = field_host
-        if target[:1] != b"/":
+        if target[0] != SLASH:  # (parse_request_line refuses an empty target)
             host = target_authority(method, target) or host
 
         body, length = body_framing(framing, version)
