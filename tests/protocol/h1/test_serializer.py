@@ -164,7 +164,9 @@ def test_status_facts(status: int, no_body: bool) -> None:
 
 def test_with_data_keeps_the_facts() -> None:
     head = serialize_head(200, [(b"content-length", b"3"), (b"connection", b"close")])
-    other = head.with_data(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\nx: y\r\n\r\n")
+    other = head.with_data(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\nx: y\r\n\r\n"
+    )
     assert other.data != head.data
     assert (other.status, other.framing, other.length, other.close, other.has_connection) == (
         200,

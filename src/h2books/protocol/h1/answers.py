@@ -61,9 +61,9 @@ class H1ServerAnswers:
     """The state of a server connection and its answers (see the module docstring)."""
 
     __slots__ = (
+        "_awaits_last_answer",
         "_body",
         "_continue_wanted",
-        "_awaits_last_answer",
         "_deadlines",
         "_eof",
         "_error_response",
@@ -203,9 +203,20 @@ class H1ServerAnswers:
         """
         if self.must_close:
             return
+        owed = self._owed
         if (
-            self._stream is not None or not self._owed or head.status < 200
+            self._stream is not None or not owed or head.status < 200
         ) and not self._interim_or_refused(head):
+            return
+        if head.sent_as_is and owed[0] == 0 and self._body is None and not self._awaits_last_answer:
+            # The common answer, sent as it is: a head framed by its content-length, with
+            # no connection field, to a persistent HTTP/1.1 request that is no HEAD, with
+            # no body arriving and nothing waiting for the last answer. The general path
+            # below would add no field and not close (~1,800 instructions less here).
+            owed.popleft()
+            self._out.append(head.data + body)
+            if owed:
+                self._maybe_continue()
             return
         framing = head.framing
         if framing == CHUNKED:

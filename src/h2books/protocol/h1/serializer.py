@@ -51,7 +51,10 @@ class ResponseHead:
     `FIXED` (content-length ``length``), `CHUNKED`, or `UNTIL_CLOSE` for neither,
     which the core turns into a content-length or chunked coding where it can.
     ``close``: a ``connection: close`` option; ``has_connection``: any connection
-    field; ``no_body``: the status never carries a body (1xx, 204, 304). Build it
+    field; ``no_body``: the status never carries a body (1xx, 204, 304);
+    ``sent_as_is``: a final answer framed by its content-length, with no connection
+    field, that may carry a body, so that to a persistent HTTP/1.1 request the core
+    sends ``data`` and the body as they are (its fast path). Build it
     with `serialize_head`, which keeps the facts true to the bytes, and treat it
     as immutable: a runtime sends one head many times.
     """
@@ -63,9 +66,13 @@ class ResponseHead:
     close: bool = False
     has_connection: bool = False
     no_body: bool = field(init=False)
+    sent_as_is: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.no_body = status_forbids_body(self.status)
+        self.no_body = no_body = status_forbids_body(self.status)
+        self.sent_as_is = (
+            self.framing == FIXED and not self.has_connection and not no_body and self.status >= 200
+        )
 
     @property
     def informational(self) -> bool:
