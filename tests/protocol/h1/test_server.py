@@ -1107,6 +1107,11 @@ _REQUEST_LINES = st.sampled_from(
         b"GET  / HTTP/1.1",
         b"G(T / HTTP/1.1",
         b"GET /\x01 HTTP/1.1",
+        b"GET /a b HTTP/1.1",
+        b"GET HTTP/1.1",
+        b" GET / HTTP/1.1",
+        b"GET / HTTP/1.1 ",
+        b"GET /\r HTTP/1.1",
         b"",
     ]
 )
@@ -1219,10 +1224,10 @@ def test_repeated_fields_are_remembered_only_for_bodiless_requests() -> None:
     conn = H1ServerConnection(H1Config(), 0.0)
     conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n", 0.0)
     assert conn._fields_cache is not None
-    assert conn._fields_cache[0] == b"\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    assert conn._fields_cache[0] == b"HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
     conn.send_response(OK_HEAD, b"ok")
     conn.receive_data(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", 0.0)
-    assert conn._fields_cache[0] == b"\r\nHost: h\r\nAccept: */*\r\n\r\n"  # body: not kept
+    assert conn._fields_cache[0] == b"HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"  # body: not kept
 
 
 def test_large_field_lines_are_not_remembered() -> None:

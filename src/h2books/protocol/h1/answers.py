@@ -44,8 +44,9 @@ _CLOSE_FIELD = b"connection: close\r\n"
 _KEEP_ALIVE_FIELD = b"connection: keep-alive\r\n"
 _CHUNKED_FIELD = b"transfer-encoding: chunked\r\n"
 
-# (CRLF + field lines + CRLF CRLF as sent, the longest request line that keeps the head
-# within the limits, HTTP version, headers, Host value, keep-alive) of a bodiless request.
+# (what follows the target as sent: the version, CRLF, the field lines, CRLF CRLF; the
+# longest head of that form within the limits; HTTP version, headers, Host value,
+# keep-alive) of a bodiless request.
 _FieldsCache = tuple[bytes, int, bytes, tuple[tuple[bytes, bytes], ...], bytes | None, bool]
 # Field lines longer than this are not kept: an idle connection stays small.
 _MAX_CACHED_FIELDS = 2048

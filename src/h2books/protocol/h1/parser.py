@@ -154,6 +154,13 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
         if _VERSION_SHAPE.fullmatch(version):
             raise H1Error("unsupported HTTP version", 505)
         raise H1Error("malformed HTTP version")
+    check_method_and_target(method, target)
+    return method, target, http_version
+
+
+def check_method_and_target(method: bytes, target: bytes) -> None:
+    """The rules of a request line's method and target (parse_request_line's, and the
+    server core's for a line it split itself: its repeated-fields path)."""
     if (
         method != b"GET"
         and method not in _KNOWN_METHODS
@@ -168,7 +175,6 @@ def parse_request_line(line: bytes) -> tuple[bytes, bytes, bytes]:
         or method == b"CONNECT"
     ):
         _check_target(method, target)
-    return method, target, http_version
 
 
 def _check_target(method: bytes, target: bytes) -> None:
