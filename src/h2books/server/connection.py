@@ -166,17 +166,6 @@ class ServerConnection(asyncio.BufferedProtocol):
         else:
             self.output_ready()
 
-    def write_pending(self) -> bool:
-        """Hand what the core queued to the transport; False when there is no transport."""
-        transport = self.transport
-        if transport is None:
-            return False
-        data = self.conn.data_to_send()
-        if data:
-            self.last_activity = self.state.loop.time()
-            transport.write(data)
-        return True
-
     def close_transport(self) -> None:
         self._closing = True
         transport = self.transport

@@ -63,13 +63,13 @@ def h1_head(
         same_server = old_name is server_name and old_alt_svc is alt_svc
         if old_date is http_date and same_server:
             return head
-        # A new second: the head ends with "server: NAME\r\ndate: DATE\r\n", and only
-        # the date changed, so swap it in rather than validate and join every field again.
-        # The date is no framing field: the head's facts stay as they are.
+        # A new second: the head ends with "server: NAME\r\ndate: DATE\r\n\r\n", and
+        # only the date changed, so swap it in rather than validate and join every field
+        # again. The date is no framing field: the head's facts stay as they are.
         data = head.data
-        tail = b"server: %s\r\ndate: %s\r\n" % (server_name, old_date)
+        tail = b"server: %s\r\ndate: %s\r\n\r\n" % (server_name, old_date)
         if same_server and data.endswith(tail):
-            data = b"%sdate: %s\r\n" % (data[: len(data) - len(old_date) - 8], http_date)
+            data = b"%sdate: %s\r\n\r\n" % (data[: len(data) - len(old_date) - 10], http_date)
             head = head.with_data(data)
             response._h1_head = (http_date, server_name, alt_svc, head)
             return head

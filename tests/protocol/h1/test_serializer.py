@@ -13,20 +13,20 @@ from h2books.protocol.h1.serializer import ResponseHead, error_response
 
 def test_serialize_head() -> None:
     assert serialize_head(200, [(b"content-type", b"text/html"), (b"X-A", b"b c")]).data == (
-        b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nX-A: b c\r\n"
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\nX-A: b c\r\n\r\n"
     )
 
 
 def test_serialize_head_accepts_generators_and_tuples() -> None:
     fields = ((b"a", b"%d" % i) for i in range(2))
-    assert serialize_head(404, fields).data == b"HTTP/1.1 404 Not Found\r\na: 0\r\na: 1\r\n"
-    assert serialize_head(204, ()).data == b"HTTP/1.1 204 No Content\r\n"
+    assert serialize_head(404, fields).data == b"HTTP/1.1 404 Not Found\r\na: 0\r\na: 1\r\n\r\n"
+    assert serialize_head(204, ()).data == b"HTTP/1.1 204 No Content\r\n\r\n"
 
 
 def test_reason_override_and_unknown_status() -> None:
-    assert serialize_head(200, [], b"Fine").data == b"HTTP/1.1 200 Fine\r\n"
-    assert serialize_head(299, []).data == b"HTTP/1.1 299 \r\n"
-    assert serialize_head(418, [], b"").data == b"HTTP/1.1 418 \r\n"
+    assert serialize_head(200, [], b"Fine").data == b"HTTP/1.1 200 Fine\r\n\r\n"
+    assert serialize_head(299, []).data == b"HTTP/1.1 299 \r\n\r\n"
+    assert serialize_head(418, [], b"").data == b"HTTP/1.1 418 \r\n\r\n"
 
 
 @pytest.mark.parametrize("status", [0, 99, 1000, -200])
@@ -164,7 +164,9 @@ def test_status_facts(status: int, no_body: bool) -> None:
 
 def test_with_data_keeps_the_facts() -> None:
     head = serialize_head(200, [(b"content-length", b"3"), (b"connection", b"close")])
-    other = head.with_data(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\nx: y\r\n")
+    other = head.with_data(
+        b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\nconnection: close\r\nx: y\r\n\r\n"
+    )
     assert other.data != head.data
     assert (other.status, other.framing, other.length, other.close, other.has_connection) == (
         200,

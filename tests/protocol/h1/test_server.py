@@ -846,7 +846,7 @@ def test_head_response_without_body_gets_no_length() -> None:
 def test_no_body_statuses(status: int) -> None:
     conn, _ = feed(GET)
     conn.send_response(serialize_head(status, []), b"ignored")
-    assert conn.data_to_send() == serialize_head(status, []).data + b"\r\n"
+    assert conn.data_to_send() == serialize_head(status, []).data
 
 
 def test_informational_response_before_final() -> None:
@@ -1107,6 +1107,11 @@ _REQUEST_LINES = st.sampled_from(
         b"GET  / HTTP/1.1",
         b"G(T / HTTP/1.1",
         b"GET /\x01 HTTP/1.1",
+        b"GET /a b HTTP/1.1",
+        b"GET HTTP/1.1",
+        b" GET / HTTP/1.1",
+        b"GET / HTTP/1.1 ",
+        b"GET /\r HTTP/1.1",
         b"",
     ]
 )
@@ -1219,10 +1224,10 @@ def test_repeated_fields_are_remembered_only_for_bodiless_requests() -> None:
     conn = H1ServerConnection(H1Config(), 0.0)
     conn.receive_data(b"GET /a HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n", 0.0)
     assert conn._fields_cache is not None
-    assert conn._fields_cache[0] == b"\r\nHost: h\r\nAccept: */*\r\n\r\n"
+    assert conn._fields_cache[0] == b"HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"
     conn.send_response(OK_HEAD, b"ok")
     conn.receive_data(b"POST /b HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\nhi", 0.0)
-    assert conn._fields_cache[0] == b"\r\nHost: h\r\nAccept: */*\r\n\r\n"  # body: not kept
+    assert conn._fields_cache[0] == b"HTTP/1.1\r\nHost: h\r\nAccept: */*\r\n\r\n"  # body: not kept
 
 
 def test_large_field_lines_are_not_remembered() -> None:
@@ -1326,3 +1331,60 @@ def test_whole_responses_read_back_by_h11(
     assert statuses[-1] == status
     assert received == (b"" if method == b"HEAD" or head.no_body else body)
     assert conn.must_close is head.close
+
+
+# -- the fast path of a whole answer ---------------------------------------------------
+
+
+_AS_IS_REQUESTS = [
+    GET,
+    GET + GET,  # pipelined: the second is owed after the first answer
+    b"GET / HTTP/1.0\r\n\r\n",
+    b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+    b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nab",  # body still arriving
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999\r\n\r\nab",  # too long to drop
+    b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nab\r\n",
+    b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    GET + b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+    GET + b"GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+    GET + b"GET / HTTP/1.1\r\nHost: a\r\n",  # a partial head after the request
+    GET + b"\x00bad\r\n\r\n",  # an error response waits behind the answer
+]
+_AS_IS_HEADS = [
+    [(b"content-length", b"2")],
+    [(b"content-length", b"0")],
+    [(b"content-length", b"2"), (b"connection", b"close")],
+    [(b"content-length", b"2"), (b"connection", b"keep-alive")],
+    [(b"content-type", b"text/plain")],
+]
+
+
+@pytest.mark.parametrize("eof", [False, True])
+@pytest.mark.parametrize("shutdown", [False, True])
+@pytest.mark.parametrize("fields", _AS_IS_HEADS)
+@pytest.mark.parametrize("request_bytes", _AS_IS_REQUESTS)
+def test_a_head_sent_as_is_gives_what_the_general_path_gives(
+    request_bytes: bytes, fields: list[tuple[bytes, bytes]], shutdown: bool, eof: bool
+) -> None:
+    outputs = []
+    for fast in (True, False):
+        conn, _ = feed(request_bytes)
+        if eof:
+            conn.receive_data(b"", 0.0)
+        if shutdown:
+            conn.start_graceful_shutdown()
+        head = serialize_head(200, fields)
+        assert head.sent_as_is is (fields[0][0] == b"content-length" and len(fields) == 1)
+        head.sent_as_is = head.sent_as_is and fast  # False: the general path only
+        answered = 0
+        while conn.unanswered and answered < 2 and not conn.must_close:
+            conn.send_response(head, b"ok"[: head.length] if head.length >= 0 else b"ok")
+            answered += 1
+        outputs.append(
+            (conn.data_to_send(), conn.must_close, conn.unanswered, list(conn.resume(0.0)))
+        )
+        # What follows (the rest of a body, the next request) is read the same way too.
+        outputs.append((list(conn.receive_data(b"cde\r\n0\r\n\r\n" + GET, 0.0)),))
+    assert outputs[:2] == outputs[2:]

@@ -44,12 +44,17 @@ _FRAMING_NAMES = (b"content-length", b"transfer-encoding", b"connection")
 class ResponseHead:
     """A serialized response head and what it says about framing and persistence.
 
-    ``data`` is the status line and the field lines, without the blank line (the
-    core adds its own fields first). ``framing`` is what the fields declare:
+    ``data`` is the head as sent: the status line, the field lines and the blank line
+    (the core inserts its own fields before the blank line, when it adds any: a whole
+    answer with its content-length, to a persistent HTTP/1.1 peer, goes out as ``data``
+    and the body, one concatenation). ``framing`` is what the fields declare:
     `FIXED` (content-length ``length``), `CHUNKED`, or `UNTIL_CLOSE` for neither,
     which the core turns into a content-length or chunked coding where it can.
     ``close``: a ``connection: close`` option; ``has_connection``: any connection
-    field; ``no_body``: the status never carries a body (1xx, 204, 304). Build it
+    field; ``no_body``: the status never carries a body (1xx, 204, 304);
+    ``sent_as_is``: a final answer framed by its content-length, with no connection
+    field, that may carry a body, so that to a persistent HTTP/1.1 request the core
+    sends ``data`` and the body as they are (its fast path). Build it
     with `serialize_head`, which keeps the facts true to the bytes, and treat it
     as immutable: a runtime sends one head many times.
     """
@@ -61,9 +66,13 @@ class ResponseHead:
     close: bool = False
     has_connection: bool = False
     no_body: bool = field(init=False)
+    sent_as_is: bool = field(init=False)
 
     def __post_init__(self) -> None:
-        self.no_body = status_forbids_body(self.status)
+        self.no_body = no_body = status_forbids_body(self.status)
+        self.sent_as_is = (
+            self.framing == FIXED and not self.has_connection and not no_body and self.status >= 200
+        )
 
     @property
     def informational(self) -> bool:
@@ -114,8 +123,8 @@ def encode_trailers(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
 def serialize_head(
     status: int, fields: Iterable[tuple[bytes, bytes]], reason: bytes | None = None
 ) -> ResponseHead:
-    """``HTTP/1.1 <status> <reason>\\r\\n`` plus field lines (without the blank line),
-    and their facts.
+    """``HTTP/1.1 <status> <reason>\\r\\n``, the field lines and the blank line, and
+    their facts.
 
     Raises `H1Error` for an invalid status, name, value or reason, and for framing
     the core cannot send: a content-length that is not one number, a transfer
@@ -132,8 +141,9 @@ def serialize_head(
         line = b"HTTP/1.1 %d %s\r\n" % (status, reason)
     out = [line]
     encode_fields(fields, out)
+    names = out[1::4]  # (before the blank line joins `out`: its index would be a name's)
+    out.append(b"\r\n")
     data = b"".join(out)
-    names = out[1::4]
     # One search over the joined names screens out heads with none of the fields;
     # a false hit (x-content-length) only costs the exact look below.
     joined = b"\n".join(names).lower()

@@ -194,14 +194,15 @@ class H1ServerProtocol(ServerConnection):
             held_back = conn.held_back
             if self._held and self._bodies_over_budget():
                 self.pause_reading()  # until the app takes what it holds (body_taken)
-            self.flush()
+            self.flush(now)
             if self._closing or not held_back:
                 break
             if conn.paused:
                 # Answers are still owed: stop reading until they are out.
                 self.pause_reading()
                 break
-            events = conn.resume(state.loop.time())
+            now = state.loop.time()
+            events = conn.resume(now)
 
     def _on_body(self, data: bytes) -> None:
         exchange = self._receiving
@@ -307,7 +308,9 @@ class H1ServerProtocol(ServerConnection):
         conn = self.conn
         write_now = len(data) >= FLUSH_NOW and not self._in_read
         if write_now:
-            self.write_pending()  # what is queued before it goes first, not in the same write
+            # What is queued before it goes first, not in the same write (this exchange is
+            # the oldest: the flush only writes).
+            self.flush()
         if data:
             conn.send_body(data)  # type: ignore[arg-type]
         if end:
@@ -370,8 +373,8 @@ class H1ServerProtocol(ServerConnection):
         )
         conn = self.conn
         conn.send_response(head, b"")
+        self.flush()  # only writes: the exchange is still in the queue (it must close after)
         self._queue.popleft()
-        self.write_pending()
         trailing, eof = conn.take_trailing_data()
         # This adapter lets go: no later flush, timeout or shutdown of it touches the
         # transport (nor counts it among the server's connections).
@@ -421,13 +424,20 @@ class H1ServerProtocol(ServerConnection):
 
     # -- output -------------------------------------------------------------------------
 
-    def flush(self) -> None:
-        """Write what the core queued; close once nothing more is owed and closing is due."""
+    def flush(self, now: float | None = None) -> None:
+        """Write what the core queued; close once nothing more is owed and closing is due.
+        `now`: the time of the read whose answers go out (the last clock reading: the
+        answers written in the read's own callback are dated by it)."""
         self._flush_scheduled = False
-        if not self.write_pending():
+        transport = self.transport
+        if transport is None:
             return
+        data = self.conn.data_to_send()
+        if data:
+            self.last_activity = self.state.loop.time() if now is None else now
+            transport.write(data)
         if self._queue:
-            return
+            return  # answers still owed: nothing more to decide
         conn = self.conn
         if conn.must_close or self._close_when_done:
             if self._linger is not None:
