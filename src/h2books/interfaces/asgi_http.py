@@ -207,17 +207,7 @@ class HttpCall:
             if phase == HEAD_HELD and kind == "http.response.body":
                 body = message.get("body", b"")
                 if not message.get("more_body", False) and not self.trailers:
-                    # The common case: no wait, one cached path. A bytes body of the
-                    # declared length goes straight out (_respond_whole's first case,
-                    # inlined: a call less per response); any other through its checks.
-                    head = self.head
-                    if type(body) is bytes and head.declared == len(body):
-                        self.phase = DONE
-                        respond_whole(exchange, head, body)
-                        if self.timer is not None or self.waiter is not None:
-                            self._finished()
-                    else:
-                        self._respond_whole(body)
+                    self._respond_whole(body)  # the common case: no wait, one cached path
                     return SENT
                 self._send_head()
                 return self._write(body, bool(message.get("more_body", False)))
