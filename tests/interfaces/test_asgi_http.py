@@ -7,7 +7,6 @@ import asyncio
 
 import h2.connection
 import h2.events
-import pytest
 
 from h2books.interfaces.asgi_http import AWAITING_START, BODY_UNREAD, DONE, HttpCall
 from h2books.server.adapters.h2 import H2ServerProtocol
@@ -165,47 +164,3 @@ def test_handle_sets_every_field_of_the_call_but_those_start_sets() -> None:
     ]
     assert unset == []
     assert call.phase == DONE
-
-
-def test_send_is_awaitable_and_its_errors_come_where_the_app_awaits() -> None:
-    """`send` is not `async def` (a message handled at once returns a done awaitable),
-    but behaves as one: what it returns can be awaited (again: `SENT` is shared), an
-    error is raised at the await and not at the call, and it is marked as a coroutine
-    function for those who ask (asgiref's AsyncToSync, which WsgiToAsgi wraps it in)."""
-    import warnings
-
-    from asgiref.sync import AsyncToSync, iscoroutinefunction
-
-    async def main() -> None:
-        protocol, transport, exchanges, client = collecting_h2()
-        client.send_headers(1, GET, end_stream=True)
-        protocol.data_received(client.data_to_send())
-        call = new_call(exchanges[0])
-
-        refused = call.send({"type": "http.response.body", "body": b"x"})  # before start
-        assert call.phase == AWAITING_START
-        with pytest.raises(RuntimeError, match="before the response"):
-            await refused
-        invalid = call.send({"no": "type"})
-        with pytest.raises(RuntimeError, match="must be a dict with a 'type'"):
-            await invalid
-
-        started = call.send({"type": "http.response.start", "status": 200})
-        await started
-        await started  # done already: awaited again, nothing happens
-        await call.send({"type": "http.response.body", "body": b"hello"})
-        assert call.phase == DONE
-        late = call.send({"type": "http.response.body", "body": b"x"})
-        with pytest.raises(RuntimeError, match="after the response was complete"):
-            await late
-        await asyncio.sleep(0)
-        events = client.receive_data(transport.data)
-        bodies = [e.data for e in events if isinstance(e, h2.events.DataReceived)]
-        assert b"".join(bodies) == b"hello"
-
-        assert iscoroutinefunction(call.send)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            AsyncToSync(call.send)
-
-    asyncio.run(main())

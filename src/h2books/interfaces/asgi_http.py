@@ -23,11 +23,9 @@ RST_STREAM; HTTP/1.1 closes the connection, the only honest signal left).
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import os
-import types
-from collections.abc import AsyncIterator, Awaitable, Callable, Generator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -58,27 +56,6 @@ _PHASE_NAMES = ("before the response", "after the head", "during the body", "bef
 BODY_UNREAD, _BODY_READING, _BODY_DRAINED = range(3)
 
 _MULTIPLEXED = frozenset({"2", "3"})
-
-
-@types.coroutine
-def _done() -> Generator[None, None, None]:
-    return
-    yield  # a generator, so a generator-based coroutine (types.coroutine): awaitable
-
-
-# What `send` returns for a message it has handled at once (the head, a whole body: most
-# messages): an awaitable that is done. A generator-based coroutine run to its end is
-# one that any number of `await`s finish at once, each returning None (a native coroutine
-# cannot be awaited twice). `async def send` made and ran a coroutine per message instead,
-# ~1.1k instructions each on CPython 3.11, two per response.
-SENT: Awaitable[None] = _done()
-for _ in SENT:  # type: ignore[attr-defined]
-    pass
-
-
-async def _raise(exc: Exception) -> None:
-    """An error of `send`'s, raised where the app awaits (as from `async def send`)."""
-    raise exc
 
 
 class ClientDisconnected(OSError):
@@ -188,57 +165,47 @@ class HttpCall:
 
     # -- send ---------------------------------------------------------------------------
 
-    def send(self, message: Message) -> Awaitable[None]:
-        """ASGI's `send`, an awaitable callable; not `async def` (see `SENT`): a message
-        handled at once returns `SENT`, one that may wait (a body in parts, which waits
-        for the peer's window; the rarer messages) the coroutine that handles it. An error
-        is raised where the app awaits, as from a coroutine."""
+    async def send(self, message: Message) -> None:
         try:
-            try:
-                kind = message["type"]
-            except (TypeError, KeyError):
-                raise self._invalid(
-                    f"a message must be a dict with a 'type', not {message!r}"
-                ) from None
-            phase = self.phase
-            exchange = self.exchange
-            if exchange.gone and phase != DONE:
-                raise ClientDisconnected(f"the client is gone ({exchange!r})")
-            if phase == HEAD_HELD and kind == "http.response.body":
-                body = message.get("body", b"")
-                if not message.get("more_body", False) and not self.trailers:
-                    self._respond_whole(body)  # the common case: no wait, one cached path
-                    return SENT
-                self._send_head()
-                return self._write(body, bool(message.get("more_body", False)))
-            if phase == AWAITING_START and kind == "http.response.start":
-                # A head seen before is looked up here (response_head's cache, inline: this
-                # runs for every response); a new one is checked by _start.
-                status = message.get("status")
-                if type(status) is int:
-                    try:
-                        seen = self.heads.get(
-                            (
-                                exchange.http_version in _MULTIPLEXED,
-                                status,
-                                *message.get("headers", ()),
-                            )
-                        )
-                    except TypeError:  # [name, value] lists: not hashable
-                        seen = None
-                    if seen is not None:
-                        self.head = seen
-                        self.trailers = message.get("trailers", False)  # only its truth is read
-                        self.phase = HEAD_HELD
-                        return SENT
-                self._start(message)
-                return SENT
-            handler = _ACCEPTED[phase].get(kind)
-            if handler is None:
-                raise self._refused(kind)
-            return handler(self, message)
-        except Exception as exc:
-            return _raise(exc)
+            kind = message["type"]
+        except (TypeError, KeyError):
+            raise self._invalid(
+                f"a message must be a dict with a 'type', not {message!r}"
+            ) from None
+        phase = self.phase
+        exchange = self.exchange
+        if exchange.gone and phase != DONE:
+            raise ClientDisconnected(f"the client is gone ({exchange!r})")
+        if phase == HEAD_HELD and kind == "http.response.body":
+            body = message.get("body", b"")
+            if not message.get("more_body", False) and not self.trailers:
+                self._respond_whole(body)  # the common case: no await, one cached path
+                return
+            self._send_head()
+            await self._write(body, bool(message.get("more_body", False)))
+            return
+        if phase == AWAITING_START and kind == "http.response.start":
+            # A head seen before is looked up here (response_head's cache, inline: this
+            # runs for every response); a new one is checked by _start.
+            status = message.get("status")
+            if type(status) is int:
+                try:
+                    seen = self.heads.get(
+                        (exchange.http_version in _MULTIPLEXED, status, *message.get("headers", ()))
+                    )
+                except TypeError:  # [name, value] lists: not hashable
+                    seen = None
+                if seen is not None:
+                    self.head = seen
+                    self.trailers = message.get("trailers", False)  # only its truth is read
+                    self.phase = HEAD_HELD
+                    return
+            self._start(message)
+            return
+        handler = _ACCEPTED[phase].get(kind)
+        if handler is None:
+            raise self._refused(kind)
+        await handler(self, message)
 
     def _start(self, message: Message) -> None:
         status = message.get("status")
@@ -485,14 +452,6 @@ class HttpCall:
         else:
             self._abandon()
 
-
-# `send` returns awaitables without being `async def`: marked as a coroutine function for
-# those who ask (asgiref's AsyncToSync, which WsgiToAsgi wraps send in, warns about an
-# unmarked one): inspect's mark on 3.12+, asyncio's on 3.11.
-if hasattr(inspect, "markcoroutinefunction"):  # pragma: no cover - Python 3.12+
-    inspect.markcoroutinefunction(HttpCall.send)
-else:
-    HttpCall.send._is_coroutine = asyncio.coroutines._is_coroutine  # type: ignore[attr-defined]
 
 Handler = Callable[[HttpCall, Message], Awaitable[None]]
 
