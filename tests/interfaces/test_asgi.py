@@ -13,6 +13,7 @@ import logging
 import socket
 import subprocess
 import threading
+import types
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -492,3 +493,8 @@ def test_the_app_is_called_as_a_call_of_it_would_call_it() -> None:
         assert _direct_call(app)(1, 2, 3) == app(1, 2, 3)
     assert _direct_call(function) is function
     assert _direct_call(apps[2]) is apps[2]
+    assert type(_direct_call(apps[0])) is types.MethodType  # bound once, not the instance
+
+    interface = AsgiInterface(apps[0])
+    interface.app = function  # setting the app again binds again
+    assert interface._call_app is function

@@ -164,3 +164,25 @@ def test_handle_sets_every_field_of_the_call_but_those_start_sets() -> None:
     ]
     assert unset == []
     assert call.phase == DONE
+
+
+def test_a_whole_answer_wakes_a_receive_waiting_past_the_body() -> None:
+    """An app waiting in receive() for the disconnect (a long poll's watcher) gets it once
+    the whole answer is out: the end of a response is an end of the call."""
+
+    async def main() -> None:
+        protocol, _transport, exchanges, client = collecting_h2()
+        client.send_headers(1, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        call = new_call(exchanges[0])
+        assert (await call.receive())["type"] == "http.request"
+        waiting = asyncio.create_task(call.receive())
+        await asyncio.sleep(0)
+        assert call.waiter is not None
+        await call.send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+        )
+        await call.send({"type": "http.response.body", "body": b"ok"})
+        assert (await asyncio.wait_for(waiting, 1))["type"] == "http.disconnect"
+
+    asyncio.run(main())

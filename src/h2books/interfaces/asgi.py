@@ -69,9 +69,9 @@ class AsgiInterface(ServerInterface):
     """Serves an ASGI 3 application (Starlette, FastAPI, Django's ASGI handler, ...)."""
 
     __slots__ = (
+        "_app",
         "_call_app",
         "_runner",
-        "app",
         "heads",
         "lifespan",
         "max_fields",
@@ -89,8 +89,7 @@ class AsgiInterface(ServerInterface):
         lifespan: str | None = None,
     ) -> None:
         config = config if config is not None else ServerConfig()
-        self.app = app
-        self._call_app = _direct_call(app)  # what handle calls: app, in one call
+        self.app = app  # and _call_app, what handle calls
         trusted = TrustedProxies(config.forwarded_allow_ips) if config.proxy_headers else None
         self.settings = ScopeSettings(config.root_path if root_path is None else root_path, trusted)
         self.state: dict[str, Any] = {}
@@ -103,6 +102,15 @@ class AsgiInterface(ServerInterface):
         self.response_timeout = config.timeouts.response
         self.heads: Heads = {}  # the app's checked response heads (interfaces/templates.py)
         self._runner: InlineRunner | None = None
+
+    @property
+    def app(self) -> AsgiApp:
+        return self._app
+
+    @app.setter
+    def app(self, app: AsgiApp) -> None:
+        self._app = app
+        self._call_app = _direct_call(app)  # app, in one call
 
     async def startup(self) -> None:
         self._runner = InlineRunner(asyncio.get_running_loop())
@@ -213,7 +221,10 @@ def _direct_call(app: AsgiApp) -> AsgiApp:
     frameworks' apps), that function bound to it: the call `app(...)` makes, since a call
     looks `__call__` up on the type, as here. Calling the instance itself goes through the
     type's generic call slot (an argument tuple, a lookup, the arguments copied again),
-    ~700 instructions more per request on CPython 3.11 than the bound method."""
+    ~700 instructions more per request on CPython 3.11 than the bound method. Bound when
+    the app is set: a `__call__` patched onto the class later (instrumentation that wraps
+    a framework's class after the server started) is not seen by HTTP requests; patch
+    before serving, or set `interface.app` again."""
     for klass in type(app).__mro__:
         if "__call__" in klass.__dict__:
             call = klass.__dict__["__call__"]  # not getattr: a staticmethod stays one

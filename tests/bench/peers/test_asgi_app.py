@@ -136,3 +136,14 @@ def test_the_entry_point_serves_the_named_data_directory(
     status, _, body = call(module.app, "/")
     assert status == 200
     assert body.decode().count('"') == 2 * len(bench_space.book_ids)
+
+
+def test_a_book_id_that_is_not_latin_1_is_answered_by_the_native_path(
+    native: tuple[Bookstore, list[str]],
+) -> None:
+    """The replies are keyed by the query's bytes; an id with no latin-1 form (possible in
+    an imported catalogue) is left to the native handler rather than refusing to start."""
+    bookstore, ids = native
+    app = BookstoreApp(bookstore, [*ids, "书"])
+    assert call(app, "/book", b"id=%E4%B9%A6") == native_answer(bookstore, "/book", "id=%E4%B9%A6")
+    assert call(app, "/book", f"id={ids[0]}".encode())[0] == 200

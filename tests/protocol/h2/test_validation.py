@@ -43,6 +43,9 @@ def test_host_used_when_authority_missing() -> None:
     assert validate_request([*BASE, (b"host", b"A.B")])[2] == b"a.b"
     with pytest.raises(MalformedHeaders):
         validate_request([*BASE, (b"host", b"other")])
+    # Two Host fields, the last agreeing with :authority: the first would reach the app.
+    with pytest.raises(MalformedHeaders, match="more than one host"):
+        validate_request([*BASE, (b"host", b"evil"), (b"host", b"a.b")])
 
 
 def test_a_host_field_comes_first_of_the_regular_fields() -> None:

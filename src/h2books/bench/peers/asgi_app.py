@@ -9,6 +9,7 @@ are the native bookstore's, and the work per request is a dict lookup.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
@@ -42,10 +43,13 @@ class BookstoreApp:
 
     def __init__(self, native: Bookstore, book_ids: Iterable[str]) -> None:
         self._replies = PrecomputedBookstore(native, book_ids, _messages)
-        # The books' replies by the query as it comes, in bytes: no decode per request.
-        self._by_query = {
-            query.encode("latin-1"): reply for query, reply in self._replies.by_query.items()
-        }
+        # The books' replies by the query as it comes, in bytes: no decode per request. A
+        # query that is not latin-1 text never comes so from the wire (its bytes would be
+        # percent-encoded): such a book is answered by `ask`, as before.
+        self._by_query = {}
+        for query, reply in self._replies.by_query.items():
+            with contextlib.suppress(UnicodeEncodeError):
+                self._by_query[query.encode("latin-1")] = reply
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

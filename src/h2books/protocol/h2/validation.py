@@ -228,6 +228,10 @@ def validate_request(
             if name == b"cookie":
                 cookies += 1
             elif name == b"host":
+                if host is not None:
+                    # A singleton field (RFC 9110 §7.2), as HTTP/1.1 rejects it (RFC 9112
+                    # §3.2): only one Host can be checked against :authority.
+                    raise MalformedHeaders("more than one host field")
                 host = value
             else:
                 content_length = _special(name, value, content_length)
