@@ -1105,6 +1105,7 @@ _REQUEST_LINES = st.sampled_from(
         b"GET / HTTP/2.0",
         b"GET /a%zz HTTP/1.1",
         b"GET  / HTTP/1.1",
+        b"GET\t/ HTTP/1.1",
         b"G(T / HTTP/1.1",
         b"GET /\x01 HTTP/1.1",
         b"GET /a b HTTP/1.1",
@@ -1202,6 +1203,11 @@ def _after(first: bytes, second: bytes, whole: bool, config: H1Config) -> tuple[
 @example(b"GET / HTTP/1.1", [b"Host: a"], b"GET http://other.example:81/abs?q HTTP/1.1", 0, b"", 0)
 @example(b"GET / HTTP/1.1", [b"Host: a"], b"GET /book?id=7 HTTP/1.1", 0, b"", 1)
 @example(b"GET / HTTP/1.1", [b"Host: example.com"], b"HEAD /x HTTP/1.1", 0, b"", 1)
+# A method or target the general parser refuses, behind the cached field lines: each is a 400
+# there, so the fast path's own check of the method and target must refuse it too.
+@example(b"GET / HTTP/1.1", [b"Host: example.com"], b"GET /\x01 HTTP/1.1", 0, b"", 0)
+@example(b"GET / HTTP/1.1", [b"Host: example.com"], b"G(T / HTTP/1.1", 0, b"", 0)
+@example(b"GET / HTTP/1.1", [b"Host: example.com"], b"GET\t/ HTTP/1.1", 0, b"", 0)
 def test_repeated_fields_fast_path_matches_the_general_path(
     first_line: bytes,
     field_lines: list[bytes],
@@ -1259,6 +1265,20 @@ def test_repeated_fields_respect_the_pipelining_limit() -> None:
     assert conn.paused
     conn.send_response(OK_HEAD, b"")
     assert len(conn.resume(0.0)) == 1
+
+
+def test_repeated_fields_wait_behind_a_streamed_answer_at_the_pipelining_limit() -> None:
+    """The cached request arriving while the previous answer is still streaming, at a limit
+    of one request in flight: held back like any other request, not delivered."""
+    request = b"GET / HTTP/1.1\r\nHost: example.com\r\n\r\n"
+    conn = H1ServerConnection(H1Config(max_pipelined=1), 0.0)
+    conn.receive_data(request, 0.0)
+    conn.send_response(OK_HEAD, b"ok")
+    assert len(conn.receive_data(request, 0.0)) == 1
+    conn.start_response(serialize_head(200, []))
+    conn.send_body(b"part")
+    assert conn.receive_data(request, 1.0) == []
+    assert conn.held_back
 
 
 # -- responses read back by an independent client (h11) -----------------------------------

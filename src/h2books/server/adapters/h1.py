@@ -309,7 +309,8 @@ class H1ServerProtocol(ServerConnection):
         write_now = len(data) >= FLUSH_NOW and not self._in_read
         if write_now:
             # What is queued before it goes first, not in the same write (this exchange is
-            # the oldest: the flush only writes).
+            # the oldest, still queued: the flush writes and decides nothing; a flush
+            # already scheduled then runs once more, finding nothing to do).
             self.flush()
         if data:
             conn.send_body(data)  # type: ignore[arg-type]
