@@ -201,7 +201,14 @@ def validate_request(
         authority = fields[at_authority][1]
         path = fields[at_path][1]
         protocol = None
-        if not good_values.issuperset((method, scheme, authority, path)):
+        # Four `in` tests, the path's first: ~500 instructions fewer than `issuperset` of a
+        # tuple built for it (a method call and a tuple per request).
+        if not (
+            path in good_values
+            and authority in good_values
+            and method in good_values
+            and scheme in good_values
+        ):
             # Mostly the path alone is new (a crawl's, a push's): the rest are checked once.
             for value in (method, scheme, authority, path):
                 if value not in good_values:
