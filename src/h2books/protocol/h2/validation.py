@@ -184,11 +184,10 @@ def validate_request(
     # A fifth pseudo-header field other than :protocol needs no look here: the loop over
     # the regular fields rejects it as misplaced.
     count = len(fields)
-    order = (
-        _PSEUDO_ORDERS.get((fields[0][0], fields[1][0], fields[2][0], fields[3][0]))
-        if count >= 4
-        else None
-    )
+    try:  # a subscript, not `.get` (a method call): a miss is rare (CONNECT, malformed)
+        order = _PSEUDO_ORDERS[fields[0][0], fields[1][0], fields[2][0], fields[3][0]]
+    except (KeyError, IndexError):  # not the four plain ones, or fewer than four fields
+        order = None
     method: bytes
     scheme: bytes | None
     authority: bytes | None
