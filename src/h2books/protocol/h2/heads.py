@@ -96,7 +96,7 @@ class HeadHandler(OutboundScheduler):
             self._peer_initial_window,
             HALF_CLOSED_REMOTE if end_stream else OPEN,
             content_length,
-            head_received=True,
+            True,  # head_received: positional, as a call with keywords is not specialized
         )
         self._events.append(
             ev.request_received(sid, method, scheme, authority, path, headers, end_stream)

@@ -184,11 +184,10 @@ def validate_request(
     # A fifth pseudo-header field other than :protocol needs no look here: the loop over
     # the regular fields rejects it as misplaced.
     count = len(fields)
-    order = (
-        _PSEUDO_ORDERS.get((fields[0][0], fields[1][0], fields[2][0], fields[3][0]))
-        if count >= 4
-        else None
-    )
+    try:  # a subscript, not `.get` (a method call): a miss is rare (CONNECT, malformed)
+        order = _PSEUDO_ORDERS[fields[0][0], fields[1][0], fields[2][0], fields[3][0]]
+    except (KeyError, IndexError):  # not the four plain ones, or fewer than four fields
+        order = None
     method: bytes
     scheme: bytes | None
     authority: bytes | None
@@ -201,7 +200,14 @@ def validate_request(
         authority = fields[at_authority][1]
         path = fields[at_path][1]
         protocol = None
-        if not good_values.issuperset((method, scheme, authority, path)):
+        # Four `in` tests, the path's first: ~500 instructions fewer than `issuperset` of a
+        # tuple built for it (a method call and a tuple per request).
+        if not (
+            path in good_values
+            and authority in good_values
+            and method in good_values
+            and scheme in good_values
+        ):
             # Mostly the path alone is new (a crawl's, a push's): the rest are checked once.
             for value in (method, scheme, authority, path):
                 if value not in good_values:
