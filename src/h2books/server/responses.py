@@ -35,8 +35,6 @@ def _fixed_fields(
 def h2_fields(
     response: Response, server_name: bytes, http_date: bytes, alt_svc: bytes | None = None
 ) -> tuple[tuple[bytes, bytes], ...]:
-    # The HTTP/2 adapter's `respond` tests this cache's hit itself (a call per response
-    # saved): a change to what `_h2_fields` holds changes it there too.
     cached = response._h2_fields
     if cached is not None:
         old_date, old_name, old_alt_svc, built = cached

@@ -306,19 +306,7 @@ class H2ServerProtocol(ServerConnection):
 
     def respond(self, exchange: Exchange, response: Response, body: bytes) -> None:
         state = self.state
-        http_date = state.clock.http_date
-        # `h2_fields`' cache hit, inline (a call per response saved, ~450 instructions):
-        # the fields built for this second's date by this server; the rest goes through it.
-        cached = response._h2_fields
-        if (
-            cached is not None
-            and cached[0] is http_date
-            and cached[1] is state.server_name
-            and cached[2] is state.alt_svc
-        ):
-            fields = cached[3]
-        else:
-            fields = h2_fields(response, state.server_name, http_date, state.alt_svc)
+        fields = h2_fields(response, state.server_name, state.clock.http_date, state.alt_svc)
         stream_id = exchange.stream_id
         queued = self.conn.send_response(stream_id, response.status, fields, body, response)
         if exchange.body_size or not exchange.body_complete or self._deferred:
