@@ -224,7 +224,8 @@ def _direct_call(app: AsgiApp) -> AsgiApp:
     ~700 instructions more per request on CPython 3.11 than the bound method. Bound when
     the app is set: a `__call__` patched onto the class later (instrumentation that wraps
     a framework's class after the server started) is not seen by HTTP requests; patch
-    before serving, or set `interface.app` again."""
+    before serving, or set `interface.app` again (for HTTP and WebSocket requests: the
+    lifespan keeps the app it was built with)."""
     for klass in type(app).__mro__:
         if "__call__" in klass.__dict__:
             call = klass.__dict__["__call__"]  # not getattr: a staticmethod stays one

@@ -121,7 +121,8 @@ def push_request_fields(headers: Iterable[Any]) -> list[tuple[bytes, bytes]]:
     fields = []
     for field in headers:
         checked = _check(tuple(field), True)
-        if checked is not None and checked[0] not in (b"host", b"content-length"):
+        # (A Host field is the adapter's to drop: a push names its authority in :authority.)
+        if checked is not None and checked[0] != b"content-length":
             fields.append(checked)
     return fields
 

@@ -604,6 +604,39 @@ def _index_pushing_400_books(transport: RecordingTransport) -> h2.connection.H2C
     return client
 
 
+def test_a_push_carries_no_host_field() -> None:
+    """A push names its authority in :authority alone: a Host field handed to `push` is
+    dropped from the PUSH_PROMISE and from the pushed exchange's headers (which no core
+    checked against :authority)."""
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        pushed: list[Exchange] = []
+
+        def interface(exchange: Exchange) -> None:
+            if exchange.target == b"/":
+                fields = [(b"accept", b"*/*"), (b"host", b"elsewhere.example")]
+                assert exchange.push(b"/pushed", fields)
+                exchange.respond(Response(200, body=b"index"))
+            else:
+                pushed.append(exchange)
+                exchange.respond(Response(200, body=b"pushed"))
+
+        config = ServerConfig(data_dir=Path("/nonexistent"), access_log=False, push=True)
+        protocol = connect_interface(H2ServerProtocol, interface, transport, config)
+        client = h2_client()
+        client.send_headers(1, GET, end_stream=True)
+        protocol.data_received(client.data_to_send())
+        events = client.receive_data(transport.data)
+        (promise,) = [e for e in events if isinstance(e, h2.events.PushedStreamReceived)]
+        assert b"host" not in dict(promise.headers)
+        assert dict(promise.headers)[b"accept"] == b"*/*"
+        (exchange,) = pushed
+        assert exchange.headers == [(b"accept", b"*/*")]
+
+    asyncio.run(main())
+
+
 def test_many_pushes_leave_while_the_rest_are_made() -> None:
     """A response that pushes 400 KiB (the index pushes every book) writes its output in
     parts of at least 16 KiB during the read that asked for it, so that TCP starts on the

@@ -362,6 +362,10 @@ class H2ServerProtocol(ServerConnection):
         authority = exchange.authority
         if not authority or not self.can_push:
             return False
+        # The pushed request names its authority in :authority alone: a Host field could
+        # disagree with it, and the pushed exchange's headers would then carry an unchecked
+        # one (the core puts a request's checked Host first; a push is not parsed).
+        fields = [field for field in fields if field[0] != b"host"]
         promised = self.conn.push_promise(
             exchange.stream_id,
             (
@@ -374,7 +378,7 @@ class H2ServerProtocol(ServerConnection):
         )
         if not promised:
             return False
-        pushed = new_exchange(self, promised, b"GET", path, list(fields), authority, "2", b"")
+        pushed = new_exchange(self, promised, b"GET", path, fields, authority, "2", b"")
         self.state.interface(pushed)
         if pushed.response_state != DONE and not pushed.gone:
             self._exchanges[promised] = pushed
