@@ -149,19 +149,17 @@ class AsgiInterface(ServerInterface):
             else:
                 scope["path"], scope["raw_path"] = known
             headers = exchange.headers
-            if http_version != "1.1" and http_version != "1.0" and exchange.authority:
+            if (
+                http_version != "1.1"
+                and http_version != "1.0"
+                and exchange.authority
+                and not (headers and headers[0][0] == b"host")
+            ):
                 # HTTP/2 and 3 name the authority in :authority, which the spec wants as a
-                # leading host field unless a Host field came too (the core checked that
-                # they agree). The h2 core puts a Host field that came first
-                # (validation._host_first), and a push's fields have none
-                # (push_request_fields): one test instead of a scan. HTTP/3's fields come
-                # from aioquic in the client's order.
-                if http_version == "2":
-                    host_came = bool(headers) and headers[0][0] == b"host"
-                else:
-                    host_came = any(field[0] == b"host" for field in headers)
-                if not host_came:
-                    headers.insert(0, (b"host", exchange.authority))
+                # leading host field unless a Host field came too (the h2 core checked
+                # that they agree). Their adapters hand a Host field that came on first
+                # (validation.host_first), and a push's fields have none: one test, no scan.
+                headers.insert(0, (b"host", exchange.authority))
             scope["headers"] = headers
             scope["state"] = self.state.copy()
             # Each request's own: a middleware that adds to them must not leak the

@@ -62,6 +62,11 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         await asyncio.sleep(0.3)
         await send({"type": "http.response.start", "status": 200, "headers": version})
         await send({"type": "http.response.body", "body": b"finished"})
+    elif path == "/hosts":
+        hosts = b",".join(value for name, value in scope["headers"] if name == b"host")
+        first = scope["headers"][0][0]
+        await send({"type": "http.response.start", "status": 200, "headers": version})
+        await send({"type": "http.response.body", "body": first + b";" + hosts})
     elif path == "/big":
         await send({"type": "http.response.start", "status": 200, "headers": version})
         for _ in range(16):
@@ -106,6 +111,20 @@ def test_bookstore_index_book_and_404(tmp_path: Path, bookstore: Bookstore) -> N
         assert missing.status == 404
 
     run_with_client(tmp_path, bookstore, scenario)
+
+
+def test_the_scope_has_one_host_field_first(tmp_path: Path) -> None:
+    """:authority alone becomes a leading host field; a Host field that came too (after
+    other fields) is moved first, and no second one is added."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        alone = await client.request(b"GET", b"/hosts", AUTHORITY)
+        assert alone.body == b"host;localhost"
+        extra = [(b"accept", b"*/*"), (b"host", b"localhost")]
+        both = await client.request(b"GET", b"/hosts", AUTHORITY, headers=extra)
+        assert both.body == b"host;localhost"
+
+    run_with_client(tmp_path, asgi(), scenario)
 
 
 def test_many_concurrent_streams(tmp_path: Path, bookstore: Bookstore) -> None:

@@ -173,7 +173,7 @@ def validate_request(
 
     Cookie crumbs are joined with ``"; "`` into one field (§8.2.3), at the place of
     the first one. `authority` falls back to the Host field when :authority is absent;
-    a Host field, when one came, is the first of `regular_fields` (`_host_first`).
+    a Host field, when one came, is the first of `regular_fields` (`host_first`).
     `protocol` is the :protocol of an RFC 8441 extended CONNECT, else None; whether the
     connection allows one (we sent SETTINGS_ENABLE_CONNECT_PROTOCOL=1) is the caller's
     to check.
@@ -255,16 +255,17 @@ def validate_request(
             authority = host
         elif host.lower() != authority.lower():
             raise MalformedHeaders("host differs from :authority")
-        _host_first(headers)
+        host_first(headers)
     return method, scheme, authority or b"", path, headers, content_length, protocol
 
 
-def _host_first(headers: Fields) -> None:
+def host_first(headers: Fields) -> None:
     """Moves the (first) Host field to the front of the regular fields: then whoever needs
     a request's host field (ASGI's scope, which wants :authority as a leading Host field
-    when none came) tests one field instead of scanning the list. Rare: browsers and h2
-    clients send :authority alone. The order of fields with different names carries no
-    meaning (RFC 9110 §5.3), and a Host field keeps its place among any others."""
+    when none came) tests one field instead of scanning the list. Every multiplexed
+    request's fields are handed on so (the HTTP/3 adapter calls this too). Rare: browsers
+    and h2 clients send :authority alone. The order of fields with different names carries
+    no meaning (RFC 9110 §5.3), and a Host field keeps its place among any others."""
     for index, field in enumerate(headers):
         if field[0] == b"host":
             if index:

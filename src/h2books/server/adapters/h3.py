@@ -40,6 +40,7 @@ from aioquic.quic import events as quic_events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
 from h2books.http import Response
+from h2books.protocol.h2.validation import host_first
 from h2books.quic_timer import QuicTimer
 from h2books.server.adapters.h3_credit import RequestStreamCredit
 from h2books.server.connection import ServerConnection
@@ -276,8 +277,9 @@ class H3ServerProtocol(ServerConnection):
             # served over HTTP/3 here.
             self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
             return
+        host_first(fields)  # as the h2 core hands fields on (ASGI tests the first one)
         if authority is None:
-            authority = next((value for name, value in fields if name == b"host"), b"")
+            authority = fields[0][1] if fields and fields[0][0] == b"host" else b""
         whole = event.stream_ended
         exchange = new_exchange(
             self, stream_id, method, path, fields, authority, "3", b"" if whole else None
