@@ -143,9 +143,9 @@ def _build_state_machine() -> tuple[list[int], list[bytes], frozenset[int]]:
             nibble_next.append(current)
             nibble_emit.append(bytes(emitted))
 
-    # Step 2: byte transitions as two chained nibble transitions. States are stored premultiplied
-    # by 256 so the decoder computes a table offset with a single addition.
-    byte_next: list[int] = [fail << 8] * ((node_count + 1) << 8)
+    # Step 2: byte transitions as two chained nibble transitions: the table of node n's
+    # transitions is entries n * 256 to n * 256 + 255.
+    byte_next: list[int] = [fail] * ((node_count + 1) << 8)
     byte_emit: list[bytes] = [b""] * ((node_count + 1) << 8)
     for node in range(node_count):
         for high in range(16):
@@ -156,9 +156,9 @@ def _build_state_machine() -> tuple[list[int], list[bytes], frozenset[int]]:
             base = (node << 8) | (high << 4)
             for low in range(16):
                 offset = (middle << 4) | low
-                byte_next[base | low] = nibble_next[offset] << 8
+                byte_next[base | low] = nibble_next[offset]
                 byte_emit[base | low] = high_emit + nibble_emit[offset]
-    return byte_next, byte_emit, frozenset(node << 8 for node in all_ones)
+    return byte_next, byte_emit, frozenset(all_ones)
 
 
 # A state as the decoder holds it: (what each input byte emits from it, the state each byte
@@ -175,10 +175,11 @@ def _link_states() -> _State:
     count = len(byte_next) >> 8  # the tree's nodes and the failure state
     nexts: list[list[Any]] = [[None] * 257 for _ in range(count)]
     states = [(tuple(byte_emit[node << 8 : (node + 1) << 8]), nexts[node]) for node in range(count)]
+    state_of = states.__getitem__
     for node in range(count):
         following = nexts[node]
-        following[:256] = [states[offset >> 8] for offset in byte_next[node << 8 : (node + 1) << 8]]
-        following[256] = (node << 8) in accepting
+        following[:256] = map(state_of, byte_next[node << 8 : (node + 1) << 8])
+        following[256] = node in accepting
     return states[0]
 
 
