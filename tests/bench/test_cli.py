@@ -119,7 +119,7 @@ def test_asgi_and_wsgi_modes_run_the_apps_on_our_server(tmp_path: Path) -> None:
     out_json, out_md = tmp_path / "a.json", tmp_path / "a.md"
     done = bench(
         "--load", "h2load", "--app", "asgi,wsgi", "--servers", "ours", "--workloads",
-        "h2-10c,h1-10c", "--runs", "1", "--requests", "500",
+        "h2-10c,h1-10c", "--runs", "1", "--requests", "4000",
         "--json", str(out_json), "--markdown", str(out_md),
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
