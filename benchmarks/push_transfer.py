@@ -117,8 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         f"  3 RTT + transfer = the fetch: {fetch * 1e3:.0f} ms; transfer {fetch - 3 * args.rtt:.3f} s"
     )
     print(
-        f"  crawl / fetch: {statistics.median(crawls) / fetch:.2f} (per round "
-        f"{statistics.median(ratios):.2f}, {min(ratios):.2f}-{max(ratios):.2f}); "
+        f"  crawl / fetch: {statistics.median(crawls) / fetch:.3f} (per round "
+        f"{statistics.median(ratios):.3f}, {min(ratios):.3f}-{max(ratios):.3f}); "
         f"crawl client CPU {statistics.median(client_cpu) * 1e3:.0f} ms"
     )
     return 0

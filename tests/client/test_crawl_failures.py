@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 
 import h2.errors
 import pytest
 
+from h2books.client import crawl as crawl_module
 from h2books.client.cli import main_crawl
 from tests.client.fakes import (
     BOOK_IDS,
@@ -16,6 +18,7 @@ from tests.client.fakes import (
     FakeServer,
     H2Session,
     book_id_of,
+    default_answer,
     h1_answer,
     h1_bookstore,
     h1_response,
@@ -304,3 +307,86 @@ def test_an_index_with_an_id_that_is_neither_text_nor_a_number(
     with serving(h2_bookstore(h2_answer(b"/", 200, b'["1", true]'))) as server:
         code, _, err = crawl(capsys, server.url)
     assert_one_line_error(code, err, "index /:", "expected a JSON array of book ids")
+
+
+# -- with push: the books come pushed with the index, each checked as it arrives ------------
+
+
+def pushing_index(
+    requested: list[bytes], answers: dict[bytes, tuple[int, bytes]] | None = None
+) -> Callable[[socket.socket, FakeServer], None]:
+    """An h2c bookstore whose index, to a client that allows pushes, pushes every book
+    first (`answers` replaces some books' status and body); every path asked for is
+    recorded in `requested`."""
+    answers = answers or {}
+
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        requested.append(path)
+        if path != b"/" or not session.conn.remote_settings.enable_push:
+            return False
+        authority = f"127.0.0.1:{session.server.port}".encode()
+        for book_id in BOOK_IDS:
+            target = b"/book?id=" + book_id.encode()
+            promised = session.conn.get_next_available_stream_id()
+            request = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority)]
+            session.conn.push_stream(stream_id, promised, [*request, (b":path", target)])
+            session.answer(promised, *answers.get(target, default_answer(target)))
+        session.answer(stream_id, *default_answer(path))
+        return True
+
+    return h2_bookstore(behaviour)
+
+
+def test_a_pushed_store_is_crawled_with_the_index_as_its_one_request(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    requested: list[bytes] = []
+    with serving(pushing_index(requested)) as server:
+        code, out, err = crawl(capsys, server.url, "--push", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["books"] == result["pushed"] == len(BOOK_IDS)
+    assert requested == [b"/"]
+
+
+@pytest.mark.parametrize(
+    ("answer", "fragments"),
+    [
+        ((500, b"oops"), ("status 500", "GET /book?id=23")),
+        ((200, b'{"id": "23", "title": "Bo'), ("not JSON", "25 bytes")),
+    ],
+    ids=["status", "not-json"],
+)
+def test_a_bad_pushed_book_names_the_book_as_a_bad_answer_does(
+    capsys: pytest.CaptureFixture[str], answer: tuple[int, bytes], fragments: tuple[str, ...]
+) -> None:
+    """A pushed book that fails the check as it arrives is held, and the crawl's check of
+    it, in the index's order, says what is wrong: the same line as for a requested one."""
+    requested: list[bytes] = []
+    with serving(pushing_index(requested, {b"/book?id=23": answer})) as server:
+        code, _, err = crawl(capsys, server.url, "--push")
+    assert_one_line_error(code, err, "book 23:", *fragments)
+    assert requested == [b"/"]  # taken from the push, not asked for again
+
+
+def test_pushed_books_past_the_checked_bound_are_held_and_checked_by_the_window(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`_PushedBooks` keeps at most MAX_HELD_PUSHES checked books; the rest stay held by
+    the client and are checked when the window reaches them: the crawl is whole either way."""
+    monkeypatch.setattr(crawl_module, "MAX_HELD_PUSHES", 5)
+    requested: list[bytes] = []
+    with serving(pushing_index(requested)) as server:
+        code, out, err = crawl(capsys, server.url, "--push", "--json", "--timeout", "10")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["books"] == result["pushed"] == len(BOOK_IDS)
+    assert requested == [b"/"]
+
+
+def test_pushed_books_checks_each_push_as_it_comes() -> None:
+    books = crawl_module._PushedBooks()
+    assert books.check(b"/book?id=1", 200, b'{"id": "1"}')
+    assert not books.check(b"/book?id=2", 404, b"{}")  # not a book: held, for the window
+    assert not books.check(b"/book?id=3", 200, b'{"id": ')  # not JSON: held, likewise
+    assert books.good == {b"/book?id=1": True}

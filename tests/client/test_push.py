@@ -383,3 +383,89 @@ def test_a_held_push_starts_as_an_exchange_of_a_get_would() -> None:
     for slot in exchange_module.Exchange.__slots__:
         assert getattr(held, slot) == differ.get(slot, getattr(plain, slot)), slot
     assert held.arrived is None
+
+
+# -- on_push: a listener sees each push that arrives before a GET took it -------------------
+
+
+def _listener(
+    seen: list[tuple[bytes, int, bytes]], verdict: bool | Exception
+) -> Callable[[bytes, int, bytes], bool]:
+    def on_push(target: bytes, status: int, body: bytes) -> bool:
+        seen.append((target, status, body))
+        if isinstance(verdict, Exception):
+            raise verdict
+        return verdict
+
+    return on_push
+
+
+async def run_listening(
+    check: Callable[[Client, PushingServer], object], on_push: Callable[[bytes, int, bytes], bool]
+) -> None:
+    pushing = PushingServer()
+    loop = asyncio.get_running_loop()
+    listener = await loop.create_server(lambda: pushing, "127.0.0.1", 0)
+    port = listener.sockets[0].getsockname()[1]
+    try:
+        async with Client(f"http://127.0.0.1:{port}", push=True, on_push=on_push) as client:
+            result = check(client, pushing)
+            if asyncio.iscoroutine(result):
+                await result
+    finally:
+        listener.close()
+
+
+def test_a_listener_that_takes_an_arrived_push_leaves_nothing_held() -> None:
+    seen: list[tuple[bytes, int, bytes]] = []
+
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")
+        assert seen == [(b"/kept", 200, b"pushed")]  # /dropped was reset, /foreign declined
+        assert (client.pushes_received, client.pushes_taken) == (2, 1)
+        assert (client._held_push_bytes, client._pushes) == (0, {})
+        assert client.take_pushed("/kept") is None  # taken by the listener
+        again = await client.get("/kept")  # so a GET of it is a request
+        assert not again.pushed and again.text == "requested /kept"
+
+    asyncio.run(run_listening(check, _listener(seen, True)))
+
+
+@pytest.mark.parametrize("verdict", [False, ValueError("a listener's bug")], ids=["no", "raises"])
+def test_a_push_the_listener_does_not_take_is_held_for_a_get(
+    verdict: bool | Exception, caplog: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[bytes, int, bytes]] = []
+
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/")
+        assert seen == [(b"/kept", 200, b"pushed")]
+        assert client._held_push_bytes == len(b"pushed")
+        kept = await client.get("/kept")
+        assert kept.pushed and kept.content == b"pushed"
+        assert server.requested == [b"/"]
+
+    with caplog.at_level("ERROR", logger="h2books.client.client"):
+        asyncio.run(run_listening(check, _listener(seen, verdict)))
+    logged = [record.getMessage() for record in caplog.records]
+    assert logged == (
+        [] if verdict is False else ["on_push failed for the push of b'/kept': it is held"]
+    )
+
+
+def test_a_push_taken_before_it_arrives_never_reaches_the_listener() -> None:
+    seen: list[tuple[bytes, int, bytes]] = []
+
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/late-index")
+        answers: list[tuple[object, object, bool]] = []
+        client.send("GET", "/late", _collect(answers))  # taken while still coming
+        await asyncio.sleep(0)
+        await client.get("/finish")
+        [(response, error, _)] = answers
+        assert error is None and isinstance(response, Response)
+        assert response.pushed and response.content == b"late push"
+        assert seen == []
+        assert server.requested == [b"/late-index", b"/finish"]
+
+    asyncio.run(run_listening(check, _listener(seen, True)))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -33,9 +34,14 @@ from h2books.client.transport import create_ssl_context, open_connection
 if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
 
-__all__ = ["Client"]
+__all__ = ["Client", "PushListener"]
+
+log = logging.getLogger(__name__)
 
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
+# (target, status, body) of a pushed response that arrived whole before any GET took it;
+# True takes it there (see `Client`).
+PushListener = Callable[[bytes, int, bytes], bool]
 
 DEFAULT_MAX_RESPONSE_SIZE = 64 * 1024 * 1024
 # Pushed responses held for a later request at most, in number and in body bytes (then
@@ -66,6 +72,12 @@ class Client:
     (`Response.pushed`). ``pushes_received`` and ``pushes_taken`` count them.
     ``push_limit`` accepts that many pushes in all, and declines the rest (RST_STREAM
     CANCEL): a crawl of the first N books takes the first N the index pushes.
+    ``on_push(target, status, body)`` sees each pushed response that arrives whole before
+    a GET took it, from inside the read that completed it: returning True takes the push
+    there (counted in ``pushes_taken``, nothing held), False holds it as without a
+    listener. A caller with work to do per pushed response (the crawl checks each book)
+    does it so while the rest is still on its way, not after the last byte. It must be
+    quick; what it raises is logged, and the push is held.
     """
 
     def __init__(
@@ -84,6 +96,7 @@ class Client:
         push: bool = False,
         connect_to: tuple[str, int] | None = None,
         push_limit: int | None = None,
+        on_push: PushListener | None = None,
     ) -> None:
         if connections < 1:
             raise ValueError("connections must be at least 1")
@@ -121,6 +134,7 @@ class Client:
         self.pushes_taken = 0
         self._held_push_bytes = 0  # bodies of pushed responses no request has taken yet
         self._push_limit = push_limit
+        self._on_push = on_push
         self._lanes = [_Lane(self) for _ in range(connections)]
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -370,11 +384,24 @@ class _HeldPush(Exchange):
 
     def resolve(self, content: bytes, http_version: str) -> None:
         if self.future is None and self.callback is None:  # nobody took it yet
+            client = self._client
+            if client._on_push is not None and self._listener_took(client._on_push, content):
+                if client._pushes.get(self.target) is self:
+                    del client._pushes[self.target]
+                client.pushes_taken += 1
+                return
             self.arrived = content
             self._http_version = http_version
             self._client._held_push_bytes += len(content)
         else:
             Exchange.resolve(self, content, http_version)
+
+    def _listener_took(self, on_push: PushListener, content: bytes) -> bool:
+        try:
+            return on_push(self.target, self.status, content)
+        except Exception:
+            log.exception("on_push failed for the push of %r: it is held", self.target)
+            return False
 
     def fail(self, error: BaseException) -> None:
         client = self._client
