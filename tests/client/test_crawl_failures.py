@@ -313,11 +313,15 @@ def test_an_index_with_an_id_that_is_neither_text_nor_a_number(
 
 
 def pushing_index(
-    requested: list[bytes], answers: dict[bytes, tuple[int, bytes]] | None = None
+    requested: list[bytes],
+    answers: dict[bytes, tuple[int, bytes]] | None = None,
+    extra: tuple[bytes, ...] = (),
+    late: bool = False,
 ) -> Callable[[socket.socket, FakeServer], None]:
     """An h2c bookstore whose index, to a client that allows pushes, pushes every book
-    first (`answers` replaces some books' status and body); every path asked for is
-    recorded in `requested`."""
+    first, then the `extra` targets (`answers` replaces some status and body), or with
+    `late` promises them first and answers them a moment after the index; every path asked
+    for is recorded in `requested`."""
     answers = answers or {}
 
     def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
@@ -325,13 +329,20 @@ def pushing_index(
         if path != b"/" or not session.conn.remote_settings.enable_push:
             return False
         authority = f"127.0.0.1:{session.server.port}".encode()
-        for book_id in BOOK_IDS:
-            target = b"/book?id=" + book_id.encode()
+        pushes: list[tuple[int, bytes]] = []
+        for target in [b"/book?id=" + book_id.encode() for book_id in BOOK_IDS] + [*extra]:
             promised = session.conn.get_next_available_stream_id()
             request = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", authority)]
             session.conn.push_stream(stream_id, promised, [*request, (b":path", target)])
-            session.answer(promised, *answers.get(target, default_answer(target)))
+            pushes.append((promised, target))
+            if not late:
+                session.answer(promised, *answers.get(target, default_answer(target)))
         session.answer(stream_id, *default_answer(path))
+        if late:
+            session.flush()
+            time.sleep(0.2)  # the window reaches the books while their pushes are coming
+            for promised, target in pushes:
+                session.answer(promised, *answers.get(target, default_answer(target)))
         return True
 
     return h2_bookstore(behaviour)
@@ -342,6 +353,36 @@ def test_a_pushed_store_is_crawled_with_the_index_as_its_one_request(
 ) -> None:
     requested: list[bytes] = []
     with serving(pushing_index(requested)) as server:
+        code, out, err = crawl(capsys, server.url, "--push", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["books"] == result["pushed"] == len(BOOK_IDS)
+    assert requested == [b"/"]
+
+
+def test_books_still_coming_pushed_when_the_window_reaches_them_are_taken_by_its_gets(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    requested: list[bytes] = []
+    with serving(pushing_index(requested, late=True)) as server:
+        code, out, err = crawl(capsys, server.url, "--push", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["books"] == result["pushed"] == len(BOOK_IDS)
+    assert requested == [b"/"]
+
+
+def test_pushes_the_crawl_did_not_use_are_not_counted_as_pushed_books(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A book pushed but not listed, or pushed again once taken, is not one of the
+    crawl's books: `pushed` counts the books that came pushed, never more than `books`."""
+    unlisted = b"/book?id=99"
+    requested: list[bytes] = []
+    server_behaviour = pushing_index(
+        requested, {unlisted: (200, b'{"id": "99"}')}, (unlisted, b"/book?id=1")
+    )
+    with serving(server_behaviour) as server:
         code, out, err = crawl(capsys, server.url, "--push", "--json")
     assert code == 0, err
     result = json.loads(out)
@@ -390,3 +431,15 @@ def test_pushed_books_checks_each_push_as_it_comes() -> None:
     assert not books.check(b"/book?id=2", 404, b"{}")  # not a book: held, for the window
     assert not books.check(b"/book?id=3", 200, b'{"id": ')  # not JSON: held, likewise
     assert books.good == {b"/book?id=1": True}
+
+
+def test_pushed_books_keeps_at_most_max_held_pushes_checked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Without --books (no push_limit) a server may push any number of distinct targets,
+    each taken by the listener: `good` must not follow it."""
+    monkeypatch.setattr(crawl_module, "MAX_HELD_PUSHES", 2)
+    books = crawl_module._PushedBooks()
+    verdicts = [books.check(b"/book?id=%d" % i, 200, b"{}") for i in range(3)]
+    assert verdicts == [True, True, False]  # the third is left for the client to hold
+    assert len(books.good) == 2

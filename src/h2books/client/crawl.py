@@ -299,16 +299,19 @@ async def _crawl(options: CrawlOptions) -> CrawlResult:
         user=usage_end.ru_utime - usage_start.ru_utime,
         sys=usage_end.ru_stime - usage_start.ru_stime,
         wire=stats,
-        pushed=client.pushes_taken,
+        # Not `client.pushes_taken`: that also counts pushes the listener took of books
+        # the index does not list, or pushed again once taken.
+        pushed=progress.pushed,
         listed=progress.listed,
     )
 
 
 class _Progress:
-    __slots__ = ("done", "listed", "total")
+    __slots__ = ("done", "listed", "pushed", "total")
 
     def __init__(self) -> None:
         self.done = 0
+        self.pushed = 0  # of `done`, the books that came pushed
         self.total = -1  # books to fetch
         self.listed = -1  # books the index listed
 
@@ -453,6 +456,7 @@ class _Window:
                 if pushed.good.pop(target, False):
                     index += 1
                     self._progress.done += 1
+                    self._progress.pushed += 1
                     continue  # checked as it came: no request, no slot
                 failed = self._client.take_pushed_body(target)
                 if failed is not None:
@@ -460,6 +464,7 @@ class _Window:
                     if not self._check(index - 1, failed[0], failed[1]):
                         self._next = index
                         return
+                    self._progress.pushed += 1
                     continue  # held for want of room in `_PushedBooks`: good after all
             self._next = index + 1  # before `send`: an answer may come (and refill) at once
             room -= 1
@@ -487,6 +492,8 @@ class _Window:
             self._in_flight += 1
             self._client.send(b"GET", self._targets[following], partial(self._on_done, following))
             return
+        if response.pushed:  # a push still coming when the window reached it
+            self._progress.pushed += 1
         self._fill()
 
     def _check(self, index: int, status: int, content: bytes) -> bool:
