@@ -97,6 +97,10 @@ class PushingServer(H2LoopServer):
             )
             conn.send_headers(pushed, [(b":status", b"200")])
             conn.send_data(pushed, b"pushed after goaway", end_stream=True)
+        if path == b"/missing-index" and conn.remote_settings.enable_push:
+            missing = promise(b"/missing")
+            conn.send_headers(missing, [(b":status", b"404")])
+            conn.send_data(missing, b"gone", end_stream=True)
         if path == b"/finish":
             conn.send_headers(self.late, [(b":status", b"200")])
             conn.send_data(self.late, b"late push", end_stream=True)
@@ -432,12 +436,14 @@ def test_a_listener_that_takes_an_arrived_push_leaves_nothing_held() -> None:
 
 
 @pytest.mark.parametrize("verdict", [False, ValueError("a listener's bug")], ids=["no", "raises"])
-def test_a_push_the_listener_does_not_take_is_held_for_a_get(
-    verdict: bool | Exception, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_a_push_the_listener_does_not_take_is_held_for_a_get(verdict: bool | Exception) -> None:
     seen: list[tuple[bytes, int, bytes]] = []
+    failures: list[dict[str, object]] = []
 
     async def check(client: Client, server: PushingServer) -> None:
+        asyncio.get_running_loop().set_exception_handler(
+            lambda _, context: failures.append(context)
+        )
         await client.get("/")
         assert seen == [(b"/kept", 200, b"pushed")]
         assert client._held_push_bytes == len(b"pushed")
@@ -445,12 +451,47 @@ def test_a_push_the_listener_does_not_take_is_held_for_a_get(
         assert kept.pushed and kept.content == b"pushed"
         assert server.requested == [b"/"]
 
-    with caplog.at_level("ERROR", logger="h2books.client.client"):
-        asyncio.run(run_listening(check, _listener(seen, verdict)))
-    logged = [record.getMessage() for record in caplog.records]
-    assert logged == (
-        [] if verdict is False else ["on_push failed for the push of b'/kept': it is held"]
+    asyncio.run(run_listening(check, _listener(seen, verdict)))
+    # A failing listener goes where a failing response callback goes: the loop's handler.
+    assert [(c["message"], c["exception"]) for c in failures] == (
+        [] if verdict is False else [("on_push of GET /kept failed: it is held", verdict)]
     )
+
+
+def test_the_listener_sees_a_pushed_error_status_as_it_came() -> None:
+    seen: list[tuple[bytes, int, bytes]] = []
+
+    async def check(client: Client, server: PushingServer) -> None:
+        await client.get("/missing-index")
+        assert seen == [(b"/missing", 404, b"gone")]
+        assert client.take_pushed_body("/missing") == (404, b"gone")  # held: not taken
+
+    asyncio.run(run_listening(check, _listener(seen, False)))
+
+
+@pytest.mark.parametrize("takes", [True, False], ids=["takes", "declines"])
+def test_a_get_of_its_own_target_from_inside_the_listener_is_a_request(takes: bool) -> None:
+    """The push being decided on is out of the held pushes while the listener runs: a GET
+    of the same target from there goes out as a request and is answered, and the push is
+    taken or held as the listener says (it once took its own push and hung)."""
+
+    async def check(client: Client, server: PushingServer) -> None:
+        answer: asyncio.Future[Response | None] = asyncio.get_running_loop().create_future()
+
+        def on_push(target: bytes, status: int, body: bytes) -> bool:
+            client.send("GET", target, lambda response, _: answer.set_result(response))
+            return takes
+
+        client._on_push = on_push
+        await client.get("/")
+        response = await asyncio.wait_for(answer, 5)
+        assert response is not None
+        assert not response.pushed and response.text == "requested /kept"
+        assert client.pushes_taken == (1 if takes else 0)
+        held = client.take_pushed_body("/kept")
+        assert held == (None if takes else (200, b"pushed"))
+
+    asyncio.run(run_listening(check, _listener([], False)))
 
 
 def test_a_push_taken_before_it_arrives_never_reaches_the_listener() -> None:

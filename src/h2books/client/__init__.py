@@ -5,7 +5,7 @@ async with h2books.Client("https://localhost:8443", http2=True, cacert=ca) as cl
     book = response.json()
 """
 
-from h2books.client.client import Client
+from h2books.client.client import Client, PushListener
 from h2books.client.errors import (
     ClientError,
     ConnectError,
@@ -25,6 +25,7 @@ __all__ = [
     "ConnectError",
     "GoAwayError",
     "ProtocolError",
+    "PushListener",
     "RemoteClosedError",
     "RequestTimeout",
     "Response",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -35,8 +34,6 @@ if TYPE_CHECKING:
     from aioquic.quic.configuration import QuicConfiguration
 
 __all__ = ["Client", "PushListener"]
-
-log = logging.getLogger(__name__)
 
 HeaderInput = Iterable[tuple[str | bytes, str | bytes]]
 # (target, status, body) of a pushed response that arrived whole before any GET took it;
@@ -76,8 +73,9 @@ class Client:
     a GET took it, from inside the read that completed it: returning True takes the push
     there (counted in ``pushes_taken``, nothing held), False holds it as without a
     listener. A caller with work to do per pushed response (the crawl checks each book)
-    does it so while the rest is still on its way, not after the last byte. It must be
-    quick; what it raises is logged, and the push is held.
+    does it so while the rest is still on its way, not after the last byte. A low-level
+    hook: it gets no header fields, and it must be quick. What it raises goes to the
+    loop's exception handler, and the push is held.
     """
 
     def __init__(
@@ -386,8 +384,6 @@ class _HeldPush(Exchange):
         if self.future is None and self.callback is None:  # nobody took it yet
             client = self._client
             if client._on_push is not None and self._listener_took(client._on_push, content):
-                if client._pushes.get(self.target) is self:
-                    del client._pushes[self.target]
                 client.pushes_taken += 1
                 return
             self.arrived = content
@@ -397,11 +393,23 @@ class _HeldPush(Exchange):
             Exchange.resolve(self, content, http_version)
 
     def _listener_took(self, on_push: PushListener, content: bytes) -> bool:
+        """Whether `on_push` took this push. It is out of the held pushes meanwhile, so
+        that a GET of its target made from inside the listener is a request of its own
+        rather than a taker of what the listener is deciding on; put back unless taken."""
+        pushes = self._client._pushes
+        held = pushes.get(self.target) is self
+        if held:
+            del pushes[self.target]
         try:
-            return on_push(self.target, self.status, content)
-        except Exception:
-            log.exception("on_push failed for the push of %r: it is held", self.target)
-            return False
+            taken = on_push(self.target, self.status, content)
+        except Exception as exc:  # the rule for a failing callback (`Exchange._answer`)
+            asyncio.get_running_loop().call_exception_handler(
+                {"message": f"on_push of {self.label} failed: it is held", "exception": exc}
+            )
+            taken = False
+        if not taken and held and self.target not in pushes:
+            pushes[self.target] = self
+        return taken
 
     def fail(self, error: BaseException) -> None:
         client = self._client

@@ -379,7 +379,9 @@ class _PushedBooks:
         self.good: dict[bytes, bool] = {}
 
     def check(self, target: bytes, status: int, content: bytes) -> bool:
-        if status != 200 or len(self.good) >= MAX_HELD_PUSHES:  # held by the client's bounds
+        # The client's bound on held pushes bounds this dict too (without `--books` nothing
+        # else does): past it a push is held by the client, within that same bound.
+        if status != 200 or len(self.good) >= MAX_HELD_PUSHES:
             return False
         try:
             check_json(content)
