@@ -349,8 +349,19 @@ def pushing_index(
 
 
 def test_a_pushed_store_is_crawled_with_the_index_as_its_one_request(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The books came before the index, and each was checked as it came: when the window
+    starts, every one is a verdict already (none left for it to check)."""
+    checked_at_start: list[int] = []
+    start = crawl_module._Window.start
+
+    def spy(window: crawl_module._Window) -> None:
+        assert window._pushed is not None
+        checked_at_start.append(len(window._pushed.good))
+        start(window)
+
+    monkeypatch.setattr(crawl_module._Window, "start", spy)
     requested: list[bytes] = []
     with serving(pushing_index(requested)) as server:
         code, out, err = crawl(capsys, server.url, "--push", "--json")
@@ -358,6 +369,7 @@ def test_a_pushed_store_is_crawled_with_the_index_as_its_one_request(
     result = json.loads(out)
     assert result["books"] == result["pushed"] == len(BOOK_IDS)
     assert requested == [b"/"]
+    assert checked_at_start == [len(BOOK_IDS)]
 
 
 def test_books_still_coming_pushed_when_the_window_reaches_them_are_taken_by_its_gets(
