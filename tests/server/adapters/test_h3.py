@@ -67,6 +67,10 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
         first = scope["headers"][0][0]
         await send({"type": "http.response.start", "status": 200, "headers": version})
         await send({"type": "http.response.body", "body": first + b";" + hosts})
+    elif path == "/cookies":
+        cookies = b",".join(value for name, value in scope["headers"] if name == b"cookie")
+        await send({"type": "http.response.start", "status": 200, "headers": version})
+        await send({"type": "http.response.body", "body": cookies})
     elif path == "/big":
         await send({"type": "http.response.start", "status": 200, "headers": version})
         for _ in range(16):
@@ -123,6 +127,28 @@ def test_the_scope_has_one_host_field_first(tmp_path: Path) -> None:
         extra = [(b"accept", b"*/*"), (b"host", b"localhost")]
         both = await client.request(b"GET", b"/hosts", AUTHORITY, headers=extra)
         assert both.body == b"host;localhost"
+
+    run_with_client(tmp_path, asgi(), scenario)
+
+
+def test_the_request_rules_are_http2s(tmp_path: Path) -> None:
+    """RFC 9114 §4.2-4.3 (the rules of RFC 9113 §8.2-8.3, checked by the same code): a Host
+    field that differs from :authority, or a second one, makes the request malformed: its
+    stream is reset H3_MESSAGE_ERROR and the connection goes on; cookie crumbs reach the
+    app as one field (§4.2.1)."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        elsewhere = [(b"host", b"elsewhere.example")]
+        differs = await client.request(b"GET", b"/hosts", AUTHORITY, headers=elsewhere)
+        assert (differs.status, differs.reset_code) == (0, H3Error.H3_MESSAGE_ERROR)
+        twice = [(b"host", AUTHORITY), (b"accept", b"*/*"), (b"host", AUTHORITY)]
+        second = await client.request(b"GET", b"/hosts", AUTHORITY, headers=twice)
+        assert (second.status, second.reset_code) == (0, H3Error.H3_MESSAGE_ERROR)
+        crumbs = [(b"cookie", b"a=1"), (b"accept", b"*/*"), (b"cookie", b"b=2")]
+        joined = await client.request(b"GET", b"/cookies", AUTHORITY, headers=crumbs)
+        assert (joined.status, joined.body) == (200, b"a=1; b=2")
+        same = await client.request(b"GET", b"/hosts", AUTHORITY, headers=[(b"host", AUTHORITY)])
+        assert (same.status, same.body) == (200, b"host;localhost")
 
     run_with_client(tmp_path, asgi(), scenario)
 

@@ -263,7 +263,8 @@ def host_first(headers: Fields) -> None:
     """Moves the (first) Host field to the front of the regular fields: then whoever needs
     a request's host field (ASGI's scope, which wants :authority as a leading Host field
     when none came) tests one field instead of scanning the list. Every multiplexed
-    request's fields are handed on so (the HTTP/3 adapter calls this too). Rare: browsers
+    request's fields are handed on so (the HTTP/3 adapter validates its requests with
+    `validate_request` too). Rare: browsers
     and h2 clients send :authority alone. The order of fields with different names carries
     no meaning (RFC 9110 §5.3), and a Host field keeps its place among any others."""
     for index, field in enumerate(headers):

@@ -40,7 +40,7 @@ from aioquic.quic import events as quic_events
 from aioquic.quic.connection import NetworkAddress, QuicConnection
 
 from h2books.http import Response
-from h2books.protocol.h2.validation import host_first
+from h2books.protocol.h2.validation import MalformedHeaders, validate_request
 from h2books.quic_timer import QuicTimer
 from h2books.server.adapters.h3_credit import RequestStreamCredit
 from h2books.server.connection import ServerConnection
@@ -261,25 +261,19 @@ class H3ServerProtocol(ServerConnection):
             # RFC 9114 §5.2: past our GOAWAY, never processed; the client may retry it.
             self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
             return
-        method = path = authority = None
-        fields: list[tuple[bytes, bytes]] = []
-        for name, value in event.headers:
-            if name[:1] != b":":
-                fields.append((name, value))
-            elif name == b":method":
-                method = value
-            elif name == b":path":
-                path = value
-            elif name == b":authority":
-                authority = value
-        if method is None or path is None or method == b"CONNECT":
-            # aioquic checked the pseudo-fields; CONNECT (and RFC 9220 WebSockets) are not
-            # served over HTTP/3 here.
+        # aioquic checked the field section's syntax; the request rules are HTTP/2's, the
+        # same in RFC 9114 §4.2-4.3, so the h2 core's one implementation applies them: one
+        # Host field, equal to :authority; cookie crumbs joined into one field (§4.2.1);
+        # a Host field first, as every multiplexed request's fields are handed on.
+        try:
+            method, _, authority, path, fields, _, _ = validate_request(list(event.headers))
+        except MalformedHeaders as exc:
+            log.debug("%s: malformed request on stream %d: %s", self.client_host, stream_id, exc)
+            self._abandon_stream(stream_id, H3Error.H3_MESSAGE_ERROR)
+            return
+        if method == b"CONNECT":  # CONNECT (and RFC 9220 WebSockets): not served over HTTP/3
             self._abandon_stream(stream_id, H3Error.H3_REQUEST_REJECTED)
             return
-        host_first(fields)  # as the h2 core hands fields on (ASGI tests the first one)
-        if authority is None:
-            authority = fields[0][1] if fields and fields[0][0] == b"host" else b""
         whole = event.stream_ended
         exchange = new_exchange(
             self, stream_id, method, path, fields, authority, "3", b"" if whole else None
