@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -28,8 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from big_response import SRC, _wait_for, start_server, stop_server
-from push_transfer import PAYLOAD_APP, fetch_bytes, push_crawl
+from push_transfer import fetch_bytes, push_crawl, serve_store_and_payload
 
 from h2books.argtypes import duration
 from h2books.client import connection_h2, crawl
@@ -100,20 +97,7 @@ def main() -> int:
     args = parser.parse_args()
     install()
     with contextlib.ExitStack() as stack:
-        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        ca = data_dir / "tls" / "ca.pem"
-        store, store_port = start_server(SRC, data_dir, 0, "--push")
-        stack.callback(stop_server, store)
-        _wait_for(store_port, ca, store, path="/book?id=1")
-        payload, payload_port = start_server(SRC, data_dir, 0, "--app", PAYLOAD_APP)
-        stack.callback(stop_server, payload)
-        _wait_for(payload_port, ca, payload)
-        if len(os.sched_getaffinity(0)) > 1:
-            os.sched_setaffinity(0, {1})
-        store_url, payload_url = (
-            f"https://localhost:{store_port}",
-            f"https://localhost:{payload_port}",
-        )
+        store_url, payload_url, ca = serve_store_and_payload(stack)
         with EmulatedLink(Conditions(rtt=args.rtt)) as link, link.client_side():
             size = push_crawl(store_url, ca).wire.received.total  # warm-up
             asyncio.run(fetch_bytes(payload_url, ca, size))

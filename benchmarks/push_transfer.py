@@ -69,24 +69,29 @@ def push_crawl(url: str, ca: Path) -> CrawlResult:
     return result
 
 
+def serve_store_and_payload(stack: contextlib.ExitStack) -> tuple[str, str, Path]:
+    """The bookstore (``--push``) and the payload app, pinned to core 0 and stopped with
+    `stack`, then this process pinned to core 1: (store URL, payload URL, CA)."""
+    data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+    ca = data_dir / "tls" / "ca.pem"
+    store, store_port = start_server(SRC, data_dir, 0, "--push")
+    stack.callback(stop_server, store)
+    _wait_for(store_port, ca, store, path="/book?id=1")
+    payload, payload_port = start_server(SRC, data_dir, 0, "--app", PAYLOAD_APP)
+    stack.callback(stop_server, payload)
+    _wait_for(payload_port, ca, payload)
+    if len(os.sched_getaffinity(0)) > 1:
+        os.sched_setaffinity(0, {1})
+    return f"https://localhost:{store_port}", f"https://localhost:{payload_port}", ca
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rtt", type=duration, default=0.050, help="e.g. 50ms")
     parser.add_argument("--rounds", type=int, default=7)
     args = parser.parse_args(argv)
     with contextlib.ExitStack() as stack:
-        data_dir = Path(stack.enter_context(tempfile.TemporaryDirectory()))
-        ca = data_dir / "tls" / "ca.pem"
-        store, store_port = start_server(SRC, data_dir, 0, "--push")
-        stack.callback(stop_server, store)
-        _wait_for(store_port, ca, store, path="/book?id=1")
-        payload, payload_port = start_server(SRC, data_dir, 0, "--app", PAYLOAD_APP)
-        stack.callback(stop_server, payload)
-        _wait_for(payload_port, ca, payload)
-        store_url = f"https://localhost:{store_port}"
-        payload_url = f"https://localhost:{payload_port}"
-        if len(os.sched_getaffinity(0)) > 1:
-            os.sched_setaffinity(0, {1})
+        store_url, payload_url, ca = serve_store_and_payload(stack)
         crawls: list[float] = []
         fetches: list[float] = []
         client_cpu: list[float] = []

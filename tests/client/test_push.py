@@ -117,13 +117,14 @@ async def run(
     check: Callable[[Client, PushingServer], object],
     push: bool = True,
     server: PushingServer | None = None,
+    on_push: Callable[[bytes, int, bytes], bool] | None = None,
 ) -> None:
     pushing = server if server is not None else PushingServer()
     loop = asyncio.get_running_loop()
     listener = await loop.create_server(lambda: pushing, "127.0.0.1", 0)
     port = listener.sockets[0].getsockname()[1]
     try:
-        async with Client(f"http://127.0.0.1:{port}", push=push) as client:
+        async with Client(f"http://127.0.0.1:{port}", push=push, on_push=on_push) as client:
             result = check(client, pushing)
             if asyncio.iscoroutine(result):
                 await result
@@ -404,22 +405,6 @@ def _listener(
     return on_push
 
 
-async def run_listening(
-    check: Callable[[Client, PushingServer], object], on_push: Callable[[bytes, int, bytes], bool]
-) -> None:
-    pushing = PushingServer()
-    loop = asyncio.get_running_loop()
-    listener = await loop.create_server(lambda: pushing, "127.0.0.1", 0)
-    port = listener.sockets[0].getsockname()[1]
-    try:
-        async with Client(f"http://127.0.0.1:{port}", push=True, on_push=on_push) as client:
-            result = check(client, pushing)
-            if asyncio.iscoroutine(result):
-                await result
-    finally:
-        listener.close()
-
-
 def test_a_listener_that_takes_an_arrived_push_leaves_nothing_held() -> None:
     seen: list[tuple[bytes, int, bytes]] = []
 
@@ -432,7 +417,7 @@ def test_a_listener_that_takes_an_arrived_push_leaves_nothing_held() -> None:
         again = await client.get("/kept")  # so a GET of it is a request
         assert not again.pushed and again.text == "requested /kept"
 
-    asyncio.run(run_listening(check, _listener(seen, True)))
+    asyncio.run(run(check, on_push=_listener(seen, True)))
 
 
 @pytest.mark.parametrize("verdict", [False, ValueError("a listener's bug")], ids=["no", "raises"])
@@ -451,7 +436,7 @@ def test_a_push_the_listener_does_not_take_is_held_for_a_get(verdict: bool | Exc
         assert kept.pushed and kept.content == b"pushed"
         assert server.requested == [b"/"]
 
-    asyncio.run(run_listening(check, _listener(seen, verdict)))
+    asyncio.run(run(check, on_push=_listener(seen, verdict)))
     # A failing listener goes where a failing response callback goes: the loop's handler.
     assert [(c["message"], c["exception"]) for c in failures] == (
         [] if verdict is False else [("on_push of GET /kept failed: it is held", verdict)]
@@ -466,7 +451,7 @@ def test_the_listener_sees_a_pushed_error_status_as_it_came() -> None:
         assert seen == [(b"/missing", 404, b"gone")]
         assert client.take_pushed_body("/missing") == (404, b"gone")  # held: not taken
 
-    asyncio.run(run_listening(check, _listener(seen, False)))
+    asyncio.run(run(check, on_push=_listener(seen, False)))
 
 
 @pytest.mark.parametrize("takes", [True, False], ids=["takes", "declines"])
@@ -491,7 +476,7 @@ def test_a_get_of_its_own_target_from_inside_the_listener_is_a_request(takes: bo
         held = client.take_pushed_body("/kept")
         assert held == (None if takes else (200, b"pushed"))
 
-    asyncio.run(run_listening(check, _listener([], False)))
+    asyncio.run(run(check, on_push=_listener([], False)))
 
 
 def test_a_push_taken_before_it_arrives_never_reaches_the_listener() -> None:
@@ -509,4 +494,4 @@ def test_a_push_taken_before_it_arrives_never_reaches_the_listener() -> None:
         assert seen == []
         assert server.requested == [b"/late-index", b"/finish"]
 
-    asyncio.run(run_listening(check, _listener(seen, True)))
+    asyncio.run(run(check, on_push=_listener(seen, True)))
