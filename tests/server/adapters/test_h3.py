@@ -153,6 +153,75 @@ def test_the_request_rules_are_http2s(tmp_path: Path) -> None:
     run_with_client(tmp_path, asgi(), scenario)
 
 
+def test_malformed_pseudo_fields_are_message_errors(tmp_path: Path) -> None:
+    """What aioquic lets through (it requires only :method and :authority) is checked as
+    HTTP/2 checks it: a request without :scheme or :path, a :path that does not start with
+    "/", :protocol on a GET: each reset H3_MESSAGE_ERROR, the connection goes on; OPTIONS *
+    is a request; a well-formed extended CONNECT (RFC 9220) is still refused."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        authority = (b":authority", AUTHORITY)
+        get, https = (b":method", b"GET"), (b":scheme", b"https")
+        malformed = [
+            [get, authority],
+            [get, https, authority, (b":path", b"hosts")],
+            [get, https, authority, (b":path", b"/hosts"), (b":protocol", b"websocket")],
+        ]
+        for fields in malformed:
+            answer = await raw_request(client, fields)
+            assert (answer.status, answer.reset_code) == (0, H3Error.H3_MESSAGE_ERROR)
+        websocket = [(b":method", b"CONNECT"), https, authority, (b":path", b"/"),
+                     (b":protocol", b"websocket")]  # fmt: skip
+        refused = await raw_request(client, websocket)
+        assert refused.reset_code == H3Error.H3_REQUEST_REJECTED
+        options = [(b":method", b"OPTIONS"), https, authority, (b":path", b"*")]
+        assert (await raw_request(client, options)).status == 404  # the app's answer
+
+    run_with_client(tmp_path, asgi(), scenario)
+
+
+def test_refused_requests_leave_nothing_behind(tmp_path: Path) -> None:
+    """A request refused on its head (malformed, CONNECT) that ended with it, as a GET
+    does: no further byte comes to end the dropping of its input, so nothing may wait for
+    one; one that did not end is forgotten once the peer resets it after our STOP_SENDING.
+    aioquic's record of either stream goes too (our reset ends its sending half)."""
+
+    async def scenario(client: OracleProtocol, server: Any) -> None:
+        elsewhere = [(b"host", b"elsewhere.example")]
+        refused = []
+        for _ in range(3):
+            refused.append(client.open(b"GET", b"/hosts", AUTHORITY, headers=elsewhere))
+        connect = [(b":method", b"CONNECT"), (b":authority", AUTHORITY)]
+        refused.append(client.open(b"POST", b"/echo", AUTHORITY, headers=elsewhere, end=False))
+        refused.append(raw_open(client, connect))
+        for _, future in refused:
+            assert (await asyncio.wait_for(future, 10)).reset_code is not None
+        assert (await client.request(b"GET", b"/stream", AUTHORITY)).status == 200
+        (connection,) = server.state.connections
+        assert not connection._dropping
+        assert not {stream_id for stream_id, _ in refused} & set(connection.h3._stream)
+        assert connection.is_idle()
+
+    run_with_client(tmp_path, asgi(), scenario)
+
+
+def raw_open(
+    client: OracleProtocol, fields: list[tuple[bytes, bytes]]
+) -> tuple[int, asyncio.Future[H3Answer]]:
+    """A request of exactly these fields, ended with them (`OracleProtocol.open` adds
+    the pseudo-fields)."""
+    stream_id = client._quic.get_next_available_stream_id()
+    client.h3.send_headers(stream_id, fields, end_stream=True)
+    future: asyncio.Future[H3Answer] = asyncio.get_running_loop().create_future()
+    client.answers[stream_id] = (H3Answer(), future)
+    client.transmit()
+    return stream_id, future
+
+
+async def raw_request(client: OracleProtocol, fields: list[tuple[bytes, bytes]]) -> H3Answer:
+    return await asyncio.wait_for(raw_open(client, fields)[1], 10)
+
+
 def test_many_concurrent_streams(tmp_path: Path, bookstore: Bookstore) -> None:
     async def scenario(client: OracleProtocol, server: Any) -> None:
         # More than the 128 streams the server allows at once: the rest wait for credit.

@@ -419,10 +419,23 @@ class H3ServerProtocol(ServerConnection):
         return True
 
     def _abandon_stream(self, stream_id: int, code: int) -> None:
+        """A request refused on its head: reset, and what else it carries is dropped.
+        aioquic's record of the stream (its private `_stream`) goes once both halves are
+        done: our reset ends the sending half, which aioquic cannot see (it only sees
+        its own sends), and when the head came with the stream's end (any GET) nothing
+        more arrives to end the dropping: both would be held for the connection's life."""
         self._credit.release(stream_id)  # refused: its slot is free again
+        self._reset_sending(stream_id, code)
+        streams = {} if self.h3 is None else self.h3._stream
+        stream = streams.get(stream_id)
+        if stream is not None:
+            stream.sending_ended = True
+            if stream.receiving_ended:  # the request ended with its head
+                if stream.is_ended():
+                    del streams[stream_id]
+                return
         self._dropping.add(stream_id)  # what else it carries is dropped, as it arrives
         self._stop_reading(stream_id)
-        self._reset_sending(stream_id, code)
 
     def _stop_reading(self, stream_id: int) -> None:
         with contextlib.suppress(ValueError, AssertionError):  # gone on aioquic's side
