@@ -1,6 +1,7 @@
 """HTTP/2 field rules (RFC 9113 §8.2-8.3): turn a decoded field list into a request,
 a response or trailers, or reject it as malformed (the caller sends RST_STREAM
-PROTOCOL_ERROR).
+PROTOCOL_ERROR; over HTTP/3, whose request rules are the same (RFC 9114 §4.2-4.3), the
+adapter resets the stream H3_MESSAGE_ERROR).
 
 This runs once per request, so it is written for speed: one pass over the fields,
 and names/values already seen valid skip the character checks (bounded caches).
@@ -30,7 +31,8 @@ Fields = list[tuple[bytes, bytes]]
 
 
 class MalformedHeaders(H2Error):
-    """A field block breaks §8.2-8.3; a stream error of type PROTOCOL_ERROR."""
+    """A field block breaks §8.2-8.3; a stream error of type PROTOCOL_ERROR
+    (H3_MESSAGE_ERROR over HTTP/3)."""
 
 
 # tchar (RFC 9110 §5.6.2) without uppercase: field names must be lowercase in HTTP/2.
