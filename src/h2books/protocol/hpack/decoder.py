@@ -162,13 +162,11 @@ class Decoder:
         end = len(data)
         table = self._table
 
-        # Dynamic table size updates may only open a block (§4.2): one test for a block
-        # that has none and needs none, the rest in `_size_updates`.
-        pos = (
-            self._size_updates(data, end)
-            if end and (data[0] & 0xE0 == 0x20 or self._size_update_required)
-            else 0
-        )
+        # Dynamic table size updates may only open a block (§4.2). One that must (our limit
+        # went down) is looked for here; one that just does is met as the first octet by
+        # the loop (whose literal branch sends it to `_size_updates`): no test of the
+        # block's first octet before the loop.
+        pos = self._size_updates(data, end) if self._size_update_required else 0
 
         static_name_literals = _STATIC_NAME_LITERALS
         static_by_octet = _STATIC_BY_OCTET
@@ -217,6 +215,9 @@ class Decoder:
                 if form is None:
                     if octet == 0x80:  # index 0: tested here, off the indexed fields' path
                         raise HPACKDecodingError("index 0 is not a valid field index")
+                    if pos == 1:  # size updates opening the block: applied, then the fields
+                        pos = self._size_updates(data, end)
+                        continue
                     raise HPACKDecodingError("dynamic table size update after the start of a block")
                 prefix_max, indexing, cacheable = form
                 name_index = octet & prefix_max
