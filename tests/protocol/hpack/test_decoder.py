@@ -396,3 +396,40 @@ def test_short_huffman_values_are_shared_unless_secret_unique_or_never_indexed()
     ]
     assert sorted(strings.DECODED_STRINGS.values()) == [plain]
     assert Decoder().decode(block) == fields  # and from the cache, the same
+
+
+def test_the_same_cache_rule_for_static_names_within_the_first_octet() -> None:
+    """A literal whose static name index fits the first octet's prefix (decoded through
+    `_STATIC_NAME_LITERALS`) shares its value or not by the same rule: not a secret's, an
+    etag's or a never-indexed literal's."""
+    from h2books.protocol.hpack import strings
+
+    def huffman(value: bytes) -> bytes:
+        coded = encode_string(value)
+        assert coded[0] & 0x80
+        return coded
+
+    path, kind = b"/plain-2", b"text/plain-2"
+    secret, cookie, etag, never = b"secret-2", b"a=secret", b'"e5f6a7b8"', b"/never-2"
+    block = (
+        b"\x04" + huffman(path)  # :path (4), without indexing
+        + b"\x5f" + huffman(kind)  # content-type (31), with indexing
+        + b"\x57" + huffman(secret)  # authorization (23), with indexing
+        + b"\x60" + huffman(cookie)  # cookie (32), with indexing
+        + b"\x62" + huffman(etag)  # etag (34), with indexing
+        + b"\x14" + huffman(never)  # :path, never indexed
+    )  # fmt: skip
+    strings.DECODED_STRINGS.clear()
+    decoder = Decoder()
+    fields = decoder.decode(block)
+    assert fields == [
+        (b":path", path),
+        (b"content-type", kind),
+        (b"authorization", secret),
+        (b"cookie", cookie),
+        (b"etag", etag),
+        (b":path", never),
+    ]
+    assert sorted(strings.DECODED_STRINGS.values()) == [path, kind]
+    assert decoder.table_entries == fields[4:0:-1]
+    assert Decoder().decode(block) == fields

@@ -48,6 +48,42 @@ _STATIC_SIZE_BY_OCTET: Final = (0,) * 0x80 + STATIC_ENTRY_SIZES
 _STATIC_NAMES: Final = tuple(name for name, _ in STATIC_TABLE)
 
 
+def _literal_forms() -> tuple[tuple[int, bool, bool] | None, ...]:
+    """What a literal's first octet (0x00-0x80) says (§6.2): (the name index's prefix mask,
+    whether the field is added to the table, whether its value may go through the shared
+    Huffman cache), or None for an octet that opens no literal (a size update, index 0)."""
+    forms: list[tuple[int, bool, bool] | None] = []
+    for octet in range(0x81):
+        if octet >= 0x40 and octet != 0x80:
+            forms.append((0x3F, True, True))  # with incremental indexing (§6.2.1)
+        elif octet < 0x10:
+            forms.append((0x0F, False, True))  # without indexing (§6.2.2)
+        elif octet < 0x20:
+            forms.append((0x0F, False, False))  # never indexed (§6.2.3): kept out of caches
+        else:
+            forms.append(None)
+    return tuple(forms)
+
+
+_LITERAL_FORMS: Final = _literal_forms()
+
+# A literal whose name is a static entry within the octet's prefix (:path, and most names
+# a request carries as literals), by its first octet: (name, added to the table, value
+# cacheable, the name's part of the entry size). One lookup instead of the octet's branches,
+# the name lookup and the secret-name test per field; None for the other octets.
+_STATIC_NAME_LITERALS: Final = tuple(
+    None
+    if form is None or not 0 < octet & form[0] < min(form[0], STATIC_TABLE_LENGTH + 1)
+    else (
+        _STATIC_NAMES[octet & form[0]],
+        form[1],
+        form[2] and _STATIC_NAMES[octet & form[0]] not in UNCACHED_VALUE_NAMES,
+        len(_STATIC_NAMES[octet & form[0]]) + ENTRY_OVERHEAD,
+    )
+    for octet, form in enumerate(_LITERAL_FORMS)
+)
+
+
 class Decoder:
     """Decodes header blocks into lists of (name, value) pairs; one instance per connection."""
 
@@ -126,18 +162,15 @@ class Decoder:
         end = len(data)
         table = self._table
 
-        # Dynamic table size updates may only open a block (§4.2): one test for a block
-        # that has none and needs none, the rest in `_size_updates`.
-        pos = (
-            self._size_updates(data, end)
-            if end and (data[0] & 0xE0 == 0x20 or self._size_update_required)
-            else 0
-        )
+        # Dynamic table size updates may only open a block (§4.2). One that must (our limit
+        # went down) is looked for here; one that just does is met as the first octet by
+        # the loop (whose literal branch sends it to `_size_updates`): no test of the
+        # block's first octet before the loop.
+        pos = self._size_updates(data, end) if self._size_update_required else 0
 
-        static_names = _STATIC_NAMES
+        static_name_literals = _STATIC_NAME_LITERALS
         static_by_octet = _STATIC_BY_OCTET
         static_size_by_octet = _STATIC_SIZE_BY_OCTET
-        decoded_strings = DECODED_STRINGS
         entries = table.entries
         sizes = table.sizes
         limit = self.max_header_list_size
@@ -155,8 +188,9 @@ class Decoder:
                 else:
                     index = octet - _FIRST_DYNAMIC_OCTET
                     if octet == 0xFF:  # past the octet: one continuation octet inline
-                        if pos < end and data[pos] < 0x80:
-                            index += data[pos]
+                        following = data[pos] if pos < end else 0x80
+                        if following < 0x80:
+                            index += following
                             pos += 1
                         else:
                             index, pos = decode_integer_continuation(data, pos, 0x7F)
@@ -173,66 +207,65 @@ class Decoder:
                     raise _bomb(list_size, limit)
                 continue
 
-            # A literal (§6.2); first the form that responses use most.
-            if octet < 0x10:  # without indexing (§6.2.2)
-                name_index = octet
-                prefix_max = 0x0F
-                cacheable = True
-            elif octet >= 0x40:
-                if octet == 0x80:  # here, not on the indexed path: static fields are common
-                    raise HPACKDecodingError("index 0 is not a valid field index")
-                name_index = octet - 0x40  # with incremental indexing (§6.2.1)
-                prefix_max = 0x3F
-                cacheable = True
-            elif octet < 0x20:  # never indexed (§6.2.3)
-                name_index = octet - 0x10
-                prefix_max = 0x0F
-                cacheable = False
+            # A literal (§6.2): most have a static name within the octet's prefix.
+            literal = static_name_literals[octet]
+            if literal is not None:
+                name, indexing, cacheable, entry_size = literal
             else:
-                raise HPACKDecodingError("dynamic table size update after the start of a block")
-            if name_index == prefix_max:
-                # One continuation octet (a static name past the 4-bit prefix: etag,
-                # content-length, date...) inline; longer ones through the function.
-                if pos < end and data[pos] < 0x80:
-                    name_index += data[pos]
-                    pos += 1
+                form = _LITERAL_FORMS[octet]
+                if form is None:
+                    if octet == 0x80:  # index 0: tested here, off the indexed fields' path
+                        raise HPACKDecodingError("index 0 is not a valid field index")
+                    if pos == 1:  # size updates opening the block: applied, then the fields
+                        pos = self._size_updates(data, end)
+                        continue
+                    raise HPACKDecodingError("dynamic table size update after the start of a block")
+                prefix_max, indexing, cacheable = form
+                name_index = octet & prefix_max
+                if name_index == prefix_max:
+                    # One continuation octet (a static name past the 4-bit prefix: etag,
+                    # content-length, date...) inline; longer ones through the function.
+                    following = data[pos] if pos < end else 0x80
+                    if following < 0x80:
+                        name_index += following
+                        pos += 1
+                    else:
+                        name_index, pos = decode_integer_continuation(data, pos, prefix_max)
+                if not name_index:
+                    name, pos = decode_string(data, pos)
+                elif name_index <= STATIC_TABLE_LENGTH:
+                    name = _STATIC_NAMES[name_index]
                 else:
-                    name_index, pos = decode_integer_continuation(data, pos, prefix_max)
-            if not name_index:
-                name, pos = decode_string(data, pos)
-            elif name_index <= STATIC_TABLE_LENGTH:
-                name = static_names[name_index]
-            else:
-                name_index -= STATIC_TABLE_LENGTH + 1
-                if name_index >= len(entries):
-                    raise HPACKDecodingError("name index beyond the dynamic table")
-                name = entries[name_index][0]
+                    name_index -= STATIC_TABLE_LENGTH + 1
+                    if name_index >= len(entries):
+                        raise HPACKDecodingError("name index beyond the dynamic table")
+                    name = entries[name_index][0]
+                cacheable = cacheable and name not in UNCACHED_VALUE_NAMES
+                entry_size = len(name) + ENTRY_OVERHEAD
             # A short value (length within the 7-bit prefix) inline: raw, or Huffman-coded
             # (through the shared cache unless secret); a longer one through decode_string.
-            length = data[pos] & 0x7F if pos < end else 0x7F
-            stop = pos + 1 + length
+            # (Each octet is read once here, as in the continuations above: a bytes
+            # subscript is not specialized on 3.11, ~190 instructions.)
+            string_octet = data[pos] if pos < end else 0x7F
+            length = string_octet & 0x7F
+            start = pos + 1
+            stop = start + length
             if length == 0x7F or stop > end:
-                value, pos = decode_string(
-                    data, pos, cacheable and name not in UNCACHED_VALUE_NAMES
-                )
-            elif data[pos] < 0x80:
-                value = data[pos + 1 : stop]
+                value, pos = decode_string(data, pos, cacheable)
+            elif string_octet < 0x80:
+                value = data[start:stop]
                 pos = stop
-            elif (
-                cacheable
-                and length <= CACHED_STRING_MAX_LENGTH
-                and name not in UNCACHED_VALUE_NAMES
-            ):
-                raw = data[pos + 1 : stop]
-                cached = decoded_strings.get(raw)
+            elif cacheable and length <= CACHED_STRING_MAX_LENGTH:
+                raw = data[start:stop]
+                cached = DECODED_STRINGS.get(raw)
                 value = decode_and_remember(raw) if cached is None else cached
                 pos = stop
             else:
-                value = huffman_decode(data[pos + 1 : stop])
+                value = huffman_decode(data[start:stop])
                 pos = stop
             field = (name, value)
-            entry_size = len(name) + len(value) + ENTRY_OVERHEAD
-            if prefix_max == 0x3F:
+            entry_size += len(value)
+            if indexing:
                 # DynamicTable.add, inline: the hpack library (python-h2, httpx) indexes
                 # every literal, :path included, so this runs for every such request.
                 room = table.max_size - entry_size
