@@ -86,6 +86,7 @@ def test_an_entry_as_big_as_the_table_fills_it_and_one_octet_more_empties_it(
     "block",
     [
         b"\x80",  # indexed field 0
+        b"\x80\x01a\x01b",  # indexed field 0, not a literal with a new name
         b"\xbe",  # index 62 with an empty dynamic table
         b"\xff\x00",  # index 127
         b"\xff\xff\xff\xff\xff\x0f",  # index over the integer limit
@@ -433,3 +434,13 @@ def test_the_same_cache_rule_for_static_names_within_the_first_octet() -> None:
     assert sorted(strings.DECODED_STRINGS.values()) == [path, kind]
     assert decoder.table_entries == fields[4:0:-1]
     assert Decoder().decode(block) == fields
+
+
+def test_an_index_past_the_octet_with_its_continuation_missing_is_an_error() -> None:
+    """`\xff` announces an index of 127 or more in a continuation octet: with none left,
+    the block is truncated, even when the table holds an entry at index 127."""
+    decoder = Decoder()
+    decoder.decode(b"".join(b"\x40\x03n%02d\x00" % i for i in range(70)))  # 70 entries
+    assert decoder.decode(b"\xff\x00") == [(b"n04", b"")]  # index 127: the 66th newest
+    with pytest.raises(HPACKDecodingError):
+        decoder.decode(b"\xff")

@@ -70,7 +70,9 @@ _LITERAL_FORMS: Final = _literal_forms()
 # A literal whose name is a static entry within the octet's prefix (:path, and most names
 # a request carries as literals), by its first octet: (name, added to the table, value
 # cacheable, the name's part of the entry size). One lookup instead of the octet's branches,
-# the name lookup and the secret-name test per field; None for the other octets.
+# the name lookup and the secret-name test per field; None for the other octets: index 0
+# (a new name), the prefix's last value (15 or 63: a continuation octet follows) and 62 up
+# (the dynamic table's).
 _STATIC_NAME_LITERALS: Final = tuple(
     None
     if form is None or not 0 < octet & form[0] < min(form[0], STATIC_TABLE_LENGTH + 1)
@@ -216,7 +218,10 @@ class Decoder:
                 if form is None:
                     if octet == 0x80:  # index 0: tested here, off the indexed fields' path
                         raise HPACKDecodingError("index 0 is not a valid field index")
-                    if pos == 1:  # size updates opening the block: applied, then the fields
+                    # Size updates opening the block: applied, then the fields. (A block
+                    # that had to open with one went through `_size_updates` before the
+                    # loop, which took all of them: a size update met later is misplaced.)
+                    if pos == 1:
                         pos = self._size_updates(data, end)
                         continue
                     raise HPACKDecodingError("dynamic table size update after the start of a block")

@@ -68,6 +68,8 @@ class DynamicTable(_FieldTable):
         self.size += entry_size
 
     def _evict_down_to(self, size: int) -> None:
+        # In place, never new lists: the decoder's loop holds `entries` and `sizes` across a
+        # size update that opens a block (and across `add`).
         entries = self.entries
         sizes = self.sizes
         while self.size > size:
