@@ -26,7 +26,7 @@ from h2books.client import (
 )
 from h2books.client.base import ConnectionSettings
 from h2books.client.connection_h2 import H2ClientProtocol, error_name
-from h2books.client.exchange import Exchange
+from h2books.client.exchange import MAX_ATTEMPTS, Exchange
 from h2books.client.origin import Origin
 from tests.client.fakes import (
     FakeServer,
@@ -34,6 +34,7 @@ from tests.client.fakes import (
     H2Session,
     book_body,
     book_id_of,
+    default_answer,
     h2_bookstore,
     serving,
 )
@@ -164,32 +165,57 @@ def test_graceful_goaway_moves_new_requests_to_a_new_connection() -> None:
     assert stats.connections == 3
 
 
-def test_goaway_cuts_off_streams_above_its_last_stream_id() -> None:
+def test_streams_above_a_goaways_last_stream_id_are_retried_on_a_new_connection() -> None:
+    """RFC 9113 §8.7: what a GOAWAY's last stream id leaves out was not processed, so it is
+    safe to send again: the first connection answers one of three requests and goes away;
+    the other two are answered on the next."""
+    requested: list[tuple[int, bytes]] = []
+
     def handler(sock: socket.socket, server: FakeServer) -> None:
         session = H2Session(sock, server)
+        connection = server.connections
         seen: list[int] = []
         for event in session.events():
             if isinstance(event, h2.events.RequestReceived):
+                path = dict(event.headers)[b":path"]
+                requested.append((connection, path))
+                if connection > 1:
+                    session.answer(event.stream_id, *default_answer(path))
+                    continue
                 seen.append(event.stream_id)
                 if len(seen) == 3:
                     first = seen[0]
                     session.answer(first, 200, b"{}")
                     session.conn.close_connection(last_stream_id=first)
-                    session.flush()
+            session.flush()
 
-    async def main() -> list[Any]:
-        async with Client(fake.url) as client:
-            return await asyncio.gather(
-                *(client.get(f"/book?id={i}") for i in (1, 2, 3)), return_exceptions=True
-            )
+    stats = WireStats()
+
+    async def main() -> list[Response]:
+        async with Client(fake.url, stats=stats) as client:
+            return await asyncio.gather(*(client.get(f"/book?id={i}") for i in (1, 2, 3)))
 
     with serving(handler) as fake:
-        first, second, third = run(main())
-    assert isinstance(first, Response) and first.status == 200
-    for cut in (second, third):
-        assert isinstance(cut, GoAwayError)
-        assert cut.error_code == 0 and cut.last_stream_id == 1
-        assert "sent GOAWAY (NO_ERROR (0x0), last stream 1) before processing" in str(cut)
+        responses = run(main())
+    assert [response.status for response in responses] == [200, 200, 200]
+    assert stats.connections == 2
+    first_connection = sorted(path for connection, path in requested if connection == 1)
+    second_connection = sorted(path for connection, path in requested if connection == 2)
+    assert first_connection == [b"/book?id=1", b"/book?id=2", b"/book?id=3"]
+    assert len(second_connection) == 2  # the two the GOAWAY left out, once more each
+
+
+def test_a_request_every_connection_goes_away_before_fails_after_three_tries() -> None:
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        session.conn.close_connection(last_stream_id=0)  # processed nothing
+        return True  # reading on (not closing first: a reset could beat the GOAWAY)
+
+    stats = WireStats()
+    with serving(h2_bookstore(behaviour)) as fake, pytest.raises(GoAwayError) as caught:
+        fetch_all(fake.url, ["/book?id=1"], stats=stats)
+    assert caught.value.error_code == 0 and caught.value.last_stream_id == 0
+    assert "sent GOAWAY (NO_ERROR (0x0), last stream 0) before processing" in str(caught.value)
+    assert stats.connections == MAX_ATTEMPTS
 
 
 def test_responses_larger_than_the_limit_are_refused() -> None:

@@ -205,20 +205,54 @@ def test_a_body_shorter_than_its_content_length_on_h2(capsys: pytest.CaptureFixt
 # -- GOAWAY -------------------------------------------------------------------------------
 
 
-def test_goaway_early_cuts_off_the_crawl(capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_server_that_goes_away_every_few_requests_is_crawled_across_connections(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A server that ends each connection after 7 requests (nginx's keepalive_requests,
+    Hypercorn's keep_alive_max_requests) with GOAWAY NO_ERROR naming the 7th: the
+    requests in flight above it were not processed, and go again on a new connection."""
+    served: dict[H2Session, int] = {}
+
     def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
-        if path != b"/":
-            # Answer nothing more: the streams in flight were never processed.
+        count = served[session] = served.get(session, 0) + 1
+        if count > 7:
+            return True  # past the GOAWAY: not processed
+        session.answer(stream_id, *default_answer(path))
+        if count == 7:
+            session.conn.close_connection(last_stream_id=stream_id)
+        return True
+
+    with serving(h2_bookstore(behaviour)) as server:
+        code, out, err = crawl(capsys, server.url, "--concurrency", "10", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["books"] == len(BOOK_IDS)
+    assert result["wire"]["connections"] >= (len(BOOK_IDS) + 1) // 7
+    assert sum(served.values()) > len(BOOK_IDS) + 1  # some were cut off and sent again
+
+
+def test_a_server_that_processes_no_book_cuts_off_the_crawl(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    indexed: set[H2Session] = set()
+
+    def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
+        if path == b"/":
+            indexed.add(session)
+        else:
+            # Answer nothing more: the streams in flight were never processed, on this
+            # connection (which answered the index, stream 1) and on every one after it.
+            last = 1 if session in indexed else 0
             session.conn.close_connection(
-                error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=1
+                error_code=h2.errors.ErrorCodes.NO_ERROR, last_stream_id=last
             )
             session.flush()
-            raise CloseConnection
+            return True  # reading on (not closing first: a reset could beat the GOAWAY)
         return False
 
     with serving(h2_bookstore(behaviour)) as server:
         code, _, err = crawl(capsys, server.url)
-    assert_one_line_error(code, err, "GOAWAY", "NO_ERROR", "last stream 1", "book ")
+    assert_one_line_error(code, err, "GOAWAY", "NO_ERROR", "before processing", "book ")
 
 
 def test_goaway_with_an_error_code(capsys: pytest.CaptureFixture[str]) -> None:

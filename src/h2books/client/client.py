@@ -526,13 +526,25 @@ class _Lane:
             self.conn = None
 
     def requeue(self, exchanges: Iterable[Exchange], error: ClientError) -> None:
+        again: list[Exchange] = []
         for exchange in exchanges:
             if self._closed:
                 exchange.cancel()
             elif exchange.attempts >= MAX_ATTEMPTS:
                 exchange.fail(copy.copy(error))
             else:
+                again.append(exchange)
+        conn = self.conn
+        if not again or (conn is not None and conn.accepting):
+            for exchange in again:
                 self.submit(exchange)
+            return
+        # Ahead of what was submitted since, in their order: they are older. (A GOAWAY's
+        # core refuses new streams before its event is handled: the requests that the
+        # answers in the same read sent for are in the backlog already.)
+        self._backlog.extendleft(reversed(again))
+        if self._connecting is None:
+            self._start_connecting()
 
     # -- closing ----------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from h2books.client.errors import (
     StreamResetError,
     TLSError,
 )
-from h2books.client.exchange import MAX_ATTEMPTS, Exchange
+from h2books.client.exchange import Exchange
 from h2books.client.stats import H2FrameTap, H2ReadCounter, WireStats, header_list_size
 from h2books.protocol.h2 import ErrorCode, H2Config, H2Connection, H2UsageError
 from h2books.protocol.h2 import events as ev
@@ -354,14 +354,11 @@ class H2ClientProtocol(ClientConnection):
         if exchange is None:
             return
         code = event.error_code
-        if event.remote and code == ErrorCode.REFUSED_STREAM:
-            # RFC 9113 §8.7: a refused stream was not processed; it is safe to retry.
-            exchange.attempts += 1
-            if exchange.attempts < MAX_ATTEMPTS and self._accepting:
-                exchange.chunks = []
-                exchange.received = 0
-                self._queue.appendleft(exchange)
-                return
+        # RFC 9113 §8.7: a refused stream was not processed; it is safe to retry.
+        refused = event.remote and code == ErrorCode.REFUSED_STREAM
+        if refused and exchange.retry_unprocessed() and self._accepting:
+            self._queue.appendleft(exchange)
+            return
         if event.remote:
             exchange.fail(
                 StreamResetError(
@@ -380,24 +377,33 @@ class H2ClientProtocol(ClientConnection):
             self._close_when_idle()
 
     def _on_goaway(self, code: int, last_stream_id: int, debug: bytes) -> None:
-        # Streams above last_stream_id were not processed: they are cut off.
-        # Those at or below it still finish on this connection.
+        # Streams above last_stream_id were not processed (RFC 9113 §8.7): they go to a
+        # new connection, as the requests never sent do, up to MAX_ATTEMPTS tries (a
+        # server that keeps cutting them off fails them). Those at or below it still
+        # finish on this connection. A server that ends connections every N requests
+        # (nginx's keepalive_requests, Hypercorn's keep_alive_max_requests: 1000) is
+        # crawled across as many connections.
         self._stop_accepting()
         reason = f"{error_name(code)}, last stream {last_stream_id}{_debug_suffix(debug)}"
+        error = GoAwayError(f"{self._where} sent GOAWAY ({reason})", code, last_stream_id)
+        retried = []
         # last_stream_id names the streams we opened (odd ids, RFC 9113 §6.8): pushes
         # (even ids) the server promised still come.
         for stream_id in [sid for sid in self._streams if sid > last_stream_id and sid & 1]:
             exchange = self._streams.pop(stream_id)
-            exchange.fail(
-                GoAwayError(
-                    f"{self._where} sent GOAWAY ({reason}) before processing {exchange.label}",
-                    code,
-                    last_stream_id,
+            if exchange.retry_unprocessed():
+                retried.append(exchange)
+            else:
+                exchange.fail(
+                    GoAwayError(
+                        f"{self._where} sent GOAWAY ({reason}) before processing {exchange.label}",
+                        code,
+                        last_stream_id,
+                    )
                 )
-            )
-        self._hand_back_queue(
-            GoAwayError(f"{self._where} sent GOAWAY ({reason})", code, last_stream_id)
-        )
+        if retried:
+            self._owner.requeue(retried, error)
+        self._hand_back_queue(error)
         if not self._streams:
             self._close_when_idle()
 

@@ -32,7 +32,7 @@ from h2books.client.errors import (
     StreamResetError,
     TLSError,
 )
-from h2books.client.exchange import MAX_ATTEMPTS, Exchange
+from h2books.client.exchange import Exchange
 from h2books.client.stats import WireStats, header_list_size
 from h2books.client.stats_h3 import H3Tap
 from h2books.quic_timer import QuicTimer
@@ -256,15 +256,11 @@ class H3ClientProtocol(ClientConnection):
         exchange = self._streams.pop(stream_id, None)
         if exchange is None:
             return
-        if code == H3Error.H3_REQUEST_REJECTED:
-            # RFC 9114 §4.1.1: not processed (say, past the server's GOAWAY): safe to retry.
-            exchange.attempts += 1
-            if exchange.attempts < MAX_ATTEMPTS:
-                exchange.chunks = []
-                exchange.received = 0
-                self._stop_accepting()
-                self._owner.requeue([exchange], RemoteClosedError(f"{self._where} rejected it"))
-                return
+        # RFC 9114 §4.1.1: not processed (say, past the server's GOAWAY): safe to retry.
+        if code == H3Error.H3_REQUEST_REJECTED and exchange.retry_unprocessed():
+            self._stop_accepting()
+            self._owner.requeue([exchange], RemoteClosedError(f"{self._where} rejected it"))
+            return
         exchange.fail(
             StreamResetError(
                 f"{self._where} reset the stream of {exchange.label} with {_h3_error(code)}",

@@ -111,6 +111,18 @@ class Exchange:
         if len(self.informational) < MAX_INFORMATIONAL:
             self.informational.append((status, headers))
 
+    def retry_unprocessed(self) -> bool:
+        """The server did not process this request (HTTP/2: refused, or above a GOAWAY's
+        last stream id, RFC 9113 §8.7; HTTP/3: rejected, RFC 9114 §4.1.1): it is safe to
+        send again, whatever its method. True if it may go once more (`MAX_ATTEMPTS` in
+        all), with what arrived of an answer dropped; False: the caller fails it."""
+        self.attempts += 1
+        if self.attempts >= MAX_ATTEMPTS:
+            return False
+        self.chunks = []
+        self.received = 0
+        return True
+
     def fail(self, error: BaseException) -> None:
         future = self.future
         if future is None:
