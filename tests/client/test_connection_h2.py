@@ -205,6 +205,66 @@ def test_streams_above_a_goaways_last_stream_id_are_retried_on_a_new_connection(
     assert len(second_connection) == 2  # the two the GOAWAY left out, once more each
 
 
+def test_streams_a_goaway_cuts_off_go_again_ahead_of_the_requests_queued_after_them() -> None:
+    """Two streams allowed: /book?id=1 and 2 are sent, 3 waits in the client's queue. The
+    GOAWAY answers 1 and cuts 2 off; on the next connection 2 goes before 3."""
+    second: list[bytes] = []
+
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        connection = server.connections
+        session = H2Session(sock, server, max_concurrent_streams=2)
+        seen: list[int] = []
+        for event in session.events():
+            if isinstance(event, h2.events.RequestReceived):
+                path = dict(event.headers)[b":path"]
+                if connection > 1 or path == b"/warm-up":
+                    second.extend([path] if connection > 1 else [])
+                    session.answer(event.stream_id, *default_answer(path))
+                    continue
+                seen.append(event.stream_id)
+                if len(seen) == 2:
+                    session.answer(seen[0], 200, b"{}")
+                    session.conn.close_connection(last_stream_id=seen[0])
+            session.flush()
+
+    async def main() -> list[Response]:
+        async with Client(fake.url) as client:
+            await client.get("/warm-up")  # the client has seen the stream limit
+            return await asyncio.gather(*(client.get(f"/book?id={i}") for i in (1, 2, 3)))
+
+    with serving(handler) as fake:
+        responses = run(main())
+    assert [response.status for response in responses] == [200, 200, 200]
+    assert second == [b"/book?id=2", b"/book?id=3"]
+
+
+def test_what_arrived_on_a_stream_cut_off_by_a_goaway_is_dropped() -> None:
+    """A server that sends a 103 on a stream above its GOAWAY's last stream id: the
+    answer from the next connection carries none of it."""
+
+    def handler(sock: socket.socket, server: FakeServer) -> None:
+        connection = server.connections
+        session = H2Session(sock, server)
+        for event in session.events():
+            if isinstance(event, h2.events.RequestReceived):
+                path = dict(event.headers)[b":path"]
+                if connection > 1 or path == b"/warm-up":
+                    session.answer(event.stream_id, *default_answer(path))
+                else:
+                    session.conn.send_headers(event.stream_id, [(b":status", b"103")])
+                    session.conn.close_connection(last_stream_id=1)
+            session.flush()
+
+    async def main() -> Response:
+        async with Client(fake.url) as client:
+            await client.get("/warm-up")
+            return await client.get("/book?id=1")
+
+    with serving(handler) as fake:
+        response = run(main())
+    assert response.status == 200 and response.informational == []
+
+
 def test_a_request_every_connection_goes_away_before_fails_after_three_tries() -> None:
     def behaviour(session: H2Session, stream_id: int, path: bytes) -> bool:
         session.conn.close_connection(last_stream_id=0)  # processed nothing

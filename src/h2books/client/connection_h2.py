@@ -11,6 +11,7 @@ socket is read (and the kernel acknowledges) while a burst of responses is decod
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from typing import cast
 
@@ -401,9 +402,11 @@ class H2ClientProtocol(ClientConnection):
                         last_stream_id,
                     )
                 )
-        if retried:
-            self._owner.requeue(retried, error)
-        self._hand_back_queue(error)
+        # One hand-back, the cut-off streams first: they were sent before what is still
+        # queued, and each `requeue` puts its batch ahead of the backlog.
+        queued, self._queue = self._queue, deque()
+        if retried or queued:
+            self._owner.requeue([*retried, *queued], error)
         if not self._streams:
             self._close_when_idle()
 

@@ -119,6 +119,10 @@ class Exchange:
         self.attempts += 1
         if self.attempts >= MAX_ATTEMPTS:
             return False
+        self.status = 0
+        self.response_headers = []
+        self.response_trailers = None
+        self.informational = None
         self.chunks = []
         self.received = 0
         return True
