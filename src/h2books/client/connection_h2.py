@@ -355,10 +355,16 @@ class H2ClientProtocol(ClientConnection):
         if exchange is None:
             return
         code = event.error_code
-        # RFC 9113 §8.7: a refused stream was not processed; it is safe to retry.
+        # RFC 9113 §8.7: a refused stream was not processed; it is safe to retry, here or,
+        # once this connection takes no more (a GOAWAY came), on the next.
         refused = event.remote and code == ErrorCode.REFUSED_STREAM
-        if refused and exchange.retry_unprocessed() and self._accepting:
-            self._queue.appendleft(exchange)
+        if refused and exchange.retry_unprocessed():
+            if self._accepting:
+                self._queue.appendleft(exchange)
+            else:
+                self._owner.requeue([exchange], RemoteClosedError(f"{self._where} refused it"))
+                if not self._streams:
+                    self._close_when_idle()
             return
         if event.remote:
             exchange.fail(

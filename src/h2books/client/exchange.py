@@ -13,8 +13,10 @@ __all__ = ["Exchange", "ResponseCallback"]
 # client closed first): `Client.send`'s way, without a future and its loop callback.
 ResponseCallback = Callable[[Response | None, BaseException | None], None]
 
-# How many connections a request may be moved to when the one it was queued on
-# could not send it (GOAWAY before it went out, keep-alive refused, REFUSED_STREAM).
+# How many times in all a request is sent that the server says it did not process
+# (`Exchange.retry_unprocessed`: REFUSED_STREAM, above a GOAWAY's last stream id,
+# H3_REQUEST_REJECTED). A request never sent (queued when its connection went away)
+# moves to the next connection without counting: nothing of it reached the server.
 MAX_ATTEMPTS = 3
 
 
