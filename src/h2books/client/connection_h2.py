@@ -361,12 +361,9 @@ class H2ClientProtocol(ClientConnection):
         if refused and exchange.retry_unprocessed():
             if self._accepting:
                 self._queue.appendleft(exchange)
-            else:
-                self._owner.requeue([exchange], RemoteClosedError(f"{self._where} refused it"))
-                if not self._streams:
-                    self._close_when_idle()
-            return
-        if event.remote:
+                return
+            self._owner.requeue([exchange], RemoteClosedError(f"{self._where} refused it"))
+        elif event.remote:
             exchange.fail(
                 StreamResetError(
                     f"{self._where} reset the stream of {exchange.label} with {error_name(code)}",

@@ -266,9 +266,10 @@ def host_first(headers: Fields) -> None:
     a request's host field (ASGI's scope, which wants :authority as a leading Host field
     when none came) tests one field instead of scanning the list. Every multiplexed
     request's fields are handed on so (the HTTP/3 adapter validates its requests with
-    `validate_request` too). Rare: browsers
-    and h2 clients send :authority alone. The order of fields with different names carries
-    no meaning (RFC 9110 §5.3), and a Host field keeps its place among any others."""
+    `validate_request` too). Rare: browsers and h2 clients send :authority alone. The
+    order of fields with different names carries no meaning (RFC 9110 §5.3), and a Host
+    field keeps its place among any others. Only `validate_request` calls it: it moves a
+    field of the list it builds, never of the caller's."""
     for index, field in enumerate(headers):
         if field[0] == b"host":
             if index:

@@ -266,7 +266,7 @@ class H3ServerProtocol(ServerConnection):
         # Host field, equal to :authority; cookie crumbs joined into one field (§4.2.1);
         # a Host field first, as every multiplexed request's fields are handed on.
         try:
-            method, _, authority, path, fields, _, _ = validate_request(list(event.headers))
+            method, _, authority, path, fields, _, _ = validate_request(event.headers)
         except MalformedHeaders as exc:
             log.debug("%s: malformed request on stream %d: %s", self.client_host, stream_id, exc)
             self._abandon_stream(stream_id, H3Error.H3_MESSAGE_ERROR)
